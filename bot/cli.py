@@ -1,0 +1,99 @@
+"""The `shipmate` command: parses arguments and hands over. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipmate", description="A self-hosted coding-agent GitHub App."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="web server plus an in-process worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--no-worker", action="store_true", help="accept webhooks only; run `shipmate worker`"
+    )
+
+    sub.add_parser("worker", help="a queue worker only (for scale-out)")
+
+    sub.add_parser("doctor", help="print which isolation features this host gives")
+
+    sandbox = sub.add_parser("sandbox", help="the sandbox runtime")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
+    exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
+    exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
+    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
+    exec_.add_argument("--timeout", type=float, default=None, metavar="S")
+    exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
+    exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
+    exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+
+    run = sub.add_parser("run", help="one agent run on a local git repository")
+    run.add_argument("--repo", required=True, metavar="PATH")
+    run.add_argument("--brief", required=True, metavar="TEXT")
+    run.add_argument("--max-steps", type=int, default=None, metavar="N")
+    run.add_argument("--max-cost", type=float, default=None, metavar="USD")
+    run.add_argument("--timeout", type=float, default=None, metavar="S")
+    run.add_argument("--transcript", default=None, metavar="FILE")
+    run.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
+    run.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+
+    audit = sub.add_parser("audit", help="print the audit log of a run")
+    audit.add_argument("--run", required=True, metavar="ID")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"shipmate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "sandbox":
+        from bot.sandbox.command import exec_command
+
+        return exec_command(args)
+    if args.command == "doctor":
+        from bot.sandbox.doctor import doctor
+
+        return doctor()
+    settings = Settings.load()
+    from bot.logs import configure
+
+    configure(settings.log_format, settings.log_level)
+    if args.command == "serve":
+        from bot.server import serve
+
+        return serve(settings, host=args.host, port=args.port, with_worker=not args.no_worker)
+    if args.command == "worker":
+        from bot.worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "run":
+        from bot.agent.command import run_command
+
+        return run_command(args, settings)
+    if args.command == "audit":
+        from bot.audit import print_audit
+
+        return print_audit(settings, args.run)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Settings from the environment (`SHIPMATE_*`) and the repository's `.github/shipmate.yml`.
+
+Nothing here reads the environment or a file at import time: `Settings.load()` does, in `main`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
+    ".github/workflows/**",
+    "**/auth/**",
+    "**/*auth*.py",
+    "**/migrations/**",
+    "**/alembic/**",
+    "**/billing/**",
+    "**/*billing*",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. `str()` is one line naming the setting and the reason."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Field `x` is read from `SHIPMATE_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPMATE_", extra="ignore")
+
+    webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    app_id: int | None = None
+    app_slug: str | None = None
+    private_key: SecretStr | None = None
+    private_key_path: Path | None = None
+    database_url: str | None = None
+    github_api_url: str = "https://api.github.com"
+    data_dir: Path = Path(".shipmate")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+    # The agent.
+    model: str = "claude-sonnet-4-5"
+    max_steps: int = 40
+    max_cost_usd: float = 2.0
+    run_timeout_seconds: float = 1800.0
+
+    # The queue.
+    worker_concurrency: int = 2
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 5
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment; raise `ConfigError` naming the first bad setting."""
+        try:
+            settings = cls(**overrides)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = "SHIPMATE_" + str(error["loc"][0]).upper() if error["loc"] else "SHIPMATE_*"
+            raise ConfigError(name, error["msg"]) from None
+        settings.check()
+        return settings
+
+    @property
+    def secrets(self) -> list[str]:
+        return [secret.get_secret_value() for secret in self.webhook_secret]
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'shipmate.db').resolve()}"
+
+    @property
+    def has_app_credentials(self) -> bool:
+        return self.app_id is not None and (
+            self.private_key is not None or self.private_key_path is not None
+        )
+
+    def check(self) -> None:
+        """Fail fast on settings that would only break later: the key and the database URL."""
+        try:
+            make_url(self.resolved_database_url)
+        except ArgumentError as exc:
+            raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
+        if self.private_key is not None or self.private_key_path is not None:
+            self.private_key_pem()
+
+    def private_key_pem(self) -> str:
+        """The App's private key as PEM text, checked to be an RSA private key."""
+        if self.private_key is not None:
+            setting, pem = "SHIPMATE_PRIVATE_KEY", self.private_key.get_secret_value()
+            # Many deployment tools cannot hold newlines in an environment variable.
+            pem = pem.replace("\\n", "\n")
+        elif self.private_key_path is not None:
+            setting = "SHIPMATE_PRIVATE_KEY_PATH"
+            try:
+                pem = self.private_key_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    setting, f"cannot read {self.private_key_path}: {exc.strerror}"
+                ) from None
+        else:
+            raise ConfigError("SHIPMATE_PRIVATE_KEY", "not set (nor SHIPMATE_PRIVATE_KEY_PATH)")
+        try:
+            key = load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(setting, f"not a valid PEM private key ({exc})") from None
+        if not isinstance(key, RSAPrivateKey):
+            raise ConfigError(setting, "GitHub App keys are RSA keys; this is another kind")
+        return pem
+
+
+class NetworkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(default_factory=list)
+
+
+class RepoConfig(BaseModel):
+    """`.github/shipmate.yml`. Every field is optional: the file narrows or extends defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instructions: str = ""
+    setup: list[str] = Field(default_factory=list)
+    test: str | None = None
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    # NAME -> host the real value may be sent to; the value comes from the host's settings.
+    secrets: dict[str, str] = Field(default_factory=dict)
+    protected_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTECTED_PATHS))
+    # Paths a human opted in to although they match protected_paths.
+    allow_paths: list[str] = Field(default_factory=list)
+    label: str = "shipmate:fix"
+    max_steps: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    max_attempts_per_failure: int = Field(default=3, gt=0)
+    max_attempts_per_pr: int = Field(default=5, gt=0)
+    deploy_log_hosts: list[str] = Field(default_factory=list)
+
+    def is_protected(self, path: str) -> bool:
+        if any(fnmatch.fnmatch(path, pattern) for pattern in self.allow_paths):
+            return False
+        return any(_glob_match(path, pattern) for pattern in self.protected_paths)
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    if fnmatch.fnmatch(path, pattern):
+        return True
+    # "**/x/**" also matches "x/..." at the top level.
+    return pattern.startswith("**/") and fnmatch.fnmatch(path, pattern[3:])
+
+
+class RepoConfigError(Exception):
+    """`.github/shipmate.yml` is invalid. `line` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f".github/shipmate.yml: {where}{message}")
+        self.message = message
+        self.line = line
+
+
+def parse_repo_config(text: str | None) -> RepoConfig:
+    """Parse the file's text (None or empty: the defaults). Raise `RepoConfigError`."""
+    if text is None or not text.strip():
+        return RepoConfig()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RepoConfigError(f"not valid YAML: {problem}", line) from None
+    if data is None:
+        return RepoConfig()
+    if not isinstance(data, dict):
+        raise RepoConfigError("the top level must be a mapping of settings", 1)
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [part for part in error["loc"]]
+        key = ".".join(str(part) for part in loc)
+        return _raise_at(node, loc, f"{key}: {error['msg']}")
+
+
+def _raise_at(node: yaml.Node | None, loc: list[int | str], message: str) -> RepoConfig:
+    line = _line_of(node, loc)
+    raise RepoConfigError(message, line)
+
+
+def _line_of(node: yaml.Node | None, loc: list[int | str]) -> int | None:
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else best
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return best
+            node = node.value[part]
+        else:
+            return best
+        best = node.start_mark.line + 1
+    return best
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    """A branch-safe slug: `Fix the flaky test!` -> `fix-the-flaky-test`."""
+    slug = _SLUG.sub("-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "change"

@@ -1,0 +1,71 @@
+"""What every sandbox backend offers. The agent and bot/runs.py see only this."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+EXIT_TIMEOUT = 124
+EXIT_SANDBOX_FAILED = 125
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox could not start (no isolation on this host, bad mount...). Never run bare."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one command. None means the backend's default."""
+
+    timeout_seconds: float | None = 600.0
+    memory_mib: int | None = 2048
+    max_processes: int | None = 512
+    output_bytes: int = 1_000_000
+    workspace_mib: int | None = 4096
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command did. `stdout`/`stderr` are already capped; `cut_bytes` says by how much."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+    cut_bytes: int = 0
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything one sandbox is built from."""
+
+    workspace: Path
+    limits: Limits = field(default_factory=Limits)
+    allow_hosts: Sequence[str] = ()
+    # NAME -> (real value, host it may go to). Inside, NAME holds a placeholder.
+    secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Extra read-only mounts: host path -> path inside.
+    ro_binds: Mapping[Path, str] = field(default_factory=dict)
+    task_id: str = "adhoc"
+
+
+class Sandbox(Protocol):
+    """A started sandbox: commands run with `workspace` at /workspace as their directory."""
+
+    @property
+    def workspace(self) -> Path: ...
+
+    async def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout_seconds: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult: ...
+
+    async def close(self) -> None: ...
