@@ -1,0 +1,322 @@
+"""Pure security functions: secret scanning and masking, redaction of outbound text, and hygiene
+for untrusted text (issue bodies, comments, logs) before the model or GitHub sees it.
+
+Nothing here performs I/O. Values found are never logged or returned in messages: a `Finding`
+carries the rule and the position, and the masked text says `[REDACTED:<rule>]`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of secret. `group` is the part of the match that is the secret itself."""
+
+    name: str
+    pattern: re.Pattern[str]
+    group: int = 0
+    min_entropy: float = 0.0
+
+
+def _rule(name: str, pattern: str, group: int = 0, min_entropy: float = 0.0) -> Rule:
+    return Rule(name, re.compile(pattern), group, min_entropy)
+
+
+_NAME = r"[A-Za-z0-9_.\-]*"
+# Names that mark a secret in an assignment (not a secret themselves).
+_CRED_NAMES = (
+    r"(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|APIKEY|PRIVATE_?KEY|ACCESS_?KEY"
+    r"|AUTH|CREDENTIALS?)"
+)
+
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "private-key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+    ),
+    _rule("github-token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b"),
+    _rule("github-pat", r"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b"),
+    _rule("aws-access-key-id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    _rule(
+        "aws-secret-access-key",
+        r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        group=1,
+        min_entropy=3.5,
+    ),
+    _rule("anthropic-key", r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,120}"),
+    _rule(
+        "openai-key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}"
+        r"|\bsk-proj-[A-Za-z0-9_\-]{80,}",
+    ),
+    _rule("slack-token", r"\bxox[abprse]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,64}){1,3}\b"),
+    _rule(
+        "slack-webhook",
+        r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{20,32}",
+    ),
+    _rule("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99}\b"),
+    _rule(
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}",
+    ),
+    _rule(
+        "env-assignment",
+        rf"(?im)^[ \t]*(?:export[ \t]+)?{_NAME}{_CRED_NAMES}{_NAME}[ \t]*[:=][ \t]*"
+        r"[\"']?([^\s\"'`]{12,})[\"']?[ \t]*(?:[ \t]#.*)?$",
+        group=1,
+        min_entropy=3.3,
+    ),
+)
+
+_PLACEHOLDER_VALUE = re.compile(
+    r"^(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|<[^>]*>|\{\{.*\}\}|%\(.+\)s|(.)\1+|"
+    r"(?i:changeme|change_me|example|placeholder|your[_-].*|xxx+|dummy|test|secret|password|"
+    r"redacted|\[redacted.*|none|null|true|false).*)$"
+)
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
+# "ghp_" "abc" or "ghp_" + "abc": a secret split into string literals to dodge scanners.
+_SPLIT_JOIN = re.compile(r"([\"'])\s*(?:\+|\.|,)?\s*\1")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A secret at `text[start:end]` (1-based `line`). The value itself is never kept."""
+
+    rule: str
+    start: int
+    end: int
+    line: int
+    encoding: str = "plain"
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def _looks_random(value: str, min_entropy: float) -> bool:
+    if min_entropy <= 0:
+        return True
+    if _PLACEHOLDER_VALUE.match(value):
+        return False
+    # Function calls, references and paths are code, not secrets.
+    if any(c in value for c in "()[]{}") or value.startswith(("/", "./", "http")):
+        return False
+    classes = sum(
+        bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
+    )
+    return classes >= 2 and entropy(value) >= min_entropy
+
+
+def _scan_plain(text: str) -> list[tuple[str, int, int]]:
+    spans: list[tuple[str, int, int]] = []
+    for rule in RULES:
+        for match in rule.pattern.finditer(text):
+            value = match.group(rule.group)
+            if value is None or not _looks_random(value, rule.min_entropy):
+                continue
+            spans.append((rule.name, match.start(rule.group), match.end(rule.group)))
+    return spans
+
+
+def _line_at(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def scan(text: str) -> list[Finding]:
+    """Every secret in `text`, plain, base64-encoded or split into string literals."""
+    found = [
+        Finding(rule, start, end, _line_at(text, start)) for rule, start, end in _scan_plain(text)
+    ]
+    for match in _BASE64_RUN.finditer(text):
+        decoded = _b64decode(match.group(0))
+        if decoded is not None and _scan_plain(decoded):
+            rule = _scan_plain(decoded)[0][0]
+            found.append(
+                Finding(rule, match.start(), match.end(), _line_at(text, match.start()), "base64")
+            )
+    found.extend(_scan_split(text))
+    return _merge(found)
+
+
+def _b64decode(chunk: str) -> str | None:
+    try:
+        raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
+        decoded = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return decoded if decoded.isprintable() or "\n" in decoded else None
+
+
+def _scan_split(text: str) -> list[Finding]:
+    found: list[Finding] = []
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if _SPLIT_JOIN.search(line):
+            joined = _SPLIT_JOIN.sub("", line)
+            if _scan_plain(joined) and not _scan_plain(line):
+                rule = _scan_plain(joined)[0][0]
+                end = offset + len(line.rstrip("\n"))
+                found.append(Finding(rule, offset, end, _line_at(text, offset), "split"))
+        offset += len(line)
+    return found
+
+
+def _merge(found: list[Finding]) -> list[Finding]:
+    """Drop findings contained in an earlier, wider one; keep the order of the text."""
+    result: list[Finding] = []
+    for finding in sorted(found, key=lambda f: (f.start, -f.end)):
+        if result and finding.start < result[-1].end:
+            if finding.end > result[-1].end:
+                last = result[-1]
+                result[-1] = Finding(last.rule, last.start, finding.end, last.line, last.encoding)
+            continue
+        result.append(finding)
+    return result
+
+
+def mask(text: str) -> str:
+    """`text` with every secret replaced by `[REDACTED:<rule>]`."""
+    findings = scan(text)
+    if not findings:
+        return text
+    parts: list[str] = []
+    last = 0
+    for finding in findings:
+        parts.append(text[last : finding.start])
+        parts.append(f"[REDACTED:{finding.rule}]")
+        last = finding.end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def redact(text: str, known: Iterable[str] = ()) -> str:
+    """Outbound text: known secret values (and their base64 forms) first, then scanner hits."""
+    for value in sorted({v for v in known if len(v) >= 6}, key=len, reverse=True):
+        text = text.replace(value, "[REDACTED]")
+        encoded = base64.b64encode(value.encode()).decode().rstrip("=")
+        if len(encoded) >= 8:
+            text = text.replace(encoded, "[REDACTED]")
+    return mask(text)
+
+
+@dataclass(frozen=True)
+class DiffFinding:
+    """A secret on an added line of a unified diff."""
+
+    path: str
+    line: int
+    rule: str
+
+
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def scan_diff(diff: str) -> list[DiffFinding]:
+    """Secrets on the added lines of a unified diff (`git diff` output), with file and new line."""
+    findings: list[DiffFinding] = []
+    path = ""
+    new_line = 0
+    added: list[tuple[str, int, str]] = []
+    for raw in diff.splitlines():
+        if raw.startswith("+++ "):
+            target = raw[4:].strip()
+            path = target[2:] if target.startswith("b/") else target
+            continue
+        hunk = _HUNK.match(raw)
+        if hunk:
+            new_line = int(hunk.group(1))
+            continue
+        if raw.startswith("+") and not raw.startswith("+++"):
+            added.append((path, new_line, raw[1:]))
+            new_line += 1
+        elif raw.startswith(" "):
+            new_line += 1
+    # Scan file by file so multi-line secrets (key blocks) are seen whole.
+    by_path: dict[str, list[tuple[int, str]]] = {}
+    for file, number, content in added:
+        by_path.setdefault(file, []).append((number, content))
+    for file, lines in by_path.items():
+        text = "\n".join(content for _, content in lines)
+        for finding in scan(text):
+            findings.append(DiffFinding(file, lines[finding.line - 1][0], finding.rule))
+    return findings
+
+
+# Untrusted text ---------------------------------------------------------------------------------
+
+_HTML_COMMENT = re.compile(r"<!--[\s\S]*?(?:-->|$)")
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\u180e]")
+_HIDDEN_MD = re.compile(r"(?m)^\s*\[(?://|comment|_)\]:\s*#.*$")
+_HIDDEN_HTML = re.compile(
+    r"<(?P<tag>[a-z]+)\b[^>]*(?:hidden|display\s*:\s*none)[^>]*>[\s\S]*?</(?P=tag)\s*>",
+    re.IGNORECASE,
+)
+
+
+def sanitize_untrusted(text: str) -> str:
+    """Strip what a human reviewer cannot see but a model would read: HTML comments, hidden HTML
+    and markdown comments; make invisible and bidi control characters visible."""
+    text = _HTML_COMMENT.sub("", text)
+    text = _HIDDEN_HTML.sub("", text)
+    text = _HIDDEN_MD.sub("", text)
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group(0)):04X}>", text)
+
+
+def untrusted_block(label: str, text: str) -> str:
+    """Untrusted text as a delimited data block the brief tells the model never to obey.
+
+    The delimiter cannot be forged from inside: any occurrence in the text is defused.
+    """
+    tag = re.sub(r"[^a-z0-9_-]", "-", label.lower()) or "data"
+    body = sanitize_untrusted(text)
+    body = re.sub(r"</?untrusted-data\b", lambda m: m.group(0).replace("<", "&lt;"), body)
+    return f'<untrusted-data source="{tag}">\n{body}\n</untrusted-data>'
+
+
+_MENTION = re.compile(r"(?<![A-Za-z0-9_`/.@-])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
+
+
+def neutralize_mentions(text: str) -> str:
+    """`@name` -> `@<zero-width space>name`, so posting the text pings nobody."""
+    return _MENTION.sub(lambda m: "@\u200b" + m.group(1), text)
+
+
+_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((\S+?)(?:\s+\"[^\"]*\")?\)")
+_BARE_URL = re.compile(r"(?<![(\[<`\"'])\bhttps?://[^\s<>)\]`]+")
+
+
+def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
+    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable."""
+
+    def allowed(url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == h or host.endswith("." + h) for h in allowed_hosts)
+
+    def md(match: re.Match[str]) -> str:
+        _image, label, url = match.groups()
+        if not url.startswith(("http://", "https://")) or allowed(url):
+            return match.group(0)
+        return f"{label} (`{url}`)"
+
+    text = _MD_LINK.sub(md, text)
+    return _BARE_URL.sub(lambda m: m.group(0) if allowed(m.group(0)) else f"`{m.group(0)}`", text)
+
+
+def outbound(text: str, *, known: Iterable[str] = (), allowed_hosts: Sequence[str] = ()) -> str:
+    """Everything Shipmate posts on GitHub passes here: redaction, mentions, links."""
+    return defang_links(neutralize_mentions(redact(text, known)), allowed_hosts)
