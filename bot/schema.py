@@ -1,0 +1,176 @@
+"""Every table Shipmate keeps, in one place. SQLAlchemy Core; SQLite or PostgreSQL.
+
+Times are UNIX seconds (float) so both databases store and compare them the same way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("delivery_id", String(100), primary_key=True),
+    Column("event", String(100), nullable=False),
+    Column("action", String(100)),
+    Column("installation_id", BigInteger),
+    Column("repository", String(300)),
+    Column("payload", LargeBinary, nullable=False),
+    # queued -> handled | failed; or ignored (no handler) from the start.
+    Column("status", String(20), nullable=False),
+    Column("error", Text),
+    Column("received_at", Float, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(50), nullable=False),
+    Column("payload", JSON, nullable=False),
+    # waiting -> running -> done | waiting (retry) | dead; aborted when cancelled while waiting.
+    Column("state", String(20), nullable=False, default="waiting"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lock_key", String(300)),
+    Column("queueing_lock", String(300)),
+    Column("run_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("worker_id", String(100)),
+    Column("abort_requested", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_jobs_state_run_at", "state", "run_at"),
+    Index("ix_jobs_lock_key", "lock_key"),
+    Index("ix_jobs_queueing_lock", "queueing_lock"),
+)
+
+installations = Table(
+    "installations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(200), nullable=False),
+    Column("suspended", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+installation_repositories = Table(
+    "installation_repositories",
+    metadata,
+    Column("installation_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("full_name", String(300), primary_key=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("repo", String(300)),
+    Column("number", Integer),
+    Column("kind", String(30), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("branch", String(300)),
+    Column("base_sha", String(64)),
+    Column("head_sha", String(64)),
+    Column("plan", Text),
+    Column("steps", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("sandbox_wall_seconds", Float, nullable=False, default=0.0),
+    Column("sandbox_cpu_seconds", Float, nullable=False, default=0.0),
+    Column("ci_minutes", Float, nullable=False, default=0.0),
+    Column("review_seconds", Float, nullable=False, default=0.0),
+    Column("transcript_path", Text),
+    Column("delivery_id", String(100)),
+    Column("comment_id", BigInteger),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index("ix_runs_repo_number", "repo", "number"),
+)
+
+model_calls = Table(
+    "model_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_creation_input_tokens", BigInteger, nullable=False),
+    Column("cache_read_input_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_model_calls_run", "run_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("run_id", String(40)),
+    Column("delivery_id", String(100)),
+    Column("actor", String(200)),
+    Column("action", String(100), nullable=False),
+    Column("target", String(500)),
+    Column("detail", JSON),
+    Index("ix_audit_run", "run_id"),
+)
+
+egress_log = Table(
+    "egress_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("task_id", String(100), nullable=False),
+    Column("host", String(300), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("bytes_out", BigInteger, nullable=False, default=0),
+    Column("bytes_in", BigInteger, nullable=False, default=0),
+    Column("allowed", Boolean, nullable=False),
+    Column("reason", Text),
+    Index("ix_egress_task", "task_id"),
+)
+
+repair_attempts = Table(
+    "repair_attempts",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+)
+
+# One polite refusal per thread and user: remembered here so it is never repeated.
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("login", String(200), primary_key=True),
+    Column("at", Float, nullable=False),
+)

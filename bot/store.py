@@ -1,0 +1,446 @@
+"""Data access: deliveries, installations, runs, the ledger and the audit trail.
+
+The only module (with bot/queue.py) that speaks SQL. SQLite is tuned for a single host (WAL,
+synchronous=NORMAL: a commit survives a killed process, which is what the intake promises);
+PostgreSQL serves several hosts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import schema
+from bot.config import Settings
+
+DeliveryStatus = Literal["queued", "duplicate", "ignored"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One verified webhook delivery, as the intake hands it over."""
+
+    delivery_id: str
+    event: str
+    action: str | None
+    payload: bytes
+    handled: bool
+    installation_id: int | None = None
+    repository: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    delivery_id: str
+    event: str
+    action: str | None
+    payload: bytes
+    installation_id: int | None
+    repository: str | None
+    status: str
+    error: str | None
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Installation:
+    id: int
+    account: str
+    suspended: bool
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: writers queue on the lock at the start
+    # of a transaction instead of failing half-way with "database is locked".
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    """Tables and their data access. Blocking: call from a thread in async code."""
+
+    def __init__(self, url: str, *, job_max_attempts: int = 5) -> None:
+        self.url = url
+        self.job_max_attempts = job_max_attempts
+        self.engine = create_db_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.resolved_database_url, job_max_attempts=settings.job_max_attempts)
+
+    def migrate(self) -> None:
+        schema.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def _insert(self, table: Any) -> Any:
+        """An INSERT that can say ON CONFLICT DO NOTHING on either database."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # Deliveries ----------------------------------------------------------------------------
+
+    def accept_deliveries(self, batch: Sequence[Delivery]) -> list[DeliveryStatus]:
+        """Store each delivery and, for handled ones, its job, in ONE transaction.
+
+        A delivery id already stored, or repeated in the batch, is a duplicate and writes nothing.
+        """
+        now = time.time()
+        statuses: list[DeliveryStatus] = []
+        seen: set[str] = set()
+        insert_delivery = (
+            self._insert(schema.deliveries)
+            .on_conflict_do_nothing(index_elements=["delivery_id"])
+            .returning(schema.deliveries.c.delivery_id)
+        )
+        jobs: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            for delivery in batch:
+                if delivery.delivery_id in seen:
+                    statuses.append("duplicate")
+                    continue
+                seen.add(delivery.delivery_id)
+                status: DeliveryStatus = "queued" if delivery.handled else "ignored"
+                row = conn.execute(
+                    insert_delivery,
+                    {
+                        "delivery_id": delivery.delivery_id,
+                        "event": delivery.event,
+                        "action": delivery.action,
+                        "installation_id": delivery.installation_id,
+                        "repository": delivery.repository,
+                        "payload": delivery.payload,
+                        "status": status,
+                        "received_at": now,
+                    },
+                ).first()
+                if row is None:
+                    statuses.append("duplicate")
+                    continue
+                statuses.append(status)
+                if delivery.handled:
+                    jobs.append(
+                        {
+                            "kind": "webhook",
+                            "payload": {"delivery_id": delivery.delivery_id},
+                            "state": "waiting",
+                            "attempts": 0,
+                            "max_attempts": self.job_max_attempts,
+                            "run_at": now,
+                            "abort_requested": False,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            if jobs:
+                conn.execute(insert(schema.jobs), jobs)
+        return statuses
+
+    def accept_delivery(self, delivery: Delivery) -> DeliveryStatus:
+        return self.accept_deliveries([delivery])[0]
+
+    def get_delivery(self, delivery_id: str) -> StoredDelivery | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.deliveries).where(schema.deliveries.c.delivery_id == delivery_id)
+            ).first()
+        if row is None:
+            return None
+        return StoredDelivery(
+            delivery_id=row.delivery_id,
+            event=row.event,
+            action=row.action,
+            payload=bytes(row.payload),
+            installation_id=row.installation_id,
+            repository=row.repository,
+            status=row.status,
+            error=row.error,
+            received_at=row.received_at,
+        )
+
+    def set_delivery_status(self, delivery_id: str, status: str, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.deliveries)
+                .where(schema.deliveries.c.delivery_id == delivery_id)
+                .values(status=status, error=error)
+            )
+
+    def count_deliveries(self, status: str | None = None) -> int:
+        query = select(func.count()).select_from(schema.deliveries)
+        if status is not None:
+            query = query.where(schema.deliveries.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # Installations -------------------------------------------------------------------------
+
+    def upsert_installation(
+        self, installation_id: int, account: str, *, suspended: bool = False
+    ) -> None:
+        now = time.time()
+        stmt = self._insert(schema.installations).values(
+            id=installation_id,
+            account=account,
+            suspended=suspended,
+            created_at=now,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"account": account, "suspended": suspended, "updated_at": now},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def delete_installation(self, installation_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(schema.installation_repositories).where(
+                    schema.installation_repositories.c.installation_id == installation_id
+                )
+            )
+            conn.execute(
+                delete(schema.installations).where(schema.installations.c.id == installation_id)
+            )
+
+    def get_installation(self, installation_id: int) -> Installation | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.installations).where(schema.installations.c.id == installation_id)
+            ).first()
+        return None if row is None else Installation(row.id, row.account, bool(row.suspended))
+
+    def add_repositories(self, installation_id: int, full_names: Sequence[str]) -> None:
+        if not full_names:
+            return
+        stmt = self._insert(schema.installation_repositories).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt, [{"installation_id": installation_id, "full_name": n} for n in full_names]
+            )
+
+    def remove_repositories(self, installation_id: int, full_names: Sequence[str]) -> None:
+        table = schema.installation_repositories
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(table).where(
+                    table.c.installation_id == installation_id,
+                    table.c.full_name.in_(list(full_names)),
+                )
+            )
+
+    def installation_repositories(self, installation_id: int) -> list[str]:
+        table = schema.installation_repositories
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.full_name)
+                .where(table.c.installation_id == installation_id)
+                .order_by(table.c.full_name)
+            )
+            return [row.full_name for row in rows]
+
+    # Runs and the ledger -------------------------------------------------------------------
+
+    def record_run(self, run_id: str, **values: Any) -> None:
+        values.setdefault("created_at", time.time())
+        values.setdefault("status", "running")
+        values.setdefault("kind", "fix")
+        with self.engine.begin() as conn:
+            conn.execute(insert(schema.runs).values(id=run_id, **values))
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def runs_for(self, repo: str, number: int) -> list[dict[str, Any]]:
+        table = schema.runs
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table)
+                .where(table.c.repo == repo, table.c.number == number)
+                .order_by(table.c.created_at)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def record_model_call(self, run_id: str, seq: int, model: str, **values: Any) -> None:
+        values.setdefault("created_at", time.time())
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.model_calls).values(run_id=run_id, seq=seq, model=model, **values)
+            )
+
+    def model_calls(self, run_id: str) -> list[dict[str, Any]]:
+        table = schema.model_calls
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.seq))
+            return [dict(row._mapping) for row in rows]
+
+    # Audit ---------------------------------------------------------------------------------
+
+    def append_audit(
+        self,
+        action: str,
+        *,
+        run_id: str | None = None,
+        delivery_id: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.audit_log).values(
+                    at=time.time(),
+                    run_id=run_id,
+                    delivery_id=delivery_id,
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    detail=dict(detail or {}),
+                )
+            )
+
+    def audit_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        table = schema.audit_log
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+            return [dict(row._mapping) for row in rows]
+
+    def append_egress(
+        self,
+        *,
+        task_id: str,
+        host: str,
+        port: int,
+        method: str,
+        bytes_out: int,
+        bytes_in: int,
+        allowed: bool,
+        reason: str,
+        at: float | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.egress_log).values(
+                    at=at if at is not None else time.time(),
+                    task_id=task_id,
+                    host=host,
+                    port=port,
+                    method=method,
+                    bytes_out=bytes_out,
+                    bytes_in=bytes_in,
+                    allowed=allowed,
+                    reason=reason,
+                )
+            )
+
+    def egress_for_task(self, task_id: str) -> list[dict[str, Any]]:
+        table = schema.egress_log
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table).where(table.c.task_id == task_id).order_by(table.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    # Repair caps and refusals --------------------------------------------------------------
+
+    def bump_repair_attempt(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
+        """Count one more repair of this failure; return (attempts of it, attempts on the PR)."""
+        table = schema.repair_attempts
+        stmt = (
+            self._insert(table)
+            .values(repo=repo, number=number, fingerprint=fingerprint, count=1)
+            .on_conflict_do_update(
+                index_elements=["repo", "number", "fingerprint"], set_={"count": table.c.count + 1}
+            )
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            mine = conn.execute(
+                select(table.c.count).where(
+                    table.c.repo == repo,
+                    table.c.number == number,
+                    table.c.fingerprint == fingerprint,
+                )
+            ).scalar_one()
+            total = conn.execute(
+                select(func.coalesce(func.sum(table.c.count), 0)).where(
+                    table.c.repo == repo, table.c.number == number
+                )
+            ).scalar_one()
+        return int(mine), int(total)
+
+    def repair_attempts(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
+        table = schema.repair_attempts
+        with self.engine.connect() as conn:
+            mine = conn.execute(
+                select(table.c.count).where(
+                    table.c.repo == repo,
+                    table.c.number == number,
+                    table.c.fingerprint == fingerprint,
+                )
+            ).scalar()
+            total = conn.execute(
+                select(func.coalesce(func.sum(table.c.count), 0)).where(
+                    table.c.repo == repo, table.c.number == number
+                )
+            ).scalar_one()
+        return int(mine or 0), int(total)
+
+    def first_refusal(self, repo: str, number: int, login: str) -> bool:
+        """Record a refusal; True only the first time for this thread and user."""
+        stmt = (
+            self._insert(schema.refusals)
+            .values(repo=repo, number=number, login=login, at=time.time())
+            .on_conflict_do_nothing()
+            .returning(schema.refusals.c.login)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).first() is not None

@@ -1,0 +1,202 @@
+"""The worker: claims jobs, runs their handler with a heartbeat, retries or dead-letters failures,
+and shuts down cleanly (stop claiming, let the current job finish, else release it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bot.config import Settings
+from bot.queue import Job, Queue
+
+log = structlog.get_logger("shipmate.worker")
+
+
+@dataclass
+class JobContext:
+    """What a job handler gets besides the job: cooperative cancel and a bound logger."""
+
+    job: Job
+    queue: Queue
+    log: Any
+
+    def should_abort(self) -> bool:
+        return self.queue.should_abort(self.job.id)
+
+    async def should_abort_async(self) -> bool:
+        return await asyncio.to_thread(self.queue.should_abort, self.job.id)
+
+
+JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
+
+_CONTEXT_KEYS = ("delivery_id", "event", "repo", "installation_id", "run_id")
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: Queue,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int = 1,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 0.2,
+        grace_seconds: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.concurrency = max(1, concurrency)
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """A job was just enqueued: look now instead of at the next poll."""
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run jobs until `stop` is set; then finish (or release) the ones under way."""
+        slots = [asyncio.create_task(self._slot(stop)) for _ in range(self.concurrency)]
+        await asyncio.gather(*slots)
+
+    async def _slot(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            job = await asyncio.to_thread(self.queue.claim, self.worker_id, self.lease_seconds)
+            if job is None:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    waiters = [
+                        asyncio.ensure_future(stop.wait()),
+                        asyncio.ensure_future(self.wake.wait()),
+                    ]
+                    _, pending = await asyncio.wait(
+                        waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for waiter in pending:
+                        waiter.cancel()
+                continue
+            await self._run_job(job, stop)
+
+    async def run_until_idle(self) -> int:
+        """Run due jobs one by one until none is left; return how many ran (for tests and CLI)."""
+        count = 0
+        never = asyncio.Event()
+        while True:
+            job = await asyncio.to_thread(self.queue.claim, self.worker_id, self.lease_seconds)
+            if job is None:
+                return count
+            await self._run_job(job, never)
+            count += 1
+
+    async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
+        bound = {k: job.payload[k] for k in _CONTEXT_KEYS if k in job.payload}
+        with structlog.contextvars.bound_contextvars(job_id=job.id, kind=job.kind, **bound):
+            handler = self.handlers.get(job.kind)
+            if handler is None:
+                await asyncio.to_thread(
+                    self.queue.fail, job, f"no handler for job kind {job.kind!r}"
+                )
+                log.error("job.unknown_kind")
+                return
+            context = JobContext(job=job, queue=self.queue, log=log.bind(job_id=job.id))
+            task = asyncio.create_task(handler(job, context))
+            beat = asyncio.create_task(self._heartbeat(job, task))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not task.done():
+                    log.info("job.finishing_before_shutdown", grace_seconds=self.grace_seconds)
+                    await asyncio.wait({task}, timeout=self.grace_seconds)
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    await asyncio.to_thread(self.queue.release, job)
+                    log.info("job.released")
+                    return
+            finally:
+                beat.cancel()
+                stopping.cancel()
+            await self._settle(job, task)
+
+    async def _settle(self, job: Job, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            # Only the heartbeat cancels a job here: its lease went to another worker.
+            log.warning("job.abandoned_after_lease_loss")
+            return
+        error = task.exception()
+        if error is None:
+            await asyncio.to_thread(self.queue.complete, job)
+            log.info("job.done", attempts=job.attempts)
+            return
+        outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
+        log.error(
+            "job.failed",
+            outcome=outcome,
+            attempts=job.attempts,
+            error=f"{type(error).__name__}: {error}",
+        )
+
+    async def _heartbeat(self, job: Job, task: asyncio.Task[None]) -> None:
+        while not task.done():
+            await asyncio.sleep(self.lease_seconds / 3)
+            kept = await asyncio.to_thread(
+                self.queue.heartbeat, job, self.worker_id, self.lease_seconds
+            )
+            if not kept:
+                log.warning("job.lease_lost")
+                task.cancel()
+                return
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (a second one is left to the default: exit now)."""
+    loop = asyncio.get_running_loop()
+
+    def handle(sig: signal.Signals) -> None:
+        log.info("shutdown.requested", signal=sig.name)
+        stop.set()
+        loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handle, sig)
+
+
+def run_worker(settings: Settings) -> int:
+    """`shipmate worker`: a worker alone, until SIGTERM."""
+    from bot.dispatch import job_handlers
+    from bot.queue import SQLQueue
+    from bot.store import Store
+
+    store = Store.from_settings(settings)
+    store.migrate()
+    queue = SQLQueue(store)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        worker = Worker(
+            queue,
+            job_handlers(settings, store, queue),
+            concurrency=settings.worker_concurrency,
+            lease_seconds=settings.job_lease_seconds,
+        )
+        log.info("worker.started", worker_id=worker.worker_id)
+        await worker.run(stop)
+        log.info("worker.stopped")
+
+    asyncio.run(main())
+    store.dispose()
+    return 0

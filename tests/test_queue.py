@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from bot.queue import SQLQueue, backoff_seconds
+from bot.store import Store
+
+
+@pytest.fixture
+def queue(db_url: str) -> SQLQueue:
+    store = Store(db_url, job_max_attempts=3)
+    store.migrate()
+    return SQLQueue(store)
+
+
+def test_claim_complete(queue: SQLQueue) -> None:
+    job_id = queue.enqueue("run", {"repo": "o/r"})
+    job = queue.claim("w1", lease_seconds=30)
+    assert job is not None and job.id == job_id and job.payload == {"repo": "o/r"}
+    assert job.attempts == 1
+    assert queue.claim("w2", lease_seconds=30) is None
+    queue.complete(job)
+    assert queue.counts() == {"done": 1}
+
+
+def test_retry_with_backoff_then_dead_letter(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    outcomes = []
+    for _ in range(3):
+        job = None
+        deadline = time.monotonic() + 20
+        while job is None:
+            # Backoff puts the job in the future; move it back rather than sleep.
+            with queue.engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE jobs SET run_at = 0 WHERE state = 'waiting'")
+            job = queue.claim("w", lease_seconds=30)
+            assert time.monotonic() < deadline
+        outcomes.append(queue.fail(job, "boom"))
+    assert outcomes == ["retrying", "retrying", "dead"]
+    (dead,) = queue.dead_letters()
+    assert dead.attempts == 3
+    assert queue.claim("w", lease_seconds=30) is None
+
+
+def test_failed_job_waits_for_its_backoff(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    job = queue.claim("w", 30)
+    assert job is not None
+    queue.fail(job, "boom")
+    row = queue.get(job.id)
+    assert row is not None and row["state"] == "waiting" and row["last_error"] == "boom"
+    assert row["run_at"] >= row["updated_at"]
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert all(0 <= backoff_seconds(1) <= 2 for _ in range(50))
+    assert all(0 <= backoff_seconds(20, cap=300) <= 300 for _ in range(50))
+    assert max(backoff_seconds(6) for _ in range(200)) > 2
+
+
+def test_expired_lease_is_claimed_again(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    job = queue.claim("dead-worker", lease_seconds=0.2)
+    assert job is not None
+    assert queue.claim("w2", lease_seconds=30) is None
+    time.sleep(0.3)  # the lease itself is what is under test
+    again = queue.claim("w2", lease_seconds=30)
+    assert again is not None and again.id == job.id and again.attempts == 2
+    assert not queue.heartbeat(job, "dead-worker", 30)
+    assert queue.heartbeat(again, "w2", 30)
+
+
+def test_lock_key_keeps_jobs_for_one_pr_apart(queue: SQLQueue) -> None:
+    first = queue.enqueue("run", {"n": 1}, lock_key="o/r#1")
+    second = queue.enqueue("run", {"n": 2}, lock_key="o/r#1")
+    other = queue.enqueue("run", {"n": 3}, lock_key="o/r#2")
+    a = queue.claim("w1", 30)
+    b = queue.claim("w2", 30)
+    assert a is not None and b is not None
+    assert (a.id, b.id) == (first, other)
+    assert queue.claim("w3", 30) is None
+    assert queue.running("o/r#1")
+    queue.complete(a)
+    c = queue.claim("w3", 30)
+    assert c is not None and c.id == second
+
+
+def test_queueing_lock_keeps_one_waiting(queue: SQLQueue) -> None:
+    assert queue.enqueue("run", {}, queueing_lock="o/r#1") is not None
+    assert queue.enqueue("run", {}, queueing_lock="o/r#1") is None
+    job = queue.claim("w", 30)
+    assert job is not None
+    assert queue.enqueue("run", {}, queueing_lock="o/r#1") is not None
+
+
+def test_abort_drops_waiting_and_flags_running(queue: SQLQueue) -> None:
+    running = queue.enqueue("run", {}, lock_key="o/r#1")
+    queue.enqueue("run", {}, lock_key="o/r#1")
+    job = queue.claim("w", 30)
+    assert job is not None and job.id == running
+    assert not queue.should_abort(job.id)
+    assert queue.request_abort(lock_key="o/r#1") == 2
+    assert queue.should_abort(job.id)
+    queue.complete(job)
+    assert queue.claim("w", 30) is None
+    assert queue.counts() == {"done": 1, "aborted": 1}
+
+
+def test_release_does_not_count_an_attempt(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    job = queue.claim("w", 30)
+    assert job is not None
+    queue.release(job)
+    again = queue.claim("w", 30)
+    assert again is not None and again.attempts == 1
+
+
+def test_concurrent_claimers_never_share_a_job(queue: SQLQueue) -> None:
+    for i in range(40):
+        queue.enqueue("run", {"i": i})
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        while (job := queue.claim(name, 30)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 40 and len(set(claimed)) == 40

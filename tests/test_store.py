@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot import schema
+from bot.store import Delivery, Store
+
+
+def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
+    return Delivery(
+        delivery_id=delivery_id,
+        event="issue_comment",
+        action="created",
+        payload=b'{"action": "created"}',
+        handled=handled,
+        installation_id=7,
+        repository="octo/widgets",
+    )
+
+
+def _jobs(store: Store) -> list[dict[str, object]]:
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(schema.jobs))]
+
+
+def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
+    store = Store(db_url)
+    store.migrate()
+    statuses = store.accept_deliveries(
+        [_delivery("a"), _delivery("b", handled=False), _delivery("a"), _delivery("c")]
+    )
+    assert statuses == ["queued", "ignored", "duplicate", "queued"]
+    assert store.accept_delivery(_delivery("b")) == "duplicate"
+    jobs = _jobs(store)
+    assert sorted(j["payload"]["delivery_id"] for j in jobs) == ["a", "c"]  # type: ignore[index]
+    stored = store.get_delivery("a")
+    assert stored is not None and stored.payload == b'{"action": "created"}'
+    assert stored.installation_id == 7 and stored.repository == "octo/widgets"
+    assert store.count_deliveries() == 3
+    store.dispose()
+
+
+def test_dedupe_survives_a_restart(sqlite_url: str) -> None:
+    first = Store(sqlite_url)
+    first.migrate()
+    assert first.accept_delivery(_delivery("x")) == "queued"
+    first.dispose()
+    second = Store(sqlite_url)
+    second.migrate()
+    assert second.accept_delivery(_delivery("x")) == "duplicate"
+    assert len(_jobs(second)) == 1
+
+
+def test_installations(db_url: str) -> None:
+    store = Store(db_url)
+    store.migrate()
+    store.upsert_installation(1, "octo")
+    store.add_repositories(1, ["octo/a", "octo/b"])
+    store.add_repositories(1, ["octo/b"])
+    store.remove_repositories(1, ["octo/a"])
+    assert store.installation_repositories(1) == ["octo/b"]
+    store.upsert_installation(1, "octo", suspended=True)
+    installation = store.get_installation(1)
+    assert installation is not None and installation.suspended
+    store.delete_installation(1)
+    assert store.get_installation(1) is None and store.installation_repositories(1) == []
+
+
+def test_runs_ledger_and_audit(db_url: str) -> None:
+    store = Store(db_url)
+    store.migrate()
+    store.record_run("r1", repo="octo/widgets", number=3, kind="fix")
+    store.record_model_call(
+        "r1",
+        1,
+        "claude-sonnet-4-5",
+        input_tokens=10,
+        output_tokens=5,
+        cache_creation_input_tokens=100,
+        cache_read_input_tokens=0,
+        cost_usd=0.01,
+        duration_ms=12.0,
+    )
+    store.update_run("r1", status="completed", input_tokens=10)
+    run = store.get_run("r1")
+    assert run is not None and run["status"] == "completed"
+    assert [c["seq"] for c in store.model_calls("r1")] == [1]
+    store.append_audit("comment.create", run_id="r1", actor="shipmate", target="octo/widgets#3")
+    assert [a["action"] for a in store.audit_for_run("r1")] == ["comment.create"]
+
+
+def test_repair_attempts_and_refusals(db_url: str) -> None:
+    store = Store(db_url)
+    store.migrate()
+    assert store.bump_repair_attempt("o/r", 5, "f1") == (1, 1)
+    assert store.bump_repair_attempt("o/r", 5, "f1") == (2, 2)
+    assert store.bump_repair_attempt("o/r", 5, "f2") == (1, 3)
+    assert store.repair_attempts("o/r", 5, "f1") == (2, 3)
+    assert store.first_refusal("o/r", 5, "mallory") is True
+    assert store.first_refusal("o/r", 5, "mallory") is False
+    assert store.first_refusal("o/r", 6, "mallory") is True
+
+
+def test_ping(sqlite_url: str, tmp_path: object) -> None:
+    store = Store(sqlite_url)
+    assert store.ping()
+    broken = Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+    assert not broken.ping()

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.queue import Job, SQLQueue
+from bot.store import Store
+from bot.worker import JobContext, Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def queue(sqlite_url: str) -> SQLQueue:
+    store = Store(sqlite_url, job_max_attempts=2)
+    store.migrate()
+    return SQLQueue(store)
+
+
+@pytest.mark.anyio
+async def test_handlers_run_fail_and_dead_letter(queue: SQLQueue) -> None:
+    seen: list[int] = []
+
+    async def ok(job: Job, context: JobContext) -> None:
+        seen.append(job.payload["n"])
+
+    async def boom(job: Job, context: JobContext) -> None:
+        raise RuntimeError("nope")
+
+    queue.enqueue("ok", {"n": 1})
+    queue.enqueue("boom", {})
+    queue.enqueue("mystery", {})
+    worker = Worker(queue, {"ok": ok, "boom": boom})
+    await worker.run_until_idle()
+    with queue.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE jobs SET run_at = 0 WHERE state = 'waiting'")
+    await worker.run_until_idle()
+    assert seen == [1]
+    counts = queue.counts()
+    assert counts == {"done": 1, "dead": 2}
+    errors = {job.kind: queue.get(job.id)["last_error"] for job in queue.dead_letters()}  # type: ignore[index]
+    assert errors["boom"] == "RuntimeError: nope"
+    assert "no handler" in errors["mystery"]
+
+
+@pytest.mark.anyio
+async def test_cooperative_abort(queue: SQLQueue) -> None:
+    started = asyncio.Event()
+
+    async def long(job: Job, context: JobContext) -> None:
+        started.set()
+        while not await context.should_abort_async():
+            await asyncio.sleep(0.01)
+
+    job_id = queue.enqueue("long", {}, lock_key="o/r#1")
+    stop = asyncio.Event()
+    worker = Worker(queue, {"long": long}, poll_seconds=0.01)
+    runner = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    queue.request_abort(lock_key="o/r#1")
+    for _ in range(500):
+        if queue.get(job_id)["state"] == "done":  # type: ignore[index]
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(runner, 10)
+    assert queue.get(job_id)["state"] == "done"  # type: ignore[index]
+
+
+def _child(url: str, folder: Path, lease: float, grace: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.worker_child", url, str(folder), str(lease), str(grace)],
+        cwd=ROOT,
+        env={**os.environ, "SHIPMATE_LOG_FORMAT": "json"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_job_of_a_killed_worker_is_claimed_again_after_its_lease(
+    queue: SQLQueue, sqlite_url: str, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue("block", {})
+    first = _child(sqlite_url, tmp_path, lease=1.0, grace=30)
+    _wait_for(lambda: (tmp_path / f"started-{first.pid}").exists())
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    (tmp_path / "release").write_text("")
+    second = _child(sqlite_url, tmp_path, lease=1.0, grace=30)
+    try:
+        _wait_for(lambda: (tmp_path / f"done-{second.pid}").exists())
+        _wait_for(lambda: queue.get(job_id)["state"] == "done")  # type: ignore[index]
+        assert queue.get(job_id)["attempts"] == 2  # type: ignore[index]
+    finally:
+        second.terminate()
+        second.wait(10)
+
+
+def test_sigterm_finishes_the_current_job_then_exits(
+    queue: SQLQueue, sqlite_url: str, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue("block", {})
+    later = queue.enqueue("block", {})
+    child = _child(sqlite_url, tmp_path, lease=5.0, grace=30)
+    _wait_for(lambda: (tmp_path / f"started-{child.pid}").exists())
+    child.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # it must still be finishing its job, not gone
+    assert child.poll() is None
+    (tmp_path / "release").write_text("")
+    assert child.wait(15) == 0
+    assert queue.get(job_id)["state"] == "done"  # type: ignore[index]
+    later_row = queue.get(later)
+    assert later_row is not None and later_row["state"] == "waiting"
+    assert later_row["attempts"] == 0
+
+
+def test_sigterm_past_the_grace_period_releases_the_job(
+    queue: SQLQueue, sqlite_url: str, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue("block", {})
+    child = _child(sqlite_url, tmp_path, lease=5.0, grace=0.2)
+    _wait_for(lambda: (tmp_path / f"started-{child.pid}").exists())
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(15) == 0
+    row = queue.get(job_id)
+    assert row is not None and row["state"] == "waiting" and row["attempts"] == 0
+    assert not (tmp_path / f"done-{child.pid}").exists()
