@@ -1,0 +1,108 @@
+"""Registering the App through GitHub's manifest flow (as Probot does).
+
+`/` shows a button that posts app.yml as a manifest to GitHub; GitHub sends the browser back to
+`/setup/callback?code=…`, and the code is exchanged for the App's id, key and webhook secret,
+which are saved (0600) in the data dir for the next start.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import secrets
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CREDENTIALS_FILE = "app-credentials.json"
+
+
+def load_manifest_template() -> dict[str, Any]:
+    """app.yml from the installed package, else from the source tree."""
+    packaged = resources.files("bot").joinpath("app.yml")
+    if packaged.is_file():
+        text = packaged.read_text()
+    else:
+        text = (Path(__file__).resolve().parent.parent / "app.yml").read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError("app.yml must be a mapping")
+    return data
+
+
+def build_manifest(base_url: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest with this server's addresses filled in."""
+    manifest = dict(template if template is not None else load_manifest_template())
+    base = base_url.rstrip("/")
+    manifest["url"] = manifest.get("url") or base
+    manifest["hook_attributes"] = {"url": f"{base}/api/github/webhooks", "active": True}
+    manifest["redirect_url"] = f"{base}/setup/callback"
+    return manifest
+
+
+def github_web_url(api_url: str) -> str:
+    """github.com for the public API; the server itself for GitHub Enterprise (`…/api/v3`)."""
+    api = api_url.rstrip("/")
+    if api in ("https://api.github.com", "http://api.github.com"):
+        return "https://github.com"
+    return api.removesuffix("/api/v3")
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered: bool) -> str:
+    """The page at `/`: what Shipmate is and, until the App exists, the registration form."""
+    if registered:
+        body = (
+            "<p>The GitHub App is configured. Install it on a repository, then comment "
+            "<code>/shipmate help</code> on an issue.</p>"
+        )
+    else:
+        action = html.escape(f"{web_url}/settings/apps/new?state={state}", quote=True)
+        value = html.escape(json.dumps(manifest), quote=True)
+        body = (
+            "<p>No GitHub App is configured yet. Register one from this server's manifest; "
+            "GitHub sends you back here and Shipmate saves the credentials.</p>"
+            f'<form action="{action}" method="post">'
+            f'<input type="hidden" name="manifest" value="{value}">'
+            '<button type="submit">Register GitHub App</button></form>'
+            "<p>For an organization, use "
+            f"<code>{html.escape(web_url)}/organizations/ORG/settings/apps/new</code>.</p>"
+        )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Shipmate</title></head>"
+        f"<body><h1>Shipmate</h1>{body}</body></html>"
+    )
+
+
+def save_credentials(data_dir: Path, conversion: dict[str, Any]) -> Path:
+    """Write what GitHub returned for the manifest code, readable by this user only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CREDENTIALS_FILE
+    record = {
+        "app_id": conversion["id"],
+        "app_slug": conversion.get("slug"),
+        "private_key": conversion["pem"],
+        "webhook_secret": conversion.get("webhook_secret"),
+        "client_id": conversion.get("client_id"),
+        "client_secret": conversion.get("client_secret"),
+        "html_url": conversion.get("html_url"),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle)
+    os.chmod(path, 0o600)
+    return path
+
+
+def load_credentials(data_dir: Path) -> dict[str, Any] | None:
+    path = data_dir / CREDENTIALS_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,104 @@
+"""`shipmate serve`: the web app under uvicorn, with a worker in the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+import uvicorn
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from bot.config import Settings
+from bot.dispatch import job_handlers
+from bot.manifest import load_credentials
+from bot.queue import SQLQueue
+from bot.store import Store
+from bot.web import create_app
+from bot.worker import Worker
+
+log = structlog.get_logger("shipmate.server")
+
+
+def with_saved_credentials(settings: Settings) -> Settings:
+    """Fill App settings the environment leaves unset from a manifest registration."""
+    saved = load_credentials(settings.data_dir)
+    if saved is None:
+        return settings
+    update: dict[str, Any] = {}
+    if settings.app_id is None and saved.get("app_id"):
+        update["app_id"] = int(saved["app_id"])
+    if settings.app_slug is None and saved.get("app_slug"):
+        update["app_slug"] = saved["app_slug"]
+    if (
+        settings.private_key is None
+        and settings.private_key_path is None
+        and saved.get("private_key")
+    ):
+        update["private_key"] = SecretStr(saved["private_key"])
+    if not settings.webhook_secret and saved.get("webhook_secret"):
+        update["webhook_secret"] = [SecretStr(saved["webhook_secret"])]
+    if not update:
+        return settings
+    merged = settings.model_copy(update=update)
+    merged.check()
+    return merged
+
+
+def build(settings: Settings, *, with_worker: bool = True) -> tuple[Starlette, Store]:
+    """The app and its store; the worker (if any) runs in the app's lifespan."""
+    store = Store.from_settings(settings)
+    store.migrate()
+    queue = SQLQueue(store)
+    from handlers import router
+
+    worker = Worker(
+        queue,
+        job_handlers(settings, store, queue, router=router),
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.job_lease_seconds,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop)) if with_worker else None
+        log.info("serve.started", worker=with_worker, app_configured=settings.has_app_credentials)
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            store.dispose()
+            log.info("serve.stopped")
+
+    app = create_app(
+        settings, store, router, on_queued=worker.notify if with_worker else None, lifespan=lifespan
+    )
+    return app, store
+
+
+def serve(settings: Settings, *, host: str, port: int, with_worker: bool = True) -> int:
+    settings = with_saved_credentials(settings)
+    if not settings.webhook_secret:
+        log.warning(
+            "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
+        )
+    app, _ = build(settings, with_worker=with_worker)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run()
+    return 0

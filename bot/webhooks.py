@@ -1,0 +1,115 @@
+"""Webhook deliveries, sans I/O: signature check, header and body validation, cheap extraction of
+the fields the intake needs. The full parse into githubkit models happens in the worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+MAX_BODY_BYTES = 25 * 1024 * 1024
+
+
+class WebhookError(Exception):
+    """A delivery refused. `status` is the HTTP status; the message never holds a secret."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class IncomingDelivery:
+    delivery_id: str
+    event: str
+    action: str | None
+    payload: dict[str, Any]
+    # The JSON text of the payload (for a form-encoded delivery, the `payload` field).
+    raw_json: bytes
+    installation_id: int | None
+    repository: str | None
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> bool:
+    """True when `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under any secret."""
+    if not header or not header.startswith("sha256="):
+        return False
+    given = header[len("sha256=") :].strip().lower()
+    matched = False
+    # Check every secret, without stopping early, so timing says nothing about which matched.
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        matched |= hmac.compare_digest(expected, given)
+    return matched
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The `X-Hub-Signature-256` value GitHub would send for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name) or headers.get(name.lower())
+    return value.strip() if value else None
+
+
+def parse_request(
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[str]
+) -> IncomingDelivery:
+    """Validate a delivery completely or raise `WebhookError` (400 or 401)."""
+    event = _header(headers, "X-GitHub-Event")
+    delivery_id = _header(headers, "X-GitHub-Delivery")
+    if not event:
+        raise WebhookError(400, "missing X-GitHub-Event header")
+    if not delivery_id:
+        raise WebhookError(400, "missing X-GitHub-Delivery header")
+    if len(delivery_id) > 100:
+        raise WebhookError(400, "X-GitHub-Delivery header is too long")
+    if not secrets:
+        raise WebhookError(401, "no webhook secret is configured, so no delivery can be verified")
+    signature = _header(headers, "X-Hub-Signature-256")
+    if signature is None:
+        raise WebhookError(401, "missing X-Hub-Signature-256 header")
+    if not verify_signature(body, signature, secrets):
+        raise WebhookError(401, "X-Hub-Signature-256 does not match the body")
+    raw_json = _json_text(headers, body)
+    try:
+        payload = json.loads(raw_json)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WebhookError(400, "body must be a JSON object")
+    action = payload.get("action")
+    installation = payload.get("installation")
+    repository = payload.get("repository")
+    installation_id = installation.get("id") if isinstance(installation, dict) else None
+    full_name = repository.get("full_name") if isinstance(repository, dict) else None
+    return IncomingDelivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action if isinstance(action, str) else None,
+        payload=payload,
+        raw_json=raw_json,
+        installation_id=installation_id if isinstance(installation_id, int) else None,
+        repository=full_name if isinstance(full_name, str) else None,
+    )
+
+
+def _json_text(headers: Mapping[str, str], body: bytes) -> bytes:
+    content_type = (_header(headers, "Content-Type") or "application/json").lower()
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            fields = parse_qs(body.decode("utf-8"), strict_parsing=False)
+        except UnicodeDecodeError:
+            raise WebhookError(400, "form body is not UTF-8") from None
+        if "payload" not in fields:
+            raise WebhookError(400, "form-encoded body has no payload field")
+        return fields["payload"][0].encode()
+    if content_type.startswith("application/json") or "json" in content_type:
+        return body
+    raise WebhookError(400, f"unsupported Content-Type {content_type!r}; send application/json")
