@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from bot.webhooks import WebhookError, parse_request, sign, verify_signature
+
+BODY = json.dumps(
+    {"action": "created", "installation": {"id": 9}, "repository": {"full_name": "o/r"}}
+).encode()
+
+
+def _headers(body: bytes = BODY, secret: str = "s1", **extra: str) -> dict[str, str]:
+    headers = {
+        "X-GitHub-Event": "issue_comment",
+        "X-GitHub-Delivery": "abc-123",
+        "X-Hub-Signature-256": sign(body, secret),
+        "Content-Type": "application/json",
+    }
+    headers.update(extra)
+    return headers
+
+
+def test_valid_delivery_is_parsed() -> None:
+    delivery = parse_request(_headers(), BODY, ["s1"])
+    assert (delivery.event, delivery.action, delivery.delivery_id) == (
+        "issue_comment",
+        "created",
+        "abc-123",
+    )
+    assert delivery.installation_id == 9 and delivery.repository == "o/r"
+    assert delivery.raw_json == BODY
+
+
+def test_every_configured_secret_is_tried() -> None:
+    assert verify_signature(BODY, sign(BODY, "old"), ["new", "old"])
+    assert not verify_signature(BODY, sign(BODY, "other"), ["new", "old"])
+    assert not verify_signature(BODY, "sha1=abc", ["new"])
+    assert not verify_signature(BODY, None, ["new"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({"X-GitHub-Event": ""}, 400, "X-GitHub-Event"),
+        ({"X-GitHub-Delivery": ""}, 400, "X-GitHub-Delivery"),
+        ({"X-Hub-Signature-256": ""}, 401, "missing X-Hub-Signature-256"),
+        ({"X-Hub-Signature-256": "sha256=00"}, 401, "does not match"),
+        ({"Content-Type": "text/plain"}, 400, "Content-Type"),
+    ],
+)
+def test_bad_headers(headers: dict[str, str], status: int, message: str) -> None:
+    with pytest.raises(WebhookError) as info:
+        parse_request(_headers(**headers), BODY, ["s1"])
+    assert info.value.status == status and message in info.value.message
+    assert "s1" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "message"), [(b"{not json", "not valid JSON"), (b"[1]", "object")]
+)
+def test_bad_bodies(body: bytes, message: str) -> None:
+    with pytest.raises(WebhookError) as info:
+        parse_request(_headers(body), body, ["s1"])
+    assert info.value.status == 400 and message in info.value.message
+
+
+def test_form_encoded_payload() -> None:
+    form = urlencode({"payload": BODY.decode()}).encode()
+    headers = _headers(form, **{"Content-Type": "application/x-www-form-urlencoded"})
+    delivery = parse_request(headers, form, ["s1"])
+    assert delivery.payload["action"] == "created" and delivery.raw_json == BODY
+
+
+def test_form_without_payload_field() -> None:
+    form = b"other=1"
+    headers = _headers(form, **{"Content-Type": "application/x-www-form-urlencoded"})
+    with pytest.raises(WebhookError, match="no payload field"):
+        parse_request(headers, form, ["s1"])
+
+
+def test_no_secret_configured_refuses() -> None:
+    with pytest.raises(WebhookError) as info:
+        parse_request(_headers(), BODY, [])
+    assert info.value.status == 401
