@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -82,6 +83,15 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[Starlette, S
     return app, store
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, except that a graceful stop on SIGTERM ends the process with exit 0 (uvicorn
+    re-raises the signal afterwards, which process managers log as a crash)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def serve(settings: Settings, *, host: str, port: int, with_worker: bool = True) -> int:
     settings = with_saved_credentials(settings)
     if not settings.webhook_secret:
@@ -100,5 +110,5 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool = True)
         log_config=None,
         timeout_graceful_shutdown=30,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
     return 0

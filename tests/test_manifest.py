@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from html import unescape
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.manifest import build_manifest, github_web_url, load_manifest_template
+from bot.server import with_saved_credentials
+from bot.store import Store
+from bot.web import create_app
+from handlers import router
+from tests.servers import running
+from tests.test_github import PEM
+
+
+def test_manifest_lists_the_permissions_and_events_shipmate_uses() -> None:
+    manifest = build_manifest("https://shipmate.example.com/")
+    assert manifest["hook_attributes"]["url"] == "https://shipmate.example.com/api/github/webhooks"
+    assert manifest["redirect_url"] == "https://shipmate.example.com/setup/callback"
+    permissions = load_manifest_template()["default_permissions"]
+    assert permissions["contents"] == "write" and "workflows" not in permissions
+    assert "issue_comment" in manifest["default_events"]
+    assert "deployment_status" in manifest["default_events"]
+
+
+def test_web_url() -> None:
+    assert github_web_url("https://api.github.com") == "https://github.com"
+    assert github_web_url("https://ghe.corp/api/v3") == "https://ghe.corp"
+
+
+def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) -> None:
+    conversions: list[str] = []
+
+    async def convert(request: Request) -> Response:
+        conversions.append(request.path_params["code"])
+        return JSONResponse(
+            {
+                "id": 4242,
+                "slug": "my-shipmate",
+                "pem": PEM,
+                "webhook_secret": "whsec",
+                "client_id": "Iv1.x",
+                "client_secret": "cs",
+                "html_url": "https://github.com/apps/my-shipmate",
+            },
+            201,
+        )
+
+    github = Starlette(
+        routes=[Route("/app-manifests/{code}/conversions", convert, methods=["POST"])]
+    )
+    with running(github, lifespan="off") as api:
+        settings = Settings.load(data_dir=tmp_path, github_api_url=api)
+        store = Store.from_settings(settings)
+        store.migrate()
+        with running(create_app(settings, store, router)) as base:
+            page = httpx.get(base + "/").text
+            assert "Register GitHub App" in page
+            state = re.search(r"state=([^\"&]+)", page).group(1)  # type: ignore[union-attr]
+            manifest = json.loads(
+                unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1))
+            )  # type: ignore[union-attr]
+            assert manifest["hook_attributes"]["url"] == f"{base}/api/github/webhooks"
+            assert httpx.get(f"{base}/setup/callback?code=abc&state=forged").status_code == 400
+            done = httpx.get(f"{base}/setup/callback?code=abc&state={state}")
+            assert done.status_code == 200 and "Registered" in done.text
+            assert httpx.get(f"{base}/setup/callback?code=abc&state={state}").status_code == 400
+    assert conversions == ["abc"]
+    saved = tmp_path / "app-credentials.json"
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    loaded = with_saved_credentials(Settings.load(data_dir=tmp_path))
+    assert loaded.app_id == 4242 and loaded.app_slug == "my-shipmate"
+    assert loaded.secrets == ["whsec"] and loaded.private_key_pem() == PEM
+    # The environment wins over the saved file.
+    explicit = with_saved_credentials(Settings.load(data_dir=tmp_path, webhook_secret="env"))
+    assert explicit.secrets == ["env"]

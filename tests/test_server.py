@@ -1,0 +1,84 @@
+"""`shipmate serve` as a user runs it: a real process, a real port, SIGTERM to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bot.store import Store
+from bot.webhooks import sign
+from tests.conftest import WEBHOOK_FIXTURES
+from tests.servers import free_port
+
+
+def _serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data"), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("shipmate serve did not become healthy")
+
+
+def test_serve_stores_routes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = _serve(tmp_path, port, SHIPMATE_WEBHOOK_SECRET="s")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, process)
+        page = httpx.get(base + "/").text
+        assert "Register GitHub App" in page  # no App credentials yet: the setup page
+        body = (WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_bytes()
+        delivery = str(uuid.uuid4())
+        response = httpx.post(
+            f"{base}/api/github/webhooks",
+            content=body,
+            headers={
+                "X-GitHub-Event": "installation",
+                "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": sign(body, "s"),
+                "Content-Type": "application/json",
+            },
+        )
+        assert response.status_code == 202 and response.json()["status"] == "queued"
+        store = Store(f"sqlite:///{tmp_path / 'data' / 'shipmate.db'}")
+        deadline = time.monotonic() + 20
+        while (stored := store.get_delivery(delivery)) is None or stored.status != "handled":
+            assert time.monotonic() < deadline, "the in-process worker did not handle it"
+            time.sleep(0.05)
+        store.dispose()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_bad_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    process = _serve(
+        tmp_path, free_port(), SHIPMATE_APP_ID="1", SHIPMATE_PRIVATE_KEY="-----BEGIN nonsense"
+    )
+    output = process.communicate(timeout=30)[0].decode().strip().splitlines()
+    assert process.returncode == 2
+    assert output == [output[0]] and output[0].startswith(
+        "shipmate: configuration error: SHIPMATE_PRIVATE_KEY: not a valid PEM"
+    )
