@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-worker", action="store_true", help="accept webhooks only; run `shipmate worker`"
     )
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="web server processes (default 1)"
+    )
 
     sub.add_parser("worker", help="a queue worker only (for scale-out)")
 
@@ -79,7 +82,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from bot.server import serve
 
-        return serve(settings, host=args.host, port=args.port, with_worker=not args.no_worker)
+        return serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            with_worker=not args.no_worker,
+            workers=args.workers,
+        )
     if args.command == "worker":
         from bot.worker import run_worker
 

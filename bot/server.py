@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any
@@ -18,7 +19,7 @@ from bot.dispatch import job_handlers
 from bot.manifest import load_credentials
 from bot.queue import SQLQueue
 from bot.store import Store
-from bot.web import create_app
+from bot.web import ShipmateApp, create_app
 from bot.worker import Worker
 
 log = structlog.get_logger("shipmate.server")
@@ -49,7 +50,7 @@ def with_saved_credentials(settings: Settings) -> Settings:
     return merged
 
 
-def build(settings: Settings, *, with_worker: bool = True) -> tuple[Starlette, Store]:
+def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp, Store]:
     """The app and its store; the worker (if any) runs in the app's lifespan."""
     store = Store.from_settings(settings)
     store.migrate()
@@ -92,15 +93,36 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def serve(settings: Settings, *, host: str, port: int, with_worker: bool = True) -> int:
+def app_from_env() -> ShipmateApp:
+    """The app for uvicorn's own process manager (`serve --workers N`): each worker process
+    reads the settings from the environment the parent was started with."""
+    from bot.logs import configure
+
+    settings = with_saved_credentials(Settings.load())
+    configure(settings.log_format, settings.log_level)
+    with_worker = os.environ.get("SHIPMATE_SERVE_WITH_WORKER", "1") == "1"
+    return build(settings, with_worker=with_worker)[0]
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, with_worker: bool = True, workers: int = 1
+) -> int:
     settings = with_saved_credentials(settings)
     if not settings.webhook_secret:
         log.warning(
             "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
         )
-    app, _ = build(settings, with_worker=with_worker)
+    if workers > 1:
+        # Several processes on one port; each builds its own app (and worker) from the env.
+        os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
+        target: Any = "bot.server:app_from_env"
+        Store.from_settings(settings).migrate()
+    else:
+        target = build(settings, with_worker=with_worker)[0]
     config = uvicorn.Config(
-        app,
+        target,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         loop="uvloop",
@@ -110,5 +132,11 @@ def serve(settings: Settings, *, host: str, port: int, with_worker: bool = True)
         log_config=None,
         timeout_graceful_shutdown=30,
     )
-    _Server(config).run()
+    server = _Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
     return 0

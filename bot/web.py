@@ -9,15 +9,17 @@ and each request still gets its 2xx only after its own row is committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+import orjson
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.manifest import (
@@ -33,24 +35,49 @@ from bot.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
 
 log = structlog.get_logger("shipmate.web")
 
+WEBHOOK_PATH = "/api/github/webhooks"
+
 
 class DeliveryWriter:
-    """Batches concurrent deliveries into one transaction each (group commit)."""
+    """Batches concurrent deliveries into one transaction each (group commit).
+
+    On SQLite the commit is short (WAL, no fsync per commit) and runs on the event loop itself,
+    once per loop iteration, for every delivery parsed in that iteration: no thread hand-off per
+    request. On a networked database the commit runs in a thread and the next batch collects
+    while it is in flight.
+    """
 
     def __init__(self, store: Store, on_queued: Callable[[], None] | None = None) -> None:
         self.store = store
         self.on_queued = on_queued
+        self.inline = store.dialect == "sqlite"
         self._pending: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]] = []
+        self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, delivery: Delivery) -> DeliveryStatus:
-        future: asyncio.Future[DeliveryStatus] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[DeliveryStatus] = loop.create_future()
         self._pending.append((delivery, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if self.inline:
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._flush_inline)
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_in_thread())
         return await future
 
-    async def _flush(self) -> None:
+    def _flush_inline(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        try:
+            statuses = self.store.accept_deliveries([d for d, _ in batch])
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        self._resolve(batch, statuses)
+
+    async def _flush_in_thread(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
@@ -58,71 +85,130 @@ class DeliveryWriter:
                     self.store.accept_deliveries, [d for d, _ in batch]
                 )
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._fail(batch, exc)
                 continue
-            for (_, future), status in zip(batch, statuses, strict=True):
-                if not future.done():
-                    future.set_result(status)
-            if self.on_queued is not None and "queued" in statuses:
-                self.on_queued()
+            self._resolve(batch, statuses)
+
+    @staticmethod
+    def _fail(batch: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]], exc: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _resolve(
+        self,
+        batch: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]],
+        statuses: list[DeliveryStatus],
+    ) -> None:
+        for (_, future), status in zip(batch, statuses, strict=True):
+            if not future.done():
+                future.set_result(status)
+        if self.on_queued is not None and "queued" in statuses:
+            self.on_queued()
 
 
-def _reply(status_code: int, status: str, delivery: str | None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": status, "delivery": delivery, **extra}, status_code=status_code)
+def _json_reply(
+    status_code: int, status: str, delivery: str | None, **extra: Any
+) -> tuple[int, bytes]:
+    return status_code, orjson.dumps({"status": status, "delivery": delivery, **extra})
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` (reading stops there)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class WebhookIntake:
+    """`POST /api/github/webhooks` as a lean ASGI app: the hot path skips the framework.
 
+    Verify, store (group commit), answer; nothing else happens here.
+    """
 
-def webhook_endpoint(
-    secrets: Callable[[], Sequence[str]], writer: DeliveryWriter, router: Router
-) -> Callable[[Request], Awaitable[Response]]:
-    async def receive(request: Request) -> Response:
-        delivery_id = request.headers.get("x-github-delivery")
-        if request.method != "POST":
-            return _reply(405, "error", delivery_id, error="use POST for webhook deliveries")
-        body = await _read_capped(request, MAX_BODY_BYTES)
+    def __init__(
+        self, secrets: Callable[[], Sequence[str]], writer: DeliveryWriter, router: Router
+    ) -> None:
+        self.secrets = secrets
+        self.writer = writer
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status_code, body = await self.handle(scope["method"], headers, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status_code,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def handle(
+        self, method: str, headers: dict[str, str], receive: Receive
+    ) -> tuple[int, bytes]:
+        delivery_id = headers.get("x-github-delivery")
+        if method != "POST":
+            return _json_reply(405, "error", delivery_id, error="use POST for webhook deliveries")
+        body = await _read_capped(headers, receive, MAX_BODY_BYTES)
         if body is None:
-            return _reply(413, "error", delivery_id, error="body is larger than 25 MiB")
+            return _json_reply(413, "error", delivery_id, error="body is larger than 25 MiB")
         try:
-            incoming = parse_request(request.headers, body, secrets())
+            incoming = parse_request(headers, body, self.secrets())
         except WebhookError as exc:
-            return _reply(exc.status, "error", delivery_id, error=exc.message)
+            return _json_reply(exc.status, "error", delivery_id, error=exc.message)
         delivery = Delivery(
             delivery_id=incoming.delivery_id,
             event=incoming.event,
             action=incoming.action,
             payload=incoming.raw_json,
-            handled=router.handles(incoming.event, incoming.action),
+            handled=self.router.handles(incoming.event, incoming.action),
             installation_id=incoming.installation_id,
             repository=incoming.repository,
         )
         try:
-            status = await writer.submit(delivery)
+            status = await self.writer.submit(delivery)
         except Exception as exc:
             log.error("delivery.store_failed", error=type(exc).__name__)
-            return _reply(503, "error", incoming.delivery_id, error="could not store the delivery")
+            return _json_reply(
+                503, "error", incoming.delivery_id, error="could not store the delivery"
+            )
         if status == "duplicate":
-            return _reply(200, "duplicate", incoming.delivery_id)
+            return _json_reply(200, "duplicate", incoming.delivery_id)
         if incoming.event == "ping":
-            return _reply(200, "pong", incoming.delivery_id)
-        return _reply(202, status, incoming.delivery_id)
+            return _json_reply(200, "pong", incoming.delivery_id)
+        return _json_reply(202, status, incoming.delivery_id)
 
-    return receive
+
+async def _read_capped(headers: dict[str, str], receive: Receive, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` (reading stops there)."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class ShipmateApp:
+    """The webhook path goes straight to the intake; everything else to Starlette."""
+
+    def __init__(self, intake: WebhookIntake, rest: Starlette) -> None:
+        self.intake = intake
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+            await self.intake(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)
 
 
 def create_app(
@@ -132,7 +218,7 @@ def create_app(
     *,
     on_queued: Callable[[], None] | None = None,
     lifespan: Any = None,
-) -> Starlette:
+) -> ShipmateApp:
     writer = DeliveryWriter(store, on_queued)
     states: set[str] = set()
 
@@ -181,13 +267,10 @@ def create_app(
         )
 
     routes = [
-        Route(
-            "/api/github/webhooks",
-            webhook_endpoint(secrets, writer, router),
-            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        ),
         Route("/healthz", healthz),
         Route("/", index),
         Route("/setup/callback", callback),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return ShipmateApp(
+        WebhookIntake(secrets, writer, router), Starlette(routes=routes, lifespan=lifespan)
+    )

@@ -1,0 +1,344 @@
+"""Webhook intake throughput and latency: `shipmate serve` beside a no-op Probot 14 app.
+
+Both receive the same real, signed `issue_comment` delivery from wrk over loopback, each request
+with its own X-GitHub-Delivery. Shipmate stores every delivery durably (SQLite WAL, group commit)
+before its 202; Probot stores nothing. Then: p99 latency at a fixed 200 requests/s (open-loop
+pacing), and a SIGKILL in the middle of a load run: after a restart, every delivery that got a
+2xx must be in the database.
+
+Needs `wrk` (apt-get install wrk) and, for the Probot side, node + npm (probot@14 is installed
+into a temporary folder). Last line: one JSON object with the figures.
+
+    .venv/bin/python benchmarks/webhook_intake.py [--duration 10] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.webhooks import sign  # noqa: E402
+
+FIXTURE = (
+    ROOT.parent
+    / "shared"
+    / "fixtures"
+    / "github-webhooks"
+    / "issue_comment"
+    / "created.payload.json"
+)
+LUA = Path(__file__).resolve().parent / "intake.lua"
+SECRET = "bench-secret"
+PROBOT_APP = """export default (app) => {
+  app.on("issue_comment.created", async () => {});
+};
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def start_shipmate(data_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SHIPMATE_DATA_DIR": str(data_dir),
+        "SHIPMATE_WEBHOOK_SECRET": SECRET,
+        "SHIPMATE_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "shipmate"),
+            "serve",
+            "--port",
+            str(port),
+            "--no-worker",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+    return process
+
+
+def start_probot(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    if not (folder / "node_modules" / "probot").exists():
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", "probot@14"],
+            cwd=folder,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    (folder / "app.js").write_text(PROBOT_APP)
+    (folder / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    env = {
+        **os.environ,
+        "APP_ID": "1",
+        "PRIVATE_KEY": key.decode(),
+        "WEBHOOK_SECRET": SECRET,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "fatal",
+        "NODE_ENV": "production",
+    }
+    process = subprocess.Popen(
+        [str(folder / "node_modules" / ".bin" / "probot"), "run", "./app.js"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/", process)
+    return process
+
+
+def wrk(
+    port: int, body_file: Path, signature: str, duration: float, connections: int
+) -> dict[str, float]:
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{int(duration)}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            f"http://127.0.0.1:{port}/api/github/webhooks",
+            "--",
+            str(body_file),
+            signature,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = result.stdout
+
+    def latency_ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if match is None:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    accepted = int(re.search(r"ACCEPTED (\d+)", out).group(1))  # type: ignore[union-attr]
+    rejected = int(re.search(r"REJECTED (\d+)", out).group(1))  # type: ignore[union-attr]
+    return {
+        "rps": rps,
+        "p50_ms": latency_ms("50"),
+        "p99_ms": latency_ms("99"),
+        "accepted": accepted,
+        "rejected": rejected,
+    }
+
+
+async def paced(port: int, body: bytes, signature: str, rate: float, seconds: float) -> list[float]:
+    """Open-loop load: one request every 1/rate s, whatever the answers; latencies in ms."""
+    latencies: list[float] = []
+    url = f"http://127.0.0.1:{port}/api/github/webhooks"
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+
+        async def one(n: int) -> None:
+            headers = {
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "issue_comment",
+                "X-GitHub-Delivery": f"paced-{port}-{n}-{time.time_ns()}",
+                "X-Hub-Signature-256": signature,
+            }
+            start = time.perf_counter()
+            response = await client.post(url, content=body, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code in (200, 202), response.status_code
+
+        # Warm the connections, then pace.
+        await asyncio.gather(*(one(-i - 1) for i in range(8)))
+        latencies.clear()
+        tasks = []
+        begin = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def line(name: str, figures: dict[str, float]) -> str:
+    return (
+        f"{name:10} {figures['rps']:9.0f} req/s  p50 {figures['p50_ms']:.2f} ms"
+        f"  p99 {figures['p99_ms']:.2f} ms"
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def count_rows(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "shipmate.db") as conn:
+        return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+
+
+def kill_during_load(
+    work: Path, body_file: Path, signature: str, connections: int
+) -> dict[str, int]:
+    data_dir = work / "kill"
+    port = free_port()
+    server = start_shipmate(data_dir, port)
+    load = subprocess.Popen(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            "-d4s",
+            "-s",
+            str(LUA),
+            f"http://127.0.0.1:{port}/api/github/webhooks",
+            "--",
+            str(body_file),
+            signature,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(2.0)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    out = load.communicate(timeout=60)[0]
+    accepted = int(re.search(r"ACCEPTED (\d+)", out).group(1))  # type: ignore[union-attr]
+    restarted = start_shipmate(data_dir, port)  # recovers the WAL like any restart
+    restarted.send_signal(signal.SIGTERM)
+    restarted.wait(30)
+    stored = count_rows(data_dir)
+    return {
+        "accepted_before_kill": accepted,
+        "stored_after_restart": stored,
+        "lost_deliveries": max(0, accepted - stored),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--no-probot", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("benchmark: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    body = FIXTURE.read_bytes()
+    signature = sign(body, SECRET)
+    with tempfile.TemporaryDirectory(prefix="shipmate-bench-") as tmp:
+        work = Path(tmp)
+        body_file = work / "body.json"
+        body_file.write_bytes(body)
+
+        port = free_port()
+        server = start_shipmate(work / "main", port)
+        try:
+            wrk(port, body_file, signature, 2, args.connections)  # warm-up
+            ours = wrk(port, body_file, signature, args.duration, args.connections)
+            ours_paced = asyncio.run(paced(port, body, signature, args.rate, args.duration))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+        stored = count_rows(work / "main")
+        print(
+            f"{line('shipmate', ours)}  ({ours['accepted']:.0f} accepted,"
+            f" {ours['rejected']:.0f} rejected, {stored} rows stored)"
+        )
+
+        theirs: dict[str, float] | None = None
+        if not args.no_probot and shutil.which("npm"):
+            probot_dir = work / "probot"
+            probot_dir.mkdir()
+            port = free_port()
+            probot = start_probot(probot_dir, port)
+            try:
+                wrk(port, body_file, signature, 2, args.connections)
+                theirs = wrk(port, body_file, signature, args.duration, args.connections)
+            finally:
+                probot.terminate()
+                probot.wait(30)
+            print(f"{line('probot 14', theirs)}  (stores nothing)")
+
+        p99_paced = percentile(ours_paced, 0.99)
+        print(
+            f"shipmate at a fixed {args.rate:.0f} req/s: p50 {percentile(ours_paced, 0.5):.2f} ms, "
+            f"p99 {p99_paced:.2f} ms over {len(ours_paced)} requests"
+        )
+        killed = kill_during_load(work, body_file, signature, args.connections)
+        print(
+            f"SIGKILL during load: {killed['accepted_before_kill']} deliveries got a 2xx, "
+            f"{killed['stored_after_restart']} rows after restart, {killed['lost_deliveries']} lost"
+        )
+
+    figures = {
+        "shipmate_rps": round(ours["rps"], 1),
+        "shipmate_p50_ms": round(ours["p50_ms"], 2),
+        "shipmate_p99_ms": round(ours["p99_ms"], 2),
+        "probot_rps": round(theirs["rps"], 1) if theirs else None,
+        "probot_p50_ms": round(theirs["p50_ms"], 2) if theirs else None,
+        "probot_p99_ms": round(theirs["p99_ms"], 2) if theirs else None,
+        "ratio": round(ours["rps"] / theirs["rps"], 3) if theirs else None,
+        "p99_ms_at_200rps": round(p99_paced, 2),
+        "lost_deliveries": killed["lost_deliveries"],
+        "connections": args.connections,
+    }
+    if theirs:
+        print(f"ratio shipmate/probot: {figures['ratio']}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
