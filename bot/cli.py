@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
+        from bot.logs import configure
         from bot.sandbox.command import exec_command
 
+        # The command's own output owns stdout; the sandbox says only what matters, on stderr.
+        configure("auto", "warning")
         return exec_command(args)
     if args.command == "doctor":
         from bot.sandbox.doctor import doctor

@@ -1,0 +1,80 @@
+"""The sandbox runtime. `open_sandbox(spec)` starts the best backend this host offers (today:
+bubblewrap) with the egress proxy when the task may reach the network, or raises
+`SandboxUnavailable`: Shipmate never runs a command unsandboxed."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from bot.sandbox.base import (
+    EXIT_SANDBOX_FAILED,
+    EXIT_TIMEOUT,
+    ExecResult,
+    Limits,
+    Sandbox,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+from bot.sandbox.bwrap import BwrapSandbox
+
+BRIDGE_PORT = 3128
+
+__all__ = [
+    "EXIT_SANDBOX_FAILED",
+    "EXIT_TIMEOUT",
+    "ExecResult",
+    "Limits",
+    "Sandbox",
+    "SandboxSpec",
+    "SandboxUnavailable",
+    "open_sandbox",
+]
+
+
+@contextlib.asynccontextmanager
+async def open_sandbox(
+    spec: SandboxSpec,
+    *,
+    backend: str = "auto",
+    bwrap: str | None = None,
+    audit: Callable[..., None] | None = None,
+    ca_dir: Path | None = None,
+) -> AsyncIterator[BwrapSandbox]:
+    """A started sandbox for `spec`; closed (and every trace removed) on exit."""
+    if backend not in ("auto", "bwrap"):
+        raise SandboxUnavailable(f"the {backend} backend is not available on this host")
+    sandbox = BwrapSandbox(spec, bwrap=bwrap)
+    proxy = None
+    try:
+        if spec.allow_hosts or spec.secrets:
+            from bot.sandbox.ca import CertificateAuthority
+            from bot.sandbox.proxy import EgressProxy
+
+            socket_dir = Path(tempfile.mkdtemp(prefix="shipmate-egress-"))
+            ca = CertificateAuthority.load_or_create(ca_dir or socket_dir / "ca")
+            proxy = EgressProxy(
+                socket_path=socket_dir / "egress.sock",
+                allow_hosts=spec.allow_hosts,
+                secrets=spec.secrets,
+                ca=ca,
+                audit=audit,
+                task_id=spec.task_id,
+            )
+            await proxy.start()
+            sandbox.socket_dir = socket_dir
+            sandbox.bridge_port = BRIDGE_PORT
+            sandbox.ca_bundle = proxy.ca_bundle_path
+            sandbox.extra_env.update(
+                proxy.sandbox_env(BRIDGE_PORT, "/etc/ssl/certs/ca-certificates.crt")
+            )
+        yield sandbox
+    finally:
+        if proxy is not None:
+            await proxy.stop()
+            import shutil
+
+            shutil.rmtree(proxy.socket_path.parent, ignore_errors=True)
+        await sandbox.close()

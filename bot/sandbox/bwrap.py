@@ -1,0 +1,313 @@
+"""The bubblewrap backend: every command runs in fresh user, PID, IPC, UTS, mount and network
+namespaces, sees the host's system folders read-only, the task's checkout at /workspace, a
+private /tmp and home, and an environment built from an allowlist.
+
+The sandbox's processes live in their own cgroup (memory and process limits) and in a PID
+namespace whose init dies with bwrap, so a timeout kills the whole tree, including processes
+that forked, called setsid and detached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bot.sandbox import limits
+from bot.sandbox.base import (
+    EXIT_TIMEOUT,
+    ExecResult,
+    Limits,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+
+INSIDE_WORKSPACE = "/workspace"
+INSIDE_HOME = "/home/sandbox"
+INSIDE_TMP = "/tmp"  # noqa: S108 - the sandbox's own /tmp, a private folder on the host
+INSIDE_SOCKET_DIR = "/run/shipmate"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# /etc entries programs need; nothing with credentials (no shadow, no gitconfig, no ssh).
+ETC_ALLOW = (
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "passwd",
+    "group",
+    "hosts",
+    "nsswitch.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "protocols",
+    "services",
+    "os-release",
+    "debian_version",
+    "python3",
+    "python3.11",
+    "java-17-openjdk",
+    "magic",
+)
+ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def find_bwrap(explicit: str | None = None) -> str:
+    path = explicit or shutil.which("bwrap")
+    if path is None or not os.access(path, os.X_OK):
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed: apt-get install bubblewrap; "
+            "Shipmate never runs commands unsandboxed"
+        )
+    return path
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ROOT_LINKS_OR_DIRS:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), f"/{name}"]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), f"/{name}"]
+    for name in ETC_ALLOW:
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+class BwrapSandbox:
+    """One task's sandbox. `exec` may be called many times; `close` removes every trace."""
+
+    def __init__(self, spec: SandboxSpec, *, bwrap: str | None = None) -> None:
+        self.spec = spec
+        self.bwrap = find_bwrap(bwrap)
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
+        self._home = self._scratch / "home"
+        self._tmp = self._scratch / "tmp"
+        self._home.mkdir()
+        self._tmp.mkdir()
+        self.extra_env: dict[str, str] = {}
+        self.socket_dir: Path | None = None
+        self.bridge_port: int | None = None
+        self.ca_bundle: Path | None = None
+        self.wall_seconds = 0.0
+        self.cpu_seconds = 0.0
+        self.closed = False
+
+    @property
+    def workspace(self) -> Path:
+        return self.spec.workspace
+
+    def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """The full bwrap command line for `command`."""
+        args = [
+            self.bwrap,
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-net",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            *_system_binds(),
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--bind",
+            str(self._tmp),
+            INSIDE_TMP,
+            "--bind",
+            str(self._home),
+            INSIDE_HOME,
+            "--bind",
+            str(self.spec.workspace),
+            INSIDE_WORKSPACE,
+        ]
+        for host_path, inside in self.spec.ro_binds.items():
+            args += ["--ro-bind", str(host_path), inside]
+        if self.socket_dir is not None:
+            args += ["--bind", str(self.socket_dir), INSIDE_SOCKET_DIR]
+        if self.ca_bundle is not None:
+            args += ["--ro-bind", str(self.ca_bundle), "/etc/ssl/certs/ca-certificates.crt"]
+        args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        if self.bridge_port is not None:
+            # socat bridges the sandbox's own loopback to the egress proxy's socket.
+            bridge = (
+                f"socat TCP-LISTEN:{self.bridge_port},bind=127.0.0.1,fork,reuseaddr "
+                f"UNIX-CONNECT:{INSIDE_SOCKET_DIR}/egress.sock & "
+                f"for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{self.bridge_port}) "
+                f'2>/dev/null && break; sleep 0.005; done; exec "$@"'
+            )
+            return [*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command]
+        return [*args, "--", *command]
+
+    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            "PATH": PATH,
+            "HOME": INSIDE_HOME,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TERM": "dumb",
+            "USER": "sandbox",
+            "TMPDIR": INSIDE_TMP,
+            "SHIPMATE_SANDBOX": "1",
+        }
+        env.update(self.extra_env)
+        if extra:
+            env.update(extra)
+        return env
+
+    async def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout_seconds: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        if self.closed:
+            raise SandboxUnavailable("this sandbox is closed")
+        if not argv:
+            raise ValueError("nothing to run")
+        lim: Limits = self.spec.limits
+        timeout = timeout_seconds if timeout_seconds is not None else lim.timeout_seconds
+        group = limits.create(lim.memory_mib, lim.max_processes)
+        memory_rlimit = lim.memory_mib if group.kind == "none" else None
+        procs_files = group.procs_files()
+
+        def enter_limits() -> None:
+            for procs in procs_files:
+                with open(procs, "w") as handle:
+                    handle.write(str(os.getpid()))
+            limits.rlimit_preexec(memory_rlimit, lim.workspace_mib)
+
+        started = time.monotonic()
+        usage_before = os.times()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv(argv, self.environment(env)),
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=enter_limits,
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:  # e.g. a preexec failure
+            group.remove()
+            raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
+        timed_out = False
+        try:
+            out, err = await asyncio.wait_for(
+                _collect(process, stdin, lim.output_bytes), timeout=timeout
+            )
+        except TimeoutError:
+            timed_out = True
+            self._kill(process, group)
+            out, err = (b"", 0), (b"", 0)
+            with contextlib.suppress(ProcessLookupError):
+                await process.wait()
+        finally:
+            group.kill_all()
+            oom = group.oom_killed()
+            group.remove()
+        usage_after = os.times()
+        wall = time.monotonic() - started
+        cpu = (usage_after.children_user - usage_before.children_user) + (
+            usage_after.children_system - usage_before.children_system
+        )
+        self.wall_seconds += wall
+        self.cpu_seconds += max(0.0, cpu)
+        (stdout, cut_out), (stderr, cut_err) = out, err
+        cut = cut_out + cut_err
+        if timed_out:
+            note = f"\n[shipmate: killed after {timeout:g} s: the command timed out]\n"
+            return ExecResult(
+                EXIT_TIMEOUT, stdout, stderr + note.encode(), True, cut, wall, max(0.0, cpu)
+            )
+        code = process.returncode if process.returncode is not None else -1
+        if code < 0:
+            code = 128 - code  # killed by a signal: the shell's convention
+        if oom:
+            stderr += b"\n[shipmate: the sandbox ran out of memory]\n"
+        if cut:
+            stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
+        return ExecResult(code, stdout, stderr, False, cut, wall, max(0.0, cpu))
+
+    @staticmethod
+    def _kill(process: asyncio.subprocess.Process, group: limits.CgroupSet) -> None:
+        # bwrap's PID-namespace init gets SIGKILL when bwrap dies (--die-with-parent), which
+        # takes every process in the namespace with it; the cgroup kill is the backstop.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        group.kill_all()
+
+    async def close(self) -> None:
+        self.closed = True
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    async def __aenter__(self) -> BwrapSandbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def _collect(
+    process: asyncio.subprocess.Process, stdin: bytes | None, cap: int
+) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """Read both pipes to the end, keeping at most `cap` bytes (head) of each plus the total."""
+
+    half = max(1, cap // 2)
+
+    async def drain(stream: asyncio.StreamReader | None) -> tuple[bytes, int]:
+        if stream is None:
+            return b"", 0
+        head = bytearray()
+        tail = bytearray()
+        total = 0
+        while chunk := await stream.read(65536):
+            total += len(chunk)
+            room = half - len(head)
+            if room > 0:
+                head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                tail += chunk
+                if len(tail) > half:
+                    del tail[: len(tail) - half]
+        if total <= 2 * half:
+            return bytes(head + tail), 0
+        cut = total - 2 * half
+        return bytes(head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(tail), cut
+
+    if stdin is not None and process.stdin is not None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            process.stdin.write(stdin)
+            await process.stdin.drain()
+        process.stdin.close()
+    out, err = await asyncio.gather(drain(process.stdout), drain(process.stderr))
+    await process.wait()
+    return out, err

@@ -1,0 +1,82 @@
+"""`shipmate sandbox exec`: run one command in a fresh sandbox, as the contract says.
+
+Exit code: the command's; 124 when the timeout killed it; 125 when the sandbox could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import EXIT_SANDBOX_FAILED, Limits, SandboxSpec, SandboxUnavailable
+
+
+def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
+    table: dict[str, tuple[str, str]] = {}
+    for spec in specs:
+        name, sep, host = spec.partition("@")
+        if not sep or not name or not host:
+            raise SandboxUnavailable(f"--secret takes NAME@HOST, not {spec!r}")
+        value = os.environ.get(name)
+        if value is None:
+            raise SandboxUnavailable(
+                f"--secret {spec}: the host has no environment variable {name}"
+            )
+        table[name] = (value, host)
+    return table
+
+
+async def _run(
+    args: argparse.Namespace, command: list[str], workdir: Path, temporary: str | None
+) -> int:
+    limits = Limits(
+        timeout_seconds=args.timeout,
+        memory_mib=args.memory if args.memory is not None else Limits.memory_mib,
+    )
+    spec = SandboxSpec(
+        workspace=workdir,
+        limits=limits,
+        allow_hosts=tuple(args.allow_host),
+        secrets=_secrets(args.secret),
+        task_id="exec",
+    )
+    try:
+        async with open_sandbox(spec, backend=args.backend) as sandbox:
+            stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+            result = await sandbox.exec(command, stdin=stdin or None)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(result.stderr)
+    sys.stderr.flush()
+    return result.exit_code
+
+
+def exec_command(args: argparse.Namespace) -> int:
+    command = list(args.argv)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("shipmate sandbox exec: give a command after --", file=sys.stderr)
+        return 2
+    temporary = None
+    try:
+        if args.workdir is None:
+            temporary = tempfile.mkdtemp(prefix="shipmate-workdir-")
+            workdir = Path(temporary)
+        else:
+            workdir = Path(args.workdir).resolve()
+            if not workdir.is_dir():
+                raise SandboxUnavailable(f"--workdir {args.workdir} is not a folder")
+        return asyncio.run(_run(args, command, workdir, temporary))
+    except SandboxUnavailable as exc:
+        print(f"shipmate sandbox: cannot start the sandbox: {exc}", file=sys.stderr)
+        return EXIT_SANDBOX_FAILED
