@@ -1,0 +1,147 @@
+"""The one retry policy for GitHub calls: which failures to retry and how long to wait.
+
+It wraps each call with tenacity rather than plugging into githubkit's `auto_retry` hook: the
+wrapper also covers the installation-token request that runs inside the auth flow, its
+`sleep` can be injected so tests observe the exact waits, and its attempts and maximum wait are
+ours to bound. githubkit's own auto-retry is therefore off on every client we build, so retries
+are never doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import httpx
+import structlog
+from githubkit.exception import GitHubException, RequestError, RequestFailed
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+log = structlog.get_logger("shipmate.github")
+
+T = TypeVar("T")
+
+# GitHub asks for at least a minute after a secondary limit that names no wait.
+SECONDARY_LIMIT_WAIT = 60.0
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """githubkit wraps whatever the auth flow raised (e.g. a failed token request) in a
+    `RequestError`; judge the innermost GitHub error, not the wrapper."""
+    while (
+        type(exc) is RequestError
+        and isinstance(exc.exc, BaseException)
+        and isinstance(exc.exc, GitHubException | httpx.TransportError)
+    ):
+        exc = exc.exc
+    return exc
+
+
+def rate_limited(response: httpx.Response) -> bool:
+    """GitHub's primary or secondary rate limit, as opposed to a 403 that will not change."""
+    if response.status_code not in (403, 429):
+        return False
+    headers = response.headers
+    if headers.get("retry-after") or headers.get("x-ratelimit-remaining") == "0":
+        return True
+    text = response.text.lower()
+    return "secondary rate limit" in text or "abuse detection" in text
+
+
+def _retry_after_seconds(value: str, now: float) -> float | None:
+    """`Retry-After` is seconds or an HTTP date."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - now
+    except (TypeError, ValueError):
+        return None
+
+
+class RetryPolicy:
+    """When and how long to wait before retrying a GitHub call.
+
+    Retried: 5xx, connection errors and timeouts, primary limits (wait until
+    `x-ratelimit-reset`), secondary limits (wait `Retry-After`, else 60 s). Never retried: any
+    other 4xx (401, 404, 422, a 403 without rate-limit signs). Waits are capped at `max_wait`.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 5,
+        max_wait: float = 900.0,
+        base: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.base = base
+        self.sleep = sleep
+        self.clock = clock
+
+    def retryable(self, exc: BaseException) -> bool:
+        if type(exc) is RequestError and isinstance(exc.exc, GitHubException):
+            # A token request that failed inside the auth flow: it had its own retries already.
+            return False
+        exc = root_cause(exc)
+        if isinstance(exc, RequestFailed):
+            response = exc.response.raw_response
+            return response.status_code >= 500 or rate_limited(response)
+        if isinstance(exc, RequestError):  # timeouts and connection errors carry no response
+            return isinstance(exc.exc, httpx.TransportError)
+        return isinstance(exc, httpx.TransportError)
+
+    def wait_for(self, exc: BaseException | None, attempt: int, now: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        now = self.clock() if now is None else now
+        exc = root_cause(exc) if exc is not None else None
+        if isinstance(exc, RequestFailed) and rate_limited(exc.response.raw_response):
+            headers = exc.response.raw_response.headers
+            seconds: float | None = None
+            if retry_after := headers.get("retry-after"):
+                seconds = _retry_after_seconds(retry_after, now)
+            reset = headers.get("x-ratelimit-reset")
+            if seconds is None and reset and headers.get("x-ratelimit-remaining") == "0":
+                # One second past the reset: GitHub's clock and ours are not in lockstep.
+                seconds = float(reset) - now + 1
+            if seconds is None:
+                seconds = SECONDARY_LIMIT_WAIT
+            return min(self.max_wait, max(0.0, seconds))
+        return float(min(self.max_wait, self.base * 2 ** (attempt - 1)))
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        seconds = self.wait_for(exc, state.attempt_number)
+        status = None
+        cause = root_cause(exc) if exc is not None else None
+        if isinstance(cause, RequestFailed):
+            status = cause.response.status_code
+        log.warning(
+            "github.retry",
+            attempt=state.attempt_number,
+            status=status,
+            error=type(cause).__name__,
+            wait_seconds=round(seconds, 3),
+        )
+        return seconds
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run `fn` (a fresh request each time) until it succeeds or the policy gives up."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self.retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self.attempts),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover
