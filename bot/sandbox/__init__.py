@@ -5,6 +5,7 @@ bubblewrap) with the egress proxy when the task may reach the network, or raises
 from __future__ import annotations
 
 import contextlib
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -42,6 +43,7 @@ async def open_sandbox(
     bwrap: str | None = None,
     audit: Callable[..., None] | None = None,
     ca_dir: Path | None = None,
+    upstream_ssl: ssl.SSLContext | None = None,
 ) -> AsyncIterator[BwrapSandbox]:
     """A started sandbox for `spec`; closed (and every trace removed) on exit."""
     if backend not in ("auto", "bwrap"):
@@ -62,6 +64,7 @@ async def open_sandbox(
                 ca=ca,
                 audit=audit,
                 task_id=spec.task_id,
+                upstream_ssl=upstream_ssl,
             )
             await proxy.start()
             sandbox.socket_dir = socket_dir

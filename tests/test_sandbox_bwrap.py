@@ -1,0 +1,190 @@
+"""Isolation properties of the bubblewrap sandbox, with real bwrap and real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import EXIT_TIMEOUT, Limits, SandboxSpec, SandboxUnavailable
+from bot.sandbox.bwrap import BwrapSandbox
+
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.anyio,
+]
+
+
+def _spec(tmp_path: Path, **limits: object) -> SandboxSpec:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    return SandboxSpec(workspace=workspace, limits=Limits(**limits))  # type: ignore[arg-type]
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def test_host_files_and_environment_are_invisible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST_ONLY_SECRET", "do-not-leak")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "mine.txt").write_text("visible")
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        result = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                "env; ls -a /root /home 2>&1; cat mine.txt; pwd; cat /etc/gitconfig /etc/shadow 2>&1; ls /var/run/docker.sock 2>&1",
+            ]
+        )
+    out = result.stdout.decode() + result.stderr.decode()
+    assert "do-not-leak" not in out and "HOST_ONLY_SECRET" not in out
+    assert "SSH_AUTH_SOCK" not in out
+    assert "cannot access '/root'" in out
+    assert "visible" in out and "/workspace" in out
+    assert "gitconfig: No such file" in out and "shadow: No such file" in out
+    assert "docker.sock" in out and "No such file" in out
+
+
+async def test_no_network_without_the_proxy(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        async with open_sandbox(_spec(tmp_path)) as sandbox:
+            result = await sandbox.exec(
+                [
+                    "python3",
+                    "-c",
+                    f"import socket; socket.create_connection(('127.0.0.1', {port}), 2)",
+                ]
+            )
+            interfaces = await sandbox.exec(["cat", "/proc/net/dev"])
+    finally:
+        listener.close()
+    assert result.exit_code != 0 and b"Connection refused" in result.stderr
+    assert b"eth" not in interfaces.stdout and b"lo:" in interfaces.stdout
+
+
+async def test_timeout_kills_a_tree_that_forks_and_detaches(tmp_path: Path) -> None:
+    marker = f"shipmate-marker-{uuid.uuid4().hex}"
+    script = f"(setsid bash -c 'exec -a {marker} sleep 300' &); (nohup bash -c 'exec -a {marker} sleep 300' &); exec -a {marker} sleep 300"
+    async with open_sandbox(_spec(tmp_path, timeout_seconds=1.0)) as sandbox:
+        started = time.monotonic()
+        result = await sandbox.exec(["bash", "-c", script])
+        assert time.monotonic() - started < 10
+    assert result.exit_code == EXIT_TIMEOUT and result.timed_out
+    assert b"timed out" in result.stderr
+    deadline = time.monotonic() + 5
+    while _pids_with(marker):
+        assert time.monotonic() < deadline, f"survivors: {_pids_with(marker)}"
+        await asyncio.sleep(0.05)
+
+
+async def test_memory_limit(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path, memory_mib=128)) as sandbox:
+        result = await sandbox.exec(
+            ["python3", "-c", "x = bytearray(400 * 1024 * 1024); print('ok')"]
+        )
+    assert result.exit_code != 0 and b"ok" not in result.stdout
+
+
+async def test_process_limit(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path, max_processes=20)) as sandbox:
+        result = await sandbox.exec(
+            [
+                "python3",
+                "-c",
+                "import os, time\nn = 0\ntry:\n    for _ in range(100):\n        if os.fork() == 0:\n            time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('refused after', n, e.errno)\n",
+            ]
+        )
+    assert b"refused after" in result.stdout
+    assert int(result.stdout.split()[2]) < 20
+
+
+async def test_output_is_capped_with_a_note(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path, output_bytes=10_000)) as sandbox:
+        result = await sandbox.exec(
+            ["bash", "-c", "head -c 100000 /dev/zero | tr '\\0' a; echo END"]
+        )
+    assert len(result.stdout) < 11_000
+    assert result.stdout.rstrip().endswith(b"END")  # the tail is kept
+    assert result.cut_bytes == 100_004 - 10_000
+    assert b"output cut" in result.stderr
+
+
+async def test_writes_outside_the_workspace_are_gone(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    async with open_sandbox(spec) as sandbox:
+        await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                "echo x > /tmp/t; echo y > ~/h; echo z > /workspace/kept; touch /usr/nope 2>/dev/null; echo $?",
+            ]
+        )
+        scratch = sandbox._scratch
+        again = await sandbox.exec(["cat", "/tmp/t"])
+        assert again.stdout == b"x\n"  # one task's commands share its /tmp
+    assert not scratch.exists()
+    assert (spec.workspace / "kept").read_text() == "z\n"
+    assert not Path("/usr/nope").exists()
+
+
+async def test_two_sandboxes_cannot_see_each_other(tmp_path: Path) -> None:
+    marker = f"shipmate-peer-{uuid.uuid4().hex}"
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    async with open_sandbox(_spec(a_dir, timeout_seconds=5)) as a, open_sandbox(_spec(b_dir)) as b:
+        sleeper = asyncio.create_task(
+            a.exec(["bash", "-c", f"echo secret > /tmp/{marker}; exec -a {marker} sleep 3"])
+        )
+        await asyncio.sleep(0.5)
+        seen = await b.exec(["bash", "-c", "ps -eo args; ls -a /tmp ~ /workspace"])
+        await sleeper
+    assert seen.exit_code == 0 and b"COMMAND" in seen.stdout
+    assert marker.encode() not in seen.stdout
+
+
+async def test_refuses_to_run_without_bwrap(tmp_path: Path) -> None:
+    with pytest.raises(SandboxUnavailable, match="never runs commands unsandboxed"):
+        BwrapSandbox(_spec(tmp_path), bwrap=str(tmp_path / "missing-bwrap"))
+
+
+async def test_exit_codes_and_stdin_pass_through(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        result = await sandbox.exec(["bash", "-c", "cat; exit 7"], stdin=b"piped")
+    assert (result.exit_code, result.stdout) == (7, b"piped")
+    assert result.wall_seconds > 0
+
+
+def test_cgroup_limits_are_what_this_host_offers() -> None:
+    from bot.sandbox import limits
+
+    assert limits.detect() in ("v1", "v2", "none")
+    if os.geteuid() == 0 and Path("/sys/fs/cgroup/memory").is_dir():
+        group = limits.create(64, 10)
+        try:
+            assert group.kind in ("v1", "v2") and group.dirs
+        finally:
+            group.remove()
