@@ -1,0 +1,202 @@
+"""The egress proxy end to end: curl in a real sandbox -> socat bridge -> proxy on a unix socket
+-> local HTTP and HTTPS upstreams on 127.0.0.2 (127.0.0.1 is NO_PROXY inside, by design)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import open_sandbox
+from bot.sandbox.allowlist import Allowlist, parse_entry
+from bot.sandbox.base import SandboxSpec
+from bot.sandbox.ca import CertificateAuthority
+from bot.sandbox.placeholders import StreamMasker, build, misdirected, substitute
+from bot.sandbox.proxy import EgressEvent
+
+pytestmark = pytest.mark.anyio
+needs_sandbox = pytest.mark.skipif(
+    shutil.which("bwrap") is None or shutil.which("socat") is None or shutil.which("curl") is None,
+    reason="needs bwrap, socat and curl",
+)
+REAL = "real-token-7f3a9c"
+
+
+class Echo:
+    """An upstream that answers with the request it received (head and body)."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        body = await reader.readexactly(length)
+        self.seen.append(head + body)
+        answer = b"echo:" + head + body
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(answer)
+            + answer
+        )
+        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def http_upstream() -> AsyncIterator[tuple[Echo, int]]:
+    echo = Echo()
+    server = await asyncio.start_server(echo.handle, "127.0.0.2", 0)
+    yield echo, server.sockets[0].getsockname()[1]
+    server.close()
+
+
+@pytest.fixture
+async def https_upstream(tmp_path: Path) -> AsyncIterator[tuple[Echo, int, ssl.SSLContext]]:
+    upstream_ca = CertificateAuthority.load_or_create(tmp_path / "upstream-ca")
+    server_ctx = upstream_ca.leaf_context("127.0.0.2")
+    client_ctx = ssl.create_default_context(cadata=upstream_ca.cert_pem.decode())
+    echo = Echo()
+    server = await asyncio.start_server(echo.handle, "127.0.0.2", 0, ssl=server_ctx)
+    yield echo, server.sockets[0].getsockname()[1], client_ctx
+    server.close()
+
+
+def _spec(
+    tmp_path: Path, allow: tuple[str, ...], secrets: dict[str, tuple[str, str]]
+) -> SandboxSpec:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    return SandboxSpec(workspace=workspace, allow_hosts=allow, secrets=secrets, task_id="t1")
+
+
+@needs_sandbox
+async def test_allowed_host_over_http_with_placeholder_substituted(
+    tmp_path: Path, http_upstream: tuple[Echo, int]
+) -> None:
+    echo, port = http_upstream
+    events: list[EgressEvent] = []
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    async with open_sandbox(spec, audit=events.append, ca_dir=tmp_path / "ca") as sandbox:
+        result = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                f'echo "inside=$API_TOKEN"; curl -s -H "Authorization: Bearer $API_TOKEN" -d "t=$API_TOKEN" http://127.0.0.2:{port}/x',
+            ]
+        )
+    out = result.stdout.decode()
+    assert REAL not in out  # neither in the env nor echoed back
+    assert "inside=SHIPMATE_PLACEHOLDER_API_TOKEN_" in out and "echo:POST /x" in out
+    (request,) = echo.seen
+    assert f"Authorization: Bearer {REAL}".encode() in request and request.endswith(
+        f"t={REAL}".encode()
+    )
+    assert [(e.host, e.allowed, e.reason) for e in events] == [("127.0.0.2", True, "forwarded")]
+
+
+@needs_sandbox
+async def test_placeholder_over_https_through_the_per_install_ca(
+    tmp_path: Path, https_upstream: tuple[Echo, int, ssl.SSLContext]
+) -> None:
+    echo, port, upstream_ctx = https_upstream
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    async with open_sandbox(spec, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx) as sandbox:
+        result = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                f'curl -sS -H "X-Key: $API_TOKEN" --data-binary "$API_TOKEN" https://127.0.0.2:{port}/secure',
+            ]
+        )
+        env = await sandbox.exec(["bash", "-c", "env; cat /proc/self/environ"])
+    assert result.exit_code == 0, result.stderr.decode()
+    assert b"echo:POST /secure" in result.stdout and REAL.encode() not in result.stdout
+    (request,) = echo.seen
+    assert f"X-Key: {REAL}".encode() in request and request.endswith(REAL.encode())
+    assert REAL.encode() not in env.stdout
+
+
+@needs_sandbox
+async def test_denied_hosts_and_misdirected_placeholders_are_refused_and_logged(
+    tmp_path: Path, http_upstream: tuple[Echo, int]
+) -> None:
+    echo, port = http_upstream
+    events: list[EgressEvent] = []
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "api.example.com")})
+    async with open_sandbox(spec, audit=events.append, ca_dir=tmp_path / "ca") as sandbox:
+        denied = await sandbox.exec(["curl", "-s", "-i", "http://example.org/"])
+        leak = await sandbox.exec(
+            ["bash", "-c", f'curl -s -i "http://127.0.0.2:{port}/?k=$API_TOKEN"']
+        )
+    assert b"403 Forbidden" in denied.stdout and b"not on this task's allowlist" in denied.stdout
+    assert b"403 Forbidden" in leak.stdout and b"API_TOKEN" in leak.stdout
+    assert echo.seen == []
+    assert [(e.host, e.allowed) for e in events] == [("example.org", False), ("127.0.0.2", False)]
+    assert "placeholder" in events[1].reason
+
+
+def test_allowlist_entries() -> None:
+    allow = Allowlist(["pypi.org", "files.example.com:8443", "*.npmjs.org"])
+    assert allow.allows("pypi.org", 443) and allow.allows("PYPI.org", 80)
+    assert not allow.allows("pypi.org", 22)
+    assert allow.allows("files.example.com", 8443) and not allow.allows("files.example.com", 443)
+    assert allow.allows("registry.npmjs.org", 443) and not allow.allows("npmjs.org.evil.com", 443)
+    with pytest.raises(ValueError):
+        parse_entry("http://pypi.org/simple")
+
+
+def test_placeholders_pure() -> None:
+    table = build({"TOKEN": ("sekret-value", "api.example.com")})
+    placeholder = table["TOKEN"].placeholder
+    data = f"auth={placeholder}".encode()
+    assert substitute(data, "api.example.com", table) == b"auth=sekret-value"
+    assert substitute(data, "other.com", table) == data
+    assert misdirected(data, "other.com", table) == ["TOKEN"]
+    assert misdirected(data, "api.example.com", table) == []
+    masker = StreamMasker(table)
+    streamed = masker.feed(b"xx sekret-") + masker.feed(b"value yy") + masker.flush()
+    assert streamed == f"xx {placeholder} yy".encode()
+
+
+def test_ca_is_persisted_and_leaf_chains_to_it(tmp_path: Path) -> None:
+    first = CertificateAuthority.load_or_create(tmp_path / "ca")
+    again = CertificateAuthority.load_or_create(tmp_path / "ca")
+    assert first.cert_pem == again.cert_pem
+    assert oct((tmp_path / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    from cryptography import x509
+
+    cert_pem, _ = first.leaf("pypi.org")
+    leaf = x509.load_pem_x509_certificate(cert_pem)
+    leaf.verify_directly_issued_by(first.cert)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["pypi.org"]
+
+
+async def test_malformed_request_gets_400(tmp_path: Path) -> None:
+    from bot.sandbox.proxy import EgressProxy
+
+    proxy = EgressProxy(
+        socket_path=tmp_path / "p.sock",
+        allow_hosts=[],
+        secrets={},
+        ca=None,
+        audit=None,
+        task_id="t",
+    )
+    await proxy.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(tmp_path / "p.sock"))
+        writer.write(b"NONSENSE\r\n\r\n")
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+    finally:
+        await proxy.stop()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
