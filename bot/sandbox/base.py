@@ -51,6 +51,9 @@ class SandboxSpec:
     # Extra read-only mounts: host path -> path inside.
     ro_binds: Mapping[Path, str] = field(default_factory=dict)
     task_id: str = "adhoc"
+    # When set, /workspace is a copy-on-write overlay over this read-only tree (a cached
+    # checkout) instead of a bind of `workspace`; the task's changes live in its own upper layer.
+    overlay_lower: Path | None = None
 
 
 class Sandbox(Protocol):

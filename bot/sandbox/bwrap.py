@@ -97,6 +97,9 @@ class BwrapSandbox:
         self._tmp = self._scratch / "tmp"
         self._home.mkdir()
         self._tmp.mkdir()
+        if spec.overlay_lower is not None:
+            for layer in ("upper", "work", "merged"):
+                (self._scratch / layer).mkdir()
         self.extra_env: dict[str, str] = {}
         self.socket_dir: Path | None = None
         self.bridge_port: int | None = None
@@ -139,7 +142,7 @@ class BwrapSandbox:
             str(self._home),
             INSIDE_HOME,
             "--bind",
-            str(self.spec.workspace),
+            str(self._merged if self.spec.overlay_lower else self.spec.workspace),
             INSIDE_WORKSPACE,
         ]
         for host_path, inside in self.spec.ro_binds.items():
@@ -159,8 +162,42 @@ class BwrapSandbox:
                 f"for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{self.bridge_port}) "
                 f'2>/dev/null && break; sleep 0.005; done; exec "$@"'
             )
-            return [*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command]
-        return [*args, "--", *command]
+            return self._overlaid([*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command])
+        return self._overlaid([*args, "--", *command])
+
+    @property
+    def _merged(self) -> Path:
+        return self._scratch / "merged"
+
+    @property
+    def upper(self) -> Path | None:
+        """The task's own layer over the cached tree (None without an overlay)."""
+        return self._scratch / "upper" if self.spec.overlay_lower else None
+
+    def _overlaid(self, argv: list[str]) -> list[str]:
+        """Mount the overlay in a user and mount namespace of its own, then start bwrap there
+        (unprivileged overlayfs; the mount vanishes with the namespace)."""
+        lower = self.spec.overlay_lower
+        if lower is None:
+            return argv
+        options = (
+            f"lowerdir={lower},upperdir={self._scratch / 'upper'},workdir={self._scratch / 'work'}"
+        )
+        mount = 'mount -t overlay overlay -o "$1" "$2" && shift 2 && exec "$@"'
+        return [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--",
+            "/bin/sh",
+            "-c",
+            mount,
+            "overlay",
+            options,
+            str(self._merged),
+            *argv,
+        ]
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
