@@ -142,7 +142,7 @@ class GitHubApp:
                 body["permissions"] = dict(perms)
             create = self.app_client.rest.apps.async_create_installation_access_token
             response = await self.retry.call(
-                lambda: create(installation_id, data=body or None)  # type: ignore[arg-type]
+                lambda: create(installation_id, data=body)  # type: ignore[call-overload]
             )
             data: dict[str, Any] = response.raw_response.json()
             token = InstallationToken(
