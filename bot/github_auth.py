@@ -161,10 +161,11 @@ class GitHubApp:
             )
             return token
 
-    def forget(self, installation_id: int) -> None:
-        """Drop cached tokens of an installation (uninstalled, or a token was refused)."""
-        for key in [k for k in self._tokens if k[0] == installation_id]:
-            del self._tokens[key]
+    def forget(self, installation_id: int, token: InstallationToken | None = None) -> None:
+        """Drop an installation's cached tokens (uninstalled), or just `token` (refused)."""
+        for key, cached in list(self._tokens.items()):
+            if key[0] == installation_id and (token is None or cached is token):
+                del self._tokens[key]
 
     def client(self, token: InstallationToken) -> GitHub[TokenAuthStrategy]:
         """A client bound to one fixed token."""
@@ -202,13 +203,20 @@ class _ScopedTokenAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
         raise RuntimeError("Shipmate's installation clients are async-only")
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, Any]:
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         s = self.strategy
-        token = await s.app.installation_token(
-            s.installation_id, repositories=s.repositories, permissions=s.permissions
-        )
+        token = await s.token()
         request.headers["Authorization"] = f"token {token.token}"
-        yield request
+        response = yield request
+        if response.status_code == 401:
+            # Revoked before its expiry (e.g. the installation's permissions changed): one new
+            # token, once. A second 401 is final.
+            s.app.forget(s.installation_id, token)
+            token = await s.token()
+            request.headers["Authorization"] = f"token {token.token}"
+            yield request
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,11 @@ class ScopedInstallationAuthStrategy(BaseAuthStrategy):
     installation_id: int
     repositories: tuple[str, ...] = ()
     permissions: Mapping[str, str] | None = None
+
+    async def token(self) -> InstallationToken:
+        return await self.app.installation_token(
+            self.installation_id, repositories=self.repositories, permissions=self.permissions
+        )
 
     def get_auth_flow(self, github: GitHubCore[Any]) -> httpx.Auth:
         return _ScopedTokenAuth(self)

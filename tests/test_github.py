@@ -263,6 +263,21 @@ async def test_a_long_lived_client_refreshes_its_own_token(
 
 
 @pytest.mark.anyio
+async def test_a_revoked_token_is_replaced_once(
+    api: str, fake: Fake, sleeps: Sleeps, policy: RetryPolicy
+) -> None:
+    repo = await _repo(_github_app(api), policy)
+    fake.on("POST", COMMENTS, Reply(401, {"message": "Bad credentials"}), CREATED)
+    assert await repo.comment(1, "hello") == 1001
+    seen = [c.authorization for c in fake.calls_to("POST", COMMENTS)]
+    assert seen == ["token ghs_secret1", "token ghs_secret2"] and sleeps.waits == []
+    fake.on("POST", COMMENTS, Reply(401, {"message": "Bad credentials"}))
+    with pytest.raises(RequestFailed):
+        await repo.comment(1, "hello")
+    assert len(fake.calls_to("POST", COMMENTS)) == 4 and len(fake.token_requests) == 3
+
+
+@pytest.mark.anyio
 async def test_app_slug(api: str) -> None:
     app = _github_app(api)
     assert await app.app_slug() == "shipmate-test"
@@ -344,11 +359,13 @@ async def test_no_retry_for_errors_that_will_not_change(
     api: str, fake: Fake, sleeps: Sleeps, policy: RetryPolicy, failure: Reply
 ) -> None:
     repo = await _repo(_github_app(api), policy)
-    fake.on("POST", COMMENTS, failure, CREATED)
+    fake.on("POST", COMMENTS, failure)
     with pytest.raises(RequestFailed) as raised:
         await repo.comment(1, "hello")
     assert raised.value.response.status_code == failure.status
-    assert len(fake.calls_to("POST", COMMENTS)) == 1 and sleeps.waits == []
+    # A 401 gets one fresh token (see above), never a wait-and-retry.
+    expected = 2 if failure.status == 401 else 1
+    assert len(fake.calls_to("POST", COMMENTS)) == expected and sleeps.waits == []
 
 
 @pytest.mark.anyio
