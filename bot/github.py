@@ -1,9 +1,7 @@
 """The REST calls Shipmate makes on one repository, each through the one retry policy.
 
-Auth lives in `bot.github_auth`, the retry policy in `bot.github_retry`; both are re-exported
-here. Calls use githubkit's typed methods; answers are small frozen dataclasses read from
-GitHub's JSON (githubkit's strict models reject payloads that leave out fields GitHub often
-omits, so we parse only what we use).
+Auth lives in `bot.github_auth`, the retry policy in `bot.github_retry`, the answer types in
+`bot.github_models`; all are re-exported here. Calls use githubkit's typed methods.
 """
 
 from __future__ import annotations
@@ -12,13 +10,29 @@ import base64
 import functools
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
 from bot.github_auth import PUSH, READ, GitHubApp, InstallationToken, ScopedInstallationAuthStrategy
+from bot.github_models import (
+    PERMISSIONS,
+    CheckRun,
+    CheckSuite,
+    CombinedStatus,
+    Comment,
+    CommitStatus,
+    Deployment,
+    DeploymentStatus,
+    Job,
+    Permission,
+    PullRequest,
+    Reaction,
+    ReviewComment,
+    WorkflowRun,
+    text_or_none,
+)
 from bot.github_retry import RetryPolicy
 
 __all__ = [
@@ -34,232 +48,15 @@ __all__ = [
     "GitHubApp",
     "InstallationToken",
     "Job",
+    "Permission",
     "PullRequest",
+    "Reaction",
     "RepoClient",
     "RetryPolicy",
     "ReviewComment",
     "ScopedInstallationAuthStrategy",
     "WorkflowRun",
 ]
-
-Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
-Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
-_PERMISSIONS = ("admin", "maintain", "write", "triage", "read", "none")
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class Comment:
-    id: int
-    body: str
-    user: str
-    html_url: str
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> Comment:
-        user = d.get("user") or {}
-        return cls(int(d["id"]), d.get("body") or "", user.get("login", ""), d.get("html_url", ""))
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    number: int
-    state: str
-    draft: bool
-    head_ref: str
-    head_sha: str
-    head_repo: str | None  # "owner/name"; differs from the base repository for a fork PR
-    base_ref: str
-    html_url: str
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> PullRequest:
-        head, base = d.get("head") or {}, d.get("base") or {}
-        return cls(
-            number=int(d["number"]),
-            state=str(d.get("state", "open")),
-            draft=bool(d.get("draft")),
-            head_ref=str(head.get("ref", "")),
-            head_sha=str(head.get("sha", "")),
-            head_repo=_str((head.get("repo") or {}).get("full_name")),
-            base_ref=str(base.get("ref", "")),
-            html_url=str(d.get("html_url", "")),
-        )
-
-
-@dataclass(frozen=True)
-class ReviewComment:
-    id: int
-    path: str
-    line: int | None
-    body: str
-    user: str
-    in_reply_to_id: int | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> ReviewComment:
-        line = d.get("line") if d.get("line") is not None else d.get("original_line")
-        reply_to = d.get("in_reply_to_id")
-        return cls(
-            id=int(d["id"]),
-            path=str(d.get("path", "")),
-            line=None if line is None else int(line),
-            body=d.get("body") or "",
-            user=(d.get("user") or {}).get("login", ""),
-            in_reply_to_id=None if reply_to is None else int(reply_to),
-        )
-
-
-@dataclass(frozen=True)
-class CheckRun:
-    id: int
-    name: str
-    head_sha: str
-    status: str
-    conclusion: str | None
-    title: str | None
-    summary: str | None
-    text: str | None
-    details_url: str | None
-    app_slug: str | None
-    check_suite_id: int | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> CheckRun:
-        output = d.get("output") or {}
-        suite = d.get("check_suite") or {}
-        return cls(
-            id=int(d["id"]),
-            name=str(d.get("name", "")),
-            head_sha=str(d.get("head_sha", "")),
-            status=str(d.get("status", "")),
-            conclusion=_str(d.get("conclusion")),
-            title=_str(output.get("title")),
-            summary=_str(output.get("summary")),
-            text=_str(output.get("text")),
-            details_url=_str(d.get("details_url")),
-            app_slug=_str((d.get("app") or {}).get("slug")),
-            check_suite_id=None if suite.get("id") is None else int(suite["id"]),
-        )
-
-
-@dataclass(frozen=True)
-class CheckSuite:
-    id: int
-    head_sha: str
-    head_branch: str | None
-    status: str | None
-    conclusion: str | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> CheckSuite:
-        return cls(
-            int(d["id"]),
-            str(d.get("head_sha", "")),
-            _str(d.get("head_branch")),
-            _str(d.get("status")),
-            _str(d.get("conclusion")),
-        )
-
-
-@dataclass(frozen=True)
-class CommitStatus:
-    context: str
-    state: str
-    description: str | None
-    target_url: str | None
-
-
-@dataclass(frozen=True)
-class CombinedStatus:
-    sha: str
-    state: str  # failure, pending or success
-    statuses: tuple[CommitStatus, ...]
-
-
-@dataclass(frozen=True)
-class WorkflowRun:
-    id: int
-    name: str
-    head_sha: str
-    head_branch: str | None
-    status: str | None
-    conclusion: str | None
-    html_url: str
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> WorkflowRun:
-        return cls(
-            int(d["id"]),
-            str(d.get("name") or ""),
-            str(d.get("head_sha", "")),
-            _str(d.get("head_branch")),
-            _str(d.get("status")),
-            _str(d.get("conclusion")),
-            str(d.get("html_url", "")),
-        )
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    name: str
-    status: str | None
-    conclusion: str | None
-    failed_steps: tuple[str, ...]
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> Job:
-        steps = d.get("steps") or []
-        failed = tuple(str(s.get("name", "")) for s in steps if s.get("conclusion") == "failure")
-        return cls(
-            int(d["id"]),
-            str(d.get("name", "")),
-            _str(d.get("status")),
-            _str(d.get("conclusion")),
-            failed,
-        )
-
-
-@dataclass(frozen=True)
-class Deployment:
-    id: int
-    sha: str
-    ref: str
-    environment: str
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> Deployment:
-        return cls(
-            int(d["id"]),
-            str(d.get("sha", "")),
-            str(d.get("ref", "")),
-            str(d.get("environment", "")),
-        )
-
-
-@dataclass(frozen=True)
-class DeploymentStatus:
-    id: int
-    state: str
-    description: str | None
-    log_url: str | None
-    target_url: str | None
-    environment_url: str | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> DeploymentStatus:
-        return cls(
-            int(d["id"]),
-            str(d.get("state", "")),
-            _str(d.get("description")),
-            _str(d.get("log_url")),
-            _str(d.get("target_url")),
-            _str(d.get("environment_url")),
-        )
 
 
 def _status(exc: RequestFailed) -> int:
@@ -323,7 +120,7 @@ class RepoClient:
             return "none"
         # `permission` folds maintain into write and triage into read; `role_name` does not.
         for value in (data.get("role_name"), data.get("permission")):
-            if value in _PERMISSIONS:
+            if value in PERMISSIONS:
                 return value  # type: ignore[no-any-return]
         return "none"
 
@@ -495,8 +292,8 @@ class RepoClient:
             CommitStatus(
                 str(s.get("context", "")),
                 str(s.get("state", "")),
-                _str(s.get("description")),
-                _str(s.get("target_url")),
+                text_or_none(s.get("description")),
+                text_or_none(s.get("target_url")),
             )
             for s in d.get("statuses") or []
         )
