@@ -48,8 +48,9 @@ class SandboxSpec:
     allow_hosts: Sequence[str] = ()
     # NAME -> (real value, host it may go to). Inside, NAME holds a placeholder.
     secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    # Extra read-only mounts: host path -> path inside.
+    # Extra mounts: host path -> path inside.
     ro_binds: Mapping[Path, str] = field(default_factory=dict)
+    rw_binds: Mapping[Path, str] = field(default_factory=dict)
     task_id: str = "adhoc"
     # When set, /workspace is a copy-on-write overlay over this read-only tree (a cached
     # checkout) instead of a bind of `workspace`; the task's changes live in its own upper layer.

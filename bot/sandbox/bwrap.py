@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -71,7 +72,8 @@ def find_bwrap(explicit: str | None = None) -> str:
     return path
 
 
-def _system_binds() -> list[str]:
+@functools.cache
+def _system_binds() -> tuple[str, ...]:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ROOT_LINKS_OR_DIRS:
         path = Path("/") / name
@@ -83,7 +85,7 @@ def _system_binds() -> list[str]:
         path = Path("/etc") / name
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]
-    return args
+    return tuple(args)
 
 
 class BwrapSandbox:
@@ -107,6 +109,7 @@ class BwrapSandbox:
         self.wall_seconds = 0.0
         self.cpu_seconds = 0.0
         self.closed = False
+        self._group: limits.CgroupSet | None = None
 
     @property
     def workspace(self) -> Path:
@@ -147,6 +150,8 @@ class BwrapSandbox:
         ]
         for host_path, inside in self.spec.ro_binds.items():
             args += ["--ro-bind", str(host_path), inside]
+        for host_path, inside in self.spec.rw_binds.items():
+            args += ["--bind", str(host_path), inside]
         if self.socket_dir is not None:
             args += ["--bind", str(self.socket_dir), INSIDE_SOCKET_DIR]
         if self.ca_bundle is not None:
@@ -229,29 +234,18 @@ class BwrapSandbox:
             raise ValueError("nothing to run")
         lim: Limits = self.spec.limits
         timeout = timeout_seconds if timeout_seconds is not None else lim.timeout_seconds
-        group = limits.create(lim.memory_mib, lim.max_processes)
-        memory_rlimit = lim.memory_mib if group.kind == "none" else None
-        procs_files = group.procs_files()
-
-        def enter_limits() -> None:
-            for procs in procs_files:
-                with open(procs, "w") as handle:
-                    handle.write(str(os.getpid()))
-            limits.rlimit_preexec(memory_rlimit, lim.workspace_mib)
-
+        group = self._cgroup()
         started = time.monotonic()
         usage_before = os.times()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.argv(argv, self.environment(env)),
+                *self._limited(self.argv(argv, self.environment(env)), group),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                preexec_fn=enter_limits,
                 start_new_session=True,
             )
-        except (OSError, ValueError) as exc:  # e.g. a preexec failure
-            group.remove()
+        except OSError as exc:
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
         timed_out = False
         try:
@@ -267,7 +261,6 @@ class BwrapSandbox:
         finally:
             group.kill_all()
             oom = group.oom_killed()
-            group.remove()
         usage_after = os.times()
         wall = time.monotonic() - started
         cpu = (usage_after.children_user - usage_before.children_user) + (
@@ -301,8 +294,31 @@ class BwrapSandbox:
             process.kill()
         group.kill_all()
 
+    def _cgroup(self) -> limits.CgroupSet:
+        """The sandbox's cgroup, made on first use and kept until `close`."""
+        if self._group is None:
+            lim = self.spec.limits
+            self._group = limits.create(lim.memory_mib, lim.max_processes)
+        return self._group
+
+    def _limited(self, argv: list[str], group: limits.CgroupSet) -> list[str]:
+        """Enter the cgroup and set rlimits in a tiny shell that then becomes bwrap: every
+        process of the sandbox starts inside its limits (no fork escapes a late move)."""
+        lim = self.spec.limits
+        steps = [f'echo $$ > "{procs}"' for procs in group.procs_files()]
+        if lim.workspace_mib:
+            steps.append(f"ulimit -f {lim.workspace_mib * 1024 * 2}")  # 512-byte blocks
+        if group.kind == "none" and lim.memory_mib:
+            steps.append(f"ulimit -v {lim.memory_mib * 1024}")
+        script = " && ".join([*steps, 'exec "$@"'])
+        return ["/bin/sh", "-c", script, "sandbox", *argv]
+
     async def close(self) -> None:
         self.closed = True
+        if self._group is not None:
+            self._group.kill_all()
+            self._group.remove()
+            self._group = None
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     async def __aenter__(self) -> BwrapSandbox:

@@ -116,6 +116,17 @@ class CheckoutCache:
         return path
 
     @staticmethod
+    def _move(tree: Path, sha: str) -> None:
+        """Bring `tree` to `sha`. Trees are only ever written by git here (tasks write to their
+        overlay), so a two-way merge that rewrites just the files that differ is exact; if the
+        index disagrees with the files for any reason, a forced checkout repairs it."""
+        try:
+            git("read-tree", "-m", "-u", "HEAD", sha, cwd=tree)
+            git("update-ref", "--no-deref", "HEAD", sha, cwd=tree)
+        except CheckoutError:
+            git("checkout", "--quiet", "--force", "--detach", sha, cwd=tree)
+
+    @staticmethod
     def _has(mirror: Path, sha: str) -> bool:
         try:
             git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
@@ -145,8 +156,7 @@ class CheckoutCache:
                     git("clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(target))
                     git("config", "user.name", "Shipmate", cwd=target)
                     git("config", "user.email", "shipmate@users.noreply.github.com", cwd=target)
-                git("checkout", "--quiet", "--force", "--detach", sha, cwd=target)
-                git("clean", "-qfdx", cwd=target)
+                self._move(target, sha)
             os.utime(target)
             with self._lock:
                 self._in_use[target] = self._in_use.get(target, 0) + 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +113,3 @@ def create(
     except OSError:
         pass
     return CgroupSet("none", ())
-
-
-def rlimit_preexec(memory_mib: int | None, file_size_mib: int | None) -> None:
-    """In the child before exec: address-space and file-size limits (the no-cgroup fallback
-    for memory; the workspace write cap everywhere)."""
-    if memory_mib:
-        limit = memory_mib * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if file_size_mib:
-        size = file_size_mib * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))

@@ -1,0 +1,194 @@
+"""Sandbox spawn time, clean-checkout time and idle memory, each beside its baseline.
+
+- spawn: `true` in a Shipmate sandbox (all namespaces, cgroup limits, private tmp/home, the
+  egress proxy socket mounted) beside bare `bwrap --unshare-all --ro-bind / / true`.
+- checkout: a generated 5,000-file repository; the task's commit is one ahead of the cached
+  tree (the usual case: the default branch moved). Shipmate moves the cached tree (git rewrites
+  the changed files only) and mounts the task's overlay; `true` runs in it. Beside it:
+  `git clone --no-local` and `git worktree add` of the same mirror.
+- idle memory: the resident memory of a sandbox's processes while its command sleeps.
+
+Last line: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.sandbox import open_sandbox  # noqa: E402
+from bot.sandbox.base import Limits, SandboxSpec  # noqa: E402
+from bot.sandbox.checkout import CheckoutCache  # noqa: E402
+
+FILES = 5000
+RUNS = 30
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(*argv: str, cwd: Path | None = None) -> str:
+    return subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path) -> tuple[str, str]:
+    """A repository of FILES files over two commits; returns (old sha, new sha)."""
+    run("git", "init", "-q", "-b", "main", str(path))
+    for i in range(FILES):
+        folder = path / f"pkg{i // 100:02d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"mod{i:04d}.py").write_text(f"# module {i}\nVALUE = {i}\n" + "x = 1\n" * 20)
+    run("git", "add", "-A", cwd=path)
+    ident = ["-c", "user.name=b", "-c", "user.email=b@b"]
+    run("git", *ident, "commit", "-qm", "one", cwd=path)
+    old = run("git", "rev-parse", "HEAD", cwd=path).strip()
+    for i in range(0, FILES, 500):
+        (path / f"pkg{i // 100:02d}" / f"mod{i:04d}.py").write_text(f"# changed {i}\n")
+    run("git", "add", "-A", cwd=path)
+    run("git", *ident, "commit", "-qm", "two", cwd=path)
+    return old, run("git", "rev-parse", "HEAD", cwd=path).strip()
+
+
+async def spawn_times(work: Path) -> tuple[list[float], list[float]]:
+    spec = SandboxSpec(
+        workspace=work,
+        limits=Limits(timeout_seconds=30, memory_mib=512, max_processes=256),
+        allow_hosts=("pypi.org",),
+        task_id="bench",
+    )
+    ours: list[float] = []
+    async with open_sandbox(spec, ca_dir=work / "ca") as sandbox:
+        # The proxy socket is mounted; the socat bridge starts only for commands that use it,
+        # so measure `true` with the socket in place but the bridge off, as a plain task step.
+        sandbox.bridge_port = None
+        for _ in range(RUNS + 3):
+            start = time.perf_counter()
+            result = await sandbox.exec(["true"])
+            ours.append((time.perf_counter() - start) * 1000)
+            assert result.exit_code == 0
+    bare: list[float] = []
+    for _ in range(RUNS + 3):
+        start = time.perf_counter()
+        subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], check=True)
+        bare.append((time.perf_counter() - start) * 1000)
+    return ours[3:], bare[3:]
+
+
+async def checkout_times(work: Path, origin: Path, old: str, new: str) -> list[float]:
+    times: list[float] = []
+    for n in range(RUNS // 3):
+        cache = CheckoutCache(work / f"cache{n}")
+        cache.keep_trees = 1
+        warm = cache.tree(str(origin), old)  # the cache as a running server has it
+        cache.release(warm)
+        cache.mirror(str(origin), new)  # fetched when the push webhook arrived
+        start = time.perf_counter()
+        checkout = cache.tree(str(origin), new)
+        spec = SandboxSpec(
+            workspace=checkout.tree, overlay_lower=checkout.tree, ro_binds=checkout.ro_binds
+        )
+        async with open_sandbox(spec) as sandbox:
+            result = await sandbox.exec(["test", "-f", "pkg00/mod0000.py"])
+        times.append((time.perf_counter() - start) * 1000)
+        assert result.exit_code == 0
+        cache.release(checkout)
+        shutil.rmtree(work / f"cache{n}")
+    return times
+
+
+def baseline_times(work: Path, origin: Path, new: str) -> tuple[list[float], list[float]]:
+    mirror = work / "mirror.git"
+    run("git", "clone", "-q", "--mirror", str(origin), str(mirror))
+    clones: list[float] = []
+    worktrees: list[float] = []
+    for n in range(5):
+        target = work / f"clone{n}"
+        start = time.perf_counter()
+        run("git", "clone", "-q", "--no-local", str(mirror), str(target))
+        run("git", "checkout", "-q", new, cwd=target)
+        clones.append((time.perf_counter() - start) * 1000)
+        shutil.rmtree(target)
+        target = work / f"wt{n}"
+        start = time.perf_counter()
+        run("git", "worktree", "add", "-q", "--detach", str(target), new, cwd=mirror)
+        worktrees.append((time.perf_counter() - start) * 1000)
+        run("git", "worktree", "remove", "--force", str(target), cwd=mirror)
+    return clones, worktrees
+
+
+async def idle_rss_mib(work: Path) -> float:
+    spec = SandboxSpec(workspace=work, limits=Limits(timeout_seconds=30), task_id="idle")
+    async with open_sandbox(spec) as sandbox:
+        task = asyncio.create_task(sandbox.exec(["sleep", "3"]))
+        await asyncio.sleep(1.0)
+        total_kib = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                status = (proc / "status").read_text()
+            except OSError:
+                continue
+            if (
+                b"bwrap" in cmdline and str(work).encode() in cmdline
+            ) or cmdline == b"sleep\x003\x00":
+                for line in status.splitlines():
+                    if line.startswith("VmRSS:"):
+                        total_kib += int(line.split()[1])
+        await task
+    return total_kib / 1024
+
+
+async def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="shipmate-sbench-") as tmp:
+        work = Path(tmp)
+        (work / "spawn").mkdir()
+        ours, bare = await spawn_times(work / "spawn")
+        print(
+            f"spawn `true`: shipmate p50 {pct(ours, 0.5):.1f} ms p95 {pct(ours, 0.95):.1f} ms; "
+            f"bare bwrap p50 {pct(bare, 0.5):.1f} ms p95 {pct(bare, 0.95):.1f} ms; "
+            f"ratio {pct(ours, 0.5) / pct(bare, 0.5):.2f}x"
+        )
+        origin = work / "origin"
+        old, new = make_repo(origin)
+        checkouts = await checkout_times(work, origin, old, new)
+        clones, worktrees = baseline_times(work, origin, new)
+        print(
+            f"checkout of {FILES} files at a new commit: shipmate p50 {pct(checkouts, 0.5):.1f} ms "
+            f"(p95 {pct(checkouts, 0.95):.1f}); git clone --no-local p50 {pct(clones, 0.5):.0f} ms; "
+            f"git worktree add p50 {pct(worktrees, 0.5):.0f} ms; "
+            f"{pct(clones, 0.5) / pct(checkouts, 0.5):.0f}x faster than the clone"
+        )
+        (work / "idle").mkdir()
+        idle = await idle_rss_mib(work / "idle")
+        print(f"idle sandbox resident memory: {idle:.1f} MiB")
+    figures = {
+        "spawn_p50_ms": round(pct(ours, 0.5), 2),
+        "spawn_p95_ms": round(pct(ours, 0.95), 2),
+        "bwrap_p50_ms": round(pct(bare, 0.5), 2),
+        "bwrap_p95_ms": round(pct(bare, 0.95), 2),
+        "checkout_p50_ms": round(pct(checkouts, 0.5), 2),
+        "clone_p50_ms": round(pct(clones, 0.5), 2),
+        "worktree_p50_ms": round(pct(worktrees, 0.5), 2),
+        "idle_rss_mib": round(idle, 2),
+        "spawn_mean_ms": round(statistics.mean(ours), 2),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

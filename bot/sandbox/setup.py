@@ -1,0 +1,87 @@
+"""The repository's `setup:` step (install dependencies) and the per-repository dependency cache
+it fills: keyed by the hash of the lock files, written by the first task that needs it, then
+mounted read-only into every later task with the same lock files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.sandbox.base import ExecResult, Sandbox
+
+LOCK_FILES = (
+    "requirements.txt",
+    "requirements-dev.txt",
+    "requirements/dev.txt",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "pdm.lock",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "go.sum",
+    "Gemfile.lock",
+    "composer.lock",
+)
+INSIDE_CACHE = "/home/sandbox/.cache"
+
+
+def lock_hash(tree: Path) -> str:
+    """A hash of the lock files present in `tree` (same files, same hash)."""
+    digest = hashlib.sha256()
+    for name in LOCK_FILES:
+        path = tree / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """Where the dependency cache is on the host and whether this task may write it."""
+
+    path: Path
+    writable: bool
+
+    def binds(self) -> tuple[dict[Path, str], dict[Path, str]]:
+        """(read-only binds, read-write binds) for the SandboxSpec."""
+        if self.writable:
+            return {}, {self.path: INSIDE_CACHE}
+        return {self.path: INSIDE_CACHE}, {}
+
+    def complete(self) -> None:
+        if self.writable:
+            (self.path.parent / f"{self.path.name}.done").touch()
+
+
+class DependencyCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mount(self, repo_key: str, tree: Path) -> CacheMount:
+        folder = self.root / repo_key
+        path = folder / lock_hash(tree)
+        if (folder / f"{path.name}.done").exists():
+            return CacheMount(path, writable=False)
+        # Not filled yet (or a previous fill failed half-way): start it afresh.
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return CacheMount(path, writable=True)
+
+
+async def run_setup(
+    sandbox: Sandbox, commands: Sequence[str], *, timeout_seconds: float = 900
+) -> list[ExecResult]:
+    """Run each `setup:` command in the sandbox, stopping at the first failure."""
+    results: list[ExecResult] = []
+    for command in commands:
+        result = await sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout_seconds)
+        results.append(result)
+        if result.exit_code != 0:
+            break
+    return results

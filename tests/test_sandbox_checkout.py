@@ -1,0 +1,172 @@
+"""Clean checkouts from the cache, the setup step and its dependency cache, and `shipmate sandbox
+exec` as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import SandboxSpec
+from bot.sandbox.checkout import CheckoutCache, changed_paths, diff, git
+from bot.sandbox.setup import DependencyCache, lock_hash, run_setup
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).strip()
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    repo = tmp_path / "origin"
+    git("init", "-q", "-b", "main", str(repo))
+    # Repo-controlled things that must never run on the host.
+    (repo / ".git" / "hooks" / "post-checkout").write_text(
+        "#!/bin/sh\ntouch /tmp/shipmate-hook-ran\n"
+    )
+    (repo / ".git" / "hooks" / "post-checkout").chmod(0o755)
+    return repo
+
+
+@pytest.mark.anyio
+async def test_checkout_overlay_diff_and_incremental_move(tmp_path: Path, origin: Path) -> None:
+    first = _commit(
+        origin,
+        {
+            "calc.py": "def add(a, b):\n    return a - b\n",
+            ".gitattributes": "*.py filter=evil\n",
+            "requirements.txt": "six==1.16.0\n",
+        },
+        "one",
+    )
+    cache = CheckoutCache(tmp_path / "cache")
+    checkout = cache.tree(str(origin), first)
+    assert git("rev-parse", "HEAD", cwd=checkout.tree).strip() == first
+    assert not Path("/tmp/shipmate-hook-ran").exists()
+    spec = SandboxSpec(
+        workspace=checkout.tree, overlay_lower=checkout.tree, ro_binds=checkout.ro_binds
+    )
+    async with open_sandbox(spec) as sandbox:
+        await sandbox.exec(
+            [
+                "sh",
+                "-c",
+                "sed -i 's/a - b/a + b/' calc.py && echo new > notes.txt && rm requirements.txt",
+            ]
+        )
+        patch = await diff(sandbox, first)
+    assert "+    return a + b" in patch and "+new" in patch and "deleted file mode" in patch
+    assert changed_paths(patch) == ["calc.py", "notes.txt", "requirements.txt"]
+    # The cached tree is untouched by the task.
+    assert (checkout.tree / "calc.py").read_text().endswith("a - b\n")
+    assert (checkout.tree / "requirements.txt").exists() and not (
+        checkout.tree / "notes.txt"
+    ).exists()
+    cache.release(checkout)
+
+    second = _commit(origin, {"calc.py": "def add(a, b):\n    return b + a\n"}, "two")
+    cache.keep_trees = 1
+    moved = cache.tree(str(origin), second)  # fetched incrementally, tree moved, not re-cloned
+    assert moved.tree.name == second and not checkout.tree.exists()
+    assert (moved.tree / "calc.py").read_text().endswith("b + a\n")
+    assert git("rev-parse", "HEAD", cwd=moved.tree).strip() == second
+
+
+def test_a_tree_in_use_is_never_moved(tmp_path: Path, origin: Path) -> None:
+    first = _commit(origin, {"a.txt": "1"}, "one")
+    cache = CheckoutCache(tmp_path / "cache")
+    cache.keep_trees = 1
+    busy = cache.tree(str(origin), first)
+    second = _commit(origin, {"a.txt": "2"}, "two")
+    other = cache.tree(str(origin), second)
+    assert busy.tree.exists() and other.tree != busy.tree
+    assert (busy.tree / "a.txt").read_text() == "1"
+
+
+@pytest.mark.anyio
+async def test_setup_fills_the_cache_once_then_mounts_it_read_only(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "requirements.txt").write_text("six\n")
+    deps = DependencyCache(tmp_path / "deps")
+    first = deps.mount("octo-widgets", tree)
+    assert first.writable
+    ro, rw = first.binds()
+    spec = SandboxSpec(workspace=tree, ro_binds=ro, rw_binds=rw)
+    async with open_sandbox(spec) as sandbox:
+        results = await run_setup(sandbox, ["echo cached > ~/.cache/pkg", "false", "echo never"])
+    assert [r.exit_code for r in results] == [0, 1]
+    first.complete()
+    later = deps.mount("octo-widgets", tree)
+    assert not later.writable and (later.path / "pkg").read_text() == "cached\n"
+    ro, rw = later.binds()
+    async with open_sandbox(SandboxSpec(workspace=tree, ro_binds=ro, rw_binds=rw)) as sandbox:
+        read = await sandbox.exec(["cat", "/home/sandbox/.cache/pkg"])
+        write = await sandbox.exec(["sh", "-c", "echo x > ~/.cache/other"])
+    assert read.stdout == b"cached\n" and write.exit_code != 0
+    (tree / "requirements.txt").write_text("six\nattrs\n")
+    assert deps.mount("octo-widgets", tree).writable  # new lock files, new cache
+    assert lock_hash(tree) != first.path.name
+
+
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sandbox", "exec", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_cli_exit_codes_output_and_workdir(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("from the host")
+    ok = _cli(
+        "--workdir",
+        str(tmp_path),
+        "--",
+        "bash",
+        "-c",
+        "cat in.txt; echo err >&2; echo out > made.txt; exit 3",
+        cwd=ROOT,
+    )
+    assert ok.returncode == 3 and ok.stdout == b"from the host" and b"err" in ok.stderr
+    assert (tmp_path / "made.txt").read_text() == "out\n"
+    timed = _cli("--timeout", "1", "--", "sleep", "30", cwd=ROOT)
+    assert timed.returncode == 124 and b"timed out" in timed.stderr
+    broken = _cli("--", "true", cwd=ROOT, env={"PATH": "/nonexistent"})
+    assert broken.returncode == 125
+    assert broken.stderr.decode().strip().splitlines() == [
+        "shipmate sandbox: cannot start the sandbox: bubblewrap (bwrap) is not installed: "
+        "apt-get install bubblewrap; Shipmate never runs commands unsandboxed"
+    ]
+    missing_secret = _cli("--secret", "NOPE_NOT_SET@example.com", "--", "true", cwd=ROOT)
+    assert missing_secret.returncode == 125 and b"NOPE_NOT_SET" in missing_secret.stderr
+
+
+def test_doctor_reports_the_isolation_features() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "doctor"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert (
+        "bubblewrap" in result.stdout
+        and "namespaces" in result.stdout
+        and "cgroups" in result.stdout
+    )
