@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     # The agent.
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     max_steps: int = 40
     max_cost_usd: float = 2.0
     run_timeout_seconds: float = 1800.0

@@ -1,0 +1,182 @@
+"""The official anthropic SDK, unmodified, against the Messages stand-in over a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from bot.testing.anthropic import MessagesStandIn, Turn
+
+TOOLS: list[Any] = [
+    {"type": "bash_20250124", "name": "bash"},
+    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+]
+LONG_SYSTEM = "You are a careful engineer. " * 400  # > 1024 tokens, so it can be cached
+
+
+@pytest.fixture
+def model() -> Iterator[MessagesStandIn]:
+    with MessagesStandIn() as standin:
+        yield standin
+
+
+def _client(model: MessagesStandIn, retries: int = 2) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=model.url, api_key="test-key", max_retries=retries)
+
+
+def _user(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def test_text_turn_non_streaming(model: MessagesStandIn) -> None:
+    model.script([Turn.text("Plan: fix add().")])
+    message = _client(model).messages.create(
+        model="claude-sonnet-4-6", max_tokens=100, messages=_user("hi")
+    )
+    assert message.content[0].type == "text" and message.content[0].text == "Plan: fix add()."
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    sent = model.headers[0]
+    assert sent.get("x-api-key") == "test-key" or sent.get("authorization") == "Bearer test-key"
+    assert sent["anthropic-version"]
+
+
+def test_tool_round_trip_streaming(model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.tool_use("bash", {"command": "pytest -q"}, text="Running the tests."),
+            Turn.text("All green."),
+        ]
+    )
+    client = _client(model)
+    messages: list[Any] = _user("fix it")
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=200, tools=TOOLS, messages=messages
+    ) as stream:
+        first = stream.get_final_message()
+    tool = first.content[1]
+    assert first.stop_reason == "tool_use" and tool.type == "tool_use"
+    assert tool.name == "bash" and tool.input == {"command": "pytest -q"}
+    messages.append({"role": "assistant", "content": [b.model_dump() for b in first.content]})
+    messages.append(
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "3 passed"}],
+        }
+    )
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=200, tools=TOOLS, messages=messages
+    ) as stream:
+        second = stream.get_final_message()
+    assert second.content[0].type == "text" and second.content[0].text == "All green."
+    assert model.failures == []
+    total = model.total_usage()
+    assert total["output_tokens"] == first.usage.output_tokens + second.usage.output_tokens
+
+
+def test_create_with_stream_true_yields_the_raw_events(model: MessagesStandIn) -> None:
+    model.script([Turn.text("streamed text that is long enough to be split into deltas")])
+    events = list(
+        _client(model).messages.create(model="m", max_tokens=50, stream=True, messages=_user("x"))
+    )
+    kinds = [e.type for e in events]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert "content_block_delta" in kinds and "message_delta" in kinds
+
+
+def test_missing_tool_result_is_a_loud_400(model: MessagesStandIn) -> None:
+    model.script([Turn.text("unused")])
+    bad: list[Any] = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "ls"}}
+            ],
+        },
+        {"role": "user", "content": "no result here"},
+    ]
+    with pytest.raises(anthropic.BadRequestError, match="tool_result"):
+        _client(model).messages.create(model="m", max_tokens=10, tools=TOOLS, messages=bad)
+    assert model.failures and "tool_use" in model.failures[0]
+
+
+def test_sdk_retries_429_and_529(model: MessagesStandIn) -> None:
+    model.script(
+        [Turn.error(429, retry_after=0), Turn.error(529, retry_after=0), Turn.text("finally")]
+    )
+    message = _client(model, retries=2).messages.create(
+        model="m", max_tokens=10, messages=_user("x")
+    )
+    assert message.content[0].type == "text" and message.content[0].text == "finally"
+    assert len(model.requests) == 3
+
+
+def test_529_without_retries_is_overloaded(model: MessagesStandIn) -> None:
+    model.script([Turn.error(529)])
+    with pytest.raises(anthropic.APIStatusError) as info:
+        _client(model, retries=0).messages.create(model="m", max_tokens=10, messages=_user("x"))
+    assert info.value.status_code == 529
+
+
+def test_wrong_key_is_401() -> None:
+    with MessagesStandIn(api_key="right") as model:
+        client = anthropic.Anthropic(base_url=model.url, api_key="wrong", max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError):
+            client.messages.create(model="m", max_tokens=10, messages=_user("x"))
+
+
+def _system(text: str) -> list[Any]:
+    return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+
+
+def test_cache_reads_follow_the_breakpoints(model: MessagesStandIn) -> None:
+    model.script([Turn.text("a"), Turn.text("b"), Turn.text("c")])
+    client = _client(model)
+    first = client.messages.create(
+        model="m", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("one")
+    )
+    assert first.usage.cache_creation_input_tokens > 1000
+    assert first.usage.cache_read_input_tokens == 0
+    second = client.messages.create(
+        model="m", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("two")
+    )
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    changed = client.messages.create(
+        model="m", max_tokens=10, system=_system(LONG_SYSTEM + "!"), messages=_user("two")
+    )
+    assert changed.usage.cache_read_input_tokens == 0
+
+
+def test_lookback_is_limited_to_twenty_blocks(model: MessagesStandIn) -> None:
+    model.script([Turn.text("a"), Turn.text("b")])
+    client = _client(model)
+    history: list[Any] = []
+    for i in range(12):
+        history.append(
+            {"role": "user", "content": [{"type": "text", "text": f"question {i} " + "x" * 200}]}
+        )
+        history.append({"role": "assistant", "content": [{"type": "text", "text": f"answer {i}"}]})
+    history.append({"role": "user", "content": [{"type": "text", "text": "last"}]})
+    client.messages.create(model="m", max_tokens=10, system=_system(LONG_SYSTEM), messages=history)
+    # Next turn: no breakpoint on the system any more, only one at the end, > 20 blocks later.
+    longer = list(history)
+    longer.append({"role": "assistant", "content": [{"type": "text", "text": "more"}]})
+    longer.append(
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "again", "cache_control": {"type": "ephemeral"}}],
+        }
+    )
+    late = client.messages.create(
+        model="m", max_tokens=10, system=[{"type": "text", "text": LONG_SYSTEM}], messages=longer
+    )
+    assert late.usage.cache_read_input_tokens == 0
+
+
+def test_count_tokens(model: MessagesStandIn) -> None:
+    counted = _client(model).messages.count_tokens(model="m", messages=_user("hello world"))
+    assert counted.input_tokens > 0
