@@ -214,6 +214,9 @@ class BwrapSandbox:
             "USER": "sandbox",
             "TMPDIR": INSIDE_TMP,
             "SHIPMATE_SANDBOX": "1",
+            # Stale bytecode after a same-size edit in the same second would hide the edit, and
+            # __pycache__ folders would end up in the task's diff.
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.update(self.extra_env)
         if extra:

@@ -1,0 +1,257 @@
+"""`shipmate run`: one agent run on a local git repository, outside GitHub.
+
+Checkout from the cache -> sandbox (overlay over the cached tree) -> agent loop -> diff ->
+review (secrets, protected paths) -> commit on a new `shipmate/…` branch of the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.agent.budget import Budget
+from bot.agent.ledger import Usage
+from bot.agent.loop import Agent
+from bot.agent.model import AnthropicModel, Model, Reply
+from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
+from bot.agent.result import commit_message, commit_patch, free_branch, review
+from bot.agent.tools import Tools
+from bot.agent.transcript import Transcript
+from bot.config import RepoConfigError, Settings, parse_repo_config
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import Limits, SandboxSpec, SandboxUnavailable
+from bot.sandbox.checkout import CheckoutCache, CheckoutError, diff, git
+
+log = structlog.get_logger("shipmate.run")
+
+
+@dataclass
+class RunResult:
+    status: str
+    branch: str | None = None
+    diff: str = ""
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    transcript: str | None = None
+    reason: str = ""
+    plan: str = ""
+    summary: str = ""
+    run_id: str = ""
+    sandbox_wall_seconds: float = 0.0
+    sandbox_cpu_seconds: float = 0.0
+
+    def contract(self) -> dict[str, Any]:
+        """The JSON `shipmate run --json` prints (shared/ARCHITECTURE.md)."""
+        data: dict[str, Any] = {
+            "status": self.status,
+            "branch": self.branch,
+            "diff": self.diff,
+            "steps": self.steps,
+            "usage": self.usage.as_dict(),
+            "cost_usd": round(self.cost_usd, 6),
+            "transcript": self.transcript,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass
+class RunRequest:
+    repo: Path
+    brief: Brief
+    max_steps: int
+    max_cost_usd: float
+    timeout_seconds: float
+    transcript: Path | None
+    allow_hosts: tuple[str, ...] = ()
+    cancelled: Callable[[], bool] = lambda: False
+
+
+async def run_local(
+    request: RunRequest, *, model: Model, cache: CheckoutCache, store: Any | None = None
+) -> RunResult:
+    run_id = uuid.uuid4().hex[:12]
+    repo = request.repo.resolve()
+    try:
+        base_sha = git("rev-parse", "HEAD", cwd=repo).strip()
+    except CheckoutError as exc:
+        return RunResult("failed", reason=f"{repo} is not a git repository with a commit: {exc}")
+    transcript_path = str(request.transcript) if request.transcript else None
+    result = RunResult("failed", transcript=transcript_path, run_id=run_id)
+    checkout = await asyncio.to_thread(cache.tree, str(repo), base_sha)
+    try:
+        config_text = checkout.tree / ".github" / "shipmate.yml"
+        try:
+            config = parse_repo_config(config_text.read_text() if config_text.is_file() else None)
+        except RepoConfigError as exc:
+            result.reason = str(exc)
+            return result
+        brief = request.brief
+        if config.instructions and not brief.instructions:
+            brief = Brief(
+                brief.task, brief.context, config.instructions, config.test, brief.plan_only
+            )
+        if store is not None:
+            store.record_run(
+                run_id,
+                repo=str(repo),
+                kind="run",
+                base_sha=base_sha,
+                transcript_path=transcript_path,
+            )
+        limits = Limits(timeout_seconds=max(1.0, request.timeout_seconds))
+        spec = SandboxSpec(
+            workspace=checkout.tree,
+            overlay_lower=checkout.tree,
+            ro_binds=checkout.ro_binds,
+            allow_hosts=tuple(request.allow_hosts) + tuple(config.network.allow),
+            limits=limits,
+            task_id=run_id,
+        )
+        budget = Budget(
+            request.max_steps, request.max_cost_usd, request.timeout_seconds, request.cancelled
+        )
+
+        def record(seq: int, reply: Reply) -> None:
+            if store is not None:
+                from bot.agent.ledger import cost_usd
+
+                u = reply.usage
+                store.record_model_call(
+                    run_id,
+                    seq,
+                    model.name,
+                    input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens,
+                    cache_creation_input_tokens=u.cache_creation_input_tokens,
+                    cache_read_input_tokens=u.cache_read_input_tokens,
+                    cost_usd=cost_usd(u, model.name),
+                    duration_ms=reply.duration_ms,
+                )
+
+        async with open_sandbox(spec) as sandbox:
+            agent = Agent(
+                model,
+                Tools(sandbox),
+                budget,
+                transcript=Transcript(request.transcript),
+                on_call=record,
+            )
+            for command in config.setup:
+                setup = await sandbox.exec(
+                    ["bash", "-lc", command], timeout_seconds=budget.remaining() or 1
+                )
+                if setup.exit_code != 0:
+                    result.reason = f"setup command failed: {command}"
+                    return result
+            outcome = await agent.run(
+                system_prompt(brief, conventions(checkout.tree)),
+                user_prompt(brief),
+                plan_only=brief.plan_only,
+            )
+            patch = (
+                await diff(sandbox, base_sha)
+                if outcome.status == "completed" and not brief.plan_only
+                else ""
+            )
+            result.sandbox_wall_seconds = sandbox.wall_seconds
+            result.sandbox_cpu_seconds = sandbox.cpu_seconds
+        result.status, result.reason = (
+            outcome.status,
+            outcome.reason if outcome.status != "completed" else "",
+        )
+        result.plan, result.summary, result.steps = outcome.plan, outcome.summary, outcome.steps
+        result.usage, result.cost_usd = agent.ledger.usage, agent.ledger.cost
+        result.diff = patch
+        if patch:
+            held = review(patch, config)
+            if held is not None:
+                result.status, result.reason = "blocked", held.reason
+            else:
+                branch = free_branch(repo, brief.task)
+                await asyncio.to_thread(
+                    commit_patch,
+                    repo,
+                    base_sha,
+                    patch,
+                    branch,
+                    commit_message(brief.task, outcome.summary),
+                )
+                result.branch = branch
+        elif result.status == "completed" and not brief.plan_only:
+            result.reason = "the run made no change"
+    except SandboxUnavailable as exc:
+        result.reason = f"the sandbox could not start: {exc}"
+    finally:
+        cache.release(checkout)
+        if store is not None:
+            store.update_run(
+                run_id,
+                status=result.status,
+                reason=result.reason,
+                branch=result.branch,
+                plan=result.plan,
+                steps=result.steps,
+                cost_usd=result.cost_usd,
+                finished_at=time.time(),
+                sandbox_wall_seconds=result.sandbox_wall_seconds,
+                sandbox_cpu_seconds=result.sandbox_cpu_seconds,
+                **result.usage.as_dict(),
+            )
+    return result
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import Store
+
+    repo = Path(args.repo)
+    if not (repo / ".git").exists():
+        print(f"shipmate run: {repo} is not a git repository", file=sys.stderr)
+        return 2
+    run_dir = settings.data_dir / "runs"
+    transcript = (
+        Path(args.transcript)
+        if args.transcript
+        else run_dir / f"{int(time.time())}-{uuid.uuid4().hex[:6]}.jsonl"
+    )
+    store = Store.from_settings(settings)
+    store.migrate()
+    request = RunRequest(
+        repo=repo,
+        brief=Brief(task=args.brief),
+        max_steps=args.max_steps or settings.max_steps,
+        max_cost_usd=args.max_cost or settings.max_cost_usd,
+        timeout_seconds=args.timeout or settings.run_timeout_seconds,
+        transcript=transcript,
+        allow_hosts=tuple(args.allow_host),
+    )
+    model = AnthropicModel(settings.model)
+    cache = CheckoutCache(settings.data_dir / "cache")
+    result = asyncio.run(run_local(request, model=model, cache=cache, store=store))
+    store.dispose()
+    if args.json:
+        print(json.dumps(result.contract()))
+    else:
+        print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        if result.plan:
+            print(f"plan:\n{result.plan}")
+        if result.branch:
+            print(f"branch: {result.branch}")
+        print(
+            f"steps: {result.steps}, cost: ${result.cost_usd:.4f}, transcript: {result.transcript}"
+        )
+        if result.diff:
+            print(result.diff)
+    return 0 if result.status == "completed" else 1

@@ -1,0 +1,182 @@
+"""The agent loop (mini-swe-agent's shape): ask the model, run the tools it calls in the sandbox,
+feed the results back, until it answers without a tool call or a limit stops it. Limits are
+checked before every model call; a run ends by an exception that becomes its status."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.agent.budget import Budget, Completed, Failed, RunEnded
+from bot.agent.ledger import Ledger
+from bot.agent.model import Model, Reply
+from bot.agent.tools import TOOL_DEFINITIONS, Tools
+from bot.agent.transcript import Transcript
+
+EPHEMERAL = {"type": "ephemeral"}
+MAX_TOKENS = 8192
+# Old tool outputs are trimmed when the conversation passes this many characters; trimming
+# happens in one go down to half, so the cached prefix changes rarely, not every turn.
+TRIM_AT_CHARS = 400_000
+KEEP_RECENT_MESSAGES = 8
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str = ""
+    plan: str = ""
+    summary: str = ""
+    steps: int = 0
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _text(content: list[dict[str, Any]]) -> str:
+    return "\n".join(b["text"] for b in content if b.get("type") == "text").strip()
+
+
+def _size(messages: list[dict[str, Any]]) -> int:
+    return len(json.dumps(messages))
+
+
+def trim(messages: list[dict[str, Any]], limit: int = TRIM_AT_CHARS) -> list[dict[str, Any]]:
+    """Replace old tool outputs with a stub once the conversation is too long; the first
+    messages (task and plan) and the recent ones stay verbatim."""
+    if _size(messages) <= limit:
+        return messages
+    trimmed = copy.deepcopy(messages)
+    for message in trimmed[2:-KEEP_RECENT_MESSAGES]:
+        if message["role"] != "user" or not isinstance(message["content"], list):
+            continue
+        for block in message["content"]:
+            if block.get("type") == "tool_result" and block.get("content") != "[output trimmed]":
+                block["content"] = "[output trimmed]"
+        if _size(trimmed) <= limit // 2:
+            break
+    return trimmed
+
+
+def with_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy whose last block carries the one moving cache breakpoint (the system prompt has
+    the other), so each turn reads everything before it from the cache."""
+    prepared = copy.deepcopy(messages)
+    for message in prepared:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                block.pop("cache_control", None)
+    last = prepared[-1]
+    if isinstance(last["content"], str):
+        last["content"] = [{"type": "text", "text": last["content"]}]
+    last["content"][-1]["cache_control"] = EPHEMERAL
+    return prepared
+
+
+class Agent:
+    def __init__(
+        self,
+        model: Model,
+        tools: Tools,
+        budget: Budget,
+        *,
+        transcript: Transcript | None = None,
+        on_call: Callable[[int, Reply], None] | None = None,
+        caching: bool = True,
+    ) -> None:
+        self.model = model
+        self.tools = tools
+        self.budget = budget
+        self.ledger = Ledger(model.name)
+        self.transcript = transcript or Transcript(None)
+        self.on_call = on_call
+        self.caching = caching
+
+    async def run(self, system: str, task: str, *, plan_only: bool = False) -> Outcome:
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": [{"type": "text", "text": task}]}
+        ]
+        outcome = Outcome(status="failed")
+        try:
+            await self._loop(system, messages, outcome, plan_only)
+        except RunEnded as end:
+            outcome.status, outcome.reason = end.status, end.reason
+        except Exception as exc:  # the model API gave up after its retries, or a bug
+            outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.messages = messages
+        self.transcript.write(
+            "end", status=outcome.status, reason=outcome.reason, steps=outcome.steps
+        )
+        return outcome
+
+    async def _loop(
+        self, system: str, messages: list[dict[str, Any]], outcome: Outcome, plan_only: bool
+    ) -> None:
+        system_blocks: list[dict[str, Any]] = [{"type": "text", "text": system}]
+        if self.caching:
+            system_blocks[0]["cache_control"] = EPHEMERAL
+        self.transcript.write(
+            "start", model=self.model.name, system=system, task=messages[0]["content"][0]["text"]
+        )
+        sent = 0
+        while True:
+            self.budget.check(outcome.steps, self.ledger.cost)
+            messages[:] = trim(messages)
+            request = with_breakpoints(messages) if self.caching else messages
+            self.transcript.write("request", new_messages=messages[sent:])
+            sent = len(messages) + 1
+            reply = await self.model.reply(
+                system=system_blocks,
+                messages=request,
+                tools=TOOL_DEFINITIONS,
+                max_tokens=MAX_TOKENS,
+            )
+            self.ledger.add(reply.usage, reply.duration_ms)
+            if self.on_call is not None:
+                self.on_call(len(self.ledger.calls), reply)
+            self.transcript.write(
+                "response",
+                content=reply.content,
+                stop_reason=reply.stop_reason,
+                usage=reply.usage.as_dict(),
+                ms=round(reply.duration_ms, 1),
+            )
+            messages.append({"role": "assistant", "content": reply.content})
+            if not outcome.plan:
+                outcome.plan = _text(reply.content)
+            calls = [b for b in reply.content if b.get("type") == "tool_use"]
+            if not calls:
+                if plan_only or len(self.ledger.calls) > 1:
+                    outcome.summary = _text(reply.content)
+                    raise Completed(outcome.summary)
+                # The first answer is the plan alone, as the brief asks: now act.
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "Go ahead: carry out the plan."}],
+                    }
+                )
+                continue
+            if reply.stop_reason == "max_tokens":
+                raise Failed("the model's answer was cut at max_tokens mid tool call")
+            results = []
+            for call in calls:
+                result = await self.tools.run(call["name"], call.get("input"))
+                self.transcript.write(
+                    "tool",
+                    name=call["name"],
+                    input=call.get("input"),
+                    output=result.text(),
+                    error=result.is_error,
+                )
+                block: dict[str, Any] = {
+                    "type": "tool_result",
+                    "tool_use_id": call["id"],
+                    "content": result.text() or "(no output)",
+                }
+                if result.is_error:
+                    block["is_error"] = True
+                results.append(block)
+            messages.append({"role": "user", "content": results})
+            outcome.steps += 1

@@ -1,0 +1,212 @@
+"""The model's tools, run in the task's sandbox: Anthropic's `bash` and
+`str_replace_based_edit_tool`. A tool error is a result the model reads, never a crash; long
+output is cut head and tail with a note; every output passes the secret scanner first."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from bot.sandbox.base import Sandbox
+from bot.security import mask
+
+WORKSPACE = "/workspace"
+MAX_OUTPUT_CHARS = 16_000
+BASH_TIMEOUT_SECONDS = 300.0
+
+TOOL_DEFINITIONS: list[dict[str, Any]] = [
+    {"type": "bash_20250124", "name": "bash"},
+    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+]
+
+_RESOLVE = (
+    'p=$(realpath -m -- "$1") || exit 3; '
+    'case "$p" in /workspace|/workspace/*) ;; *) echo "outside /workspace" >&2; exit 3;; esac; '
+)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    output: str = ""
+    error: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.error)
+
+    def text(self) -> str:
+        return self.error if self.error else self.output
+
+
+class ToolError(Exception):
+    """Raised inside a tool; becomes an error result the model reads."""
+
+
+def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    cut = len(text) - 2 * half
+    note = f"[... {cut} characters cut; narrow the command to see them ...]"
+    return f"{text[:half]}\n{note}\n{text[-half:]}"
+
+
+def workspace_path(path: Any) -> str:
+    """An absolute, normalised path under /workspace, or ToolError."""
+    if not isinstance(path, str) or not path.strip():
+        raise ToolError("`path` is required")
+    joined = path if path.startswith("/") else posixpath.join(WORKSPACE, path)
+    normal = posixpath.normpath(joined)
+    if normal != WORKSPACE and not normal.startswith(WORKSPACE + "/"):
+        raise ToolError(f"{path} is outside /workspace; only the checkout can be read or edited")
+    return normal
+
+
+class Tools:
+    def __init__(self, sandbox: Sandbox, *, bash_timeout: float = BASH_TIMEOUT_SECONDS) -> None:
+        self.sandbox = sandbox
+        self.bash_timeout = bash_timeout
+
+    async def run(self, name: str, tool_input: Any) -> ToolResult:
+        try:
+            if not isinstance(tool_input, dict):
+                raise ToolError("the tool input must be an object")
+            if name == "bash":
+                result = await self.bash(tool_input)
+            elif name == "str_replace_based_edit_tool":
+                result = await self.edit(tool_input)
+            else:
+                raise ToolError(
+                    f"there is no tool named {name!r}; use bash or str_replace_based_edit_tool"
+                )
+        except ToolError as exc:
+            result = ToolResult(error=str(exc))
+        return ToolResult(truncate(mask(result.output)), truncate(mask(result.error)))
+
+    async def bash(self, tool_input: dict[str, Any]) -> ToolResult:
+        if tool_input.get("restart"):
+            return ToolResult("the shell was restarted (every command runs in a fresh shell)")
+        command = tool_input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise ToolError("`command` is required")
+        result = await self.sandbox.exec(
+            ["bash", "-lc", command], timeout_seconds=self.bash_timeout
+        )
+        out = result.stdout.decode("utf-8", errors="replace")
+        err = result.stderr.decode("utf-8", errors="replace")
+        combined = out + (("\n" if out and err else "") + err if err else "")
+        if result.timed_out:
+            return ToolResult(
+                error=f"{combined}\n(timed out after {self.bash_timeout:g} s and was killed)"
+            )
+        footer = f"\n(exit code {result.exit_code})" if result.exit_code else ""
+        return ToolResult(output=(combined or "(no output)") + footer)
+
+    async def _sh(self, script: str, path: str, stdin: bytes | None = None) -> bytes:
+        result = await self.sandbox.exec(
+            ["sh", "-c", _RESOLVE + script, "edit", path], stdin=stdin, timeout_seconds=60
+        )
+        if result.exit_code != 0:
+            message = result.stderr.decode("utf-8", errors="replace").strip()
+            if "outside /workspace" in message:
+                raise ToolError(
+                    f"{path} resolves outside /workspace; only the checkout can be read or edited"
+                )
+            raise ToolError(message or f"the edit failed with exit code {result.exit_code}")
+        return result.stdout
+
+    async def _read(self, path: str) -> str:
+        data = await self._sh(
+            '[ -f "$p" ] || { echo "$1 is not a file" >&2; exit 4; }; cat -- "$p"', path
+        )
+        return data.decode("utf-8", errors="replace")
+
+    async def _write(self, path: str, text: str) -> None:
+        await self._sh('mkdir -p -- "$(dirname -- "$p")" && cat > "$p"', path, stdin=text.encode())
+
+    async def edit(self, tool_input: dict[str, Any]) -> ToolResult:
+        command = tool_input.get("command")
+        path = workspace_path(tool_input.get("path"))
+        if command == "view":
+            return await self._view(path, tool_input.get("view_range"))
+        if command == "create":
+            text = tool_input.get("file_text")
+            if not isinstance(text, str):
+                raise ToolError("`file_text` is required to create a file")
+            await self._write(path, text)
+            return ToolResult(f"File created successfully at: {path}")
+        if command == "str_replace":
+            old, new = tool_input.get("old_str"), tool_input.get("new_str", "")
+            if not isinstance(old, str) or not old:
+                raise ToolError("`old_str` is required and may not be empty")
+            if not isinstance(new, str):
+                raise ToolError("`new_str` must be a string")
+            content = await self._read(path)
+            count = content.count(old)
+            if count == 0:
+                raise ToolError(
+                    f"No replacement was performed, old_str did not appear verbatim in {path}."
+                )
+            if count > 1:
+                lines = [
+                    str(i + 1)
+                    for i, line in enumerate(content.splitlines())
+                    if old.splitlines()[0] in line
+                ]
+                raise ToolError(
+                    "No replacement was performed. Multiple occurrences of old_str in lines "
+                    f"{', '.join(lines)}. "
+                    "Please ensure it is unique."
+                )
+            await self._write(path, content.replace(old, new, 1))
+            return ToolResult(f"The file {path} has been edited.")
+        if command == "insert":
+            line = tool_input.get("insert_line")
+            text = tool_input.get("insert_text", tool_input.get("new_str"))
+            if not isinstance(line, int) or not isinstance(text, str):
+                raise ToolError("`insert_line` (a line number) and `insert_text` are required")
+            lines = (await self._read(path)).split("\n")
+            if not 0 <= line <= len(lines):
+                raise ToolError(f"insert_line {line} is out of range 0..{len(lines)}")
+            lines[line:line] = text.split("\n")
+            await self._write(path, "\n".join(lines))
+            return ToolResult(f"The file {path} has been edited.")
+        raise ToolError(f"unknown command {command!r}: use view, create, str_replace or insert")
+
+    async def _view(self, path: str, view_range: Any) -> ToolResult:
+        kind = (
+            await self._sh(
+                'if [ -d "$p" ]; then echo dir; elif [ -f "$p" ]; then echo file; '
+                "else echo none; fi",
+                path,
+            )
+        ).strip()
+        if kind == b"none":
+            raise ToolError(f"the path {path} does not exist")
+        if kind == b"dir":
+            listing = await self._sh(
+                'find "$p" -maxdepth 2 -not -path "*/.git" -not -path "*/.git/*" '
+                '-not -name ".*" | sort',
+                path,
+            )
+            return ToolResult(
+                f"Files and directories up to 2 levels deep in {path}:\n"
+                + listing.decode(errors="replace")
+            )
+        lines = (await self._read(path)).split("\n")
+        start, end = 1, len(lines)
+        if view_range is not None:
+            if not (
+                isinstance(view_range, list)
+                and len(view_range) == 2
+                and all(isinstance(v, int) for v in view_range)
+            ):
+                raise ToolError("`view_range` must be [start, end] line numbers")
+            start, end = view_range[0], (len(lines) if view_range[1] == -1 else view_range[1])
+            if not 1 <= start <= max(1, len(lines)) or end < start:
+                raise ToolError(f"invalid view_range {view_range}: the file has {len(lines)} lines")
+        numbered = "\n".join(
+            f"{i:6}\t{lines[i - 1]}" for i in range(start, min(end, len(lines)) + 1)
+        )
+        return ToolResult(f"Here's the result of running `cat -n` on {path}:\n{numbered}")

@@ -1,0 +1,301 @@
+"""The agent loop end to end: the official SDK -> the Messages stand-in over a socket; tools in a
+real bubblewrap sandbox over a cached checkout; the result committed on a shipmate/ branch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.agent.command import RunRequest, RunResult, run_local
+from bot.agent.model import AnthropicModel
+from bot.agent.prompts import Brief
+from bot.sandbox.checkout import CheckoutCache, git
+from bot.store import Store
+from bot.testing.anthropic import MessagesStandIn, Turn
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+ROOT = Path(__file__).resolve().parent.parent
+PLAN = "1. Run the tests.\n2. Fix add().\n3. Run the tests again."
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "widgets"
+    git("init", "-q", "-b", "main", str(path))
+    (path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (path / "test_calc.py").write_text(
+        "import unittest\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    )
+    (path / "README.md").write_text("# widgets\nRun the tests with `python3 -m unittest`.\n")
+    git("add", "-A", cwd=path)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", cwd=path)
+    return path
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesStandIn]:
+    with MessagesStandIn() as standin:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        yield standin
+
+
+def _run(repo: Path, tmp_path: Path, store: Store | None = None, **overrides: Any) -> RunResult:
+    request = RunRequest(
+        repo=repo,
+        brief=overrides.pop("brief", Brief(task="Fix add() so the tests pass")),
+        max_steps=overrides.pop("max_steps", 10),
+        max_cost_usd=overrides.pop("max_cost_usd", 5.0),
+        timeout_seconds=overrides.pop("timeout_seconds", 120.0),
+        transcript=tmp_path / "transcript.jsonl",
+        **overrides,
+    )
+    import asyncio
+
+    return asyncio.run(
+        run_local(
+            request,
+            model=AnthropicModel("claude-sonnet-4-6", max_retries=3),
+            cache=CheckoutCache(tmp_path / "cache"),
+            store=store,
+        )
+    )
+
+
+def _last_tool_result(request: dict[str, Any]) -> dict[str, Any]:
+    return request["messages"][-1]["content"][-1]
+
+
+def test_a_scripted_model_fixes_the_failing_test(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def after_first_test_run(request: dict[str, Any]) -> Turn:
+        seen["first"] = _last_tool_result(request)["content"]
+        return Turn.tool_use(
+            "str_replace_based_edit_tool",
+            {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
+        )
+
+    def after_second_test_run(request: dict[str, Any]) -> Turn:
+        seen["second"] = _last_tool_result(request)["content"]
+        return Turn.text("Fixed add(): it subtracted. The unittest suite passes.")
+
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use("bash", {"command": "python3 -m unittest 2>&1 | tail -3"}),
+            after_first_test_run,
+            Turn.tool_use("bash", {"command": "python3 -m unittest 2>&1 | tail -3"}),
+            after_second_test_run,
+        ]
+    )
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    result = _run(repo, tmp_path, store=store)
+    assert result.status == "completed", result.reason
+    assert result.plan == PLAN
+    assert "FAILED" in seen["first"] and "OK" in seen["second"]  # the commands really ran
+    assert result.branch == "shipmate/fix-add-so-the-tests-pass"
+    assert git("show", f"{result.branch}:calc.py", cwd=repo) == "def add(a, b):\n    return a + b\n"
+    assert "+    return a + b" in result.diff
+    # The user's working tree and branch are untouched.
+    assert (repo / "calc.py").read_text().endswith("a - b\n")
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == "main"
+    assert result.usage.as_dict() == model.total_usage()
+    assert result.steps == 3 and result.cost_usd > 0
+    assert model.failures == []
+    # Every request offered both tools, and the last one read its prefix from the cache.
+    assert all(
+        {t["name"] for t in r["tools"]} == {"bash", "str_replace_based_edit_tool"}
+        for r in model.requests
+    )
+    run = store.get_run(result.run_id)
+    assert run is not None and run["status"] == "completed" and run["branch"] == result.branch
+    assert len(store.model_calls(result.run_id)) == len(model.responses)
+    kinds = [
+        json.loads(line)["kind"]
+        for line in (tmp_path / "transcript.jsonl").read_text().splitlines()
+    ]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("tool") == 3
+
+
+def test_a_tool_error_is_shown_and_the_run_goes_on(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    results: list[dict[str, Any]] = []
+
+    def look(request: dict[str, Any]) -> Turn:
+        results.append(_last_tool_result(request))
+        return Turn.tool_use(
+            "str_replace_based_edit_tool", {"command": "view", "path": "/etc/passwd"}
+        )
+
+    def done(request: dict[str, Any]) -> Turn:
+        results.append(_last_tool_result(request))
+        return Turn.text("Nothing to change.")
+
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {"command": "str_replace", "path": "calc.py", "old_str": "nope", "new_str": "x"},
+            ),
+            look,
+            done,
+        ]
+    )
+    result = _run(repo, tmp_path)
+    assert result.status == "completed" and result.branch is None and result.diff == ""
+    assert result.reason == "the run made no change"
+    assert results[0]["is_error"] and "did not appear verbatim" in results[0]["content"]
+    assert results[1]["is_error"] and "outside /workspace" in results[1]["content"]
+
+
+def test_step_limit_stops_a_run_that_would_go_on_forever(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    model.script(
+        [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "true"}) for _ in range(10)]
+    )
+    result = _run(repo, tmp_path, max_steps=3)
+    assert result.status == "step_limit" and result.steps == 3
+
+
+def test_cost_limit(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "true"}) for _ in range(10)]
+    )
+    result = _run(repo, tmp_path, max_cost_usd=0.0001)
+    assert result.status == "cost_limit" and result.cost_usd >= 0.0001
+
+
+def test_time_limit(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "sleep 1"}) for _ in range(10)]
+    )
+    result = _run(repo, tmp_path, timeout_seconds=2.5)
+    assert result.status == "timeout"
+
+
+def test_cancel_stops_a_run_midway(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "true"}) for _ in range(10)]
+    )
+    result = _run(repo, tmp_path, cancelled=lambda: len(model.requests) >= 3)
+    assert result.status == "failed" and "cancelled" in result.reason
+    assert len(model.requests) == 3
+
+
+def test_429_and_529_are_retried(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.error(429, retry_after=0),
+            Turn.text(PLAN),
+            Turn.error(529, retry_after=0),
+            Turn.text("Nothing needed."),
+        ]
+    )
+    result = _run(repo, tmp_path)
+    assert result.status == "completed" and len(model.requests) == 4
+
+
+def test_a_diff_with_a_secret_is_held_back(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    token = "ghp_" + "Ab3" * 12
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {"command": "create", "path": "settings.py", "file_text": f"TOKEN = '{token}'\n"},
+            ),
+            Turn.text("Added the token."),
+        ]
+    )
+    result = _run(repo, tmp_path)
+    assert result.status == "blocked" and "settings.py:1 (github-token)" in result.reason
+    assert result.branch is None
+    assert git("for-each-ref", "refs/heads/shipmate/", cwd=repo) == ""
+    assert token not in (tmp_path / "transcript.jsonl").read_text()
+
+
+def test_a_protected_path_is_held_back(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "create",
+                    "path": ".github/workflows/ci.yml",
+                    "file_text": "on: push\n",
+                },
+            ),
+            Turn.text("Changed CI."),
+        ]
+    )
+    result = _run(repo, tmp_path)
+    assert result.status == "blocked" and ".github/workflows/ci.yml" in result.reason
+
+
+def test_shipmate_run_json_contract(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "/workspace/calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            ),
+            Turn.text("Fixed."),
+        ]
+    )
+    env = {**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            "--repo",
+            str(repo),
+            "--brief",
+            "Fix add",
+            "--json",
+            "--max-steps",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    data = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert data["status"] == "completed" and data["branch"] == "shipmate/fix-add"
+    assert set(data["usage"]) == {
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    }
+    assert data["steps"] == 1 and "+    return a + b" in data["diff"]
+    assert Path(data["transcript"]).exists()
