@@ -40,7 +40,7 @@ class Context:
         """githubkit's typed model of the event, or None when GitHub's payload does not fit it
         (recorded payloads often leave out fields the schema calls required)."""
         try:
-            return parse(self.event, json_bytes(self.payload))  # type: ignore[arg-type]
+            return parse(self.event, json_bytes(self.payload))
         except (ValidationError, ValueError, KeyError):
             return None
 

@@ -141,7 +141,21 @@ async def run_local(
                     duration_ms=reply.duration_ms,
                 )
 
-        async with open_sandbox(spec) as sandbox:
+        def egress(event: Any) -> None:
+            if store is not None:
+                store.append_egress(
+                    task_id=event.task_id,
+                    host=event.host,
+                    port=event.port,
+                    method=event.method,
+                    bytes_out=event.bytes_out,
+                    bytes_in=event.bytes_in,
+                    allowed=event.allowed,
+                    reason=event.reason,
+                    at=event.at.timestamp(),
+                )
+
+        async with open_sandbox(spec, audit=egress, ca_dir=cache.root / "ca") as sandbox:
             agent = Agent(
                 model,
                 Tools(sandbox),
