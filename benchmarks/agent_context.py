@@ -48,15 +48,20 @@ async def replay(caching: bool) -> tuple[list[dict[str, int]], float, str]:
         standin.script(
             [Turn(tuple(t["assistant"]), "tool_use" if t["outputs"] else "end_turn") for t in turns]
         )
+        model = AnthropicModel(MODEL)
         agent = Agent(
-            AnthropicModel(MODEL),
+            model,
             ReplayTools(outputs),  # type: ignore[arg-type]
             Budget(max_steps=100, max_cost_usd=100, timeout_seconds=600),
             caching=caching,
         )
-        outcome = await agent.run(
-            RULES + "\n" + "Repository conventions: " + "keep it small. " * 150, recording["task"]
-        )
+        try:
+            outcome = await agent.run(
+                RULES + "\n" + "Repository conventions: " + "keep it small. " * 150,
+                recording["task"],
+            )
+        finally:
+            await model.close()
         assert not standin.failures, standin.failures
         return [r["usage"] for r in standin.responses], agent.ledger.cost, outcome.status
 

@@ -61,14 +61,16 @@ def _run(repo: Path, tmp_path: Path, store: Store | None = None, **overrides: An
     )
     import asyncio
 
-    return asyncio.run(
-        run_local(
-            request,
-            model=AnthropicModel("claude-sonnet-4-6", max_retries=3),
-            cache=CheckoutCache(tmp_path / "cache"),
-            store=store,
-        )
-    )
+    async def go() -> RunResult:
+        model = AnthropicModel("claude-sonnet-4-6", max_retries=3)
+        try:
+            return await run_local(
+                request, model=model, cache=CheckoutCache(tmp_path / "cache"), store=store
+            )
+        finally:
+            await model.close()
+
+    return asyncio.run(go())
 
 
 def _last_tool_result(request: dict[str, Any]) -> dict[str, Any]:

@@ -251,9 +251,16 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         transcript=transcript,
         allow_hosts=tuple(args.allow_host),
     )
-    model = AnthropicModel(settings.model)
     cache = CheckoutCache(settings.data_dir / "cache")
-    result = asyncio.run(run_local(request, model=model, cache=cache, store=store))
+
+    async def go() -> RunResult:
+        model = AnthropicModel(settings.model)
+        try:
+            return await run_local(request, model=model, cache=cache, store=store)
+        finally:
+            await model.close()
+
+    result = asyncio.run(go())
     store.dispose()
     if args.json:
         print(json.dumps(result.contract()))

@@ -57,6 +57,10 @@ class AnthropicModel:
             client = anthropic.AsyncAnthropic(max_retries=max_retries)
         self.client = client
 
+    async def close(self) -> None:
+        """Close the HTTP client on the loop that used it."""
+        await self.client.close()
+
     async def reply(
         self,
         *,
