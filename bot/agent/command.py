@@ -20,17 +20,15 @@ from typing import Any
 import structlog
 
 from bot.agent.budget import Budget
+from bot.agent.execute import execute
 from bot.agent.ledger import Usage
-from bot.agent.loop import Agent
-from bot.agent.model import AnthropicModel, Model, Reply
-from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
-from bot.agent.result import commit_message, commit_patch, free_branch, review
-from bot.agent.tools import Tools
+from bot.agent.model import AnthropicModel, Model
+from bot.agent.prompts import Brief
+from bot.agent.result import commit_message, commit_patch, free_branch
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfigError, Settings, parse_repo_config
-from bot.sandbox import open_sandbox
-from bot.sandbox.base import Limits, SandboxSpec, SandboxUnavailable
-from bot.sandbox.checkout import CheckoutCache, CheckoutError, diff, git
+from bot.sandbox.base import SandboxUnavailable
+from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 
 log = structlog.get_logger("shipmate.run")
 
@@ -111,99 +109,40 @@ async def run_local(
                 base_sha=base_sha,
                 transcript_path=transcript_path,
             )
-        limits = Limits(timeout_seconds=max(1.0, request.timeout_seconds))
-        spec = SandboxSpec(
-            workspace=checkout.tree,
-            overlay_lower=checkout.tree,
-            ro_binds=checkout.ro_binds,
-            allow_hosts=tuple(request.allow_hosts) + tuple(config.network.allow),
-            limits=limits,
-            task_id=run_id,
-        )
         budget = Budget(
             request.max_steps, request.max_cost_usd, request.timeout_seconds, request.cancelled
         )
-
-        def record(seq: int, reply: Reply) -> None:
-            if store is not None:
-                from bot.agent.ledger import cost_usd
-
-                u = reply.usage
-                store.record_model_call(
-                    run_id,
-                    seq,
-                    model.name,
-                    input_tokens=u.input_tokens,
-                    output_tokens=u.output_tokens,
-                    cache_creation_input_tokens=u.cache_creation_input_tokens,
-                    cache_read_input_tokens=u.cache_read_input_tokens,
-                    cost_usd=cost_usd(u, model.name),
-                    duration_ms=reply.duration_ms,
-                )
-
-        def egress(event: Any) -> None:
-            if store is not None:
-                store.append_egress(
-                    task_id=event.task_id,
-                    host=event.host,
-                    port=event.port,
-                    method=event.method,
-                    bytes_out=event.bytes_out,
-                    bytes_in=event.bytes_in,
-                    allowed=event.allowed,
-                    reason=event.reason,
-                    at=event.at.timestamp(),
-                )
-
-        async with open_sandbox(spec, audit=egress, ca_dir=cache.root / "ca") as sandbox:
-            agent = Agent(
-                model,
-                Tools(sandbox),
-                budget,
-                transcript=Transcript(request.transcript),
-                on_call=record,
-            )
-            for command in config.setup:
-                setup = await sandbox.exec(
-                    ["bash", "-lc", command], timeout_seconds=budget.remaining() or 1
-                )
-                if setup.exit_code != 0:
-                    result.reason = f"setup command failed: {command}"
-                    return result
-            outcome = await agent.run(
-                system_prompt(brief, conventions(checkout.tree)),
-                user_prompt(brief),
-                plan_only=brief.plan_only,
-            )
-            patch = (
-                await diff(sandbox, base_sha)
-                if outcome.status == "completed" and not brief.plan_only
-                else ""
-            )
-            result.sandbox_wall_seconds = sandbox.wall_seconds
-            result.sandbox_cpu_seconds = sandbox.cpu_seconds
-        result.status, result.reason = (
-            outcome.status,
-            outcome.reason if outcome.status != "completed" else "",
+        done = await execute(
+            checkout=checkout,
+            base_sha=base_sha,
+            brief=brief,
+            config=config,
+            model=model,
+            budget=budget,
+            transcript=Transcript(request.transcript),
+            store=store,
+            run_id=run_id,
+            allow_hosts=request.allow_hosts,
+            ca_dir=cache.root / "ca",
         )
-        result.plan, result.summary, result.steps = outcome.plan, outcome.summary, outcome.steps
-        result.usage, result.cost_usd = agent.ledger.usage, agent.ledger.cost
+        result.status, result.reason = done.status, done.reason
+        result.plan, result.summary, result.steps = done.plan, done.summary, done.steps
+        result.usage, result.cost_usd = done.usage, done.cost_usd
+        result.sandbox_wall_seconds = done.sandbox_wall_seconds
+        result.sandbox_cpu_seconds = done.sandbox_cpu_seconds
+        patch = done.patch
         result.diff = patch
-        if patch:
-            held = review(patch, config)
-            if held is not None:
-                result.status, result.reason = "blocked", held.reason
-            else:
-                branch = free_branch(repo, brief.task)
-                await asyncio.to_thread(
-                    commit_patch,
-                    repo,
-                    base_sha,
-                    patch,
-                    branch,
-                    commit_message(brief.task, outcome.summary),
-                )
-                result.branch = branch
+        if patch and result.status == "completed":
+            branch = free_branch(repo, brief.task)
+            await asyncio.to_thread(
+                commit_patch,
+                repo,
+                base_sha,
+                patch,
+                branch,
+                commit_message(brief.task, done.summary),
+            )
+            result.branch = branch
         elif result.status == "completed" and not brief.plan_only:
             result.reason = "the run made no change"
     except SandboxUnavailable as exc:

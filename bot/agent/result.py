@@ -48,9 +48,19 @@ def free_branch(repo: Path, title: str) -> str:
     return name
 
 
-def commit_patch(repo: Path, base_sha: str, patch: str, branch: str, message: str) -> str:
-    """Apply `patch` on `base_sha` in a scratch clone, commit, and push it to `branch` of
-    `repo` (a new branch: never a force-push). Returns the new commit's id."""
+def commit_patch(
+    repo: Path,
+    base_sha: str,
+    patch: str,
+    branch: str,
+    message: str,
+    *,
+    push_to: str | None = None,
+    token: str | None = None,
+) -> str:
+    """Apply `patch` on `base_sha` in a scratch clone of `repo` (a local repository or mirror),
+    commit, and push to `branch` of `push_to` (default: `repo`) — a plain push, never a force.
+    Returns the new commit's id."""
     with tempfile.TemporaryDirectory(prefix="shipmate-commit-") as tmp:
         work = Path(tmp) / "work"
         git("clone", "--quiet", "--shared", "--no-checkout", str(repo), str(work))
@@ -68,7 +78,14 @@ def commit_patch(repo: Path, base_sha: str, patch: str, branch: str, message: st
             )
         git(*AUTHOR, "commit", "--quiet", "--no-verify", "-m", message, cwd=work)
         sha = git("rev-parse", "HEAD", cwd=work).strip()
-        git("push", "--quiet", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
+        git(
+            "push",
+            "--quiet",
+            push_to or str(repo),
+            f"HEAD:refs/heads/{branch}",
+            cwd=work,
+            token=token,
+        )
         return sha
 
 
