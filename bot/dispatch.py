@@ -41,6 +41,7 @@ def job_handlers(
     *,
     router: Router | None = None,
     clients: ClientFactory | None = None,
+    run_deps: Any = None,
 ) -> dict[str, JobHandler]:
     if router is None:
         from handlers import router as default_router
@@ -84,4 +85,15 @@ def job_handlers(
             await asyncio.to_thread(store.set_delivery_status, delivery_id, "handled")
             context.log.info("delivery.handled", handlers=count)
 
-    return {"webhook": webhook}
+    handlers: dict[str, JobHandler] = {"webhook": webhook}
+    from bot.runs import deps_for, run_job
+
+    deps = run_deps if run_deps is not None else deps_for(settings, store)
+    if deps is not None:
+        chosen_deps = deps
+
+        async def run(job: Job, job_context: JobContext) -> None:
+            await run_job(job, job_context, chosen_deps)
+
+        handlers["run"] = run
+    return handlers

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import installations, ping
+from handlers import commands, installations, labels, ping
 
-router = Router(ping.router, installations.router)
+router = Router(ping.router, installations.router, commands.router, labels.router)
 
 __all__ = ["router"]

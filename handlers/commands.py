@@ -1,0 +1,27 @@
+"""`/shipmate <verb>` (or `@<app-slug> <verb>`) at the start of a line of a new comment."""
+
+from __future__ import annotations
+
+from bot.commands import parse_commands
+from bot.context import Context
+from bot.routing import Router
+from bot.tasks import handle, may_trigger
+
+router = Router()
+
+
+@router.register("issue_comment", action="created")
+async def comment_created(context: Context) -> None:
+    if context.sender_is_bot:
+        return
+    comment = context.payload.get("comment") or {}
+    commands = parse_commands(comment.get("body"), context.settings.app_slug)
+    if not commands:
+        return
+    repo = await context.repo()
+    await repo.react_eyes(int(comment["id"]))
+    number = int((context.payload.get("issue") or {})["number"])
+    if not await may_trigger(context, repo, number):
+        return
+    command = commands[0]
+    await handle(context, repo, number, command.verb, command.args)

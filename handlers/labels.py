@@ -1,0 +1,34 @@
+"""The fix label (`shipmate:fix`, configurable): added starts `fix`, removed stops the task."""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.routing import Router
+from bot.tasks import handle, may_trigger
+
+router = Router()
+
+
+async def _ours(context: Context) -> bool:
+    label = (context.payload.get("label") or {}).get("name")
+    return bool(label) and label == (await context.config()).label
+
+
+@router.register("issues", action="labeled")
+async def labeled(context: Context) -> None:
+    if context.sender_is_bot or not await _ours(context):
+        return
+    number = int(context.payload["issue"]["number"])
+    repo = await context.repo()
+    if await may_trigger(context, repo, number):
+        await handle(context, repo, number, "fix")
+
+
+@router.register("issues", action="unlabeled")
+async def unlabeled(context: Context) -> None:
+    if context.sender_is_bot or not await _ours(context):
+        return
+    number = int(context.payload["issue"]["number"])
+    repo = await context.repo()
+    if await may_trigger(context, repo, number):
+        await handle(context, repo, number, "stop")
