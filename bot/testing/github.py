@@ -274,6 +274,29 @@ class GitHubStandIn:
         self.state.issues[(repo, number)] = issue
         return issue
 
+    def create_comment(
+        self, repo: str, number: int, body: str, user: str = "octocat"
+    ) -> dict[str, Any]:
+        """A comment a person wrote (what a webhook's `comment` then refers to)."""
+        comment_id = self.next_id()
+        comment: dict[str, Any] = {
+            "id": comment_id,
+            "repo": repo,
+            "issue": number,
+            "body": body,
+            "user": self._user(user),
+            "created_at": _now_iso(),
+            "updated_at": _now_iso(),
+            "html_url": f"{self.url}/{repo}/issues/{number}#comment",
+        }
+        self.state.comments[comment_id] = comment
+        return comment
+
+    def comments_on(self, repo: str, number: int) -> list[dict[str, Any]]:
+        return [
+            c for c in self.state.comments.values() if c["repo"] == repo and c["issue"] == number
+        ]
+
     def branch_sha(self, repo: str, branch: str) -> str | None:
         try:
             return _git(

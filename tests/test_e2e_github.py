@@ -1,0 +1,260 @@
+"""End to end from GitHub: a delivery from the emitter -> the real server -> queue -> worker ->
+handler -> run job -> sandbox -> agent (model stand-in) -> git push and REST calls recorded by
+the GitHub stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.agent.model import AnthropicModel
+from bot.config import Settings
+from bot.dispatch import job_handlers
+from bot.github import PUSH, GitHubApp
+from bot.queue import SQLQueue
+from bot.runs import RunDeps
+from bot.sandbox.checkout import CheckoutCache
+from bot.store import Store
+from bot.testing.anthropic import MessagesStandIn, Turn
+from bot.testing.github import GitHubStandIn
+from bot.web import create_app
+from bot.worker import Worker
+from handlers import router
+from tests.servers import running
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap"),
+]
+SECRET = "e2e-secret"
+REPO = "octo/widgets"
+PLAN = "1. Run the tests.\n2. Make add() add.\n3. Run them again."
+
+
+@dataclass
+class World:
+    gh: GitHubStandIn
+    model: MessagesStandIn
+    settings: Settings
+    store: Store
+    queue: SQLQueue
+    base: str
+    installation_id: int
+
+    def emit(self, event: str, action: str | None, overrides: dict[str, Any]) -> Any:
+        payload = {
+            "repository": {
+                "full_name": REPO,
+                "name": "widgets",
+                "owner": {"login": "octo"},
+                "default_branch": "main",
+            },
+            "installation": {"id": self.installation_id},
+            **overrides,
+        }
+        return self.gh.emit(
+            event, action, payload, to=f"{self.base}/api/github/webhooks", secret=SECRET
+        )
+
+    def work(self) -> int:
+        deps = RunDeps(
+            self.settings,
+            self.store,
+            GitHubApp(self.settings),
+            CheckoutCache(self.settings.data_dir / "cache"),
+            model_factory=lambda: AnthropicModel(self.settings.model, max_retries=2),
+        )
+        worker = Worker(
+            self.queue,
+            job_handlers(self.settings, self.store, self.queue, router=router, run_deps=deps),
+        )
+        return asyncio.run(worker.run_until_idle())
+
+    def comment(self, body: str, user: str = "alice", number: int = 1) -> Any:
+        made = self.gh.create_comment(REPO, number, body, user)
+        return self.emit(
+            "issue_comment",
+            "created",
+            {
+                "comment": {
+                    "id": made["id"],
+                    "body": body,
+                    "user": {"login": user, "type": "User"},
+                },
+                "issue": {"number": number, "title": "add() subtracts", "body": "The tests fail."},
+                "sender": {"login": user, "type": "User"},
+            },
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with GitHubStandIn(tmp_path / "gh") as gh, MessagesStandIn() as model:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", model.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        app = gh.create_app("shipmate")
+        gh.create_repo(
+            REPO,
+            {
+                "calc.py": "def add(a, b):\n    return a - b\n",
+                "test_calc.py": "import unittest\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
+                ".github/shipmate.yml": "test: python3 -m unittest -q\n",
+            },
+        )
+        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        gh.add_collaborator(REPO, "alice", "write")
+        gh.create_issue(REPO, "add() subtracts", "The tests fail.")
+        settings = Settings.load(
+            app_id=app.id,
+            app_slug="shipmate",
+            private_key=app.private_key_pem,
+            github_api_url=gh.url,
+            webhook_secret=SECRET,
+            data_dir=tmp_path / "data",
+        )
+        store = Store.from_settings(settings)
+        store.migrate()
+        with running(create_app(settings, store, router)) as base:
+            yield World(gh, model, settings, store, SQLQueue(store), base, installation.id)
+        store.dispose()
+
+
+def _fix_script(model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use("bash", {"command": "python3 -m unittest -q 2>&1 | tail -1"}),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            ),
+            Turn.text("add() added the wrong way round; fixed. The tests pass."),
+        ]
+    )
+
+
+def test_fix_command_opens_a_pull_request(world: World) -> None:
+    _fix_script(world.model)
+    response = world.comment("Thanks!\n/shipmate fix")
+    assert response.status_code == 202
+    assert world.work() == 2  # the webhook job, then the run job
+    gh = world.gh
+    assert [r["content"] for r in gh.state.reactions] == ["eyes"]
+    (pull,) = gh.state.pulls.values()
+    assert (
+        pull["head"]["ref"].startswith("shipmate/1-add-subtracts") and pull["base"]["ref"] == "main"
+    )
+    assert (
+        not pull["draft"]
+        and pull["body"].startswith("Fixes #1")
+        and PLAN.splitlines()[0] in pull["body"]
+    )
+    (push,) = gh.state.pushes
+    assert (
+        push["fast_forward"]
+        and push["ref"] == f"refs/heads/{pull['head']['ref']}"
+        and push["pusher"] == "shipmate[bot]"
+    )
+    assert gh.branch_sha(REPO, "main") != push["new"]  # never the default branch
+    import subprocess
+
+    shown = subprocess.run(
+        ["git", "show", f"{push['new']}:calc.py"],
+        cwd=gh.state.repos[REPO].path,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.stdout.endswith("return a + b\n")
+    (check,) = gh.state.check_runs.values()
+    assert (
+        check["name"] == "Shipmate"
+        and check["conclusion"] == "success"
+        and check["head_sha"] == push["new"]
+    )
+    mine = [c for c in gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
+    assert len(mine) == 1  # one sticky comment, edited as the task went
+    assert (
+        "✅ Done" in mine[0]["body"]
+        and pull["html_url"] in mine[0]["body"]
+        and "$" in mine[0]["body"]
+    )
+    token_requests = [r for r in gh.requests if r.path.endswith("/access_tokens")]
+    assert all(r.body and r.body.get("repositories") == ["widgets"] for r in token_requests)
+    assert all("workflows" not in r.body.get("permissions", {}) for r in token_requests)
+
+
+def test_someone_without_write_access_is_refused_once(world: World) -> None:
+    world.comment("/shipmate fix", user="mallory")
+    world.comment("/shipmate fix please", user="mallory")
+    world.work()
+    bodies = [
+        c["body"] for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"
+    ]
+    assert len(bodies) == 1 and "only people with write access" in bodies[0]
+    assert world.gh.state.pulls == {} and world.model.requests == []
+
+
+def test_label_starts_a_fix(world: World) -> None:
+    _fix_script(world.model)
+    world.emit(
+        "issues",
+        "labeled",
+        {
+            "label": {"name": "shipmate:fix"},
+            "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
+            "sender": {"login": "alice", "type": "User"},
+        },
+    )
+    world.work()
+    assert len(world.gh.state.pulls) == 1
+
+
+def test_help_unknown_verb_stop_and_bots(world: World) -> None:
+    world.comment("/shipmate dance")
+    world.comment("/shipmate stop")
+    world.comment("```\n/shipmate fix\n```")  # in a code block: not a command
+    bot_comment = world.gh.create_comment(REPO, 1, "/shipmate fix", "shipmate[bot]")
+    world.emit(
+        "issue_comment",
+        "created",
+        {
+            "comment": {
+                "id": bot_comment["id"],
+                "body": "/shipmate fix",
+                "user": {"login": "shipmate[bot]", "type": "Bot"},
+            },
+            "issue": {"number": 1},
+            "sender": {"login": "shipmate[bot]", "type": "Bot"},
+        },
+    )
+    world.work()
+    replies = [
+        c["body"]
+        for c in world.gh.comments_on(REPO, 1)
+        if c["user"]["login"] == "shipmate[bot]" and c["id"] != bot_comment["id"]
+    ]
+    assert (
+        replies[0].startswith("I don't know `/shipmate dance`") and "`/shipmate fix`" in replies[0]
+    )
+    assert replies[1] == "Nothing is running here."
+    assert len(replies) == 2 and world.model.requests == []
+
+
+def test_plan_posts_a_plan_and_changes_nothing(world: World) -> None:
+    world.model.script([Turn.text(PLAN)])
+    world.comment("/shipmate plan")
+    world.work()
+    (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
+    assert PLAN.splitlines()[1] in sticky["body"]
+    assert world.gh.state.pulls == {} and world.gh.state.pushes == []
