@@ -100,7 +100,8 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
     issue = (
         await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
     ).raw_response.json()
-    base_sha = await reader.branch_sha(default_branch)
+    pr = p.get("pr")
+    base_sha = str(pr["head_sha"]) if pr else await reader.branch_sha(default_branch)
     if base_sha is None:
         await sticky.show(
             progress("failed", reason=f"The default branch {default_branch} has no commits.")
@@ -134,10 +135,18 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         repository.get("clone_url") or f"{deps.settings.github_api_url}/{repo_name}.git"
     )
     checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token.token)
+    if pr:
+        task = str(p.get("task") or "Make the smallest change that fixes the feedback below.")
+        context_blocks = [
+            (str(p.get("feedback_label") or "feedback"), str(p.get("feedback") or ""))
+        ]
+    else:
+        notes = f" ({p['notes']})" if p.get("notes") else ""
+        task = f"Resolve issue #{number}: {issue.get('title', '')}{notes}"
+        context_blocks = [("issue body", str(issue.get("body") or ""))]
     brief = Brief(
-        task=f"Resolve issue #{number}: {issue.get('title', '')}"
-        + (f" ({p['notes']})" if p.get("notes") else ""),
-        context=[("issue body", str(issue.get("body") or ""))],
+        task=task,
+        context=context_blocks,
         instructions=config.instructions,
         test_command=config.test,
         plan_only=verb == "plan",
@@ -230,6 +239,9 @@ async def finish(
         )
     elif not done.patch:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
+    elif p.get("pr"):
+        final = await push_follow_up(deps, done, run_id, repo_name, base_sha, writer, common, p)
+        branch = str(p["pr"]["head_ref"])
     else:
         title = str(issue.get("title") or f"issue {number}")
         branch = f"shipmate/{number}-{slugify(title, 30)}-{run_id[:6]}"
@@ -324,6 +336,70 @@ async def finish(
         **done.usage.as_dict(),
     )
     log.info("run.finished", run_id=run_id, status=done.status, pr=pr_url)
+
+
+async def push_follow_up(
+    deps: RunDeps,
+    done: Execution,
+    run_id: str,
+    repo_name: str,
+    base_sha: str,
+    writer: RepoClient,
+    common: dict[str, Any],
+    p: dict[str, Any],
+) -> Progress:
+    """A follow-up commit on the PR's own branch, only if nobody pushed since the run began."""
+    head_ref = str(p["pr"]["head_ref"])
+    if await writer.branch_sha(head_ref) != base_sha:
+        return Progress(
+            stage="stopped",
+            reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
+            "Comment `/shipmate retry` to start again from the new head.",
+            **common,
+        )
+    token = await deps.app.installation_token(
+        int(p["installation_id"]), repositories=[repo_name], permissions=PUSH
+    )
+    clone_url = str((await writer.repository()).get("clone_url"))
+    mirror = deps.cache.mirror(clone_url, base_sha, token.token)
+    message = outbound(
+        commit_message(str(p.get("task") or "Follow-up"), done.summary), known=(token.token,)
+    )
+    head_sha = await asyncio.to_thread(
+        commit_patch,
+        mirror,
+        base_sha,
+        done.patch,
+        head_ref,
+        message,
+        push_to=clone_url,
+        token=token.token,
+    )
+    await asyncio.to_thread(
+        deps.store.append_audit,
+        "git.push",
+        run_id=run_id,
+        actor="shipmate",
+        target=head_ref,
+        detail={"sha": head_sha},
+    )
+    shown = Progress(
+        stage="done",
+        diff=done.patch,
+        tests_passed=done.tests_passed,
+        test_summary=done.test_output[-1500:],
+        **common,
+    )
+    title_text, summary = check_output(shown)
+    await writer.create_check_run(
+        name="Shipmate",
+        head_sha=head_sha,
+        status="completed",
+        conclusion="success" if done.tests_passed is not False else "failure",
+        title=title_text,
+        summary=outbound(summary, known=(token.token,)),
+    )
+    return shown
 
 
 def deps_for(settings: Settings, store: Store) -> RunDeps | None:

@@ -73,40 +73,45 @@ async def handle(
             return
         notes = f"follow this plan: {plans[-1]['plan']}"
         verb = "fix"
+    await enqueue_run(context, repo, number, verb, {"notes": notes})
+
+
+async def enqueue_run(
+    context: Context, repo: RepoClient, number: int, verb: str, extra: dict[str, object]
+) -> bool:
+    """Queue a `run` job for this issue or PR (one at a time), with its sticky comment."""
+    assert context.repository is not None and context.installation_id is not None
+    key = lock_key(context.repository, number)
+    queue = context.queue
     if await asyncio.to_thread(queue.running, key):
         await repo.comment(
             number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
         )
-        return
+        return False
+    sticky_key = key.replace("/", "-").replace("#", "-")
     sticky = await repo.comment(
-        number,
-        sticky_comment(
-            Progress(key=key.replace("/", "-").replace("#", "-"), verb=verb, stage="queued")
-        ),
+        number, sticky_comment(Progress(key=sticky_key, verb=verb, stage="queued"))
     )
-    job = await asyncio.to_thread(
-        queue.enqueue,
-        "run",
-        {
-            "repo": context.repository,
-            "number": number,
-            "verb": verb,
-            "notes": notes,
-            "installation_id": context.installation_id,
-            "delivery_id": context.delivery_id,
-            "actor": context.sender,
-            "sticky_comment_id": sticky,
-        },
-        lock_key=key,
-        queueing_lock=key,
-    )
+    payload = {
+        "repo": context.repository,
+        "number": number,
+        "verb": verb,
+        "installation_id": context.installation_id,
+        "delivery_id": context.delivery_id,
+        "actor": context.sender,
+        "sticky_comment_id": sticky,
+        **extra,
+    }
+    job = await asyncio.to_thread(queue.enqueue, "run", payload, lock_key=key, queueing_lock=key)
     if job is None:
         await repo.edit_comment(sticky, "A task for this is already queued.")
+        return False
     await asyncio.to_thread(
-        store.append_audit,
+        context.store.append_audit,
         "task.queued",
         delivery_id=context.delivery_id,
         actor=context.sender,
         target=key,
         detail={"verb": verb},
     )
+    return True

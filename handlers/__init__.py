@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import commands, installations, labels, ping
+from handlers import checks, commands, installations, labels, ping, reviews
 
-router = Router(ping.router, installations.router, commands.router, labels.router)
+router = Router(
+    ping.router,
+    installations.router,
+    commands.router,
+    labels.router,
+    reviews.router,
+    checks.router,
+)
 
 __all__ = ["router"]

@@ -258,3 +258,165 @@ def test_plan_posts_a_plan_and_changes_nothing(world: World) -> None:
     (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
     assert PLAN.splitlines()[1] in sticky["body"]
     assert world.gh.state.pulls == {} and world.gh.state.pushes == []
+
+
+BROKEN = "def add(a, b):\n    return a - b\n"
+FIXED_SCRIPT = [
+    Turn.text("1. Read the failure.\n2. Fix add()."),
+    Turn.tool_use(
+        "str_replace_based_edit_tool",
+        {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
+    ),
+    Turn.text("Fixed add()."),
+]
+
+
+def _shipmate_pr(world: World) -> dict[str, Any]:
+    world.gh.commit(
+        REPO,
+        "shipmate/1-add",
+        {"calc.py": BROKEN, "notes.txt": "first try\n"},
+        "Shipmate's first try",
+    )
+    return world.gh.create_pull(REPO, "shipmate/1-add", "Fix #1: add()", "shipmate[bot]")
+
+
+def _failing_check(world: World, pull: dict[str, Any], app: str = "github-actions") -> Any:
+    log = "\n".join(
+        ["setup line"] * 300
+        + [
+            "FAIL: test_add (test_calc.T.test_add)",
+            "AssertionError: -1 != 5",
+            "FAILED (failures=1)",
+        ]
+    )
+    job = world.gh.add_job_log(REPO, log)
+    return world.emit(
+        "check_run",
+        "completed",
+        {
+            "check_run": {
+                "id": job,
+                "name": "test",
+                "head_sha": pull["head"]["sha"],
+                "conclusion": "failure",
+                "status": "completed",
+                "app": {"slug": app},
+                "pull_requests": [
+                    {
+                        "number": pull["number"],
+                        "head": {"ref": pull["head"]["ref"], "sha": pull["head"]["sha"]},
+                    }
+                ],
+                "output": {"title": "tests failed", "summary": "1 failed", "text": None},
+            },
+            "sender": {"login": "github-actions[bot]", "type": "Bot"},
+        },
+    )
+
+
+def test_failing_ci_on_our_pr_gets_a_follow_up_commit(world: World) -> None:
+    pull = _shipmate_pr(world)
+    before = pull["head"]["sha"]
+    seen: list[str] = []
+
+    def first(request: dict[str, Any]) -> Turn:
+        seen.append(request["messages"][0]["content"][0]["text"])
+        return FIXED_SCRIPT[0]
+
+    world.model.script([first, *FIXED_SCRIPT[1:]])
+    assert _failing_check(world, pull).status_code == 202
+    world.work()
+    (push,) = world.gh.state.pushes
+    assert (
+        push["ref"] == "refs/heads/shipmate/1-add"
+        and push["old"] == before
+        and push["fast_forward"]
+    )
+    assert pull["head"]["sha"] == push["new"]
+    assert "AssertionError: -1 != 5" in seen[0] and "<untrusted-data" in seen[0]
+    assert "setup line\nsetup line" not in seen[0]  # the log was cut to the failure
+    assert world.gh.state.pulls and len(world.gh.state.pulls) == 1  # no new PR
+
+
+def test_repairs_stop_at_the_attempt_cap(world: World) -> None:
+    world.gh.commit(REPO, "main", {".github/shipmate.yml": "max_attempts_per_failure: 1\n"}, "cap")
+    pull = _shipmate_pr(world)
+    world.model.script(list(FIXED_SCRIPT))
+    _failing_check(world, pull)
+    world.work()
+    pull["head"]["sha"] = world.gh.branch_sha(REPO, "shipmate/1-add")
+    _failing_check(world, pull)
+    world.work()
+    assert len(world.gh.state.pushes) == 1
+    human = [
+        c
+        for c in world.gh.comments_on(REPO, pull["number"])
+        if "A human needs to take it" in c["body"]
+    ]
+    assert len(human) == 1
+
+
+def test_a_moved_head_stops_the_repair_without_pushing(world: World) -> None:
+    pull = _shipmate_pr(world)
+
+    def human_pushes(request: dict[str, Any]) -> Turn:
+        world.gh.commit(REPO, "shipmate/1-add", {"human.txt": "mine\n"}, "a human pushed")
+        return Turn.text("Fixed add().")
+
+    world.model.script([*FIXED_SCRIPT[:2], human_pushes])
+    _failing_check(world, pull)
+    world.work()
+    pushers = [p["pusher"] for p in world.gh.state.pushes]
+    assert "shipmate[bot]" not in pushers
+    sticky = [
+        c
+        for c in world.gh.comments_on(REPO, pull["number"])
+        if c["user"]["login"] == "shipmate[bot]"
+    ]
+    assert "moved while I worked" in sticky[-1]["body"]
+
+
+def test_failures_on_other_peoples_prs_are_ignored(world: World) -> None:
+    world.gh.commit(REPO, "feature", {"calc.py": BROKEN + "# x\n"}, "human work")
+    pull = world.gh.create_pull(REPO, "feature", "A human PR", "alice")
+    _failing_check(world, pull)
+    world.work()
+    assert world.model.requests == [] and world.gh.state.pushes == []
+
+
+def test_a_review_becomes_one_revision_run(world: World) -> None:
+    pull = _shipmate_pr(world)
+    review = world.gh.add_review(
+        REPO,
+        pull["number"],
+        "alice",
+        "changes_requested",
+        "Please also fix add()",
+        [("calc.py", 2, "This subtracts.")],
+    )
+    seen: list[str] = []
+
+    def first(request: dict[str, Any]) -> Turn:
+        seen.append(request["messages"][0]["content"][0]["text"])
+        return FIXED_SCRIPT[0]
+
+    world.model.script([first, *FIXED_SCRIPT[1:]])
+    world.emit(
+        "pull_request_review",
+        "submitted",
+        {
+            "review": {
+                "id": review["id"],
+                "state": "changes_requested",
+                "body": "Please also fix add()",
+                "user": {"login": "alice"},
+            },
+            "pull_request": {"number": pull["number"]},
+            "sender": {"login": "alice", "type": "User"},
+        },
+    )
+    world.work()
+    assert "calc.py:2: This subtracts." in seen[0]
+    (push,) = world.gh.state.pushes
+    assert push["ref"] == "refs/heads/shipmate/1-add" and push["pusher"] == "shipmate[bot]"

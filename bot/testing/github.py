@@ -297,6 +297,92 @@ class GitHubStandIn:
             c for c in self.state.comments.values() if c["repo"] == repo and c["issue"] == number
         ]
 
+    def commit(
+        self,
+        repo: str,
+        branch: str,
+        files: Mapping[str, str],
+        message: str = "change",
+        start: str | None = None,
+    ) -> str:
+        """Commit `files` on `branch` (made from `start`, default: the default branch) as a
+        person pushing would; returns the new head."""
+        info = self.state.repos[repo]
+        work = self.root / "work" / f"{repo.replace('/', '-')}-{self.next_id()}"
+        _git("clone", "-q", str(info.path), str(work))
+        source = branch if self.branch_sha(repo, branch) else (start or info.default_branch)
+        _git("checkout", "-q", "-B", branch, f"origin/{source}", cwd=work)
+        for name, text in files.items():
+            target = work / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        _git("add", "-A", cwd=work)
+        _git(
+            "-c",
+            "user.name=octocat",
+            "-c",
+            "user.email=o@example.com",
+            "commit",
+            "-qm",
+            message,
+            cwd=work,
+        )
+        _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+        return _git("rev-parse", "HEAD", cwd=work).strip()
+
+    def create_pull(
+        self, repo: str, head: str, title: str, user: str, base: str | None = None
+    ) -> dict[str, Any]:
+        info = self.state.repos[repo]
+        number = (
+            len([k for k in self.state.issues if k[0] == repo])
+            + len([k for k in self.state.pulls if k[0] == repo])
+            + 1
+        )
+        pull = {
+            "id": self.next_id(),
+            "number": number,
+            "title": title,
+            "body": "",
+            "state": "open",
+            "draft": False,
+            "user": self._user(user),
+            "labels": [],
+            "head": {
+                "ref": head,
+                "sha": self.branch_sha(repo, head),
+                "repo": self._repo_json(info),
+            },
+            "base": {"ref": base or info.default_branch, "repo": self._repo_json(info)},
+            "html_url": f"{self.url}/{repo}/pull/{number}",
+        }
+        self.state.pulls[(repo, number)] = pull
+        return pull
+
+    def add_review(
+        self,
+        repo: str,
+        number: int,
+        user: str,
+        state: str,
+        body: str,
+        comments: Sequence[tuple[str, int, str]],
+    ) -> dict[str, Any]:
+        review = {"id": self.next_id(), "user": self._user(user), "state": state, "body": body}
+        self.state.reviews.setdefault((repo, number), []).append(review)
+        for path, line, text in comments:
+            comment_id = self.next_id()
+            self.state.review_comments[comment_id] = {
+                "id": comment_id,
+                "pull_request_review_id": review["id"],
+                "pull_number": number,
+                "path": path,
+                "line": line,
+                "body": text,
+                "user": self._user(user),
+            }
+        return review
+
     def branch_sha(self, repo: str, branch: str) -> str | None:
         try:
             return _git(
@@ -539,8 +625,8 @@ class GitHubStandIn:
         state, info = self.state, self.state.repos[repo]
         if not rest:
             return self._json(self._repo_json(info))
-        if rest[0] == "branches" and len(rest) == 2:
-            sha = self.branch_sha(repo, rest[1])
+        if rest[0] == "branches" and len(rest) >= 2:
+            sha = self.branch_sha(repo, "/".join(rest[1:]))
             if sha is None:
                 raise NotFound
             return self._json(

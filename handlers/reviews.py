@@ -1,0 +1,45 @@
+"""A review on a Shipmate pull request (changes requested, or comments) becomes one revision run
+with every comment of that review; the run pushes a new commit on the same branch."""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.repairs import shipmate_pull
+from bot.routing import Router
+from bot.tasks import enqueue_run, may_trigger
+
+router = Router()
+
+
+@router.register("pull_request_review", action="submitted")
+async def review_submitted(context: Context) -> None:
+    review = context.payload.get("review") or {}
+    if context.sender_is_bot or review.get("state", "").lower() not in (
+        "changes_requested",
+        "commented",
+    ):
+        return
+    number = int((context.payload.get("pull_request") or {})["number"])
+    repo = await context.repo()
+    pull = await shipmate_pull(context, repo, number)
+    if pull is None or not await may_trigger(context, repo, number):
+        return
+    comments = await repo.review_comments(number, int(review["id"]))
+    lines = [f"Review by {context.sender}: {review.get('body') or ''}".strip()]
+    lines += [f"- {c.path}:{c.line}: {c.body}" for c in comments]
+    await enqueue_run(
+        context,
+        repo,
+        number,
+        "revise",
+        {
+            "pr": {
+                "number": number,
+                "head_ref": pull["head"]["ref"],
+                "head_sha": pull["head"]["sha"],
+            },
+            "task": "Address this review of your pull request with the smallest change.",
+            "feedback": "\n".join(lines),
+            "feedback_label": "review",
+        },
+    )
