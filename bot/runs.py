@@ -101,7 +101,12 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
     ).raw_response.json()
     pr = p.get("pr")
-    base_sha = str(pr["head_sha"]) if pr else await reader.branch_sha(default_branch)
+    if pr:
+        base_sha: str | None = str(pr["head_sha"])
+    elif p.get("base_sha"):
+        base_sha = str(p["base_sha"])  # a deploy follow-up starts from what was deployed
+    else:
+        base_sha = await reader.branch_sha(default_branch)
     if base_sha is None:
         await sticky.show(
             progress("failed", reason=f"The default branch {default_branch} has no commits.")
@@ -142,8 +147,10 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         ]
     else:
         notes = f" ({p['notes']})" if p.get("notes") else ""
-        task = f"Resolve issue #{number}: {issue.get('title', '')}{notes}"
+        task = str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}{notes}")
         context_blocks = [("issue body", str(issue.get("body") or ""))]
+        if p.get("feedback"):
+            context_blocks.append((str(p.get("feedback_label") or "feedback"), str(p["feedback"])))
     brief = Brief(
         task=task,
         context=context_blocks,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.routing import Router
-from handlers import checks, commands, installations, labels, ping, reviews
+from handlers import checks, commands, deployments, installations, labels, ping, reviews
 
 router = Router(
     ping.router,
@@ -12,6 +12,7 @@ router = Router(
     labels.router,
     reviews.router,
     checks.router,
+    deployments.router,
 )
 
 __all__ = ["router"]

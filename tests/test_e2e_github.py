@@ -420,3 +420,28 @@ def test_a_review_becomes_one_revision_run(world: World) -> None:
     assert "calc.py:2: This subtracts." in seen[0]
     (push,) = world.gh.state.pushes
     assert push["ref"] == "refs/heads/shipmate/1-add" and push["pusher"] == "shipmate[bot]"
+
+
+def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
+    pull = _shipmate_pr(world)
+    main_before = world.gh.branch_sha(REPO, "main")
+    seen: list[str] = []
+
+    def first(request: dict[str, Any]) -> Turn:
+        seen.append(request["messages"][0]["content"][0]["text"])
+        return FIXED_SCRIPT[0]
+
+    world.model.script([first, *FIXED_SCRIPT[1:]])
+    world.emit("deployment_status", None, {
+        "deployment": {"id": 77, "ref": "shipmate/1-add", "sha": pull["head"]["sha"], "environment": "production"},
+        "deployment_status": {"state": "failure", "description": "health check /healthz answered 500", "log_url": "https://evil.example/log", "target_url": None},
+        "sender": {"login": "deploy-bot", "type": "User"},
+    })
+    world.work()
+    assert "health check /healthz answered 500" in seen[0]
+    pulls = list(world.gh.state.pulls.values())
+    assert len(pulls) == 2 and pulls[1]["head"]["ref"].startswith("shipmate/") and pulls[1]["base"]["ref"] == "main"
+    assert world.gh.branch_sha(REPO, "main") == main_before
+    assert all(p["ref"] != "refs/heads/main" for p in world.gh.state.pushes)
+    # The log URL is on no allowed host: never fetched.
+    assert not any("evil.example" in r.path for r in world.gh.requests)
