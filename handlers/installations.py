@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bot.config import RepoConfigError, parse_repo_config
 from bot.context import Context
+from bot.github import RepoClient
 from bot.routing import Router
 
 router = Router()
@@ -33,6 +35,8 @@ async def installed(context: Context) -> None:
     added = _names(context.payload.get("repositories"))
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     context.log.info("installation.saved", account=account, repositories=len(added))
+    if context.action == "created":
+        await welcome(context, installation_id, added)
 
 
 @router.register("installation", action="suspend")
@@ -62,3 +66,37 @@ async def repositories_changed(context: Context) -> None:
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     await asyncio.to_thread(store.remove_repositories, installation_id, removed)
     context.log.info("installation.repositories", added=added, removed=removed)
+    await welcome(context, installation_id, added)
+
+
+async def welcome(context: Context, installation_id: int, repositories: list[str]) -> None:
+    """A `Shipmate config` check on each new repository's default branch: ready, or which line
+    of `.github/shipmate.yml` is wrong."""
+    if context.client_factory is None:
+        return
+    for name in repositories:
+        repo = RepoClient(await context.client_factory(installation_id, name), name)
+        branch = await repo.default_branch()
+        sha = await repo.branch_sha(branch)
+        if sha is None:
+            continue
+        try:
+            parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
+        except RepoConfigError as exc:
+            await repo.create_check_run(
+                name="Shipmate config",
+                head_sha=sha,
+                status="completed",
+                conclusion="failure",
+                title=".github/shipmate.yml is invalid",
+                summary=str(exc),
+            )
+            continue
+        await repo.create_check_run(
+            name="Shipmate config",
+            head_sha=sha,
+            status="completed",
+            conclusion="success",
+            title="Shipmate is ready",
+            summary="Comment `/shipmate help` on an issue to see what Shipmate can do.",
+        )

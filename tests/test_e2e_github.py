@@ -432,16 +432,55 @@ def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
         return FIXED_SCRIPT[0]
 
     world.model.script([first, *FIXED_SCRIPT[1:]])
-    world.emit("deployment_status", None, {
-        "deployment": {"id": 77, "ref": "shipmate/1-add", "sha": pull["head"]["sha"], "environment": "production"},
-        "deployment_status": {"state": "failure", "description": "health check /healthz answered 500", "log_url": "https://evil.example/log", "target_url": None},
-        "sender": {"login": "deploy-bot", "type": "User"},
-    })
+    world.emit(
+        "deployment_status",
+        None,
+        {
+            "deployment": {
+                "id": 77,
+                "ref": "shipmate/1-add",
+                "sha": pull["head"]["sha"],
+                "environment": "production",
+            },
+            "deployment_status": {
+                "state": "failure",
+                "description": "health check /healthz answered 500",
+                "log_url": "https://evil.example/log",
+                "target_url": None,
+            },
+            "sender": {"login": "deploy-bot", "type": "User"},
+        },
+    )
     world.work()
     assert "health check /healthz answered 500" in seen[0]
     pulls = list(world.gh.state.pulls.values())
-    assert len(pulls) == 2 and pulls[1]["head"]["ref"].startswith("shipmate/") and pulls[1]["base"]["ref"] == "main"
+    assert (
+        len(pulls) == 2
+        and pulls[1]["head"]["ref"].startswith("shipmate/")
+        and pulls[1]["base"]["ref"] == "main"
+    )
     assert world.gh.branch_sha(REPO, "main") == main_before
     assert all(p["ref"] != "refs/heads/main" for p in world.gh.state.pushes)
     # The log URL is on no allowed host: never fetched.
     assert not any("evil.example" in r.path for r in world.gh.requests)
+
+
+def test_new_repositories_get_a_config_check_naming_the_bad_line(world: World) -> None:
+    world.gh.commit(
+        REPO, "main", {".github/shipmate.yml": "label: fix\nmax_steps: lots\n"}, "bad config"
+    )
+    response = world.emit(
+        "installation_repositories",
+        "added",
+        {
+            "repositories_added": [{"full_name": REPO, "name": "widgets", "id": 1}],
+            "repositories_removed": [],
+            "installation": {"id": world.installation_id, "account": {"login": "octo"}},
+            "sender": {"login": "alice", "type": "User"},
+        },
+    )
+    assert response.status_code == 202
+    world.work()
+    (check,) = world.gh.state.check_runs.values()
+    assert check["name"] == "Shipmate config" and check["conclusion"] == "failure"
+    assert "line 2" in check["output"]["summary"] and "max_steps" in check["output"]["summary"]
