@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,3 +182,100 @@ def test_lookback_is_limited_to_twenty_blocks(model: MessagesStandIn) -> None:
 def test_count_tokens(model: MessagesStandIn) -> None:
     counted = _client(model).messages.count_tokens(model="m", messages=_user("hello world"))
     assert counted.input_tokens > 0
+
+
+@pytest.mark.anyio
+async def test_async_sdk_streams_a_tool_use_and_a_raw_stream(model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "/workspace/x.py",
+                    "old_str": "a",
+                    "new_str": "b",
+                },
+            ),
+            Turn.text("done"),
+        ]
+    )
+    client = anthropic.AsyncAnthropic(base_url=model.url, api_key="k", max_retries=0)
+    async with client.messages.stream(
+        model="m", max_tokens=50, tools=TOOLS, messages=_user("edit")
+    ) as stream:
+        first = await stream.get_final_message()
+    block = first.content[0]
+    assert block.type == "tool_use" and block.name == "str_replace_based_edit_tool"
+    assert block.input == {
+        "command": "str_replace",
+        "path": "/workspace/x.py",
+        "old_str": "a",
+        "new_str": "b",
+    }
+    raw = await client.messages.create(model="m", max_tokens=50, messages=_user("x"), stream=True)
+    kinds = [event.type async for event in raw]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    await client.close()
+
+
+def test_out_of_script_fails_loudly_without_retries(model: MessagesStandIn) -> None:
+    with pytest.raises(anthropic.InternalServerError, match="no more turns"):
+        _client(model, retries=2).messages.create(model="m", max_tokens=10, messages=_user("x"))
+    assert len(model.requests) == 1 and "more turns than scripted" in model.failures[0]
+
+
+def test_a_callable_turn_sees_the_request_and_its_assertion_is_recorded(
+    model: MessagesStandIn,
+) -> None:
+    def answer(request: dict[str, Any]) -> Turn:
+        assert request["messages"][-1]["content"] == "ping"
+        return Turn.text("pong")
+
+    model.script([answer, answer])
+    client = _client(model)
+    reply = client.messages.create(model="m", max_tokens=10, messages=_user("ping"))
+    assert reply.content[0].type == "text" and reply.content[0].text == "pong"
+    with pytest.raises(anthropic.InternalServerError):
+        client.messages.create(model="m", max_tokens=10, messages=_user("other"))
+    assert len(model.requests) == 2 and "AssertionError" in model.failures[0]
+
+
+def test_moving_the_breakpoint_right_reads_the_earlier_prefix(model: MessagesStandIn) -> None:
+    def marked(role: str, text: str) -> dict[str, Any]:
+        return {
+            "role": role,
+            "content": [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}],
+        }
+
+    model.script([Turn.text("a"), Turn.text("b")])
+    client = _client(model)
+    first_history: list[Any] = [marked("user", LONG_SYSTEM)]
+    first = client.messages.create(model="m", max_tokens=10, messages=first_history)
+    second_history: list[Any] = [
+        {"role": "user", "content": [{"type": "text", "text": LONG_SYSTEM}]},
+        {"role": "assistant", "content": "a"},
+        marked("user", "next question"),
+    ]
+    second = client.messages.create(model="m", max_tokens=10, messages=second_history)
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens > 0 and second.usage.input_tokens == 0
+    assert model.total_usage()["cache_read_input_tokens"] == second.usage.cache_read_input_tokens
+
+
+def test_runs_as_a_module() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.testing.anthropic", "--text", "hello from -m"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("ANTHROPIC_BASE_URL=http://127.0.0.1:")
+        client = anthropic.Anthropic(base_url=line.split("=", 1)[1], api_key="k", max_retries=0)
+        reply = client.messages.create(model="m", max_tokens=10, messages=_user("hi"))
+        assert reply.content[0].type == "text" and reply.content[0].text == "hello from -m"
+    finally:
+        process.terminate()
+        process.wait(10)

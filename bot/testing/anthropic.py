@@ -15,6 +15,7 @@ Token counts are deterministic: ceil(UTF-8 bytes / 4) of each block's JSON.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -86,6 +87,16 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
     500: "api_error",
     529: "overloaded_error",
+}
+
+
+_RATE_HEADERS = {
+    "anthropic-ratelimit-requests-limit": "1000",
+    "anthropic-ratelimit-requests-remaining": "999",
+    "anthropic-ratelimit-input-tokens-limit": "2000000",
+    "anthropic-ratelimit-input-tokens-remaining": "1999000",
+    "anthropic-ratelimit-output-tokens-limit": "400000",
+    "anthropic-ratelimit-output-tokens-remaining": "399000",
 }
 
 
@@ -268,7 +279,9 @@ class PromptCache:
 
 
 class MessagesStandIn:
-    def __init__(self, *, min_cache_tokens: int = 1024, api_key: str | None = None) -> None:
+    def __init__(
+        self, *, min_cache_tokens: int = 1024, api_key: str | None = None, port: int | None = None
+    ) -> None:
         self._script: list[Script] = []
         self._lock = threading.Lock()
         self.cache = PromptCache(min_cache_tokens)
@@ -277,7 +290,7 @@ class MessagesStandIn:
         self.headers: list[dict[str, str]] = []
         self.responses: list[dict[str, Any]] = []
         self.failures: list[str] = []
-        self._server = ServerThread(self._app())
+        self._server = ServerThread(self._app(), port=port)
 
     @property
     def url(self) -> str:
@@ -315,8 +328,13 @@ class MessagesStandIn:
         )
 
     @staticmethod
-    def _error(status: int, message: str, retry_after: float | None = None) -> JSONResponse:
-        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+    def _error(
+        status: int, message: str, retry_after: float | None = None, *, retry: bool = True
+    ) -> JSONResponse:
+        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}", **_RATE_HEADERS}
+        if not retry:
+            # The SDK honours this over its own status rules: a broken script is not transient.
+            headers["x-should-retry"] = "false"
         if retry_after is not None:
             headers["retry-after"] = f"{retry_after:g}"
         kind = _ERROR_TYPES.get(status, "api_error")
@@ -360,9 +378,14 @@ class MessagesStandIn:
                 return self._error(400, str(exc))
             if not self._script:
                 self.failures.append("the model stand-in was asked for more turns than scripted")
-                return self._error(500, "the stand-in's script has no more turns")
+                return self._error(500, "the stand-in's script has no more turns", retry=False)
             step = self._script.pop(0)
-        turn = step(body) if callable(step) else step
+        try:
+            turn = step(body) if callable(step) else step
+        except Exception as exc:  # an assertion in a scripted callable must fail the test, once
+            with self._lock:
+                self.failures.append(f"scripted turn raised {exc!r}")
+            return self._error(500, f"scripted turn raised {exc!r}", retry=False)
         if turn.error_status is not None:
             return self._error(turn.error_status, f"scripted {turn.error_status}", turn.retry_after)
         with self._lock:
@@ -385,10 +408,7 @@ class MessagesStandIn:
         }
         with self._lock:
             self.responses.append(message)
-        headers = {
-            "request-id": f"req_{uuid.uuid4().hex[:24]}",
-            "anthropic-ratelimit-requests-remaining": "999",
-        }
+        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}", **_RATE_HEADERS}
         if body.get("stream"):
             return StreamingResponse(
                 self._events(message), media_type="text/event-stream", headers=headers
@@ -463,10 +483,32 @@ class MessagesStandIn:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
+                "usage": dict(usage),
             },
         )
         yield event("message_stop", {"type": "message_stop"})
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bot.testing.anthropic [--port N] [--text ANSWER]`: serve until interrupted,
+    answering every request with the same text turn."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bot.testing.anthropic")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--text", default="Nothing to do.")
+    args = parser.parse_args(argv)
+    standin = MessagesStandIn(port=args.port)
+    answer = Turn.text(args.text)
+    standin.script([lambda _body: answer] * 100_000)
+    with standin:
+        print(f"ANTHROPIC_BASE_URL={standin.url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            standin._server.thread.join()
+
+
 __all__ = ["MessagesStandIn", "PromptCache", "Turn", "flatten", "tokens_of", "validate"]
+
+
+if __name__ == "__main__":
+    main()
