@@ -141,7 +141,7 @@ def test_cache_reads_follow_the_breakpoints(model: MessagesStandIn) -> None:
     first = client.messages.create(
         model="m", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("one")
     )
-    assert first.usage.cache_creation_input_tokens > 1000
+    assert (first.usage.cache_creation_input_tokens or 0) > 1000
     assert first.usage.cache_read_input_tokens == 0
     second = client.messages.create(
         model="m", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("two")
@@ -259,7 +259,7 @@ def test_moving_the_breakpoint_right_reads_the_earlier_prefix(model: MessagesSta
     ]
     second = client.messages.create(model="m", max_tokens=10, messages=second_history)
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
-    assert second.usage.cache_creation_input_tokens > 0 and second.usage.input_tokens == 0
+    assert (second.usage.cache_creation_input_tokens or 0) > 0 and second.usage.input_tokens == 0
     assert model.total_usage()["cache_read_input_tokens"] == second.usage.cache_read_input_tokens
 
 
@@ -279,3 +279,104 @@ def test_runs_as_a_module() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("messages", "system", "complaint"),
+    [
+        ([{"role": "assistant", "content": "hi"}], None, "first message"),
+        (_user("a") + _user("b"), None, "alternate"),
+        (_user("x"), [{"type": "image", "text": "x"}], "system"),
+        ([{"role": "user", "content": [{"type": "text", "text": ""}]}], None, "non-empty"),
+        (
+            [
+                {"role": "user", "content": "go"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {}}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "here"},
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"},
+                    ],
+                },
+            ],
+            None,
+            "come first",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9"}]}],
+            None,
+            "unexpected `tool_use_id`",
+        ),
+    ],
+)
+def test_invalid_requests_are_refused_and_recorded(
+    model: MessagesStandIn, messages: list[Any], system: Any, complaint: str
+) -> None:
+    extra: dict[str, Any] = {} if system is None else {"system": system}
+    with pytest.raises(anthropic.BadRequestError, match=complaint):
+        _client(model).messages.create(
+            model="m", max_tokens=10, tools=TOOLS, messages=messages, **extra
+        )
+    assert len(model.failures) == 1 and complaint in model.failures[0]
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"type": "bash_20250124", "name": "shell"},
+        {"name": "lookup"},
+        {"name": "lookup", "input_schema": {"type": "string"}},
+        {"type": "computer_20990101", "name": "computer"},
+    ],
+)
+def test_invalid_tools_are_refused(model: MessagesStandIn, tool: dict[str, Any]) -> None:
+    tools: list[Any] = [tool]
+    with pytest.raises(anthropic.BadRequestError, match="tools"):
+        _client(model).messages.create(
+            model="m",
+            max_tokens=10,
+            tools=tools,
+            messages=_user("x"),
+        )
+    assert model.failures
+
+
+def test_more_than_four_breakpoints_are_refused(model: MessagesStandIn) -> None:
+    system: list[Any] = [
+        {"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral"}}
+        for i in range(5)
+    ]
+    with pytest.raises(anthropic.BadRequestError, match="maximum of 4"):
+        _client(model).messages.create(
+            model="m",
+            max_tokens=10,
+            system=system,
+            messages=_user("x"),
+        )
+
+
+def test_caches_are_per_model_and_count_tokens_matches_usage(model: MessagesStandIn) -> None:
+    model.script([Turn.text("a"), Turn.text("b")])
+    client = _client(model)
+    first = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("q")
+    )
+    other = client.messages.create(
+        model="claude-opus-4-1", max_tokens=10, system=_system(LONG_SYSTEM), messages=_user("q")
+    )
+    assert other.usage.cache_read_input_tokens == 0
+    counted = client.messages.count_tokens(
+        model="claude-sonnet-4-6", system=_system(LONG_SYSTEM), messages=_user("q")
+    )
+    usage = first.usage
+    assert counted.input_tokens == (
+        usage.input_tokens
+        + (usage.cache_creation_input_tokens or 0)
+        + (usage.cache_read_input_tokens or 0)
+    )
+    with pytest.raises(anthropic.BadRequestError, match="first message"):
+        client.messages.count_tokens(model="m", messages=[{"role": "assistant", "content": "x"}])

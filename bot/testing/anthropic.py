@@ -144,12 +144,19 @@ class ValidationFailure(Exception):
     pass
 
 
-def validate(body: dict[str, Any]) -> None:
-    """The checks the real API makes that a client can get wrong."""
+def validate(body: dict[str, Any], *, counting: bool = False) -> None:
+    """The checks the real API makes that a client can get wrong (count_tokens: no max_tokens)."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ValidationFailure("model: field required")
-    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+    if not counting and (not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1):
         raise ValidationFailure("max_tokens: field required (a positive integer)")
+    system = body.get("system")
+    texts = isinstance(system, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        for b in system
+    )
+    if system is not None and not isinstance(system, str) and not texts:
+        raise ValidationFailure("system: must be a string or a list of text blocks")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValidationFailure("messages: at least one message is required")
@@ -172,6 +179,22 @@ def validate(body: dict[str, Any]) -> None:
             raise ValidationFailure(
                 f"messages.{index}.content: must be a string or a list of blocks"
             )
+        for number, block in enumerate(content):
+            where = f"messages.{index}.content.{number}"
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise ValidationFailure(f"{where}: a content block needs a type")
+            if block["type"] == "text" and not block.get("text"):
+                raise ValidationFailure(f"{where}: text content blocks must be non-empty")
+            if block["type"] == "tool_use" and not (
+                isinstance(block.get("id"), str)
+                and isinstance(block.get("name"), str)
+                and isinstance(block.get("input"), dict)
+            ):
+                raise ValidationFailure(
+                    f"{where}: tool_use needs an id, a name and an input object"
+                )
+            if block["type"] == "tool_result" and not isinstance(block.get("tool_use_id"), str):
+                raise ValidationFailure(f"{where}.tool_use_id: field required")
         uses = [b["id"] for b in content if b.get("type") == "tool_use"]
         if message["role"] == "assistant" and uses:
             following = messages[index + 1] if index + 1 < len(messages) else None
@@ -193,6 +216,13 @@ def validate(body: dict[str, Any]) -> None:
                 )
         if message["role"] == "user":
             results = [b.get("tool_use_id") for b in content if b.get("type") == "tool_result"]
+            kinds = [b.get("type") for b in content]
+            if results and kinds[: len(results)] != ["tool_result"] * len(results):
+                # The API wants the answers first; text before them reads as unanswered tool_use.
+                raise ValidationFailure(
+                    f"messages.{index}: `tool_result` blocks must come first in the content, "
+                    "before any other block"
+                )
             if results:
                 previous = messages[index - 1] if index > 0 else None
                 asked = {
@@ -244,11 +274,14 @@ class PromptCache:
     min_tokens: int = 1024
     entries: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    def usage(self, blocks: list[tuple[dict[str, Any], bool]], now: float) -> tuple[int, int, int]:
-        """(input_tokens, cache_creation_input_tokens, cache_read_input_tokens) for a prompt."""
+    def usage(
+        self, blocks: list[tuple[dict[str, Any], bool]], now: float, model: str = ""
+    ) -> tuple[int, int, int]:
+        """(input_tokens, cache_creation_input_tokens, cache_read_input_tokens) for a prompt;
+        caches are per model, as the API's are."""
         sizes = [tokens_of(block) for block, _ in blocks]
         prefix_tokens = [sum(sizes[: i + 1]) for i in range(len(sizes))]
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(model.encode())
         hashes = []
         for block, _ in blocks:
             digest.update(json.dumps(block, sort_keys=True).encode())
@@ -362,6 +395,10 @@ class MessagesStandIn:
         body = await self._parse(request)
         if isinstance(body, JSONResponse):
             return body
+        try:
+            validate(body, counting=True)
+        except ValidationFailure as exc:
+            return self._error(400, str(exc))
         return JSONResponse({"input_tokens": sum(tokens_of(b) for b, _ in flatten(body))})
 
     async def _messages(self, request: Request) -> Response:
@@ -389,7 +426,7 @@ class MessagesStandIn:
         if turn.error_status is not None:
             return self._error(turn.error_status, f"scripted {turn.error_status}", turn.retry_after)
         with self._lock:
-            fresh, creation, read = self.cache.usage(flatten(body), time.time())
+            fresh, creation, read = self.cache.usage(flatten(body), time.time(), body["model"])
         usage = {
             "input_tokens": fresh,
             "cache_creation_input_tokens": creation,
