@@ -178,6 +178,8 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
             store=store,
             run_id=run_id,
             ca_dir=deps.cache.root / "ca",
+            # A fork's code never runs with secrets.
+            secrets={} if p.get("fork") else None,
         )
     finally:
         deps.cache.release(checkout)

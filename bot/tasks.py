@@ -34,7 +34,12 @@ async def may_trigger(context: Context, repo: RepoClient, number: int) -> bool:
 
 
 async def handle(
-    context: Context, repo: RepoClient, number: int, verb: str, notes: str = ""
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    verb: str,
+    notes: str = "",
+    extra: dict[str, object] | None = None,
 ) -> None:
     assert context.repository is not None and context.installation_id is not None
     key = lock_key(context.repository, number)
@@ -73,7 +78,7 @@ async def handle(
             return
         notes = f"follow this plan: {plans[-1]['plan']}"
         verb = "fix"
-    await enqueue_run(context, repo, number, verb, {"notes": notes})
+    await enqueue_run(context, repo, number, verb, {"notes": notes, **(extra or {})})
 
 
 async def enqueue_run(

@@ -24,4 +24,16 @@ async def comment_created(context: Context) -> None:
     if not await may_trigger(context, repo, number):
         return
     command = commands[0]
-    await handle(context, repo, number, command.verb, command.args)
+    extra: dict[str, object] = {}
+    if (context.payload.get("issue") or {}).get("pull_request") and command.verb in ("fix", "plan"):
+        pull = await repo.pull(number)
+        if pull is not None:
+            # Work from the PR's head, in a shipmate/ branch of this repository (never the
+            # fork's); a fork's code runs without any secrets.
+            extra = {
+                "base_sha": pull.head_sha,
+                "fork": pull.head_repo not in (None, context.repository),
+                "task": f"Pull request #{number} needs this: "
+                f"{command.args or 'make its tests pass'}. Make the smallest change on top of it.",
+            }
+    await handle(context, repo, number, command.verb, command.args, extra)

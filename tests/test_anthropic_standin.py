@@ -380,3 +380,47 @@ def test_caches_are_per_model_and_count_tokens_matches_usage(model: MessagesStan
     )
     with pytest.raises(anthropic.BadRequestError, match="first message"):
         client.messages.count_tokens(model="m", messages=[{"role": "assistant", "content": "x"}])
+
+
+def test_parallel_tool_uses_and_a_truncated_text(model: MessagesStandIn) -> None:
+    model.script(
+        [
+            Turn.tool_uses([("bash", {"command": "ls"}), ("bash", {"command": "pwd"})]),
+            Turn.text("cut", stop_reason="max_tokens"),
+        ]
+    )
+    client = _client(model)
+    with client.messages.stream(
+        model="m", max_tokens=50, tools=TOOLS, messages=_user("go")
+    ) as stream:
+        first = stream.get_final_message()
+    ids = [b.id for b in first.content if b.type == "tool_use"]
+    assert len(set(ids)) == 2 and first.stop_reason == "tool_use"
+    answers: list[Any] = [{"type": "tool_result", "tool_use_id": i, "content": "ok"} for i in ids]
+    history: list[Any] = [
+        *_user("go"),
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": answers},
+    ]
+    second = client.messages.create(model="m", max_tokens=50, tools=TOOLS, messages=history)
+    assert second.stop_reason == "max_tokens"
+
+
+def test_a_tool_use_of_an_undeclared_tool_is_a_script_failure(model: MessagesStandIn) -> None:
+    model.script([Turn.tool_use("bash", {"command": "ls"})])
+    with pytest.raises(anthropic.InternalServerError, match="offers tools"):
+        _client(model).messages.create(model="m", max_tokens=10, messages=_user("x"))
+    assert model.failures and not model.responses
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, anthropic.BadRequestError), (401, anthropic.AuthenticationError)],
+)
+def test_scripted_client_errors_are_not_retried(
+    model: MessagesStandIn, status: int, error: type[Exception]
+) -> None:
+    model.script([Turn.error(status), Turn.text("never")])
+    with pytest.raises(error):
+        _client(model, retries=2).messages.create(model="m", max_tokens=10, messages=_user("x"))
+    assert len(model.requests) == 1 and model.remaining() == 1

@@ -484,3 +484,54 @@ def test_new_repositories_get_a_config_check_naming_the_bad_line(world: World) -
     (check,) = world.gh.state.check_runs.values()
     assert check["name"] == "Shipmate config" and check["conclusion"] == "failure"
     assert "line 2" in check["output"]["summary"] and "max_steps" in check["output"]["summary"]
+
+
+def test_fix_on_a_fork_pr_pushes_to_the_base_repository_only(world: World) -> None:
+    world.gh.add_collaborator(REPO, "alice", "maintain")
+    pull = world.gh.create_fork_pull(
+        REPO,
+        "stranger/widgets",
+        "feature",
+        {"feature.txt": "from a fork\n"},
+        "Add a feature",
+        "stranger",
+    )
+    _fix_script(world.model)
+    made = world.gh.create_comment(REPO, pull["number"], "/shipmate fix", "alice")
+    world.emit(
+        "issue_comment",
+        "created",
+        {
+            "comment": {
+                "id": made["id"],
+                "body": "/shipmate fix",
+                "user": {"login": "alice", "type": "User"},
+            },
+            "issue": {
+                "number": pull["number"],
+                "title": "Add a feature",
+                "body": "",
+                "pull_request": {"url": "x"},
+            },
+            "sender": {"login": "alice", "type": "User"},
+        },
+    )
+    world.work()
+    pushes = world.gh.state.pushes
+    assert pushes and all(
+        p["repo"] == REPO and p["ref"].startswith("refs/heads/shipmate/") for p in pushes
+    )
+    import subprocess
+
+    shown = subprocess.run(
+        ["git", "show", f"{pushes[0]['new']}:feature.txt"],
+        cwd=world.gh.state.repos[REPO].path,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.stdout == "from a fork\n"  # built on the fork's head
+    new_pull = list(world.gh.state.pulls.values())[-1]
+    assert new_pull["number"] != pull["number"] and new_pull["head"]["ref"].startswith("shipmate/")
+    assert (
+        world.gh.branch_sha("stranger/widgets", "feature") == pull["head"]["sha"]
+    )  # the fork is untouched

@@ -54,22 +54,31 @@ class Turn:
     retry_after: float | None = None
 
     @classmethod
-    def text(cls, text: str) -> Turn:
-        return cls(({"type": "text", "text": text},), "end_turn")
+    def text(cls, text: str, *, stop_reason: str = "end_turn") -> Turn:
+        """A text answer; `stop_reason="max_tokens"` scripts a truncated one."""
+        return cls(({"type": "text", "text": text},), stop_reason)
 
     @classmethod
     def tool_use(cls, name: str, tool_input: dict[str, Any], *, text: str | None = None) -> Turn:
+        return cls.tool_uses([(name, tool_input)], text=text)
+
+    @classmethod
+    def tool_uses(
+        cls, calls: Sequence[tuple[str, dict[str, Any]]], *, text: str | None = None
+    ) -> Turn:
+        """Several tool calls in one answer (parallel tool use), each with a fresh id."""
         blocks: list[dict[str, Any]] = []
         if text:
             blocks.append({"type": "text", "text": text})
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": f"toolu_{uuid.uuid4().hex[:24]}",
-                "name": name,
-                "input": tool_input,
-            }
-        )
+        for name, tool_input in calls:
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                    "name": name,
+                    "input": tool_input,
+                }
+            )
         return cls(tuple(blocks), "tool_use")
 
     @classmethod
@@ -425,6 +434,17 @@ class MessagesStandIn:
             return self._error(500, f"scripted turn raised {exc!r}", retry=False)
         if turn.error_status is not None:
             return self._error(turn.error_status, f"scripted {turn.error_status}", turn.retry_after)
+        offered = {tool.get("name") for tool in body.get("tools") or []}
+        unknown = [
+            b["name"] for b in turn.content if b["type"] == "tool_use" and b["name"] not in offered
+        ]
+        if unknown:
+            # The real model can only call tools the request declares; a script that does hides
+            # a client that forgot to send them.
+            complaint = f"scripted tool_use of {unknown} but the request offers tools {offered}"
+            with self._lock:
+                self.failures.append(complaint)
+            return self._error(500, complaint, retry=False)
         with self._lock:
             fresh, creation, read = self.cache.usage(flatten(body), time.time(), body["model"])
         usage = {

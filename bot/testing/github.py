@@ -359,6 +359,32 @@ class GitHubStandIn:
         self.state.pulls[(repo, number)] = pull
         return pull
 
+    def create_fork_pull(
+        self, repo: str, fork: str, branch: str, files: Mapping[str, str], title: str, user: str
+    ) -> dict[str, Any]:
+        """A pull request from `fork` (a copy of `repo`); its head is also kept in the base
+        repository as refs/pull/N/head, as GitHub does."""
+        base = self.state.repos[repo]
+        fork_path = self.root / "git" / f"{fork}.git"
+        fork_path.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "-q", "--bare", str(base.path), str(fork_path))
+        self.state.repos[fork] = Repo(fork, self.next_id(), fork_path, base.default_branch)
+        head_sha = self.commit(fork, branch, files, title)
+        pull = self.create_pull(repo, branch, title, user)
+        pull["head"] = {
+            "ref": branch,
+            "sha": head_sha,
+            "repo": self._repo_json(self.state.repos[fork]),
+        }
+        _git(
+            "fetch",
+            "-q",
+            str(fork_path),
+            f"refs/heads/{branch}:refs/pull/{pull['number']}/head",
+            cwd=base.path,
+        )
+        return pull
+
     def add_review(
         self,
         repo: str,
