@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.agent.ledger import Usage
+
 Stage = Literal[
     "queued", "planning", "running", "testing", "done", "no_change", "failed", "blocked", "stopped"
 ]
@@ -27,14 +29,6 @@ _STAGE_LINE: dict[str, str] = {
 _MARKER = "<!-- shipmate:task:{key} -->"
 _MARKER_RE = re.compile(r"<!-- shipmate:task:([^ ]+) -->")
 _DIFF_LIMIT = 60_000
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
 
 
 @dataclass(frozen=True)

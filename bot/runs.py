@@ -27,7 +27,7 @@ from bot.agent.transcript import Transcript
 from bot.config import RepoConfigError, Settings, parse_repo_config, slugify
 from bot.github import PUSH, READ, GitHubApp, RepoClient
 from bot.queue import Job
-from bot.render import Progress, Usage, check_output, pr_body, sticky_comment
+from bot.render import Progress, check_output, pr_body, sticky_comment
 from bot.sandbox.checkout import CheckoutCache
 from bot.security import outbound
 from bot.store import Store
@@ -219,7 +219,7 @@ async def finish(
     p: dict[str, Any],
 ) -> None:
     store = deps.store
-    usage = Usage(**done.usage.as_dict())
+    usage = done.usage
     common: dict[str, Any] = {
         "key": key,
         "verb": verb,
@@ -305,15 +305,7 @@ async def finish(
             actor="shipmate",
             target=f"{repo_name}#{pull.number}",
         )
-        title_text, summary = check_output(shown)
-        await writer.create_check_run(
-            name="Shipmate",
-            head_sha=head_sha,
-            status="completed",
-            conclusion="success" if done.tests_passed is not False else "failure",
-            title=title_text,
-            summary=outbound(summary, known=(token.token,)),
-        )
+        await report_check(writer, shown, head_sha, token.token)
         final = Progress(
             stage="done",
             diff=done.patch,
@@ -399,16 +391,21 @@ async def push_follow_up(
         test_summary=done.test_output[-1500:],
         **common,
     )
-    title_text, summary = check_output(shown)
+    await report_check(writer, shown, head_sha, token.token)
+    return shown
+
+
+async def report_check(writer: RepoClient, shown: Progress, head_sha: str, token: str) -> None:
+    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary."""
+    title, summary = check_output(shown)
     await writer.create_check_run(
         name="Shipmate",
         head_sha=head_sha,
         status="completed",
-        conclusion="success" if done.tests_passed is not False else "failure",
-        title=title_text,
-        summary=outbound(summary, known=(token.token,)),
+        conclusion="failure" if shown.tests_passed is False else "success",
+        title=title,
+        summary=outbound(summary, known=(token,)),
     )
-    return shown
 
 
 def deps_for(settings: Settings, store: Store) -> RunDeps | None:

@@ -462,35 +462,23 @@ class Store:
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
-            mine = conn.execute(
-                select(table.c.count).where(
-                    table.c.repo == repo,
-                    table.c.number == number,
-                    table.c.fingerprint == fingerprint,
-                )
-            ).scalar_one()
-            total = conn.execute(
-                select(func.coalesce(func.sum(table.c.count), 0)).where(
-                    table.c.repo == repo, table.c.number == number
-                )
-            ).scalar_one()
-        return int(mine), int(total)
+            return self._attempts(conn, repo, number, fingerprint)
 
     def repair_attempts(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
-        table = schema.repair_attempts
         with self.engine.connect() as conn:
-            mine = conn.execute(
-                select(table.c.count).where(
-                    table.c.repo == repo,
-                    table.c.number == number,
-                    table.c.fingerprint == fingerprint,
-                )
-            ).scalar()
-            total = conn.execute(
-                select(func.coalesce(func.sum(table.c.count), 0)).where(
-                    table.c.repo == repo, table.c.number == number
-                )
-            ).scalar_one()
+            return self._attempts(conn, repo, number, fingerprint)
+
+    @staticmethod
+    def _attempts(conn: Connection, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
+        """(attempts at this failure, attempts on the whole PR)."""
+        table = schema.repair_attempts
+        on_pr = (table.c.repo == repo, table.c.number == number)
+        mine = conn.execute(
+            select(table.c.count).where(*on_pr, table.c.fingerprint == fingerprint)
+        ).scalar()
+        total = conn.execute(
+            select(func.coalesce(func.sum(table.c.count), 0)).where(*on_pr)
+        ).scalar_one()
         return int(mine or 0), int(total)
 
     def first_refusal(self, repo: str, number: int, login: str) -> bool:

@@ -216,21 +216,7 @@ class GitHubStandIn:
         hook.chmod(0o755)
         work = self.root / "seed" / full_name
         _git("init", "-q", "-b", default_branch, str(work))
-        for name, text in files.items():
-            target = work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        _git("add", "-A", cwd=work)
-        _git(
-            "-c",
-            "user.name=octocat",
-            "-c",
-            "user.email=o@example.com",
-            "commit",
-            "-qm",
-            "Initial commit",
-            cwd=work,
-        )
+        _commit_files(work, files, "Initial commit")
         _git("push", "-q", str(path), f"HEAD:refs/heads/{default_branch}", cwd=work)
         repo = Repo(full_name, self.next_id(), path, default_branch)
         self.state.repos[full_name] = repo
@@ -312,21 +298,7 @@ class GitHubStandIn:
         _git("clone", "-q", str(info.path), str(work))
         source = branch if self.branch_sha(repo, branch) else (start or info.default_branch)
         _git("checkout", "-q", "-B", branch, f"origin/{source}", cwd=work)
-        for name, text in files.items():
-            target = work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        _git("add", "-A", cwd=work)
-        _git(
-            "-c",
-            "user.name=octocat",
-            "-c",
-            "user.email=o@example.com",
-            "commit",
-            "-qm",
-            message,
-            cwd=work,
-        )
+        _commit_files(work, files, message)
         _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
         return _git("rev-parse", "HEAD", cwd=work).strip()
 
@@ -1169,6 +1141,24 @@ class GitHubStandIn:
             for (repo, _), pull in self.state.pulls.items():
                 if repo == info.full_name and pull["head"]["ref"] == branch:
                     pull["head"]["sha"] = sha
+
+
+def _commit_files(work: Path, files: Mapping[str, str], message: str) -> None:
+    for name, text in files.items():
+        target = work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    _git("add", "-A", cwd=work)
+    _git(
+        "-c",
+        "user.name=octocat",
+        "-c",
+        "user.email=o@example.com",
+        "commit",
+        "-qm",
+        message,
+        cwd=work,
+    )
 
 
 def _merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
