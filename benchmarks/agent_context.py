@@ -34,7 +34,9 @@ class ReplayTools:
     def __init__(self, outputs: list[str]) -> None:
         self.outputs = list(outputs)
 
-    async def run(self, name: str, tool_input: Any) -> ToolResult:
+    async def run(
+        self, name: str, tool_input: Any, *, time_left: float | None = None
+    ) -> ToolResult:
         return ToolResult(self.outputs.pop(0))
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from bot.agent.command import RunRequest, RunResult, run_local
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
+from bot.sandbox import limits
 from bot.sandbox.checkout import CheckoutCache, git
 from bot.store import Store
 from bot.testing.anthropic import MessagesStandIn, Turn
@@ -187,8 +189,81 @@ def test_time_limit(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
     model.script(
         [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "sleep 1"}) for _ in range(10)]
     )
+    started = time.monotonic()
     result = _run(repo, tmp_path, timeout_seconds=2.5)
-    assert result.status == "timeout"
+    elapsed = time.monotonic() - started
+    assert result.status == "timeout" and "the limit is 2.5 s" in result.reason
+    assert 2.5 <= elapsed < 6, elapsed
+    assert 1 <= result.steps <= 3
+
+
+def test_a_long_command_is_cut_at_the_run_timeout(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    model.script([Turn.text(PLAN), Turn.tool_use("bash", {"command": "sleep 30"}), Turn.text("-")])
+    started = time.monotonic()
+    result = _run(repo, tmp_path, timeout_seconds=3)
+    elapsed = time.monotonic() - started
+    assert result.status == "timeout", result.reason
+    assert elapsed < 6, elapsed  # not the 300 s per-command default, nor the 30 s sleep
+    assert len(model.requests) == 2 and model.remaining() == 1
+    tools = [
+        json.loads(line)
+        for line in (tmp_path / "transcript.jsonl").read_text().splitlines()
+        if json.loads(line)["kind"] == "tool"
+    ]
+    assert tools[0]["error"] and "the run's time limit was reached" in tools[0]["output"]
+
+
+def test_a_slow_model_call_is_cut_at_the_run_timeout(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    def slow(request: dict[str, Any]) -> Turn:
+        time.sleep(4)
+        return Turn.text(PLAN)
+
+    model.script([slow, Turn.text("Nothing needed.")])
+    started = time.monotonic()
+    result = _run(repo, tmp_path, timeout_seconds=1.5)
+    elapsed = time.monotonic() - started
+    assert result.status == "timeout" and result.usage.as_dict()["output_tokens"] == 0
+    assert elapsed < 3.5, elapsed
+
+
+def _sandboxed_sleeps() -> list[str]:
+    found = subprocess.run(["pgrep", "-f", "sleep 4[12][.]75"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+@pytest.mark.parametrize("cgroups", [True, False], ids=["cgroup", "no-cgroup"])
+def test_cancel_during_a_long_command_kills_it_and_stops_the_run(
+    repo: Path,
+    tmp_path: Path,
+    model: MessagesStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    cgroups: bool,
+) -> None:
+    if not cgroups:  # only bwrap and its PID namespace can kill the tree then
+        monkeypatch.setattr(limits, "create", lambda *a, **k: limits.CgroupSet("none", ()))
+    asked: dict[str, float] = {}
+
+    def long_command(request: dict[str, Any]) -> Turn:
+        asked["at"] = time.monotonic()
+        return Turn.tool_use("bash", {"command": "sleep 41.75 & sleep 42.75; wait"})
+
+    def cancelled() -> bool:
+        if "at" in asked and time.monotonic() - asked["at"] > 1.0:
+            asked.setdefault("running", len(_sandboxed_sleeps()))
+            return True
+        return False
+
+    model.script([Turn.text(PLAN), long_command, Turn.text("-")])
+    result = _run(repo, tmp_path, cancelled=cancelled)
+    assert result.status == "failed" and "cancelled" in result.reason
+    assert time.monotonic() - asked["at"] < 4
+    assert asked["running"] >= 2  # the command was really running when the cancel came
+    assert _sandboxed_sleeps() == []
+    assert len(model.requests) == 2
 
 
 def test_cancel_stops_a_run_midway(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:

@@ -1,10 +1,16 @@
-"""Limits of a run, checked before every model call, and the exceptions that end a run."""
+"""Limits of a run, checked before every model call and enforced during each model call and
+tool run (`Budget.bound`), and the exceptions that end a run."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+CANCEL_POLL_SECONDS = 0.25
 
 
 class RunEnded(Exception):
@@ -55,18 +61,47 @@ class Budget:
 
     def check(self, steps: int, cost_usd: float) -> None:
         if self.cancelled():
-            raise Cancelled("stopped: a maintainer cancelled the task")
+            raise self._cancelled()
         if steps >= self.max_steps:
             raise StepLimit(f"stopped after {steps} steps (the limit is {self.max_steps})")
         if cost_usd >= self.max_cost_usd:
             raise CostLimit(f"stopped at ${cost_usd:.4f} (the limit is ${self.max_cost_usd:.2f})")
         if self.elapsed() >= self.timeout_seconds:
-            raise TimeLimit(
-                f"stopped after {self.elapsed():.0f} s (the limit is {self.timeout_seconds:.0f} s)"
-            )
+            raise self._timed_out()
+
+    async def bound(self, work: Awaitable[T], *, grace: float = 0.0) -> T:
+        """Await `work`, but no longer than the time left (plus `grace`) and no longer than
+        until a maintainer cancels: then `work` is cancelled (a sandbox command is killed) and
+        the run ends with TimeLimit or Cancelled."""
+        task = asyncio.ensure_future(work)
+        deadline = time.monotonic() + self.remaining() + grace
+        try:
+            while True:
+                wait = min(CANCEL_POLL_SECONDS, deadline - time.monotonic())
+                await asyncio.wait({task}, timeout=max(0.0, wait))
+                if task.done():
+                    return task.result()
+                if self.cancelled():
+                    raise self._cancelled()
+                if time.monotonic() >= deadline:
+                    raise self._timed_out()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+                if not task.cancelled():
+                    task.exception()  # retrieved: it is the cancelled work's, not the run's
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
     def remaining(self) -> float:
         return max(0.0, self.timeout_seconds - self.elapsed())
+
+    def _cancelled(self) -> Cancelled:
+        return Cancelled("stopped: a maintainer cancelled the task")
+
+    def _timed_out(self) -> TimeLimit:
+        return TimeLimit(
+            f"stopped after {self.elapsed():.0f} s (the limit is {self.timeout_seconds:g} s)"
+        )

@@ -1,6 +1,7 @@
 """The agent loop (mini-swe-agent's shape): ask the model, run the tools it calls in the sandbox,
 feed the results back, until it answers without a tool call or a limit stops it. Limits are
-checked before every model call; a run ends by an exception that becomes its status."""
+checked before every model call, and time and cancel also during each model call and tool run;
+a run ends by an exception that becomes its status."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ MAX_TOKENS = 8192
 # happens in one go down to half, so the cached prefix changes rarely, not every turn.
 TRIM_AT_CHARS = 400_000
 KEEP_RECENT_MESSAGES = 8
+# A tool's command is killed by the sandbox when the run's time is up; this is how long the
+# sandbox gets to report that before the loop stops waiting.
+TOOL_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -126,11 +130,13 @@ class Agent:
             request = with_breakpoints(messages) if self.caching else messages
             self.transcript.write("request", new_messages=messages[sent:])
             sent = len(messages) + 1
-            reply = await self.model.reply(
-                system=system_blocks,
-                messages=request,
-                tools=TOOL_DEFINITIONS,
-                max_tokens=MAX_TOKENS,
+            reply = await self.budget.bound(
+                self.model.reply(
+                    system=system_blocks,
+                    messages=request,
+                    tools=TOOL_DEFINITIONS,
+                    max_tokens=MAX_TOKENS,
+                )
             )
             self.ledger.add(reply.usage, reply.duration_ms)
             if self.on_call is not None:
@@ -162,7 +168,12 @@ class Agent:
                 raise Failed("the model's answer was cut at max_tokens mid tool call")
             results = []
             for call in calls:
-                result = await self.tools.run(call["name"], call.get("input"))
+                result = await self.budget.bound(
+                    self.tools.run(
+                        call["name"], call.get("input"), time_left=self.budget.remaining()
+                    ),
+                    grace=TOOL_GRACE_SECONDS,
+                )
                 self.transcript.write(
                     "tool",
                     name=call["name"],

@@ -14,6 +14,7 @@ from bot.security import mask
 WORKSPACE = "/workspace"
 MAX_OUTPUT_CHARS = 16_000
 BASH_TIMEOUT_SECONDS = 300.0
+EDIT_TIMEOUT_SECONDS = 60.0
 
 TOOL_DEFINITIONS: list[dict[str, Any]] = [
     {"type": "bash_20250124", "name": "bash"},
@@ -63,19 +64,29 @@ def workspace_path(path: Any) -> str:
     return normal
 
 
+def _capped(limit: float, time_left: float | None) -> float:
+    """A command's timeout: its own limit, but never past the run's remaining time."""
+    if time_left is None:
+        return limit
+    return max(0.1, min(limit, time_left))
+
+
 class Tools:
     def __init__(self, sandbox: Sandbox, *, bash_timeout: float = BASH_TIMEOUT_SECONDS) -> None:
         self.sandbox = sandbox
         self.bash_timeout = bash_timeout
 
-    async def run(self, name: str, tool_input: Any) -> ToolResult:
+    async def run(
+        self, name: str, tool_input: Any, *, time_left: float | None = None
+    ) -> ToolResult:
+        """Run one tool call; no command outlives `time_left` (the run's remaining time)."""
         try:
             if not isinstance(tool_input, dict):
                 raise ToolError("the tool input must be an object")
             if name == "bash":
-                result = await self.bash(tool_input)
+                result = await self.bash(tool_input, time_left)
             elif name == "str_replace_based_edit_tool":
-                result = await self.edit(tool_input)
+                result = await self.edit(tool_input, time_left)
             else:
                 raise ToolError(
                     f"there is no tool named {name!r}; use bash or str_replace_based_edit_tool"
@@ -84,29 +95,39 @@ class Tools:
             result = ToolResult(error=str(exc))
         return ToolResult(truncate(mask(result.output)), truncate(mask(result.error)))
 
-    async def bash(self, tool_input: dict[str, Any]) -> ToolResult:
+    async def bash(self, tool_input: dict[str, Any], time_left: float | None = None) -> ToolResult:
         if tool_input.get("restart"):
             return ToolResult("the shell was restarted (every command runs in a fresh shell)")
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ToolError("`command` is required")
-        result = await self.sandbox.exec(
-            ["bash", "-lc", command], timeout_seconds=self.bash_timeout
-        )
+        timeout = _capped(self.bash_timeout, time_left)
+        result = await self.sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout)
         out = result.stdout.decode("utf-8", errors="replace")
         err = result.stderr.decode("utf-8", errors="replace")
         combined = out + (("\n" if out and err else "") + err if err else "")
         if result.timed_out:
+            why = (
+                "the run's time limit was reached"
+                if timeout < self.bash_timeout
+                else "the per-command limit"
+            )
             return ToolResult(
-                error=f"{combined}\n(timed out after {self.bash_timeout:g} s and was killed)"
+                error=f"{combined}\n(timed out after {timeout:g} s ({why}) and was killed)"
             )
         footer = f"\n(exit code {result.exit_code})" if result.exit_code else ""
         return ToolResult(output=(combined or "(no output)") + footer)
 
-    async def _sh(self, script: str, path: str, stdin: bytes | None = None) -> bytes:
+    async def _sh(
+        self, script: str, path: str, time_left: float | None, stdin: bytes | None = None
+    ) -> bytes:
         result = await self.sandbox.exec(
-            ["sh", "-c", _RESOLVE + script, "edit", path], stdin=stdin, timeout_seconds=60
+            ["sh", "-c", _RESOLVE + script, "edit", path],
+            stdin=stdin,
+            timeout_seconds=_capped(EDIT_TIMEOUT_SECONDS, time_left),
         )
+        if result.timed_out:
+            raise ToolError(f"the edit of {path} timed out")
         if result.exit_code != 0:
             message = result.stderr.decode("utf-8", errors="replace").strip()
             if "outside /workspace" in message:
@@ -116,25 +137,27 @@ class Tools:
             raise ToolError(message or f"the edit failed with exit code {result.exit_code}")
         return result.stdout
 
-    async def _read(self, path: str) -> str:
+    async def _read(self, path: str, time_left: float | None) -> str:
         data = await self._sh(
-            '[ -f "$p" ] || { echo "$1 is not a file" >&2; exit 4; }; cat -- "$p"', path
+            '[ -f "$p" ] || { echo "$1 is not a file" >&2; exit 4; }; cat -- "$p"', path, time_left
         )
         return data.decode("utf-8", errors="replace")
 
-    async def _write(self, path: str, text: str) -> None:
-        await self._sh('mkdir -p -- "$(dirname -- "$p")" && cat > "$p"', path, stdin=text.encode())
+    async def _write(self, path: str, text: str, time_left: float | None) -> None:
+        await self._sh(
+            'mkdir -p -- "$(dirname -- "$p")" && cat > "$p"', path, time_left, stdin=text.encode()
+        )
 
-    async def edit(self, tool_input: dict[str, Any]) -> ToolResult:
+    async def edit(self, tool_input: dict[str, Any], time_left: float | None = None) -> ToolResult:
         command = tool_input.get("command")
         path = workspace_path(tool_input.get("path"))
         if command == "view":
-            return await self._view(path, tool_input.get("view_range"))
+            return await self._view(path, tool_input.get("view_range"), time_left)
         if command == "create":
             text = tool_input.get("file_text")
             if not isinstance(text, str):
                 raise ToolError("`file_text` is required to create a file")
-            await self._write(path, text)
+            await self._write(path, text, time_left)
             return ToolResult(f"File created successfully at: {path}")
         if command == "str_replace":
             old, new = tool_input.get("old_str"), tool_input.get("new_str", "")
@@ -142,7 +165,7 @@ class Tools:
                 raise ToolError("`old_str` is required and may not be empty")
             if not isinstance(new, str):
                 raise ToolError("`new_str` must be a string")
-            content = await self._read(path)
+            content = await self._read(path, time_left)
             count = content.count(old)
             if count == 0:
                 raise ToolError(
@@ -159,27 +182,28 @@ class Tools:
                     f"{', '.join(lines)}. "
                     "Please ensure it is unique."
                 )
-            await self._write(path, content.replace(old, new, 1))
+            await self._write(path, content.replace(old, new, 1), time_left)
             return ToolResult(f"The file {path} has been edited.")
         if command == "insert":
             line = tool_input.get("insert_line")
             text = tool_input.get("insert_text", tool_input.get("new_str"))
             if not isinstance(line, int) or not isinstance(text, str):
                 raise ToolError("`insert_line` (a line number) and `insert_text` are required")
-            lines = (await self._read(path)).split("\n")
+            lines = (await self._read(path, time_left)).split("\n")
             if not 0 <= line <= len(lines):
                 raise ToolError(f"insert_line {line} is out of range 0..{len(lines)}")
             lines[line:line] = text.split("\n")
-            await self._write(path, "\n".join(lines))
+            await self._write(path, "\n".join(lines), time_left)
             return ToolResult(f"The file {path} has been edited.")
         raise ToolError(f"unknown command {command!r}: use view, create, str_replace or insert")
 
-    async def _view(self, path: str, view_range: Any) -> ToolResult:
+    async def _view(self, path: str, view_range: Any, time_left: float | None) -> ToolResult:
         kind = (
             await self._sh(
                 'if [ -d "$p" ]; then echo dir; elif [ -f "$p" ]; then echo file; '
                 "else echo none; fi",
                 path,
+                time_left,
             )
         ).strip()
         if kind == b"none":
@@ -189,12 +213,13 @@ class Tools:
                 'find "$p" -maxdepth 2 -not -path "*/.git" -not -path "*/.git/*" '
                 '-not -name ".*" | sort',
                 path,
+                time_left,
             )
             return ToolResult(
                 f"Files and directories up to 2 levels deep in {path}:\n"
                 + listing.decode(errors="replace")
             )
-        lines = (await self._read(path)).split("\n")
+        lines = (await self._read(path, time_left)).split("\n")
         start, end = 1, len(lines)
         if view_range is not None:
             if not (

@@ -261,6 +261,12 @@ class BwrapSandbox:
             out, err = (b"", 0), (b"", 0)
             with contextlib.suppress(ProcessLookupError):
                 await process.wait()
+        except asyncio.CancelledError:
+            # The caller gave up (a cancelled run): the command must not outlive it.
+            self._kill(process, group)
+            with contextlib.suppress(ProcessLookupError):
+                await process.wait()
+            raise
         finally:
             group.kill_all()
             oom = group.oom_killed()
