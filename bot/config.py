@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # The agent.
     model: str = "claude-sonnet-4-6"
+    model_provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    model_region: str | None = None  # Bedrock: the AWS region; Vertex: the Google Cloud region
+    model_project: str | None = None  # Vertex: the Google Cloud project id
     max_steps: int = 40
     max_cost_usd: float = 2.0
     run_timeout_seconds: float = 1800.0
@@ -101,13 +104,19 @@ class Settings(BaseSettings):
         )
 
     def check(self) -> None:
-        """Fail fast on settings that would only break later: the key and the database URL."""
+        """Fail fast on settings that would only break later: the key, the database URL, the
+        model provider's extra."""
         try:
             make_url(self.resolved_database_url)
         except ArgumentError as exc:
             raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
+        from bot.agent.model import missing_extra
+
+        problem = missing_extra(self.model_provider)
+        if problem:
+            raise ConfigError("SHIPMATE_MODEL_PROVIDER", problem)
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""

@@ -51,7 +51,7 @@ class RunDeps:
     def model(self) -> Model:
         if self.model_factory is not None:
             return self.model_factory()  # type: ignore[no-any-return]
-        return AnthropicModel(self.settings.model)
+        return AnthropicModel.from_settings(self.settings)
 
 
 class Sticky:

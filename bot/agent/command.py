@@ -22,7 +22,7 @@ import structlog
 from bot.agent.budget import Budget
 from bot.agent.execute import execute
 from bot.agent.ledger import Usage
-from bot.agent.model import AnthropicModel, Model
+from bot.agent.model import AnthropicModel, Model, ModelUnavailable
 from bot.agent.prompts import Brief
 from bot.agent.result import commit_message, commit_patch, free_branch
 from bot.agent.transcript import Transcript
@@ -193,14 +193,19 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     cache = CheckoutCache(settings.data_dir / "cache")
 
     async def go() -> RunResult:
-        model = AnthropicModel(settings.model)
+        model = AnthropicModel.from_settings(settings)
         try:
             return await run_local(request, model=model, cache=cache, store=store)
         finally:
             await model.close()
 
-    result = asyncio.run(go())
-    store.dispose()
+    try:
+        result = asyncio.run(go())
+    except ModelUnavailable as exc:
+        print(f"shipmate run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
     if args.json:
         print(json.dumps(result.contract()))
     else:

@@ -58,6 +58,9 @@ class Ledger:
     model: str
     calls: list[tuple[Usage, float, float]] = field(default_factory=list)  # usage, cost, ms
 
+    def __post_init__(self) -> None:
+        price_for(self.model)  # an unpriced model fails before its first call, not after
+
     def add(self, usage: Usage, duration_ms: float) -> None:
         self.calls.append((usage, cost_usd(usage, self.model), duration_ms))
 

@@ -1,13 +1,49 @@
 """The model side: a `Model` protocol and the Anthropic implementation (official SDK, streaming
-so long answers never hit the non-streaming limit; the SDK retries 429/529 itself)."""
+so long answers never hit the non-streaming limit; the SDK retries 429/529 itself), on
+Anthropic's API, Amazon Bedrock or Google Vertex AI (SHIPMATE_MODEL_PROVIDER)."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.agent.ledger import Usage
+from bot.agent.pricing import UnpricedModel, price_for
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+PROVIDERS = ("anthropic", "bedrock", "vertex")
+# What the SDK needs for each cloud, installed by Shipmate's extra of the same name.
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "bedrock": ("boto3", "botocore"),
+    "vertex": ("google.auth",),
+}
+
+
+class ModelUnavailable(Exception):
+    """The configured model cannot be used: unknown provider, missing extra, no region, no
+    price. The message says what to set or install."""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package ("google")
+        return False
+
+
+def missing_extra(provider: str) -> str | None:
+    """Why `provider` cannot be used in this installation, or None."""
+    missing = [m for m in EXTRA_MODULES.get(provider, ()) if not _installed(m)]
+    if not missing:
+        return None
+    return (
+        f"the {provider} provider needs Shipmate's {provider} extra "
+        f"(pip install 'shipmate[{provider}]'); missing: {', '.join(missing)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,20 +78,59 @@ def _block(block: Any) -> dict[str, Any]:
 
 
 class AnthropicModel:
-    """Anthropic's API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), or Bedrock / Vertex."""
+    """Anthropic's API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL); Bedrock (AWS credentials as
+    boto3 finds them, `region` or AWS_REGION); Vertex (Google application default credentials,
+    `region` or CLOUD_ML_REGION, `project` or ANTHROPIC_VERTEX_PROJECT_ID)."""
 
-    def __init__(self, name: str, *, provider: str = "anthropic", max_retries: int = 4) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        provider: str = "anthropic",
+        region: str | None = None,
+        project: str | None = None,
+        max_retries: int = 4,
+    ) -> None:
         import anthropic
 
+        if provider not in PROVIDERS:
+            raise ModelUnavailable(f"unknown model provider {provider!r}: use one of {PROVIDERS}")
+        problem = missing_extra(provider)
+        if problem:
+            raise ModelUnavailable(problem)
+        try:
+            price_for(name)
+        except UnpricedModel as exc:
+            raise ModelUnavailable(str(exc)) from None
         self.name = name
+        self.provider = provider
         client: Any
-        if provider == "bedrock":
-            client = anthropic.AsyncAnthropicBedrock(max_retries=max_retries)
-        elif provider == "vertex":
-            client = anthropic.AsyncAnthropicVertex(max_retries=max_retries)
-        else:
-            client = anthropic.AsyncAnthropic(max_retries=max_retries)
+        try:
+            if provider == "bedrock":
+                client = anthropic.AsyncAnthropicBedrock(aws_region=region, max_retries=max_retries)
+            elif provider == "vertex":
+                client = anthropic.AsyncAnthropicVertex(
+                    region=region or anthropic.NOT_GIVEN,
+                    project_id=project or anthropic.NOT_GIVEN,
+                    max_retries=max_retries,
+                )
+            else:
+                client = anthropic.AsyncAnthropic(max_retries=max_retries)
+        except (ValueError, anthropic.AnthropicError) as exc:
+            raise ModelUnavailable(
+                f"the {provider} client cannot start: {exc} (SHIPMATE_MODEL_REGION, "
+                "SHIPMATE_MODEL_PROJECT)"
+            ) from None
         self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnthropicModel:
+        return cls(
+            settings.model,
+            provider=settings.model_provider,
+            region=settings.model_region,
+            project=settings.model_project,
+        )
 
     async def close(self) -> None:
         """Close the HTTP client on the loop that used it."""
