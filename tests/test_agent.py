@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot.agent.budget import Caps
 from bot.agent.command import RunRequest, RunResult, run_local
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
@@ -73,6 +74,28 @@ def _run(repo: Path, tmp_path: Path, store: Store | None = None, **overrides: An
             await model.close()
 
     return asyncio.run(go())
+
+
+def _commit(repo: Path, path: str, text: str) -> None:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"edit {path}", cwd=repo)
+
+
+def _cli_run(repo: Path, tmp_path: Path, *flags: str, **env: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bot.cli", "run", "--repo", str(repo), "--brief", "Fix add"]
+    completed = subprocess.run(
+        [*command, "--json", *flags],
+        cwd=ROOT,
+        env={**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    data: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert completed.returncode == (0 if data["status"] == "completed" else 1), completed.stderr
+    return data
 
 
 def _last_tool_result(request: dict[str, Any]) -> dict[str, Any]:
@@ -344,30 +367,12 @@ def test_shipmate_run_json_contract(repo: Path, tmp_path: Path, model: MessagesS
             Turn.text("Fixed."),
         ]
     )
-    env = {**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            "--repo",
-            str(repo),
-            "--brief",
-            "Fix add",
-            "--json",
-            "--max-steps",
-            "5",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    data = json.loads(completed.stdout.strip().splitlines()[-1])
+    data = _cli_run(repo, tmp_path, "--max-steps", "5")
     assert data["status"] == "completed" and data["branch"] == "shipmate/fix-add"
+    assert {"status", "branch", "diff", "steps", "usage", "cost_usd", "transcript"} <= set(data)
+    assert "reason" not in data
+    # The ledger's sandbox time: the tool call and the diff ran in the sandbox.
+    assert data["sandbox_wall_seconds"] > 0 and data["sandbox_cpu_seconds"] >= 0
     assert set(data["usage"]) == {
         "input_tokens",
         "output_tokens",
@@ -376,3 +381,46 @@ def test_shipmate_run_json_contract(repo: Path, tmp_path: Path, model: MessagesS
     }
     assert data["steps"] == 1 and "+    return a + b" in data["diff"]
     assert Path(data["transcript"]).exists()
+
+
+def test_run_limits_come_from_the_flag_then_the_repo_config_then_the_settings(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    def script(tool_turns: int) -> None:
+        model.script([Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "true"})] * tool_turns)
+
+    settings = Caps(max_steps=4, max_cost_usd=5.0, timeout_seconds=120.0)
+    script(4)
+    result = _run(repo, tmp_path, max_steps=None, defaults=settings)
+    assert result.status == "step_limit" and result.steps == 4 and model.remaining() == 0
+
+    _commit(repo, ".github/shipmate.yml", "max_steps: 2\n")
+    script(2)
+    result = _run(repo, tmp_path, max_steps=None, defaults=settings)
+    assert result.status == "step_limit" and result.steps == 2 and model.remaining() == 0
+
+    script(3)
+    result = _run(repo, tmp_path, max_steps=3, defaults=settings)
+    assert result.status == "step_limit" and result.steps == 3 and model.remaining() == 0
+
+
+def test_shipmate_run_uses_the_repo_config_over_the_settings(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    _commit(repo, ".github/shipmate.yml", "max_steps: 1\n")
+    model.script([Turn.text(PLAN), Turn.tool_use("bash", {"command": "true"})])
+    data = _cli_run(repo, tmp_path, SHIPMATE_MAX_STEPS="5")
+    assert data["status"] == "step_limit" and data["steps"] == 1 and model.remaining() == 0
+    assert data["reason"] == "stopped after 1 steps (the limit is 1)"
+
+
+def test_the_brief_names_the_test_command_without_instructions(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    _commit(repo, ".github/shipmate.yml", "test: python3 -m unittest -q\n")
+    model.script([Turn.text(PLAN), Turn.text("Nothing needed.")])
+    result = _run(repo, tmp_path)
+    assert result.status == "completed"
+    system = model.requests[0]["system"][0]["text"]
+    assert "The repository's test command: `python3 -m unittest -q`" in system
+    assert "Maintainers' instructions" not in system

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -51,6 +51,23 @@ class Cancelled(RunEnded):
     status = "failed"
 
 
+@dataclass(frozen=True)
+class Caps:
+    """A run's limits as one source sets them (CLI flags, the repository's config, the
+    settings); None leaves that limit to the next source."""
+
+    max_steps: int | None = None
+    max_cost_usd: float | None = None
+    timeout_seconds: float | None = None
+
+
+def _first(values: list[T | None], name: str) -> T:
+    for value in values:
+        if value is not None:
+            return value
+    raise ValueError(f"no source sets {name}")
+
+
 @dataclass
 class Budget:
     max_steps: int
@@ -58,6 +75,18 @@ class Budget:
     timeout_seconds: float
     cancelled: Callable[[], bool] = lambda: False
     started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def layered(
+        cls, sources: Sequence[Caps], cancelled: Callable[[], bool] = lambda: False
+    ) -> Budget:
+        """Each limit from the first source that sets it (the most specific first)."""
+        return cls(
+            _first([s.max_steps for s in sources], "max_steps"),
+            _first([s.max_cost_usd for s in sources], "max_cost_usd"),
+            _first([s.timeout_seconds for s in sources], "timeout_seconds"),
+            cancelled,
+        )
 
     def check(self, steps: int, cost_usd: float) -> None:
         if self.cancelled():

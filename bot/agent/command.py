@@ -13,13 +13,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bot.agent.budget import Budget
+from bot.agent.budget import Budget, Caps
 from bot.agent.execute import execute
 from bot.agent.ledger import Usage
 from bot.agent.model import AnthropicModel, Model, ModelUnavailable
@@ -50,7 +50,8 @@ class RunResult:
     sandbox_cpu_seconds: float = 0.0
 
     def contract(self) -> dict[str, Any]:
-        """The JSON `shipmate run --json` prints (shared/ARCHITECTURE.md)."""
+        """The JSON `shipmate run --json` prints (shared/ARCHITECTURE.md), plus the sandbox's
+        wall and CPU time."""
         data: dict[str, Any] = {
             "status": self.status,
             "branch": self.branch,
@@ -59,22 +60,32 @@ class RunResult:
             "usage": self.usage.as_dict(),
             "cost_usd": round(self.cost_usd, 6),
             "transcript": self.transcript,
+            "sandbox_wall_seconds": round(self.sandbox_wall_seconds, 3),
+            "sandbox_cpu_seconds": round(self.sandbox_cpu_seconds, 3),
         }
         if self.reason:
             data["reason"] = self.reason
         return data
 
 
+def settings_caps(settings: Settings) -> Caps:
+    return Caps(settings.max_steps, settings.max_cost_usd, settings.run_timeout_seconds)
+
+
 @dataclass
 class RunRequest:
+    """One `shipmate run`. The limits given here (CLI flags; None: not given) win over the
+    repository's config, which wins over `defaults` (the settings)."""
+
     repo: Path
     brief: Brief
-    max_steps: int
-    max_cost_usd: float
-    timeout_seconds: float
+    max_steps: int | None
+    max_cost_usd: float | None
+    timeout_seconds: float | None
     transcript: Path | None
     allow_hosts: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
+    defaults: Caps = field(default_factory=lambda: settings_caps(Settings.model_construct()))
 
 
 async def run_local(
@@ -96,11 +107,11 @@ async def run_local(
         except RepoConfigError as exc:
             result.reason = str(exc)
             return result
-        brief = request.brief
-        if config.instructions and not brief.instructions:
-            brief = Brief(
-                brief.task, brief.context, config.instructions, config.test, brief.plan_only
-            )
+        brief = replace(
+            request.brief,
+            instructions=request.brief.instructions or config.instructions,
+            test_command=request.brief.test_command or config.test,
+        )
         if store is not None:
             store.record_run(
                 run_id,
@@ -109,8 +120,13 @@ async def run_local(
                 base_sha=base_sha,
                 transcript_path=transcript_path,
             )
-        budget = Budget(
-            request.max_steps, request.max_cost_usd, request.timeout_seconds, request.cancelled
+        budget = Budget.layered(
+            [
+                Caps(request.max_steps, request.max_cost_usd, request.timeout_seconds),
+                Caps(config.max_steps, config.max_cost_usd, config.timeout_seconds),
+                request.defaults,
+            ],
+            request.cancelled,
         )
         done = await execute(
             checkout=checkout,
@@ -184,11 +200,12 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     request = RunRequest(
         repo=repo,
         brief=Brief(task=args.brief),
-        max_steps=args.max_steps or settings.max_steps,
-        max_cost_usd=args.max_cost or settings.max_cost_usd,
-        timeout_seconds=args.timeout or settings.run_timeout_seconds,
+        max_steps=args.max_steps,
+        max_cost_usd=args.max_cost,
+        timeout_seconds=args.timeout,
         transcript=transcript,
         allow_hosts=tuple(args.allow_host),
+        defaults=settings_caps(settings),
     )
     cache = CheckoutCache(settings.data_dir / "cache")
 
