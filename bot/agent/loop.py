@@ -19,10 +19,16 @@ from bot.agent.transcript import Transcript
 
 EPHEMERAL = {"type": "ephemeral"}
 MAX_TOKENS = 8192
-# Old tool outputs are trimmed when the conversation passes this many characters; trimming
-# happens in one go down to half, so the cached prefix changes rarely, not every turn.
+# Old tool outputs and large old tool inputs are trimmed when the conversation passes this many
+# characters; trimming happens in one go down to half, and only before a cut that moves in
+# strides, so the cached prefix changes rarely, never every turn.
 TRIM_AT_CHARS = 400_000
 KEEP_RECENT_MESSAGES = 8
+TRIM_STRIDE = 8
+TRIM_INPUT_CHARS = 1_000
+OUTPUT_TRIMMED = "[output trimmed]"
+# The stop reasons of an answer that is finished; any other (max_tokens, refusal...) is not.
+FINISHED = ("end_turn", "stop_sequence")
 # A tool's command is killed by the sandbox when the run's time is up; this is how long the
 # sandbox gets to report that before the loop stops waiting.
 TOOL_GRACE_SECONDS = 5.0
@@ -42,23 +48,42 @@ def _text(content: list[dict[str, Any]]) -> str:
     return "\n".join(b["text"] for b in content if b.get("type") == "text").strip()
 
 
-def _size(messages: list[dict[str, Any]]) -> int:
-    return len(json.dumps(messages))
+def _size(value: Any) -> int:
+    return len(json.dumps(value))
 
 
-def trim(messages: list[dict[str, Any]], limit: int = TRIM_AT_CHARS) -> list[dict[str, Any]]:
-    """Replace old tool outputs with a stub once the conversation is too long; the first
-    messages (task and plan) and the recent ones stay verbatim."""
-    if _size(messages) <= limit:
+def _trim_message(message: dict[str, Any]) -> None:
+    """Stub out a message's tool outputs and its tool calls' long string inputs, in place."""
+    if not isinstance(message["content"], list):
+        return
+    for block in message["content"]:
+        if block.get("type") == "tool_result" and _size(block.get("content")) > 200:
+            block["content"] = OUTPUT_TRIMMED
+        elif block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+            block["input"] = {
+                key: f"[{len(value)} characters trimmed]"
+                if isinstance(value, str) and len(value) > TRIM_INPUT_CHARS
+                else value
+                for key, value in block["input"].items()
+            }
+
+
+def trim(messages: list[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
+    """Trim old tool outputs and inputs once the conversation is longer than `limit`, oldest
+    first, down to half; the first messages (task and plan) and the recent ones stay verbatim.
+    Only messages before a cut that moves in strides of TRIM_STRIDE are touched, so when the
+    recent messages alone pass the limit the prefix still changes once a stride, not each turn."""
+    limit = TRIM_AT_CHARS if limit is None else limit
+    size = _size(messages)
+    if size <= limit:
         return messages
+    cut = (len(messages) - KEEP_RECENT_MESSAGES) // TRIM_STRIDE * TRIM_STRIDE
     trimmed = copy.deepcopy(messages)
-    for message in trimmed[2:-KEEP_RECENT_MESSAGES]:
-        if message["role"] != "user" or not isinstance(message["content"], list):
-            continue
-        for block in message["content"]:
-            if block.get("type") == "tool_result" and block.get("content") != "[output trimmed]":
-                block["content"] = "[output trimmed]"
-        if _size(trimmed) <= limit // 2:
+    for message in trimmed[2:cut]:
+        before = _size(message)
+        _trim_message(message)
+        size -= before - _size(message)
+        if size <= limit // 2:
             break
     return trimmed
 
@@ -76,6 +101,14 @@ def with_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last["content"] = [{"type": "text", "text": last["content"]}]
     last["content"][-1]["cache_control"] = EPHEMERAL
     return prepared
+
+
+def _unfinished(stop_reason: str) -> str:
+    if stop_reason == "max_tokens":
+        return f"the model's answer was cut at max_tokens ({MAX_TOKENS}) before it finished"
+    if stop_reason == "refusal":
+        return "the model refused to continue (stop_reason refusal)"
+    return f"the model stopped without finishing (stop_reason {stop_reason})"
 
 
 class Agent:
@@ -152,6 +185,8 @@ class Agent:
             if not outcome.plan:
                 outcome.plan = _text(reply.content)
             calls = [b for b in reply.content if b.get("type") == "tool_use"]
+            if not calls and reply.stop_reason not in FINISHED:
+                raise Failed(_unfinished(reply.stop_reason))
             if not calls:
                 if plan_only or len(self.ledger.calls) > 1:
                     outcome.summary = _text(reply.content)

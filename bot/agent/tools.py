@@ -53,6 +53,30 @@ def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
     return f"{text[:half]}\n{note}\n{text[-half:]}"
 
 
+def file_lines(text: str) -> list[str]:
+    """A file's lines as `cat -n` numbers them: a final newline ends the last line rather than
+    starting an empty one."""
+    lines = text.split("\n")
+    if text.endswith("\n") or not text:
+        lines.pop()
+    return lines
+
+
+def inserted(text: str, line: int, new_text: str) -> str:
+    """`text` with `new_text` inserted after line `line` (0: at the top)."""
+    lines = file_lines(text)
+    if not 0 <= line <= len(lines):
+        raise ToolError(
+            f"insert_line {line} is out of range: the file has {len(lines)} lines, "
+            f"so use 0 (the top) to {len(lines)} (the end)"
+        )
+    new = new_text.split("\n")
+    if new_text.endswith("\n") and len(new) > 1:
+        new.pop()
+    result = "\n".join(lines[:line] + new + lines[line:])
+    return result + "\n" if text.endswith("\n") or not text else result
+
+
 def workspace_path(path: Any) -> str:
     """An absolute, normalised path under /workspace, or ToolError."""
     if not isinstance(path, str) or not path.strip():
@@ -189,11 +213,8 @@ class Tools:
             text = tool_input.get("insert_text", tool_input.get("new_str"))
             if not isinstance(line, int) or not isinstance(text, str):
                 raise ToolError("`insert_line` (a line number) and `insert_text` are required")
-            lines = (await self._read(path, time_left)).split("\n")
-            if not 0 <= line <= len(lines):
-                raise ToolError(f"insert_line {line} is out of range 0..{len(lines)}")
-            lines[line:line] = text.split("\n")
-            await self._write(path, "\n".join(lines), time_left)
+            content = await self._read(path, time_left)
+            await self._write(path, inserted(content, line, text), time_left)
             return ToolResult(f"The file {path} has been edited.")
         raise ToolError(f"unknown command {command!r}: use view, create, str_replace or insert")
 
@@ -219,7 +240,7 @@ class Tools:
                 f"Files and directories up to 2 levels deep in {path}:\n"
                 + listing.decode(errors="replace")
             )
-        lines = (await self._read(path, time_left)).split("\n")
+        lines = file_lines(await self._read(path, time_left))
         start, end = 1, len(lines)
         if view_range is not None:
             if not (
