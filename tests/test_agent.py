@@ -3,6 +3,7 @@ real bubblewrap sandbox over a cached checkout; the result committed on a shipma
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from bot import schema
+from bot.agent import loop
 from bot.agent.budget import Caps
 from bot.agent.command import RunRequest, RunResult, run_local
+from bot.agent.ledger import Usage, cost_usd
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
 from bot.sandbox import limits
@@ -46,7 +51,8 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesStandIn]:
-    with MessagesStandIn() as standin:
+    # A low minimum so that this small repository's prompts are cached as a real one's are.
+    with MessagesStandIn(min_cache_tokens=128) as standin:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
         yield standin
@@ -150,6 +156,23 @@ def test_a_scripted_model_fixes_the_failing_test(
     run = store.get_run(result.run_id)
     assert run is not None and run["status"] == "completed" and run["branch"] == result.branch
     assert len(store.model_calls(result.run_id)) == len(model.responses)
+    # What the database recorded adds up to exactly what the API reported, and to the run's cost.
+    calls = schema.model_calls
+    keys = list(model.total_usage())
+    with store.engine.connect() as conn:
+        sums = conn.execute(
+            select(*(func.sum(calls.c[k]) for k in keys), func.sum(calls.c.cost_usd)).where(
+                calls.c.run_id == result.run_id
+            )
+        ).one()
+    assert dict(zip(keys, sums[:-1])) == model.total_usage()
+    assert sums[-1] == pytest.approx(result.cost_usd)
+    # Each request after the first read the whole previous prompt from the cache.
+    usages = [r["usage"] for r in model.responses]
+    assert usages[0]["cache_read_input_tokens"] == 0
+    for before, usage in itertools.pairwise(usages):
+        prompt = sum(before[k] for k in keys if k != "output_tokens")
+        assert usage["cache_read_input_tokens"] == prompt > 0
     kinds = [
         json.loads(line)["kind"]
         for line in (tmp_path / "transcript.jsonl").read_text().splitlines()
@@ -200,12 +223,21 @@ def test_step_limit_stops_a_run_that_would_go_on_forever(
     assert result.status == "step_limit" and result.steps == 3
 
 
-def test_cost_limit(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
-    model.script(
-        [Turn.text(PLAN)] + [Turn.tool_use("bash", {"command": "true"}) for _ in range(10)]
-    )
-    result = _run(repo, tmp_path, max_cost_usd=0.0001)
-    assert result.status == "cost_limit" and result.cost_usd >= 0.0001
+def test_cost_limit_stops_a_run_that_would_go_on_forever(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    def forever(request: dict[str, Any]) -> Turn:
+        model.script([forever])  # the model never stops calling tools
+        return Turn.tool_use("bash", {"command": "true"})
+
+    model.script([Turn.text(PLAN), forever])
+    limit = 0.02
+    result = _run(repo, tmp_path, max_cost_usd=limit, max_steps=1000)
+    assert result.status == "cost_limit" and "the limit is $0.02" in result.reason
+    assert result.steps >= 3 and len(model.requests) == result.steps + 1
+    costs = [cost_usd(Usage(**r["usage"]), "claude-sonnet-4-6") for r in model.responses]
+    # It stopped at the first check after the limit was reached, not before, not later.
+    assert sum(costs[:-1]) < limit <= sum(costs) == pytest.approx(result.cost_usd)
 
 
 def test_time_limit(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
@@ -424,3 +456,71 @@ def test_the_brief_names_the_test_command_without_instructions(
     system = model.requests[0]["system"][0]["text"]
     assert "The repository's test command: `python3 -m unittest -q`" in system
     assert "Maintainers' instructions" not in system
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "why"),
+    [("max_tokens", "cut at max_tokens"), ("refusal", "refused"), ("pause_turn", "pause_turn")],
+)
+def test_an_unfinished_answer_without_a_tool_call_fails_the_run(
+    repo: Path, tmp_path: Path, model: MessagesStandIn, stop_reason: str, why: str
+) -> None:
+    model.script(
+        [
+            Turn.text(PLAN),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            ),
+            Turn.text("I fixed add() and the tests", stop_reason=stop_reason),
+        ]
+    )
+    result = _run(repo, tmp_path)
+    assert result.status == "failed" and why in result.reason
+    assert result.branch is None and git("for-each-ref", "refs/heads/shipmate/", cwd=repo) == ""
+
+
+def test_a_truncated_plan_fails_the_run(repo: Path, tmp_path: Path, model: MessagesStandIn) -> None:
+    model.script([Turn.text("1. Run the", stop_reason="max_tokens"), Turn.text("-")])
+    result = _run(repo, tmp_path)
+    assert result.status == "failed" and "max_tokens" in result.reason
+    assert len(model.requests) == 1
+
+
+def test_trimming_old_turns_keeps_the_cache_warm(
+    repo: Path, tmp_path: Path, model: MessagesStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "TRIM_AT_CHARS", 12_000)
+    turns: list[Turn] = [Turn.text(PLAN)]
+    for n in range(10):
+        turns.append(
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {"command": "create", "path": f"notes/n{n}.txt", "file_text": f"{n}" * 2_000},
+            )
+        )
+        turns.append(Turn.tool_use("bash", {"command": "head -c 1500 /dev/zero | tr '\\0' x"}))
+    model.script([*turns, Turn.text("Wrote the notes.")])
+    result = _run(repo, tmp_path, max_steps=50)
+    assert result.status == "completed", result.reason
+    last = json.dumps(model.requests[-1]["messages"])
+    assert "[output trimmed]" in last and "[2000 characters trimmed]" in last
+    assert "x" * 1500 in last  # the recent outputs are verbatim
+    usages = [r["usage"] for r in model.responses]
+    prompts = [
+        u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"]
+        for u in usages
+    ]
+    # A request that does not read all of the previous prompt from cache is one whose prefix
+    # trimming rewrote: that happens at most once a stride (TRIM_STRIDE messages, half as many
+    # requests), not every turn; and every request reads something.
+    rewritten = [
+        i for i in range(1, len(usages)) if usages[i]["cache_read_input_tokens"] < prompts[i - 1]
+    ]
+    assert 1 <= len(rewritten) <= len(usages) // (loop.TRIM_STRIDE // 2), rewritten
+    assert all(u["cache_read_input_tokens"] > 0 for u in usages[1:])
