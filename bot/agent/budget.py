@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
-CANCEL_POLL_SECONDS = 0.25
+CANCEL_POLL_SECONDS = 0.5  # the flag may be a database query (the queue's should_abort)
 
 
 class RunEnded(Exception):
