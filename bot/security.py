@@ -257,6 +257,51 @@ def scan_diff(diff: str) -> list[DiffFinding]:
     return findings
 
 
+@dataclass(frozen=True)
+class FileFinding:
+    """A secret in a file of a checkout (`line` is 1-based). The value itself is not kept."""
+
+    path: str
+    line: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class TreeScan:
+    """A checkout scan: where secrets are (safe to log) and their values (to redact, never log)."""
+
+    findings: tuple[FileFinding, ...] = ()
+    values: frozenset[str] = frozenset()
+
+
+MIN_KNOWN_LINE = 16
+
+
+def secret_values(text: str, findings: Iterable[Finding]) -> set[str]:
+    """The exact secret strings behind `findings`; a multi-line secret (a key block) also gives
+    each of its long lines, so a command that prints one line of it is still redacted."""
+    values: set[str] = set()
+    for finding in findings:
+        value = text[finding.start : finding.end]
+        values.add(value)
+        if "\n" in value:
+            values.update(
+                line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE
+            )
+    return values
+
+
+def scan_files(files: Iterable[tuple[str, str]]) -> TreeScan:
+    """Scan `(path, text)` pairs; return the findings and the secret values they hold."""
+    findings: list[FileFinding] = []
+    values: set[str] = set()
+    for path, text in files:
+        found = scan(text)
+        findings.extend(FileFinding(path, f.line, f.rule) for f in found)
+        values |= secret_values(text, found)
+    return TreeScan(tuple(findings), frozenset(values))
+
+
 # Untrusted text ---------------------------------------------------------------------------------
 
 _HTML_COMMENT = re.compile(r"<!--[\s\S]*?(?:-->|$)")

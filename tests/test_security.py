@@ -14,6 +14,7 @@ from bot.security import (
     sanitize_untrusted,
     scan,
     scan_diff,
+    scan_files,
     untrusted_block,
 )
 
@@ -183,3 +184,23 @@ def test_outbound_redacts_a_token_from_a_model_reply() -> None:
 def test_entropy() -> None:
     assert entropy("aaaa") == 0
     assert entropy("abcd") == 2
+
+
+def test_scan_files_gives_where_and_the_values_separately() -> None:
+    env = f"DEBUG=true\nAWS_ACCESS_KEY_ID={AWS_ID}\nGITHUB_TOKEN={GH}\n"
+    result = scan_files([(".env", env), ("deploy/key.pem", PEM), ("app.py", "print(1)\n")])
+    assert [(f.path, f.line, f.rule) for f in result.findings] == [
+        (".env", 2, "aws-access-key-id"),
+        (".env", 3, "github-token"),
+        ("deploy/key.pem", 1, "private-key"),
+    ]
+    assert {AWS_ID, GH, PEM} <= result.values
+    # Each long line of a key block is a value of its own: `sed -n 2p key.pem` is redacted too.
+    assert "MIIEowIBAAKCAQEA7x" in result.values
+    assert all(GH not in repr(f) and AWS_ID not in repr(f) for f in result.findings)
+
+
+def test_redact_with_scanned_values_hides_a_bare_value() -> None:
+    values = scan_files([(".env", "DB_PASSWORD=Xk9#mQ2$vL8pWz4!\n")]).values
+    assert mask("Xk9#mQ2$vL8pWz4!") == "Xk9#mQ2$vL8pWz4!"  # the rules alone cannot see it
+    assert redact("value: Xk9#mQ2$vL8pWz4!\n", values) == "value: [REDACTED]\n"
