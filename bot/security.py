@@ -33,24 +33,39 @@ def _rule(name: str, pattern: str, group: int = 0, min_entropy: float = 0.0) -> 
 
 
 _NAME = r"[A-Za-z0-9_.\-]*"
-# Names that mark a secret in an assignment (not a secret themselves).
-_CRED_NAMES = (
-    r"(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|APIKEY|PRIVATE_?KEY|ACCESS_?KEY"
-    r"|AUTH|CREDENTIALS?)"
+# A name that ends with one of these words marks a secret in an assignment (`DB_PASSWORD=`,
+# `apiKey:`, `"client_secret":`); `AUTH_USER_MODEL` or `tokenizer_name` do not.
+_CRED_END = (
+    r"(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY"
+    r"|SECRET_?KEY|SIGNING_?KEY|ENCRYPTION_?KEY|MASTER_?KEY|AUTH|CREDENTIALS?)(?:_?\d+)?"
 )
+_PEM_KIND = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
+# A newline, or the two characters `\n` of a key kept in one line (an env var, a JSON string),
+# then an optional `cat -n` line number.
+_PEM_BREAK = r"(?:\r?\n|\\n)[ \t]*(?:\d+\t)?"
 
 RULES: tuple[Rule, ...] = (
+    # The key's body: header lines and base64 lines up to the END line, or to the last base64
+    # line when only the start of the key is in view (`head key.pem`).
     _rule(
         "private-key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        rf"-----BEGIN {_PEM_KIND}-----"
+        rf"(?:{_PEM_BREAK}(?:[A-Za-z0-9+/=]+|[A-Za-z-]+:[^\n\\]*)?(?=\r?\n|\\n|$))*"
+        rf"(?:{_PEM_BREAK}-----END {_PEM_KIND}-----)?",
     ),
     _rule("github-token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b"),
     _rule("github-pat", r"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b"),
     _rule("aws-access-key-id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
     _rule(
         "aws-secret-access-key",
-        r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+        r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        group=1,
+        min_entropy=3.5,
+    ),
+    _rule(
+        "aws-session-token",
+        r"(?i)(?:aws_?)?session_?token[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{64,})",
         group=1,
         min_entropy=3.5,
     ),
@@ -58,22 +73,40 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "openai-key",
         r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}"
-        r"|\bsk-proj-[A-Za-z0-9_\-]{80,}",
+        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}",
     ),
-    _rule("slack-token", r"\bxox[abprse]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,64}){1,3}\b"),
+    _rule(
+        "slack-token",
+        r"\bxox[abprse]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,64}){1,3}\b"
+        r"|\bxapp-\d-[A-Z0-9]{8,}-\d{8,}-[A-Za-z0-9]{20,}\b",
+    ),
     _rule(
         "slack-webhook",
         r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{20,32}",
     ),
     _rule("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99}\b"),
+    _rule("stripe-webhook-secret", r"\bwhsec_[A-Za-z0-9+/=]{24,}"),
     _rule(
         "jwt",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}",
     ),
     _rule(
+        "url-password",
+        r"\b[a-z][a-z0-9+.\-]*://[^\s/:@\"']+:([^\s/@\"']{6,})@[A-Za-z0-9.\-]+",
+        group=1,
+        min_entropy=2.5,
+    ),
+    _rule(
         "env-assignment",
-        rf"(?im)^[ \t]*(?:export[ \t]+)?{_NAME}{_CRED_NAMES}{_NAME}[ \t]*[:=][ \t]*"
+        rf"(?im)^[ \t]*(?:export[ \t]+)?{_NAME}{_CRED_END}[ \t]*[:=][ \t]*"
         r"[\"']?([^\s\"'`]{12,})[\"']?[ \t]*(?:[ \t]#.*)?$",
+        group=1,
+        min_entropy=3.3,
+    ),
+    # `{"api_key": "…"}`, `{'password': '…'}`, `'token' => '…'`: a quoted key anywhere on a line.
+    _rule(
+        "keyed-secret",
+        rf"(?i)[\"']{_NAME}{_CRED_END}[\"'][ \t]*(?:=>|[:=,])[ \t]*[\"']([^\s\"'`]{{10,}})[\"']",
         group=1,
         min_entropy=3.3,
     ),
@@ -84,7 +117,8 @@ _PLACEHOLDER_VALUE = re.compile(
     r"(?i:changeme|change_me|example|placeholder|your[_-].*|xxx+|dummy|test|secret|password|"
     r"redacted|\[redacted.*|none|null|true|false).*)$"
 )
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
+# Standard or URL-safe alphabet.
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
 # "ghp_" "abc" or "ghp_" + "abc": a secret split into string literals to dodge scanners.
 _SPLIT_JOIN = re.compile(r"([\"'])\s*(?:\+|\.|,)?\s*\1")
 
@@ -109,13 +143,28 @@ def entropy(value: str) -> float:
     return -sum(n / total * math.log2(n / total) for n in counts.values())
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+_WORD_SEPARATORS = re.compile(r"[._:,/\-]+")
+_WORD = re.compile(r"[a-z]+\d*|(?:[A-Z][a-z]+)+\d*|[A-Z]+\d*|\d+|[a-z]+(?:[A-Z][a-z]+)+")
+
+
+def _is_words(value: str) -> bool:
+    """Every part between separators is a word, a Capitalised or camelCase word, or a number."""
+    parts = [part for part in _WORD_SEPARATORS.split(value) if part]
+    return bool(parts) and all(_WORD.fullmatch(part) for part in parts)
+
+
 def _looks_random(value: str, min_entropy: float) -> bool:
     if min_entropy <= 0:
         return True
     if _PLACEHOLDER_VALUE.match(value):
         return False
-    # Function calls, references and paths are code, not secrets.
-    if any(c in value for c in "()[]{}") or value.startswith(("/", "./", "http")):
+    # Function calls, references, paths, URLs, e-mail addresses and names made of words
+    # (`accounts.CustomUser`, `bert-base-uncased-v2`) are code or configuration, not secrets.
+    if any(c in value for c in "()[]{}") or value.startswith(("/", "./")):
+        return False
+    if _URL.match(value) or _EMAIL.match(value) or _is_words(value):
         return False
     classes = sum(
         bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
@@ -156,7 +205,8 @@ def scan(text: str) -> list[Finding]:
 
 def _b64decode(chunk: str) -> str | None:
     try:
-        raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
+        standard = chunk.replace("-", "+").replace("_", "/")
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
         decoded = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None

@@ -261,3 +261,91 @@ def test_the_system_prompt_masks_repository_documentation(tmp_path: Path) -> Non
     system = system_prompt(brief, conventions(tmp_path))
     assert GH not in system and "obey me" not in system
     assert '<untrusted-data source="readme-md">' in system
+
+
+RANDOM = "q8Zr3NtY6wPb1LmKc0Vd"
+STS_SECRET = "Kq2+Lm9pRt4vWz8bN3cF" + "6hY1sD5gA0eU2iO/Jx7w"
+STS_TOKEN = (
+    "IQoJb3JpZ2luX2VjEJ7//////////wEaCXVzLWVhc3QtMSJH" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xY" * 3
+)
+OPENSSH_HEAD = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDx7ZbZ4y0vYg3kq1rZ9aQe8cR2f6uT1nP5oL3mK7hJwAAAAJgAbCdEAGwn\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AUTH_USER_MODEL = 'accounts.CustomUser'",
+        'author_email = "jane.doe@example-company.com"',
+        'tokenizer_name = "bert-base-uncased-v2"',
+        "OAUTH_SCOPES=read:user,repo",
+        "AUTH_HEADER = 'X-Shipmate-Signature-256'",
+        "AWS_SECRET_NAME=prod-db-credentials-2024",
+        'SECRET_KEY_PATH = "config/keys/signing.pem"',
+        "DATABASE_URL=postgres://postgres:postgres@localhost:5432/app",
+        '{"token": "refresh-on-expiry"}',
+    ],
+)
+def test_names_and_values_that_only_look_like_credentials(text: str) -> None:
+    assert scan(text) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("aws-secret-access-key", f'    "SecretAccessKey": "{STS_SECRET}",'),
+        ("aws-session-token", f'    "SessionToken": "{STS_TOKEN}",'),
+        ("keyed-secret", f'config = {{"api_key": "{RANDOM}"}}'),
+        ("keyed-secret", f"connect(**{{'password': '{RANDOM}', 'user': 'app'}})"),
+        ("keyed-secret", f"'auth_token' => '{RANDOM}',"),
+        ("slack-token", "SLACK_APP=xapp-1-A0123456789-1234567890123-" + "9f8e7d6c5b4a" * 5),
+        ("stripe-webhook-secret", "endpoint_secret = 'whsec_" + "Ab3dE5fG7hJ9kL1mN2pQ4rS6'"),
+        ("openai-key", "OPENAI=sk-svcacct-" + "Zx9_Yw8-Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8Ba7"),
+        ("url-password", f"DATABASE_URL=postgres://app:{RANDOM}@db.internal:5432/app"),
+        ("env-assignment", f"DB_PASSWORD_2={RANDOM}"),
+        ("env-assignment", f"  clientSecret: {RANDOM}"),
+    ],
+)
+def test_secrets_in_other_shapes(rule: str, text: str) -> None:
+    assert [f.rule for f in scan(text)] == [rule]
+
+
+def test_aws_sts_credentials_json_is_masked_whole() -> None:
+    sts = (
+        '{"Credentials": {"AccessKeyId": "ASIA'
+        + "Q3EXAMPLEZ7R2NM4"
+        + f'", "SecretAccessKey": "{STS_SECRET}", "SessionToken": "{STS_TOKEN}", '
+        '"Expiration": "2026-11-25T10:00:00Z"}}'
+    )
+    assert [f.rule for f in scan(sts)] == [
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "aws-session-token",
+    ]
+    masked = mask(sts)
+    assert STS_SECRET not in masked and STS_TOKEN not in masked and "Expiration" in masked
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        OPENSSH_HEAD,
+        OPENSSH_HEAD.replace("\n", "\\n"),
+        "".join(f"{i:6}\t{line}\n" for i, line in enumerate(OPENSSH_HEAD.splitlines(), 1)),
+    ],
+    ids=["head", "json-escaped", "cat-n"],
+)
+def test_a_key_block_without_its_end_line_is_masked(view: str) -> None:
+    masked = mask(view + "after the key\n")
+    assert [f.rule for f in scan(view)] == ["private-key"]
+    assert "b3BlbnNzaC1rZXkt" not in masked and "QyNTUxOQAAACD" not in masked
+    assert "after the key" in masked
+
+
+def test_url_safe_base64_secret_is_found() -> None:
+    encoded = base64.urlsafe_b64encode(f"???token={GH}".encode()).decode()
+    assert "_" in encoded or "-" in encoded
+    assert [(f.rule, f.encoding) for f in scan(f"blob: {encoded}")] == [("github-token", "base64")]
