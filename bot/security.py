@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -417,7 +417,9 @@ def untrusted_line(text: str, limit: int = 300) -> str:
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
-_MENTION = re.compile(r"(?<![A-Za-z0-9_`/.@-])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
+# Not after a letter or digit (an e-mail), `/` (a URL) or `@`; after `_` or `*` it still pings
+# (`_@alice_` is an italic mention).
+_MENTION = re.compile(r"(?<![A-Za-z0-9`/@])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
 
 
 def neutralize_mentions(text: str) -> str:
@@ -425,25 +427,73 @@ def neutralize_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
-_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((\S+?)(?:\s+\"[^\"]*\")?\)")
-_BARE_URL = re.compile(r"(?<![(\[<`\"'])\bhttps?://[^\s<>)\]`]+")
+_CODE = re.compile(r"```[\s\S]*?(?:```|$)|~~~[\s\S]*?(?:~~~|$)|`[^`\n]+`")
+_HTML_LINK = re.compile(
+    r"<a\b[^>]*?\bhref\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>([\s\S]*?)</a\s*>", re.IGNORECASE
+)
+_HTML_SRC = re.compile(
+    r"<(?:img|source|video|iframe)\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>", re.IGNORECASE
+)
+_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((<[^>\n]*>|\S+?)(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<((?:https?://|www\.)[^\s<>]+)>", re.IGNORECASE)
+_BARE_URL = re.compile(r"(?<![\w`/.@-])(?:https?://|www\.)[^\s<>`\"')\]]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?*_~"
+
+
+def _outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`change` applied to the text outside code spans and fenced blocks (where links and
+    mentions are not rendered, and where an added backtick would end the span)."""
+    parts: list[str] = []
+    last = 0
+    for code in _CODE.finditer(text):
+        parts.append(change(text[last : code.start()]))
+        parts.append(code.group(0))
+        last = code.end()
+    parts.append(change(text[last:]))
+    return "".join(parts)
 
 
 def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
-    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable."""
+    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable: markdown
+    and HTML links, autolinks, bare URLs and `www.` names."""
 
-    def allowed(url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return any(host == h or host.endswith("." + h) for h in allowed_hosts)
+    def external(url: str) -> bool:
+        lowered = url.lower()
+        if lowered.startswith("www."):
+            lowered = "http://" + lowered
+        if not lowered.startswith(("http://", "https://", "//")):
+            return False
+        host = (urlsplit(lowered).hostname or "").lower()
+        return not any(host == h or host.endswith("." + h) for h in allowed_hosts)
+
+    def html(match: re.Match[str]) -> str:
+        url, label = match.groups()
+        return f"{label} (`{url}`)" if external(url) else match.group(0)
+
+    def src(match: re.Match[str]) -> str:
+        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
 
     def md(match: re.Match[str]) -> str:
         _image, label, url = match.groups()
-        if not url.startswith(("http://", "https://")) or allowed(url):
-            return match.group(0)
-        return f"{label} (`{url}`)"
+        url = url.strip("<>")
+        return f"{label} (`{url}`)" if external(url) else match.group(0)
 
-    text = _MD_LINK.sub(md, text)
-    return _BARE_URL.sub(lambda m: m.group(0) if allowed(m.group(0)) else f"`{m.group(0)}`", text)
+    def auto(match: re.Match[str]) -> str:
+        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
+
+    def bare(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(_URL_TAIL)
+        tail = match.group(0)[len(url) :]
+        return f"`{url}`{tail}" if external(url) else match.group(0)
+
+    def prose(part: str) -> str:
+        part = _HTML_LINK.sub(html, part)
+        part = _HTML_SRC.sub(src, part)
+        part = _MD_LINK.sub(md, part)
+        part = _AUTOLINK.sub(auto, part)
+        return _BARE_URL.sub(bare, part)
+
+    return _outside_code(text, prose)
 
 
 def outbound(text: str, *, known: Iterable[str] = (), allowed_hosts: Sequence[str] = ()) -> str:

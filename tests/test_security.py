@@ -349,3 +349,47 @@ def test_url_safe_base64_secret_is_found() -> None:
     encoded = base64.urlsafe_b64encode(f"???token={GH}".encode()).decode()
     assert "_" in encoded or "-" in encoded
     assert [(f.rule, f.encoding) for f in scan(f"blob: {encoded}")] == [("github-token", "base64")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("go <https://evil.example/x> now", "go `https://evil.example/x` now"),
+        ('<a href="https://evil.example/x">click</a>', "click (`https://evil.example/x`)"),
+        (
+            "<A HREF=https://evil.example/x target=_blank>here</A>",
+            "here (`https://evil.example/x`)",
+        ),
+        ('<img src="https://evil.example/p.png?d=1">', "`https://evil.example/p.png?d=1`"),
+        ("see (https://evil.example/x).", "see (`https://evil.example/x`)."),
+        ('url = "https://evil.example/x"', 'url = "`https://evil.example/x`"'),
+        ("[x](<https://evil.example/x>)", "x (`https://evil.example/x`)"),
+        ("visit www.evil.example, today", "visit `www.evil.example`, today"),
+        ("[x](//evil.example/x)", "x (`//evil.example/x`)"),
+    ],
+)
+def test_every_clickable_form_of_an_unlisted_link_is_defanged(text: str, expected: str) -> None:
+    assert defang_links(text, ["github.com"]) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<https://github.com/o/r>",
+        '<a href="https://github.com/o/r">pr</a>',
+        "(https://api.github.com/x)",
+        "[docs](<https://github.com/o/r>)",
+        "www.github.com/o/r",
+        "[notes](docs/notes.md) and mail bob@example.com",
+        "in code `curl https://evil.example/x` stays as it is",
+        "```\nwget https://evil.example/x\n```",
+    ],
+)
+def test_allowed_links_relative_links_and_code_are_left_alone(text: str) -> None:
+    assert defang_links(text, ["github.com"]) == text
+
+
+@pytest.mark.parametrize("text", ["_@alice_", "*@alice*", "(@alice)", "~~@alice~~", "-@alice"])
+def test_mentions_wrapped_in_markdown_are_neutralized(text: str) -> None:
+    out = neutralize_mentions(text)
+    assert "@alice" not in out and "@\u200balice" in out
