@@ -86,6 +86,8 @@ async def execute(
                 duration_ms=reply.duration_ms,
             )
 
+    bound = structlog.contextvars.get_contextvars()
+
     def egress(event: Any) -> None:
         if store is not None:
             store.append_egress(
@@ -98,6 +100,7 @@ async def execute(
                 allowed=event.allowed,
                 reason=event.reason,
                 at=event.at.timestamp(),
+                delivery_id=bound.get("delivery_id"),
             )
 
     found = await asyncio.to_thread(scan_tree, checkout.tree)
