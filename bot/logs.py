@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -29,20 +29,27 @@ def settings_secrets(settings: Settings) -> list[str]:
     return values
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stdlib handler `configure` installs (replaced, not added again, on a second call)."""
+
+
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
     *,
     known: Iterable[str] = (),
+    stream: TextIO | None = None,
+    cache: bool = True,
 ) -> None:
     """Configure structlog and the stdlib root logger once, at start-up. Every string of every
     line is masked by the secret scanner and for the `known` secret values."""
     known = tuple(known)
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    out = stream if stream is not None else sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -58,10 +65,14 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=cache,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s: %(message)s")
-    redacting = RedactingFilter(known)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redacting)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    handler = _Handler(out)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(known))
+    root.addHandler(handler)
+    root.setLevel(numeric)
