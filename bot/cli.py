@@ -79,9 +79,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return doctor()
     settings = Settings.load()
-    from bot.logs import configure
+    from bot.logs import configure, settings_secrets
 
-    configure(settings.log_format, settings.log_level)
+    configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
     if args.command == "serve":
         from bot.server import serve
 

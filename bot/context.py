@@ -11,6 +11,7 @@ from githubkit import GitHub
 from githubkit.webhooks import parse
 from pydantic import ValidationError
 
+from bot.audit import StoreAudit
 from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.github import READ, RepoClient
 from bot.queue import Queue
@@ -65,7 +66,7 @@ class Context:
     async def repo(self) -> RepoClient:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
-        return RepoClient(await self.github(), self.repository)
+        return RepoClient(await self.github(), self.repository, audit=StoreAudit(self.store))
 
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.

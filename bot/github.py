@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from githubkit import GitHub
@@ -63,16 +63,30 @@ def _status(exc: RequestFailed) -> int:
     return exc.response.status_code
 
 
+# (action, target, detail): called after each write succeeded; bot.audit.StoreAudit records it.
+AuditHook = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
+
+
 class RepoClient:
-    """The calls Shipmate makes on one repository ("owner/name"), each through the retry policy."""
+    """The calls Shipmate makes on one repository ("owner/name"), each through the retry policy.
+    Every write (comment, reaction, label, PR, check run) is reported to `audit`."""
 
     def __init__(
-        self, github: GitHub[Any], repository: str, retry: RetryPolicy | None = None
+        self,
+        github: GitHub[Any],
+        repository: str,
+        retry: RetryPolicy | None = None,
+        audit: AuditHook | None = None,
     ) -> None:
         self.github = github
         self.owner, self.repo = repository.split("/", 1)
         self.full_name = repository
         self.retry = retry or RetryPolicy()
+        self.audit = audit
+
+    async def _audited(self, action: str, target: str, **detail: Any) -> None:
+        if self.audit is not None:
+            await self.audit(action, f"{self.full_name}{target}", detail)
 
     async def _json(self, call: Callable[[], Awaitable[Any]]) -> Any:
         response = await self.retry.call(call)
@@ -132,6 +146,7 @@ class RepoClient:
         data = await self._json(
             lambda: rest.issues.async_create_comment(o, r, number, data={"body": body})
         )
+        await self._audited("comment.create", f"#{number}", comment_id=data["id"])
         return int(data["id"])
 
     async def edit_comment(self, comment_id: int, body: str) -> None:
@@ -139,6 +154,7 @@ class RepoClient:
         await self._json(
             lambda: rest.issues.async_update_comment(o, r, comment_id, data={"body": body})
         )
+        await self._audited("comment.edit", f" comment {comment_id}")
 
     async def comments(self, number: int) -> list[Comment]:
         """Every comment on an issue or PR, oldest first."""
@@ -163,6 +179,7 @@ class RepoClient:
                 o, r, comment_id, data={"content": content}
             )
         )
+        await self._audited("reaction.create", f" comment {comment_id}", content=content)
 
     async def react_eyes(self, comment_id: int) -> None:
         """👀 on a comment: "seen, working on it"."""
@@ -174,17 +191,20 @@ class RepoClient:
         await self._json(
             lambda: rest.reactions.async_create_for_issue(o, r, number, data={"content": content})
         )
+        await self._audited("reaction.create", f"#{number}", content=content)
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> None:
         rest, o, r = self.github.rest, self.owner, self.repo
         await self._json(
             lambda: rest.issues.async_add_labels(o, r, number, data={"labels": list(labels)})
         )
+        await self._audited("label.add", f"#{number}", labels=list(labels))
 
     async def remove_label(self, number: int, label: str) -> None:
         """Remove a label; already gone is fine."""
         rest, o, r = self.github.rest, self.owner, self.repo
         await self._json_or_none(lambda: rest.issues.async_remove_label(o, r, number, label))
+        await self._audited("label.remove", f"#{number}", label=label)
 
     # Pull requests and reviews.
 
@@ -192,22 +212,26 @@ class RepoClient:
         self, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
         rest, o, r = self.github.rest, self.owner, self.repo
-        return PullRequest.of(
+        pull = PullRequest.of(
             await self._json(
                 lambda: rest.pulls.async_create(
                     o, r, head=head, base=base, title=title, body=body, draft=draft
                 )
             )
         )
+        await self._audited("pull_request.create", f"#{pull.number}", head=head, base=base)
+        return pull
 
     async def update_pull(
         self, number: int, *, title: str | None = None, body: str | None = None
     ) -> PullRequest:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
-        return PullRequest.of(
+        pull = PullRequest.of(
             await self._json(lambda: rest.pulls.async_update(o, r, number, data=payload))  # type: ignore[call-overload]
         )
+        await self._audited("pull_request.update", f"#{number}", fields=sorted(payload))
+        return pull
 
     async def pull(self, number: int) -> PullRequest | None:
         rest, o, r = self.github.rest, self.owner, self.repo
@@ -236,6 +260,7 @@ class RepoClient:
                 o, r, number, comment_id, data={"body": body}
             )
         )
+        await self._audited("review_comment.reply", f"#{number}", comment_id=data["id"])
         return int(data["id"])
 
     # Checks, statuses, Actions, deployments.
@@ -254,7 +279,9 @@ class RepoClient:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": status}
         payload.update(_check_fields(conclusion, title, summary, details_url))
-        return CheckRun.of(await self._json(lambda: rest.checks.async_create(o, r, data=payload)))  # type: ignore[call-overload]
+        run = CheckRun.of(await self._json(lambda: rest.checks.async_create(o, r, data=payload)))  # type: ignore[call-overload]
+        await self._audited("check_run.create", f"@{head_sha}", name=name, status=status)
+        return run
 
     async def update_check_run(
         self,
@@ -269,9 +296,11 @@ class RepoClient:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {} if status is None else {"status": status}
         payload.update(_check_fields(conclusion, title, summary, details_url))
-        return CheckRun.of(
+        run = CheckRun.of(
             await self._json(lambda: rest.checks.async_update(o, r, check_run_id, data=payload))  # type: ignore[call-overload]
         )
+        await self._audited("check_run.update", f" check run {check_run_id}", status=status)
+        return run
 
     async def check_run(self, check_run_id: int) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo

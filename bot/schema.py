@@ -126,34 +126,22 @@ model_calls = Table(
     Index("ix_model_calls_run", "run_id"),
 )
 
+# The audit trail: every action taken on GitHub and every egress request of a sandbox
+# (action `egress.allowed` / `egress.denied`, target `host:port`), one stream per run.
+# Append-only: the database refuses UPDATE and DELETE (triggers made by `Store.migrate`).
 audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
-    Column("run_id", String(40)),
+    Column("run_id", String(100)),
     Column("delivery_id", String(100)),
     Column("actor", String(200)),
     Column("action", String(100), nullable=False),
     Column("target", String(500)),
     Column("detail", JSON),
     Index("ix_audit_run", "run_id"),
-)
-
-egress_log = Table(
-    "egress_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
-    Column("task_id", String(100), nullable=False),
-    Column("host", String(300), nullable=False),
-    Column("port", Integer, nullable=False),
-    Column("method", String(20), nullable=False),
-    Column("bytes_out", BigInteger, nullable=False, default=0),
-    Column("bytes_in", BigInteger, nullable=False, default=0),
-    Column("allowed", Boolean, nullable=False),
-    Column("reason", Text),
-    Index("ix_egress_task", "task_id"),
+    Index("ix_audit_delivery", "delivery_id"),
 )
 
 repair_attempts = Table(

@@ -11,8 +11,9 @@ import base64
 import binascii
 import math
 import re
+import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,24 +33,39 @@ def _rule(name: str, pattern: str, group: int = 0, min_entropy: float = 0.0) -> 
 
 
 _NAME = r"[A-Za-z0-9_.\-]*"
-# Names that mark a secret in an assignment (not a secret themselves).
-_CRED_NAMES = (
-    r"(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|APIKEY|PRIVATE_?KEY|ACCESS_?KEY"
-    r"|AUTH|CREDENTIALS?)"
+# A name that ends with one of these words marks a secret in an assignment (`DB_PASSWORD=`,
+# `apiKey:`, `"client_secret":`); `AUTH_USER_MODEL` or `tokenizer_name` do not.
+_CRED_END = (
+    r"(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|PASSPHRASE|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY"
+    r"|SECRET_?KEY|SIGNING_?KEY|ENCRYPTION_?KEY|MASTER_?KEY|AUTH|CREDENTIALS?)(?:_?\d+)?"
 )
+_PEM_KIND = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
+# A newline, or the two characters `\n` of a key kept in one line (an env var, a JSON string),
+# then an optional `cat -n` line number.
+_PEM_BREAK = r"(?:\r?\n|\\n)[ \t]*(?:\d+\t)?"
 
 RULES: tuple[Rule, ...] = (
+    # The key's body: header lines and base64 lines up to the END line, or to the last base64
+    # line when only the start of the key is in view (`head key.pem`).
     _rule(
         "private-key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        rf"-----BEGIN {_PEM_KIND}-----"
+        rf"(?:{_PEM_BREAK}(?:[A-Za-z0-9+/=]+|[A-Za-z-]+:[^\n\\]*)?(?=\r?\n|\\n|$))*"
+        rf"(?:{_PEM_BREAK}-----END {_PEM_KIND}-----)?",
     ),
     _rule("github-token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b"),
     _rule("github-pat", r"\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b"),
     _rule("aws-access-key-id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
     _rule(
         "aws-secret-access-key",
-        r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        r"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+        r"([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        group=1,
+        min_entropy=3.5,
+    ),
+    _rule(
+        "aws-session-token",
+        r"(?i)(?:aws_?)?session_?token[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{64,})",
         group=1,
         min_entropy=3.5,
     ),
@@ -57,22 +73,40 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "openai-key",
         r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}"
-        r"|\bsk-proj-[A-Za-z0-9_\-]{80,}",
+        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}",
     ),
-    _rule("slack-token", r"\bxox[abprse]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,64}){1,3}\b"),
+    _rule(
+        "slack-token",
+        r"\bxox[abprse]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,64}){1,3}\b"
+        r"|\bxapp-\d-[A-Z0-9]{8,}-\d{8,}-[A-Za-z0-9]{20,}\b",
+    ),
     _rule(
         "slack-webhook",
         r"https://hooks\.slack\.com/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{20,32}",
     ),
     _rule("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99}\b"),
+    _rule("stripe-webhook-secret", r"\bwhsec_[A-Za-z0-9+/=]{24,}"),
     _rule(
         "jwt",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}",
     ),
     _rule(
+        "url-password",
+        r"\b[a-z][a-z0-9+.\-]*://[^\s/:@\"']+:([^\s/@\"']{6,})@[A-Za-z0-9.\-]+",
+        group=1,
+        min_entropy=2.5,
+    ),
+    _rule(
         "env-assignment",
-        rf"(?im)^[ \t]*(?:export[ \t]+)?{_NAME}{_CRED_NAMES}{_NAME}[ \t]*[:=][ \t]*"
+        rf"(?im)^[ \t]*(?:export[ \t]+)?{_NAME}{_CRED_END}[ \t]*[:=][ \t]*"
         r"[\"']?([^\s\"'`]{12,})[\"']?[ \t]*(?:[ \t]#.*)?$",
+        group=1,
+        min_entropy=3.3,
+    ),
+    # `{"api_key": "…"}`, `{'password': '…'}`, `'token' => '…'`: a quoted key anywhere on a line.
+    _rule(
+        "keyed-secret",
+        rf"(?i)[\"']{_NAME}{_CRED_END}[\"'][ \t]*(?:=>|[:=,])[ \t]*[\"']([^\s\"'`]{{10,}})[\"']",
         group=1,
         min_entropy=3.3,
     ),
@@ -83,7 +117,8 @@ _PLACEHOLDER_VALUE = re.compile(
     r"(?i:changeme|change_me|example|placeholder|your[_-].*|xxx+|dummy|test|secret|password|"
     r"redacted|\[redacted.*|none|null|true|false).*)$"
 )
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
+# Standard or URL-safe alphabet.
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
 # "ghp_" "abc" or "ghp_" + "abc": a secret split into string literals to dodge scanners.
 _SPLIT_JOIN = re.compile(r"([\"'])\s*(?:\+|\.|,)?\s*\1")
 
@@ -108,13 +143,28 @@ def entropy(value: str) -> float:
     return -sum(n / total * math.log2(n / total) for n in counts.values())
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+_WORD_SEPARATORS = re.compile(r"[._:,/\-]+")
+_WORD = re.compile(r"[a-z]+\d*|(?:[A-Z][a-z]+)+\d*|[A-Z]+\d*|\d+|[a-z]+(?:[A-Z][a-z]+)+")
+
+
+def _is_words(value: str) -> bool:
+    """Every part between separators is a word, a Capitalised or camelCase word, or a number."""
+    parts = [part for part in _WORD_SEPARATORS.split(value) if part]
+    return bool(parts) and all(_WORD.fullmatch(part) for part in parts)
+
+
 def _looks_random(value: str, min_entropy: float) -> bool:
     if min_entropy <= 0:
         return True
     if _PLACEHOLDER_VALUE.match(value):
         return False
-    # Function calls, references and paths are code, not secrets.
-    if any(c in value for c in "()[]{}") or value.startswith(("/", "./", "http")):
+    # Function calls, references, paths, URLs, e-mail addresses and names made of words
+    # (`accounts.CustomUser`, `bert-base-uncased-v2`) are code or configuration, not secrets.
+    if any(c in value for c in "()[]{}") or value.startswith(("/", "./")):
+        return False
+    if _URL.match(value) or _EMAIL.match(value) or _is_words(value):
         return False
     classes = sum(
         bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
@@ -155,7 +205,8 @@ def scan(text: str) -> list[Finding]:
 
 def _b64decode(chunk: str) -> str | None:
     try:
-        raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
+        standard = chunk.replace("-", "+").replace("_", "/")
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
         decoded = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
@@ -257,11 +308,69 @@ def scan_diff(diff: str) -> list[DiffFinding]:
     return findings
 
 
+@dataclass(frozen=True)
+class FileFinding:
+    """A secret in a file of a checkout (`line` is 1-based). The value itself is not kept."""
+
+    path: str
+    line: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class TreeScan:
+    """A checkout scan: where secrets are (safe to log) and their values (to redact, never log)."""
+
+    findings: tuple[FileFinding, ...] = ()
+    values: frozenset[str] = frozenset()
+
+
+MIN_KNOWN_LINE = 16
+
+
+def secret_values(text: str, findings: Iterable[Finding]) -> set[str]:
+    """The exact secret strings behind `findings`; a multi-line secret (a key block) also gives
+    each of its long lines, so a command that prints one line of it is still redacted."""
+    values: set[str] = set()
+    for finding in findings:
+        value = text[finding.start : finding.end]
+        values.add(value)
+        if "\n" in value:
+            values.update(
+                line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE
+            )
+    return values
+
+
+def scan_files(files: Iterable[tuple[str, str]]) -> TreeScan:
+    """Scan `(path, text)` pairs; return the findings and the secret values they hold."""
+    findings: list[FileFinding] = []
+    values: set[str] = set()
+    for path, text in files:
+        found = scan(text)
+        findings.extend(FileFinding(path, f.line, f.rule) for f in found)
+        values |= secret_values(text, found)
+    return TreeScan(tuple(findings), frozenset(values))
+
+
 # Untrusted text ---------------------------------------------------------------------------------
 
 _HTML_COMMENT = re.compile(r"<!--[\s\S]*?(?:-->|$)")
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\u180e]")
-_HIDDEN_MD = re.compile(r"(?m)^\s*\[(?://|comment|_)\]:\s*#.*$")
+# Characters a reader does not see: format controls (zero-width, bidi, Unicode tags U+E0000-E007F,
+# which can spell out a whole hidden instruction), line/paragraph separators, the combining
+# grapheme joiner, variation selectors and the Hangul fillers.
+_INVISIBLE_EXTRA = frozenset(
+    {
+        *(0x034F, 0x115F, 0x1160, 0x2028, 0x2029, 0x3164, 0xFFA0),
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0000, 0xE0080),
+        *range(0xE0100, 0xE01F0),
+    }
+)
+# `[x]: # (...)`, `[x]: <> (...)`, `[//]: # "..."`: link definitions nobody links to, which
+# GitHub does not render, used as hidden comments.
+_HIDDEN_MD = re.compile(r"(?m)^[ \t]*\[[^\]\n]*\]:[ \t]*(?:#|<>)(?:[ \t].*)?$")
 _HIDDEN_HTML = re.compile(
     r"<(?P<tag>[a-z]+)\b[^>]*(?:hidden|display\s*:\s*none)[^>]*>[\s\S]*?</(?P=tag)\s*>",
     re.IGNORECASE,
@@ -274,21 +383,43 @@ def sanitize_untrusted(text: str) -> str:
     text = _HTML_COMMENT.sub("", text)
     text = _HIDDEN_HTML.sub("", text)
     text = _HIDDEN_MD.sub("", text)
-    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group(0)):04X}>", text)
+    return "".join(f"<U+{ord(c):04X}>" if _is_invisible(c) else c for c in text)
 
 
-def untrusted_block(label: str, text: str) -> str:
+def _is_invisible(char: str) -> bool:
+    return ord(char) in _INVISIBLE_EXTRA or unicodedata.category(char) in ("Cf", "Co")
+
+
+_DATA_TAG = re.compile(r"<(\s*/?\s*untrusted-data)", re.IGNORECASE)
+
+
+def defuse_data_tags(text: str) -> str:
+    """`</untrusted-data>` in any case or spacing becomes `&lt;/untrusted-data>`."""
+    return _DATA_TAG.sub(r"&lt;\1", text)
+
+
+def untrusted_block(label: str, text: str, known: Iterable[str] = ()) -> str:
     """Untrusted text as a delimited data block the brief tells the model never to obey.
 
-    The delimiter cannot be forged from inside: any occurrence in the text is defused.
+    Hidden content is stripped, secrets are masked (by rule and `known` value), and the
+    delimiter cannot be forged from inside: any occurrence in the text is defused.
     """
     tag = re.sub(r"[^a-z0-9_-]", "-", label.lower()) or "data"
-    body = sanitize_untrusted(text)
-    body = re.sub(r"</?untrusted-data\b", lambda m: m.group(0).replace("<", "&lt;"), body)
+    body = defuse_data_tags(redact(sanitize_untrusted(text), known))
     return f'<untrusted-data source="{tag}">\n{body}\n</untrusted-data>'
 
 
-_MENTION = re.compile(r"(?<![A-Za-z0-9_`/.@-])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
+def untrusted_line(text: str, limit: int = 300) -> str:
+    """Untrusted text that must sit in a trusted sentence (an issue title, a check name): one
+    line, nothing hidden, secrets masked, no data delimiters, at most `limit` characters."""
+    clean = defuse_data_tags(mask(sanitize_untrusted(text)))
+    clean = " ".join(clean.split())
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+# Not after a letter or digit (an e-mail), `/` (a URL) or `@`; after `_` or `*` it still pings
+# (`_@alice_` is an italic mention).
+_MENTION = re.compile(r"(?<![A-Za-z0-9`/@])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
 
 
 def neutralize_mentions(text: str) -> str:
@@ -296,25 +427,73 @@ def neutralize_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
-_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((\S+?)(?:\s+\"[^\"]*\")?\)")
-_BARE_URL = re.compile(r"(?<![(\[<`\"'])\bhttps?://[^\s<>)\]`]+")
+_CODE = re.compile(r"```[\s\S]*?(?:```|$)|~~~[\s\S]*?(?:~~~|$)|`[^`\n]+`")
+_HTML_LINK = re.compile(
+    r"<a\b[^>]*?\bhref\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>([\s\S]*?)</a\s*>", re.IGNORECASE
+)
+_HTML_SRC = re.compile(
+    r"<(?:img|source|video|iframe)\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>", re.IGNORECASE
+)
+_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((<[^>\n]*>|\S+?)(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<((?:https?://|www\.)[^\s<>]+)>", re.IGNORECASE)
+_BARE_URL = re.compile(r"(?<![\w`/.@-])(?:https?://|www\.)[^\s<>`\"')\]]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?*_~"
+
+
+def _outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`change` applied to the text outside code spans and fenced blocks (where links and
+    mentions are not rendered, and where an added backtick would end the span)."""
+    parts: list[str] = []
+    last = 0
+    for code in _CODE.finditer(text):
+        parts.append(change(text[last : code.start()]))
+        parts.append(code.group(0))
+        last = code.end()
+    parts.append(change(text[last:]))
+    return "".join(parts)
 
 
 def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
-    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable."""
+    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable: markdown
+    and HTML links, autolinks, bare URLs and `www.` names."""
 
-    def allowed(url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return any(host == h or host.endswith("." + h) for h in allowed_hosts)
+    def external(url: str) -> bool:
+        lowered = url.lower()
+        if lowered.startswith("www."):
+            lowered = "http://" + lowered
+        if not lowered.startswith(("http://", "https://", "//")):
+            return False
+        host = (urlsplit(lowered).hostname or "").lower()
+        return not any(host == h or host.endswith("." + h) for h in allowed_hosts)
+
+    def html(match: re.Match[str]) -> str:
+        url, label = match.groups()
+        return f"{label} (`{url}`)" if external(url) else match.group(0)
+
+    def src(match: re.Match[str]) -> str:
+        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
 
     def md(match: re.Match[str]) -> str:
         _image, label, url = match.groups()
-        if not url.startswith(("http://", "https://")) or allowed(url):
-            return match.group(0)
-        return f"{label} (`{url}`)"
+        url = url.strip("<>")
+        return f"{label} (`{url}`)" if external(url) else match.group(0)
 
-    text = _MD_LINK.sub(md, text)
-    return _BARE_URL.sub(lambda m: m.group(0) if allowed(m.group(0)) else f"`{m.group(0)}`", text)
+    def auto(match: re.Match[str]) -> str:
+        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
+
+    def bare(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(_URL_TAIL)
+        tail = match.group(0)[len(url) :]
+        return f"`{url}`{tail}" if external(url) else match.group(0)
+
+    def prose(part: str) -> str:
+        part = _HTML_LINK.sub(html, part)
+        part = _HTML_SRC.sub(src, part)
+        part = _MD_LINK.sub(md, part)
+        part = _AUTOLINK.sub(auto, part)
+        return _BARE_URL.sub(bare, part)
+
+    return _outside_code(text, prose)
 
 
 def outbound(text: str, *, known: Iterable[str] = (), allowed_hosts: Sequence[str] = ()) -> str:

@@ -1,9 +1,17 @@
-"""A structlog processor that keeps credentials out of log lines."""
+"""Keep credentials out of log lines: a structlog processor and a stdlib logging filter.
+
+Both run the secret scanner's masking plus the exact values the process knows are secret (the
+App private key, the webhook secrets) over every string of every log line, so a token inside an
+error message or a URL is redacted as well as a field named like a credential.
+"""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+
+from bot.security import MIN_KNOWN_LINE, redact
 
 _SENSITIVE = ("token", "secret", "password", "private_key", "authorization", "api_key")
 
@@ -16,3 +24,61 @@ def drop_secrets(
         if any(word in key.lower() for word in _SENSITIVE):
             event_dict[key] = "[REDACTED]"
     return event_dict
+
+
+def known_values(values: Iterable[str]) -> tuple[str, ...]:
+    """The values to redact by exact match: each secret, and each long line of a multi-line one
+    (a PEM key logged line by line, or inside a JSON string with escaped newlines)."""
+    found: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        found.add(value)
+        found.update(
+            line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE
+        )
+    return tuple(sorted(found))
+
+
+class RedactSecrets:
+    """structlog processor: every string in the event (nested too) passes `redact`."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self.known = known_values(known)
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event_dict.items():
+            event_dict[key] = self.clean(value)
+        return event_dict
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, self.known)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.clean(v) for v in value]
+        # Anything else would be rendered with str()/repr(): redact that text instead.
+        return redact(str(value), self.known)
+
+
+class RedactingFilter(logging.Filter):
+    """stdlib logging filter (httpx, uvicorn, ...): the formatted message and any exception text
+    pass `redact`; the record then carries the clean text and no arguments."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.known = known_values(known)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.known)
+        record.args = None
+        if record.exc_info:
+            trace = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(trace, self.known)
+            record.exc_info = None
+        return True

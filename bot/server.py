@@ -96,10 +96,10 @@ class _Server(uvicorn.Server):
 def app_from_env() -> ShipmateApp:
     """The app for uvicorn's own process manager (`serve --workers N`): each worker process
     reads the settings from the environment the parent was started with."""
-    from bot.logs import configure
+    from bot.logs import configure, settings_secrets
 
     settings = with_saved_credentials(Settings.load())
-    configure(settings.log_format, settings.log_level)
+    configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
     with_worker = os.environ.get("SHIPMATE_SERVE_WITH_WORKER", "1") == "1"
     return build(settings, with_worker=with_worker)[0]
 

@@ -87,6 +87,31 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _append_only_ddl(dialect: str, table: str) -> list[str]:
+    """Statements (idempotent) that make the database itself refuse UPDATE and DELETE on `table`."""
+    message = f"{table} is append-only"
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            for verb in ("UPDATE", "DELETE")
+        ]
+    if dialect == "postgresql":
+        return [
+            # Concurrent migrations (several workers starting) wait for each other here.
+            "SELECT pg_advisory_xact_lock(7316482)",
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()",
+        ]
+    return []
+
+
 class Store:
     """Tables and their data access. Blocking: call from a thread in async code."""
 
@@ -102,6 +127,9 @@ class Store:
 
     def migrate(self) -> None:
         schema.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
+                conn.exec_driver_sql(statement)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -392,11 +420,12 @@ class Store:
         actor: str | None = None,
         target: str | None = None,
         detail: Mapping[str, Any] | None = None,
+        at: float | None = None,
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(schema.audit_log).values(
-                    at=time.time(),
+                    at=at if at is not None else time.time(),
                     run_id=run_id,
                     delivery_id=delivery_id,
                     actor=actor,
@@ -407,9 +436,12 @@ class Store:
             )
 
     def audit_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """Every audit row of a run (GitHub actions and egress), in time order."""
         table = schema.audit_log
         with self.engine.connect() as conn:
-            rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+            rows = conn.execute(
+                select(table).where(table.c.run_id == run_id).order_by(table.c.at, table.c.id)
+            )
             return [dict(row._mapping) for row in rows]
 
     def append_egress(
@@ -424,29 +456,43 @@ class Store:
         allowed: bool,
         reason: str,
         at: float | None = None,
+        delivery_id: str | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(schema.egress_log).values(
-                    at=at if at is not None else time.time(),
-                    task_id=task_id,
-                    host=host,
-                    port=port,
-                    method=method,
-                    bytes_out=bytes_out,
-                    bytes_in=bytes_in,
-                    allowed=allowed,
-                    reason=reason,
-                )
-            )
+        """One egress request of a sandbox, as an audit row of its run."""
+        self.append_audit(
+            "egress.allowed" if allowed else "egress.denied",
+            run_id=task_id,
+            delivery_id=delivery_id,
+            actor="sandbox",
+            target=f"{host}:{port}",
+            detail={
+                "method": method,
+                "bytes_out": bytes_out,
+                "bytes_in": bytes_in,
+                "reason": reason,
+            },
+            at=at,
+        )
 
     def egress_for_task(self, task_id: str) -> list[dict[str, Any]]:
-        table = schema.egress_log
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table).where(table.c.task_id == task_id).order_by(table.c.id)
+        """The egress rows of a run, unpacked: host, port, method, bytes, allowed, reason."""
+        found = []
+        for row in self.audit_for_run(task_id):
+            if not str(row["action"]).startswith("egress."):
+                continue
+            host, _, port = str(row["target"]).rpartition(":")
+            detail = row["detail"] or {}
+            found.append(
+                {
+                    "at": row["at"],
+                    "task_id": task_id,
+                    "host": host,
+                    "port": int(port),
+                    "allowed": row["action"] == "egress.allowed",
+                    **{k: detail.get(k) for k in ("method", "bytes_out", "bytes_in", "reason")},
+                }
             )
-            return [dict(row._mapping) for row in rows]
+        return found
 
     # Repair caps and refusals --------------------------------------------------------------
 

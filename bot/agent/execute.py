@@ -4,10 +4,13 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from bot.agent.budget import Budget
 from bot.agent.ledger import Usage, cost_usd
@@ -21,6 +24,9 @@ from bot.config import RepoConfig
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.checkout import Checkout, diff
+from bot.tree_scan import scan_tree
+
+log = structlog.get_logger("shipmate.execute")
 
 
 @dataclass
@@ -80,6 +86,8 @@ async def execute(
                 duration_ms=reply.duration_ms,
             )
 
+    bound = structlog.contextvars.get_contextvars()
+
     def egress(event: Any) -> None:
         if store is not None:
             store.append_egress(
@@ -92,7 +100,15 @@ async def execute(
                 allowed=event.allowed,
                 reason=event.reason,
                 at=event.at.timestamp(),
+                delivery_id=bound.get("delivery_id"),
             )
+
+    found = await asyncio.to_thread(scan_tree, checkout.tree)
+    transcript.known = (*transcript.known, *found.values)
+    if found.findings:
+        where = [asdict(f) for f in found.findings]
+        transcript.write("checkout_scan", findings=where)
+        log.warning("checkout.secrets", run_id=run_id, findings=where)
 
     async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
         for command in config.setup:
@@ -102,7 +118,8 @@ async def execute(
             if setup.exit_code != 0:
                 done.reason = f"the setup command failed: {command}"
                 return done
-        agent = Agent(model, Tools(sandbox), budget, transcript=transcript, on_call=record)
+        tools = Tools(sandbox, known_secrets=found.values)
+        agent = Agent(model, tools, budget, transcript=transcript, on_call=record)
         outcome = await agent.run(
             system_prompt(brief, conventions(checkout.tree)),
             user_prompt(brief),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.security import untrusted_block
+from bot.security import mask, untrusted_block, untrusted_line
 
 RULES = """\
 You are Shipmate, a careful software engineer working in a sandbox. The repository is checked
@@ -30,10 +30,14 @@ Rules:
 
 CONVENTION_FILES = ("CONTRIBUTING.md", "README.md", "README.rst", "README")
 CONVENTION_CHARS = 4000
+TASK_CHARS = 500
 
 
 @dataclass(frozen=True)
 class Brief:
+    """`task` is one line of instructions; anything taken from an issue, a comment or a check
+    (a title, a command's notes, a check name) is better put in `context` as its own block."""
+
     task: str
     context: list[tuple[str, str]] = field(default_factory=list)  # (label, untrusted text)
     instructions: str = ""
@@ -57,10 +61,10 @@ def system_prompt(brief: Brief, repo_conventions: str) -> str:
     if brief.instructions:
         parts.append(
             "Maintainers' instructions for this repository (.github/shipmate.yml):\n"
-            + brief.instructions.strip()
+            + mask(brief.instructions.strip())
         )
     if brief.test_command:
-        parts.append(f"The repository's test command: `{brief.test_command}`")
+        parts.append(f"The repository's test command: `{mask(brief.test_command)}`")
     if repo_conventions:
         parts.append(
             "The repository's own documentation, for its conventions:\n\n" + repo_conventions
@@ -69,7 +73,9 @@ def system_prompt(brief: Brief, repo_conventions: str) -> str:
 
 
 def user_prompt(brief: Brief) -> str:
-    parts = [f"Task: {brief.task.strip()}"]
+    """The task line (one line: it may quote an issue title or a command's arguments, so it is
+    sanitised like data), then each piece of context as a data block."""
+    parts = [f"Task: {untrusted_line(brief.task, TASK_CHARS)}"]
     for label, text in brief.context:
         parts.append(untrusted_block(label, text))
     if brief.plan_only:

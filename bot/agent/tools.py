@@ -5,11 +5,12 @@ output is cut head and tail with a note; every output passes the secret scanner 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.sandbox.base import Sandbox
-from bot.security import mask
+from bot.security import redact
 
 WORKSPACE = "/workspace"
 MAX_OUTPUT_CHARS = 16_000
@@ -96,9 +97,16 @@ def _capped(limit: float, time_left: float | None) -> float:
 
 
 class Tools:
-    def __init__(self, sandbox: Sandbox, *, bash_timeout: float = BASH_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        bash_timeout: float = BASH_TIMEOUT_SECONDS,
+        known_secrets: Iterable[str] = (),
+    ) -> None:
         self.sandbox = sandbox
         self.bash_timeout = bash_timeout
+        self.known_secrets = tuple(known_secrets)
 
     async def run(
         self, name: str, tool_input: Any, *, time_left: float | None = None
@@ -117,7 +125,10 @@ class Tools:
                 )
         except ToolError as exc:
             result = ToolResult(error=str(exc))
-        return ToolResult(truncate(mask(result.output)), truncate(mask(result.error)))
+        known = self.known_secrets
+        return ToolResult(
+            truncate(redact(result.output, known)), truncate(redact(result.error, known))
+        )
 
     async def bash(self, tool_input: dict[str, Any], time_left: float | None = None) -> ToolResult:
         if tool_input.get("restart"):
