@@ -574,3 +574,75 @@ async def test_reviews_are_created_and_replies_need_their_comment(gh: GitHubStan
     person = gh.add_review(WIDGETS, number, "alice", "changes_requested", "x", [("a.txt", 1, "y")])
     (theirs,) = await repo.review_comments(number, person["id"])
     assert theirs.user == "alice" and theirs.body == "y"
+
+
+@pytest.mark.anyio
+async def test_malformed_ids_bodies_and_jwts_are_refused_like_github(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    gh.create_issue(WIDGETS, "x")
+    token = (await GitHubApp(_settings(gh, app)).installation_token(installation.id)).token
+    headers = {"Authorization": f"token {token}"}
+    base = f"{gh.url}/repos/{WIDGETS}"
+    for path in (
+        "issues/abc",
+        "issues/comments/abc",
+        "issues/comments/abc/reactions",
+        "pulls/abc",
+        "pulls/abc/reviews",
+        "pulls/comments/abc",
+        "check-runs/abc",
+        "check-suites/abc",
+        "check-suites/abc/check-runs",
+        "actions/runs/abc",
+        "actions/runs/abc/jobs",
+        "actions/jobs/abc",
+        "actions/jobs/abc/logs",
+        "deployments/abc",
+        "deployments/abc/statuses",
+        "deployments/1/statuses/abc",
+        "issues/-1",
+        "pulls/1e3",
+    ):
+        answer = httpx.get(f"{base}/{path}", headers=headers)
+        assert answer.status_code == 404, path
+        assert answer.json()["message"] == "Not Found", path
+    paged = httpx.get(f"{base}/issues/1/comments?per_page=abc&page=-2", headers=headers)
+    assert paged.status_code == 200 and paged.json() == []
+    not_an_object = httpx.post(f"{base}/issues/1/comments", headers=headers, json=["body"])
+    assert not_an_object.status_code == 422
+    bad_ref = httpx.get(f"{base}/commits/--help/status", headers=headers)
+    assert bad_ref.status_code == 422
+    garbage_basic = httpx.get(base, headers={"Authorization": "Basic %%%"})
+    assert garbage_basic.status_code == 401
+    now = int(time.time())
+    for claims in (
+        {"iss": str(app.id), "iat": now - 30},  # no exp
+        {"iss": str(app.id), "exp": now + 300},  # no iat
+        {"iss": "not-an-id", "iat": now - 30, "exp": now + 300},
+        {"iss": str(app.id), "iat": "soon", "exp": now + 300},
+    ):
+        signed = jwt.encode(claims, app.private_key_pem, algorithm="RS256")
+        refused = httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {signed}"})
+        assert refused.status_code == 401, claims
+    assert gh.errors == []
+    assert all(r.status != 500 for r in gh.requests)
+
+
+def _jwt(app: Any, iat: int, exp: int) -> str:
+    return jwt.encode({"iss": str(app.id), "iat": iat, "exp": exp}, app.private_key_pem, "RS256")
+
+
+def test_app_jwts_issued_in_the_future_or_expired_are_refused(gh: GitHubStandIn) -> None:
+    app, _ = _setup(gh)
+    now = int(time.time())
+
+    def answer(token: str) -> httpx.Response:
+        return httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {token}"})
+
+    assert answer(_jwt(app, now - 60, now + 500)).status_code == 200
+    assert answer(_jwt(app, now + 50, now + 500)).status_code == 200  # within the clock drift
+    future = answer(_jwt(app, now + 300, now + 600))
+    assert future.status_code == 401 and "'Issued at' claim ('iat')" in future.json()["message"]
+    expired = answer(_jwt(app, now - 700, now - 120))
+    assert expired.status_code == 401
+    assert "'Expiration time' claim ('exp') must be" in expired.json()["message"]

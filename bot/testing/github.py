@@ -194,6 +194,7 @@ class GitHubStandIn:
         self.tokens: dict[str, Token] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
+        self.errors: list[str] = []
         self.token_lifetime = 3600.0
         # Ids are unique across stand-ins in one process, as on GitHub (githubkit caches App
         # JWTs per App id, so two stand-ins reusing an id would see each other's tokens).
@@ -990,7 +991,10 @@ class GitHubStandIn:
         auth = request.headers.get("authorization", "")
         value = auth.split(" ", 1)[1] if " " in auth else ""
         if auth.lower().startswith("basic "):
-            value = base64.b64decode(value).decode().split(":", 1)[-1]
+            try:
+                value = base64.b64decode(value).decode().split(":", 1)[-1]
+            except ValueError:
+                return None
         token = self.tokens.get(value)
         if token is None or token.expires_at < time.time():
             return None
@@ -1004,16 +1008,20 @@ class GitHubStandIn:
         try:
             unverified = jwt.decode(raw, options={"verify_signature": False})
             app = self.apps[int(unverified["iss"])]
-            claims = jwt.decode(raw, app.public_key, algorithms=["RS256"], leeway=60)
-        except (jwt.PyJWTError, KeyError, ValueError):
-            return self._error(401, "A JSON web token could not be decoded")
-        if claims["exp"] - claims["iat"] > 600 or claims["exp"] > time.time() + 660:
-            return self._error(401, "'Expiration time' claim ('exp') is too far in the future")
-        if claims["iat"] > time.time() + 60:
-            return self._error(
-                401, "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+            claims = jwt.decode(
+                raw,
+                app.public_key,
+                algorithms=["RS256"],
+                options={
+                    "require": ["exp", "iat", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
-        return app
+            problem = _jwt_problem(float(claims["iat"]), float(claims["exp"]), time.time())
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+            return self._error(401, "A JSON web token could not be decoded")
+        return self._error(401, problem) if problem else app
 
     def _allowed(
         self, token: Token | None, repo: str, permission: str, level: str
@@ -1040,12 +1048,29 @@ class GitHubStandIn:
         key = f"{request.method} {path}"
         response = await self._fault(key)
         if response is None:
-            try:
-                response = await self._route(request, path, body or {})
-            except NotFound:
-                response = self._error(404, "Not Found")
+            response = await self._answer(request, path, body)
         record.status = response.status_code
         return response
+
+    async def _answer(self, request: Request, path: str, body: Any) -> Response:
+        """The route's answer; what GitHub would refuse is refused, never a bare 500. A request
+        the stand-in could not handle answers 422 and is kept in `errors` for the test."""
+        if body is not None and not isinstance(body, dict):
+            return self._error(422, "Invalid request.\n\nThe request body must be a JSON object.")
+        try:
+            return await self._route(request, path, body or {})
+        except NotFound:
+            return self._error(404, "Not Found")
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            subprocess.SubprocessError,
+        ) as exc:
+            self.errors.append(f"{request.method} {path}: {exc!r}")
+            return self._error(422, f"Invalid request.\n\n{exc!r}")
 
     async def _route(self, request: Request, path: str, body: dict[str, Any]) -> Response:
         method = request.method
@@ -1945,6 +1970,20 @@ def _commit_files(work: Path, files: Mapping[str, str], message: str) -> None:
         message,
         cwd=work,
     )
+
+
+def _jwt_problem(iat: float, exp: float, now: float) -> str | None:
+    """GitHub's complaint about an App JWT's times (60 s of clock drift allowed), or None."""
+    if exp < now - 60:
+        return (
+            "'Expiration time' claim ('exp') must be a numeric value representing the future "
+            "time at which the assertion expires"
+        )
+    if exp - iat > 600 or exp > now + 660:
+        return "'Expiration time' claim ('exp') is too far in the future"
+    if iat > now + 60:
+        return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+    return None
 
 
 def _overall(conclusions: Sequence[str | None]) -> str:
