@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -646,3 +647,70 @@ def test_app_jwts_issued_in_the_future_or_expired_are_refused(gh: GitHubStandIn)
     expired = answer(_jwt(app, now - 700, now - 120))
     assert expired.status_code == 401
     assert "'Expiration time' claim ('exp') must be" in expired.json()["message"]
+
+
+def test_each_route_needs_its_permission(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh, {**PUSH, "statuses": "write", "deployments": "write"})
+    issue = gh.create_issue(WIDGETS, "x")
+    comment = gh.create_comment(WIDGETS, issue["number"], "hello", "alice")
+    sha = gh.commit(WIDGETS, "feature", {"a.txt": "1\n"}, "first")
+    pull = gh.create_pull(WIDGETS, "feature", "A feature", "alice")
+    review = gh.add_review(WIDGETS, pull["number"], "alice", "commented", "x", [("a.txt", 1, "y")])
+    (review_comment,) = [
+        c for c in gh.state.review_comments.values() if c["pull_request_review_id"] == review["id"]
+    ]
+    suite = gh.create_check_suite(WIDGETS, head_sha=sha, head_branch="feature")
+    deployment = gh.create_deployment(WIDGETS, ref="feature", sha=sha)
+    shipmate = GitHubApp(_settings(gh, app))
+
+    def call(permissions: dict[str, str], method: str, path: str, body: Any = None) -> int:
+        token = asyncio.run(
+            shipmate.installation_token(installation.id, permissions=permissions)
+        ).token
+        return httpx.request(
+            method,
+            f"{gh.url}/repos/{WIDGETS}/{path}",
+            headers={"Authorization": f"token {token}"},
+            json=body,
+        ).status_code
+
+    n, p = issue["number"], pull["number"]
+    cases: list[tuple[dict[str, str], str, str, Any]] = [
+        ({"statuses": "write"}, "POST", f"statuses/{sha}", {"state": "success"}),
+        ({"statuses": "read"}, "GET", f"commits/{sha}/status", None),
+        ({"issues": "write"}, "POST", f"issues/{n}/reactions", {"content": "eyes"}),
+        (
+            {"issues": "write"},
+            "POST",
+            f"issues/comments/{comment['id']}/reactions",
+            {"content": "+1"},
+        ),
+        ({"pull_requests": "write"}, "POST", f"issues/{p}/reactions", {"content": "eyes"}),
+        (
+            {"pull_requests": "write"},
+            "POST",
+            f"pulls/{p}/comments/{review_comment['id']}/replies",
+            {"body": "ok"},
+        ),
+        ({"checks": "read"}, "GET", f"commits/{sha}/check-runs", None),
+        ({"checks": "read"}, "GET", f"check-suites/{suite['id']}/check-runs", None),
+        ({"deployments": "read"}, "GET", "deployments", None),
+        ({"deployments": "read"}, "GET", f"deployments/{deployment['id']}/statuses", None),
+        ({"deployments": "write"}, "POST", "deployments", {"ref": "main"}),
+        ({"pull_requests": "read"}, "GET", f"pulls/{p}", None),
+        ({"pull_requests": "read"}, "GET", f"commits/{sha}/pulls", None),
+        ({"issues": "read"}, "GET", f"issues/{n}", None),
+        ({"issues": "read"}, "GET", f"issues/{n}/comments", None),
+        ({"actions": "read"}, "GET", "actions/runs", None),
+    ]
+    for granted, method, path, body in cases:
+        assert call({"contents": "read"}, method, path, body) == 403, (method, path)
+        assert call(granted, method, path, body) in (200, 201), (method, path)
+    # On a pull request, issue routes accept either permission; on an issue only `issues`.
+    assert call({"pull_requests": "read"}, "GET", f"issues/{p}", None) == 200
+    assert call({"pull_requests": "read"}, "GET", f"issues/{n}", None) == 403
+    # Write routes need write, not read.
+    assert call({"statuses": "read"}, "POST", f"statuses/{sha}", {"state": "success"}) == 403
+    assert (
+        call({"pull_requests": "read"}, "POST", f"pulls/{p}/reviews", {"event": "APPROVE"}) == 403
+    )
