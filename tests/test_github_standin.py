@@ -714,3 +714,53 @@ def test_each_route_needs_its_permission(gh: GitHubStandIn) -> None:
     assert (
         call({"pull_requests": "read"}, "POST", f"pulls/{p}/reviews", {"event": "APPROVE"}) == 403
     )
+
+
+@pytest.mark.anyio
+async def test_injected_faults_of_every_kind(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    gh.create_issue(WIDGETS, "x")
+    route = "POST /repos/{owner}/{repo}/issues/{n}/comments"
+    with pytest.raises(ValueError, match="unknown fault kind 'teapot'"):
+        gh.fail(route, "teapot")
+    with pytest.raises(ValueError, match="5xx"):
+        gh.fail(route, "server_error", status=404)
+    with pytest.raises(ValueError, match="5xx"):
+        gh.fail(route, "rate_limit", status=503)
+    token = (await GitHubApp(_settings(gh, app)).installation_token(installation.id)).token
+    headers = {"Authorization": f"token {token}"}
+
+    def post() -> httpx.Response:
+        return httpx.post(
+            f"{gh.url}/repos/{WIDGETS}/issues/1/comments", headers=headers, json={"body": "x"}
+        )
+
+    gh.fail(route, "rate_limit_429", seconds=30)
+    primary = post()
+    assert primary.status_code == 429 and primary.headers["x-ratelimit-remaining"] == "0"
+    assert 28 <= int(primary.headers["x-ratelimit-reset"]) - time.time() <= 31
+    gh.fail(route, "secondary_limit_429", seconds=7)
+    secondary = post()
+    assert secondary.status_code == 429 and secondary.headers["retry-after"] == "7"
+    assert "secondary rate limit" in secondary.json()["message"]
+    gh.fail(route, "secondary_limit", seconds=2)
+    assert post().status_code == 403
+    gh.fail(route, "server_error", status=503)
+    assert post().status_code == 503
+    gh.fail(route, "server_error")
+    assert post().status_code == 502
+    gh.fail(route, "expired_token")
+    assert post().status_code == 401
+    assert post().status_code == 201  # every fault was used up
+    gh.fail("GET /repos/{owner}/{repo}", "slow", seconds=0.3)
+    started = time.monotonic()
+    slow = httpx.get(f"{gh.url}/repos/{WIDGETS}", headers=headers)
+    assert slow.status_code == 200 and time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert httpx.get(f"{gh.url}/repos/{WIDGETS}", headers=headers).status_code == 200
+    assert time.monotonic() - started < 0.3
+    _, repo = await _repo(gh, app, installation, PUSH)  # waits capped at 0.05 s
+    gh.fail(route, "secondary_limit_429", seconds=1)
+    gh.fail(route, "rate_limit_429", seconds=1)
+    await repo.comment(1, "through the retries")
+    assert [r.status for r in gh.requests if r.method == "POST"][-3:] == [429, 429, 201]

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import os
 import re
 import secrets
@@ -47,6 +48,15 @@ FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github
 DOCS = "https://docs.github.com/rest"
 LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
 ACTIONS_APP_ID = 15368  # GitHub Actions' own App id
+FAULT_KINDS = (
+    "rate_limit",
+    "rate_limit_429",
+    "secondary_limit",
+    "secondary_limit_429",
+    "server_error",
+    "expired_token",
+    "slow",
+)
 DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 PRE_RECEIVE = """#!/bin/sh
 # Installed by the GitHub stand-in: refuse workflow changes without the workflows permission.
@@ -107,6 +117,7 @@ class Fault:
     kind: str
     times: int
     seconds: float = 0.0
+    status: int = 502
 
 
 @dataclass
@@ -731,11 +742,27 @@ class GitHubStandIn:
             },
         )
 
-    def fail(self, route: str, kind: str, times: int = 1, seconds: float = 0.0) -> None:
-        """Inject a failure into requests whose "METHOD /path" matches `route` ({x} = one segment)."""
+    def fail(
+        self,
+        route: str,
+        kind: str,
+        times: int = 1,
+        seconds: float = 0.0,
+        status: int | None = None,
+    ) -> None:
+        """Inject a failure into requests whose "METHOD /path" matches `route` ({x} = one segment).
+
+        Kinds: "rate_limit" (403, primary limit, resets in `seconds`), "rate_limit_429",
+        "secondary_limit" (403 with retry-after: `seconds`), "secondary_limit_429",
+        "server_error" (`status`, 502 unless given a 5xx), "expired_token" (401), and "slow"
+        (answers normally after `seconds`)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if status is not None and (kind != "server_error" or not 500 <= status <= 599):
+            raise ValueError("status is for server_error faults and must be a 5xx")
         pattern = re.escape(route).replace(r"\{", "{").replace(r"\}", "}")
         pattern = re.sub(r"\{[^}]+\}", "[^/]+", pattern)
-        self.faults.append(Fault(re.compile(f"^{pattern}$"), kind, times, seconds))
+        self.faults.append(Fault(re.compile(f"^{pattern}$"), kind, times, seconds, status or 502))
 
     # Webhooks -------------------------------------------------------------------------------
 
@@ -965,27 +992,27 @@ class GitHubStandIn:
                 if fault.kind == "slow":
                     await asyncio.sleep(fault.seconds or 1.0)
                     return None
-                if fault.kind == "rate_limit":
-                    reset = time.time() + (fault.seconds or 1)
-                    return JSONResponse(
-                        {
-                            "message": "API rate limit exceeded for installation.",
-                            "documentation_url": DOCS,
-                        },
-                        403,
-                        headers={**self._headers(0, reset)},
-                    )
-                if fault.kind == "secondary_limit":
-                    return self._error(
-                        403,
-                        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-                        {"retry-after": f"{fault.seconds or 1:g}"},
-                    )
-                if fault.kind == "server_error":
-                    return self._error(502, "Server Error")
-                if fault.kind == "expired_token":
-                    return self._error(401, "Bad credentials")
+                return self._fault_answer(fault)
         return None
+
+    def _fault_answer(self, fault: Fault) -> Response:
+        wait = fault.seconds or 1
+        if fault.kind.startswith("rate_limit"):
+            return JSONResponse(
+                {"message": "API rate limit exceeded for installation.", "documentation_url": DOCS},
+                429 if fault.kind.endswith("_429") else 403,
+                headers=self._headers(0, time.time() + wait),
+            )
+        if fault.kind.startswith("secondary_limit"):
+            return self._error(
+                429 if fault.kind.endswith("_429") else 403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                "try again.",
+                {"retry-after": str(math.ceil(wait))},  # whole seconds, as GitHub sends
+            )
+        if fault.kind == "server_error":
+            return self._error(fault.status, "Server Error")
+        return self._error(401, "Bad credentials")
 
     def _token(self, request: Request) -> Token | None:
         auth = request.headers.get("authorization", "")
