@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from bot.github import (
 )
 from bot.store import Store
 from bot.testing.github import GitHubStandIn
+from bot.testing.server import free_port
 from bot.web import create_app
 from handlers import router
 from tests.servers import running
@@ -764,3 +766,37 @@ async def test_injected_faults_of_every_kind(gh: GitHubStandIn) -> None:
     gh.fail(route, "rate_limit_429", seconds=1)
     await repo.comment(1, "through the retries")
     assert [r.status for r in gh.requests if r.method == "POST"][-3:] == [429, 429, 201]
+
+
+async def _use_demo(printed: dict[str, str]) -> None:
+    settings = Settings.load(
+        app_id=int(printed["SHIPMATE_APP_ID"]),
+        private_key_path=Path(printed["SHIPMATE_PRIVATE_KEY_PATH"]),
+        github_api_url=printed["SHIPMATE_GITHUB_API_URL"],
+    )
+    client = await GitHubApp(settings).installation_client(
+        int(printed["INSTALLATION_ID"]), repository=WIDGETS, permissions=PUSH
+    )
+    repo = RepoClient(client, WIDGETS)
+    assert "return a - b" in (await repo.file_text("calc.py", "main") or "")
+    assert await repo.permission("alice") == "maintain"
+    assert await repo.comment(1, "on it") > 0
+
+
+def test_runs_as_a_module_with_a_demo_installation(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.testing.github", "--port", str(port), "--root", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed = dict(process.stdout.readline().strip().split("=", 1) for _ in range(6))
+        assert printed["SHIPMATE_GITHUB_API_URL"] == f"http://127.0.0.1:{port}"
+        asyncio.run(_use_demo(printed))
+        clone = _git("clone", "-q", printed["CLONE_URL"], str(tmp_path / "anon"))
+        assert clone.returncode != 0  # private, as the demo repository is
+    finally:
+        process.terminate()
+        process.wait(10)

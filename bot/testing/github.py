@@ -197,7 +197,7 @@ def _public(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class GitHubStandIn:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
         self.state = State()
         self.apps: dict[int, App] = {}
@@ -211,7 +211,7 @@ class GitHubStandIn:
         # JWTs per App id, so two stand-ins reusing an id would see each other's tokens).
         self._ids = _IDS
         self._log_urls: dict[str, tuple[str, float]] = {}
-        self._server = ServerThread(self._app())
+        self._server = ServerThread(self._app(), port=port)
 
     # Set-up -------------------------------------------------------------------------------
 
@@ -2030,4 +2030,68 @@ def _merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
-__all__ = ["App", "GitHubStandIn", "Installation", "Repo", "Token"]
+DEMO_PERMISSIONS = {
+    "metadata": "read",
+    "contents": "write",
+    "issues": "write",
+    "pull_requests": "write",
+    "checks": "write",
+    "statuses": "write",
+    "actions": "read",
+    "deployments": "write",
+}
+
+
+def demo(gh: GitHubStandIn) -> dict[str, str]:
+    """An App "shipmate" installed on octo/widgets (a failing test, an issue, alice as a
+    maintainer); the settings that point Shipmate at it, the private key written beside."""
+    app = gh.create_app("shipmate")
+    gh.create_repo(
+        "octo/widgets",
+        {
+            "calc.py": "def add(a, b):\n    return a - b\n",
+            "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+            ".github/shipmate.yml": "test: python -m pytest -q\n",
+        },
+    )
+    installation = gh.install(app, "octo", ["octo/widgets"], DEMO_PERMISSIONS)
+    gh.add_collaborator("octo/widgets", "alice", "maintain")
+    gh.create_issue("octo/widgets", "add() subtracts", "2 + 3 should be 5.", user="alice")
+    key = gh.root / "shipmate.private-key.pem"
+    key.write_text(app.private_key_pem)
+    key.chmod(0o600)
+    return {
+        "SHIPMATE_GITHUB_API_URL": gh.url,
+        "SHIPMATE_APP_ID": str(app.id),
+        "SHIPMATE_PRIVATE_KEY_PATH": str(key),
+        "SHIPMATE_WEBHOOK_SECRET": app.webhook_secret,
+        "INSTALLATION_ID": str(installation.id),
+        "CLONE_URL": f"{gh.url}/octo/widgets.git",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bot.testing.github [--port N] [--root DIR]`: serve a demo installation until
+    interrupted, printing the settings that point Shipmate at it."""
+    import argparse
+    import contextlib
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m bot.testing.github")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--root", type=Path, default=None, help="where the repositories live")
+    args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        gh = stack.enter_context(GitHubStandIn(root, port=args.port))
+        for name, value in demo(gh).items():
+            print(f"{name}={value}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            gh._server.thread.join()
+
+
+__all__ = ["App", "GitHubStandIn", "Installation", "Repo", "Token", "demo", "main"]
+
+
+if __name__ == "__main__":
+    main()
