@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import os
 import subprocess
 import sys
@@ -800,3 +803,74 @@ def test_runs_as_a_module_with_a_demo_installation(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_emitter_field_helpers_signatures_and_missing_fixtures(gh: GitHubStandIn) -> None:
+    _setup(gh)
+    headers, body = gh.delivery(
+        "pull_request",
+        "opened",
+        {"pull_request": {"title": "raw overrides win"}, "sender": {"type": "Bot"}},
+        secret="s3cret",
+        repo=WIDGETS,
+        sender="alice",
+        pull=7,
+        head_sha="a" * 40,
+        installation_id=99,
+    )
+    payload = json.loads(body)
+    repository = payload["repository"]
+    assert (repository["full_name"], repository["name"], repository["owner"]["login"]) == (
+        WIDGETS,
+        "widgets",
+        "octo",
+    )
+    assert repository["id"] == gh.state.repos[WIDGETS].id
+    assert payload["sender"]["login"] == "alice" and payload["sender"]["type"] == "Bot"
+    assert payload["number"] == 7 and payload["pull_request"]["number"] == 7
+    assert payload["pull_request"]["head"]["sha"] == "a" * 40
+    assert payload["pull_request"]["title"] == "raw overrides win"
+    assert payload["installation"]["id"] == 99
+    assert headers["X-GitHub-Hook-Installation-Target-ID"] == "99"
+    sha1 = hmac.new(b"s3cret", body, hashlib.sha1).hexdigest()
+    sha256 = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Hub-Signature"] == f"sha1={sha1}"
+    assert headers["X-Hub-Signature-256"] == f"sha256={sha256}"
+    _, body = gh.delivery("issue_comment", "created", secret="s", pull=3, repo="octo/x")
+    comment = json.loads(body)
+    assert comment["issue"]["number"] == 3 and comment["repository"]["full_name"] == "octo/x"
+    _, body = gh.delivery("check_run", "completed", secret="s", head_sha="b" * 40, pull=5)
+    check_run = json.loads(body)["check_run"]
+    assert check_run["head_sha"] == check_run["check_suite"]["head_sha"] == "b" * 40
+    assert [p["number"] for p in check_run["pull_requests"]] == [5]
+    _, body = gh.delivery("workflow_run", "completed", secret="s", head_sha="c" * 40)
+    assert json.loads(body)["workflow_run"]["head_sha"] == "c" * 40
+    _, body = gh.delivery("deployment_status", None, secret="s", head_sha="d" * 40)
+    assert json.loads(body)["deployment"]["sha"] == "d" * 40
+    with pytest.raises(ValueError, match="no recorded pull_request payload for action 'exploded'"):
+        gh.delivery("pull_request", "exploded", secret="s")
+    with pytest.raises(ValueError, match=r"recorded actions: .*opened"):
+        gh.delivery("pull_request", "exploded", secret="s")
+    with pytest.raises(ValueError, match="no recorded payloads for event 'pull_requests'"):
+        gh.delivery("pull_requests", "opened", secret="s")
+    with pytest.raises(ValueError, match=r"no recorded ping payload 'nope\.json'"):
+        gh.delivery("ping", None, secret="s", fixture="nope.json")
+
+
+@pytest.mark.anyio
+async def test_rate_limit_remaining_counts_down_per_token(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    shipmate = GitHubApp(_settings(gh, app))
+    first = (await shipmate.installation_token(installation.id, permissions=READ)).token
+    second = (await shipmate.installation_token(installation.id, permissions=PUSH)).token
+
+    def remaining(token: str) -> int:
+        answer = httpx.get(f"{gh.url}/repos/{WIDGETS}", headers={"Authorization": f"token {token}"})
+        assert int(answer.headers["x-ratelimit-used"]) + int(
+            answer.headers["x-ratelimit-remaining"]
+        ) == int(answer.headers["x-ratelimit-limit"])
+        return int(answer.headers["x-ratelimit-remaining"])
+
+    assert [remaining(first) for _ in range(3)] == [4999, 4998, 4997]
+    assert remaining(second) == 4999
+    assert remaining(first) == 4996

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import hashlib
 import hmac
 import itertools
@@ -42,6 +41,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from bot.testing import github_shapes as shapes
+from bot.testing import webhook_payloads as payloads
 from bot.testing.server import ServerThread
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github-webhooks"
@@ -197,7 +197,7 @@ def _public(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class GitHubStandIn:
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, first_id: int | None = None) -> None:
         self.root = root
         self.state = State()
         self.apps: dict[int, App] = {}
@@ -206,10 +206,12 @@ class GitHubStandIn:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.errors: list[str] = []
+        self._used: dict[str, int] = {}
         self.token_lifetime = 3600.0
         # Ids are unique across stand-ins in one process, as on GitHub (githubkit caches App
         # JWTs per App id, so two stand-ins reusing an id would see each other's tokens).
-        self._ids = _IDS
+        # A stand-in in another process passes its own `first_id` for the same reason.
+        self._ids = _IDS if first_id is None else itertools.count(first_id)
         self._log_urls: dict[str, tuple[str, float]] = {}
         self._server = ServerThread(self._app(), port=port)
 
@@ -774,15 +776,27 @@ class GitHubStandIn:
         *,
         secret: str,
         fixture: str | None = None,
+        repo: str | None = None,
+        sender: str | None = None,
+        pull: int | None = None,
+        head_sha: str | None = None,
+        installation_id: int | None = None,
     ) -> tuple[dict[str, str], bytes]:
-        folder = FIXTURES / event
-        name = fixture or next(
-            p.name
-            for p in sorted(folder.iterdir())
-            if action is None or p.name.startswith(f"{action}.")
+        """Headers and body of a delivery: the recorded payload reshaped by the named fields
+        (`repo` sets full_name, name, owner.login and, if the stand-in has it, id), then
+        deep-merged with `overrides`; signed with `secret` as GitHub signs (sha256 and sha1)."""
+        payload = payloads.recorded(FIXTURES, event, action, fixture)
+        known = self.state.repos.get(repo) if repo else None
+        payloads.reshape(
+            payload,
+            repo=repo,
+            repo_id=known.id if known else None,
+            sender=sender,
+            pull=pull,
+            head_sha=head_sha,
+            installation_id=installation_id,
         )
-        payload = json.loads((folder / name).read_text())
-        _merge(payload, overrides or {})
+        payloads.merge(payload, overrides or {})
         body = json.dumps(payload).encode()
         installation = payload.get("installation") or {}
         headers = {
@@ -793,6 +807,7 @@ class GitHubStandIn:
             "X-GitHub-Hook-ID": "1",
             "X-GitHub-Hook-Installation-Target-ID": str(installation.get("id", "")),
             "X-GitHub-Hook-Installation-Target-Type": "integration",
+            "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
             "X-Hub-Signature-256": "sha256="
             + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
         }
@@ -802,13 +817,29 @@ class GitHubStandIn:
         self,
         event: str,
         action: str | None,
-        overrides: Mapping[str, Any] | None,
+        overrides: Mapping[str, Any] | None = None,
         *,
         to: str,
         secret: str,
         fixture: str | None = None,
+        repo: str | None = None,
+        sender: str | None = None,
+        pull: int | None = None,
+        head_sha: str | None = None,
+        installation_id: int | None = None,
     ) -> httpx.Response:
-        headers, body = self.delivery(event, action, overrides, secret=secret, fixture=fixture)
+        headers, body = self.delivery(
+            event,
+            action,
+            overrides,
+            secret=secret,
+            fixture=fixture,
+            repo=repo,
+            sender=sender,
+            pull=pull,
+            head_sha=head_sha,
+            installation_id=installation_id,
+        )
         return httpx.post(to, content=body, headers=headers, timeout=30)
 
     # HTTP ------------------------------------------------------------------------------------
@@ -1076,8 +1107,16 @@ class GitHubStandIn:
         response = await self._fault(key)
         if response is None:
             response = await self._answer(request, path, body)
+            self._count_request(request, response)
         record.status = response.status_code
         return response
+
+    def _count_request(self, request: Request, response: Response) -> None:
+        """Each credential has its own 5,000 an hour, counted down as it is used."""
+        bucket = request.headers.get("authorization", "") or f"ip:{request.client}"
+        self._used[bucket] = used = self._used.get(bucket, 0) + 1
+        response.headers["x-ratelimit-remaining"] = str(max(0, 5000 - used))
+        response.headers["x-ratelimit-used"] = str(used)
 
     async def _answer(self, request: Request, path: str, body: Any) -> Response:
         """The route's answer; what GitHub would refuse is refused, never a bare 500. A request
@@ -2021,15 +2060,6 @@ def _overall(conclusions: Sequence[str | None]) -> str:
     return "neutral" if all(c in ("neutral", "skipped") for c in conclusions) else "success"
 
 
-def _merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
-    """Deep-merge `overrides` into `target` (dicts merge; everything else replaces)."""
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
 DEMO_PERMISSIONS = {
     "metadata": "read",
     "contents": "write",
@@ -2083,7 +2113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        gh = stack.enter_context(GitHubStandIn(root, port=args.port))
+        first_id = 10**6 * (1 + secrets.randbelow(1000))
+        gh = stack.enter_context(GitHubStandIn(root, port=args.port, first_id=first_id))
         for name, value in demo(gh).items():
             print(f"{name}={value}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
