@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -874,3 +876,32 @@ async def test_rate_limit_remaining_counts_down_per_token(gh: GitHubStandIn) -> 
     assert [remaining(first) for _ in range(3)] == [4999, 4998, 4997]
     assert remaining(second) == 4999
     assert remaining(first) == 4996
+
+
+def _links(answer: httpx.Response) -> dict[str, str]:
+    found = re.findall(r'<([^>]+)>; rel="(\w+)"', answer.headers.get("link", ""))
+    return {rel: parse_qs(urlsplit(url).query)["page"][0] for url, rel in found}
+
+
+@pytest.mark.anyio
+async def test_link_pagination_next_last_prev_first(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    gh.create_issue(WIDGETS, "x")
+    for i in range(5):
+        gh.create_comment(WIDGETS, 1, f"comment {i}")
+    token = (await GitHubApp(_settings(gh, app)).installation_token(installation.id)).token
+    headers = {"Authorization": f"token {token}"}
+
+    def page(n: int) -> httpx.Response:
+        return httpx.get(
+            f"{gh.url}/repos/{WIDGETS}/issues/1/comments?per_page=2&page={n}", headers=headers
+        )
+
+    first, middle, last = page(1), page(2), page(3)
+    assert _links(first) == {"next": "2", "last": "3"}
+    assert _links(middle) == {"next": "3", "last": "3", "prev": "1", "first": "1"}
+    assert _links(last) == {"prev": "2", "first": "1"}
+    bodies = [c["body"] for p in (first, middle, last) for c in p.json()]
+    assert bodies == [f"comment {i}" for i in range(5)]
+    assert "per_page=2" in middle.headers["link"]
+    assert page(4).json() == [] and _links(page(4))["prev"] == "3"
