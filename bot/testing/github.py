@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +36,30 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.testing import github_ci as ci
 from bot.testing import github_shapes as shapes
 from bot.testing import webhook_payloads as payloads
+from bot.testing.github_common import (
+    DEPLOYMENT_STATES,
+    DOCS,
+    LEVELS,
+    App,
+    Installation,
+    NotFound,
+    Repo,
+    Token,
+    git,
+    now_iso,
+    path_id,
+    public,
+    query_int,
+)
 from bot.testing.server import ServerThread
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github-webhooks"
-DOCS = "https://docs.github.com/rest"
-LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
 ACTIONS_APP_ID = 15368  # GitHub Actions' own App id
 FAULT_KINDS = (
     "rate_limit",
@@ -57,7 +70,6 @@ FAULT_KINDS = (
     "expired_token",
     "slow",
 )
-DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 PRE_RECEIVE = """#!/bin/sh
 # Installed by the GitHub stand-in: refuse workflow changes without the workflows permission.
 [ "$STANDIN_WORKFLOWS" = "write" ] && exit 0
@@ -73,42 +85,6 @@ while read old new ref; do
 done
 exit 0
 """
-
-
-@dataclass
-class App:
-    id: int
-    slug: str
-    private_key_pem: str
-    public_key: Any
-    webhook_secret: str
-
-
-@dataclass
-class Installation:
-    id: int
-    app: App
-    account: str
-    repositories: list[str]
-    permissions: dict[str, str]
-
-
-@dataclass
-class Token:
-    value: str
-    installation: Installation
-    repositories: list[str]
-    permissions: dict[str, str]
-    expires_at: float
-
-
-@dataclass
-class Repo:
-    full_name: str
-    id: int
-    path: Path
-    default_branch: str
-    private: bool = True
 
 
 @dataclass
@@ -150,50 +126,7 @@ class State:
     pushes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _now_iso(offset: float = 0) -> str:
-    return datetime.fromtimestamp(time.time() + offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.devnull,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            **(env or {}),
-        },
-    )
-    return result.stdout
-
-
 _IDS = itertools.count(1001)
-
-
-class NotFound(Exception):
-    pass
-
-
-def _number(segment: str) -> int:
-    """A numeric path segment; anything else is a route GitHub does not have (404)."""
-    if not segment.isdigit():
-        raise NotFound
-    return int(segment)
-
-
-def _query_int(request: Request, name: str, default: int) -> int:
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() else default
-
-
-def _public(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy without the stand-in's own bookkeeping keys (those starting with "_" but
-    GitHub's `_links`)."""
-    return {k: v for k, v in data.items() if not k.startswith("_") or k == "_links"}
 
 
 class GitHubStandIn:
@@ -247,15 +180,15 @@ class GitHubStandIn:
     ) -> Repo:
         path = self.root / "git" / f"{full_name}.git"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _git("init", "-q", "--bare", "-b", default_branch, str(path))
-        _git("config", "http.receivepack", "true", cwd=path)
+        git("init", "-q", "--bare", "-b", default_branch, str(path))
+        git("config", "http.receivepack", "true", cwd=path)
         hook = path / "hooks" / "pre-receive"
         hook.write_text(PRE_RECEIVE)
         hook.chmod(0o755)
         work = self.root / "seed" / full_name
-        _git("init", "-q", "-b", default_branch, str(work))
+        git("init", "-q", "-b", default_branch, str(work))
         _commit_files(work, files, "Initial commit")
-        _git("push", "-q", str(path), f"HEAD:refs/heads/{default_branch}", cwd=work)
+        git("push", "-q", str(path), f"HEAD:refs/heads/{default_branch}", cwd=work)
         repo = Repo(full_name, self.next_id(), path, default_branch)
         self.state.repos[full_name] = repo
         return repo
@@ -305,8 +238,8 @@ class GitHubStandIn:
             "issue": number,
             "body": body,
             "user": self._user(user),
-            "created_at": _now_iso(),
-            "updated_at": _now_iso(),
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
             "html_url": f"{self.url}/{repo}/issues/{number}#comment",
         }
         self.state.comments[comment_id] = comment
@@ -329,12 +262,12 @@ class GitHubStandIn:
         person pushing would; returns the new head."""
         info = self.state.repos[repo]
         work = self.root / "work" / f"{repo.replace('/', '-')}-{self.next_id()}"
-        _git("clone", "-q", str(info.path), str(work))
+        git("clone", "-q", str(info.path), str(work))
         source = branch if self.branch_sha(repo, branch) else (start or info.default_branch)
-        _git("checkout", "-q", "-B", branch, f"origin/{source}", cwd=work)
+        git("checkout", "-q", "-B", branch, f"origin/{source}", cwd=work)
         _commit_files(work, files, message)
-        _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
-        return _git("rev-parse", "HEAD", cwd=work).strip()
+        git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work).strip()
 
     def create_pull(
         self, repo: str, head: str, title: str, user: str, base: str | None = None
@@ -388,7 +321,7 @@ class GitHubStandIn:
                 self._user(repo.split("/")[0]),
             ),
             draft=draft,
-            created_at=_now_iso(),
+            created_at=now_iso(),
         )
         self.state.pulls[(repo, number)] = pull
         return pull
@@ -408,7 +341,7 @@ class GitHubStandIn:
         base = self.state.repos[repo]
         fork_path = self.root / "git" / f"{fork}.git"
         fork_path.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "-q", "--bare", str(base.path), str(fork_path))
+        git("clone", "-q", "--bare", str(base.path), str(fork_path))
         self.state.repos[fork] = Repo(fork, self.next_id(), fork_path, base.default_branch)
         head_sha = self.commit(fork, branch, files, title)
         pull = self._new_pull(
@@ -422,7 +355,7 @@ class GitHubStandIn:
             author=user,
             draft=False,
         )
-        _git(
+        git(
             "fetch",
             "-q",
             str(fork_path),
@@ -471,7 +404,7 @@ class GitHubStandIn:
             "html_url": html,
             "pull_request_url": pull["url"],
             "commit_id": pull["head"]["sha"],
-            "submitted_at": None if state == "PENDING" else _now_iso(),
+            "submitted_at": None if state == "PENDING" else now_iso(),
             "author_association": "NONE",
             "_links": {"html": {"href": html}, "pull_request": {"href": pull["url"]}},
         }
@@ -509,8 +442,8 @@ class GitHubStandIn:
             "original_commit_id": pull["head"]["sha"],
             "user": self._user(user),
             "body": fields.get("body", ""),
-            "created_at": _now_iso(),
-            "updated_at": _now_iso(),
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
             "html_url": html,
             "pull_request_url": pull["url"],
             "author_association": "NONE",
@@ -529,9 +462,7 @@ class GitHubStandIn:
 
     def branch_sha(self, repo: str, branch: str) -> str | None:
         try:
-            return _git(
-                "rev-parse", f"refs/heads/{branch}", cwd=self.state.repos[repo].path
-            ).strip()
+            return git("rev-parse", f"refs/heads/{branch}", cwd=self.state.repos[repo].path).strip()
         except subprocess.CalledProcessError:
             return None
 
@@ -540,7 +471,7 @@ class GitHubStandIn:
         if not ref or ref.startswith("-"):
             return None
         try:
-            return _git(
+            return git(
                 "rev-parse",
                 "--verify",
                 "--quiet",
@@ -561,7 +492,7 @@ class GitHubStandIn:
         if base_sha is None or not head_sha:
             raise ValueError(f"pull request #{number} has no base branch or head commit")
         try:
-            tree = _git("merge-tree", "--write-tree", base_sha, head_sha, cwd=info.path).split()[0]
+            tree = git("merge-tree", "--write-tree", base_sha, head_sha, cwd=info.path).split()[0]
         except subprocess.CalledProcessError:
             raise ValueError(
                 f"pull request #{number} does not merge cleanly into {base_ref}"
@@ -574,7 +505,7 @@ class GitHubStandIn:
             "GIT_COMMITTER_NAME": "GitHub",
             "GIT_COMMITTER_EMAIL": "noreply@github.com",
         }
-        merged = _git(
+        merged = git(
             "commit-tree",
             tree,
             "-p",
@@ -586,8 +517,8 @@ class GitHubStandIn:
             cwd=info.path,
             env=identity,
         ).strip()
-        _git("update-ref", f"refs/heads/{base_ref}", merged, base_sha, cwd=info.path)
-        now = _now_iso()
+        git("update-ref", f"refs/heads/{base_ref}", merged, base_sha, cwd=info.path)
+        now = now_iso()
         pull.update(
             state="closed",
             merged=True,
@@ -635,7 +566,7 @@ class GitHubStandIn:
             head_branch=head_branch,
             conclusion=conclusion,
             steps=steps,
-            when=_now_iso(),
+            when=now_iso(),
         )
         self.state.jobs[job_id] = {**job, "_repo": repo, "_log": spec.get("log", "")}
         return job_id
@@ -689,7 +620,7 @@ class GitHubStandIn:
             suite_id=suite["id"],
             head_commit=self._head_commit(repo, head_sha),
             pulls=self._pulls_headed_at(repo, head_sha),
-            when=_now_iso(),
+            when=now_iso(),
         )
         self.state.workflow_runs[run_id] = {**run, "_repo": repo}
         for spec in jobs:
@@ -708,13 +639,13 @@ class GitHubStandIn:
                 },
                 run_id=job_id,
             )
-        return _public(run)
+        return public(run)
 
     def create_deployment(
         self, repo: str, *, ref: str, sha: str, environment: str = "production"
     ) -> dict[str, Any]:
         """A deployment of `sha` (from `ref`) made by a person's deploy tool."""
-        return _public(self._new_deployment(repo, ref, sha, environment, "octocat", {}))
+        return public(self._new_deployment(repo, ref, sha, environment, "octocat", {}))
 
     def add_deployment_status(
         self,
@@ -863,16 +794,16 @@ class GitHubStandIn:
 
     def _head_commit(self, repo: str, sha: str) -> dict[str, Any]:
         try:
-            tree, _, message = _git(
+            tree, _, message = git(
                 "show", "-s", "--format=%T%x00%B", sha, "--", cwd=self.state.repos[repo].path
             ).partition("\0")
         except subprocess.CalledProcessError:
             tree, message = "", ""
-        return shapes.simple_commit(sha, tree, message.strip(), _now_iso())
+        return shapes.simple_commit(sha, tree, message.strip(), now_iso())
 
     def _branch_at(self, repo: str, sha: str) -> str | None:
         try:
-            out = _git(
+            out = git(
                 "for-each-ref",
                 "--format=%(refname:short)",
                 f"--points-at={sha}",
@@ -905,7 +836,7 @@ class GitHubStandIn:
             conclusion=None,
             head_commit=self._head_commit(repo, head_sha),
             pulls=self._pulls_headed_at(repo, head_sha),
-            when=_now_iso(),
+            when=now_iso(),
         )
         suite.update(_repo=repo, _derived=True)
         self.state.check_suites[suite["id"]] = suite
@@ -929,7 +860,7 @@ class GitHubStandIn:
 
     def _suite_out(self, suite: dict[str, Any]) -> dict[str, Any]:
         runs = self._suite_runs(suite["id"])
-        out = _public(suite)
+        out = public(suite)
         out["latest_check_runs_count"] = len(runs)
         if suite["_derived"] and runs:
             done = all(r["status"] == "completed" for r in runs)
@@ -952,7 +883,7 @@ class GitHubStandIn:
             suite_id=suite["id"],
             fields=fields,
             pulls=self._pulls_headed_at(repo, str(fields.get("head_sha", ""))),
-            when=_now_iso(),
+            when=now_iso(),
         )
         run["_repo"] = repo
         self.state.check_runs[run["id"]] = run
@@ -971,7 +902,7 @@ class GitHubStandIn:
             task=str(body.get("task") or "deploy"),
             description=body.get("description"),
             payload=body.get("payload"),
-            when=_now_iso(),
+            when=now_iso(),
         )
         self.state.deployments[deployment["id"]] = {**deployment, "_repo": repo}
         self.state.deployment_statuses[deployment["id"]] = []
@@ -989,7 +920,7 @@ class GitHubStandIn:
             log_url=str(body.get("log_url") or ""),
             target_url=str(body.get("target_url") or ""),
             environment_url=str(body.get("environment_url") or ""),
-            when=_now_iso(),
+            when=now_iso(),
         )
         self.state.deployment_statuses[deployment["id"]].insert(0, status)
         return status
@@ -1242,11 +1173,11 @@ class GitHubStandIn:
         if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
             return self._commit_pulls(request, repo, rest[1], token)
         if rest[0] in ("check-runs", "check-suites", "statuses", "commits"):
-            return self._checks(request, repo, rest, body, token)
+            return ci.checks(self, request, repo, rest, body, token)
         if rest[0] == "actions":
-            return self._actions(request, repo, rest[1:], token)
+            return ci.actions(self, request, repo, rest[1:], token)
         if rest[0] == "deployments":
-            return self._deployments(request, repo, rest[1:], body, token)
+            return ci.deployments(self, request, repo, rest[1:], body, token)
         raise NotFound
 
     def _repo_json(self, info: Repo) -> dict[str, Any]:
@@ -1289,7 +1220,7 @@ class GitHubStandIn:
         return self._json(
             {
                 "token": value,
-                "expires_at": _now_iso(self.token_lifetime),
+                "expires_at": now_iso(self.token_lifetime),
                 "permissions": permissions,
                 "repository_selection": "selected",
                 "repositories": [
@@ -1310,7 +1241,7 @@ class GitHubStandIn:
         state, method = self.state, request.method
         level = "read" if method == "GET" else "write"
         if rest and rest[0] == "comments":
-            comment = state.comments.get(_number(rest[1])) if len(rest) > 1 else None
+            comment = state.comments.get(path_id(rest[1])) if len(rest) > 1 else None
             if comment is None or comment["repo"] != repo:
                 raise NotFound
             denied = self._allowed_on(token, repo, comment["issue"], level)
@@ -1322,9 +1253,9 @@ class GitHubStandIn:
                 raise NotFound
             if method == "PATCH":
                 comment["body"] = body.get("body", comment["body"])
-                comment["updated_at"] = _now_iso()
-            return self._json(self._public(comment))
-        number = _number(rest[0]) if rest else 0
+                comment["updated_at"] = now_iso()
+            return self._json(self._comment_json(comment))
+        number = path_id(rest[0]) if rest else 0
         if (repo, number) not in state.issues and (repo, number) not in state.pulls:
             raise NotFound
         denied = self._allowed_on(token, repo, number, level)
@@ -1340,15 +1271,15 @@ class GitHubStandIn:
                 "issue": number,
                 "body": body.get("body", ""),
                 "user": self._user(self._bot(token)),
-                "created_at": _now_iso(),
-                "updated_at": _now_iso(),
+                "created_at": now_iso(),
+                "updated_at": now_iso(),
                 "html_url": f"{self.url}/{repo}/issues/{number}#comment",
             }
             state.comments[comment["id"]] = comment
-            return self._json(self._public(comment), 201)
+            return self._json(self._comment_json(comment), 201)
         if rest[1:] == ["comments"] and method == "GET":
             listed = [
-                self._public(c)
+                self._comment_json(c)
                 for c in state.comments.values()
                 if c["repo"] == repo and c["issue"] == number
             ]
@@ -1388,14 +1319,14 @@ class GitHubStandIn:
             "node_id": shapes.node_id("Reaction", reaction_id),
             "content": content,
             "user": self._user(self._bot(token)),
-            "created_at": _now_iso(),
+            "created_at": now_iso(),
             **target,
         }
         self.state.reactions.append(reaction)
         return self._json({k: v for k, v in reaction.items() if k not in target}, 201)
 
     @staticmethod
-    def _public(comment: dict[str, Any]) -> dict[str, Any]:
+    def _comment_json(comment: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in comment.items() if k not in ("repo", "issue")}
 
     def _bot(self, token: Token | None) -> str:
@@ -1404,8 +1335,8 @@ class GitHubStandIn:
     def _paginate(self, request: Request, items: list[Any], key: str | None = None) -> Response:
         """One page of `items` with GitHub's link header; `key` wraps the page as
         {"total_count": n, key: page}, as the Checks and Actions lists are."""
-        per_page = min(100, max(1, _query_int(request, "per_page", 30)))
-        page = max(1, _query_int(request, "page", 1))
+        per_page = min(100, max(1, query_int(request, "per_page", 30)))
+        page = max(1, query_int(request, "page", 1))
         chunk = items[(page - 1) * per_page : page * per_page]
         last = max(1, -(-len(items) // per_page))
         links = []
@@ -1444,11 +1375,11 @@ class GitHubStandIn:
                 else self._list_pulls(request, repo)
             )
         if rest[0] == "comments" and len(rest) == 2 and method == "GET":
-            comment = self.state.review_comments.get(_number(rest[1]))
+            comment = self.state.review_comments.get(path_id(rest[1]))
             if comment is None or comment["_repo"] != repo:
                 raise NotFound
-            return self._json(_public(comment))
-        number = _number(rest[0])
+            return self._json(public(comment))
+        number = path_id(rest[0])
         pull = self.state.pulls.get((repo, number))
         if pull is None:
             raise NotFound
@@ -1516,14 +1447,14 @@ class GitHubStandIn:
             return self._create_review(repo, pull, body, token)
         if not rest and method == "GET":
             return self._paginate(request, reviews)
-        review = next((r for r in reviews if r["id"] == _number(rest[0])), None)
+        review = next((r for r in reviews if r["id"] == path_id(rest[0])), None)
         if review is None:
             raise NotFound
         if len(rest) == 1 and method == "GET":
             return self._json(review)
         if rest[1:] == ["comments"] and method == "GET":
             listed = [
-                _public(c)
+                public(c)
                 for c in self.state.review_comments.values()
                 if c["pull_request_review_id"] == review["id"]
             ]
@@ -1571,13 +1502,13 @@ class GitHubStandIn:
         number, method = pull["number"], request.method
         if not rest and method == "GET":
             listed = [
-                _public(c)
+                public(c)
                 for c in self.state.review_comments.values()
                 if c["_repo"] == repo and c["_pull"] == number
             ]
             return self._paginate(request, listed)
         if len(rest) == 2 and rest[1] == "replies" and method == "POST":
-            parent = self.state.review_comments.get(_number(rest[0]))
+            parent = self.state.review_comments.get(path_id(rest[0]))
             if parent is None or parent["_repo"] != repo or parent["_pull"] != number:
                 raise NotFound
             if not body.get("body"):
@@ -1591,188 +1522,8 @@ class GitHubStandIn:
                 {"path": parent["path"], "line": parent["line"], "body": body["body"]},
                 in_reply_to=root,
             )
-            return self._json(_public(reply), 201)
+            return self._json(public(reply), 201)
         raise NotFound
-
-    def _checks(
-        self,
-        request: Request,
-        repo: str,
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        method = request.method
-        if rest[0] == "check-runs":
-            return self._check_runs(request, repo, rest[1:], body, token)
-        if rest[0] == "check-suites" and len(rest) in (2, 3):
-            denied = self._allowed(token, repo, "checks", "read")
-            if denied:
-                return denied
-            suite = self.state.check_suites.get(_number(rest[1]))
-            if suite is None or suite["_repo"] != repo:
-                raise NotFound
-            if len(rest) == 2 and method == "GET":
-                return self._json(self._suite_out(suite))
-            if rest[2] == "check-runs" and method == "GET":
-                return self._listed_runs(request, self._suite_runs(suite["id"]))
-            raise NotFound
-        if rest[0] == "statuses" and len(rest) == 2 and method == "POST":
-            denied = self._allowed(token, repo, "statuses", "write")
-            if denied:
-                return denied
-            return self._create_status(repo, rest[1], body, token)
-        if rest[0] == "commits" and len(rest) == 3 and method == "GET":
-            sha = self.resolve(repo, rest[1])
-            if sha is None:
-                return self._error(422, f"No commit found for SHA: {rest[1]}")
-            if rest[2] == "check-runs":
-                denied = self._allowed(token, repo, "checks", "read")
-                return denied or self._listed_runs(
-                    request,
-                    [
-                        r
-                        for r in self.state.check_runs.values()
-                        if r["_repo"] == repo and r["head_sha"] == sha
-                    ],
-                )
-            if rest[2] == "check-suites":
-                denied = self._allowed(token, repo, "checks", "read")
-                return denied or self._listed_suites(request, repo, sha)
-            if rest[2] in ("status", "statuses"):
-                denied = self._allowed(token, repo, "statuses", "read")
-                return denied or self._commit_status(request, repo, sha, rest[2])
-        raise NotFound
-
-    def _check_runs(
-        self,
-        request: Request,
-        repo: str,
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        method = request.method
-        write = method in ("POST", "PATCH")
-        denied = self._allowed(token, repo, "checks", "write" if write else "read")
-        if denied:
-            return denied
-        if not rest and method == "POST":
-            missing = [f for f in ("name", "head_sha") if not body.get(f)]
-            if missing:
-                return self._invalid("CheckRun", missing[0], "missing_field")
-            sha = self.resolve(repo, str(body["head_sha"]))
-            if sha is None:
-                return self._invalid("CheckRun", "head_sha", "invalid")
-            slug = token.installation.app.slug if token else "ghost"
-            run = self._new_check_run(
-                repo, self._app_suite(repo, sha, slug), {**body, "head_sha": sha}
-            )
-            return self._json(_public(run), 201)
-        if len(rest) != 1 or method not in ("GET", "PATCH"):
-            raise NotFound
-        existing = self.state.check_runs.get(_number(rest[0]))
-        if existing is None or existing["_repo"] != repo:
-            raise NotFound
-        if method == "PATCH":
-            self._update_check_run(existing, body)
-        return self._json(_public(existing))
-
-    def _update_check_run(self, run: dict[str, Any], body: Mapping[str, Any]) -> None:
-        for name in ("name", "details_url", "external_id", "started_at", "status"):
-            if name in body:
-                run[name] = body[name]
-        if body.get("conclusion"):
-            run.update(status="completed", conclusion=body["conclusion"])
-        if run["status"] == "completed" and not run.get("completed_at"):
-            run["completed_at"] = body.get("completed_at") or _now_iso()
-        if "output" in body:
-            merged = {
-                **{k: run["output"][k] for k in ("title", "summary", "text")},
-                **body["output"],
-            }
-            run["output"] = shapes.check_output(run["url"], merged)
-
-    def _listed_runs(self, request: Request, runs: list[dict[str, Any]]) -> Response:
-        query = request.query_params
-        if query.get("check_name"):
-            runs = [r for r in runs if r["name"] == query["check_name"]]
-        if query.get("status"):
-            runs = [r for r in runs if r["status"] == query["status"]]
-        if query.get("app_id"):
-            runs = [r for r in runs if str(r["app"]["id"]) == query["app_id"]]
-        return self._paginate(request, [_public(r) for r in runs], key="check_runs")
-
-    def _listed_suites(self, request: Request, repo: str, sha: str) -> Response:
-        suites = [
-            self._suite_out(s)
-            for s in self.state.check_suites.values()
-            if s["_repo"] == repo and s["head_sha"] == sha
-        ]
-        app_id = request.query_params.get("app_id")
-        if app_id:
-            suites = [s for s in suites if str(s["app"]["id"]) == app_id]
-        name = request.query_params.get("check_name")
-        if name:
-            suites = [
-                s for s in suites if any(r["name"] == name for r in self._suite_runs(s["id"]))
-            ]
-        return self._paginate(request, suites, key="check_suites")
-
-    def _create_status(
-        self, repo: str, sha_or_ref: str, body: Mapping[str, Any], token: Token | None
-    ) -> Response:
-        sha = self.resolve(repo, sha_or_ref)
-        if sha is None:
-            return self._error(422, f"No commit found for SHA: {sha_or_ref}")
-        if body.get("state") not in ("error", "failure", "pending", "success"):
-            return self._invalid("Status", "state", "invalid")
-        status_id = self.next_id()
-        status = {
-            "url": f"{self.url}/repos/{repo}/statuses/{sha}",
-            "avatar_url": None,
-            "id": status_id,
-            "node_id": shapes.node_id("StatusContext", status_id),
-            "state": body["state"],
-            "description": body.get("description"),
-            "target_url": body.get("target_url"),
-            "context": body.get("context") or "default",
-            "created_at": _now_iso(),
-            "updated_at": _now_iso(),
-            "creator": self._user(self._bot(token)),
-            "repo": repo,
-            "sha": sha,
-        }
-        self.state.statuses.append(status)
-        return self._json({k: v for k, v in status.items() if k not in ("repo", "sha")}, 201)
-
-    def _commit_status(self, request: Request, repo: str, sha: str, kind: str) -> Response:
-        mine = [s for s in self.state.statuses if s["repo"] == repo and s["sha"] == sha]
-        public = [{k: v for k, v in s.items() if k not in ("repo", "sha")} for s in reversed(mine)]
-        if kind == "statuses":
-            return self._paginate(request, public)
-        latest: dict[str, dict[str, Any]] = {}
-        for status in public:
-            latest.setdefault(str(status["context"]), status)
-        states = [s["state"] for s in latest.values()]
-        overall = (
-            "failure"
-            if any(s in ("failure", "error") for s in states)
-            else "pending"
-            if not states or "pending" in states
-            else "success"
-        )
-        return self._json(
-            {
-                "state": overall,
-                "sha": sha,
-                "statuses": list(latest.values()),
-                "total_count": len(latest),
-                "repository": self._repo_json(self.state.repos[repo]),
-                "commit_url": f"{self.url}/repos/{repo}/commits/{sha}",
-                "url": f"{self.url}/repos/{repo}/commits/{sha}/status",
-            }
-        )
 
     def _commit_pulls(self, request: Request, repo: str, ref: str, token: Token | None) -> Response:
         """Pull requests a commit belongs to: their head, one of their commits, or their merge."""
@@ -1797,108 +1548,10 @@ class GitHubStandIn:
     def _in_pull(path: Path, pull: Mapping[str, Any], sha: str) -> bool:
         base = f"refs/heads/{pull['base']['ref']}"
         try:
-            commits = _git("rev-list", pull["head"]["sha"], "--not", base, "--", cwd=path)
+            commits = git("rev-list", pull["head"]["sha"], "--not", base, "--", cwd=path)
         except subprocess.CalledProcessError:
             return False
         return sha in commits.split()
-
-    def _actions(
-        self, request: Request, repo: str, rest: list[str], token: Token | None
-    ) -> Response:
-        if request.method != "GET":
-            raise NotFound
-        denied = self._allowed(token, repo, "actions", "read")
-        if denied:
-            return denied
-        state = self.state
-        if rest == ["runs"]:
-            runs = [r for r in state.workflow_runs.values() if r["_repo"] == repo]
-            for name in ("head_sha", "branch", "status", "conclusion"):
-                wanted = request.query_params.get(name)
-                field_name = "head_branch" if name == "branch" else name
-                if wanted:
-                    runs = [r for r in runs if r[field_name] == wanted]
-            return self._paginate(
-                request, [_public(r) for r in reversed(runs)], key="workflow_runs"
-            )
-        if len(rest) >= 2 and rest[0] == "runs":
-            run = state.workflow_runs.get(_number(rest[1]))
-            if run is None or run["_repo"] != repo:
-                raise NotFound
-            if len(rest) == 2:
-                return self._json(_public(run))
-            if rest[2:] == ["jobs"]:
-                jobs = [_public(j) for j in state.jobs.values() if j["run_id"] == run["id"]]
-                return self._paginate(request, jobs, key="jobs")
-            raise NotFound
-        if len(rest) in (2, 3) and rest[0] == "jobs":
-            job = state.jobs.get(_number(rest[1]))
-            if job is None or job["_repo"] != repo:
-                raise NotFound
-            if len(rest) == 2:
-                return self._json(_public(job))
-            if rest[2] == "logs":
-                key = secrets.token_urlsafe(12)
-                self._log_urls[key] = (job["_log"], time.time() + 60)
-                return RedirectResponse(f"{self.url}/_logs/{key}", 302, headers=self._headers())
-        raise NotFound
-
-    def _deployments(
-        self,
-        request: Request,
-        repo: str,
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        method = request.method
-        denied = self._allowed(token, repo, "deployments", "read" if method == "GET" else "write")
-        if denied:
-            return denied
-        if not rest:
-            return (
-                self._create_deployment(repo, body, token)
-                if method == "POST"
-                else self._list_deployments(request, repo)
-            )
-        deployment = self.state.deployments.get(_number(rest[0]))
-        if deployment is None or deployment["_repo"] != repo:
-            raise NotFound
-        if len(rest) == 1 and method == "GET":
-            return self._json(_public(deployment))
-        if rest[1:] == ["statuses"] and method == "GET":
-            return self._paginate(request, self.state.deployment_statuses[deployment["id"]])
-        if rest[1:] == ["statuses"] and method == "POST":
-            if body.get("state") not in DEPLOYMENT_STATES:
-                return self._invalid("DeploymentStatus", "state", "invalid")
-            return self._json(self._new_deployment_status(deployment, self._bot(token), body), 201)
-        if len(rest) == 3 and rest[1] == "statuses" and method == "GET":
-            wanted = _number(rest[2])
-            for status in self.state.deployment_statuses[deployment["id"]]:
-                if status["id"] == wanted:
-                    return self._json(status)
-        raise NotFound
-
-    def _create_deployment(
-        self, repo: str, body: Mapping[str, Any], token: Token | None
-    ) -> Response:
-        ref = str(body.get("ref") or "")
-        if not ref:
-            return self._invalid("Deployment", "ref", "missing_field")
-        sha = self.resolve(repo, ref)
-        if sha is None:
-            return self._error(422, f"No ref found for: {ref}")
-        environment = str(body.get("environment") or "production")
-        deployment = self._new_deployment(repo, ref, sha, environment, self._bot(token), body)
-        return self._json(deployment, 201)
-
-    def _list_deployments(self, request: Request, repo: str) -> Response:
-        found = [d for d in self.state.deployments.values() if d["_repo"] == repo]
-        for name in ("sha", "ref", "environment", "task"):
-            wanted = request.query_params.get(name)
-            if wanted:
-                found = [d for d in found if d[name] == wanted]
-        return self._paginate(request, [_public(d) for d in reversed(found)])
 
     def _invalid(self, resource: str, field_name: str, code: str) -> Response:
         return self._json(
@@ -1988,7 +1641,7 @@ class GitHubStandIn:
         return Response(payload, status, headers=headers)
 
     def _heads(self, info: Repo) -> dict[str, str]:
-        out = _git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", cwd=info.path)
+        out = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", cwd=info.path)
         return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
     def _after_push(self, info: Repo, before: dict[str, str], token: Token | None) -> None:
@@ -2025,8 +1678,8 @@ def _commit_files(work: Path, files: Mapping[str, str], message: str) -> None:
         target = work / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    _git("add", "-A", cwd=work)
-    _git(
+    git("add", "-A", cwd=work)
+    git(
         "-c",
         "user.name=octocat",
         "-c",
