@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.testing import github_ci as ci
+from bot.testing import github_conversation as talk
 from bot.testing import github_shapes as shapes
 from bot.testing import webhook_payloads as payloads
 from bot.testing.github_common import (
@@ -53,7 +54,6 @@ from bot.testing.github_common import (
     Token,
     git,
     now_iso,
-    path_id,
     public,
     query_int,
 )
@@ -1165,13 +1165,13 @@ class GitHubStandIn:
                 {"permission": legacy, "role_name": role, "user": self._user(rest[1])}
             )
         if rest[0] == "issues":
-            return self._issues(request, repo, rest[1:], body, token)
+            return talk.issues(self, request, repo, rest[1:], body, token)
         if rest[0] == "pulls":
-            return self._pulls(request, repo, rest[1:], body, token)
+            return talk.pulls(self, request, repo, rest[1:], body, token)
         if rest[0] == "commits" and len(rest) > 3:
             rest = ["commits", "/".join(rest[1:-1]), rest[-1]]  # a branch name with slashes
         if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
-            return self._commit_pulls(request, repo, rest[1], token)
+            return talk.commit_pulls(self, request, repo, rest[1], token)
         if rest[0] in ("check-runs", "check-suites", "statuses", "commits"):
             return ci.checks(self, request, repo, rest, body, token)
         if rest[0] == "actions":
@@ -1230,105 +1230,6 @@ class GitHubStandIn:
             201,
         )
 
-    def _issues(
-        self,
-        request: Request,
-        repo: str,
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        state, method = self.state, request.method
-        level = "read" if method == "GET" else "write"
-        if rest and rest[0] == "comments":
-            comment = state.comments.get(path_id(rest[1])) if len(rest) > 1 else None
-            if comment is None or comment["repo"] != repo:
-                raise NotFound
-            denied = self._allowed_on(token, repo, comment["issue"], level)
-            if denied:
-                return denied
-            if len(rest) == 3 and rest[2] == "reactions" and method == "POST":
-                return self._react(body, token, comment_id=comment["id"])
-            if len(rest) != 2 or method not in ("GET", "PATCH"):
-                raise NotFound
-            if method == "PATCH":
-                comment["body"] = body.get("body", comment["body"])
-                comment["updated_at"] = now_iso()
-            return self._json(self._comment_json(comment))
-        number = path_id(rest[0]) if rest else 0
-        if (repo, number) not in state.issues and (repo, number) not in state.pulls:
-            raise NotFound
-        denied = self._allowed_on(token, repo, number, level)
-        if denied:
-            return denied
-        target = state.issues.get((repo, number)) or state.pulls[(repo, number)]
-        if len(rest) == 1 and method == "GET":
-            return self._json(target)
-        if rest[1:] == ["comments"] and method == "POST":
-            comment = {
-                "id": self.next_id(),
-                "repo": repo,
-                "issue": number,
-                "body": body.get("body", ""),
-                "user": self._user(self._bot(token)),
-                "created_at": now_iso(),
-                "updated_at": now_iso(),
-                "html_url": f"{self.url}/{repo}/issues/{number}#comment",
-            }
-            state.comments[comment["id"]] = comment
-            return self._json(self._comment_json(comment), 201)
-        if rest[1:] == ["comments"] and method == "GET":
-            listed = [
-                self._comment_json(c)
-                for c in state.comments.values()
-                if c["repo"] == repo and c["issue"] == number
-            ]
-            return self._paginate(request, listed)
-        if rest[1] == "labels":
-            if method == "POST":
-                names = body.get("labels", [])
-                target["labels"] += [
-                    {"name": n} for n in names if n not in [x["name"] for x in target["labels"]]
-                ]
-            elif method == "DELETE" and len(rest) == 3:
-                if rest[2] not in [x["name"] for x in target["labels"]]:
-                    return self._error(404, "Label does not exist")
-                target["labels"] = [x for x in target["labels"] if x["name"] != rest[2]]
-            return self._json(target["labels"])
-        if rest[1:] == ["reactions"] and method == "POST":
-            return self._react(body, token, issue=number)
-        raise NotFound
-
-    def _allowed_on(
-        self, token: Token | None, repo: str, number: int, level: str
-    ) -> Response | None:
-        """Issue routes on an issue need `issues`; on a pull request either `issues` or
-        `pull_requests` will do, as on GitHub."""
-        denied = self._allowed(token, repo, "issues", level)
-        if denied is not None and (repo, number) in self.state.pulls:
-            return self._allowed(token, repo, "pull_requests", level) and denied
-        return denied
-
-    def _react(self, body: Mapping[str, Any], token: Token | None, **target: int) -> Response:
-        content = body.get("content")
-        if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"):
-            return self._invalid("Reaction", "content", "invalid")
-        reaction_id = self.next_id()
-        reaction = {
-            "id": reaction_id,
-            "node_id": shapes.node_id("Reaction", reaction_id),
-            "content": content,
-            "user": self._user(self._bot(token)),
-            "created_at": now_iso(),
-            **target,
-        }
-        self.state.reactions.append(reaction)
-        return self._json({k: v for k, v in reaction.items() if k not in target}, 201)
-
-    @staticmethod
-    def _comment_json(comment: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in comment.items() if k not in ("repo", "issue")}
-
     def _bot(self, token: Token | None) -> str:
         return f"{token.installation.app.slug}[bot]" if token else "ghost"
 
@@ -1354,204 +1255,6 @@ class GitHubStandIn:
             ]
         data: Any = chunk if key is None else {"total_count": len(items), key: chunk}
         return self._json(data, headers={"link": ", ".join(links)} if links else None)
-
-    def _pulls(
-        self,
-        request: Request,
-        repo: str,
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        method = request.method
-        write = method in ("POST", "PATCH", "PUT", "DELETE")
-        denied = self._allowed(token, repo, "pull_requests", "write" if write else "read")
-        if denied:
-            return denied
-        if not rest:
-            return (
-                self._create_pull(repo, body, token)
-                if method == "POST"
-                else self._list_pulls(request, repo)
-            )
-        if rest[0] == "comments" and len(rest) == 2 and method == "GET":
-            comment = self.state.review_comments.get(path_id(rest[1]))
-            if comment is None or comment["_repo"] != repo:
-                raise NotFound
-            return self._json(public(comment))
-        number = path_id(rest[0])
-        pull = self.state.pulls.get((repo, number))
-        if pull is None:
-            raise NotFound
-        if len(rest) == 1 and method in ("GET", "PATCH"):
-            if method == "PATCH":
-                for name in ("title", "body", "state", "base"):
-                    if name in body:
-                        pull[name] = (
-                            body[name] if name != "base" else {**pull["base"], "ref": body["base"]}
-                        )
-            return self._json(pull)
-        if rest[1] == "reviews":
-            return self._reviews(request, repo, pull, rest[2:], body, token)
-        if rest[1] == "comments":
-            return self._review_comments(request, repo, pull, rest[2:], body, token)
-        raise NotFound
-
-    def _create_pull(self, repo: str, body: Mapping[str, Any], token: Token | None) -> Response:
-        head = str(body.get("head") or "").split(":")[-1]
-        head_sha = self.branch_sha(repo, head) if head else None
-        if head_sha is None:
-            return self._invalid("PullRequest", "head", "invalid")
-        info = self.state.repos[repo]
-        base = str(body.get("base") or info.default_branch)
-        if self.branch_sha(repo, base) is None:
-            return self._invalid("PullRequest", "base", "invalid")
-        pull = self._new_pull(
-            repo,
-            head_ref=head,
-            head_sha=head_sha,
-            head_repo=info,
-            base_ref=base,
-            title=str(body.get("title") or ""),
-            body=body.get("body"),
-            author=self._bot(token),
-            draft=bool(body.get("draft")),
-        )
-        return self._json(pull, 201)
-
-    def _list_pulls(self, request: Request, repo: str) -> Response:
-        pulls = [p for (r, _), p in self.state.pulls.items() if r == repo]
-        head = request.query_params.get("head")
-        if head:
-            pulls = [p for p in pulls if p["head"]["ref"] == head.split(":")[-1]]
-        base = request.query_params.get("base")
-        if base:
-            pulls = [p for p in pulls if p["base"]["ref"] == base]
-        wanted = request.query_params.get("state", "open")
-        if wanted != "all":
-            pulls = [p for p in pulls if p["state"] == wanted]
-        return self._paginate(request, pulls)
-
-    def _reviews(
-        self,
-        request: Request,
-        repo: str,
-        pull: dict[str, Any],
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        number, method = pull["number"], request.method
-        reviews = self.state.reviews.get((repo, number), [])
-        if not rest and method == "POST":
-            return self._create_review(repo, pull, body, token)
-        if not rest and method == "GET":
-            return self._paginate(request, reviews)
-        review = next((r for r in reviews if r["id"] == path_id(rest[0])), None)
-        if review is None:
-            raise NotFound
-        if len(rest) == 1 and method == "GET":
-            return self._json(review)
-        if rest[1:] == ["comments"] and method == "GET":
-            listed = [
-                public(c)
-                for c in self.state.review_comments.values()
-                if c["pull_request_review_id"] == review["id"]
-            ]
-            return self._paginate(request, listed)
-        raise NotFound
-
-    def _create_review(
-        self, repo: str, pull: dict[str, Any], body: Mapping[str, Any], token: Token | None
-    ) -> Response:
-        states = {
-            "APPROVE": "APPROVED",
-            "REQUEST_CHANGES": "CHANGES_REQUESTED",
-            "COMMENT": "COMMENTED",
-            None: "PENDING",
-        }
-        event = body.get("event")
-        if event not in states:
-            return self._invalid("PullRequestReview", "event", "invalid")
-        if event in ("REQUEST_CHANGES", "COMMENT") and not body.get("body"):
-            return self._error(422, f'Unprocessable Entity: "Review body is required for {event}"')
-        comments = body.get("comments") or []
-        if not isinstance(comments, list) or not all(
-            isinstance(c, dict) and c.get("path") and c.get("body") for c in comments
-        ):
-            return self._invalid("PullRequestReviewComment", "comments", "invalid")
-        review = self._new_review(
-            repo,
-            pull["number"],
-            self._bot(token),
-            states[event],
-            str(body.get("body") or ""),
-            comments,
-        )
-        return self._json(review)
-
-    def _review_comments(
-        self,
-        request: Request,
-        repo: str,
-        pull: dict[str, Any],
-        rest: list[str],
-        body: dict[str, Any],
-        token: Token | None,
-    ) -> Response:
-        number, method = pull["number"], request.method
-        if not rest and method == "GET":
-            listed = [
-                public(c)
-                for c in self.state.review_comments.values()
-                if c["_repo"] == repo and c["_pull"] == number
-            ]
-            return self._paginate(request, listed)
-        if len(rest) == 2 and rest[1] == "replies" and method == "POST":
-            parent = self.state.review_comments.get(path_id(rest[0]))
-            if parent is None or parent["_repo"] != repo or parent["_pull"] != number:
-                raise NotFound
-            if not body.get("body"):
-                return self._invalid("PullRequestReviewComment", "body", "missing_field")
-            root = parent.get("in_reply_to_id") or parent["id"]
-            reply = self._new_review_comment(
-                repo,
-                pull,
-                self.next_id(),
-                self._bot(token),
-                {"path": parent["path"], "line": parent["line"], "body": body["body"]},
-                in_reply_to=root,
-            )
-            return self._json(public(reply), 201)
-        raise NotFound
-
-    def _commit_pulls(self, request: Request, repo: str, ref: str, token: Token | None) -> Response:
-        """Pull requests a commit belongs to: their head, one of their commits, or their merge."""
-        denied = self._allowed(token, repo, "pull_requests", "read")
-        if denied:
-            return denied
-        sha = self.resolve(repo, ref)
-        if sha is None:
-            return self._error(422, f"No commit found for SHA: {ref}")
-        path = self.state.repos[repo].path
-        found = []
-        for (r, _), pull in self.state.pulls.items():
-            if r != repo:
-                continue
-            if sha in (pull["head"]["sha"], pull.get("merge_commit_sha")) or (
-                pull["state"] == "open" and self._in_pull(path, pull, sha)
-            ):
-                found.append(pull)
-        return self._paginate(request, found)
-
-    @staticmethod
-    def _in_pull(path: Path, pull: Mapping[str, Any], sha: str) -> bool:
-        base = f"refs/heads/{pull['base']['ref']}"
-        try:
-            commits = git("rev-list", pull["head"]["sha"], "--not", base, "--", cwd=path)
-        except subprocess.CalledProcessError:
-            return False
-        return sha in commits.split()
 
     def _invalid(self, resource: str, field_name: str, code: str) -> Response:
         return self._json(
