@@ -54,27 +54,31 @@ def checks(
             return denied
         return _create_status(gh, repo, rest[1], body, token)
     if rest[0] == "commits" and len(rest) == 3 and method == "GET":
-        sha = gh.resolve(repo, rest[1])
-        if sha is None:
-            return gh._error(422, f"No commit found for SHA: {rest[1]}")
-        if rest[2] == "check-runs":
-            denied = gh._allowed(token, repo, "checks", "read")
-            return denied or _listed_runs(
-                gh,
-                request,
-                [
-                    r
-                    for r in gh.state.check_runs.values()
-                    if r["_repo"] == repo and r["head_sha"] == sha
-                ],
-            )
-        if rest[2] == "check-suites":
-            denied = gh._allowed(token, repo, "checks", "read")
-            return denied or _listed_suites(gh, request, repo, sha)
-        if rest[2] in ("status", "statuses"):
-            denied = gh._allowed(token, repo, "statuses", "read")
-            return denied or _commit_status(gh, request, repo, sha, rest[2])
+        return _commit_checks(gh, request, repo, rest[1], rest[2], token)
     raise NotFound
+
+
+def _commit_checks(
+    gh: GitHubStandIn, request: Request, repo: str, ref: str, kind: str, token: Token | None
+) -> Response:
+    """A commit's check runs, check suites, combined status or statuses."""
+    permission = {"check-runs": "checks", "check-suites": "checks"}.get(kind, "statuses")
+    if kind not in ("check-runs", "check-suites", "status", "statuses"):
+        raise NotFound
+    denied = gh._allowed(token, repo, permission, "read")
+    if denied:
+        return denied
+    sha = gh.resolve(repo, ref)
+    if sha is None:
+        return gh._error(422, f"No commit found for SHA: {ref}")
+    if kind == "check-runs":
+        runs = [
+            r for r in gh.state.check_runs.values() if r["_repo"] == repo and r["head_sha"] == sha
+        ]
+        return _listed_runs(gh, request, runs)
+    if kind == "check-suites":
+        return _listed_suites(gh, request, repo, sha)
+    return _commit_status(gh, request, repo, sha, kind)
 
 
 def _check_runs(
