@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 
 from bot.testing.anthropic import MessagesStandIn, Turn
@@ -424,3 +427,162 @@ def test_scripted_client_errors_are_not_retried(
     with pytest.raises(error):
         _client(model, retries=2).messages.create(model="m", max_tokens=10, messages=_user("x"))
     assert len(model.requests) == 1 and model.remaining() == 1
+
+
+def _post(model: MessagesStandIn, body: dict[str, Any], path: str = "/v1/messages") -> Any:
+    return httpx.post(
+        f"{model.url}{path}",
+        json=body,
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
+
+
+def _tool(name: str = "lookup", **schema: Any) -> dict[str, Any]:
+    return {"name": name, "input_schema": {"type": "object", **schema}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"messages": ["hi"]}, "messages.0: Input should be a valid dictionary"),
+        ({"messages": [{"role": "user", "content": "x"}, 5]}, "messages.1: Input should be"),
+        ({"messages": _user("x"), "tools": "bash"}, "tools: Input should be a valid list"),
+        ({"messages": _user("x"), "tools": ["bash"]}, "tools.0: Input should be"),
+        ({"messages": _user("x"), "tools": [_tool("bad name!")]}, "tools.0.name"),
+        ({"messages": _user("x"), "tools": [_tool("x" * 65)]}, "tools.0.name"),
+        ({"messages": _user("x"), "tools": [_tool("")]}, "tools.0.name"),
+        ({"messages": _user("x"), "tools": [_tool(properties=[])]}, "properties must be"),
+        ({"messages": _user("x"), "tools": [_tool(properties={"q": "string"})]}, "properties.q"),
+        (
+            {"messages": _user("x"), "tools": [_tool(properties={"q": {"type": "str"}})]},
+            "not a JSON schema type",
+        ),
+        ({"messages": _user("x"), "tools": [_tool(required="q")]}, "required must be"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_use", "id": "t", "name": "bash", "input": {}}],
+                    }
+                ]
+            },
+            "`tool_use` blocks can only be in `assistant` messages",
+        ),
+        (
+            {
+                "messages": [
+                    *_user("x"),
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}],
+                    },
+                ]
+            },
+            "`tool_result` blocks can only be in `user` messages",
+        ),
+        (
+            {"messages": _user("x"), "system": [{"type": "text", "text": ""}]},
+            "system.0.text: text content blocks must be non-empty",
+        ),
+    ],
+)
+def test_malformed_requests_are_400s_never_500s(
+    model: MessagesStandIn, fields: dict[str, Any], complaint: str
+) -> None:
+    answer = _post(model, {"model": "m", "max_tokens": 10, **fields})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert complaint in answer.json()["error"]["message"]
+    assert len(model.failures) == 1 and complaint in model.failures[0]
+    counted = _post(model, {"model": "m", **fields}, "/v1/messages/count_tokens")
+    assert counted.status_code == 400
+
+
+def test_valid_custom_tool_schemas_are_accepted(model: MessagesStandIn) -> None:
+    model.script([Turn.text("ok")])
+    tool = _tool(
+        "look-up_2",
+        properties={"q": {"type": "string"}, "n": {"type": ["integer", "null"]}, "any": {}},
+        required=["q"],
+    )
+    assert (
+        _post(
+            model, {"model": "m", "max_tokens": 10, "messages": _user("x"), "tools": [tool]}
+        ).status_code
+        == 200
+    )
+    assert model.failures == []
+
+
+def test_scripted_429_sends_retry_after(model: MessagesStandIn) -> None:
+    model.script([Turn.error(429), Turn.error(429, retry_after=3), Turn.error(529)])
+    body = {"model": "m", "max_tokens": 10, "messages": _user("x")}
+    default = _post(model, body)
+    assert default.status_code == 429 and default.headers["retry-after"] == "0"
+    assert default.json()["error"]["type"] == "rate_limit_error"
+    assert _post(model, body).headers["retry-after"] == "3"
+    assert "retry-after" not in _post(model, body).headers
+    model.script([Turn.error(429), Turn.text("after the wait")])
+    started = time.monotonic()
+    reply = _client(model, retries=1).messages.create(model="m", max_tokens=10, messages=_user("x"))
+    assert reply.content[0].type == "text" and reply.content[0].text == "after the wait"
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/models"), ("POST", "/v2/messages"), ("GET", "/")]
+)
+def test_unknown_routes_answer_the_apis_error_shape(
+    model: MessagesStandIn, method: str, path: str
+) -> None:
+    answer = httpx.request(method, f"{model.url}{path}", headers={"x-api-key": "k"})
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "error"
+    assert answer.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_streamed_tool_use_answer_sends_the_apis_events_in_order(model: MessagesStandIn) -> None:
+    model.script([Turn.tool_use("bash", {"command": "pytest -q"}, text="Running the tests.")])
+    body = {"model": "m", "max_tokens": 50, "tools": TOOLS, "messages": _user("go"), "stream": True}
+    events: list[tuple[str, dict[str, Any]]] = []
+    with httpx.stream(
+        "POST",
+        f"{model.url}/v1/messages",
+        json=body,
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+                assert data["type"] == name
+                events.append((name, data))
+    assert [(n, d.get("index")) for n, d in events] == [
+        ("message_start", None),
+        ("content_block_start", 0),
+        ("ping", None),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["stop_reason"] is None and start["role"] == "assistant"
+    assert events[1][1]["content_block"] == {"type": "text", "text": ""}
+    assert events[3][1]["delta"] == {"type": "text_delta", "text": "Running the tests."}
+    tool = events[5][1]["content_block"]
+    assert tool["type"] == "tool_use" and tool["name"] == "bash" and tool["input"] == {}
+    assert tool["id"].startswith("toolu_")
+    delta = events[6][1]["delta"]
+    assert delta["type"] == "input_json_delta"
+    assert json.loads(delta["partial_json"]) == {"command": "pytest -q"}
+    final = events[8][1]
+    assert final["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert final["usage"]["output_tokens"] == model.responses[0]["usage"]["output_tokens"]

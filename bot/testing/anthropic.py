@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -35,6 +36,8 @@ from starlette.routing import Route
 from bot.testing.server import ServerThread
 
 LOOKBACK_BLOCKS = 20
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+SCHEMA_TYPES = {"string", "number", "integer", "boolean", "object", "array", "null"}
 CACHE_TTL_SECONDS = 300.0
 BUILTIN_TOOLS = {
     "bash_20250124": "bash",
@@ -83,6 +86,9 @@ class Turn:
 
     @classmethod
     def error(cls, status: int, *, retry_after: float | None = None) -> Turn:
+        """An error answer; a 429 carries `retry-after` (0 unless given, so retries are fast)."""
+        if status == 429 and retry_after is None:
+            retry_after = 0
         return cls((), "", status, retry_after)
 
 
@@ -166,9 +172,18 @@ def validate(body: dict[str, Any], *, counting: bool = False) -> None:
     )
     if system is not None and not isinstance(system, str) and not texts:
         raise ValidationFailure("system: must be a string or a list of text blocks")
+    if isinstance(system, list):
+        for index, block in enumerate(system):
+            if not block["text"]:
+                raise ValidationFailure(
+                    f"system.{index}.text: text content blocks must be non-empty"
+                )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValidationFailure("messages: at least one message is required")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ValidationFailure(f"messages.{index}: Input should be a valid dictionary")
     if messages[0].get("role") != "user":
         raise ValidationFailure("messages.0.role: the first message must use the user role")
     for index, (before, after) in enumerate(itertools.pairwise(messages), start=1):
@@ -204,6 +219,11 @@ def validate(body: dict[str, Any], *, counting: bool = False) -> None:
                 )
             if block["type"] == "tool_result" and not isinstance(block.get("tool_use_id"), str):
                 raise ValidationFailure(f"{where}.tool_use_id: field required")
+            home = {"tool_use": "assistant", "tool_result": "user"}.get(block["type"])
+            if home is not None and message["role"] != home:
+                raise ValidationFailure(
+                    f"{where}: `{block['type']}` blocks can only be in `{home}` messages"
+                )
         uses = [b["id"] for b in content if b.get("type") == "tool_use"]
         if message["role"] == "assistant" and uses:
             following = messages[index + 1] if index + 1 < len(messages) else None
@@ -246,34 +266,65 @@ def validate(body: dict[str, Any], *, counting: bool = False) -> None:
                         f"blocks: {', '.join(map(str, orphans))}. Each `tool_result` block must "
                         "have a corresponding `tool_use` block in the previous message."
                     )
-    names: set[str] = set()
-    for index, tool in enumerate(body.get("tools") or []):
-        kind = tool.get("type")
-        if kind in BUILTIN_TOOLS:
-            if tool.get("name") != BUILTIN_TOOLS[kind]:
-                raise ValidationFailure(
-                    f"tools.{index}.name: {kind} must be named {BUILTIN_TOOLS[kind]!r}"
-                )
-        elif kind in (None, "custom"):
-            schema = tool.get("input_schema")
-            if (
-                not tool.get("name")
-                or not isinstance(schema, dict)
-                or schema.get("type") != "object"
-            ):
-                raise ValidationFailure(
-                    f"tools.{index}: a custom tool needs a name and an object input_schema"
-                )
-        else:
-            raise ValidationFailure(f"tools.{index}.type: unknown tool type {kind!r}")
-        if tool["name"] in names:
-            raise ValidationFailure(f"tools: tool names must be unique ({tool['name']})")
-        names.add(tool["name"])
+    _validate_tools(body.get("tools"))
     breakpoints = sum(1 for _, marked in flatten(body) if marked)
     if breakpoints > 4:
         raise ValidationFailure(
             f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
         )
+
+
+def _validate_tools(tools: Any) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise ValidationFailure("tools: Input should be a valid list")
+    names: set[str] = set()
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise ValidationFailure(f"tools.{index}: Input should be a valid dictionary")
+        kind = tool.get("type")
+        name = tool.get("name")
+        if kind in BUILTIN_TOOLS:
+            if name != BUILTIN_TOOLS[kind]:
+                raise ValidationFailure(
+                    f"tools.{index}.name: {kind} must be named {BUILTIN_TOOLS[kind]!r}"
+                )
+        elif kind in (None, "custom"):
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+                raise ValidationFailure(
+                    f"tools.{index}.name: String should match pattern '{TOOL_NAME.pattern}'"
+                )
+            problem = _schema_problem(tool.get("input_schema"))
+            if problem:
+                raise ValidationFailure(f"tools.{index}.input_schema: {problem}")
+        else:
+            raise ValidationFailure(f"tools.{index}.type: unknown tool type {kind!r}")
+        if name in names:
+            raise ValidationFailure(f"tools: tool names must be unique ({name})")
+        names.add(str(name))
+
+
+def _schema_problem(schema: Any) -> str | None:
+    """What makes `schema` no object JSON schema the API accepts, or None."""
+    if not isinstance(schema, dict):
+        return "field required (a JSON schema object)"
+    if schema.get("type") != "object":
+        return "type must be 'object'"
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        return "properties must be an object"
+    for name, spec in properties.items():
+        if not isinstance(spec, dict):
+            return f"properties.{name} must be a JSON schema object"
+        kinds = spec.get("type", [])
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if not all(isinstance(k, str) and k in SCHEMA_TYPES for k in kinds):
+            return f"properties.{name}.type {spec['type']!r} is not a JSON schema type"
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        return "required must be a list of property names"
+    return None
 
 
 @dataclass
@@ -318,6 +369,18 @@ class PromptCache:
         else:
             read = min(read, cacheable)
         return total - read - creation, creation, read
+
+
+def _problem(body: dict[str, Any], *, counting: bool = False) -> str | None:
+    """Why the API would refuse `body` (400), or None; a shape `validate` did not foresee is a
+    refusal too, never a 500."""
+    try:
+        validate(body, counting=counting)
+    except ValidationFailure as exc:
+        return str(exc)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        return f"invalid request: {exc!r}"
+    return None
 
 
 class MessagesStandIn:
@@ -366,8 +429,14 @@ class MessagesStandIn:
             routes=[
                 Route("/v1/messages", self._messages, methods=["POST"]),
                 Route("/v1/messages/count_tokens", self._count, methods=["POST"]),
+                Route(
+                    "/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
+                ),
             ]
         )
+
+    async def _unknown(self, request: Request) -> Response:
+        return self._error(404, f"Not found: {request.method} {request.url.path}")
 
     @staticmethod
     def _error(
@@ -404,10 +473,9 @@ class MessagesStandIn:
         body = await self._parse(request)
         if isinstance(body, JSONResponse):
             return body
-        try:
-            validate(body, counting=True)
-        except ValidationFailure as exc:
-            return self._error(400, str(exc))
+        problem = _problem(body, counting=True)
+        if problem:
+            return self._error(400, problem)
         return JSONResponse({"input_tokens": sum(tokens_of(b) for b, _ in flatten(body))})
 
     async def _messages(self, request: Request) -> Response:
@@ -417,11 +485,10 @@ class MessagesStandIn:
         with self._lock:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
-            try:
-                validate(body)
-            except ValidationFailure as exc:
-                self.failures.append(str(exc))
-                return self._error(400, str(exc))
+            problem = _problem(body)
+            if problem:
+                self.failures.append(problem)
+                return self._error(400, problem)
             if not self._script:
                 self.failures.append("the model stand-in was asked for more turns than scripted")
                 return self._error(500, "the stand-in's script has no more turns", retry=False)
