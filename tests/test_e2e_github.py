@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bot.agent.model import AnthropicModel
 from bot.config import Settings
@@ -420,6 +421,14 @@ def test_a_review_becomes_one_revision_run(world: World) -> None:
     assert "calc.py:2: This subtracts." in seen[0]
     (push,) = world.gh.state.pushes
     assert push["ref"] == "refs/heads/shipmate/1-add" and push["pusher"] == "shipmate[bot]"
+    (asked,) = [
+        c for c in world.gh.state.review_comments.values() if c.get("in_reply_to_id") is None
+    ]
+    (reply,) = [
+        c for c in world.gh.state.review_comments.values() if c.get("in_reply_to_id") is not None
+    ]
+    assert reply["in_reply_to_id"] == asked["id"] and reply["user"]["login"] == "shipmate[bot]"
+    assert push["new"][:7] in reply["body"] and "Fixed add()." in reply["body"]
 
 
 def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
@@ -535,3 +544,211 @@ def test_fix_on_a_fork_pr_pushes_to_the_base_repository_only(world: World) -> No
     assert (
         world.gh.branch_sha("stranger/widgets", "feature") == pull["head"]["sha"]
     )  # the fork is untouched
+
+
+def _sticky_stages(world: World, number: int = 1) -> list[str]:
+    """The heading of every version of the sticky comment, in order (posted, then edits)."""
+    (sticky,) = [
+        c
+        for c in world.gh.comments_on(REPO, number)
+        if c["user"]["login"] == "shipmate[bot]" and "shipmate:task:" in c["body"]
+    ]
+    bodies = [
+        r.body["body"]
+        for r in world.gh.requests
+        if r.method in ("POST", "PATCH")
+        and r.body
+        and "shipmate:task:" in str(r.body.get("body"))
+        and (r.method == "POST" or r.path.endswith(f"/comments/{sticky['id']}"))
+    ]
+    headings = [next(x for x in b.splitlines() if x.startswith("### ")) for b in bodies]
+    return [h.removeprefix("### ").split(" · ")[0] for h in headings]
+
+
+def test_the_sticky_shows_each_stage_and_the_plan_as_soon_as_it_is_known(world: World) -> None:
+    seen_at_second_call: list[str] = []
+
+    def second(request: dict[str, Any]) -> Turn:
+        (sticky,) = [
+            c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"
+        ]
+        seen_at_second_call.append(sticky["body"])
+        return Turn.tool_use("bash", {"command": "python3 -m unittest -q 2>&1 | tail -1"})
+
+    world.model.script(
+        [
+            Turn.text(PLAN),
+            second,
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            ),
+            Turn.text("Fixed."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    assert _sticky_stages(world) == [
+        "⏳ Queued",
+        "🧭 Planning",
+        "🛠️ Working",
+        "🧪 Running tests",
+        "✅ Done",
+    ]
+    assert "🛠️ Working" in seen_at_second_call[0] and PLAN.splitlines()[1] in seen_at_second_call[0]
+
+
+def _minted(world: World) -> list[dict[str, str]]:
+    return [
+        dict(r.body.get("permissions") or {})
+        for r in world.gh.requests
+        if r.path.endswith("/access_tokens") and r.status == 201
+    ]
+
+
+def test_a_plan_run_never_mints_a_token_that_may_push(world: World) -> None:
+    world.model.script([Turn.text(PLAN)])
+    world.comment("/shipmate plan")
+    world.work()
+    minted = _minted(world)
+    assert minted and all(
+        p.get("contents") != "write" and p.get("workflows") is None for p in minted
+    )
+    assert {"metadata": "read", "contents": "read", "issues": "read", "pull_requests": "read"} in (
+        minted
+    )  # reading and the checkout
+    assert {"metadata": "read", "issues": "write", "pull_requests": "write"} in minted  # sticky
+
+
+def test_a_fix_run_mints_the_push_token_only_to_push(world: World) -> None:
+    _fix_script(world.model)
+    world.comment("/shipmate fix")
+    world.work()
+    writes = [p for p in _minted(world) if p.get("contents") == "write"]
+    assert writes == [
+        {"metadata": "read", "contents": "write", "pull_requests": "write", "checks": "write"}
+    ]
+
+
+def test_known_secrets_never_reach_github(world: World) -> None:
+    pem = world.settings.private_key_pem().strip()
+    key_line = pem.splitlines()[1]
+    leaky = f"1. Use the webhook secret {SECRET}-value here.\n2. Sign with\n{pem}"
+    world.settings.webhook_secret = [SecretStr(SECRET), SecretStr(f"{SECRET}-value")]
+    world.model.script(
+        [
+            Turn.text(leaky),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            ),
+            Turn.text(f"Fixed; the secret was {SECRET}-value."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (pull,) = world.gh.state.pulls.values()
+    import subprocess
+
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%B", world.gh.state.pushes[0]["new"]],
+        cwd=world.gh.state.repos[REPO].path,
+        capture_output=True,
+        text=True,
+    ).stdout
+    posted = [r.body for r in world.gh.requests if r.method in ("POST", "PATCH") and r.body]
+    texts = [message, pull["body"], pull["title"], *map(str, posted)]
+    assert "[REDACTED]" in pull["body"] and "[REDACTED]" in message
+    assert not any(f"{SECRET}-value" in t or key_line in t for t in texts)
+
+
+def test_retry_after_a_repair_pushes_to_the_same_pull_request(world: World) -> None:
+    pull = _shipmate_pr(world)
+    world.model.script(list(FIXED_SCRIPT))
+    _failing_check(world, pull)
+    world.work()
+    seen: list[str] = []
+
+    def first(request: dict[str, Any]) -> Turn:
+        seen.append(request["messages"][0]["content"][0]["text"])
+        return Turn.text("1. Note the retry.")
+
+    world.model.script(
+        [
+            first,
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "notes.txt",
+                    "old_str": "first try",
+                    "new_str": "second try",
+                },
+            ),
+            Turn.text("Noted."),
+        ]
+    )
+    world.comment("/shipmate retry", number=pull["number"])
+    world.work()
+    assert [p["ref"] for p in world.gh.state.pushes] == ["refs/heads/shipmate/1-add"] * 2
+    assert world.gh.state.pushes[1]["old"] == world.gh.state.pushes[0]["new"]  # the new head
+    assert len(world.gh.state.pulls) == 1
+    assert "AssertionError: -1 != 5" in seen[0]  # the same task, with the same CI log
+
+
+def _maintainer_pushes_a_workflow(world: World, tmp_path: Path) -> None:
+    """A person (not an App) may push workflows; the stand-in's helper pushes as an App would."""
+    import os
+    import subprocess
+
+    work = tmp_path / "maintainer"
+    env = {**os.environ, "STANDIN_WORKFLOWS": "write"}
+    subprocess.run(
+        ["git", "clone", "-q", str(world.gh.state.repos[REPO].path), str(work)], check=True
+    )
+    (work / ".github" / "workflows").mkdir(parents=True)
+    (work / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    (work / ".github" / "shipmate.yml").write_text(
+        "test: python3 -m unittest -q\nprotected_paths: []\n"
+        "allow_paths: ['.github/workflows/**', '.github/**']\n"
+    )
+    for args in (
+        ["add", "-A"],
+        ["-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "open everything"],
+        ["push", "-q", "origin", "HEAD:refs/heads/main"],
+    ):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True)
+
+
+def test_workflows_stay_protected_whatever_the_config_says(world: World, tmp_path: Path) -> None:
+    _maintainer_pushes_a_workflow(world, tmp_path)
+    world.model.script(
+        [
+            Turn.text("1. Change CI."),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": ".github/workflows/ci.yml",
+                    "old_str": "on: push",
+                    "new_str": "on: [push, pull_request]",
+                },
+            ),
+            Turn.text("Changed CI."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    assert world.gh.state.pushes == [] and world.gh.state.pulls == {}
+    (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
+    assert "Held back" in sticky["body"] and ".github/workflows/ci.yml" in sticky["body"]
