@@ -123,21 +123,33 @@ async def last_task(context: Context, repo: RepoClient, run_id: str) -> dict[str
 
 
 async def enqueue_run(
-    context: Context, repo: RepoClient, number: int, verb: str, extra: dict[str, object]
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    verb: str,
+    extra: dict[str, object],
+    *,
+    quiet: bool = False,
 ) -> bool:
-    """Queue a `run` job for this issue or PR (one at a time), with its sticky comment."""
+    """Queue a `run` job for this issue or PR (one at a time), with its sticky comment.
+
+    `quiet` (feedback Shipmate acts on by itself) says nothing when a task is already queued or
+    running, and leaves the sticky comment to the run, so a duplicate event leaves no trace."""
     assert context.repository is not None and context.installation_id is not None
     key = lock_key(context.repository, number)
     queue = context.queue
     if await asyncio.to_thread(queue.running, key):
-        await repo.comment(
-            number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
-        )
+        if not quiet:
+            await repo.comment(
+                number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
+            )
         return False
-    sticky_key = key.replace("/", "-").replace("#", "-")
-    sticky = await repo.comment(
-        number, sticky_comment(Progress(key=sticky_key, verb=verb, stage="queued"))
-    )
+    sticky: int | None = None
+    if not quiet:
+        sticky_key = key.replace("/", "-").replace("#", "-")
+        sticky = await repo.comment(
+            number, sticky_comment(Progress(key=sticky_key, verb=verb, stage="queued"))
+        )
     payload = {
         "repo": context.repository,
         "number": number,
@@ -150,7 +162,8 @@ async def enqueue_run(
     }
     job = await asyncio.to_thread(queue.enqueue, "run", payload, lock_key=key, queueing_lock=key)
     if job is None:
-        await repo.edit_comment(sticky, "A task for this is already queued.")
+        if sticky is not None:
+            await repo.edit_comment(sticky, "A task for this is already queued.")
         return False
     await asyncio.to_thread(
         context.store.append_audit,
