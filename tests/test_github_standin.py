@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,18 @@ import httpx
 import jwt
 import pytest
 from githubkit import AppAuthStrategy, GitHub
+from githubkit.exception import RequestFailed
 
 from bot.config import Settings
-from bot.github import PUSH, GitHubApp, RepoClient, RetryPolicy
+from bot.github import (
+    PUSH,
+    READ,
+    Deployment,
+    GitHubApp,
+    RepoClient,
+    RetryPolicy,
+    WorkflowRun,
+)
 from bot.store import Store
 from bot.testing.github import GitHubStandIn
 from bot.web import create_app
@@ -287,3 +297,420 @@ def test_githubkit_plain_app_client(gh: GitHubStandIn) -> None:
     app, _ = _setup(gh)
     client = GitHub(AppAuthStrategy(str(app.id), app.private_key_pem), base_url=gh.url)
     assert client.rest.apps.get_authenticated().json()["slug"] == "shipmate"
+
+
+WIDGETS = "octo/widgets"
+
+
+async def _repo(
+    gh: GitHubStandIn, app: Any, installation: Any, permissions: Mapping[str, str]
+) -> tuple[GitHub[Any], RepoClient]:
+    shipmate = GitHubApp(_settings(gh, app))
+    client = await shipmate.installation_client(
+        installation.id, repository=WIDGETS, permissions=permissions
+    )
+    return client, RepoClient(client, WIDGETS, RetryPolicy(max_wait=0.05, base=0.01))
+
+
+async def _status_of(call: Awaitable[Any]) -> int:
+    try:
+        return int((await call).status_code)
+    except RequestFailed as exc:
+        return exc.response.status_code
+
+
+@pytest.mark.anyio
+async def test_workflow_runs_jobs_logs_and_their_check_suite(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    sha = gh.commit(WIDGETS, "shipmate/fix", {"calc.py": "x = 1\n"}, "Fix add()")
+    pull = gh.create_pull(WIDGETS, "shipmate/fix", "Fix add()", "shipmate[bot]")
+    run = gh.create_workflow_run(
+        WIDGETS,
+        name="CI",
+        head_sha=sha,
+        head_branch="shipmate/fix",
+        jobs=[
+            {"name": "lint", "conclusion": "success", "log": "all clean\n"},
+            {"name": "test", "conclusion": "failure", "log": "E   assert 1 == 2\n"},
+        ],
+    )
+    client, repo = await _repo(gh, app, installation, READ)
+    assert await repo.workflow_run(run["id"]) == WorkflowRun(
+        run["id"], "CI", sha, "shipmate/fix", "completed", "failure", run["html_url"]
+    )
+    jobs = await repo.workflow_jobs(run["id"])
+    assert [(j.name, j.conclusion, j.failed_steps) for j in jobs] == [
+        ("lint", "success", ()),
+        ("test", "failure", ("Run test",)),
+    ]
+    assert await repo.job_log(jobs[1].id) == "E   assert 1 == 2\n"
+    rest = client.rest
+    parsed = (await rest.actions.async_get_workflow_run("octo", "widgets", run["id"])).parsed_data
+    assert [p.number for p in parsed.pull_requests or []] == [pull["number"]]
+    assert parsed.head_commit is not None and parsed.head_commit.message == "Fix add()"
+    job = (
+        await rest.actions.async_get_job_for_workflow_run("octo", "widgets", jobs[1].id)
+    ).parsed_data
+    assert job.run_id == run["id"] and job.workflow_name == "CI" and job.head_sha == sha
+    suite = await repo.check_suite(run["check_suite_id"])
+    assert (suite.head_sha, suite.head_branch, suite.conclusion) == (sha, "shipmate/fix", "failure")
+    in_suite = (await rest.checks.async_list_for_suite("octo", "widgets", suite.id)).parsed_data
+    assert [(r.id, r.name, r.conclusion) for r in in_suite.check_runs] == [
+        (jobs[0].id, "lint", "success"),
+        (jobs[1].id, "test", "failure"),
+    ]  # a job is the check run of the same id
+    assert all(r.app is not None and r.app.slug == "github-actions" for r in in_suite.check_runs)
+    for_ref = (
+        await rest.checks.async_list_suites_for_ref("octo", "widgets", "shipmate/fix")
+    ).parsed_data
+    assert [s.id for s in for_ref.check_suites] == [suite.id]
+    listed = (
+        await rest.actions.async_list_workflow_runs_for_repo("octo", "widgets", head_sha=sha)
+    ).parsed_data
+    assert [r.id for r in listed.workflow_runs] == [run["id"]]
+    assert await repo.job_log(gh.add_job_log(WIDGETS, "plain log\n")) == "plain log\n"
+    assert await _status_of(rest.actions.async_get_workflow_run("octo", "widgets", 1)) == 404
+    no_actions = dict(READ)
+    del no_actions["actions"]
+    _, blind = await _repo(gh, app, installation, no_actions)
+    with pytest.raises(RequestFailed) as refused:
+        await blind.workflow_run(run["id"])
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.anyio
+async def test_check_suites_of_other_apps_and_the_apps_own(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    sha = gh.branch_sha(WIDGETS, "main") or ""
+    made = gh.create_check_suite(
+        WIDGETS,
+        head_sha=sha,
+        head_branch="main",
+        app_slug="circleci",
+        check_runs=[
+            {
+                "name": "build",
+                "conclusion": "failure",
+                "output": {"title": "Build failed", "summary": "1 error", "text": "a.c:3: error"},
+            }
+        ],
+    )
+    client, repo = await _repo(gh, app, installation, READ)
+    suite = await repo.check_suite(made["id"])
+    assert (suite.status, suite.conclusion, suite.head_branch) == ("completed", "failure", "main")
+    runs = (await client.rest.checks.async_list_for_suite("octo", "widgets", made["id"])).json()
+    build = runs["check_runs"][0]
+    assert runs["total_count"] == 1 and build["output"]["text"] == "a.c:3: error"
+    assert build["app"]["slug"] == "circleci" and build["check_suite"]["id"] == made["id"]
+    own = await repo.create_check_run(name="Shipmate", head_sha=sha)
+    assert own.check_suite_id not in (None, made["id"]) and own.app_slug == "shipmate"
+    pending = await repo.check_suite(own.check_suite_id or 0)
+    assert (pending.status, pending.conclusion) == ("in_progress", None)
+    await repo.update_check_run(own.id, conclusion="success", title="Done", summary="ok")
+    done = await repo.check_suite(own.check_suite_id or 0)
+    assert (done.status, done.conclusion) == ("completed", "success")
+    rest = client.rest
+    by_branch = (await rest.checks.async_list_for_ref("octo", "widgets", "main")).parsed_data
+    assert sorted(r.name for r in by_branch.check_runs) == ["Shipmate", "build"]
+    named = (
+        await rest.checks.async_list_for_ref("octo", "widgets", sha, check_name="build")
+    ).parsed_data
+    assert [r.name for r in named.check_runs] == ["build"]
+    suites = (await rest.checks.async_list_suites_for_ref("octo", "widgets", sha)).parsed_data
+    assert suites.total_count == 2
+
+
+@pytest.mark.anyio
+async def test_deployments_and_their_statuses(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh, {**PUSH, "deployments": "write"})
+    sha = gh.commit(WIDGETS, "shipmate/fix", {"calc.py": "x = 1\n"}, "Fix add()")
+    made = gh.create_deployment(WIDGETS, ref="shipmate/fix", sha=sha)
+    gh.add_deployment_status(WIDGETS, made["id"], state="in_progress")
+    gh.add_deployment_status(
+        WIDGETS, made["id"], state="failure", description="/healthz: 500", log_url="https://ci/1"
+    )
+    client, repo = await _repo(gh, app, installation, READ)
+    assert await repo.deployment(made["id"]) == Deployment(
+        made["id"], sha, "shipmate/fix", "production"
+    )
+    assert await repo.deployment(424242) is None
+    statuses = await repo.deployment_statuses(made["id"])
+    assert [(s.state, s.description, s.log_url) for s in statuses] == [
+        ("failure", "/healthz: 500", "https://ci/1"),
+        ("in_progress", "", ""),
+    ]  # newest first
+    rest = client.rest
+    listed = (await rest.repos.async_list_deployments("octo", "widgets", sha=sha)).parsed_data
+    assert [d.id for d in listed] == [made["id"]]
+    assert (
+        await rest.repos.async_list_deployments("octo", "widgets", environment="staging")
+    ).json() == []
+    parsed = (
+        await rest.repos.async_list_deployment_statuses("octo", "widgets", made["id"])
+    ).parsed_data
+    assert parsed[0].state == "failure" and parsed[0].creator is not None
+    assert (
+        await _status_of(
+            rest.repos.async_create_deployment("octo", "widgets", data={"ref": "main"})
+        )
+        == 403
+    )  # READ has deployments: read
+    writer, _ = await _repo(gh, app, installation, {**READ, "deployments": "write"})
+    created = (
+        await writer.rest.repos.async_create_deployment(
+            "octo", "widgets", data={"ref": "main", "environment": "staging"}
+        )
+    ).parsed_data
+    assert created.sha == gh.branch_sha(WIDGETS, "main") and created.creator is not None
+    assert created.creator.login == "shipmate[bot]"
+    status = await writer.rest.repos.async_create_deployment_status(
+        "octo", "widgets", created.id, data={"state": "success"}
+    )
+    assert status.status_code == 201 and status.parsed_data.state == "success"
+    assert (
+        await _status_of(
+            writer.arequest(
+                "POST",
+                f"/repos/octo/widgets/deployments/{created.id}/statuses",
+                json={"state": "exploded"},
+            )
+        )
+        == 422
+    )
+    assert (
+        await _status_of(
+            writer.rest.repos.async_create_deployment("octo", "widgets", data={"ref": "nowhere"})
+        )
+        == 422
+    )
+
+
+@pytest.mark.anyio
+async def test_commit_pulls_merge_and_commit_status_by_branch(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh, {**PUSH, "statuses": "write"})
+    first = gh.commit(WIDGETS, "feature", {"a.txt": "1\n"}, "first")
+    head = gh.commit(WIDGETS, "feature", {"a.txt": "2\n"}, "second")
+    main_before = gh.branch_sha(WIDGETS, "main")
+    pull = gh.create_pull(WIDGETS, "feature", "A feature", "alice")
+    client, repo = await _repo(gh, app, installation, {**READ, "statuses": "write"})
+    rest = client.rest
+    for sha in (head, first):
+        found = await rest.repos.async_list_pull_requests_associated_with_commit(
+            "octo", "widgets", sha
+        )
+        assert [p.number for p in found.parsed_data] == [pull["number"]]
+    assert (
+        await rest.repos.async_list_pull_requests_associated_with_commit(
+            "octo", "widgets", main_before or ""
+        )
+    ).json() == []
+    merged = gh.merge_pull(WIDGETS, pull["number"])
+    parents = subprocess.run(
+        ["git", "rev-list", "--parents", "-n1", merged],
+        cwd=gh.state.repos[WIDGETS].path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert gh.branch_sha(WIDGETS, "main") == merged and parents[1:] == [main_before, head]
+    after = await rest.pulls.async_get("octo", "widgets", pull["number"])
+    assert (after.parsed_data.state, after.parsed_data.merged) == ("closed", True)
+    assert after.json()["merge_commit_sha"] == merged
+    by_merge = await rest.repos.async_list_pull_requests_associated_with_commit(
+        "octo", "widgets", merged
+    )
+    assert [p["number"] for p in by_merge.json()] == [pull["number"]]
+    with pytest.raises(ValueError, match="closed"):
+        gh.merge_pull(WIDGETS, pull["number"])
+    posted = await rest.repos.async_create_commit_status(
+        "octo", "widgets", merged, data={"state": "failure", "context": "ci/build"}
+    )
+    assert posted.status_code == 201
+    combined = await repo.combined_status("main")
+    assert (combined.sha, combined.state) == (merged, "failure")
+    assert [s.context for s in combined.statuses] == ["ci/build"]
+
+
+@pytest.mark.anyio
+async def test_reviews_are_created_and_replies_need_their_comment(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    gh.commit(WIDGETS, "feature", {"a.txt": "1\n"}, "first")
+    pull = gh.create_pull(WIDGETS, "feature", "A feature", "alice")
+    number = pull["number"]
+    client, repo = await _repo(gh, app, installation, PUSH)
+    rest = client.rest
+    review = (
+        await rest.pulls.async_create_review(
+            "octo",
+            "widgets",
+            number,
+            data={
+                "event": "REQUEST_CHANGES",
+                "body": "Two things",
+                "comments": [{"path": "a.txt", "line": 1, "body": "Use 3"}],
+            },
+        )
+    ).parsed_data
+    assert review.state == "CHANGES_REQUESTED" and review.user is not None
+    assert review.user.login == "shipmate[bot]" and review.commit_id == pull["head"]["sha"]
+    listed = (await rest.pulls.async_list_reviews("octo", "widgets", number)).parsed_data
+    assert [r.id for r in listed] == [review.id]
+    (comment,) = await repo.review_comments(number, review.id)
+    assert (comment.path, comment.line, comment.body) == ("a.txt", 1, "Use 3")
+    reply_id = await repo.reply_to_review_comment(number, comment.id, "Done")
+    assert gh.state.review_comments[reply_id]["in_reply_to_id"] == comment.id
+    assert (
+        await _status_of(
+            rest.pulls.async_create_review("octo", "widgets", number, data={"event": "COMMENT"})
+        )
+        == 422
+    )  # a comment review needs a body
+    with pytest.raises(RequestFailed) as missing:
+        await repo.reply_to_review_comment(number, 999999, "Done")
+    assert missing.value.response.status_code == 404
+    _, reader = await _repo(gh, app, installation, READ)
+    with pytest.raises(RequestFailed) as refused:
+        await reader.reply_to_review_comment(number, comment.id, "Done")
+    assert refused.value.response.status_code == 403
+    person = gh.add_review(WIDGETS, number, "alice", "changes_requested", "x", [("a.txt", 1, "y")])
+    (theirs,) = await repo.review_comments(number, person["id"])
+    assert theirs.user == "alice" and theirs.body == "y"
+
+
+@pytest.mark.anyio
+async def test_malformed_ids_bodies_and_jwts_are_refused_like_github(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh)
+    gh.create_issue(WIDGETS, "x")
+    token = (await GitHubApp(_settings(gh, app)).installation_token(installation.id)).token
+    headers = {"Authorization": f"token {token}"}
+    base = f"{gh.url}/repos/{WIDGETS}"
+    for path in (
+        "issues/abc",
+        "issues/comments/abc",
+        "issues/comments/abc/reactions",
+        "pulls/abc",
+        "pulls/abc/reviews",
+        "pulls/comments/abc",
+        "check-runs/abc",
+        "check-suites/abc",
+        "check-suites/abc/check-runs",
+        "actions/runs/abc",
+        "actions/runs/abc/jobs",
+        "actions/jobs/abc",
+        "actions/jobs/abc/logs",
+        "deployments/abc",
+        "deployments/abc/statuses",
+        "deployments/1/statuses/abc",
+        "issues/-1",
+        "pulls/1e3",
+    ):
+        answer = httpx.get(f"{base}/{path}", headers=headers)
+        assert answer.status_code == 404, path
+        assert answer.json()["message"] == "Not Found", path
+    paged = httpx.get(f"{base}/issues/1/comments?per_page=abc&page=-2", headers=headers)
+    assert paged.status_code == 200 and paged.json() == []
+    not_an_object = httpx.post(f"{base}/issues/1/comments", headers=headers, json=["body"])
+    assert not_an_object.status_code == 422
+    bad_ref = httpx.get(f"{base}/commits/--help/status", headers=headers)
+    assert bad_ref.status_code == 422
+    garbage_basic = httpx.get(base, headers={"Authorization": "Basic %%%"})
+    assert garbage_basic.status_code == 401
+    now = int(time.time())
+    for claims in (
+        {"iss": str(app.id), "iat": now - 30},  # no exp
+        {"iss": str(app.id), "exp": now + 300},  # no iat
+        {"iss": "not-an-id", "iat": now - 30, "exp": now + 300},
+        {"iss": str(app.id), "iat": "soon", "exp": now + 300},
+    ):
+        signed = jwt.encode(claims, app.private_key_pem, algorithm="RS256")
+        refused = httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {signed}"})
+        assert refused.status_code == 401, claims
+    assert gh.errors == []
+    assert all(r.status != 500 for r in gh.requests)
+
+
+def _jwt(app: Any, iat: int, exp: int) -> str:
+    return jwt.encode({"iss": str(app.id), "iat": iat, "exp": exp}, app.private_key_pem, "RS256")
+
+
+def test_app_jwts_issued_in_the_future_or_expired_are_refused(gh: GitHubStandIn) -> None:
+    app, _ = _setup(gh)
+    now = int(time.time())
+
+    def answer(token: str) -> httpx.Response:
+        return httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {token}"})
+
+    assert answer(_jwt(app, now - 60, now + 500)).status_code == 200
+    assert answer(_jwt(app, now + 50, now + 500)).status_code == 200  # within the clock drift
+    future = answer(_jwt(app, now + 300, now + 600))
+    assert future.status_code == 401 and "'Issued at' claim ('iat')" in future.json()["message"]
+    expired = answer(_jwt(app, now - 700, now - 120))
+    assert expired.status_code == 401
+    assert "'Expiration time' claim ('exp') must be" in expired.json()["message"]
+
+
+def test_each_route_needs_its_permission(gh: GitHubStandIn) -> None:
+    app, installation = _setup(gh, {**PUSH, "statuses": "write", "deployments": "write"})
+    issue = gh.create_issue(WIDGETS, "x")
+    comment = gh.create_comment(WIDGETS, issue["number"], "hello", "alice")
+    sha = gh.commit(WIDGETS, "feature", {"a.txt": "1\n"}, "first")
+    pull = gh.create_pull(WIDGETS, "feature", "A feature", "alice")
+    review = gh.add_review(WIDGETS, pull["number"], "alice", "commented", "x", [("a.txt", 1, "y")])
+    (review_comment,) = [
+        c for c in gh.state.review_comments.values() if c["pull_request_review_id"] == review["id"]
+    ]
+    suite = gh.create_check_suite(WIDGETS, head_sha=sha, head_branch="feature")
+    deployment = gh.create_deployment(WIDGETS, ref="feature", sha=sha)
+    shipmate = GitHubApp(_settings(gh, app))
+
+    def call(permissions: dict[str, str], method: str, path: str, body: Any = None) -> int:
+        token = asyncio.run(
+            shipmate.installation_token(installation.id, permissions=permissions)
+        ).token
+        return httpx.request(
+            method,
+            f"{gh.url}/repos/{WIDGETS}/{path}",
+            headers={"Authorization": f"token {token}"},
+            json=body,
+        ).status_code
+
+    n, p = issue["number"], pull["number"]
+    cases: list[tuple[dict[str, str], str, str, Any]] = [
+        ({"statuses": "write"}, "POST", f"statuses/{sha}", {"state": "success"}),
+        ({"statuses": "read"}, "GET", f"commits/{sha}/status", None),
+        ({"issues": "write"}, "POST", f"issues/{n}/reactions", {"content": "eyes"}),
+        (
+            {"issues": "write"},
+            "POST",
+            f"issues/comments/{comment['id']}/reactions",
+            {"content": "+1"},
+        ),
+        ({"pull_requests": "write"}, "POST", f"issues/{p}/reactions", {"content": "eyes"}),
+        (
+            {"pull_requests": "write"},
+            "POST",
+            f"pulls/{p}/comments/{review_comment['id']}/replies",
+            {"body": "ok"},
+        ),
+        ({"checks": "read"}, "GET", f"commits/{sha}/check-runs", None),
+        ({"checks": "read"}, "GET", f"check-suites/{suite['id']}/check-runs", None),
+        ({"deployments": "read"}, "GET", "deployments", None),
+        ({"deployments": "read"}, "GET", f"deployments/{deployment['id']}/statuses", None),
+        ({"deployments": "write"}, "POST", "deployments", {"ref": "main"}),
+        ({"pull_requests": "read"}, "GET", f"pulls/{p}", None),
+        ({"pull_requests": "read"}, "GET", f"commits/{sha}/pulls", None),
+        ({"issues": "read"}, "GET", f"issues/{n}", None),
+        ({"issues": "read"}, "GET", f"issues/{n}/comments", None),
+        ({"actions": "read"}, "GET", "actions/runs", None),
+    ]
+    for granted, method, path, body in cases:
+        assert call({"contents": "read"}, method, path, body) == 403, (method, path)
+        assert call(granted, method, path, body) in (200, 201), (method, path)
+    # On a pull request, issue routes accept either permission; on an issue only `issues`.
+    assert call({"pull_requests": "read"}, "GET", f"issues/{p}", None) == 200
+    assert call({"pull_requests": "read"}, "GET", f"issues/{n}", None) == 403
+    # Write routes need write, not read.
+    assert call({"statuses": "read"}, "POST", f"statuses/{sha}", {"state": "success"}) == 403
+    assert (
+        call({"pull_requests": "read"}, "POST", f"pulls/{p}/reviews", {"event": "APPROVE"}) == 403
+    )

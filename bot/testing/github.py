@@ -40,11 +40,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.testing import github_shapes as shapes
 from bot.testing.server import ServerThread
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "github-webhooks"
 DOCS = "https://docs.github.com/rest"
 LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
+ACTIONS_APP_ID = 15368  # GitHub Actions' own App id
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 PRE_RECEIVE = """#!/bin/sh
 # Installed by the GitHub stand-in: refuse workflow changes without the workflows permission.
 [ "$STANDIN_WORKFLOWS" = "write" ] && exit 0
@@ -126,9 +129,12 @@ class State:
     review_comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     reviews: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    check_suites: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    workflow_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     collaborators: dict[tuple[str, str], str] = field(default_factory=dict)
     pushes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -161,6 +167,24 @@ class NotFound(Exception):
     pass
 
 
+def _number(segment: str) -> int:
+    """A numeric path segment; anything else is a route GitHub does not have (404)."""
+    if not segment.isdigit():
+        raise NotFound
+    return int(segment)
+
+
+def _query_int(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+def _public(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy without the stand-in's own bookkeeping keys (those starting with "_" but
+    GitHub's `_links`)."""
+    return {k: v for k, v in data.items() if not k.startswith("_") or k == "_links"}
+
+
 class GitHubStandIn:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -170,6 +194,7 @@ class GitHubStandIn:
         self.tokens: dict[str, Token] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
+        self.errors: list[str] = []
         self.token_lifetime = 3600.0
         # Ids are unique across stand-ins in one process, as on GitHub (githubkit caches App
         # JWTs per App id, so two stand-ins reusing an id would see each other's tokens).
@@ -242,11 +267,7 @@ class GitHubStandIn:
         user: str = "octocat",
         labels: Sequence[str] = (),
     ) -> dict[str, Any]:
-        number = (
-            len([k for k in self.state.issues if k[0] == repo])
-            + len([k for k in self.state.pulls if k[0] == repo])
-            + 1
-        )
+        number = self._next_number(repo)
         issue = {
             "id": self.next_id(),
             "number": number,
@@ -306,30 +327,65 @@ class GitHubStandIn:
         self, repo: str, head: str, title: str, user: str, base: str | None = None
     ) -> dict[str, Any]:
         info = self.state.repos[repo]
-        number = (
+        return self._new_pull(
+            repo,
+            head_ref=head,
+            head_sha=self.branch_sha(repo, head),
+            head_repo=info,
+            base_ref=base or info.default_branch,
+            title=title,
+            body="",
+            author=user,
+            draft=False,
+        )
+
+    def _new_pull(
+        self,
+        repo: str,
+        *,
+        head_ref: str,
+        head_sha: str | None,
+        head_repo: Repo,
+        base_ref: str,
+        title: str,
+        body: str | None,
+        author: str,
+        draft: bool,
+    ) -> dict[str, Any]:
+        info = self.state.repos[repo]
+        number = self._next_number(repo)
+        pull = shapes.pull_request(
+            self.url,
+            repo,
+            pull_id=self.next_id(),
+            number=number,
+            title=title,
+            body=body,
+            author=self._user(author),
+            head=shapes.pull_ref(
+                head_ref,
+                head_sha,
+                self._repo_json(head_repo),
+                self._user(head_repo.full_name.split("/")[0]),
+            ),
+            base_ref=shapes.pull_ref(
+                base_ref,
+                self.branch_sha(repo, base_ref),
+                self._repo_json(info),
+                self._user(repo.split("/")[0]),
+            ),
+            draft=draft,
+            created_at=_now_iso(),
+        )
+        self.state.pulls[(repo, number)] = pull
+        return pull
+
+    def _next_number(self, repo: str) -> int:
+        return (
             len([k for k in self.state.issues if k[0] == repo])
             + len([k for k in self.state.pulls if k[0] == repo])
             + 1
         )
-        pull = {
-            "id": self.next_id(),
-            "number": number,
-            "title": title,
-            "body": "",
-            "state": "open",
-            "draft": False,
-            "user": self._user(user),
-            "labels": [],
-            "head": {
-                "ref": head,
-                "sha": self.branch_sha(repo, head),
-                "repo": self._repo_json(info),
-            },
-            "base": {"ref": base or info.default_branch, "repo": self._repo_json(info)},
-            "html_url": f"{self.url}/{repo}/pull/{number}",
-        }
-        self.state.pulls[(repo, number)] = pull
-        return pull
 
     def create_fork_pull(
         self, repo: str, fork: str, branch: str, files: Mapping[str, str], title: str, user: str
@@ -342,12 +398,17 @@ class GitHubStandIn:
         _git("clone", "-q", "--bare", str(base.path), str(fork_path))
         self.state.repos[fork] = Repo(fork, self.next_id(), fork_path, base.default_branch)
         head_sha = self.commit(fork, branch, files, title)
-        pull = self.create_pull(repo, branch, title, user)
-        pull["head"] = {
-            "ref": branch,
-            "sha": head_sha,
-            "repo": self._repo_json(self.state.repos[fork]),
-        }
+        pull = self._new_pull(
+            repo,
+            head_ref=branch,
+            head_sha=head_sha,
+            head_repo=self.state.repos[fork],
+            base_ref=base.default_branch,
+            title=title,
+            body="",
+            author=user,
+            draft=False,
+        )
         _git(
             "fetch",
             "-q",
@@ -366,20 +427,92 @@ class GitHubStandIn:
         body: str,
         comments: Sequence[tuple[str, int, str]],
     ) -> dict[str, Any]:
-        review = {"id": self.next_id(), "user": self._user(user), "state": state, "body": body}
+        """A submitted review by a person, with (path, line, text) comments."""
+        return self._new_review(
+            repo,
+            number,
+            user,
+            state,
+            body,
+            [{"path": p, "line": n, "body": t} for p, n, t in comments],
+        )
+
+    def _new_review(
+        self,
+        repo: str,
+        number: int,
+        user: str,
+        state: str,
+        body: str,
+        comments: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        pull = self.state.pulls[(repo, number)]
+        review_id = self.next_id()
+        html = f"{pull['html_url']}#pullrequestreview-{review_id}"
+        review = {
+            "id": review_id,
+            "node_id": shapes.node_id("PullRequestReview", review_id),
+            "user": self._user(user),
+            "body": body,
+            "state": state,
+            "html_url": html,
+            "pull_request_url": pull["url"],
+            "commit_id": pull["head"]["sha"],
+            "submitted_at": None if state == "PENDING" else _now_iso(),
+            "author_association": "NONE",
+            "_links": {"html": {"href": html}, "pull_request": {"href": pull["url"]}},
+        }
         self.state.reviews.setdefault((repo, number), []).append(review)
-        for path, line, text in comments:
-            comment_id = self.next_id()
-            self.state.review_comments[comment_id] = {
-                "id": comment_id,
-                "pull_request_review_id": review["id"],
-                "pull_number": number,
-                "path": path,
-                "line": line,
-                "body": text,
-                "user": self._user(user),
-            }
+        for comment in comments:
+            self._new_review_comment(repo, pull, review_id, user, comment)
         return review
+
+    def _new_review_comment(
+        self,
+        repo: str,
+        pull: Mapping[str, Any],
+        review_id: int,
+        user: str,
+        fields: Mapping[str, Any],
+        in_reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        comment_id = self.next_id()
+        line = fields.get("line", fields.get("position"))
+        html = f"{pull['html_url']}#discussion_r{comment_id}"
+        url = f"{self.url}/repos/{repo}/pulls/comments/{comment_id}"
+        comment: dict[str, Any] = {
+            "url": url,
+            "id": comment_id,
+            "node_id": shapes.node_id("PullRequestReviewComment", comment_id),
+            "pull_request_review_id": review_id,
+            "diff_hunk": "@@ -1 +1 @@",
+            "path": fields.get("path", ""),
+            "position": line,
+            "original_position": line,
+            "line": line,
+            "original_line": line,
+            "side": fields.get("side", "RIGHT"),
+            "commit_id": pull["head"]["sha"],
+            "original_commit_id": pull["head"]["sha"],
+            "user": self._user(user),
+            "body": fields.get("body", ""),
+            "created_at": _now_iso(),
+            "updated_at": _now_iso(),
+            "html_url": html,
+            "pull_request_url": pull["url"],
+            "author_association": "NONE",
+            "_links": {
+                "self": {"href": url},
+                "html": {"href": html},
+                "pull_request": {"href": pull["url"]},
+            },
+            "_repo": repo,
+            "_pull": pull["number"],
+        }
+        if in_reply_to is not None:
+            comment["in_reply_to_id"] = in_reply_to
+        self.state.review_comments[comment_id] = comment
+        return comment
 
     def branch_sha(self, repo: str, branch: str) -> str | None:
         try:
@@ -389,16 +522,214 @@ class GitHubStandIn:
         except subprocess.CalledProcessError:
             return None
 
-    def add_job_log(self, repo: str, text: str, name: str = "test") -> int:
-        job_id = self.next_id()
-        self.state.jobs[job_id] = {
-            "id": job_id,
-            "repo": repo,
-            "name": name,
-            "log": text,
-            "conclusion": "failure",
+    def resolve(self, repo: str, ref: str) -> str | None:
+        """The commit a branch, tag or (abbreviated) sha names, or None."""
+        if not ref or ref.startswith("-"):
+            return None
+        try:
+            return _git(
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                f"{ref}^{{commit}}",
+                cwd=self.state.repos[repo].path,
+            ).strip()
+        except subprocess.CalledProcessError:
+            return None
+
+    def merge_pull(self, repo: str, number: int) -> str:
+        """Merge a pull request as GitHub's merge button does: a merge commit on the base branch
+        of the bare repository; the pull request is then merged and closed. Returns the commit."""
+        info, pull = self.state.repos[repo], self.state.pulls[(repo, number)]
+        if pull["state"] != "open":
+            raise ValueError(f"pull request #{number} is {pull['state']}, not open")
+        base_ref, head_sha = pull["base"]["ref"], pull["head"]["sha"]
+        base_sha = self.branch_sha(repo, base_ref)
+        if base_sha is None or not head_sha:
+            raise ValueError(f"pull request #{number} has no base branch or head commit")
+        try:
+            tree = _git("merge-tree", "--write-tree", base_sha, head_sha, cwd=info.path).split()[0]
+        except subprocess.CalledProcessError:
+            raise ValueError(
+                f"pull request #{number} does not merge cleanly into {base_ref}"
+            ) from None
+        head_owner = pull["head"]["repo"]["owner"]["login"]
+        message = f"Merge pull request #{number} from {head_owner}/{pull['head']['ref']}\n\n{pull['title']}"
+        identity = {
+            "GIT_AUTHOR_NAME": "octocat",
+            "GIT_AUTHOR_EMAIL": "o@example.com",
+            "GIT_COMMITTER_NAME": "GitHub",
+            "GIT_COMMITTER_EMAIL": "noreply@github.com",
         }
+        merged = _git(
+            "commit-tree",
+            tree,
+            "-p",
+            base_sha,
+            "-p",
+            head_sha,
+            "-m",
+            message,
+            cwd=info.path,
+            env=identity,
+        ).strip()
+        _git("update-ref", f"refs/heads/{base_ref}", merged, base_sha, cwd=info.path)
+        now = _now_iso()
+        pull.update(
+            state="closed",
+            merged=True,
+            merged_at=now,
+            closed_at=now,
+            updated_at=now,
+            merge_commit_sha=merged,
+            merged_by=self._user("octocat"),
+            mergeable=None,
+            mergeable_state="unknown",
+        )
+        return merged
+
+    def add_job_log(self, repo: str, text: str, name: str = "test") -> int:
+        """A failed Actions job with this log, outside any workflow run."""
+        sha = self.branch_sha(repo, self.state.repos[repo].default_branch) or ""
+        return self._new_job(
+            repo, 0, "CI", {"name": name, "conclusion": "failure", "log": text}, sha, None
+        )
+
+    def _new_job(
+        self,
+        repo: str,
+        run_id: int,
+        workflow: str,
+        spec: Mapping[str, Any],
+        head_sha: str,
+        head_branch: str | None,
+        job_id: int | None = None,
+    ) -> int:
+        job_id = job_id or self.next_id()
+        conclusion = spec.get("conclusion", "failure")
+        steps = spec.get("steps") or [
+            {"name": "Set up job", "conclusion": "success"},
+            {"name": f"Run {spec['name']}", "conclusion": conclusion},
+            {"name": "Complete job", "conclusion": "success" if conclusion else None},
+        ]
+        job = shapes.job(
+            job_id=job_id,
+            repo=self._repo_json(self.state.repos[repo]),
+            run_id=run_id,
+            workflow_name=workflow,
+            name=spec["name"],
+            head_sha=head_sha,
+            head_branch=head_branch,
+            conclusion=conclusion,
+            steps=steps,
+            when=_now_iso(),
+        )
+        self.state.jobs[job_id] = {**job, "_repo": repo, "_log": spec.get("log", "")}
         return job_id
+
+    def create_check_suite(
+        self,
+        repo: str,
+        *,
+        head_sha: str,
+        head_branch: str | None,
+        conclusion: str | None = "failure",
+        app_slug: str = "github-actions",
+        check_runs: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """A completed check suite of another App (GitHub Actions by default) on `head_sha`, with
+        its check runs ({"name", "conclusion", "output": {"title", "summary", "text"}})."""
+        suite = self._new_suite(repo, head_sha, head_branch, self._app_json(app_slug))
+        suite.update(status="completed" if conclusion else "in_progress", conclusion=conclusion)
+        suite["_derived"] = False
+        for spec in check_runs:
+            self._new_check_run(repo, suite, {"head_sha": head_sha, "status": "completed", **spec})
+        return self._suite_out(suite)
+
+    def create_workflow_run(
+        self,
+        repo: str,
+        *,
+        name: str,
+        head_sha: str,
+        head_branch: str,
+        conclusion: str | None = "failure",
+        jobs: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """A finished Actions workflow run with its check suite and jobs ({"name", "conclusion",
+        "log"}, optionally "steps": [{"name", "conclusion"}]); each job is also a check run of
+        the same id, as on GitHub."""
+        suite = self._new_suite(repo, head_sha, head_branch, self._app_json("github-actions"))
+        suite.update(status="completed" if conclusion else "in_progress", conclusion=conclusion)
+        suite["_derived"] = False
+        run_id = self.next_id()
+        repo_json = self._repo_json(self.state.repos[repo])
+        run = shapes.workflow_run(
+            self.url,
+            run_id=run_id,
+            repo=repo_json,
+            actor=self._user("octocat"),
+            name=name,
+            head_sha=head_sha,
+            head_branch=head_branch,
+            conclusion=conclusion,
+            suite_id=suite["id"],
+            head_commit=self._head_commit(repo, head_sha),
+            pulls=self._pulls_headed_at(repo, head_sha),
+            when=_now_iso(),
+        )
+        self.state.workflow_runs[run_id] = {**run, "_repo": repo}
+        for spec in jobs:
+            job_id = self._new_job(repo, run_id, name, spec, head_sha, head_branch)
+            job = self.state.jobs[job_id]
+            self._new_check_run(
+                repo,
+                suite,
+                {
+                    "name": spec["name"],
+                    "head_sha": head_sha,
+                    "status": "completed",
+                    "conclusion": job["conclusion"],
+                    "details_url": job["html_url"],
+                    "output": {"title": f"{spec['name']} {job['conclusion']}", "summary": ""},
+                },
+                run_id=job_id,
+            )
+        return _public(run)
+
+    def create_deployment(
+        self, repo: str, *, ref: str, sha: str, environment: str = "production"
+    ) -> dict[str, Any]:
+        """A deployment of `sha` (from `ref`) made by a person's deploy tool."""
+        return _public(self._new_deployment(repo, ref, sha, environment, "octocat", {}))
+
+    def add_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        *,
+        state: str,
+        description: str = "",
+        log_url: str = "",
+        target_url: str = "",
+        environment_url: str = "",
+    ) -> dict[str, Any]:
+        deployment = self.state.deployments[deployment_id]
+        if deployment["_repo"] != repo:
+            raise ValueError(f"deployment {deployment_id} is not in {repo}")
+        if state not in DEPLOYMENT_STATES:
+            raise ValueError(f"state must be one of {', '.join(DEPLOYMENT_STATES)}, not {state!r}")
+        return self._new_deployment_status(
+            deployment,
+            "deploy-bot",
+            {
+                "state": state,
+                "description": description,
+                "log_url": log_url,
+                "target_url": target_url,
+                "environment_url": environment_url,
+            },
+        )
 
     def fail(self, route: str, kind: str, times: int = 1, seconds: float = 0.0) -> None:
         """Inject a failure into requests whose "METHOD /path" matches `route` ({x} = one segment)."""
@@ -464,11 +795,146 @@ class GitHubStandIn:
         return Starlette(routes=routes)
 
     def _user(self, login: str) -> dict[str, Any]:
-        return {
-            "login": login,
-            "id": abs(hash(login)) % 10**7,
-            "type": "Bot" if login.endswith("[bot]") else "User",
-        }
+        return shapes.user(self.url, login)
+
+    def _app_json(self, slug: str) -> dict[str, Any]:
+        if slug == "github-actions":
+            return shapes.integration(self.url, ACTIONS_APP_ID, slug)
+        app = next((a for a in self.apps.values() if a.slug == slug), None)
+        return shapes.integration(self.url, app.id if app else shapes.user_id(slug), slug)
+
+    def _head_commit(self, repo: str, sha: str) -> dict[str, Any]:
+        try:
+            tree, _, message = _git(
+                "show", "-s", "--format=%T%x00%B", sha, "--", cwd=self.state.repos[repo].path
+            ).partition("\0")
+        except subprocess.CalledProcessError:
+            tree, message = "", ""
+        return shapes.simple_commit(sha, tree, message.strip(), _now_iso())
+
+    def _branch_at(self, repo: str, sha: str) -> str | None:
+        try:
+            out = _git(
+                "for-each-ref",
+                "--format=%(refname:short)",
+                f"--points-at={sha}",
+                "refs/heads",
+                cwd=self.state.repos[repo].path,
+            )
+        except subprocess.CalledProcessError:
+            return None
+        return out.split()[0] if out.split() else None
+
+    def _pulls_headed_at(self, repo: str, sha: str) -> list[dict[str, Any]]:
+        info = self.state.repos[repo]
+        return [
+            shapes.pull_minimal(self.url, repo, info.id, p)
+            for (r, _), p in self.state.pulls.items()
+            if r == repo and p["state"] == "open" and p["head"]["sha"] == sha
+        ]
+
+    def _new_suite(
+        self, repo: str, head_sha: str, head_branch: str | None, app: dict[str, Any]
+    ) -> dict[str, Any]:
+        suite = shapes.check_suite(
+            self.url,
+            suite_id=self.next_id(),
+            repo=self._repo_json(self.state.repos[repo]),
+            app=app,
+            head_sha=head_sha,
+            head_branch=head_branch,
+            status="queued",
+            conclusion=None,
+            head_commit=self._head_commit(repo, head_sha),
+            pulls=self._pulls_headed_at(repo, head_sha),
+            when=_now_iso(),
+        )
+        suite.update(_repo=repo, _derived=True)
+        self.state.check_suites[suite["id"]] = suite
+        return suite
+
+    def _app_suite(self, repo: str, head_sha: str, slug: str) -> dict[str, Any]:
+        """The suite an App's check runs on a commit go into (made on its first check run)."""
+        for suite in self.state.check_suites.values():
+            if (
+                suite["_repo"] == repo
+                and suite["head_sha"] == head_sha
+                and suite["app"]["slug"] == slug
+            ):
+                return suite
+        return self._new_suite(
+            repo, head_sha, self._branch_at(repo, head_sha), self._app_json(slug)
+        )
+
+    def _suite_runs(self, suite_id: int) -> list[dict[str, Any]]:
+        return [r for r in self.state.check_runs.values() if r["check_suite"]["id"] == suite_id]
+
+    def _suite_out(self, suite: dict[str, Any]) -> dict[str, Any]:
+        runs = self._suite_runs(suite["id"])
+        out = _public(suite)
+        out["latest_check_runs_count"] = len(runs)
+        if suite["_derived"] and runs:
+            done = all(r["status"] == "completed" for r in runs)
+            out["status"] = "completed" if done else "in_progress"
+            out["conclusion"] = _overall([r["conclusion"] for r in runs]) if done else None
+        return out
+
+    def _new_check_run(
+        self,
+        repo: str,
+        suite: dict[str, Any],
+        fields: Mapping[str, Any],
+        run_id: int | None = None,
+    ) -> dict[str, Any]:
+        run = shapes.check_run(
+            self.url,
+            run_id=run_id or self.next_id(),
+            repo=self._repo_json(self.state.repos[repo]),
+            app=suite["app"],
+            suite_id=suite["id"],
+            fields=fields,
+            pulls=self._pulls_headed_at(repo, str(fields.get("head_sha", ""))),
+            when=_now_iso(),
+        )
+        run["_repo"] = repo
+        self.state.check_runs[run["id"]] = run
+        return run
+
+    def _new_deployment(
+        self, repo: str, ref: str, sha: str, environment: str, creator: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        deployment = shapes.deployment(
+            deployment_id=self.next_id(),
+            repo=self._repo_json(self.state.repos[repo]),
+            creator=self._user(creator),
+            ref=ref,
+            sha=sha,
+            environment=environment,
+            task=str(body.get("task") or "deploy"),
+            description=body.get("description"),
+            payload=body.get("payload"),
+            when=_now_iso(),
+        )
+        self.state.deployments[deployment["id"]] = {**deployment, "_repo": repo}
+        self.state.deployment_statuses[deployment["id"]] = []
+        return deployment
+
+    def _new_deployment_status(
+        self, deployment: Mapping[str, Any], creator: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        status = shapes.deployment_status(
+            status_id=self.next_id(),
+            deployment=deployment,
+            creator=self._user(creator),
+            state=str(body["state"]),
+            description=str(body.get("description") or ""),
+            log_url=str(body.get("log_url") or ""),
+            target_url=str(body.get("target_url") or ""),
+            environment_url=str(body.get("environment_url") or ""),
+            when=_now_iso(),
+        )
+        self.state.deployment_statuses[deployment["id"]].insert(0, status)
+        return status
 
     def _headers(self, remaining: int = 4999, reset: float | None = None) -> dict[str, str]:
         return {
@@ -525,7 +991,10 @@ class GitHubStandIn:
         auth = request.headers.get("authorization", "")
         value = auth.split(" ", 1)[1] if " " in auth else ""
         if auth.lower().startswith("basic "):
-            value = base64.b64decode(value).decode().split(":", 1)[-1]
+            try:
+                value = base64.b64decode(value).decode().split(":", 1)[-1]
+            except ValueError:
+                return None
         token = self.tokens.get(value)
         if token is None or token.expires_at < time.time():
             return None
@@ -539,16 +1008,20 @@ class GitHubStandIn:
         try:
             unverified = jwt.decode(raw, options={"verify_signature": False})
             app = self.apps[int(unverified["iss"])]
-            claims = jwt.decode(raw, app.public_key, algorithms=["RS256"], leeway=60)
-        except (jwt.PyJWTError, KeyError, ValueError):
-            return self._error(401, "A JSON web token could not be decoded")
-        if claims["exp"] - claims["iat"] > 600 or claims["exp"] > time.time() + 660:
-            return self._error(401, "'Expiration time' claim ('exp') is too far in the future")
-        if claims["iat"] > time.time() + 60:
-            return self._error(
-                401, "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+            claims = jwt.decode(
+                raw,
+                app.public_key,
+                algorithms=["RS256"],
+                options={
+                    "require": ["exp", "iat", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
-        return app
+            problem = _jwt_problem(float(claims["iat"]), float(claims["exp"]), time.time())
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+            return self._error(401, "A JSON web token could not be decoded")
+        return self._error(401, problem) if problem else app
 
     def _allowed(
         self, token: Token | None, repo: str, permission: str, level: str
@@ -575,12 +1048,29 @@ class GitHubStandIn:
         key = f"{request.method} {path}"
         response = await self._fault(key)
         if response is None:
-            try:
-                response = await self._route(request, path, body or {})
-            except NotFound:
-                response = self._error(404, "Not Found")
+            response = await self._answer(request, path, body)
         record.status = response.status_code
         return response
+
+    async def _answer(self, request: Request, path: str, body: Any) -> Response:
+        """The route's answer; what GitHub would refuse is refused, never a bare 500. A request
+        the stand-in could not handle answers 422 and is kept in `errors` for the test."""
+        if body is not None and not isinstance(body, dict):
+            return self._error(422, "Invalid request.\n\nThe request body must be a JSON object.")
+        try:
+            return await self._route(request, path, body or {})
+        except NotFound:
+            return self._error(404, "Not Found")
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            subprocess.SubprocessError,
+        ) as exc:
+            self.errors.append(f"{request.method} {path}: {exc!r}")
+            return self._error(422, f"Invalid request.\n\n{exc!r}")
 
     async def _route(self, request: Request, path: str, body: dict[str, Any]) -> Response:
         method = request.method
@@ -681,37 +1171,22 @@ class GitHubStandIn:
             return self._issues(request, repo, rest[1:], body, token)
         if rest[0] == "pulls":
             return self._pulls(request, repo, rest[1:], body, token)
-        if rest[0] in ("check-runs", "statuses", "commits"):
+        if rest[0] == "commits" and len(rest) > 3:
+            rest = ["commits", "/".join(rest[1:-1]), rest[-1]]  # a branch name with slashes
+        if rest[0] == "commits" and len(rest) == 3 and rest[2] == "pulls":
+            return self._commit_pulls(request, repo, rest[1], token)
+        if rest[0] in ("check-runs", "check-suites", "statuses", "commits"):
             return self._checks(request, repo, rest, body, token)
-        if rest[:2] == ["actions", "jobs"] and len(rest) == 4 and rest[3] == "logs":
-            denied = self._allowed(token, repo, "actions", "read")
-            if denied:
-                return denied
-            job = state.jobs.get(int(rest[2]))
-            if job is None:
-                raise NotFound
-            key = secrets.token_urlsafe(12)
-            self._log_urls[key] = (job["log"], time.time() + 60)
-            return RedirectResponse(f"{self.url}/_logs/{key}", 302)
+        if rest[0] == "actions":
+            return self._actions(request, repo, rest[1:], token)
         if rest[0] == "deployments":
-            deployment = state.deployments.get(int(rest[1])) if len(rest) > 1 else None
-            if deployment is None:
-                raise NotFound
-            return self._json(deployment if len(rest) == 2 else deployment.get("statuses", []))
+            return self._deployments(request, repo, rest[1:], body, token)
         raise NotFound
 
     def _repo_json(self, info: Repo) -> dict[str, Any]:
-        owner = info.full_name.split("/")[0]
-        return {
-            "id": info.id,
-            "name": info.full_name.split("/")[1],
-            "full_name": info.full_name,
-            "private": info.private,
-            "owner": self._user(owner),
-            "default_branch": info.default_branch,
-            "clone_url": f"{self.url}/{info.full_name}.git",
-            "html_url": f"{self.url}/{info.full_name}",
-        }
+        return shapes.repository(
+            self.url, info.full_name, info.id, info.default_branch, info.private
+        )
 
     def _issue_token(
         self, request: Request, installation_id: int, body: dict[str, Any]
@@ -767,51 +1242,45 @@ class GitHubStandIn:
         token: Token | None,
     ) -> Response:
         state, method = self.state, request.method
+        level = "read" if method == "GET" else "write"
         if rest and rest[0] == "comments":
-            comment = state.comments.get(int(rest[1])) if len(rest) > 1 else None
+            comment = state.comments.get(_number(rest[1])) if len(rest) > 1 else None
             if comment is None or comment["repo"] != repo:
                 raise NotFound
+            denied = self._allowed_on(token, repo, comment["issue"], level)
+            if denied:
+                return denied
             if len(rest) == 3 and rest[2] == "reactions" and method == "POST":
-                denied = self._allowed(token, repo, "issues", "write")
-                if denied:
-                    return denied
-                reaction = {
-                    "id": self.next_id(),
-                    "content": body.get("content"),
-                    "comment_id": comment["id"],
-                    "user": self._user(self._bot(token)),
-                }
-                state.reactions.append(reaction)
-                return self._json(reaction, 201)
+                return self._react(body, token, comment_id=comment["id"])
+            if len(rest) != 2 or method not in ("GET", "PATCH"):
+                raise NotFound
             if method == "PATCH":
-                denied = self._allowed(token, repo, "issues", "write")
-                if denied:
-                    return denied
                 comment["body"] = body.get("body", comment["body"])
                 comment["updated_at"] = _now_iso()
             return self._json(self._public(comment))
-        number = int(rest[0]) if rest else 0
+        number = _number(rest[0]) if rest else 0
         if (repo, number) not in state.issues and (repo, number) not in state.pulls:
             raise NotFound
-        if len(rest) == 1:
-            return self._json(state.issues.get((repo, number)) or state.pulls[(repo, number)])
-        if rest[1] == "comments":
-            if method == "POST":
-                denied = self._allowed(token, repo, "issues", "write")
-                if denied:
-                    return denied
-                comment = {
-                    "id": self.next_id(),
-                    "repo": repo,
-                    "issue": number,
-                    "body": body.get("body", ""),
-                    "user": self._user(self._bot(token)),
-                    "created_at": _now_iso(),
-                    "updated_at": _now_iso(),
-                    "html_url": f"{self.url}/{repo}/issues/{number}#comment",
-                }
-                state.comments[comment["id"]] = comment
-                return self._json(self._public(comment), 201)
+        denied = self._allowed_on(token, repo, number, level)
+        if denied:
+            return denied
+        target = state.issues.get((repo, number)) or state.pulls[(repo, number)]
+        if len(rest) == 1 and method == "GET":
+            return self._json(target)
+        if rest[1:] == ["comments"] and method == "POST":
+            comment = {
+                "id": self.next_id(),
+                "repo": repo,
+                "issue": number,
+                "body": body.get("body", ""),
+                "user": self._user(self._bot(token)),
+                "created_at": _now_iso(),
+                "updated_at": _now_iso(),
+                "html_url": f"{self.url}/{repo}/issues/{number}#comment",
+            }
+            state.comments[comment["id"]] = comment
+            return self._json(self._public(comment), 201)
+        if rest[1:] == ["comments"] and method == "GET":
             listed = [
                 self._public(c)
                 for c in state.comments.values()
@@ -819,28 +1288,45 @@ class GitHubStandIn:
             ]
             return self._paginate(request, listed)
         if rest[1] == "labels":
-            target = state.issues.get((repo, number)) or state.pulls[(repo, number)]
-            denied = self._allowed(token, repo, "issues", "write" if method != "GET" else "read")
-            if denied:
-                return denied
             if method == "POST":
                 names = body.get("labels", [])
                 target["labels"] += [
                     {"name": n} for n in names if n not in [x["name"] for x in target["labels"]]
                 ]
             elif method == "DELETE" and len(rest) == 3:
+                if rest[2] not in [x["name"] for x in target["labels"]]:
+                    return self._error(404, "Label does not exist")
                 target["labels"] = [x for x in target["labels"] if x["name"] != rest[2]]
             return self._json(target["labels"])
-        if rest[1] == "reactions" and method == "POST":
-            reaction = {
-                "id": self.next_id(),
-                "content": body.get("content"),
-                "issue": number,
-                "user": self._user(self._bot(token)),
-            }
-            state.reactions.append(reaction)
-            return self._json(reaction, 201)
+        if rest[1:] == ["reactions"] and method == "POST":
+            return self._react(body, token, issue=number)
         raise NotFound
+
+    def _allowed_on(
+        self, token: Token | None, repo: str, number: int, level: str
+    ) -> Response | None:
+        """Issue routes on an issue need `issues`; on a pull request either `issues` or
+        `pull_requests` will do, as on GitHub."""
+        denied = self._allowed(token, repo, "issues", level)
+        if denied is not None and (repo, number) in self.state.pulls:
+            return self._allowed(token, repo, "pull_requests", level) and denied
+        return denied
+
+    def _react(self, body: Mapping[str, Any], token: Token | None, **target: int) -> Response:
+        content = body.get("content")
+        if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"):
+            return self._invalid("Reaction", "content", "invalid")
+        reaction_id = self.next_id()
+        reaction = {
+            "id": reaction_id,
+            "node_id": shapes.node_id("Reaction", reaction_id),
+            "content": content,
+            "user": self._user(self._bot(token)),
+            "created_at": _now_iso(),
+            **target,
+        }
+        self.state.reactions.append(reaction)
+        return self._json({k: v for k, v in reaction.items() if k not in target}, 201)
 
     @staticmethod
     def _public(comment: dict[str, Any]) -> dict[str, Any]:
@@ -849,9 +1335,11 @@ class GitHubStandIn:
     def _bot(self, token: Token | None) -> str:
         return f"{token.installation.app.slug}[bot]" if token else "ghost"
 
-    def _paginate(self, request: Request, items: list[Any]) -> Response:
-        per_page = int(request.query_params.get("per_page", 30))
-        page = int(request.query_params.get("page", 1))
+    def _paginate(self, request: Request, items: list[Any], key: str | None = None) -> Response:
+        """One page of `items` with GitHub's link header; `key` wraps the page as
+        {"total_count": n, key: page}, as the Checks and Actions lists are."""
+        per_page = min(100, max(1, _query_int(request, "per_page", 30)))
+        page = max(1, _query_int(request, "page", 1))
         chunk = items[(page - 1) * per_page : page * per_page]
         last = max(1, -(-len(items) // per_page))
         links = []
@@ -867,7 +1355,8 @@ class GitHubStandIn:
                 f'<{base}{sep}page={page - 1}>; rel="prev"',
                 f'<{base}{sep}page=1>; rel="first"',
             ]
-        return self._json(chunk, headers={"link": ", ".join(links)} if links else None)
+        data: Any = chunk if key is None else {"total_count": len(items), key: chunk}
+        return self._json(data, headers={"link": ", ".join(links)} if links else None)
 
     def _pulls(
         self,
@@ -877,98 +1366,166 @@ class GitHubStandIn:
         body: dict[str, Any],
         token: Token | None,
     ) -> Response:
-        state, method = self.state, request.method
+        method = request.method
+        write = method in ("POST", "PATCH", "PUT", "DELETE")
+        denied = self._allowed(token, repo, "pull_requests", "write" if write else "read")
+        if denied:
+            return denied
         if not rest:
-            if method == "POST":
-                denied = self._allowed(token, repo, "pull_requests", "write")
-                if denied:
-                    return denied
-                head_sha = self.branch_sha(repo, body.get("head", "").split(":")[-1])
-                if head_sha is None:
-                    return self._json(
-                        {
-                            "message": "Validation Failed",
-                            "errors": [
-                                {"resource": "PullRequest", "field": "head", "code": "invalid"}
-                            ],
-                            "documentation_url": DOCS,
-                        },
-                        422,
-                    )
-                number = (
-                    len([k for k in state.issues if k[0] == repo])
-                    + len([k for k in state.pulls if k[0] == repo])
-                    + 1
-                )
-                pull = {
-                    "id": self.next_id(),
-                    "number": number,
-                    "title": body.get("title", ""),
-                    "body": body.get("body"),
-                    "state": "open",
-                    "draft": bool(body.get("draft")),
-                    "user": self._user(self._bot(token)),
-                    "head": {
-                        "ref": body["head"].split(":")[-1],
-                        "sha": head_sha,
-                        "repo": self._repo_json(state.repos[repo]),
-                    },
-                    "base": {
-                        "ref": body.get("base", state.repos[repo].default_branch),
-                        "repo": self._repo_json(state.repos[repo]),
-                    },
-                    "labels": [],
-                    "html_url": f"{self.url}/{repo}/pull/{number}",
-                }
-                state.pulls[(repo, number)] = pull
-                return self._json(pull, 201)
-            pulls = [p for (r, _), p in state.pulls.items() if r == repo]
-            head = request.query_params.get("head")
-            if head:
-                pulls = [p for p in pulls if p["head"]["ref"] == head.split(":")[-1]]
-            wanted = request.query_params.get("state", "open")
-            if wanted != "all":
-                pulls = [p for p in pulls if p["state"] == wanted]
-            return self._paginate(request, pulls)
-        number = int(rest[0])
-        found = state.pulls.get((repo, number))
-        if found is None:
+            return (
+                self._create_pull(repo, body, token)
+                if method == "POST"
+                else self._list_pulls(request, repo)
+            )
+        if rest[0] == "comments" and len(rest) == 2 and method == "GET":
+            comment = self.state.review_comments.get(_number(rest[1]))
+            if comment is None or comment["_repo"] != repo:
+                raise NotFound
+            return self._json(_public(comment))
+        number = _number(rest[0])
+        pull = self.state.pulls.get((repo, number))
+        if pull is None:
             raise NotFound
-        pull = found
-        if len(rest) == 1:
+        if len(rest) == 1 and method in ("GET", "PATCH"):
             if method == "PATCH":
-                denied = self._allowed(token, repo, "pull_requests", "write")
-                if denied:
-                    return denied
-                for name in ("title", "body", "state"):
+                for name in ("title", "body", "state", "base"):
                     if name in body:
-                        pull[name] = body[name]
+                        pull[name] = (
+                            body[name] if name != "base" else {**pull["base"], "ref": body["base"]}
+                        )
             return self._json(pull)
         if rest[1] == "reviews":
-            reviews = state.reviews.get((repo, number), [])
-            if len(rest) == 4 and rest[3] == "comments":
-                listed = [
-                    c
-                    for c in state.review_comments.values()
-                    if c.get("pull_request_review_id") == int(rest[2])
-                ]
-                return self._paginate(request, listed)
-            return self._paginate(request, reviews)
+            return self._reviews(request, repo, pull, rest[2:], body, token)
         if rest[1] == "comments":
-            if len(rest) == 4 and rest[3] == "replies" and method == "POST":
-                reply_id = self.next_id()
-                reply: dict[str, Any] = {
-                    "id": reply_id,
-                    "body": body.get("body"),
-                    "in_reply_to_id": int(rest[2]),
-                    "user": self._user(self._bot(token)),
-                }
-                state.review_comments[reply_id] = reply
-                return self._json(reply, 201)
-            return self._paginate(
-                request,
-                [c for c in state.review_comments.values() if c.get("pull_number") == number],
+            return self._review_comments(request, repo, pull, rest[2:], body, token)
+        raise NotFound
+
+    def _create_pull(self, repo: str, body: Mapping[str, Any], token: Token | None) -> Response:
+        head = str(body.get("head") or "").split(":")[-1]
+        head_sha = self.branch_sha(repo, head) if head else None
+        if head_sha is None:
+            return self._invalid("PullRequest", "head", "invalid")
+        info = self.state.repos[repo]
+        base = str(body.get("base") or info.default_branch)
+        if self.branch_sha(repo, base) is None:
+            return self._invalid("PullRequest", "base", "invalid")
+        pull = self._new_pull(
+            repo,
+            head_ref=head,
+            head_sha=head_sha,
+            head_repo=info,
+            base_ref=base,
+            title=str(body.get("title") or ""),
+            body=body.get("body"),
+            author=self._bot(token),
+            draft=bool(body.get("draft")),
+        )
+        return self._json(pull, 201)
+
+    def _list_pulls(self, request: Request, repo: str) -> Response:
+        pulls = [p for (r, _), p in self.state.pulls.items() if r == repo]
+        head = request.query_params.get("head")
+        if head:
+            pulls = [p for p in pulls if p["head"]["ref"] == head.split(":")[-1]]
+        base = request.query_params.get("base")
+        if base:
+            pulls = [p for p in pulls if p["base"]["ref"] == base]
+        wanted = request.query_params.get("state", "open")
+        if wanted != "all":
+            pulls = [p for p in pulls if p["state"] == wanted]
+        return self._paginate(request, pulls)
+
+    def _reviews(
+        self,
+        request: Request,
+        repo: str,
+        pull: dict[str, Any],
+        rest: list[str],
+        body: dict[str, Any],
+        token: Token | None,
+    ) -> Response:
+        number, method = pull["number"], request.method
+        reviews = self.state.reviews.get((repo, number), [])
+        if not rest and method == "POST":
+            return self._create_review(repo, pull, body, token)
+        if not rest and method == "GET":
+            return self._paginate(request, reviews)
+        review = next((r for r in reviews if r["id"] == _number(rest[0])), None)
+        if review is None:
+            raise NotFound
+        if len(rest) == 1 and method == "GET":
+            return self._json(review)
+        if rest[1:] == ["comments"] and method == "GET":
+            listed = [
+                _public(c)
+                for c in self.state.review_comments.values()
+                if c["pull_request_review_id"] == review["id"]
+            ]
+            return self._paginate(request, listed)
+        raise NotFound
+
+    def _create_review(
+        self, repo: str, pull: dict[str, Any], body: Mapping[str, Any], token: Token | None
+    ) -> Response:
+        states = {
+            "APPROVE": "APPROVED",
+            "REQUEST_CHANGES": "CHANGES_REQUESTED",
+            "COMMENT": "COMMENTED",
+            None: "PENDING",
+        }
+        event = body.get("event")
+        if event not in states:
+            return self._invalid("PullRequestReview", "event", "invalid")
+        if event in ("REQUEST_CHANGES", "COMMENT") and not body.get("body"):
+            return self._error(422, f'Unprocessable Entity: "Review body is required for {event}"')
+        comments = body.get("comments") or []
+        if not isinstance(comments, list) or not all(
+            isinstance(c, dict) and c.get("path") and c.get("body") for c in comments
+        ):
+            return self._invalid("PullRequestReviewComment", "comments", "invalid")
+        review = self._new_review(
+            repo,
+            pull["number"],
+            self._bot(token),
+            states[event],
+            str(body.get("body") or ""),
+            comments,
+        )
+        return self._json(review)
+
+    def _review_comments(
+        self,
+        request: Request,
+        repo: str,
+        pull: dict[str, Any],
+        rest: list[str],
+        body: dict[str, Any],
+        token: Token | None,
+    ) -> Response:
+        number, method = pull["number"], request.method
+        if not rest and method == "GET":
+            listed = [
+                _public(c)
+                for c in self.state.review_comments.values()
+                if c["_repo"] == repo and c["_pull"] == number
+            ]
+            return self._paginate(request, listed)
+        if len(rest) == 2 and rest[1] == "replies" and method == "POST":
+            parent = self.state.review_comments.get(_number(rest[0]))
+            if parent is None or parent["_repo"] != repo or parent["_pull"] != number:
+                raise NotFound
+            if not body.get("body"):
+                return self._invalid("PullRequestReviewComment", "body", "missing_field")
+            root = parent.get("in_reply_to_id") or parent["id"]
+            reply = self._new_review_comment(
+                repo,
+                pull,
+                self.next_id(),
+                self._bot(token),
+                {"path": parent["path"], "line": parent["line"], "body": body["body"]},
+                in_reply_to=root,
             )
+            return self._json(_public(reply), 201)
         raise NotFound
 
     def _checks(
@@ -979,59 +1536,313 @@ class GitHubStandIn:
         body: dict[str, Any],
         token: Token | None,
     ) -> Response:
-        state, method = self.state, request.method
+        method = request.method
         if rest[0] == "check-runs":
-            write = method in ("POST", "PATCH")
-            denied = self._allowed(token, repo, "checks", "write" if write else "read")
+            return self._check_runs(request, repo, rest[1:], body, token)
+        if rest[0] == "check-suites" and len(rest) in (2, 3):
+            denied = self._allowed(token, repo, "checks", "read")
             if denied:
                 return denied
-            if method == "POST":
-                run = {
-                    "id": self.next_id(),
-                    "repo": repo,
-                    "app": {"slug": self._bot(token).removesuffix("[bot]")},
-                    **body,
-                }
-                state.check_runs[run["id"]] = run
-                return self._json(run, 201)
-            existing = state.check_runs.get(int(rest[1])) if len(rest) > 1 else None
-            if existing is None:
+            suite = self.state.check_suites.get(_number(rest[1]))
+            if suite is None or suite["_repo"] != repo:
                 raise NotFound
-            run = existing
-            if method == "PATCH":
-                run.update(body)
-            return self._json(run)
-        if rest[0] == "statuses" and method == "POST":
-            status = {"id": self.next_id(), "repo": repo, "sha": rest[1], **body}
-            state.statuses.append(status)
-            return self._json(status, 201)
-        if rest[0] == "commits" and len(rest) == 3:
-            ref = rest[1]
+            if len(rest) == 2 and method == "GET":
+                return self._json(self._suite_out(suite))
+            if rest[2] == "check-runs" and method == "GET":
+                return self._listed_runs(request, self._suite_runs(suite["id"]))
+            raise NotFound
+        if rest[0] == "statuses" and len(rest) == 2 and method == "POST":
+            denied = self._allowed(token, repo, "statuses", "write")
+            if denied:
+                return denied
+            return self._create_status(repo, rest[1], body, token)
+        if rest[0] == "commits" and len(rest) == 3 and method == "GET":
+            sha = self.resolve(repo, rest[1])
+            if sha is None:
+                return self._error(422, f"No commit found for SHA: {rest[1]}")
             if rest[2] == "check-runs":
-                runs = [
-                    r
-                    for r in state.check_runs.values()
-                    if r["repo"] == repo and r.get("head_sha") == ref
-                ]
-                return self._json({"total_count": len(runs), "check_runs": runs})
-            if rest[2] == "status":
-                statuses = [s for s in state.statuses if s["repo"] == repo and s["sha"] == ref]
-                overall = (
-                    "failure"
-                    if any(s.get("state") in ("failure", "error") for s in statuses)
-                    else "success"
-                    if statuses
-                    else "pending"
+                denied = self._allowed(token, repo, "checks", "read")
+                return denied or self._listed_runs(
+                    request,
+                    [
+                        r
+                        for r in self.state.check_runs.values()
+                        if r["_repo"] == repo and r["head_sha"] == sha
+                    ],
                 )
-                return self._json(
-                    {
-                        "state": overall,
-                        "sha": ref,
-                        "statuses": statuses,
-                        "total_count": len(statuses),
-                    }
-                )
+            if rest[2] == "check-suites":
+                denied = self._allowed(token, repo, "checks", "read")
+                return denied or self._listed_suites(request, repo, sha)
+            if rest[2] in ("status", "statuses"):
+                denied = self._allowed(token, repo, "statuses", "read")
+                return denied or self._commit_status(request, repo, sha, rest[2])
         raise NotFound
+
+    def _check_runs(
+        self,
+        request: Request,
+        repo: str,
+        rest: list[str],
+        body: dict[str, Any],
+        token: Token | None,
+    ) -> Response:
+        method = request.method
+        write = method in ("POST", "PATCH")
+        denied = self._allowed(token, repo, "checks", "write" if write else "read")
+        if denied:
+            return denied
+        if not rest and method == "POST":
+            missing = [f for f in ("name", "head_sha") if not body.get(f)]
+            if missing:
+                return self._invalid("CheckRun", missing[0], "missing_field")
+            sha = self.resolve(repo, str(body["head_sha"]))
+            if sha is None:
+                return self._invalid("CheckRun", "head_sha", "invalid")
+            slug = token.installation.app.slug if token else "ghost"
+            run = self._new_check_run(
+                repo, self._app_suite(repo, sha, slug), {**body, "head_sha": sha}
+            )
+            return self._json(_public(run), 201)
+        if len(rest) != 1 or method not in ("GET", "PATCH"):
+            raise NotFound
+        existing = self.state.check_runs.get(_number(rest[0]))
+        if existing is None or existing["_repo"] != repo:
+            raise NotFound
+        if method == "PATCH":
+            self._update_check_run(existing, body)
+        return self._json(_public(existing))
+
+    def _update_check_run(self, run: dict[str, Any], body: Mapping[str, Any]) -> None:
+        for name in ("name", "details_url", "external_id", "started_at", "status"):
+            if name in body:
+                run[name] = body[name]
+        if body.get("conclusion"):
+            run.update(status="completed", conclusion=body["conclusion"])
+        if run["status"] == "completed" and not run.get("completed_at"):
+            run["completed_at"] = body.get("completed_at") or _now_iso()
+        if "output" in body:
+            merged = {
+                **{k: run["output"][k] for k in ("title", "summary", "text")},
+                **body["output"],
+            }
+            run["output"] = shapes.check_output(run["url"], merged)
+
+    def _listed_runs(self, request: Request, runs: list[dict[str, Any]]) -> Response:
+        query = request.query_params
+        if query.get("check_name"):
+            runs = [r for r in runs if r["name"] == query["check_name"]]
+        if query.get("status"):
+            runs = [r for r in runs if r["status"] == query["status"]]
+        if query.get("app_id"):
+            runs = [r for r in runs if str(r["app"]["id"]) == query["app_id"]]
+        return self._paginate(request, [_public(r) for r in runs], key="check_runs")
+
+    def _listed_suites(self, request: Request, repo: str, sha: str) -> Response:
+        suites = [
+            self._suite_out(s)
+            for s in self.state.check_suites.values()
+            if s["_repo"] == repo and s["head_sha"] == sha
+        ]
+        app_id = request.query_params.get("app_id")
+        if app_id:
+            suites = [s for s in suites if str(s["app"]["id"]) == app_id]
+        name = request.query_params.get("check_name")
+        if name:
+            suites = [
+                s for s in suites if any(r["name"] == name for r in self._suite_runs(s["id"]))
+            ]
+        return self._paginate(request, suites, key="check_suites")
+
+    def _create_status(
+        self, repo: str, sha_or_ref: str, body: Mapping[str, Any], token: Token | None
+    ) -> Response:
+        sha = self.resolve(repo, sha_or_ref)
+        if sha is None:
+            return self._error(422, f"No commit found for SHA: {sha_or_ref}")
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            return self._invalid("Status", "state", "invalid")
+        status_id = self.next_id()
+        status = {
+            "url": f"{self.url}/repos/{repo}/statuses/{sha}",
+            "avatar_url": None,
+            "id": status_id,
+            "node_id": shapes.node_id("StatusContext", status_id),
+            "state": body["state"],
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "context": body.get("context") or "default",
+            "created_at": _now_iso(),
+            "updated_at": _now_iso(),
+            "creator": self._user(self._bot(token)),
+            "repo": repo,
+            "sha": sha,
+        }
+        self.state.statuses.append(status)
+        return self._json({k: v for k, v in status.items() if k not in ("repo", "sha")}, 201)
+
+    def _commit_status(self, request: Request, repo: str, sha: str, kind: str) -> Response:
+        mine = [s for s in self.state.statuses if s["repo"] == repo and s["sha"] == sha]
+        public = [{k: v for k, v in s.items() if k not in ("repo", "sha")} for s in reversed(mine)]
+        if kind == "statuses":
+            return self._paginate(request, public)
+        latest: dict[str, dict[str, Any]] = {}
+        for status in public:
+            latest.setdefault(str(status["context"]), status)
+        states = [s["state"] for s in latest.values()]
+        overall = (
+            "failure"
+            if any(s in ("failure", "error") for s in states)
+            else "pending"
+            if not states or "pending" in states
+            else "success"
+        )
+        return self._json(
+            {
+                "state": overall,
+                "sha": sha,
+                "statuses": list(latest.values()),
+                "total_count": len(latest),
+                "repository": self._repo_json(self.state.repos[repo]),
+                "commit_url": f"{self.url}/repos/{repo}/commits/{sha}",
+                "url": f"{self.url}/repos/{repo}/commits/{sha}/status",
+            }
+        )
+
+    def _commit_pulls(self, request: Request, repo: str, ref: str, token: Token | None) -> Response:
+        """Pull requests a commit belongs to: their head, one of their commits, or their merge."""
+        denied = self._allowed(token, repo, "pull_requests", "read")
+        if denied:
+            return denied
+        sha = self.resolve(repo, ref)
+        if sha is None:
+            return self._error(422, f"No commit found for SHA: {ref}")
+        path = self.state.repos[repo].path
+        found = []
+        for (r, _), pull in self.state.pulls.items():
+            if r != repo:
+                continue
+            if sha in (pull["head"]["sha"], pull.get("merge_commit_sha")) or (
+                pull["state"] == "open" and self._in_pull(path, pull, sha)
+            ):
+                found.append(pull)
+        return self._paginate(request, found)
+
+    @staticmethod
+    def _in_pull(path: Path, pull: Mapping[str, Any], sha: str) -> bool:
+        base = f"refs/heads/{pull['base']['ref']}"
+        try:
+            commits = _git("rev-list", pull["head"]["sha"], "--not", base, "--", cwd=path)
+        except subprocess.CalledProcessError:
+            return False
+        return sha in commits.split()
+
+    def _actions(
+        self, request: Request, repo: str, rest: list[str], token: Token | None
+    ) -> Response:
+        if request.method != "GET":
+            raise NotFound
+        denied = self._allowed(token, repo, "actions", "read")
+        if denied:
+            return denied
+        state = self.state
+        if rest == ["runs"]:
+            runs = [r for r in state.workflow_runs.values() if r["_repo"] == repo]
+            for name in ("head_sha", "branch", "status", "conclusion"):
+                wanted = request.query_params.get(name)
+                field_name = "head_branch" if name == "branch" else name
+                if wanted:
+                    runs = [r for r in runs if r[field_name] == wanted]
+            return self._paginate(
+                request, [_public(r) for r in reversed(runs)], key="workflow_runs"
+            )
+        if len(rest) >= 2 and rest[0] == "runs":
+            run = state.workflow_runs.get(_number(rest[1]))
+            if run is None or run["_repo"] != repo:
+                raise NotFound
+            if len(rest) == 2:
+                return self._json(_public(run))
+            if rest[2:] == ["jobs"]:
+                jobs = [_public(j) for j in state.jobs.values() if j["run_id"] == run["id"]]
+                return self._paginate(request, jobs, key="jobs")
+            raise NotFound
+        if len(rest) in (2, 3) and rest[0] == "jobs":
+            job = state.jobs.get(_number(rest[1]))
+            if job is None or job["_repo"] != repo:
+                raise NotFound
+            if len(rest) == 2:
+                return self._json(_public(job))
+            if rest[2] == "logs":
+                key = secrets.token_urlsafe(12)
+                self._log_urls[key] = (job["_log"], time.time() + 60)
+                return RedirectResponse(f"{self.url}/_logs/{key}", 302, headers=self._headers())
+        raise NotFound
+
+    def _deployments(
+        self,
+        request: Request,
+        repo: str,
+        rest: list[str],
+        body: dict[str, Any],
+        token: Token | None,
+    ) -> Response:
+        method = request.method
+        denied = self._allowed(token, repo, "deployments", "read" if method == "GET" else "write")
+        if denied:
+            return denied
+        if not rest:
+            return (
+                self._create_deployment(repo, body, token)
+                if method == "POST"
+                else self._list_deployments(request, repo)
+            )
+        deployment = self.state.deployments.get(_number(rest[0]))
+        if deployment is None or deployment["_repo"] != repo:
+            raise NotFound
+        if len(rest) == 1 and method == "GET":
+            return self._json(_public(deployment))
+        if rest[1:] == ["statuses"] and method == "GET":
+            return self._paginate(request, self.state.deployment_statuses[deployment["id"]])
+        if rest[1:] == ["statuses"] and method == "POST":
+            if body.get("state") not in DEPLOYMENT_STATES:
+                return self._invalid("DeploymentStatus", "state", "invalid")
+            return self._json(self._new_deployment_status(deployment, self._bot(token), body), 201)
+        if len(rest) == 3 and rest[1] == "statuses" and method == "GET":
+            wanted = _number(rest[2])
+            for status in self.state.deployment_statuses[deployment["id"]]:
+                if status["id"] == wanted:
+                    return self._json(status)
+        raise NotFound
+
+    def _create_deployment(
+        self, repo: str, body: Mapping[str, Any], token: Token | None
+    ) -> Response:
+        ref = str(body.get("ref") or "")
+        if not ref:
+            return self._invalid("Deployment", "ref", "missing_field")
+        sha = self.resolve(repo, ref)
+        if sha is None:
+            return self._error(422, f"No ref found for: {ref}")
+        environment = str(body.get("environment") or "production")
+        deployment = self._new_deployment(repo, ref, sha, environment, self._bot(token), body)
+        return self._json(deployment, 201)
+
+    def _list_deployments(self, request: Request, repo: str) -> Response:
+        found = [d for d in self.state.deployments.values() if d["_repo"] == repo]
+        for name in ("sha", "ref", "environment", "task"):
+            wanted = request.query_params.get(name)
+            if wanted:
+                found = [d for d in found if d[name] == wanted]
+        return self._paginate(request, [_public(d) for d in reversed(found)])
+
+    def _invalid(self, resource: str, field_name: str, code: str) -> Response:
+        return self._json(
+            {
+                "message": "Validation Failed",
+                "errors": [{"resource": resource, "field": field_name, "code": code}],
+                "documentation_url": DOCS,
+            },
+            422,
+        )
 
     async def _serve_log(self, request: Request) -> Response:
         entry = self._log_urls.get(request.path_params["key"])
@@ -1159,6 +1970,28 @@ def _commit_files(work: Path, files: Mapping[str, str], message: str) -> None:
         message,
         cwd=work,
     )
+
+
+def _jwt_problem(iat: float, exp: float, now: float) -> str | None:
+    """GitHub's complaint about an App JWT's times (60 s of clock drift allowed), or None."""
+    if exp < now - 60:
+        return (
+            "'Expiration time' claim ('exp') must be a numeric value representing the future "
+            "time at which the assertion expires"
+        )
+    if exp - iat > 600 or exp > now + 660:
+        return "'Expiration time' claim ('exp') is too far in the future"
+    if iat > now + 60:
+        return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+    return None
+
+
+def _overall(conclusions: Sequence[str | None]) -> str:
+    """A suite's conclusion from its runs', worst first, as GitHub ranks them."""
+    for worst in ("action_required", "cancelled", "timed_out", "failure", "stale"):
+        if worst in conclusions:
+            return worst
+    return "neutral" if all(c in ("neutral", "skipped") for c in conclusions) else "success"
 
 
 def _merge(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
