@@ -74,15 +74,18 @@ async def repair(
     check: str,
     log: str,
     label: str,
+    note: str = "",
     follow_up: dict[str, object] | None = None,
 ) -> bool:
     """Start a repair run for a failure of `pull`, unless its attempts are used up or this
     commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
-    with it (a deploy of a merged PR), the run opens a follow-up PR described by `follow_up`."""
+    with it (a deploy of a merged PR), the run opens a follow-up PR described by `follow_up`.
+    `note` (a status's description) is shown whole, above the log's excerpt."""
     assert context.repository is not None
     number = int(pull["number"])
     cut = excerpt(log)
-    mark = fingerprint(check, cut.first_error)
+    feedback = f"{note}\n{cut.text}".strip() if note else cut.text
+    mark = fingerprint(check, cut.first_error or note)
     if not await within_caps(context, repo, number, check=check, mark=mark):
         return False
     head = pull["head"]
@@ -92,12 +95,12 @@ async def repair(
             "pr": {"number": number, "head_ref": head["ref"], "head_sha": head["sha"]},
             "task": f"The check `{check}` fails on this pull request. Make the smallest change "
             "that makes it pass, without touching anything else.",
-            "feedback": cut.text,
+            "feedback": feedback,
             "feedback_label": label,
         }
     else:
         verb, base_sha = "fix", str(follow_up["base_sha"])
-        extra = {**follow_up, "feedback": cut.text, "feedback_label": label}
+        extra = {**follow_up, "feedback": feedback, "feedback_label": label}
     if await already_done(context, number, verb, base_sha):
         context.log.info("repair.duplicate", check=check, base_sha=base_sha)
         return False

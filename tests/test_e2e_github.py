@@ -282,38 +282,67 @@ def _shipmate_pr(world: World) -> dict[str, Any]:
     return world.gh.create_pull(REPO, "shipmate/1-add", "Fix #1: add()", "shipmate[bot]")
 
 
-def _failing_check(world: World, pull: dict[str, Any], app: str = "github-actions") -> Any:
-    log = "\n".join(
-        ["setup line"] * 300
-        + [
-            "FAIL: test_add (test_calc.T.test_add)",
-            "AssertionError: -1 != 5",
-            "FAILED (failures=1)",
-        ]
+FAILING_LOG = "\n".join(
+    ["setup line"] * 300
+    + [
+        "FAIL: test_add (test_calc.T.test_add)",
+        "AssertionError: -1 != 5",
+        "FAILED (failures=1)",
+    ]
+)
+
+
+def _failing_workflow(world: World, pull: dict[str, Any]) -> dict[str, Any]:
+    """One failed Actions run on the PR's head, as GitHub reports it: workflow_run, check_suite
+    and one check_run per job, all delivered. Returns the workflow run."""
+    head_sha, head_ref = pull["head"]["sha"], pull["head"]["ref"]
+    run = world.gh.create_workflow_run(
+        REPO,
+        name="CI",
+        head_sha=head_sha,
+        head_branch=head_ref,
+        jobs=[{"name": "test", "conclusion": "failure", "log": FAILING_LOG}],
     )
-    job = world.gh.add_job_log(REPO, log)
-    return world.emit(
+    sender = {"login": "github-actions[bot]", "type": "Bot"}
+    mentioned = [
+        {"number": pull["number"], "head": {"ref": head_ref, "sha": head_sha}},
+    ]
+    (job,) = [j for j in world.gh.state.jobs.values() if j.get("run_id") == run["id"]]
+    world.emit(
         "check_run",
         "completed",
         {
             "check_run": {
-                "id": job,
+                "id": job["id"],
                 "name": "test",
-                "head_sha": pull["head"]["sha"],
+                "head_sha": head_sha,
                 "conclusion": "failure",
                 "status": "completed",
-                "app": {"slug": app},
-                "pull_requests": [
-                    {
-                        "number": pull["number"],
-                        "head": {"ref": pull["head"]["ref"], "sha": pull["head"]["sha"]},
-                    }
-                ],
-                "output": {"title": "tests failed", "summary": "1 failed", "text": None},
+                "app": {"slug": "github-actions"},
+                "pull_requests": mentioned,
+                "output": {"title": "test failure", "summary": "", "text": None},
             },
-            "sender": {"login": "github-actions[bot]", "type": "Bot"},
+            "sender": sender,
         },
     )
+    world.emit(
+        "check_suite",
+        "completed",
+        {
+            "check_suite": {
+                "id": run["check_suite_id"],
+                "head_sha": head_sha,
+                "head_branch": head_ref,
+                "conclusion": "failure",
+                "status": "completed",
+                "app": {"slug": "github-actions"},
+                "pull_requests": mentioned,
+            },
+            "sender": sender,
+        },
+    )
+    world.emit("workflow_run", "completed", {"workflow_run": run, "sender": sender})
+    return run
 
 
 def test_failing_ci_on_our_pr_gets_a_follow_up_commit(world: World) -> None:
@@ -326,7 +355,7 @@ def test_failing_ci_on_our_pr_gets_a_follow_up_commit(world: World) -> None:
         return FIXED_SCRIPT[0]
 
     world.model.script([first, *FIXED_SCRIPT[1:]])
-    assert _failing_check(world, pull).status_code == 202
+    _failing_workflow(world, pull)
     world.work()
     (push,) = world.gh.state.pushes
     assert (
@@ -338,16 +367,91 @@ def test_failing_ci_on_our_pr_gets_a_follow_up_commit(world: World) -> None:
     assert "AssertionError: -1 != 5" in seen[0] and "<untrusted-data" in seen[0]
     assert "setup line\nsetup line" not in seen[0]  # the log was cut to the failure
     assert world.gh.state.pulls and len(world.gh.state.pulls) == 1  # no new PR
+    # check_run, check_suite and workflow_run of one failure: one run, one attempt.
+    assert len(seen) == 1 and len(world.store.runs_for(REPO, pull["number"])) == 1
+    attempts = world.store.repair_attempts(REPO, pull["number"], "")
+    assert attempts[1] == 1
+
+
+def test_a_failing_check_suite_of_another_app_gets_one_repair(world: World) -> None:
+    pull = _shipmate_pr(world)
+    seen = _first_prompts(world, FIXED_SCRIPT)
+    output = {
+        "title": "build failed",
+        "summary": "1 test failed",
+        "text": "AssertionError: add(2, 3) returned -1",
+    }
+    suite = world.gh.create_check_suite(
+        REPO,
+        head_sha=pull["head"]["sha"],
+        head_branch=pull["head"]["ref"],
+        app_slug="circle-ci",
+        check_runs=[{"name": "build", "conclusion": "failure", "output": output}],
+    )
+    mentioned = [{"number": pull["number"], "head": dict(pull["head"])}]
+    sender = {"login": "circle-ci[bot]", "type": "Bot"}
+    world.emit(
+        "check_suite",
+        "completed",
+        {
+            "check_suite": {**suite, "pull_requests": mentioned, "app": {"slug": "circle-ci"}},
+            "sender": sender,
+        },
+    )
+    world.emit(
+        "check_run",
+        "completed",
+        {
+            "check_run": {
+                "id": 999999,
+                "name": "build",
+                "head_sha": pull["head"]["sha"],
+                "status": "completed",
+                "conclusion": "failure",
+                "app": {"slug": "circle-ci"},
+                "pull_requests": mentioned,
+                "output": output,
+            },
+            "sender": sender,
+        },
+    )
+    world.work()
+    (push,) = world.gh.state.pushes
+    assert push["ref"] == "refs/heads/shipmate/1-add" and len(seen) == 1
+    assert "AssertionError: add(2, 3) returned -1" in seen[0]
+    assert world.store.repair_attempts(REPO, pull["number"], "")[1] == 1
+
+
+def test_a_failing_commit_status_gets_a_repair(world: World) -> None:
+    pull = _shipmate_pr(world)
+    seen = _first_prompts(world, FIXED_SCRIPT)
+    world.emit(
+        "status",
+        None,
+        {
+            "sha": pull["head"]["sha"],
+            "state": "failure",
+            "context": "ci/lint",
+            "description": "lint: calc.py:2 uses a minus",
+            "target_url": "https://ci.example/builds/1",
+            "branches": [{"name": "shipmate/1-add", "commit": {"sha": pull["head"]["sha"]}}],
+            "sender": {"login": "ci-bot", "type": "User"},
+        },
+    )
+    world.work()
+    (push,) = world.gh.state.pushes
+    assert push["ref"] == "refs/heads/shipmate/1-add"
+    assert "lint: calc.py:2 uses a minus" in seen[0] and "ci.example" not in seen[0]
 
 
 def test_repairs_stop_at_the_attempt_cap(world: World) -> None:
     world.gh.commit(REPO, "main", {".github/shipmate.yml": "max_attempts_per_failure: 1\n"}, "cap")
     pull = _shipmate_pr(world)
     world.model.script(list(FIXED_SCRIPT))
-    _failing_check(world, pull)
+    _failing_workflow(world, pull)
     world.work()
     pull["head"]["sha"] = world.gh.branch_sha(REPO, "shipmate/1-add")
-    _failing_check(world, pull)
+    _failing_workflow(world, pull)
     world.work()
     assert len(world.gh.state.pushes) == 1
     human = [
@@ -366,7 +470,7 @@ def test_a_moved_head_stops_the_repair_without_pushing(world: World) -> None:
         return Turn.text("Fixed add().")
 
     world.model.script([*FIXED_SCRIPT[:2], human_pushes])
-    _failing_check(world, pull)
+    _failing_workflow(world, pull)
     world.work()
     pushers = [p["pusher"] for p in world.gh.state.pushes]
     assert "shipmate[bot]" not in pushers
@@ -381,7 +485,7 @@ def test_a_moved_head_stops_the_repair_without_pushing(world: World) -> None:
 def test_failures_on_other_peoples_prs_are_ignored(world: World) -> None:
     world.gh.commit(REPO, "feature", {"calc.py": BROKEN + "# x\n"}, "human work")
     pull = world.gh.create_pull(REPO, "feature", "A human PR", "alice")
-    _failing_check(world, pull)
+    _failing_workflow(world, pull)
     world.work()
     assert world.model.requests == [] and world.gh.state.pushes == []
 
@@ -431,7 +535,134 @@ def test_a_review_becomes_one_revision_run(world: World) -> None:
     assert push["new"][:7] in reply["body"] and "Fixed add()." in reply["body"]
 
 
-def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
+DEPLOY_LOG = "booting\n" * 50 + "RuntimeError: DATABASE_URL is not set\n"
+
+
+@dataclass
+class LogServer:
+    """A deploy tool's log server, reachable as 127.0.0.1 (listed) and as localhost (not)."""
+
+    allowed: str
+    other: str
+    hits: list[str]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogServer]:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    hits: list[str] = []
+
+    async def serve(request: Request) -> PlainTextResponse:
+        hits.append(request.url.path)
+        return PlainTextResponse(DEPLOY_LOG)
+
+    app = Starlette(routes=[Route("/{path:path}", serve)])
+    with running(app, lifespan="off") as base:
+        yield LogServer(base, base.replace("127.0.0.1", "localhost"), hits)
+
+
+def _allow_deploy_logs_from_loopback(world: World, extra: str = "") -> None:
+    world.gh.commit(
+        REPO,
+        "main",
+        {
+            ".github/shipmate.yml": "test: python3 -m unittest -q\n"
+            f"deploy_log_hosts: ['127.0.0.1']\n{extra}"
+        },
+        "deploy logs",
+    )
+
+
+def _deploy_failed(
+    world: World, *, ref: str, sha: str, log_url: str = "", target_url: str = ""
+) -> Any:
+    deployment = world.gh.create_deployment(REPO, ref=ref, sha=sha)
+    status = world.gh.add_deployment_status(
+        REPO,
+        deployment["id"],
+        state="failure",
+        description="health check /healthz answered 500",
+        log_url=log_url,
+        target_url=target_url,
+    )
+    return world.emit(
+        "deployment_status",
+        None,  # the recorded payloads of this event have no action in their names
+        {
+            "deployment": deployment,
+            "deployment_status": status,
+            "sender": {"login": "deploy-bot", "type": "User"},
+        },
+    )
+
+
+def _first_prompts(world: World, script: list[Any]) -> list[str]:
+    seen: list[str] = []
+
+    def first(request: dict[str, Any]) -> Turn:
+        seen.append(request["messages"][0]["content"][0]["text"])
+        return script[0]  # type: ignore[no-any-return]
+
+    world.model.script([first, *script[1:]])
+    return seen
+
+
+def test_a_failed_deploy_of_a_merged_shipmate_pr_opens_a_follow_up(
+    world: World, logs: LogServer
+) -> None:
+    _allow_deploy_logs_from_loopback(world)
+    pull = _shipmate_pr(world)
+    merged = world.gh.merge_pull(REPO, pull["number"])
+    seen = _first_prompts(world, FIXED_SCRIPT)
+    _deploy_failed(
+        world,
+        ref="main",
+        sha=merged,
+        log_url=f"{logs.other}/secret-log",  # not a listed host: the target URL is tried
+        target_url=f"{logs.allowed}/deploys/1",
+    )
+    world.work()
+    assert logs.hits == ["/deploys/1"]
+    assert "RuntimeError: DATABASE_URL is not set" in seen[0]
+    assert "health check /healthz answered 500" in seen[0]
+    follow_up = list(world.gh.state.pulls.values())[-1]
+    assert follow_up["number"] != pull["number"] and follow_up["base"]["ref"] == "main"
+    assert follow_up["title"] == f"Fix the failed production deploy of #{pull['number']}"
+    assert follow_up["body"].startswith(f"Follow-up to #{pull['number']}")
+    assert world.gh.branch_sha(REPO, "main") == merged  # never pushed to the default branch
+    import subprocess
+
+    built_on_merge = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", merged, follow_up["head"]["sha"]],
+        cwd=world.gh.state.repos[REPO].path,
+    )
+    assert built_on_merge.returncode == 0
+
+
+def test_deploy_repairs_are_capped(world: World, logs: LogServer) -> None:
+    _allow_deploy_logs_from_loopback(world, "max_attempts_per_failure: 1\n")
+    pull = _shipmate_pr(world)
+    world.model.script(list(FIXED_SCRIPT))
+    _deploy_failed(world, ref=pull["head"]["ref"], sha=pull["head"]["sha"])
+    world.work()
+    merged = world.gh.merge_pull(REPO, pull["number"])
+    _deploy_failed(world, ref="main", sha=merged)
+    _deploy_failed(world, ref="main", sha=merged)
+    world.work()
+    assert len(world.gh.state.pulls) == 2  # the PR and one follow-up
+    human = [
+        c
+        for c in world.gh.comments_on(REPO, pull["number"])
+        if "A human needs to take it" in c["body"]
+    ]
+    assert len(human) == 1 and "deploy to production" in human[0]["body"]
+
+
+def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World, logs: LogServer) -> None:
     pull = _shipmate_pr(world)
     main_before = world.gh.branch_sha(REPO, "main")
     seen: list[str] = []
@@ -454,7 +685,7 @@ def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
             "deployment_status": {
                 "state": "failure",
                 "description": "health check /healthz answered 500",
-                "log_url": "https://evil.example/log",
+                "log_url": f"{logs.other}/log",
                 "target_url": None,
             },
             "sender": {"login": "deploy-bot", "type": "User"},
@@ -470,8 +701,7 @@ def test_a_failed_deploy_opens_a_follow_up_pull_request(world: World) -> None:
     )
     assert world.gh.branch_sha(REPO, "main") == main_before
     assert all(p["ref"] != "refs/heads/main" for p in world.gh.state.pushes)
-    # The log URL is on no allowed host: never fetched.
-    assert not any("evil.example" in r.path for r in world.gh.requests)
+    assert logs.hits == []  # the log's host is not listed: never fetched
 
 
 def test_new_repositories_get_a_config_check_naming_the_bad_line(world: World) -> None:
@@ -675,7 +905,7 @@ def test_known_secrets_never_reach_github(world: World) -> None:
 def test_retry_after_a_repair_pushes_to_the_same_pull_request(world: World) -> None:
     pull = _shipmate_pr(world)
     world.model.script(list(FIXED_SCRIPT))
-    _failing_check(world, pull)
+    _failing_workflow(world, pull)
     world.work()
     seen: list[str] = []
 
