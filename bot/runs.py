@@ -396,7 +396,7 @@ async def finish(
     await asyncio.to_thread(
         run.deps.store.update_run,
         run.run_id,
-        status=done.status,
+        status="stopped" if final.stage == "stopped" else done.status,
         reason=done.reason,
         branch=branch,
         plan=done.plan,

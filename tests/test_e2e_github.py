@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,13 +293,13 @@ FAILING_LOG = "\n".join(
 )
 
 
-def _failing_workflow(world: World, pull: dict[str, Any]) -> dict[str, Any]:
+def _failing_workflow(world: World, pull: dict[str, Any], name: str = "CI") -> dict[str, Any]:
     """One failed Actions run on the PR's head, as GitHub reports it: workflow_run, check_suite
     and one check_run per job, all delivered. Returns the workflow run."""
     head_sha, head_ref = pull["head"]["sha"], pull["head"]["ref"]
     run = world.gh.create_workflow_run(
         REPO,
-        name="CI",
+        name=name,
         head_sha=head_sha,
         head_branch=head_ref,
         jobs=[{"name": "test", "conclusion": "failure", "log": FAILING_LOG}],
@@ -982,3 +983,150 @@ def test_workflows_stay_protected_whatever_the_config_says(world: World, tmp_pat
     assert world.gh.state.pushes == [] and world.gh.state.pulls == {}
     (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
     assert "Held back" in sticky["body"] and ".github/workflows/ci.yml" in sticky["body"]
+
+
+def _meanwhile(world: World, *events: Any) -> Any:
+    """A model turn during which people act on the thread: each event is delivered and a
+    second worker handles it while the run is under way; then the model asks to edit a file."""
+
+    def turn(request: dict[str, Any]) -> Turn:
+        for event in events:
+            event()
+        helper = threading.Thread(target=world.work)
+        helper.start()
+        helper.join(60)
+        return Turn.tool_use(
+            "str_replace_based_edit_tool",
+            {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
+        )
+
+    return turn
+
+
+def _bot_comments(world: World, number: int = 1) -> list[str]:
+    return [
+        c["body"]
+        for c in world.gh.comments_on(REPO, number)
+        if c["user"]["login"] == "shipmate[bot]"
+    ]
+
+
+def test_stop_cancels_a_running_task_and_nothing_is_pushed(world: World) -> None:
+    world.model.script(
+        [
+            Turn.text(PLAN),
+            _meanwhile(
+                world,
+                lambda: world.comment("/shipmate status"),
+                lambda: world.comment("/shipmate fix"),
+                lambda: world.comment("/shipmate fix\n/shipmate stop"),
+            ),
+            Turn.text("Fixed."),  # never asked for: the run stops first
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    assert world.gh.state.pushes == [] and world.gh.state.pulls == {}
+    assert len(world.model.requests) == 2
+    said = _bot_comments(world)
+    assert any(s.startswith("A task (`fix`) is running: 1 model call so far") for s in said)
+    busy = "I'm already working on this. Comment `/shipmate stop` to cancel it."
+    assert said.count(busy) == 1  # the plain fix; the comment with fix and stop only stops
+    assert said.count("Stopping the task.") == 1
+    (sticky,) = [s for s in said if "shipmate:task:" in s]
+    assert "⏹️ Stopped" in sticky and "cancelled" in sticky
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "stopped"
+
+
+def test_removing_the_label_stops_a_running_task(world: World) -> None:
+    def unlabel() -> Any:
+        return world.emit(
+            "issues",
+            "unlabeled",
+            {
+                "label": {"name": "shipmate:fix"},
+                "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
+                "sender": {"login": "alice", "type": "User"},
+            },
+        )
+
+    world.model.script([Turn.text(PLAN), _meanwhile(world, unlabel), Turn.text("Fixed.")])
+    world.comment("/shipmate fix")
+    world.work()
+    assert world.gh.state.pushes == [] and len(world.model.requests) == 2
+    assert "Stopping the task." in _bot_comments(world)
+
+
+def test_removing_the_label_when_nothing_runs_says_nothing(world: World) -> None:
+    world.emit(
+        "issues",
+        "unlabeled",
+        {
+            "label": {"name": "shipmate:fix"},
+            "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
+            "sender": {"login": "alice", "type": "User"},
+        },
+    )
+    world.work()
+    assert _bot_comments(world) == []
+
+
+def test_failing_tests_open_a_draft_pull_request(world: World) -> None:
+    world.model.script(
+        [
+            Turn.text("1. Change add()."),
+            Turn.tool_use(
+                "str_replace_based_edit_tool",
+                {
+                    "command": "str_replace",
+                    "path": "calc.py",
+                    "old_str": "a - b",
+                    "new_str": "a * b",
+                },
+            ),
+            Turn.text("Changed add()."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (pull,) = world.gh.state.pulls.values()
+    assert pull["draft"] and "did **not** pass" in pull["body"]
+    (check,) = [c for c in world.gh.state.check_runs.values() if c["name"] == "Shipmate"]
+    assert check["conclusion"] == "failure"
+
+
+def test_repairs_stop_at_the_per_pull_request_cap(world: World) -> None:
+    world.gh.commit(REPO, "main", {".github/shipmate.yml": "max_attempts_per_pr: 1\n"}, "cap")
+    pull = _shipmate_pr(world)
+    world.model.script(list(FIXED_SCRIPT))
+    _failing_workflow(world, pull)
+    world.work()
+    pull["head"]["sha"] = world.gh.branch_sha(REPO, "shipmate/1-add")
+    _failing_workflow(world, pull, name="Lint")
+    world.work()
+    assert len(world.gh.state.pushes) == 1
+    (human,) = [b for b in _bot_comments(world, pull["number"]) if "A human needs" in b]
+    assert "`Lint`" in human and "1 per pull request" in human
+
+
+def test_apply_carries_out_the_plan_and_status_reports_the_cost(world: World) -> None:
+    world.model.script([Turn.text(PLAN)])
+    world.comment("/shipmate plan")
+    world.work()
+    seen = _first_prompts(world, FIXED_SCRIPT)
+    world.comment("/shipmate apply")
+    world.work()
+    assert PLAN.splitlines()[1] in seen[0] and len(world.gh.state.pulls) == 1
+    world.comment("/shipmate status")
+    world.work()
+    assert _bot_comments(world)[-1].startswith("The last task (`fix`) ended `completed`; it cost $")
+
+
+def test_the_refusal_is_said_once_per_thread_whoever_asks(world: World) -> None:
+    world.comment("/shipmate fix", user="mallory")
+    world.comment("/shipmate fix", user="trudy")
+    world.work()
+    said = _bot_comments(world)
+    assert len(said) == 1 and "only people with write access" in said[0]
+    assert world.model.requests == []
