@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from bot.ci import excerpt, fingerprint
 from bot.context import Context
 from bot.github import RepoClient
+from bot.security import outbound
 from bot.tasks import enqueue_run
 
 
@@ -50,12 +51,14 @@ async def within_caps(
     context.log.info("repair.capped", check=check, attempts=mine, total=total)
     marker = capped_marker(mark)
     if not any(marker in c.body for c in await repo.comments(number)):
-        await repo.comment(
-            number,
-            f"{marker}\nI've tried to fix `{check}` as many times as this repository allows "
+        # The check's name comes from the event: it passes outbound like any posted text.
+        text = (
+            f"I've tried to fix `{check}` as many times as this repository allows "
             f"({config.max_attempts_per_failure} per failure, {config.max_attempts_per_pr} per "
-            "pull request). A human needs to take it from here.",
+            "pull request). A human needs to take it from here."
         )
+        known = context.settings.known_secrets()
+        await repo.comment(number, f"{marker}\n{outbound(text, known=known)}")
     return False
 
 
