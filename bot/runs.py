@@ -342,7 +342,7 @@ def task_text(p: Mapping[str, Any], number: int, issue: Mapping[str, Any]) -> st
     if p.get("pr"):
         return str(p.get("task") or "Make the smallest change that fixes the feedback below.")
     notes = f" ({p['notes']})" if p.get("notes") else ""
-    return str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}{notes}")
+    return str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
 
 
 def context_blocks(p: Mapping[str, Any], issue: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ async def comment_created(context: Context) -> None:
             extra = {
                 "base_sha": pull.head_sha,
                 "fork": pull.head_repo not in (None, context.repository),
-                "task": f"Pull request #{number} needs this: "
-                f"{command.args or 'make its tests pass'}. Make the smallest change on top of it.",
+                "task": f"Make the smallest change on top of pull request #{number}"
+                + (" that does what is asked" if command.args else " that makes its tests pass"),
             }
     await handle(context, repo, number, command.verb, command.args, extra)

@@ -901,6 +901,9 @@ def test_known_secrets_never_reach_github(world: World) -> None:
     texts = [message, pull["body"], pull["title"], *map(str, posted)]
     assert "[REDACTED]" in pull["body"] and "[REDACTED]" in message
     assert not any(f"{SECRET}-value" in t or key_line in t for t in texts)
+    (transcript,) = (world.settings.data_dir / "runs").glob("*.jsonl")
+    kept = transcript.read_text()
+    assert "[REDACTED]" in kept and f"{SECRET}-value" not in kept and key_line not in kept
 
 
 def test_retry_after_a_repair_pushes_to_the_same_pull_request(world: World) -> None:
@@ -1130,3 +1133,43 @@ def test_the_refusal_is_said_once_per_thread_whoever_asks(world: World) -> None:
     said = _bot_comments(world)
     assert len(said) == 1 and "only people with write access" in said[0]
     assert world.model.requests == []
+
+
+def test_plan_then_apply_on_a_pull_request_builds_on_its_head(world: World) -> None:
+    world.gh.commit(REPO, "feature", {"feature.txt": "a human's work\n"}, "human work")
+    pull = world.gh.create_pull(REPO, "feature", "A feature", "alice")
+
+    def on_pull(body: str) -> Any:
+        made = world.gh.create_comment(REPO, pull["number"], body, "alice")
+        return world.emit(
+            "issue_comment",
+            "created",
+            {
+                "comment": {"id": made["id"], "body": body, "user": {"login": "alice"}},
+                "issue": {
+                    "number": pull["number"],
+                    "title": "A feature",
+                    "pull_request": {"url": "x"},
+                },
+                "sender": {"login": "alice", "type": "User"},
+            },
+        )
+
+    world.model.script([Turn.text(PLAN)])
+    on_pull("/shipmate plan")
+    world.work()
+    seen = _first_prompts(world, FIXED_SCRIPT)
+    on_pull("/shipmate apply")
+    world.work()
+    assert PLAN.splitlines()[1] in seen[0]
+    (push,) = world.gh.state.pushes
+    import subprocess
+
+    shown = subprocess.run(
+        ["git", "show", f"{push['new']}:feature.txt"],
+        cwd=world.gh.state.repos[REPO].path,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.stdout == "a human's work\n"  # built on the PR's head, not on main
+    assert world.gh.branch_sha(REPO, "feature") == pull["head"]["sha"]
