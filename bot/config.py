@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.webhook_secret]
 
+    def known_secrets(self) -> tuple[str, ...]:
+        """Texts that must never appear in anything Shipmate posts: the App's private key and
+        the webhook secrets."""
+        known = list(self.secrets)
+        if self.private_key is not None or self.private_key_path is not None:
+            known.append(self.private_key_pem().strip())
+        return tuple(k for k in known if k)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -172,6 +180,10 @@ class RepoConfig(BaseModel):
     deploy_log_hosts: list[str] = Field(default_factory=list)
 
     def is_protected(self, path: str) -> bool:
+        # CI definitions stay out of reach whatever the file says: the App never asks for
+        # the `workflows` permission, and a change to them could run with the repo's secrets.
+        if path.startswith(".github/workflows/"):
+            return True
         if any(fnmatch.fnmatch(path, pattern) for pattern in self.allow_paths):
             return False
         return any(_glob_match(path, pattern) for pattern in self.protected_paths)

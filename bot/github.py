@@ -246,6 +246,17 @@ class RepoClient:
         )
         return [PullRequest.of(d) for d in data]
 
+    async def pulls_for_commit(self, sha: str) -> list[dict[str, Any]]:
+        """The pull requests a commit belongs to: open ones it is the head of, and merged ones
+        it came from (GET commits/{sha}/pulls)."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data = await self._json_or_none(
+            lambda: rest.repos.async_list_pull_requests_associated_with_commit(
+                o, r, sha, per_page=100
+            )
+        )
+        return list(data or [])
+
     async def review_comments(self, number: int, review_id: int) -> list[ReviewComment]:
         rest, o, r = self.github.rest, self.owner, self.repo
         data = await self._json(
@@ -311,6 +322,14 @@ class RepoClient:
         return CheckSuite.of(
             await self._json(lambda: rest.checks.async_get_suite(o, r, check_suite_id))
         )
+
+    async def suite_check_runs(self, check_suite_id: int) -> list[CheckRun]:
+        """The latest check runs of a check suite."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data = await self._json(
+            lambda: rest.checks.async_list_for_suite(o, r, check_suite_id, per_page=100)
+        )
+        return [CheckRun.of(d) for d in data.get("check_runs") or []]
 
     async def combined_status(self, ref: str) -> CombinedStatus:
         rest, o, r = self.github.rest, self.owner, self.repo

@@ -116,10 +116,13 @@ def sticky_comment(progress: Progress) -> str:
     return "\n\n".join(parts)
 
 
-def pr_body(progress: Progress, *, issue_number: int | None) -> str:
-    """The pull request's description: what it fixes, the plan, how it was tested, the cost."""
+def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = None) -> str:
+    """The pull request's description: what it fixes (or `lead`), the plan, how it was tested,
+    the cost."""
     parts: list[str] = []
-    if issue_number is not None:
+    if lead:
+        parts.append(lead)
+    elif issue_number is not None:
         parts.append(f"Fixes #{issue_number}")
     if progress.plan:
         parts.append("## Plan\n\n" + progress.plan.strip())

@@ -1,15 +1,21 @@
-"""Failing CI on Shipmate's pull requests: check runs, workflow runs and commit statuses."""
+"""Failing CI on Shipmate's pull requests: workflow runs, check suites and check runs of other
+apps, and commit statuses.
+
+GitHub Actions reports one failure three ways (workflow_run, check_suite, check_run); only
+workflow_run is acted on for Actions, so one failure is one repair and one attempt."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.context import Context
+from bot.github import RepoClient
 from bot.repairs import repair, same_host, shipmate_pull
 from bot.routing import Router
 
 router = Router()
 FAILED = ("failure", "timed_out")
+ACTIONS = "github-actions"
 
 
 async def _ours(context: Context, pulls: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -21,30 +27,64 @@ async def _ours(context: Context, pulls: list[dict[str, Any]]) -> dict[str, Any]
     return None
 
 
+def _not_for_us(context: Context, app: str | None) -> bool:
+    """Our own checks, and Actions' checks (its workflow_run covers them)."""
+    return app in (ACTIONS, context.settings.app_slug or "shipmate")
+
+
+def _output_text(output: dict[str, Any] | None) -> str:
+    output = output or {}
+    return "\n".join(str(output.get(k) or "") for k in ("title", "summary", "text")).strip()
+
+
 @router.register("check_run", action="completed")
 async def check_run_failed(context: Context) -> None:
     run = context.payload.get("check_run") or {}
     app = (run.get("app") or {}).get("slug")
-    if run.get("conclusion") not in FAILED or app == (context.settings.app_slug or "shipmate"):
+    if run.get("conclusion") not in FAILED or _not_for_us(context, app):
         return
     pull = await _ours(context, run.get("pull_requests") or [])
     if pull is None or pull["head"]["sha"] != run.get("head_sha"):
         return
-    repo = await context.repo()
-    log: str | None = None
-    if app == "github-actions":
-        log = await repo.job_log(int(run["id"]))
-    if log is None:
-        output = run.get("output") or {}
-        log = "\n".join(str(output.get(k) or "") for k in ("title", "summary", "text"))
+    name = str(run.get("name"))
     await repair(
         context,
-        repo,
+        await context.repo(),
         pull,
-        check=str(run.get("name")),
-        log=log,
-        label=f"CI log of {run.get('name')}",
+        check=name,
+        log=_output_text(run.get("output")),
+        label=f"CI log of {name}",
     )
+
+
+@router.register("check_suite", action="completed")
+async def check_suite_failed(context: Context) -> None:
+    suite = context.payload.get("check_suite") or {}
+    app = (suite.get("app") or {}).get("slug")
+    if suite.get("conclusion") not in FAILED or _not_for_us(context, app):
+        return
+    pull = await _ours(context, suite.get("pull_requests") or [])
+    if pull is None or pull["head"]["sha"] != suite.get("head_sha"):
+        return
+    repo = await context.repo()
+    failed = [r for r in await repo.suite_check_runs(int(suite["id"])) if r.conclusion in FAILED]
+    if not failed:
+        return
+    logs = "\n".join(
+        f"== {r.name} ==\n" + "\n".join(x for x in (r.title, r.summary, r.text) if x)
+        for r in failed
+    )
+    # Named after the first failed run, as its own check_run event would be: one attempt.
+    name = failed[0].name
+    await repair(context, repo, pull, check=name, log=logs, label=f"CI log of {name}")
+
+
+async def _workflow_log(repo: RepoClient, run_id: int) -> str:
+    logs = []
+    for job in await repo.workflow_jobs(run_id):
+        if job.conclusion in FAILED:
+            logs.append(f"== job {job.name} ==\n{await repo.job_log(job.id) or ''}")
+    return "\n".join(logs)
 
 
 @router.register("workflow_run", action="completed")
@@ -56,12 +96,9 @@ async def workflow_run_failed(context: Context) -> None:
     if pull is None or pull["head"]["sha"] != run.get("head_sha"):
         return
     repo = await context.repo()
-    logs = []
-    for job in await repo.workflow_jobs(int(run["id"])):
-        if job.conclusion in FAILED:
-            logs.append(f"== job {job.name} ==\n{await repo.job_log(job.id) or ''}")
     name = str(run.get("name") or "workflow")
-    await repair(context, repo, pull, check=name, log="\n".join(logs), label=f"CI log of {name}")
+    log = await _workflow_log(repo, int(run["id"]))
+    await repair(context, repo, pull, check=name, log=log, label=f"CI log of {name}")
 
 
 @router.register("status")

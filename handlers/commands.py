@@ -1,4 +1,5 @@
-"""`/shipmate <verb>` (or `@<app-slug> <verb>`) at the start of a line of a new comment."""
+"""`/shipmate <verb>` (or `@<app-slug> <verb>`) at the start of a line of a new comment. The
+first command counts, except that a `stop` anywhere wins."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ async def comment_created(context: Context) -> None:
     number = int((context.payload.get("issue") or {})["number"])
     if not await may_trigger(context, repo, number):
         return
-    command = commands[0]
+    # A stop anywhere in the comment wins over whatever else it asks.
+    command = next((c for c in commands if c.verb == "stop"), commands[0])
     extra: dict[str, object] = {}
-    if (context.payload.get("issue") or {}).get("pull_request") and command.verb in ("fix", "plan"):
+    on_pull = (context.payload.get("issue") or {}).get("pull_request")
+    if on_pull and command.verb in ("fix", "plan", "apply"):
         pull = await repo.pull(number)
         if pull is not None:
             # Work from the PR's head, in a shipmate/ branch of this repository (never the
@@ -33,7 +36,7 @@ async def comment_created(context: Context) -> None:
             extra = {
                 "base_sha": pull.head_sha,
                 "fork": pull.head_repo not in (None, context.repository),
-                "task": f"Pull request #{number} needs this: "
-                f"{command.args or 'make its tests pass'}. Make the smallest change on top of it.",
+                "task": f"Make the smallest change on top of pull request #{number}"
+                + (" that does what is asked" if command.args else " that makes its tests pass"),
             }
     await handle(context, repo, number, command.verb, command.args, extra)

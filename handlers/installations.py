@@ -9,6 +9,7 @@ from bot.config import RepoConfigError, parse_repo_config
 from bot.context import Context
 from bot.github import RepoClient
 from bot.routing import Router
+from bot.security import outbound
 
 router = Router()
 
@@ -89,7 +90,11 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
                 status="completed",
                 conclusion="failure",
                 title=".github/shipmate.yml is invalid",
-                summary=str(exc),
+                summary=outbound(
+                    str(exc),
+                    known=context.settings.known_secrets(),
+                    allowed_hosts=("github.com",),
+                ),
             )
             continue
         await repo.create_check_run(

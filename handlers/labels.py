@@ -1,10 +1,11 @@
-"""The fix label (`shipmate:fix`, configurable): added starts `fix`, removed stops the task."""
+"""The fix label (`shipmate:fix`, configurable): added starts `fix`, removed stops the task
+(silently when nothing runs)."""
 
 from __future__ import annotations
 
 from bot.context import Context
 from bot.routing import Router
-from bot.tasks import handle, may_trigger
+from bot.tasks import handle, may_trigger, stop
 
 router = Router()
 
@@ -31,4 +32,4 @@ async def unlabeled(context: Context) -> None:
     number = int(context.payload["issue"]["number"])
     repo = await context.repo()
     if await may_trigger(context, repo, number):
-        await handle(context, repo, number, "stop")
+        await stop(context, repo, number, quiet=True)

@@ -1,5 +1,6 @@
 """A review on a Shipmate pull request (changes requested, or comments) becomes one revision run
-with every comment of that review; the run pushes a new commit on the same branch."""
+with every comment of that review; the run pushes a new commit on the same branch and answers
+each comment in its thread."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ async def review_submitted(context: Context) -> None:
                 "number": number,
                 "head_ref": pull["head"]["ref"],
                 "head_sha": pull["head"]["sha"],
+                "reply_to": [c.id for c in comments],
             },
             "task": "Address this review of your pull request with the smallest change.",
             "feedback": "\n".join(lines),

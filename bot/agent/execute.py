@@ -5,7 +5,7 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ async def execute(
     allow_hosts: Sequence[str] = (),
     secrets: dict[str, tuple[str, str]] | None = None,
     ca_dir: Path | None = None,
+    on_tests: Callable[[], Awaitable[None]] | None = None,
 ) -> Execution:
     done = Execution()
     spec = SandboxSpec(
@@ -131,6 +132,8 @@ async def execute(
         if outcome.status == "completed" and not brief.plan_only:
             done.patch = await diff(sandbox, base_sha)
             if done.patch and config.test:
+                if on_tests is not None:
+                    await on_tests()
                 tests = await sandbox.exec(
                     ["bash", "-lc", config.test], timeout_seconds=max(30.0, budget.remaining())
                 )

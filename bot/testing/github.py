@@ -1326,11 +1326,13 @@ class GitHubStandIn:
             "git",
             "http-backend",
             env=env,
-            stdin=asyncio.subprocess.PIPE,
+            # No stdin pipe for bodiless requests: under uvloop, feeding b"" to a backend that
+            # already exited raises "the handler is closed" (a flaky 500 on info/refs).
+            stdin=asyncio.subprocess.PIPE if body else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, _ = await process.communicate(body)
+        out, _ = await process.communicate(body or None)
         head, _, payload = out.partition(b"\r\n\r\n")
         status, headers = 200, {}
         for line in head.decode("latin-1").split("\r\n"):
