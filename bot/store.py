@@ -17,10 +17,10 @@ from typing import Any, Literal
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from bot import schema
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -85,6 +85,40 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, migrated, for start-up. Raise `ConfigError` naming the setting at fault when
+    the data dir cannot be created or the database cannot be used."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "SHIPMATE_DATA_DIR", f"cannot create {settings.data_dir} ({exc.strerror})"
+        ) from None
+    url = make_url(settings.resolved_database_url)
+    try:
+        store = Store.from_settings(settings)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL",
+            f"no driver for {url.drivername!r} ({exc}); "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL", f"cannot create the folder of {url.database} ({exc.strerror})"
+        ) from None
+    try:
+        store.migrate()
+    except SQLAlchemyError as exc:
+        store.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = url.render_as_string(hide_password=True)
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL", f"cannot use the database at {where} ({reason})"
+        ) from None
+    return store
 
 
 class Store:

@@ -177,11 +177,12 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 def run_worker(settings: Settings) -> int:
     """`shipmate worker`: a worker alone, until SIGTERM."""
     from bot.dispatch import job_handlers
+    from bot.manifest import with_saved_credentials
     from bot.queue import SQLQueue
-    from bot.store import Store
+    from bot.store import open_store
 
-    store = Store.from_settings(settings)
-    store.migrate()
+    settings = with_saved_credentials(settings)
+    store = open_store(settings)
     queue = SQLQueue(store)
 
     async def main() -> None:

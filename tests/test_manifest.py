@@ -14,8 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.manifest import build_manifest, github_web_url, load_manifest_template
-from bot.server import with_saved_credentials
+from bot.manifest import (
+    build_manifest,
+    github_web_url,
+    load_manifest_template,
+    with_saved_credentials,
+)
 from bot.store import Store
 from bot.web import create_app
 from handlers import router

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.store import Store
 from bot.webhooks import sign
@@ -82,3 +83,71 @@ def test_bad_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
     assert output == [output[0]] and output[0].startswith(
         "shipmate: configuration error: SHIPMATE_PRIVATE_KEY: not a valid PEM"
     )
+
+
+def _bad_key_file(data: Path) -> None:
+    (data / "app-credentials.json").write_text('{"app_id": 7, "private_key": "not a key"}')
+
+
+def _corrupt_file(data: Path) -> None:
+    (data / "app-credentials.json").write_text('{"app_id": 7, "private_key": ')
+
+
+START_UP_ERRORS = {
+    "database unreachable": (
+        {"SHIPMATE_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"},
+        None,
+        "SHIPMATE_DATABASE_URL: cannot use the database at postgresql+psycopg://u@127.0.0.1:1/x",
+    ),
+    "unsupported dialect": (
+        {"SHIPMATE_DATABASE_URL": "mysql://u@h/x"},
+        None,
+        "SHIPMATE_DATABASE_URL: no driver for 'mysql'",
+    ),
+    "data dir cannot be created": (
+        {"SHIPMATE_DATA_DIR": "/proc/x"},
+        None,
+        "SHIPMATE_DATA_DIR: cannot create /proc/x",
+    ),
+    "corrupt saved credentials": (
+        {},
+        _corrupt_file,
+        "app-credentials.json: not valid JSON",
+    ),
+    "bad key in saved credentials": (
+        {},
+        _bad_key_file,
+        "app-credentials.json (private_key): not a valid PEM private key",
+    ),
+    "app id without key": (
+        {"SHIPMATE_APP_ID": "7"},
+        None,
+        "SHIPMATE_PRIVATE_KEY: not set (nor SHIPMATE_PRIVATE_KEY_PATH) although SHIPMATE_APP_ID",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("case", sorted(START_UP_ERRORS))
+def test_start_up_errors_are_one_line_and_exit_2(tmp_path: Path, command: str, case: str) -> None:
+    env, prepare, expected = START_UP_ERRORS[case]
+    data = tmp_path / "data"
+    data.mkdir()
+    if prepare is not None:
+        prepare(data)
+    argv = [sys.executable, "-m", "bot.cli", command]
+    if command == "serve":
+        argv += ["--port", str(free_port())]
+    result = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env={**os.environ, "SHIPMATE_DATA_DIR": str(data), "SHIPMATE_WEBHOOK_SECRET": "s", **env},
+        capture_output=True,
+        timeout=60,
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("shipmate: configuration error: ")
+    assert expected in lines[0]
