@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -42,7 +42,11 @@ class Queue(Protocol):
         max_attempts: int | None = None,
     ) -> int | None: ...
 
-    def claim(self, worker_id: str, lease_seconds: float) -> Job | None: ...
+    def claim(
+        self, worker_id: str, lease_seconds: float, kinds: Collection[str] | None = None
+    ) -> Job | None:
+        """The next due job (of one of `kinds`, when given), leased to `worker_id`."""
+        ...
 
     def heartbeat(self, job: Job, worker_id: str, lease_seconds: float) -> bool: ...
 
@@ -119,7 +123,9 @@ class SQLQueue:
         if self.store.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(727001)"))
 
-    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker_id: str, lease_seconds: float, kinds: Collection[str] | None = None
+    ) -> Job | None:
         now = time.time()
         jobs = schema.jobs
         held = (
@@ -135,6 +141,8 @@ class SQLQueue:
             and_(jobs.c.state == "running", jobs.c.lease_until <= now),
         )
         free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
+        if kinds is not None:
+            free = and_(free, jobs.c.kind.in_(list(kinds)))
         with self.engine.begin() as conn:
             self._serialize(conn)
             while True:

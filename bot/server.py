@@ -34,6 +34,7 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
         queue,
         job_handlers(settings, store, queue, router=router),
         concurrency=settings.worker_concurrency,
+        dedicated={"webhook": settings.webhook_concurrency},
         lease_seconds=settings.job_lease_seconds,
     )
 

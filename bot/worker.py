@@ -48,6 +48,7 @@ class Worker:
         handlers: Mapping[str, JobHandler],
         *,
         concurrency: int = 1,
+        dedicated: Mapping[str, int] | None = None,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.2,
         grace_seconds: float = 30.0,
@@ -56,6 +57,9 @@ class Worker:
         self.queue = queue
         self.handlers = dict(handlers)
         self.concurrency = max(1, concurrency)
+        # Slots that only ever take jobs of one kind, so quick webhook jobs never queue behind
+        # long runs in the shared slots.
+        self.dedicated = {kind: n for kind, n in (dedicated or {}).items() if n > 0}
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
@@ -68,12 +72,17 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run jobs until `stop` is set; then finish (or release) the ones under way."""
-        slots = [asyncio.create_task(self._slot(stop)) for _ in range(self.concurrency)]
+        lanes: list[tuple[str, ...] | None] = [None] * self.concurrency
+        for kind, count in self.dedicated.items():
+            lanes += [(kind,)] * count
+        slots = [asyncio.create_task(self._slot(stop, kinds)) for kinds in lanes]
         await asyncio.gather(*slots)
 
-    async def _slot(self, stop: asyncio.Event) -> None:
+    async def _slot(self, stop: asyncio.Event, kinds: tuple[str, ...] | None) -> None:
         while not stop.is_set():
-            job = await asyncio.to_thread(self.queue.claim, self.worker_id, self.lease_seconds)
+            job = await asyncio.to_thread(
+                self.queue.claim, self.worker_id, self.lease_seconds, kinds
+            )
             if job is None:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -192,6 +201,7 @@ def run_worker(settings: Settings) -> int:
             queue,
             job_handlers(settings, store, queue),
             concurrency=settings.worker_concurrency,
+            dedicated={"webhook": settings.webhook_concurrency},
             lease_seconds=settings.job_lease_seconds,
         )
         log.info("worker.started", worker_id=worker.worker_id)
