@@ -36,6 +36,7 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
         concurrency=settings.worker_concurrency,
         dedicated={"webhook": settings.webhook_concurrency},
         lease_seconds=settings.job_lease_seconds,
+        delivery_fields=store.delivery_log_fields,
     )
 
     @contextlib.asynccontextmanager

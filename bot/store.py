@@ -58,6 +58,19 @@ class Installation:
     suspended: bool
 
 
+JOB_COLUMNS = (
+    "kind",
+    "payload",
+    "state",
+    "attempts",
+    "max_attempts",
+    "run_at",
+    "abort_requested",
+    "created_at",
+    "updated_at",
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: writers queue on the lock at the start
     # of a transaction instead of failing half-way with "database is locked".
@@ -187,10 +200,16 @@ class Store:
                 statuses[index] = "duplicate"
         return statuses
 
-    def _job_row(self, delivery_id: str, now: float) -> dict[str, Any]:
+    def _job_row(self, delivery: Delivery, now: float) -> dict[str, Any]:
         return {
             "kind": "webhook",
-            "payload": {"delivery_id": delivery_id},
+            # What every log line of the job carries, known without loading the delivery.
+            "payload": {
+                "delivery_id": delivery.delivery_id,
+                "event": delivery.event,
+                "repo": delivery.repository,
+                "installation_id": delivery.installation_id,
+            },
             "state": "waiting",
             "attempts": 0,
             "max_attempts": self.job_max_attempts,
@@ -226,7 +245,7 @@ class Store:
             ).first()
             inserted.append(row is not None)
             if row is not None and delivery.handled:
-                jobs.append(self._job_row(delivery.delivery_id, now))
+                jobs.append(self._job_row(delivery, now))
         if jobs:
             conn.execute(insert(schema.jobs), jobs)
         return inserted
@@ -257,11 +276,11 @@ class Store:
                 fresh = cursor.fetchone() is not None
                 inserted.append(fresh)
                 if fresh and delivery.handled:
-                    job = self._job_row(delivery.delivery_id, now)
+                    job = self._job_row(delivery, now)
                     job["payload"] = json.dumps(job["payload"])
-                    jobs.append(tuple(job.values()))
+                    jobs.append(tuple(job[column] for column in JOB_COLUMNS))
             if jobs:
-                columns = ", ".join(self._job_row("", now))
+                columns = ", ".join(JOB_COLUMNS)
                 cursor.executemany(
                     f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * 9)})",  # noqa: S608
                     jobs,
@@ -291,6 +310,23 @@ class Store:
             error=row.error,
             received_at=row.received_at,
         )
+
+    def delivery_log_fields(self, delivery_id: str) -> dict[str, Any] | None:
+        """The fields every log line about this delivery carries (see bot/logs.py)."""
+        table = schema.deliveries
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.event, table.c.repository, table.c.installation_id).where(
+                    table.c.delivery_id == delivery_id
+                )
+            ).first()
+        if row is None:
+            return None
+        return {
+            "github_event": row.event,
+            "repo": row.repository,
+            "installation_id": row.installation_id,
+        }
 
     def set_delivery_status(self, delivery_id: str, status: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:

@@ -38,7 +38,21 @@ class JobContext:
 
 JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
 
-_CONTEXT_KEYS = ("delivery_id", "event", "repo", "installation_id", "run_id")
+# Payload key -> log key. The GitHub event is logged as `event` (see bot/logs.py).
+_LOG_FIELDS = {
+    "delivery_id": "delivery_id",
+    "event": "github_event",
+    "repo": "repo",
+    "installation_id": "installation_id",
+    "run_id": "run_id",
+}
+
+# A delivery id -> the log fields of its delivery (github_event, repo, installation_id).
+DeliveryFields = Callable[[str], Mapping[str, Any] | None]
+
+
+def job_log_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {log_key: payload[key] for key, log_key in _LOG_FIELDS.items() if key in payload}
 
 
 class Worker:
@@ -53,6 +67,7 @@ class Worker:
         poll_seconds: float = 0.2,
         grace_seconds: float = 30.0,
         worker_id: str | None = None,
+        delivery_fields: DeliveryFields | None = None,
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
@@ -65,6 +80,7 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = asyncio.Event()
+        self.delivery_fields = delivery_fields
 
     def notify(self) -> None:
         """A job was just enqueued: look now instead of at the next poll."""
@@ -110,7 +126,7 @@ class Worker:
             count += 1
 
     async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
-        bound = {k: job.payload[k] for k in _CONTEXT_KEYS if k in job.payload}
+        bound = await self._log_fields(job)
         with structlog.contextvars.bound_contextvars(job_id=job.id, kind=job.kind, **bound):
             handler = self.handlers.get(job.kind)
             if handler is None:
@@ -139,6 +155,16 @@ class Worker:
                 beat.cancel()
                 stopping.cancel()
             await self._settle(job, task)
+
+    async def _log_fields(self, job: Job) -> dict[str, Any]:
+        """delivery_id, github_event, repo and installation_id for every line of the job; a job
+        whose payload names only its delivery (a run) gets the rest from the delivery."""
+        fields = job_log_fields(job.payload)
+        delivery_id = fields.get("delivery_id")
+        if self.delivery_fields is not None and delivery_id and "github_event" not in fields:
+            found = await asyncio.to_thread(self.delivery_fields, str(delivery_id))
+            fields = {**(found or {}), **fields}
+        return fields
 
     async def _settle(self, job: Job, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -203,6 +229,7 @@ def run_worker(settings: Settings) -> int:
             concurrency=settings.worker_concurrency,
             dedicated={"webhook": settings.webhook_concurrency},
             lease_seconds=settings.job_lease_seconds,
+            delivery_fields=store.delivery_log_fields,
         )
         log.info("worker.started", worker_id=worker.worker_id)
         await worker.run(stop)

@@ -20,7 +20,9 @@ def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
 
 def _jobs(store: Store) -> list[dict[str, object]]:
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(schema.jobs))]
+        return [
+            dict(r._mapping) for r in conn.execute(select(schema.jobs).order_by(schema.jobs.c.id))
+        ]
 
 
 def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
@@ -37,6 +39,19 @@ def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
     assert stored is not None and stored.payload == b'{"action": "created"}'
     assert stored.installation_id == 7 and stored.repository == "octo/widgets"
     assert store.count_deliveries() == 3
+    # The job carries what its log lines need without loading the delivery.
+    assert jobs[0]["payload"] == {
+        "delivery_id": "a",
+        "event": "issue_comment",
+        "repo": "octo/widgets",
+        "installation_id": 7,
+    }
+    assert store.delivery_log_fields("c") == {
+        "github_event": "issue_comment",
+        "repo": "octo/widgets",
+        "installation_id": 7,
+    }
+    assert store.delivery_log_fields("nope") is None
     store.dispose()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bot.queue import Job, SQLQueue
 from bot.store import Store
@@ -196,3 +197,29 @@ def test_claim_can_be_limited_to_kinds(queue: SQLQueue) -> None:
     assert queue.claim("w", 30, kinds=("webhook",)) is None
     other = queue.claim("w", 30)
     assert other is not None and other.kind == "run"
+
+
+@pytest.mark.anyio
+async def test_a_job_is_bound_to_its_delivery_for_its_whole_life(queue: SQLQueue) -> None:
+    seen: list[dict[str, object]] = []
+
+    async def run(job: Job, context: JobContext) -> None:
+        seen.append(dict(structlog.contextvars.get_contextvars()))
+
+    def fields(delivery_id: str) -> dict[str, object] | None:
+        return {"github_event": "issue_comment", "repo": "o/r", "installation_id": 9}
+
+    queue.enqueue("run", {"delivery_id": "d1", "repo": "o/r", "run_id": "r1"})
+    queue.enqueue("webhook", {"delivery_id": "d2", "event": "ping", "repo": None})
+    await Worker(queue, {"run": run, "webhook": run}, delivery_fields=fields).run_until_idle()
+    bound = [{k: v for k, v in s.items() if k not in ("job_id", "kind")} for s in seen]
+    assert bound == [
+        {
+            "delivery_id": "d1",
+            "github_event": "issue_comment",
+            "repo": "o/r",
+            "installation_id": 9,
+            "run_id": "r1",
+        },
+        {"delivery_id": "d2", "github_event": "ping", "repo": None},
+    ]
