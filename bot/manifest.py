@@ -22,6 +22,18 @@ from bot.config import ConfigError, Settings
 
 CREDENTIALS_FILE = "app-credentials.json"
 
+# GitHub sends these to every App and refuses them in a manifest's default_events.
+ALWAYS_SENT_EVENTS = frozenset(
+    {
+        "ping",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "github_app_authorization",
+        "meta",
+    }
+)
+
 
 def load_manifest_template() -> dict[str, Any]:
     """app.yml from the installed package, else from the source tree."""

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.manifest import (
+    ALWAYS_SENT_EVENTS,
     build_manifest,
     github_web_url,
     load_manifest_template,
@@ -88,3 +89,10 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
     # The environment wins over the saved file.
     explicit = with_saved_credentials(Settings.load(data_dir=tmp_path, webhook_secret="env"))
     assert explicit.secrets == ["env"]
+
+
+def test_app_yml_subscribes_to_exactly_the_routed_events() -> None:
+    subscribed = load_manifest_template()["default_events"]
+    assert len(subscribed) == len(set(subscribed))
+    assert not set(subscribed) & ALWAYS_SENT_EVENTS  # GitHub refuses these in a manifest
+    assert set(subscribed) == router.events() - ALWAYS_SENT_EVENTS
