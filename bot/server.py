@@ -54,7 +54,12 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
             log.info("serve.stopped")
 
     app = create_app(
-        settings, store, router, on_queued=worker.notify if with_worker else None, lifespan=lifespan
+        settings,
+        store,
+        router,
+        on_queued=worker.notify if with_worker else None,
+        lifespan=lifespan,
+        queue=queue,
     )
     return app, store
 

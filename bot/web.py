@@ -29,6 +29,7 @@ from bot.manifest import (
     save_credentials,
     setup_page,
 )
+from bot.queue import Queue, SQLQueue
 from bot.routing import Router
 from bot.store import Delivery, DeliveryStatus, Store
 from bot.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
@@ -47,10 +48,12 @@ class DeliveryWriter:
     while it is in flight.
     """
 
-    def __init__(self, store: Store, on_queued: Callable[[], None] | None = None) -> None:
-        self.store = store
+    def __init__(
+        self, queue: Queue, *, inline: bool, on_queued: Callable[[], None] | None = None
+    ) -> None:
+        self.queue = queue
         self.on_queued = on_queued
-        self.inline = store.dialect == "sqlite"
+        self.inline = inline
         self._pending: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]] = []
         self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
@@ -71,7 +74,7 @@ class DeliveryWriter:
         self._scheduled = False
         batch, self._pending = self._pending, []
         try:
-            statuses = self.store.accept_deliveries([d for d, _ in batch])
+            statuses = self.queue.enqueue_deliveries([d for d, _ in batch])
         except Exception as exc:
             self._fail(batch, exc)
             return
@@ -82,7 +85,7 @@ class DeliveryWriter:
             batch, self._pending = self._pending, []
             try:
                 statuses = await asyncio.to_thread(
-                    self.store.accept_deliveries, [d for d, _ in batch]
+                    self.queue.enqueue_deliveries, [d for d, _ in batch]
                 )
             except Exception as exc:
                 self._fail(batch, exc)
@@ -218,8 +221,11 @@ def create_app(
     *,
     on_queued: Callable[[], None] | None = None,
     lifespan: Any = None,
+    queue: Queue | None = None,
 ) -> ShipmateApp:
-    writer = DeliveryWriter(store, on_queued)
+    writer = DeliveryWriter(
+        queue or SQLQueue(store), inline=store.dialect == "sqlite", on_queued=on_queued
+    )
     states: set[str] = set()
 
     def secrets() -> Sequence[str]:

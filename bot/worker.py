@@ -173,8 +173,10 @@ class Worker:
             return
         error = task.exception()
         if error is None:
-            await asyncio.to_thread(self.queue.complete, job)
-            log.info("job.done", attempts=job.attempts)
+            if await asyncio.to_thread(self.queue.complete, job):
+                log.info("job.done", attempts=job.attempts)
+            else:
+                log.warning("job.done_after_lease_loss", attempts=job.attempts)
             return
         outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
         log.error(
