@@ -11,6 +11,8 @@ import html
 import json
 import os
 import secrets
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,47 @@ def new_state() -> str:
     return secrets.token_urlsafe(24)
 
 
+class ManifestStates:
+    """The `state` values handed out with the registration form: each valid once, for
+    `ttl_seconds`, and at most `limit` at a time (the oldest are dropped first), so a page
+    reloaded forever cannot grow memory."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 3600.0,
+        limit: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.limit = limit
+        self.clock = clock
+        self._issued: dict[str, float] = {}
+
+    def issue(self) -> str:
+        self._expire()
+        while len(self._issued) >= self.limit:
+            del self._issued[next(iter(self._issued))]
+        state = new_state()
+        self._issued[state] = self.clock()
+        return state
+
+    def consume(self, state: str | None) -> bool:
+        """True once for a state issued less than `ttl_seconds` ago."""
+        self._expire()
+        return state is not None and self._issued.pop(state, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+    def _expire(self) -> None:
+        oldest_allowed = self.clock() - self.ttl_seconds
+        for state, issued_at in list(self._issued.items()):
+            if issued_at > oldest_allowed:
+                break
+            del self._issued[state]
+
+
 def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered: bool) -> str:
     """The page at `/`: what Shipmate is and, until the App exists, the registration form."""
     if registered:
@@ -113,6 +156,11 @@ def save_credentials(data_dir: Path, conversion: dict[str, Any]) -> Path:
         json.dump(record, handle)
     os.chmod(path, 0o600)
     return path
+
+
+def is_registered(settings: Settings) -> bool:
+    """An App is configured, or one was registered here and waits for a restart."""
+    return settings.has_app_credentials or (settings.data_dir / CREDENTIALS_FILE).is_file()
 
 
 def load_credentials(data_dir: Path) -> dict[str, Any] | None:
