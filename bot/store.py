@@ -8,6 +8,8 @@ PostgreSQL serves several hosts.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,8 +85,89 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class FairLock:
+    """A reentrant lock handed over in arrival order (`threading.RLock` lets a releasing thread
+    take it straight back, so busy threads can starve another)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket:
+                self._changed.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._changed:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("release of a FairLock this thread does not hold")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._changed.notify_all()
+
+
+class _WriteLockedConnection(sqlite3.Connection):
+    """A sqlite3 connection whose transactions also hold a lock shared by the engine's
+    connections. The threads of one process (the intake's commits on the event loop, the
+    in-process worker's) then take turns in arrival order. Without it they all poll SQLite's
+    busy handler, whose sleeps grow to 100 ms, and busy worker threads can keep winning, which
+    held the intake's commits back for hundreds of milliseconds. Other processes still meet
+    SQLite's own lock and busy timeout."""
+
+    write_lock: FairLock
+    _holds_lock = False
+
+    def begin_immediate(self) -> None:
+        self.write_lock.acquire()
+        self._holds_lock = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._holds_lock:
+            self._holds_lock = False
+            self.write_lock.release()
+
+
+def _write_locked_factory() -> type[_WriteLockedConnection]:
+    lock = FairLock()
+    return type("WriteLockedConnection", (_WriteLockedConnection,), {"write_lock": lock})
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, _WriteLockedConnection):
+        dbapi_connection.begin_immediate()
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -93,7 +176,9 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "factory": _write_locked_factory()}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
