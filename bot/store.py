@@ -108,9 +108,11 @@ class FairLock:
                 self._changed.wait()
             self._owner, self._depth = me, 1
 
-    def release(self) -> None:
+    def release(self, owner: int | None = None) -> None:
+        """Release once for `owner` (default: this thread), e.g. when another thread closes a
+        connection whose transaction holds the lock."""
         with self._changed:
-            if self._owner != threading.get_ident():
+            if self._owner != (owner if owner is not None else threading.get_ident()):
                 raise RuntimeError("release of a FairLock this thread does not hold")
             self._depth -= 1
             if self._depth == 0:
@@ -128,11 +130,11 @@ class _WriteLockedConnection(sqlite3.Connection):
     SQLite's own lock and busy timeout."""
 
     write_lock: FairLock
-    _holds_lock = False
+    _lock_owner: int | None = None
 
     def begin_immediate(self) -> None:
         self.write_lock.acquire()
-        self._holds_lock = True
+        self._lock_owner = threading.get_ident()
         try:
             self.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -151,10 +153,16 @@ class _WriteLockedConnection(sqlite3.Connection):
         finally:
             self._release()
 
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
+
     def _release(self) -> None:
-        if self._holds_lock:
-            self._holds_lock = False
-            self.write_lock.release()
+        owner, self._lock_owner = self._lock_owner, None
+        if owner is not None:
+            self.write_lock.release(owner)
 
 
 def _write_locked_factory() -> type[_WriteLockedConnection]:

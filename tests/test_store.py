@@ -184,3 +184,20 @@ def test_fair_lock_is_handed_over_in_arrival_order_and_is_reentrant() -> None:
     assert order == ["first", "second", "third"]
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    conn = store.engine.connect()
+    conn.exec_driver_sql("SELECT 1")  # begins: holds the write lock
+    closer = threading.Thread(target=conn.connection.dbapi_connection.close)  # type: ignore[union-attr]
+    closer.start()
+    closer.join(10)
+    writer = threading.Thread(target=store.accept_delivery, args=(_delivery("after"),))
+    writer.start()
+    writer.join(10)
+    assert not writer.is_alive(), "the write lock was never released"
+    assert store.get_delivery("after") is not None
+    conn.invalidate()
+    store.dispose()
