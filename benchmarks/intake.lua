@@ -1,6 +1,8 @@
 -- wrk script for the webhook benchmarks: every request is a real signed issue_comment delivery
--- with its own X-GitHub-Delivery; counts how many were accepted (2xx) per thread.
--- Usage: wrk -s intake.lua URL -- BODY_FILE SIGNATURE
+-- with its own X-GitHub-Delivery; counts how many were accepted (2xx) per thread. With a third
+-- argument, each thread also writes the delivery id of every 2xx reply (from the reply's JSON)
+-- to PREFIX-<thread>, one a line, unbuffered, so the ids survive whatever happens to the server.
+-- Usage: wrk -s intake.lua URL -- BODY_FILE SIGNATURE [ACCEPTED_IDS_PREFIX]
 local threads = {}
 local counter = 0
 
@@ -19,6 +21,10 @@ function init(args)
   accepted = 0
   failed = 0
   run = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
+  if args[3] then
+    ids = assert(io.open(args[3] .. "-" .. tid, "w"))
+    ids:setvbuf("no")
+  end
 end
 
 function request()
@@ -36,6 +42,10 @@ end
 function response(status, headers, body)
   if status >= 200 and status < 300 then
     accepted = accepted + 1
+    if ids then
+      local id = string.match(body, '"delivery":"([^"]+)"')
+      if id then ids:write(id, "\n") end
+    end
   else
     failed = failed + 1
   end

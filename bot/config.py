@@ -65,6 +65,8 @@ class Settings(BaseSettings):
 
     # The queue.
     worker_concurrency: int = 2
+    # Slots for webhook jobs alone, on top of worker_concurrency: 👀 never waits behind runs.
+    webhook_concurrency: int = 2
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 5
 

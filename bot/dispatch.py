@@ -57,7 +57,7 @@ def job_handlers(
             raise LookupError(f"delivery {delivery_id} is not stored")
         bound = {
             "delivery_id": delivery_id,
-            "event": stored.event,
+            "github_event": stored.event,
             "repo": stored.repository,
             "installation_id": stored.installation_id,
         }

@@ -1,11 +1,14 @@
 """GitHub App auth: the App JWT, installation tokens scoped to one repository and the permissions
 a step needs, cached until 5 minutes before they expire, and githubkit clients that use them.
 
-githubkit signs the JWT for every App request (`AppAuthStrategy`: RS256, `iat` 60 s in the
-past, `exp` 9 min after now) and makes the token request
-(`rest.apps.async_create_installation_access_token`).
-What it lacks, a cache keyed by scope with a refresh margin we choose, is built here; its
-`as_installation` is not used because it cannot scope a token to repositories and permissions.
+githubkit does the App side: `AppAuthStrategy` signs the JWT for every App request (RS256,
+`iat` 60 s in the past) and `rest.apps.async_create_installation_access_token` asks for a token
+with `repositories` and `permissions`. Its `as_installation(installation_id, repositories=,
+permissions=)` scopes tokens the same way, but keeps the token inside its auth flow and reuses
+it until 1 minute before expiry. We keep our own cache for what that does not give: the raw
+token, which git needs for clones and pushes; a 5-minute refresh margin, so a push or a long
+step never starts with a token about to expire; the token request under our retry policy; and
+one new token after a 401 (revoked before its expiry).
 """
 
 from __future__ import annotations

@@ -41,12 +41,21 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 def rate_limited(response: httpx.Response) -> bool:
-    """GitHub's primary or secondary rate limit, as opposed to a 403 that will not change."""
-    if response.status_code not in (403, 429):
-        return False
-    headers = response.headers
-    if headers.get("retry-after") or headers.get("x-ratelimit-remaining") == "0":
+    """GitHub's primary or secondary rate limit, as opposed to a 403 that will not change.
+    A 429 always is one, even bare (no headers, a plain "Too Many Requests")."""
+    if response.status_code == 429:
         return True
+    if response.status_code != 403:
+        return False
+    return _says_when(response) or _secondary_text(response)
+
+
+def _says_when(response: httpx.Response) -> bool:
+    headers = response.headers
+    return bool(headers.get("retry-after")) or headers.get("x-ratelimit-remaining") == "0"
+
+
+def _secondary_text(response: httpx.Response) -> bool:
     text = response.text.lower()
     return "secondary rate limit" in text or "abuse detection" in text
 
@@ -67,7 +76,8 @@ class RetryPolicy:
     """When and how long to wait before retrying a GitHub call.
 
     Retried: 5xx, connection errors and timeouts, primary limits (wait until
-    `x-ratelimit-reset`), secondary limits (wait `Retry-After`, else 60 s). Never retried: any
+    `x-ratelimit-reset`), secondary limits (wait `Retry-After`, else 60 s), a bare 429 that
+    says nothing of when (exponential backoff, as for a 5xx). Never retried: any
     other 4xx (401, 404, 422, a 403 without rate-limit signs). Waits are capped at `max_wait`.
     """
 
@@ -102,8 +112,13 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         now = self.clock() if now is None else now
         exc = root_cause(exc) if exc is not None else None
-        if isinstance(exc, RequestFailed) and rate_limited(exc.response.raw_response):
-            headers = exc.response.raw_response.headers
+        response = exc.response.raw_response if isinstance(exc, RequestFailed) else None
+        if (
+            response is not None
+            and rate_limited(response)
+            and (_says_when(response) or _secondary_text(response))
+        ):
+            headers = response.headers
             seconds: float | None = None
             if retry_after := headers.get("retry-after"):
                 seconds = _retry_after_seconds(retry_after, now)

@@ -11,13 +11,30 @@ import html
 import json
 import os
 import secrets
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import SecretStr
+
+from bot.config import ConfigError, Settings
 
 CREDENTIALS_FILE = "app-credentials.json"
+
+# GitHub sends these to every App and refuses them in a manifest's default_events.
+ALWAYS_SENT_EVENTS = frozenset(
+    {
+        "ping",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "github_app_authorization",
+        "meta",
+    }
+)
 
 
 def load_manifest_template() -> dict[str, Any]:
@@ -53,6 +70,47 @@ def github_web_url(api_url: str) -> str:
 
 def new_state() -> str:
     return secrets.token_urlsafe(24)
+
+
+class ManifestStates:
+    """The `state` values handed out with the registration form: each valid once, for
+    `ttl_seconds`, and at most `limit` at a time (the oldest are dropped first), so a page
+    reloaded forever cannot grow memory."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 3600.0,
+        limit: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.limit = limit
+        self.clock = clock
+        self._issued: dict[str, float] = {}
+
+    def issue(self) -> str:
+        self._expire()
+        while len(self._issued) >= self.limit:
+            del self._issued[next(iter(self._issued))]
+        state = new_state()
+        self._issued[state] = self.clock()
+        return state
+
+    def consume(self, state: str | None) -> bool:
+        """True once for a state issued less than `ttl_seconds` ago."""
+        self._expire()
+        return state is not None and self._issued.pop(state, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+    def _expire(self) -> None:
+        oldest_allowed = self.clock() - self.ttl_seconds
+        for state, issued_at in list(self._issued.items()):
+            if issued_at > oldest_allowed:
+                break
+            del self._issued[state]
 
 
 def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered: bool) -> str:
@@ -100,9 +158,68 @@ def save_credentials(data_dir: Path, conversion: dict[str, Any]) -> Path:
     return path
 
 
+def is_registered(settings: Settings) -> bool:
+    """An App is configured, or one was registered here and waits for a restart."""
+    return settings.has_app_credentials or (settings.data_dir / CREDENTIALS_FILE).is_file()
+
+
 def load_credentials(data_dir: Path) -> dict[str, Any] | None:
+    """The saved registration, or None when there is none. Raise `ConfigError` naming the file
+    when it cannot be read or is not the JSON object `save_credentials` writes."""
     path = data_dir / CREDENTIALS_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    return data if isinstance(data, dict) else None
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read it ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            str(path), f"not valid JSON ({exc}); fix it, or delete it to register the App again"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "not a JSON object; delete it to register the App again")
+    return data
+
+
+def with_saved_credentials(settings: Settings) -> Settings:
+    """Fill App settings the environment leaves unset from a manifest registration, then
+    require a complete App (an id and its key) or none at all (setup mode)."""
+    saved = load_credentials(settings.data_dir)
+    merged = settings if saved is None else _merge(settings, saved)
+    if merged.app_id is not None and not merged.has_app_credentials:
+        raise ConfigError(
+            "SHIPMATE_PRIVATE_KEY",
+            "not set (nor SHIPMATE_PRIVATE_KEY_PATH) although SHIPMATE_APP_ID is; "
+            "set the App's key, or unset SHIPMATE_APP_ID to register an App at /",
+        )
+    return merged
+
+
+def _merge(settings: Settings, saved: dict[str, Any]) -> Settings:
+    path = settings.data_dir / CREDENTIALS_FILE
+    update: dict[str, Any] = {}
+    if settings.app_id is None and saved.get("app_id"):
+        try:
+            update["app_id"] = int(saved["app_id"])
+        except (TypeError, ValueError):
+            raise ConfigError(str(path), "app_id is not a number") from None
+    if settings.app_slug is None and saved.get("app_slug"):
+        update["app_slug"] = str(saved["app_slug"])
+    if (
+        settings.private_key is None
+        and settings.private_key_path is None
+        and saved.get("private_key")
+    ):
+        update["private_key"] = SecretStr(str(saved["private_key"]))
+    if not settings.webhook_secret and saved.get("webhook_secret"):
+        update["webhook_secret"] = [SecretStr(str(saved["webhook_secret"]))]
+    if not update:
+        return settings
+    merged = settings.model_copy(update=update)
+    if "private_key" in update:
+        try:
+            merged.private_key_pem()
+        except ConfigError as exc:
+            raise ConfigError(f"{path} (private_key)", exc.reason) from None
+    return merged

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from bot import schema
-from bot.store import Store
+from bot.store import Delivery, DeliveryStatus, Store
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class Job:
     attempts: int
     max_attempts: int
     lock_key: str | None
+    # Who claimed it: complete/fail/release only count while this claim still holds the job.
+    worker_id: str | None = None
+
+
+Outcome = Literal["retrying", "dead", "lost"]
 
 
 class Queue(Protocol):
@@ -42,15 +47,28 @@ class Queue(Protocol):
         max_attempts: int | None = None,
     ) -> int | None: ...
 
-    def claim(self, worker_id: str, lease_seconds: float) -> Job | None: ...
+    def enqueue_deliveries(self, batch: Sequence[Delivery]) -> list[DeliveryStatus]:
+        """Record each delivery and queue a `webhook` job for each handled one, atomically:
+        a delivery is never stored without its job, nor a job without its delivery."""
+        ...
+
+    def claim(
+        self, worker_id: str, lease_seconds: float, kinds: Collection[str] | None = None
+    ) -> Job | None:
+        """The next due job (of one of `kinds`, when given), leased to `worker_id`."""
+        ...
 
     def heartbeat(self, job: Job, worker_id: str, lease_seconds: float) -> bool: ...
 
-    def complete(self, job: Job) -> None: ...
+    def complete(self, job: Job) -> bool:
+        """Mark it done; False (and nothing changed) when the claim no longer holds it."""
+        ...
 
-    def fail(self, job: Job, error: str) -> Literal["retrying", "dead"]: ...
+    def fail(self, job: Job, error: str) -> Outcome:
+        """Retry it later or dead-letter it; "lost" when the claim no longer holds it."""
+        ...
 
-    def release(self, job: Job) -> None: ...
+    def release(self, job: Job) -> bool: ...
 
     def request_abort(self, *, job_id: int | None = None, lock_key: str | None = None) -> int: ...
 
@@ -71,6 +89,9 @@ class SQLQueue:
         self.store = store
         self.engine = store.engine
         self.default_max_attempts = default_max_attempts or store.job_max_attempts
+
+    def enqueue_deliveries(self, batch: Sequence[Delivery]) -> list[DeliveryStatus]:
+        return self.store.accept_deliveries(batch)
 
     def enqueue(
         self,
@@ -119,7 +140,9 @@ class SQLQueue:
         if self.store.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(727001)"))
 
-    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+    def claim(
+        self, worker_id: str, lease_seconds: float, kinds: Collection[str] | None = None
+    ) -> Job | None:
         now = time.time()
         jobs = schema.jobs
         held = (
@@ -135,6 +158,8 @@ class SQLQueue:
             and_(jobs.c.state == "running", jobs.c.lease_until <= now),
         )
         free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
+        if kinds is not None:
+            free = and_(free, jobs.c.kind.in_(list(kinds)))
         with self.engine.begin() as conn:
             self._serialize(conn)
             while True:
@@ -179,6 +204,7 @@ class SQLQueue:
                     attempts=row.attempts + 1,
                     max_attempts=row.max_attempts,
                     lock_key=row.lock_key,
+                    worker_id=worker_id,
                 )
 
     def heartbeat(self, job: Job, worker_id: str, lease_seconds: float) -> bool:
@@ -194,22 +220,27 @@ class SQLQueue:
             )
             return result.rowcount == 1
 
-    def _finish(self, job: Job, **values: Any) -> None:
+    def _finish(self, job: Job, **values: Any) -> bool:
+        """Update the job only while this claim holds it: still running, under the same worker
+        and attempt (a worker whose lease ran out must not finish another worker's claim)."""
+        jobs = schema.jobs
+        held = [jobs.c.id == job.id, jobs.c.state == "running", jobs.c.attempts == job.attempts]
+        if job.worker_id is not None:
+            held.append(jobs.c.worker_id == job.worker_id)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(schema.jobs)
-                .where(schema.jobs.c.id == job.id)
-                .values(updated_at=time.time(), **values)
+            result = conn.execute(
+                update(jobs).where(*held).values(updated_at=time.time(), **values)
             )
+            return result.rowcount == 1
 
-    def complete(self, job: Job) -> None:
-        self._finish(job, state="done", lease_until=None)
+    def complete(self, job: Job) -> bool:
+        return self._finish(job, state="done", lease_until=None)
 
-    def fail(self, job: Job, error: str) -> Literal["retrying", "dead"]:
+    def fail(self, job: Job, error: str) -> Outcome:
         if job.attempts >= job.max_attempts:
-            self._finish(job, state="dead", lease_until=None, last_error=error)
-            return "dead"
-        self._finish(
+            dead = self._finish(job, state="dead", lease_until=None, last_error=error)
+            return "dead" if dead else "lost"
+        retrying = self._finish(
             job,
             state="waiting",
             lease_until=None,
@@ -217,10 +248,10 @@ class SQLQueue:
             last_error=error,
             run_at=time.time() + backoff_seconds(job.attempts),
         )
-        return "retrying"
+        return "retrying" if retrying else "lost"
 
-    def release(self, job: Job) -> None:
-        self._finish(
+    def release(self, job: Job) -> bool:
+        return self._finish(
             job,
             state="waiting",
             lease_until=None,

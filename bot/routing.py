@@ -39,6 +39,10 @@ class Router:
             found.extend(self._handlers.get((event, action), ()))
         return found
 
+    def events(self) -> frozenset[str]:
+        """Every event some handler is registered for."""
+        return frozenset(event for event, _ in self._handlers)
+
     def handles(self, event: str, action: str | None) -> bool:
         return bool(self.handlers_for(event, action))
 

@@ -1,13 +1,13 @@
-"""Keep credentials out of log lines: a structlog processor and a stdlib logging filter.
+"""Keep credentials out of log lines: a structlog processor (stdlib lines reach it through
+structlog's ProcessorFormatter).
 
-Both run the secret scanner's masking plus the exact values the process knows are secret (the
+It runs the secret scanner's masking plus the exact values the process knows are secret (the
 App private key, the webhook secrets) over every string of every log line, so a token inside an
 error message or a URL is redacted as well as a field named like a credential.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -64,21 +64,3 @@ class RedactSecrets:
             return [self.clean(v) for v in value]
         # Anything else would be rendered with str()/repr(): redact that text instead.
         return redact(str(value), self.known)
-
-
-class RedactingFilter(logging.Filter):
-    """stdlib logging filter (httpx, uvicorn, ...): the formatted message and any exception text
-    pass `redact`; the record then carries the clean text and no arguments."""
-
-    def __init__(self, known: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.known = known_values(known)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.known)
-        record.args = None
-        if record.exc_info:
-            trace = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(trace, self.known)
-            record.exc_info = None
-        return True

@@ -11,49 +11,22 @@ from typing import Any
 
 import structlog
 import uvicorn
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from bot.config import Settings
 from bot.dispatch import job_handlers
-from bot.manifest import load_credentials
+from bot.manifest import with_saved_credentials
 from bot.queue import SQLQueue
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.web import ShipmateApp, create_app
 from bot.worker import Worker
 
 log = structlog.get_logger("shipmate.server")
 
 
-def with_saved_credentials(settings: Settings) -> Settings:
-    """Fill App settings the environment leaves unset from a manifest registration."""
-    saved = load_credentials(settings.data_dir)
-    if saved is None:
-        return settings
-    update: dict[str, Any] = {}
-    if settings.app_id is None and saved.get("app_id"):
-        update["app_id"] = int(saved["app_id"])
-    if settings.app_slug is None and saved.get("app_slug"):
-        update["app_slug"] = saved["app_slug"]
-    if (
-        settings.private_key is None
-        and settings.private_key_path is None
-        and saved.get("private_key")
-    ):
-        update["private_key"] = SecretStr(saved["private_key"])
-    if not settings.webhook_secret and saved.get("webhook_secret"):
-        update["webhook_secret"] = [SecretStr(saved["webhook_secret"])]
-    if not update:
-        return settings
-    merged = settings.model_copy(update=update)
-    merged.check()
-    return merged
-
-
 def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp, Store]:
     """The app and its store; the worker (if any) runs in the app's lifespan."""
-    store = Store.from_settings(settings)
-    store.migrate()
+    store = open_store(settings)
     queue = SQLQueue(store)
     from handlers import router
 
@@ -61,7 +34,9 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
         queue,
         job_handlers(settings, store, queue, router=router),
         concurrency=settings.worker_concurrency,
+        dedicated={"webhook": settings.webhook_concurrency},
         lease_seconds=settings.job_lease_seconds,
+        delivery_fields=store.delivery_log_fields,
     )
 
     @contextlib.asynccontextmanager
@@ -79,7 +54,12 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
             log.info("serve.stopped")
 
     app = create_app(
-        settings, store, router, on_queued=worker.notify if with_worker else None, lifespan=lifespan
+        settings,
+        store,
+        router,
+        on_queued=worker.notify if with_worker else None,
+        lifespan=lifespan,
+        queue=queue,
     )
     return app, store
 
@@ -108,17 +88,17 @@ def serve(
     settings: Settings, *, host: str, port: int, with_worker: bool = True, workers: int = 1
 ) -> int:
     settings = with_saved_credentials(settings)
-    if not settings.webhook_secret:
-        log.warning(
-            "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
-        )
     if workers > 1:
         # Several processes on one port; each builds its own app (and worker) from the env.
         os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
         target: Any = "bot.server:app_from_env"
-        Store.from_settings(settings).migrate()
+        open_store(settings).dispose()
     else:
         target = build(settings, with_worker=with_worker)[0]
+    if not settings.webhook_secret:
+        log.warning(
+            "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
+        )
     config = uvicorn.Config(
         target,
         factory=workers > 1,

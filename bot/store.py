@@ -8,6 +8,8 @@ PostgreSQL serves several hosts.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,10 +19,10 @@ from typing import Any, Literal
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from bot import schema
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -58,6 +60,19 @@ class Installation:
     suspended: bool
 
 
+JOB_COLUMNS = (
+    "kind",
+    "payload",
+    "state",
+    "attempts",
+    "max_attempts",
+    "run_at",
+    "abort_requested",
+    "created_at",
+    "updated_at",
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: writers queue on the lock at the start
     # of a transaction instead of failing half-way with "database is locked".
@@ -70,8 +85,97 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class FairLock:
+    """A reentrant lock handed over in arrival order (`threading.RLock` lets a releasing thread
+    take it straight back, so busy threads can starve another)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket:
+                self._changed.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self, owner: int | None = None) -> None:
+        """Release once for `owner` (default: this thread), e.g. when another thread closes a
+        connection whose transaction holds the lock."""
+        with self._changed:
+            if self._owner != (owner if owner is not None else threading.get_ident()):
+                raise RuntimeError("release of a FairLock this thread does not hold")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._changed.notify_all()
+
+
+class _WriteLockedConnection(sqlite3.Connection):
+    """A sqlite3 connection whose transactions also hold a lock shared by the engine's
+    connections. The threads of one process (the intake's commits on the event loop, the
+    in-process worker's) then take turns in arrival order. Without it they all poll SQLite's
+    busy handler, whose sleeps grow to 100 ms, and busy worker threads can keep winning, which
+    held the intake's commits back for hundreds of milliseconds. Other processes still meet
+    SQLite's own lock and busy timeout."""
+
+    write_lock: FairLock
+    _lock_owner: int | None = None
+
+    def begin_immediate(self) -> None:
+        self.write_lock.acquire()
+        self._lock_owner = threading.get_ident()
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        owner, self._lock_owner = self._lock_owner, None
+        if owner is not None:
+            self.write_lock.release(owner)
+
+
+def _write_locked_factory() -> type[_WriteLockedConnection]:
+    lock = FairLock()
+    return type("WriteLockedConnection", (_WriteLockedConnection,), {"write_lock": lock})
+
+
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, _WriteLockedConnection):
+        dbapi_connection.begin_immediate()
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -80,7 +184,9 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "factory": _write_locked_factory()}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -110,6 +216,40 @@ def _append_only_ddl(dialect: str, table: str) -> list[str]:
             f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()",
         ]
     return []
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, migrated, for start-up. Raise `ConfigError` naming the setting at fault when
+    the data dir cannot be created or the database cannot be used."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "SHIPMATE_DATA_DIR", f"cannot create {settings.data_dir} ({exc.strerror})"
+        ) from None
+    url = make_url(settings.resolved_database_url)
+    try:
+        store = Store.from_settings(settings)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL",
+            f"no driver for {url.drivername!r} ({exc}); "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL", f"cannot create the folder of {url.database} ({exc.strerror})"
+        ) from None
+    try:
+        store.migrate()
+    except SQLAlchemyError as exc:
+        store.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = url.render_as_string(hide_password=True)
+        raise ConfigError(
+            "SHIPMATE_DATABASE_URL", f"cannot use the database at {where} ({reason})"
+        ) from None
+    return store
 
 
 class Store:
@@ -181,10 +321,16 @@ class Store:
                 statuses[index] = "duplicate"
         return statuses
 
-    def _job_row(self, delivery_id: str, now: float) -> dict[str, Any]:
+    def _job_row(self, delivery: Delivery, now: float) -> dict[str, Any]:
         return {
             "kind": "webhook",
-            "payload": {"delivery_id": delivery_id},
+            # What every log line of the job carries, known without loading the delivery.
+            "payload": {
+                "delivery_id": delivery.delivery_id,
+                "event": delivery.event,
+                "repo": delivery.repository,
+                "installation_id": delivery.installation_id,
+            },
             "state": "waiting",
             "attempts": 0,
             "max_attempts": self.job_max_attempts,
@@ -220,7 +366,7 @@ class Store:
             ).first()
             inserted.append(row is not None)
             if row is not None and delivery.handled:
-                jobs.append(self._job_row(delivery.delivery_id, now))
+                jobs.append(self._job_row(delivery, now))
         if jobs:
             conn.execute(insert(schema.jobs), jobs)
         return inserted
@@ -251,11 +397,11 @@ class Store:
                 fresh = cursor.fetchone() is not None
                 inserted.append(fresh)
                 if fresh and delivery.handled:
-                    job = self._job_row(delivery.delivery_id, now)
+                    job = self._job_row(delivery, now)
                     job["payload"] = json.dumps(job["payload"])
-                    jobs.append(tuple(job.values()))
+                    jobs.append(tuple(job[column] for column in JOB_COLUMNS))
             if jobs:
-                columns = ", ".join(self._job_row("", now))
+                columns = ", ".join(JOB_COLUMNS)
                 cursor.executemany(
                     f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * 9)})",  # noqa: S608
                     jobs,
@@ -285,6 +431,23 @@ class Store:
             error=row.error,
             received_at=row.received_at,
         )
+
+    def delivery_log_fields(self, delivery_id: str) -> dict[str, Any] | None:
+        """The fields every log line about this delivery carries (see bot/logs.py)."""
+        table = schema.deliveries
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.event, table.c.repository, table.c.installation_id).where(
+                    table.c.delivery_id == delivery_id
+                )
+            ).first()
+        if row is None:
+            return None
+        return {
+            "github_event": row.event,
+            "repo": row.repository,
+            "installation_id": row.installation_id,
+        }
 
     def set_delivery_status(self, delivery_id: str, status: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:

@@ -23,12 +23,14 @@ from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.manifest import (
+    ManifestStates,
     build_manifest,
     github_web_url,
-    new_state,
+    is_registered,
     save_credentials,
     setup_page,
 )
+from bot.queue import Queue, SQLQueue
 from bot.routing import Router
 from bot.store import Delivery, DeliveryStatus, Store
 from bot.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
@@ -47,10 +49,12 @@ class DeliveryWriter:
     while it is in flight.
     """
 
-    def __init__(self, store: Store, on_queued: Callable[[], None] | None = None) -> None:
-        self.store = store
+    def __init__(
+        self, queue: Queue, *, inline: bool, on_queued: Callable[[], None] | None = None
+    ) -> None:
+        self.queue = queue
         self.on_queued = on_queued
-        self.inline = store.dialect == "sqlite"
+        self.inline = inline
         self._pending: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]] = []
         self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
@@ -71,7 +75,7 @@ class DeliveryWriter:
         self._scheduled = False
         batch, self._pending = self._pending, []
         try:
-            statuses = self.store.accept_deliveries([d for d, _ in batch])
+            statuses = self.queue.enqueue_deliveries([d for d, _ in batch])
         except Exception as exc:
             self._fail(batch, exc)
             return
@@ -82,7 +86,7 @@ class DeliveryWriter:
             batch, self._pending = self._pending, []
             try:
                 statuses = await asyncio.to_thread(
-                    self.store.accept_deliveries, [d for d, _ in batch]
+                    self.queue.enqueue_deliveries, [d for d, _ in batch]
                 )
             except Exception as exc:
                 self._fail(batch, exc)
@@ -129,16 +133,13 @@ class WebhookIntake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         status_code, body = await self.handle(scope["method"], headers, receive)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status_code,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        reply_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status_code == 405:
+            reply_headers.append((b"allow", b"POST"))
+        await send({"type": "http.response.start", "status": status_code, "headers": reply_headers})
         await send({"type": "http.response.body", "body": body})
 
     async def handle(
@@ -218,9 +219,12 @@ def create_app(
     *,
     on_queued: Callable[[], None] | None = None,
     lifespan: Any = None,
+    queue: Queue | None = None,
 ) -> ShipmateApp:
-    writer = DeliveryWriter(store, on_queued)
-    states: set[str] = set()
+    writer = DeliveryWriter(
+        queue or SQLQueue(store), inline=store.dialect == "sqlite", on_queued=on_queued
+    )
+    states = ManifestStates()
 
     def secrets() -> Sequence[str]:
         return settings.secrets
@@ -232,26 +236,29 @@ def create_app(
         )
 
     async def index(request: Request) -> Response:
-        state = new_state()
-        states.add(state)
+        state = states.issue()
         base = str(request.base_url).rstrip("/")
         manifest = build_manifest(base)
         page = setup_page(
             manifest,
             github_web_url(settings.github_api_url),
             state,
-            registered=settings.has_app_credentials,
+            registered=is_registered(settings),
         )
         return HTMLResponse(page)
 
     async def callback(request: Request) -> Response:
         code = request.query_params.get("code")
         state = request.query_params.get("state")
+        if is_registered(settings):
+            return HTMLResponse(
+                "<p>A GitHub App is already registered for this server; nothing was changed.</p>",
+                409,
+            )
         if not code:
             return HTMLResponse("<p>GitHub did not send a code.</p>", status_code=400)
-        if state not in states:
+        if not states.consume(state):
             return HTMLResponse("<p>Unknown or expired registration; start again at /.</p>", 400)
-        states.discard(state)
         url = f"{settings.github_api_url.rstrip('/')}/app-manifests/{code}/conversions"
         async with httpx.AsyncClient(timeout=30) as client:
             answer = await client.post(url, headers={"Accept": "application/vnd.github+json"})

@@ -38,7 +38,21 @@ class JobContext:
 
 JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
 
-_CONTEXT_KEYS = ("delivery_id", "event", "repo", "installation_id", "run_id")
+# Payload key -> log key. The GitHub event is logged as `event` (see bot/logs.py).
+_LOG_FIELDS = {
+    "delivery_id": "delivery_id",
+    "event": "github_event",
+    "repo": "repo",
+    "installation_id": "installation_id",
+    "run_id": "run_id",
+}
+
+# A delivery id -> the log fields of its delivery (github_event, repo, installation_id).
+DeliveryFields = Callable[[str], Mapping[str, Any] | None]
+
+
+def job_log_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {log_key: payload[key] for key, log_key in _LOG_FIELDS.items() if key in payload}
 
 
 class Worker:
@@ -48,19 +62,25 @@ class Worker:
         handlers: Mapping[str, JobHandler],
         *,
         concurrency: int = 1,
+        dedicated: Mapping[str, int] | None = None,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.2,
         grace_seconds: float = 30.0,
         worker_id: str | None = None,
+        delivery_fields: DeliveryFields | None = None,
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
         self.concurrency = max(1, concurrency)
+        # Slots that only ever take jobs of one kind, so quick webhook jobs never queue behind
+        # long runs in the shared slots.
+        self.dedicated = {kind: n for kind, n in (dedicated or {}).items() if n > 0}
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = asyncio.Event()
+        self.delivery_fields = delivery_fields
 
     def notify(self) -> None:
         """A job was just enqueued: look now instead of at the next poll."""
@@ -68,12 +88,17 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run jobs until `stop` is set; then finish (or release) the ones under way."""
-        slots = [asyncio.create_task(self._slot(stop)) for _ in range(self.concurrency)]
+        lanes: list[tuple[str, ...] | None] = [None] * self.concurrency
+        for kind, count in self.dedicated.items():
+            lanes += [(kind,)] * count
+        slots = [asyncio.create_task(self._slot(stop, kinds)) for kinds in lanes]
         await asyncio.gather(*slots)
 
-    async def _slot(self, stop: asyncio.Event) -> None:
+    async def _slot(self, stop: asyncio.Event, kinds: tuple[str, ...] | None) -> None:
         while not stop.is_set():
-            job = await asyncio.to_thread(self.queue.claim, self.worker_id, self.lease_seconds)
+            job = await asyncio.to_thread(
+                self.queue.claim, self.worker_id, self.lease_seconds, kinds
+            )
             if job is None:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -101,7 +126,7 @@ class Worker:
             count += 1
 
     async def _run_job(self, job: Job, stop: asyncio.Event) -> None:
-        bound = {k: job.payload[k] for k in _CONTEXT_KEYS if k in job.payload}
+        bound = await self._log_fields(job)
         with structlog.contextvars.bound_contextvars(job_id=job.id, kind=job.kind, **bound):
             handler = self.handlers.get(job.kind)
             if handler is None:
@@ -131,6 +156,16 @@ class Worker:
                 stopping.cancel()
             await self._settle(job, task)
 
+    async def _log_fields(self, job: Job) -> dict[str, Any]:
+        """delivery_id, github_event, repo and installation_id for every line of the job; a job
+        whose payload names only its delivery (a run) gets the rest from the delivery."""
+        fields = job_log_fields(job.payload)
+        delivery_id = fields.get("delivery_id")
+        if self.delivery_fields is not None and delivery_id and "github_event" not in fields:
+            found = await asyncio.to_thread(self.delivery_fields, str(delivery_id))
+            fields = {**(found or {}), **fields}
+        return fields
+
     async def _settle(self, job: Job, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             # Only the heartbeat cancels a job here: its lease went to another worker.
@@ -138,8 +173,10 @@ class Worker:
             return
         error = task.exception()
         if error is None:
-            await asyncio.to_thread(self.queue.complete, job)
-            log.info("job.done", attempts=job.attempts)
+            if await asyncio.to_thread(self.queue.complete, job):
+                log.info("job.done", attempts=job.attempts)
+            else:
+                log.warning("job.done_after_lease_loss", attempts=job.attempts)
             return
         outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
         log.error(
@@ -177,11 +214,12 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 def run_worker(settings: Settings) -> int:
     """`shipmate worker`: a worker alone, until SIGTERM."""
     from bot.dispatch import job_handlers
+    from bot.manifest import with_saved_credentials
     from bot.queue import SQLQueue
-    from bot.store import Store
+    from bot.store import open_store
 
-    store = Store.from_settings(settings)
-    store.migrate()
+    settings = with_saved_credentials(settings)
+    store = open_store(settings)
     queue = SQLQueue(store)
 
     async def main() -> None:
@@ -191,7 +229,9 @@ def run_worker(settings: Settings) -> int:
             queue,
             job_handlers(settings, store, queue),
             concurrency=settings.worker_concurrency,
+            dedicated={"webhook": settings.webhook_concurrency},
             lease_seconds=settings.job_lease_seconds,
+            delivery_fields=store.delivery_log_fields,
         )
         log.info("worker.started", worker_id=worker.worker_id)
         await worker.run(stop)

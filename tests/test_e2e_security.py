@@ -230,7 +230,7 @@ def test_a_hostile_issue_cannot_get_secrets_out(
         leaked = [i for i, value in enumerate(secrets) if value in text]
         assert leaked == [], f"secret #{leaked} found in the {where}"
     assert "[REDACTED" in places["model requests"]
-    assert '"run.finished"' in places["logs"] and "httpx: HTTP Request" in places["logs"]
+    assert '"run.finished"' in places["logs"] and '"logger": "httpx"' in places["logs"]
     assert "checkout_scan" in places["transcript"] and '"path": ".env"' in places["transcript"]
     assert HIDDEN not in places["model requests"] and HIDDEN not in places["transcript"]
     # One data block (the issue body) per request; the title's forged closing tag is defused.

@@ -318,8 +318,9 @@ async def test_a_refused_token_fails_the_client_without_retrying(
         ),
         (Reply(403, {"message": "You have exceeded a secondary rate limit. Please wait"}), 60),
         (Reply(502, {"message": "Server Error"}), None),
+        (Reply(429, "Too Many Requests"), None),
     ],
-    ids=["primary-403", "secondary-429-retry-after", "secondary-403-message", "502"],
+    ids=["primary-403", "secondary-429-retry-after", "secondary-403-message", "502", "bare-429"],
 )
 async def test_retries_rate_limits_and_server_errors(
     api: str, fake: Fake, sleeps: Sleeps, policy: RetryPolicy, failure: Reply, wait: int | None
@@ -422,6 +423,9 @@ def test_wait_honours_the_headers() -> None:
     assert policy.wait_for(secondary, 1, NOW) == 60
     assert RetryPolicy(max_wait=5).wait_for(_failed(429, {"retry-after": "600"}), 1, NOW) == 5
     assert policy.wait_for(_failed(502, {}), 3, NOW) == 4
+    bare = _failed(429, {}, "Too Many Requests")
+    assert policy.retryable(bare)
+    assert [policy.wait_for(bare, attempt, NOW) for attempt in (1, 2, 3)] == [1, 2, 4]
     assert not policy.retryable(_failed(403, {"x-ratelimit-remaining": "12"}))
 
 

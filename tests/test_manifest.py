@@ -14,8 +14,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.manifest import build_manifest, github_web_url, load_manifest_template
-from bot.server import with_saved_credentials
+from bot.manifest import (
+    ALWAYS_SENT_EVENTS,
+    ManifestStates,
+    build_manifest,
+    github_web_url,
+    load_manifest_template,
+    with_saved_credentials,
+)
 from bot.store import Store
 from bot.web import create_app
 from handlers import router
@@ -74,7 +80,10 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
             assert httpx.get(f"{base}/setup/callback?code=abc&state=forged").status_code == 400
             done = httpx.get(f"{base}/setup/callback?code=abc&state={state}")
             assert done.status_code == 200 and "Registered" in done.text
-            assert httpx.get(f"{base}/setup/callback?code=abc&state={state}").status_code == 400
+            # Once registered, the callback refuses any further code, even with a fresh state.
+            fresh = re.search(r"state=([^\"&]+)", httpx.get(base + "/").text)
+            assert fresh is None  # the page no longer offers registration
+            assert httpx.get(f"{base}/setup/callback?code=abc&state={state}").status_code == 409
     assert conversions == ["abc"]
     saved = tmp_path / "app-credentials.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
@@ -84,3 +93,38 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
     # The environment wins over the saved file.
     explicit = with_saved_credentials(Settings.load(data_dir=tmp_path, webhook_secret="env"))
     assert explicit.secrets == ["env"]
+
+
+def test_app_yml_subscribes_to_exactly_the_routed_events() -> None:
+    subscribed = load_manifest_template()["default_events"]
+    assert len(subscribed) == len(set(subscribed))
+    assert not set(subscribed) & ALWAYS_SENT_EVENTS  # GitHub refuses these in a manifest
+    assert set(subscribed) == router.events() - ALWAYS_SENT_EVENTS
+
+
+def test_callback_refuses_when_the_environment_configures_an_app(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path, app_id=1, private_key=PEM)
+    store = Store.from_settings(settings)
+    store.migrate()
+    with running(create_app(settings, store, router)) as base:
+        page = httpx.get(base + "/").text
+        assert "Register GitHub App" not in page
+        refused = httpx.get(f"{base}/setup/callback?code=abc&state=x")
+        assert refused.status_code == 409 and "already registered" in refused.text
+    assert not (tmp_path / "app-credentials.json").exists()
+    store.dispose()
+
+
+def test_manifest_states_are_single_use_expiring_and_bounded() -> None:
+    now = [0.0]
+    states = ManifestStates(ttl_seconds=60, limit=3, clock=lambda: now[0])
+    first = states.issue()
+    assert states.consume(first) and not states.consume(first)
+    assert not states.consume(None) and not states.consume("forged")
+    old = states.issue()
+    now[0] = 61
+    assert not states.consume(old)  # expired
+    issued = [states.issue() for _ in range(5)]
+    assert len(states) == 3  # the two oldest were dropped
+    assert not states.consume(issued[0]) and not states.consume(issued[1])
+    assert all(states.consume(state) for state in issued[2:])

@@ -135,3 +135,49 @@ def test_concurrent_claimers_never_share_a_job(queue: SQLQueue) -> None:
     for t in threads:
         t.join()
     assert len(claimed) == 40 and len(set(claimed)) == 40
+
+
+def test_a_worker_whose_lease_ran_out_cannot_finish_the_new_claim(queue: SQLQueue) -> None:
+    job_id = queue.enqueue("run", {})
+    stale = queue.claim("w1", lease_seconds=0.05)
+    assert stale is not None
+    deadline = time.monotonic() + 10
+    while (fresh := queue.claim("w2", lease_seconds=30)) is None:
+        assert time.monotonic() < deadline
+    assert fresh.id == job_id and fresh.worker_id == "w2" and fresh.attempts == 2
+    assert queue.complete(stale) is False
+    assert queue.fail(stale, "late") == "lost"
+    assert queue.release(stale) is False
+    row = queue.get(job_id)
+    assert row is not None and row["state"] == "running" and row["worker_id"] == "w2"
+    assert row["last_error"] is None
+    assert queue.complete(fresh) is True
+    assert queue.get(job_id)["state"] == "done"  # type: ignore[index]
+    assert queue.complete(fresh) is False  # done is final
+
+
+def test_the_same_worker_cannot_finish_an_older_attempt(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    first = queue.claim("w", lease_seconds=0.05)
+    assert first is not None
+    deadline = time.monotonic() + 10
+    while (second := queue.claim("w", lease_seconds=30)) is None:
+        assert time.monotonic() < deadline
+    assert queue.complete(first) is False
+    assert queue.complete(second) is True
+
+
+def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
+    from bot.store import Delivery
+
+    def delivery(delivery_id: str, handled: bool) -> Delivery:
+        return Delivery(delivery_id, "issues", "opened", b"{}", handled, 7, "o/r")
+
+    statuses = queue.enqueue_deliveries(
+        [delivery("a", True), delivery("b", False), delivery("a", True)]
+    )
+    assert statuses == ["queued", "ignored", "duplicate"]
+    assert queue.enqueue_deliveries([delivery("b", True)]) == ["duplicate"]
+    job = queue.claim("w", 30)
+    assert job is not None and job.kind == "webhook" and job.payload["delivery_id"] == "a"
+    assert queue.claim("w", 30) is None

@@ -49,3 +49,17 @@ def test_handlers_package_composes_every_trigger() -> None:
     assert router.handles("ping", None)
     assert router.handles("installation", "created")
     assert router.handles("installation_repositories", "added")
+
+
+def test_events_lists_every_registered_event_once() -> None:
+    a, b = Router(), Router()
+
+    @a.register("issues", action="opened")
+    @a.register("issues", action="labeled")
+    async def first(context: Any) -> None: ...
+
+    @b.register("ping")
+    async def second(context: Any) -> None: ...
+
+    assert Router(a, b).events() == {"issues", "ping"}
+    assert Router().events() == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.store import Store
 from bot.webhooks import sign
@@ -82,3 +84,125 @@ def test_bad_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
     assert output == [output[0]] and output[0].startswith(
         "shipmate: configuration error: SHIPMATE_PRIVATE_KEY: not a valid PEM"
     )
+
+
+def _bad_key_file(data: Path) -> None:
+    (data / "app-credentials.json").write_text('{"app_id": 7, "private_key": "not a key"}')
+
+
+def _corrupt_file(data: Path) -> None:
+    (data / "app-credentials.json").write_text('{"app_id": 7, "private_key": ')
+
+
+START_UP_ERRORS = {
+    "database unreachable": (
+        {"SHIPMATE_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"},
+        None,
+        "SHIPMATE_DATABASE_URL: cannot use the database at postgresql+psycopg://u@127.0.0.1:1/x",
+    ),
+    "unsupported dialect": (
+        {"SHIPMATE_DATABASE_URL": "mysql://u@h/x"},
+        None,
+        "SHIPMATE_DATABASE_URL: no driver for 'mysql'",
+    ),
+    "data dir cannot be created": (
+        {"SHIPMATE_DATA_DIR": "/proc/x"},
+        None,
+        "SHIPMATE_DATA_DIR: cannot create /proc/x",
+    ),
+    "corrupt saved credentials": (
+        {},
+        _corrupt_file,
+        "app-credentials.json: not valid JSON",
+    ),
+    "bad key in saved credentials": (
+        {},
+        _bad_key_file,
+        "app-credentials.json (private_key): not a valid PEM private key",
+    ),
+    "app id without key": (
+        {"SHIPMATE_APP_ID": "7"},
+        None,
+        "SHIPMATE_PRIVATE_KEY: not set (nor SHIPMATE_PRIVATE_KEY_PATH) although SHIPMATE_APP_ID",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("case", sorted(START_UP_ERRORS))
+def test_start_up_errors_are_one_line_and_exit_2(tmp_path: Path, command: str, case: str) -> None:
+    env, prepare, expected = START_UP_ERRORS[case]
+    data = tmp_path / "data"
+    data.mkdir()
+    if prepare is not None:
+        prepare(data)
+    argv = [sys.executable, "-m", "bot.cli", command]
+    if command == "serve":
+        argv += ["--port", str(free_port())]
+    result = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env={**os.environ, "SHIPMATE_DATA_DIR": str(data), "SHIPMATE_WEBHOOK_SECRET": "s", **env},
+        capture_output=True,
+        timeout=60,
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("shipmate: configuration error: ")
+    assert expected in lines[0]
+
+
+def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "SHIPMATE_DATA_DIR": str(tmp_path / "data"),
+                "SHIPMATE_WEBHOOK_SECRET": "s",
+                "SHIPMATE_LOG_FORMAT": "json",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        try:
+            _wait_healthy(base, process)
+            body = (
+                WEBHOOK_FIXTURES / "issue_comment" / "created.with-installation.payload.json"
+            ).read_bytes()
+            delivery = str(uuid.uuid4())
+            response = httpx.post(
+                f"{base}/api/github/webhooks",
+                content=body,
+                headers={
+                    "X-GitHub-Event": "issue_comment",
+                    "X-GitHub-Delivery": delivery,
+                    "X-Hub-Signature-256": sign(body, "s"),
+                    "Content-Type": "application/json",
+                },
+            )
+            assert response.json()["status"] == "queued"
+            deadline = time.monotonic() + 20
+            while f'"delivery_id": "{delivery}"' not in log_path.read_text() or (
+                "job.done" not in log_path.read_text()
+            ):
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert any(line.get("logger", "").startswith("uvicorn") for line in lines)
+    assert all("msg" in line and "level" in line and "timestamp" in line for line in lines)
+    mine = [line for line in lines if line.get("delivery_id") == delivery]
+    assert {"delivery.handled", "job.done"} <= {line["msg"] for line in mine}
+    for line in mine:
+        assert line["event"] == "issue_comment"
+        assert line["repo"] == "Codertocat/Hello-World"
+        assert line["installation_id"] == 1

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
+import pytest
 from sqlalchemy import select
 
 from bot import schema
-from bot.store import Delivery, Store
+from bot.store import Delivery, FairLock, Store
 
 
 def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
@@ -20,7 +25,9 @@ def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
 
 def _jobs(store: Store) -> list[dict[str, object]]:
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(schema.jobs))]
+        return [
+            dict(r._mapping) for r in conn.execute(select(schema.jobs).order_by(schema.jobs.c.id))
+        ]
 
 
 def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
@@ -37,6 +44,19 @@ def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
     assert stored is not None and stored.payload == b'{"action": "created"}'
     assert stored.installation_id == 7 and stored.repository == "octo/widgets"
     assert store.count_deliveries() == 3
+    # The job carries what its log lines need without loading the delivery.
+    assert jobs[0]["payload"] == {
+        "delivery_id": "a",
+        "event": "issue_comment",
+        "repo": "octo/widgets",
+        "installation_id": 7,
+    }
+    assert store.delivery_log_fields("c") == {
+        "github_event": "issue_comment",
+        "repo": "octo/widgets",
+        "installation_id": 7,
+    }
+    assert store.delivery_log_fields("nope") is None
     store.dispose()
 
 
@@ -106,3 +126,78 @@ def test_ping(sqlite_url: str, tmp_path: object) -> None:
     assert store.ping()
     broken = Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
     assert not broken.ping()
+
+
+def test_sqlite_writers_in_threads_queue_and_a_failed_transaction_frees_the_lock(
+    sqlite_url: str,
+) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    with contextlib.suppress(Exception), store.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO nowhere VALUES (1)")
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for n in range(40):
+                store.accept_delivery(_delivery(f"{name}-{n}"))
+                assert store.get_delivery(f"{name}-{n}") is not None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "writers deadlocked"
+    assert errors == []
+    assert store.count_deliveries() == 160 and len(_jobs(store)) == 160
+    store.dispose()
+
+
+def test_fair_lock_is_handed_over_in_arrival_order_and_is_reentrant() -> None:
+    lock = FairLock()
+    order: list[str] = []
+    lock.acquire()
+    lock.acquire()  # reentrant
+
+    def take(name: str) -> None:
+        lock.acquire()
+        order.append(name)
+        lock.release()
+
+    waiters = []
+    for name in ("first", "second", "third"):
+        thread = threading.Thread(target=take, args=(name,))
+        thread.start()
+        waiters.append(thread)
+        deadline = time.monotonic() + 10
+        while lock._next_ticket < len(waiters) + 1:  # it took its ticket and waits
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    lock.release()
+    assert order == []  # still held once
+    lock.release()
+    for thread in waiters:
+        thread.join(10)
+    assert order == ["first", "second", "third"]
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    store.migrate()
+    conn = store.engine.connect()
+    conn.exec_driver_sql("SELECT 1")  # begins: holds the write lock
+    closer = threading.Thread(target=conn.connection.dbapi_connection.close)  # type: ignore[union-attr]
+    closer.start()
+    closer.join(10)
+    writer = threading.Thread(target=store.accept_delivery, args=(_delivery("after"),))
+    writer.start()
+    writer.join(10)
+    assert not writer.is_alive(), "the write lock was never released"
+    assert store.get_delivery("after") is not None
+    conn.invalidate()
+    store.dispose()

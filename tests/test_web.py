@@ -108,6 +108,36 @@ def test_every_recorded_payload_is_answered_and_routed_once(
     assert store.get_installation(installation["installation"]["id"]) is not None
 
 
+def test_every_recorded_payload_is_queued_or_ignored_as_the_real_router_routes_it(
+    settings: Settings, store: Store
+) -> None:
+    expected: dict[str, str] = {}
+    with running(create_app(settings, store, real_router)) as base:
+        for path in FIXTURES:
+            event = path.parent.name
+            body = path.read_bytes()
+            action = json.loads(body).get("action")
+            delivery = str(uuid.uuid4())
+            if event == "ping":
+                status = "pong"
+            else:
+                status = "queued" if real_router.handles(event, action) else "ignored"
+            response = _post(base, event, body, delivery=delivery)
+            assert response.status_code == (200 if event == "ping" else 202), path.name
+            assert response.json() == {"status": status, "delivery": delivery}, path.name
+            expected[delivery] = "ignored" if status == "ignored" else "queued"
+    statuses = Counter(expected.values())
+    assert statuses["queued"] and statuses["ignored"]  # the corpus exercises both
+    for delivery, status in expected.items():
+        stored = store.get_delivery(delivery)
+        assert stored is not None and stored.status == status
+    queue = SQLQueue(store)
+    jobs = []
+    while (job := queue.claim("w", 30)) is not None:
+        jobs.append(job.payload["delivery_id"])
+    assert sorted(jobs) == sorted(d for d, s in expected.items() if s == "queued")
+
+
 def test_events_nobody_handles_are_stored_and_ignored(settings: Settings, store: Store) -> None:
     body = (WEBHOOK_FIXTURES / "push" / "payload.json").read_bytes()
     with running(create_app(settings, store, Router())) as base:
@@ -145,8 +175,9 @@ def test_bad_inputs(settings: Settings, store: Store) -> None:
         assert not_object.status_code == 400
         wrong_method = httpx.get(url)
         assert wrong_method.status_code == 405 and wrong_method.json()["status"] == "error"
+        assert wrong_method.headers["allow"] == "POST"
         put = httpx.put(url, content=body)
-        assert put.status_code == 405
+        assert put.status_code == 405 and put.headers["allow"] == "POST"
     assert store.count_deliveries() == 0
 
 

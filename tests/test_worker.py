@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bot.queue import Job, SQLQueue
 from bot.store import Store
@@ -140,3 +141,85 @@ def test_sigterm_past_the_grace_period_releases_the_job(
     row = queue.get(job_id)
     assert row is not None and row["state"] == "waiting" and row["attempts"] == 0
     assert not (tmp_path / f"done-{child.pid}").exists()
+
+
+@pytest.mark.anyio
+async def test_webhook_jobs_have_their_own_slots_when_runs_fill_the_shared_ones(
+    queue: SQLQueue,
+) -> None:
+    release = asyncio.Event()
+    runs_started: list[int] = []
+    webhooks_done: list[float] = []
+
+    async def run(job: Job, context: JobContext) -> None:
+        runs_started.append(job.id)
+        await release.wait()
+
+    async def webhook(job: Job, context: JobContext) -> None:
+        webhooks_done.append(time.monotonic())
+
+    for _ in range(3):
+        queue.enqueue("run", {})
+    worker = Worker(
+        queue, {"run": run, "webhook": webhook}, concurrency=2, dedicated={"webhook": 1}
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(500):
+            if len(runs_started) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(runs_started) == 2  # the shared slots are all busy with long runs
+        sent = time.monotonic()
+        webhook_id = queue.enqueue("webhook", {"delivery_id": "d1"})
+        worker.notify()
+        for _ in range(500):
+            if webhooks_done:
+                break
+            await asyncio.sleep(0.01)
+        assert webhooks_done and webhooks_done[0] - sent < 2.0
+        assert queue.get(webhook_id)["state"] == "done"  # type: ignore[index]
+        assert len(runs_started) == 2  # the third run still waits for a shared slot
+    finally:
+        release.set()
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    # Stopping claims nothing new: the third run is left for the next worker.
+    assert queue.counts() == {"done": 3, "waiting": 1}
+
+
+def test_claim_can_be_limited_to_kinds(queue: SQLQueue) -> None:
+    queue.enqueue("run", {})
+    hook = queue.enqueue("webhook", {})
+    job = queue.claim("w", 30, kinds=("webhook",))
+    assert job is not None and job.id == hook
+    assert queue.claim("w", 30, kinds=("webhook",)) is None
+    other = queue.claim("w", 30)
+    assert other is not None and other.kind == "run"
+
+
+@pytest.mark.anyio
+async def test_a_job_is_bound_to_its_delivery_for_its_whole_life(queue: SQLQueue) -> None:
+    seen: list[dict[str, object]] = []
+
+    async def run(job: Job, context: JobContext) -> None:
+        seen.append(dict(structlog.contextvars.get_contextvars()))
+
+    def fields(delivery_id: str) -> dict[str, object] | None:
+        return {"github_event": "issue_comment", "repo": "o/r", "installation_id": 9}
+
+    queue.enqueue("run", {"delivery_id": "d1", "repo": "o/r", "run_id": "r1"})
+    queue.enqueue("webhook", {"delivery_id": "d2", "event": "ping", "repo": None})
+    await Worker(queue, {"run": run, "webhook": run}, delivery_fields=fields).run_until_idle()
+    bound = [{k: v for k, v in s.items() if k not in ("job_id", "kind")} for s in seen]
+    assert bound == [
+        {
+            "delivery_id": "d1",
+            "github_event": "issue_comment",
+            "repo": "o/r",
+            "installation_id": 9,
+            "run_id": "r1",
+        },
+        {"delivery_id": "d2", "github_event": "ping", "repo": None},
+    ]
