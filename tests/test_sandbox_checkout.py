@@ -170,3 +170,21 @@ def test_doctor_reports_the_isolation_features() -> None:
         and "namespaces" in result.stdout
         and "cgroups" in result.stdout
     )
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
+def test_cli_secret_never_reaches_pid_1_environment(tmp_path: Path) -> None:
+    leak = _cli(
+        "--secret",
+        "FOO_SECRET@example.com",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/1/environ; echo; echo $FOO_SECRET",
+        cwd=ROOT,
+        env={"FOO_SECRET": "hunter2", "HOST_CANARY": "canary-91c2"},
+    )
+    assert leak.returncode == 0, leak.stderr.decode()
+    assert b"PATH=" in leak.stdout  # PID 1's environment was read
+    assert b"hunter2" not in leak.stdout and b"canary-91c2" not in leak.stdout
+    assert b"SHIPMATE_PLACEHOLDER_FOO_SECRET_" in leak.stdout

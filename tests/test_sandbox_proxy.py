@@ -200,3 +200,28 @@ async def test_malformed_request_gets_400(tmp_path: Path) -> None:
     finally:
         await proxy.stop()
     assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+@needs_sandbox
+async def test_no_process_inside_sees_the_host_environment_or_a_real_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_upstream: tuple[Echo, int]
+) -> None:
+    _, port = http_upstream
+    canary = "canary-4d1e0b7f"
+    monkeypatch.setenv("SHIPMATE_TEST_CANARY", canary)
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    async with open_sandbox(spec, ca_dir=tmp_path / "ca") as sandbox:
+        result = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                "cat /proc/1/environ | tr '\\0' '\\n' | grep -c . ; ps -eo args; "
+                "for f in /proc/[0-9]*/environ; do echo \"== $f\"; tr '\\0' '\\n' < $f; done",
+            ]
+        )
+    out = result.stdout.decode()
+    assert result.exit_code == 0, result.stderr.decode()
+    assert int(out.splitlines()[0]) > 0  # PID 1 (bwrap) is readable, and has an environment
+    assert "socat TCP-LISTEN" in out and out.count("== /proc/") >= 3
+    assert canary not in out and "SHIPMATE_TEST_CANARY" not in out
+    assert REAL not in out and "SHIPMATE_PLACEHOLDER_API_TOKEN_" in out

@@ -34,6 +34,7 @@ INSIDE_HOME = "/home/sandbox"
 INSIDE_TMP = "/tmp"  # noqa: S108 - the sandbox's own /tmp, a private folder on the host
 INSIDE_SOCKET_DIR = "/run/shipmate"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SPAWN_ENV = {"PATH": PATH, "LC_ALL": "C"}
 
 # /etc entries programs need; nothing with credentials (no shadow, no gitconfig, no ssh).
 ETC_ALLOW = (
@@ -247,6 +248,9 @@ class BwrapSandbox:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                # bwrap's own processes (PID 1 inside) keep the environment they were started
+                # with, readable in /proc/1/environ: give them nothing of ours.
+                env=SPAWN_ENV,
             )
         except OSError as exc:
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
