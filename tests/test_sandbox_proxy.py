@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import shutil
 import ssl
 from collections.abc import AsyncIterator
@@ -43,6 +44,34 @@ class Echo:
         answer = b"echo:" + head + body
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(answer)
+            + answer
+        )
+        await writer.drain()
+        writer.close()
+
+
+class GzipEcho(Echo):
+    """Echoes the request gzip-compressed when the client accepts gzip, or always if `stubborn`."""
+
+    def __init__(self, stubborn: bool = False) -> None:
+        super().__init__()
+        self.stubborn = stubborn
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.seen.append(head)
+        answer = b"echo:" + head
+        if (
+            self.stubborn
+            or b"gzip" in head.lower().split(b"accept-encoding:")[-1].split(b"\r\n")[0]
+        ):
+            answer = gzip.compress(answer)
+            extra = b"Content-Encoding: gzip\r\n"
+        else:
+            extra = b""
+        writer.write(
+            b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (extra, len(answer))
             + answer
         )
         await writer.drain()
@@ -225,3 +254,43 @@ async def test_no_process_inside_sees_the_host_environment_or_a_real_secret(
     assert "socat TCP-LISTEN" in out and out.count("== /proc/") >= 3
     assert canary not in out and "SHIPMATE_TEST_CANARY" not in out
     assert REAL not in out and "SHIPMATE_PLACEHOLDER_API_TOKEN_" in out
+
+
+@needs_sandbox
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_compressed_answers_cannot_carry_a_real_secret_back(
+    tmp_path: Path, scheme: str
+) -> None:
+    upstream_ca = CertificateAuthority.load_or_create(tmp_path / "upstream-ca")
+    tls = upstream_ca.leaf_context("127.0.0.2") if scheme == "https" else None
+    polite, stubborn = GzipEcho(), GzipEcho(stubborn=True)
+    servers = [
+        await asyncio.start_server(e.handle, "127.0.0.2", 0, ssl=tls) for e in (polite, stubborn)
+    ]
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    spec = _spec(
+        tmp_path, tuple(f"127.0.0.2:{p}" for p in ports), {"API_TOKEN": (REAL, "127.0.0.2")}
+    )
+    events: list[EgressEvent] = []
+    try:
+        async with open_sandbox(
+            spec,
+            audit=events.append,
+            ca_dir=tmp_path / "ca",
+            upstream_ssl=ssl.create_default_context(cadata=upstream_ca.cert_pem.decode()),
+        ) as sandbox:
+            curl = 'curl -sS --compressed -H "X-Key: $API_TOKEN" {}://127.0.0.2:{}/z'
+            honoured = await sandbox.exec(["bash", "-c", curl.format(scheme, ports[0])])
+            ignored = await sandbox.exec(["bash", "-c", curl.format(scheme, ports[1]) + " -i"])
+    finally:
+        for server in servers:
+            server.close()
+    assert honoured.exit_code == 0, honoured.stderr.decode()
+    assert b"echo:GET /z" in honoured.stdout and REAL.encode() not in honoured.stdout
+    assert b"SHIPMATE_PLACEHOLDER_API_TOKEN_" in honoured.stdout  # masked, then shown
+    (sent,) = polite.seen
+    assert f"X-Key: {REAL}".encode() in sent and b"Accept-Encoding: identity" in sent
+    assert b"gzip" not in sent.lower()
+    assert b"502 Bad Gateway" in ignored.stdout and b"Content-Encoding: gzip" in ignored.stdout
+    assert REAL.encode() not in ignored.stdout and b"\x1f\x8b" not in ignored.stdout
+    assert [e.allowed for e in events] == [True, False]
