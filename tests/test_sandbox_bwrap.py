@@ -171,6 +171,49 @@ async def test_refuses_to_run_without_bwrap(tmp_path: Path) -> None:
         BwrapSandbox(_spec(tmp_path), bwrap=str(tmp_path / "missing-bwrap"))
 
 
+def _fake_bwrap(folder: Path, code: int) -> Path:
+    """A `bwrap` that fails the way a host without user namespaces makes the real one fail."""
+    folder.mkdir(exist_ok=True)
+    fake = folder / "bwrap"
+    fake.write_text(
+        f"#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit {code}\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("code", [1, 3, 124])
+async def test_a_sandbox_that_cannot_start_is_not_the_command_failing(
+    tmp_path: Path, code: int
+) -> None:
+    fake = _fake_bwrap(tmp_path / "bin", code)
+    async with BwrapSandbox(_spec(tmp_path), bwrap=str(fake)) as sandbox:
+        with pytest.raises(SandboxUnavailable) as failure:
+            await sandbox.exec(["true"])
+    assert str(failure.value) == (
+        f"the sandbox did not start (exit {code}): bwrap: No permissions to creating new namespace"
+    )
+
+
+async def test_bad_mounts_are_a_start_failure_and_a_missing_command_is_127(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "gone"
+    spec = SandboxSpec(workspace=tmp_path, ro_binds={missing: "/opt/gone"})
+    async with open_sandbox(spec) as sandbox:
+        with pytest.raises(SandboxUnavailable, match=r"did not start .*Can't find source path"):
+            await sandbox.exec(["true"])
+    overlay = SandboxSpec(workspace=tmp_path, overlay_lower=missing)
+    async with open_sandbox(overlay) as sandbox:
+        with pytest.raises(SandboxUnavailable, match=r"did not start .*mount"):
+            await sandbox.exec(["true"])
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        not_found = await sandbox.exec(["no-such-command-here"])
+        fails = await sandbox.exec(["sh", "-c", "echo 'bwrap: fake' >&2; exit 1"])
+    assert not_found.exit_code == 127 and b"no-such-command-here" in not_found.stderr
+    assert fails.exit_code == 1
+
+
 async def test_exit_codes_and_stdin_pass_through(tmp_path: Path) -> None:
     async with open_sandbox(_spec(tmp_path)) as sandbox:
         result = await sandbox.exec(["bash", "-c", "cat; exit 7"], stdin=b"piped")

@@ -156,6 +156,18 @@ def test_cli_exit_codes_output_and_workdir(tmp_path: Path) -> None:
         "shipmate sandbox: cannot start the sandbox: bubblewrap (bwrap) is not installed: "
         "apt-get install bubblewrap; Shipmate never runs commands unsandboxed"
     ]
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    (fake_bin / "bwrap").write_text(
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+    )
+    (fake_bin / "bwrap").chmod(0o755)
+    no_userns = _cli("--", "true", cwd=ROOT, env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert no_userns.returncode == 125
+    assert no_userns.stderr.decode().strip().splitlines() == [
+        "shipmate sandbox: cannot start the sandbox: the sandbox did not start (exit 1): "
+        "bwrap: setting up uid map: Permission denied"
+    ]
     missing_secret = _cli("--secret", "NOPE_NOT_SET@example.com", "--", "true", cwd=ROOT)
     assert missing_secret.returncode == 125 and b"NOPE_NOT_SET" in missing_secret.stderr
 

@@ -116,10 +116,15 @@ class BwrapSandbox:
     def workspace(self) -> Path:
         return self.spec.workspace
 
-    def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
-        """The full bwrap command line for `command`."""
-        args = [
-            self.bwrap,
+    def argv(
+        self, command: Sequence[str], env: Mapping[str, str], status_fd: int | None = None
+    ) -> list[str]:
+        """The full bwrap command line for `command`; bwrap reports on `status_fd` (JSON lines,
+        "exit-code" only once the command itself started)."""
+        args = [self.bwrap]
+        if status_fd is not None:
+            args += ["--json-status-fd", str(status_fd)]
+        args += [
             "--unshare-user",
             "--unshare-pid",
             "--unshare-ipc",
@@ -241,9 +246,11 @@ class BwrapSandbox:
         group = self._cgroup()
         started = time.monotonic()
         usage_before = os.times()
+        status_read, status_write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._limited(self.argv(argv, self.environment(env)), group),
+                *self._limited(self.argv(argv, self.environment(env), status_write), group),
+                pass_fds=(status_write,),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -253,7 +260,10 @@ class BwrapSandbox:
                 env=SPAWN_ENV,
             )
         except OSError as exc:
+            os.close(status_read)
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
+        finally:
+            os.close(status_write)
         timed_out = False
         try:
             out, err = await asyncio.wait_for(
@@ -268,6 +278,7 @@ class BwrapSandbox:
         finally:
             group.kill_all()
             oom = group.oom_killed()
+            status = _drain_fd(status_read)
         usage_after = os.times()
         wall = time.monotonic() - started
         cpu = (usage_after.children_user - usage_before.children_user) + (
@@ -283,6 +294,11 @@ class BwrapSandbox:
                 EXIT_TIMEOUT, stdout, stderr + note.encode(), True, cut, wall, max(0.0, cpu)
             )
         code = process.returncode if process.returncode is not None else -1
+        if b'"exit-code"' not in status and code >= 0 and not oom:
+            not_run = _exec_failure(stderr)
+            if not_run is None:
+                raise SandboxUnavailable(_start_failure(code, stderr))
+            code = not_run
         if code < 0:
             code = 128 - code  # killed by a signal: the shell's convention
         if oom:
@@ -333,6 +349,36 @@ class BwrapSandbox:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _drain_fd(fd: int) -> bytes:
+    """Whatever is waiting in the pipe `fd` (never blocks: a process inside may hold the other
+    end), then close it."""
+    os.set_blocking(fd, False)
+    data = bytearray()
+    try:
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return bytes(data)
+
+
+def _exec_failure(stderr: bytes) -> int | None:
+    """The shell's exit code when bwrap set the sandbox up but could not run the command (127:
+    not found, 126: not executable), else None."""
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith("bwrap: execvp "):
+            return 127 if line.endswith("No such file or directory") else 126
+    return None
+
+
+def _start_failure(code: int, stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    reason = next((line for line in reversed(lines) if line), "no message")
+    return f"the sandbox did not start (exit {code}): {reason}"
 
 
 async def _collect(
