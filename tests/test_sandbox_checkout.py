@@ -200,3 +200,23 @@ def test_cli_secret_never_reaches_pid_1_environment(tmp_path: Path) -> None:
     assert b"PATH=" in leak.stdout  # PID 1's environment was read
     assert b"hunter2" not in leak.stdout and b"canary-91c2" not in leak.stdout
     assert b"SHIPMATE_PLACEHOLDER_FOO_SECRET_" in leak.stdout
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
+def test_cli_uses_one_ca_per_install_under_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    bundles = [
+        _cli(
+            "--allow-host",
+            "example.com",
+            "--",
+            "cat",
+            "/etc/ssl/certs/ca-certificates.crt",
+            cwd=ROOT,
+            env={"SHIPMATE_DATA_DIR": str(data)},
+        )
+        for _ in range(2)
+    ]
+    ca_pem = (data / "cache" / "ca" / "ca.pem").read_bytes()
+    assert all(b.returncode == 0 and b.stdout.endswith(ca_pem) for b in bundles)
+    assert oct((data / "cache" / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"

@@ -294,3 +294,33 @@ async def test_compressed_answers_cannot_carry_a_real_secret_back(
     assert b"502 Bad Gateway" in ignored.stdout and b"Content-Encoding: gzip" in ignored.stdout
     assert REAL.encode() not in ignored.stdout and b"\x1f\x8b" not in ignored.stdout
     assert [e.allowed for e in events] == [True, False]
+
+
+@needs_sandbox
+@pytest.mark.parametrize("own_ca", [True, False])
+async def test_the_sandbox_sees_only_the_socket_read_only_and_never_the_ca_key(
+    tmp_path: Path, http_upstream: tuple[Echo, int], own_ca: bool
+) -> None:
+    _, port = http_upstream
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    ca_dir = tmp_path / "ca" if own_ca else None
+    async with open_sandbox(spec, ca_dir=ca_dir) as sandbox:
+        key_path = sandbox.egress_socket.parent if sandbox.egress_socket else None
+        probe = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                "ls -A /run/shipmate; rm -f /run/shipmate/egress.sock; echo rm=$?; "
+                "mv /run/shipmate/egress.sock /tmp/s; echo mv=$?; "
+                "grep -rl 'PRIVATE KEY' /run /etc/ssl /tmp /home /workspace 2>/dev/null; "
+                f"curl -s -o /dev/null -w 'http=%{{http_code}}' http://127.0.0.2:{port}/",
+            ]
+        )
+    out = probe.stdout.decode()
+    assert out.splitlines()[0] == "egress.sock"
+    assert "rm=1" in out and "mv=1" in out
+    # No file with a private key anywhere the sandbox can look, and the socket still works.
+    assert out.split("mv=1\n")[1] == "http=200"
+    assert key_path is not None and not (key_path / "ca").exists()
+    if own_ca:
+        assert (tmp_path / "ca" / "ca.key").exists()  # the install's CA is kept

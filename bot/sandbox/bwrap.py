@@ -32,7 +32,7 @@ from bot.sandbox.base import (
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
 INSIDE_TMP = "/tmp"  # noqa: S108 - the sandbox's own /tmp, a private folder on the host
-INSIDE_SOCKET_DIR = "/run/shipmate"
+INSIDE_SOCKET = "/run/shipmate/egress.sock"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SPAWN_ENV = {"PATH": PATH, "LC_ALL": "C"}
 
@@ -104,7 +104,7 @@ class BwrapSandbox:
             for layer in ("upper", "work", "merged"):
                 (self._scratch / layer).mkdir()
         self.extra_env: dict[str, str] = {}
-        self.socket_dir: Path | None = None
+        self.egress_socket: Path | None = None
         self.bridge_port: int | None = None
         self.ca_bundle: Path | None = None
         self.wall_seconds = 0.0
@@ -158,8 +158,10 @@ class BwrapSandbox:
             args += ["--ro-bind", str(host_path), inside]
         for host_path, inside in self.spec.rw_binds.items():
             args += ["--bind", str(host_path), inside]
-        if self.socket_dir is not None:
-            args += ["--bind", str(self.socket_dir), INSIDE_SOCKET_DIR]
+        if self.egress_socket is not None:
+            # The socket alone, read-only (connecting still works): nothing beside it is
+            # visible and the sandbox cannot remove or replace it.
+            args += ["--ro-bind", str(self.egress_socket), INSIDE_SOCKET]
         if self.ca_bundle is not None:
             args += ["--ro-bind", str(self.ca_bundle), "/etc/ssl/certs/ca-certificates.crt"]
         args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
@@ -169,7 +171,7 @@ class BwrapSandbox:
             # socat bridges the sandbox's own loopback to the egress proxy's socket.
             bridge = (
                 f"socat TCP-LISTEN:{self.bridge_port},bind=127.0.0.1,fork,reuseaddr "
-                f"UNIX-CONNECT:{INSIDE_SOCKET_DIR}/egress.sock & "
+                f"UNIX-CONNECT:{INSIDE_SOCKET} & "
                 f"for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{self.bridge_port}) "
                 f'2>/dev/null && break; sleep 0.005; done; exec "$@"'
             )
