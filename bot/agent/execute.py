@@ -4,10 +4,13 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from bot.agent.budget import Budget
 from bot.agent.ledger import Usage, cost_usd
@@ -21,6 +24,26 @@ from bot.config import RepoConfig
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.checkout import Checkout, diff
+
+log = structlog.get_logger("shipmate.run")
+
+
+def repo_secrets(config: RepoConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The repository's `secrets:` (NAME -> host) with their real values from the host's
+    environment variable of the same name; a name the host does not set is left out."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, host in config.secrets.items():
+        value = environ.get(name)
+        if not value:
+            log.warning(
+                "secret.missing",
+                secret=name,
+                host=host,
+                detail=f"the host has no environment variable {name}; the sandbox runs without it",
+            )
+            continue
+        found[name] = (value, host)
+    return found
 
 
 @dataclass
@@ -51,16 +74,20 @@ async def execute(
     store: Any | None,
     run_id: str,
     allow_hosts: Sequence[str] = (),
+    # None: the repository's `secrets:` with values from the host; {} (a fork): none at all.
     secrets: dict[str, tuple[str, str]] | None = None,
     ca_dir: Path | None = None,
 ) -> Execution:
     done = Execution()
+    if secrets is None:
+        secrets = repo_secrets(config, os.environ)
+    transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
     spec = SandboxSpec(
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
         ro_binds=checkout.ro_binds,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
-        secrets=secrets or {},
+        secrets=secrets,
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,
     )
