@@ -133,3 +133,25 @@ async def test_repo_secrets_come_from_the_host_environment_and_never_for_forks(
     fork = await _execute(cache, url, sha, config, secrets={})
     assert fork.status == "completed", fork.reason
     assert REAL.encode() not in recorder.heads[1] and b"X-Npm" not in recorder.heads[1]
+
+
+async def test_setup_fills_the_repository_dependency_cache_once_then_reads_it(
+    tmp_path: Path, cache: CheckoutCache
+) -> None:
+    url, sha = _origin(tmp_path, {"requirements.txt": "six\n"})
+    fill = "echo installed >> ~/.cache/dep"
+    failed = await _execute(cache, url, sha, RepoConfig(setup=[fill, "exit 3", "echo never"]))
+    assert failed.status == "failed" and failed.reason == "the setup command failed: exit 3"
+    (folder,) = (cache.root / "deps").iterdir()
+    assert not list(folder.glob("*.done"))  # a failed fill is never reused
+
+    reuse = "[ -f ~/.cache/dep ] || { echo installed >> ~/.cache/dep; }"
+    first = await _execute(cache, url, sha, RepoConfig(setup=[reuse]))
+    assert first.status == "completed", first.reason
+    (filled,) = [p for p in folder.iterdir() if p.is_dir()]
+    assert (filled / "dep").read_text() == "installed\n" and list(folder.glob("*.done"))
+
+    read_only = "grep -qx installed ~/.cache/dep && ! (echo more >> ~/.cache/dep) 2>/dev/null"
+    second = await _execute(cache, url, sha, RepoConfig(setup=[read_only]))
+    assert second.status == "completed", second.reason
+    assert (filled / "dep").read_text() == "installed\n"

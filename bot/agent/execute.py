@@ -24,6 +24,7 @@ from bot.config import RepoConfig
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.checkout import Checkout, diff
+from bot.sandbox.setup import DependencyCache, run_setup
 
 log = structlog.get_logger("shipmate.run")
 
@@ -82,10 +83,17 @@ async def execute(
     if secrets is None:
         secrets = repo_secrets(config, os.environ)
     transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
+    deps = (
+        DependencyCache(checkout.cache_root / "deps").mount(checkout.repo_key, checkout.tree)
+        if config.setup
+        else None
+    )
+    ro_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
     spec = SandboxSpec(
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
-        ro_binds=checkout.ro_binds,
+        ro_binds={**checkout.ro_binds, **ro_deps},
+        rw_binds=rw_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
         secrets=secrets,
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
@@ -122,13 +130,14 @@ async def execute(
             )
 
     async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
-        for command in config.setup:
-            setup = await sandbox.exec(
-                ["bash", "-lc", command], timeout_seconds=budget.remaining() or 1
+        if deps is not None:
+            results = await run_setup(
+                sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())
             )
-            if setup.exit_code != 0:
-                done.reason = f"the setup command failed: {command}"
+            if results[-1].exit_code != 0:
+                done.reason = f"the setup command failed: {config.setup[len(results) - 1]}"
                 return done
+            deps.complete()
         agent = Agent(model, Tools(sandbox), budget, transcript=transcript, on_call=record)
         outcome = await agent.run(
             system_prompt(brief, conventions(checkout.tree)),
