@@ -121,6 +121,35 @@ async def test_process_limit(tmp_path: Path) -> None:
     assert int(result.stdout.split()[2]) < 20
 
 
+def _host_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+async def test_a_task_writes_at_most_its_disk_cap_in_total(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "kept.txt").write_text("cached")
+    spec = SandboxSpec(
+        workspace=tree, overlay_lower=tree, limits=Limits(workspace_mib=20, output_bytes=4000)
+    )
+    write = "head -c 8M /dev/zero > {} && echo wrote {}"
+    async with open_sandbox(spec) as sandbox:
+        small = await sandbox.exec(
+            ["sh", "-c", "; ".join(write.format(p, p) for p in ("/tmp/a", "~/b"))]
+        )
+        full = await sandbox.exec(["sh", "-c", write.format("/workspace/c", "c")])
+        disk = await sandbox.exec(["df", "-m", "/tmp", "/home/sandbox", "/workspace"])
+        during = _host_bytes(tmp_path)
+        freed = await sandbox.exec(["sh", "-c", "rm /tmp/a && " + write.format("big", "big")])
+    assert small.exit_code == 0 and small.stdout.count(b"wrote") == 2, small.stderr
+    assert full.exit_code != 0 and b"No space left on device" in full.stderr
+    assert b"the task's disk is full" in full.stderr and b"20 MiB" in full.stderr
+    assert freed.exit_code == 0, freed.stderr  # space is shared, and given back on delete
+    assert disk.stdout.decode().count(" 20 ") >= 3  # /tmp, home and /workspace: one 20 MiB disk
+    assert during < 1024 * 1024  # nothing of it on the host's disk
+    assert sorted(p.name for p in tree.iterdir()) == ["kept.txt"]
+
+
 async def test_output_is_capped_with_a_note(tmp_path: Path) -> None:
     async with open_sandbox(_spec(tmp_path, output_bytes=10_000)) as sandbox:
         result = await sandbox.exec(

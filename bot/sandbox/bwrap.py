@@ -60,6 +60,17 @@ ETC_ALLOW = (
     "java-17-openjdk",
     "magic",
 )
+DISK_FULL_BYTES = 1024 * 1024
+# Run by the namespace holder: $1 tmpfs options, $2 where, $3 the overlay's lower tree or "".
+DISK_SCRIPT = """set -e
+mount -t tmpfs -o "$1" shipmate "$2"
+mkdir "$2/tmp" "$2/home" "$2/upper" "$2/work" "$2/merged"
+if [ -n "$3" ]; then
+  mount -t overlay overlay -o "lowerdir=$3,upperdir=$2/upper,workdir=$2/work" "$2/merged"
+fi
+echo ready
+read -r _ || true
+"""
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
@@ -96,13 +107,12 @@ class BwrapSandbox:
         self.spec = spec
         self.bwrap = find_bwrap(bwrap)
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
-        self._home = self._scratch / "home"
-        self._tmp = self._scratch / "tmp"
-        self._home.mkdir()
-        self._tmp.mkdir()
-        if spec.overlay_lower is not None:
-            for layer in ("upper", "work", "merged"):
-                (self._scratch / layer).mkdir()
+        # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
+        # the sandbox's own (see `_start_disk`); /tmp, home and the overlay's upper layer live
+        # on it, so a task cannot fill the host's disk and leaves nothing behind.
+        self._disk = self._scratch / "disk"
+        self._disk.mkdir()
+        self._holder: asyncio.subprocess.Process | None = None
         self.extra_env: dict[str, str] = {}
         self.egress_socket: Path | None = None
         self.bridge_port: int | None = None
@@ -111,6 +121,7 @@ class BwrapSandbox:
         self.cpu_seconds = 0.0
         self.closed = False
         self._group: limits.CgroupSet | None = None
+        self._disk_lock = asyncio.Lock()
 
     @property
     def workspace(self) -> Path:
@@ -175,42 +186,76 @@ class BwrapSandbox:
                 f"for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{self.bridge_port}) "
                 f'2>/dev/null && break; sleep 0.005; done; exec "$@"'
             )
-            return self._overlaid([*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command])
-        return self._overlaid([*args, "--", *command])
+            return [*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command]
+        return [*args, "--", *command]
 
     @property
     def _merged(self) -> Path:
-        return self._scratch / "merged"
+        return self._disk / "merged"
 
     @property
-    def upper(self) -> Path | None:
-        """The task's own layer over the cached tree (None without an overlay)."""
-        return self._scratch / "upper" if self.spec.overlay_lower else None
+    def _tmp(self) -> Path:
+        return self._disk / "tmp"
 
-    def _overlaid(self, argv: list[str]) -> list[str]:
-        """Mount the overlay in a user and mount namespace of its own, then start bwrap there
-        (unprivileged overlayfs; the mount vanishes with the namespace)."""
-        lower = self.spec.overlay_lower
-        if lower is None:
-            return argv
-        options = (
-            f"lowerdir={lower},upperdir={self._scratch / 'upper'},workdir={self._scratch / 'work'}"
-        )
-        mount = 'mount -t overlay overlay -o "$1" "$2" && shift 2 && exec "$@"'
-        return [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "--",
-            "/bin/sh",
-            "-c",
-            mount,
-            "overlay",
-            options,
-            str(self._merged),
-            *argv,
-        ]
+    @property
+    def _home(self) -> Path:
+        return self._disk / "home"
+
+    async def _start_disk(self) -> int:
+        """Start (once) the process that holds the sandbox's user and mount namespace, with the
+        task's tmpfs and its overlay mounted there; return its pid for nsenter. It exits when
+        we close its stdin, or when Shipmate dies (the pipe closes)."""
+        async with self._disk_lock:
+            if self._holder is not None and self._holder.returncode is None:
+                return self._holder.pid
+            cap = self.spec.limits.workspace_mib
+            options = "mode=0700" + (f",size={cap}m" if cap else "")
+            lower = str(self.spec.overlay_lower or "")
+            try:
+                holder = await asyncio.create_subprocess_exec(
+                    "unshare",
+                    "--user",
+                    "--map-root-user",
+                    "--mount",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    DISK_SCRIPT,
+                    "disk",
+                    options,
+                    str(self._disk),
+                    lower,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                    env=SPAWN_ENV,
+                )
+            except OSError as exc:
+                raise SandboxUnavailable(f"could not set up the sandbox's disk: {exc}") from exc
+            assert holder.stdout is not None and holder.stderr is not None
+            try:
+                ready = await asyncio.wait_for(holder.stdout.readline(), 30)
+            except TimeoutError:
+                ready = b""
+            if ready != b"ready\n":
+                with contextlib.suppress(ProcessLookupError):
+                    holder.kill()
+                err = await holder.stderr.read()
+                await holder.wait()
+                raise SandboxUnavailable(_start_failure(holder.returncode or 0, err))
+            self._holder = holder
+            return holder.pid
+
+    def _disk_free_bytes(self) -> int | None:
+        """Free space on the task's disk, seen through the holder's mount namespace."""
+        if self._holder is None or self._holder.returncode is not None:
+            return None
+        try:
+            stat = os.statvfs(f"/proc/{self._holder.pid}/root{self._disk}")
+        except OSError:
+            return None
+        return stat.f_bavail * stat.f_frsize
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -248,10 +293,14 @@ class BwrapSandbox:
         group = self._cgroup()
         started = time.monotonic()
         usage_before = os.times()
+        holder = await self._start_disk()
+        entered = ["nsenter", f"--target={holder}", "--user", "--mount", "--"]
         status_read, status_write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._limited(self.argv(argv, self.environment(env), status_write), group),
+                *self._limited(
+                    [*entered, *self.argv(argv, self.environment(env), status_write)], group
+                ),
                 pass_fds=(status_write,),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -305,6 +354,12 @@ class BwrapSandbox:
             code = 128 - code  # killed by a signal: the shell's convention
         if oom:
             stderr += b"\n[shipmate: the sandbox ran out of memory]\n"
+        free = self._disk_free_bytes() if code != 0 else None
+        if free is not None and free < DISK_FULL_BYTES:
+            stderr += (
+                f"\n[shipmate: the task's disk is full: changes to /workspace, /tmp and home "
+                f"share {lim.workspace_mib} MiB]\n"
+            ).encode()
         if cut:
             stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
         return ExecResult(code, stdout, stderr, False, cut, wall, max(0.0, cpu))
@@ -340,6 +395,13 @@ class BwrapSandbox:
 
     async def close(self) -> None:
         self.closed = True
+        if self._holder is not None:
+            if self._holder.stdin is not None:
+                self._holder.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                self._holder.kill()
+            await self._holder.wait()
+            self._holder = None
         if self._group is not None:
             self._group.kill_all()
             self._group.remove()
