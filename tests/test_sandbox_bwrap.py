@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +18,7 @@ from bot.sandbox import open_sandbox
 from bot.sandbox.base import EXIT_TIMEOUT, Limits, SandboxSpec, SandboxUnavailable
 from bot.sandbox.bwrap import BwrapSandbox
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.sandbox,
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -148,6 +151,55 @@ async def test_a_task_writes_at_most_its_disk_cap_in_total(tmp_path: Path) -> No
     assert disk.stdout.decode().count(" 20 ") >= 3  # /tmp, home and /workspace: one 20 MiB disk
     assert during < 1024 * 1024  # nothing of it on the host's disk
     assert sorted(p.name for p in tree.iterdir()) == ["kept.txt"]
+
+
+FORK_BOMB = (
+    "import os, time\nn = 0\ntry:\n    for _ in range(100):\n        if os.fork() == 0:\n"
+    "            time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+    "    print('refused after', n, e.errno)\n"
+)
+WITHOUT_CGROUPS = f"""
+import asyncio, tempfile
+from pathlib import Path
+from bot.sandbox.base import Limits, SandboxSpec
+from bot.sandbox.bwrap import BwrapSandbox
+
+async def main():
+    spec = SandboxSpec(workspace=Path(tempfile.mkdtemp()), limits=Limits(max_processes=20))
+    async with BwrapSandbox(spec, cgroup_root=Path("/nonexistent")) as sandbox:
+        result = await sandbox.exec(["python3", "-c", {FORK_BOMB!r}])
+        print(sandbox._cgroup().kind, result.stdout.decode(), result.stderr.decode())
+
+asyncio.run(main())
+"""
+
+
+def _unprivileged_python() -> list[str]:
+    """A Python running this checkout as a user the kernel holds to RLIMIT_NPROC (root is
+    exempt from it): ourselves, or nobody through the system Python when we are root."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    system = Path("/usr/bin/python3")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    probe = subprocess.run([system, "--version"], capture_output=True, text=True)
+    if shutil.which("setpriv") is None or version not in probe.stdout:
+        pytest.skip(f"needs setpriv and a system Python {version} to run as nobody")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(system)]
+
+
+def test_process_limit_without_cgroups_is_an_rlimit() -> None:
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    result = subprocess.run(
+        [*_unprivileged_python(), "-c", WITHOUT_CGROUPS],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    kind, refused, _, count, errno = result.stdout.split()[:5]
+    assert (kind, refused, errno) == ("none", "refused", "11") and int(count) < 20
 
 
 async def test_output_is_capped_with_a_note(tmp_path: Path) -> None:

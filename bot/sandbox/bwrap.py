@@ -103,9 +103,16 @@ def _system_binds() -> tuple[str, ...]:
 class BwrapSandbox:
     """One task's sandbox. `exec` may be called many times; `close` removes every trace."""
 
-    def __init__(self, spec: SandboxSpec, *, bwrap: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        *,
+        bwrap: str | None = None,
+        cgroup_root: Path = limits.CGROUP_ROOT,
+    ) -> None:
         self.spec = spec
         self.bwrap = find_bwrap(bwrap)
+        self.cgroup_root = cgroup_root
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
         # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
         # the sandbox's own (see `_start_disk`); /tmp, home and the overlay's upper layer live
@@ -294,7 +301,14 @@ class BwrapSandbox:
         started = time.monotonic()
         usage_before = os.times()
         holder = await self._start_disk()
-        entered = ["nsenter", f"--target={holder}", "--user", "--mount", "--"]
+        entered = [
+            "nsenter",
+            f"--target={holder}",
+            "--user",
+            "--mount",
+            "--preserve-credentials",
+            "--",
+        ]
         status_read, status_write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -378,7 +392,7 @@ class BwrapSandbox:
         """The sandbox's cgroup, made on first use and kept until `close`."""
         if self._group is None:
             lim = self.spec.limits
-            self._group = limits.create(lim.memory_mib, lim.max_processes)
+            self._group = limits.create(lim.memory_mib, lim.max_processes, self.cgroup_root)
         return self._group
 
     def _limited(self, argv: list[str], group: limits.CgroupSet) -> list[str]:
@@ -390,6 +404,11 @@ class BwrapSandbox:
             steps.append(f"ulimit -f {lim.workspace_mib * 1024 * 2}")  # 512-byte blocks
         if group.kind == "none" and lim.memory_mib:
             steps.append(f"ulimit -v {lim.memory_mib * 1024}")
+        if group.kind == "none" and lim.max_processes:
+            # RLIMIT_NPROC, counted per user namespace: this sandbox's processes only. bash
+            # spells it -u, dash -p.
+            n = lim.max_processes
+            steps.append(f"{{ ulimit -u {n} 2>/dev/null || ulimit -p {n}; }}")
         script = " && ".join([*steps, 'exec "$@"'])
         return ["/bin/sh", "-c", script, "sandbox", *argv]
 
