@@ -108,7 +108,33 @@ async def test_memory_limit(tmp_path: Path) -> None:
         result = await sandbox.exec(
             ["python3", "-c", "x = bytearray(400 * 1024 * 1024); print('ok')"]
         )
+        kind = sandbox._cgroup().kind
     assert result.exit_code != 0 and b"ok" not in result.stdout
+    if kind != "none":  # the cgroup's OOM killer (v2 memory.events, v1 memory.oom_control)
+        assert result.exit_code == 137 and b"the sandbox ran out of memory" in result.stderr
+
+
+async def test_a_timeout_keeps_what_the_command_wrote_before(tmp_path: Path) -> None:
+    script = (
+        "echo started; echo warming up >&2; head -c 50000 /dev/zero | tr '\\0' b; exec sleep 30"
+    )
+    async with open_sandbox(_spec(tmp_path, timeout_seconds=1.0, output_bytes=10_000)) as sandbox:
+        result = await sandbox.exec(["sh", "-c", script])
+    assert result.timed_out and result.exit_code == EXIT_TIMEOUT
+    assert result.stdout.startswith(b"started\n") and result.stdout.endswith(b"b" * 100)
+    assert result.cut_bytes == 50_008 - 10_000 and len(result.stdout) < 11_000
+    assert result.stderr.startswith(b"warming up\n")
+    assert result.stderr.endswith(b"[shipmate: killed after 1 s: the command timed out]\n")
+
+
+def test_own_cgroup_is_read_for_each_hierarchy() -> None:
+    from bot.sandbox.limits import own_path
+
+    v1 = "9:name=systemd:/\n8:pids:/svc\n4:memory:/process_api/abc\n2:cpu,cpuacct:/x\n0::/\n"
+    assert own_path("memory", v1) == "/process_api/abc" and own_path("pids", v1) == "/svc"
+    assert own_path("cpuacct", v1) == "/x" and own_path("blkio", v1) == "/"
+    v2 = "0::/system.slice/shipmate.service\n"
+    assert own_path("", v2) == "/system.slice/shipmate.service"
 
 
 async def test_process_limit(tmp_path: Path) -> None:
@@ -310,5 +336,11 @@ def test_cgroup_limits_are_what_this_host_offers() -> None:
         group = limits.create(64, 10)
         try:
             assert group.kind in ("v1", "v2") and group.dirs
+            mine = Path("/proc/self/cgroup").read_text()
+            own = limits.own_path("memory", mine).strip("/")
+            under = limits.CGROUP_ROOT / "memory" / own
+            if own and os.access(under, os.W_OK):  # the service's own cgroup, not the root
+                assert group.dirs[0].parent == under / "shipmate"
+            assert (group.dirs[0] / "memory.limit_in_bytes").read_text() == f"{64 << 20}\n"
         finally:
             group.remove()

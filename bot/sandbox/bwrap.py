@@ -330,17 +330,21 @@ class BwrapSandbox:
         finally:
             os.close(status_write)
         timed_out = False
+        captured = (_Capture(lim.output_bytes // 2), _Capture(lim.output_bytes // 2))
+        collect = asyncio.ensure_future(_collect(process, stdin, captured))
         try:
-            out, err = await asyncio.wait_for(
-                _collect(process, stdin, lim.output_bytes), timeout=timeout
-            )
+            await asyncio.wait_for(asyncio.shield(collect), timeout=timeout)
         except TimeoutError:
             timed_out = True
             self._kill(process, group)
-            out, err = (b"", 0), (b"", 0)
+            # What the command wrote before the kill is kept: read the pipes to their end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(collect, 5)
             with contextlib.suppress(ProcessLookupError):
                 await process.wait()
         finally:
+            if not collect.done():
+                collect.cancel()
             group.kill_all()
             oom = group.oom_killed()
             status = _drain_fd(status_read)
@@ -351,7 +355,7 @@ class BwrapSandbox:
         )
         self.wall_seconds += wall
         self.cpu_seconds += max(0.0, cpu)
-        (stdout, cut_out), (stderr, cut_err) = out, err
+        (stdout, cut_out), (stderr, cut_err) = captured[0].result(), captured[1].result()
         cut = cut_out + cut_err
         if timed_out:
             note = f"\n[shipmate: killed after {timeout:g} s: the command timed out]\n"
@@ -464,39 +468,51 @@ def _start_failure(code: int, stderr: bytes) -> str:
     return f"the sandbox did not start (exit {code}): {reason}"
 
 
+class _Capture:
+    """One pipe's output, capped: the first and the last `half` bytes, and the total seen."""
+
+    def __init__(self, half: int) -> None:
+        self.half = max(1, half)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.half:
+                del self.tail[: len(self.tail) - self.half]
+
+    def result(self) -> tuple[bytes, int]:
+        """(the kept bytes, with a marker where the middle was cut; how many bytes were cut)."""
+        if self.total <= 2 * self.half:
+            return bytes(self.head + self.tail), 0
+        cut = self.total - 2 * self.half
+        return bytes(self.head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(self.tail), cut
+
+
 async def _collect(
-    process: asyncio.subprocess.Process, stdin: bytes | None, cap: int
-) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
-    """Read both pipes to the end, keeping at most `cap` bytes (head) of each plus the total."""
+    process: asyncio.subprocess.Process,
+    stdin: bytes | None,
+    captured: tuple[_Capture, _Capture],
+) -> None:
+    """Feed stdin, then read both pipes to the end into `captured` and wait for the process."""
 
-    half = max(1, cap // 2)
-
-    async def drain(stream: asyncio.StreamReader | None) -> tuple[bytes, int]:
+    async def drain(stream: asyncio.StreamReader | None, capture: _Capture) -> None:
         if stream is None:
-            return b"", 0
-        head = bytearray()
-        tail = bytearray()
-        total = 0
+            return
         while chunk := await stream.read(65536):
-            total += len(chunk)
-            room = half - len(head)
-            if room > 0:
-                head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                tail += chunk
-                if len(tail) > half:
-                    del tail[: len(tail) - half]
-        if total <= 2 * half:
-            return bytes(head + tail), 0
-        cut = total - 2 * half
-        return bytes(head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(tail), cut
+            capture.feed(chunk)
 
     if stdin is not None and process.stdin is not None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             process.stdin.write(stdin)
             await process.stdin.drain()
         process.stdin.close()
-    out, err = await asyncio.gather(drain(process.stdout), drain(process.stderr))
+    await asyncio.gather(drain(process.stdout, captured[0]), drain(process.stderr, captured[1]))
     await process.wait()
-    return out, err
