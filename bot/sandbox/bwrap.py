@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,6 @@ from bot.sandbox.base import (
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
 INSIDE_TMP = "/tmp"  # noqa: S108 - the sandbox's own /tmp, a private folder on the host
-INSIDE_SOCKET = "/run/shipmate/egress.sock"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SPAWN_ENV = {"PATH": PATH, "LC_ALL": "C"}
 
@@ -61,15 +61,35 @@ ETC_ALLOW = (
     "magic",
 )
 DISK_FULL_BYTES = 1024 * 1024
-# Run by the namespace holder: $1 tmpfs options, $2 where, $3 the overlay's lower tree or "".
-DISK_SCRIPT = """set -e
+# Brings up the loopback of the holder's new network namespace (no iproute2 needed).
+LOOPBACK_UP = (
+    "import fcntl, socket, struct\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "ifreq = fcntl.ioctl(s, 0x8913, struct.pack('16sH22x', b'lo', 0))\n"  # SIOCGIFFLAGS
+    "flags = struct.unpack('16sH22x', ifreq)[1] | 1\n"  # IFF_UP
+    "fcntl.ioctl(s, 0x8914, struct.pack('16sH22x', b'lo', flags))\n"  # SIOCSIFFLAGS
+)
+# Run by the namespace holder: $1 tmpfs options, $2 where, $3 the overlay's lower tree or "",
+# $4 a Python, $5 the egress proxy's socket or "", $6 the bridge's port.
+HOLDER_SCRIPT = """set -e
+"$4" -I -S -c "$LOOPBACK_UP"
 mount -t tmpfs -o "$1" shipmate "$2"
 mkdir "$2/tmp" "$2/home" "$2/upper" "$2/work" "$2/merged"
 if [ -n "$3" ]; then
   mount -t overlay overlay -o "lowerdir=$3,upperdir=$2/upper,workdir=$2/work" "$2/merged"
 fi
+if [ -n "$5" ]; then
+  socat TCP-LISTEN:"$6",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$5" </dev/null >/dev/null 2>&1 &
+  bridge=$!
+  i=0
+  until socat -u OPEN:/dev/null TCP:127.0.0.1:"$6" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 1000 ] || { echo "the egress bridge did not start" >&2; exit 1; }
+    sleep 0.005
+  done
+fi
 echo ready
 read -r _ || true
+[ -z "${bridge:-}" ] || kill "$bridge"
 """
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
@@ -115,7 +135,7 @@ class BwrapSandbox:
         self.cgroup_root = cgroup_root
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
         # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
-        # the sandbox's own (see `_start_disk`); /tmp, home and the overlay's upper layer live
+        # the sandbox's own (see `_start_holder`); /tmp, home and the overlay's upper layer live
         # on it, so a task cannot fill the host's disk and leaves nothing behind.
         self._disk = self._scratch / "disk"
         self._disk.mkdir()
@@ -147,7 +167,6 @@ class BwrapSandbox:
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
-            "--unshare-net",
             "--unshare-cgroup-try",
             "--die-with-parent",
             "--new-session",
@@ -176,24 +195,11 @@ class BwrapSandbox:
             args += ["--ro-bind", str(host_path), inside]
         for host_path, inside in self.spec.rw_binds.items():
             args += ["--bind", str(host_path), inside]
-        if self.egress_socket is not None:
-            # The socket alone, read-only (connecting still works): nothing beside it is
-            # visible and the sandbox cannot remove or replace it.
-            args += ["--ro-bind", str(self.egress_socket), INSIDE_SOCKET]
         if self.ca_bundle is not None:
             args += ["--ro-bind", str(self.ca_bundle), "/etc/ssl/certs/ca-certificates.crt"]
         args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
-        if self.bridge_port is not None:
-            # socat bridges the sandbox's own loopback to the egress proxy's socket.
-            bridge = (
-                f"socat TCP-LISTEN:{self.bridge_port},bind=127.0.0.1,fork,reuseaddr "
-                f"UNIX-CONNECT:{INSIDE_SOCKET} & "
-                f"for i in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/{self.bridge_port}) "
-                f'2>/dev/null && break; sleep 0.005; done; exec "$@"'
-            )
-            return [*args, "--", "/bin/bash", "-c", bridge, "sandbox", *command]
         return [*args, "--", *command]
 
     @property
@@ -208,10 +214,11 @@ class BwrapSandbox:
     def _home(self) -> Path:
         return self._disk / "home"
 
-    async def _start_disk(self) -> int:
-        """Start (once) the process that holds the sandbox's user and mount namespace, with the
-        task's tmpfs and its overlay mounted there; return its pid for nsenter. It exits when
-        we close its stdin, or when Shipmate dies (the pipe closes)."""
+    async def _start_holder(self) -> int:
+        """Start (once) the process that holds the sandbox's user, mount and network namespaces:
+        the task's tmpfs and overlay are mounted there, and its loopback has the egress bridge
+        (socat: 127.0.0.1:bridge_port -> the proxy's socket), so commands start without either.
+        Return its pid for nsenter. It exits when we close its stdin, or when Shipmate dies."""
         async with self._disk_lock:
             if self._holder is not None and self._holder.returncode is None:
                 return self._holder.pid
@@ -224,19 +231,23 @@ class BwrapSandbox:
                     "--user",
                     "--map-root-user",
                     "--mount",
+                    "--net",
                     "--",
                     "/bin/sh",
                     "-c",
-                    DISK_SCRIPT,
-                    "disk",
+                    HOLDER_SCRIPT,
+                    "holder",
                     options,
                     str(self._disk),
                     lower,
+                    sys.executable,
+                    str(self.egress_socket or "") if self.bridge_port else "",
+                    str(self.bridge_port or ""),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,
-                    env=SPAWN_ENV,
+                    env={**SPAWN_ENV, "LOOPBACK_UP": LOOPBACK_UP},
                 )
             except OSError as exc:
                 raise SandboxUnavailable(f"could not set up the sandbox's disk: {exc}") from exc
@@ -300,12 +311,13 @@ class BwrapSandbox:
         group = self._cgroup()
         started = time.monotonic()
         usage_before = os.times()
-        holder = await self._start_disk()
+        holder = await self._start_holder()
         entered = [
             "nsenter",
             f"--target={holder}",
             "--user",
             "--mount",
+            "--net",
             "--preserve-credentials",
             "--",
         ]
@@ -422,7 +434,7 @@ class BwrapSandbox:
             if self._holder.stdin is not None:
                 self._holder.stdin.close()
             with contextlib.suppress(ProcessLookupError):
-                self._holder.kill()
+                os.killpg(self._holder.pid, signal.SIGKILL)  # the holder and its bridge
             await self._holder.wait()
             self._holder = None
         if self._group is not None:
