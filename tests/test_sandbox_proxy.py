@@ -325,3 +325,67 @@ async def test_the_sandbox_sees_neither_the_proxy_socket_nor_the_ca_key(
     assert out == ["2", "0", "http=200"], probe.stderr.decode()
     if own_ca:
         assert (tmp_path / "ca" / "ca.key").exists()  # the install's CA is kept
+
+
+@needs_sandbox
+async def test_https_to_a_refused_host_and_a_misdirected_placeholder_over_https(
+    tmp_path: Path, https_upstream: tuple[Echo, int, ssl.SSLContext]
+) -> None:
+    echo, port, upstream_ctx = https_upstream
+    events: list[EgressEvent] = []
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "api.example.com")})
+    async with open_sandbox(
+        spec, audit=events.append, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx
+    ) as sandbox:
+        refused = await sandbox.exec(["curl", "-sS", "https://example.org/"])
+        leak = await sandbox.exec(
+            ["bash", "-c", f'curl -sS -i -H "X-Key: $API_TOKEN" https://127.0.0.2:{port}/x']
+        )
+        fine = await sandbox.exec(["curl", "-sS", f"https://127.0.0.2:{port}/ok"])
+    assert refused.exit_code != 0 and b"CONNECT" in refused.stderr and b"403" in refused.stderr
+    assert b"403 Forbidden" in leak.stdout and b"API_TOKEN" in leak.stdout
+    assert b"echo:GET /ok" in fine.stdout
+    (only,) = echo.seen  # the misdirected request never left
+    assert only.startswith(b"GET /ok ")
+    assert [(e.host, e.allowed) for e in events] == [
+        ("example.org", False),
+        ("127.0.0.2", False),
+        ("127.0.0.2", True),
+    ]
+    assert "not on this task's allowlist" in events[0].reason
+    assert "placeholder for secret API_TOKEN" in events[1].reason
+
+
+@needs_sandbox
+async def test_python_and_git_trust_the_sandbox_ca_through_its_variables(
+    tmp_path: Path, https_upstream: tuple[Echo, int, ssl.SSLContext]
+) -> None:
+    echo, port, upstream_ctx = https_upstream
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    url = f"https://127.0.0.2:{port}"
+    fetch = (
+        "import os, urllib.request\n"
+        "print(os.environ['SSL_CERT_FILE'], os.environ['REQUESTS_CA_BUNDLE'])\n"
+        f"print(urllib.request.urlopen('{url}/py').read().decode())\n"
+    )
+    other = CertificateAuthority.load_or_create(tmp_path / "other-ca").cert_pem
+    (spec.workspace / "other.pem").write_bytes(other)  # a CA that did not sign the leaf
+    async with open_sandbox(spec, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx) as sandbox:
+        python = await sandbox.exec(["python3", "-c", fetch])
+        git = await sandbox.exec(["bash", "-c", f"echo $GIT_SSL_CAINFO; git ls-remote {url}/repo"])
+        untrusted = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                f"GIT_SSL_CAINFO=other.pem GIT_SSL_CAPATH=/none git ls-remote {url}/r2",
+            ]
+        )
+    assert python.exit_code == 0, python.stderr.decode()
+    assert python.stdout.decode().startswith(
+        "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\necho:GET /py "
+    )
+    assert git.stdout.startswith(b"/etc/ssl/certs/ca-certificates.crt\n")
+    assert b"SSL certificate" not in git.stderr and b"certificate" not in git.stderr
+    assert untrusted.exit_code != 0 and b"certificate verification failed" in untrusted.stderr
+    paths = [head.split(b" ")[1] for head in echo.seen]
+    assert paths == [b"/py", b"/repo/info/refs?service=git-upload-pack"]
