@@ -220,3 +220,60 @@ def test_cli_uses_one_ca_per_install_under_the_data_dir(tmp_path: Path) -> None:
     ca_pem = (data / "cache" / "ca" / "ca.pem").read_bytes()
     assert all(b.returncode == 0 and b.stdout.endswith(ca_pem) for b in bundles)
     assert oct((data / "cache" / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+HOOKS = ("reference-transaction", "post-checkout", "post-merge", "post-rewrite", "pre-auto-gc")
+
+
+def _install_hooks(folder: Path, marker: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in HOOKS:
+        hook = folder / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        hook.chmod(0o755)
+
+
+def test_no_hook_or_filter_ever_runs_on_the_host(
+    tmp_path: Path, origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran-on-host"
+    first = _commit(origin, {"a.py": "one\n", ".gitattributes": "*.py filter=evil\n"}, "one")
+    # A host whose git config runs things: a filter driver and a hooks folder, as a user's
+    # ~/.gitconfig or /etc/gitconfig could define them.
+    host_hooks = tmp_path / "host-hooks"
+    _install_hooks(host_hooks, marker)
+    evil_filter = tmp_path / "evil-filter"
+    evil_filter.write_text(f"#!/bin/sh\necho filter-$1 >> {marker}\nexec cat\n")
+    evil_filter.chmod(0o755)
+    config = tmp_path / "host.gitconfig"
+    config.write_text(
+        f'[filter "evil"]\n\tsmudge = {evil_filter} smudge\n\tclean = {evil_filter} clean\n'
+        f"[core]\n\thooksPath = {host_hooks}\n"
+    )
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".gitconfig").write_text(config.read_text())
+    for name, value in (
+        ("GIT_CONFIG_GLOBAL", config),
+        ("GIT_CONFIG_SYSTEM", config),
+        ("HOME", tmp_path / "home"),
+    ):
+        monkeypatch.setenv(name, str(value))
+
+    cache = CheckoutCache(tmp_path / "cache")
+    cache.keep_trees = 1
+    mirror = cache.mirror(str(origin), first)
+    _install_hooks(mirror / "hooks", marker)  # in the mirror: fetches would fire them
+    checkout = cache.tree(str(origin), first)
+    _install_hooks(checkout.tree / ".git" / "hooks", marker)  # in the tree: moves would
+    cache.release(checkout)
+    second = _commit(origin, {"a.py": "two\n"}, "two")
+    moved = cache.tree(str(origin), second)  # fetch in the mirror, two-way merge in the tree
+    assert (moved.tree / "a.py").read_text() == "two\n"
+    assert not marker.exists(), marker.read_text()
+
+    # The same operations with git's usual config do run them: the test can fail.
+    (moved.tree / "a.py").unlink()
+    subprocess.run(["git", "checkout", "--", "a.py"], cwd=moved.tree, check=True)
+    subprocess.run(["git", "update-ref", "refs/heads/x", second], cwd=moved.tree, check=True)
+    ran = marker.read_text().split()
+    assert "filter-smudge" in ran and "reference-transaction" in ran
