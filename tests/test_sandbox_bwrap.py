@@ -228,6 +228,17 @@ def test_process_limit_without_cgroups_is_an_rlimit() -> None:
     assert (kind, refused, errno) == ("none", "refused", "11") and int(count) < 20
 
 
+async def test_a_lost_disk_is_a_sandbox_failure_not_a_fresh_start(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        await sandbox.exec(["sh", "-c", "echo work > /tmp/kept"])
+        holder = sandbox._holder
+        assert holder is not None
+        os.killpg(holder.pid, 9)
+        await holder.wait()
+        with pytest.raises(SandboxUnavailable, match=r"holder exited .* are gone"):
+            await sandbox.exec(["cat", "/tmp/kept"])
+
+
 async def test_output_is_capped_with_a_note(tmp_path: Path) -> None:
     async with open_sandbox(_spec(tmp_path, output_bytes=10_000)) as sandbox:
         result = await sandbox.exec(

@@ -181,6 +181,7 @@ def test_doctor_reports_the_isolation_features() -> None:
         "bubblewrap" in result.stdout
         and "namespaces" in result.stdout
         and "cgroups" in result.stdout
+        and "util-linux (unshare, nsenter, mount)" in result.stdout
     )
 
 

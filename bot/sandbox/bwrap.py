@@ -220,8 +220,14 @@ class BwrapSandbox:
         (socat: 127.0.0.1:bridge_port -> the proxy's socket), so commands start without either.
         Return its pid for nsenter. It exits when we close its stdin, or when Shipmate dies."""
         async with self._disk_lock:
-            if self._holder is not None and self._holder.returncode is None:
-                return self._holder.pid
+            if self._holder is not None:
+                if self._holder.returncode is None:
+                    return self._holder.pid
+                # A fresh one would silently start from an empty disk: the task's work is gone.
+                raise SandboxUnavailable(
+                    f"the sandbox's namespace holder exited ({self._holder.returncode}): "
+                    "its /tmp, home and workspace changes are gone"
+                )
             cap = self.spec.limits.workspace_mib
             options = "mode=0700" + (f",size={cap}m" if cap else "")
             lower = str(self.spec.overlay_lower or "")
