@@ -55,7 +55,7 @@ async def test_host_files_and_environment_are_invisible(
             [
                 "bash",
                 "-c",
-                "env; ls -a /root /home 2>&1; cat mine.txt; pwd; cat /etc/gitconfig /etc/shadow 2>&1; ls /var/run/docker.sock 2>&1",
+                "env; ls -a /root /home 2>&1; cat mine.txt; pwd; cat /etc/gitconfig /etc/shadow 2>&1; ls /var/run/docker.sock 2>&1; touch /etc/new /etc/passwd 2>&1",
             ]
         )
     out = result.stdout.decode() + result.stderr.decode()
@@ -65,6 +65,8 @@ async def test_host_files_and_environment_are_invisible(
     assert "visible" in out and "/workspace" in out
     assert "gitconfig: No such file" in out and "shadow: No such file" in out
     assert "docker.sock" in out and "No such file" in out
+    assert "'/etc/new': Read-only file system" in out
+    assert "'/etc/passwd': Read-only file system" in out
 
 
 async def test_no_network_without_the_proxy(tmp_path: Path) -> None:

@@ -70,11 +70,28 @@ LOOPBACK_UP = (
     "fcntl.ioctl(s, 0x8914, struct.pack('16sH22x', b'lo', flags))\n"  # SIOCSIFFLAGS
 )
 # Run by the namespace holder: $1 tmpfs options, $2 where, $3 the overlay's lower tree or "",
-# $4 a Python, $5 the egress proxy's socket or "", $6 the bridge's port.
+# $4 a Python, $5 the egress proxy's socket or "", $6 the bridge's port, $7 the CA bundle to
+# show as the system's or "", then the /etc entries to show. The sandbox's /etc is assembled
+# here once (read-only binds), so each command's bwrap binds one folder, not one per entry.
 HOLDER_SCRIPT = """set -e
 "$4" -I -S -c "$LOOPBACK_UP"
 mount -t tmpfs -o "$1" shipmate "$2"
-mkdir "$2/tmp" "$2/home" "$2/upper" "$2/work" "$2/merged"
+mkdir "$2/tmp" "$2/home" "$2/upper" "$2/work" "$2/merged" "$2/etc"
+disk=$2
+(
+  shift 7
+  for name in "$@"; do
+    if [ -d "/etc/$name" ]; then mkdir "$disk/etc/$name"; else : > "$disk/etc/$name"; fi
+    mount --bind "/etc/$name" "$disk/etc/$name"
+    mount -o remount,bind,ro,nosuid,nodev "$disk/etc/$name"
+  done
+)
+if [ -n "$7" ]; then
+  mount --bind "$7" "$disk/etc/ssl/certs/ca-certificates.crt"
+  mount -o remount,bind,ro,nosuid,nodev "$disk/etc/ssl/certs/ca-certificates.crt"
+fi
+mount --rbind "$disk/etc" "$disk/etc"
+mount -o remount,bind,ro,nosuid,nodev "$disk/etc"
 if [ -n "$3" ]; then
   mount -t overlay overlay -o "lowerdir=$3,upperdir=$2/upper,workdir=$2/work" "$2/merged"
 fi
@@ -113,11 +130,12 @@ def _system_binds() -> tuple[str, ...]:
             args += ["--symlink", os.readlink(path), f"/{name}"]
         elif path.is_dir():
             args += ["--ro-bind", str(path), f"/{name}"]
-    for name in ETC_ALLOW:
-        path = Path("/etc") / name
-        if path.exists():
-            args += ["--ro-bind", str(path), str(path)]
     return tuple(args)
+
+
+@functools.cache
+def _etc_entries() -> tuple[str, ...]:
+    return tuple(name for name in ETC_ALLOW if (Path("/etc") / name).exists())
 
 
 class BwrapSandbox:
@@ -177,6 +195,9 @@ class BwrapSandbox:
             "--gid",
             "1000",
             *_system_binds(),
+            "--ro-bind",
+            str(self._disk / "etc"),
+            "/etc",
             "--proc",
             "/proc",
             "--dev",
@@ -195,8 +216,6 @@ class BwrapSandbox:
             args += ["--ro-bind", str(host_path), inside]
         for host_path, inside in self.spec.rw_binds.items():
             args += ["--bind", str(host_path), inside]
-        if self.ca_bundle is not None:
-            args += ["--ro-bind", str(self.ca_bundle), "/etc/ssl/certs/ca-certificates.crt"]
         args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
@@ -249,6 +268,8 @@ class BwrapSandbox:
                     sys.executable,
                     str(self.egress_socket or "") if self.bridge_port else "",
                     str(self.bridge_port or ""),
+                    str(self.ca_bundle or ""),
+                    *_etc_entries(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
