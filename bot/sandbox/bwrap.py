@@ -61,53 +61,7 @@ ETC_ALLOW = (
     "magic",
 )
 DISK_FULL_BYTES = 1024 * 1024
-# Brings up the loopback of the holder's new network namespace (no iproute2 needed).
-LOOPBACK_UP = (
-    "import fcntl, socket, struct\n"
-    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-    "ifreq = fcntl.ioctl(s, 0x8913, struct.pack('16sH22x', b'lo', 0))\n"  # SIOCGIFFLAGS
-    "flags = struct.unpack('16sH22x', ifreq)[1] | 1\n"  # IFF_UP
-    "fcntl.ioctl(s, 0x8914, struct.pack('16sH22x', b'lo', flags))\n"  # SIOCSIFFLAGS
-)
-# Run by the namespace holder: $1 tmpfs options, $2 where, $3 the overlay's lower tree or "",
-# $4 a Python, $5 the egress proxy's socket or "", $6 the bridge's port, $7 the CA bundle to
-# show as the system's or "", then the /etc entries to show. The sandbox's /etc is assembled
-# here once (read-only binds), so each command's bwrap binds one folder, not one per entry.
-HOLDER_SCRIPT = """set -e
-"$4" -I -S -c "$LOOPBACK_UP"
-mount -t tmpfs -o "$1" shipmate "$2"
-mkdir "$2/tmp" "$2/home" "$2/upper" "$2/work" "$2/merged" "$2/etc"
-disk=$2
-(
-  shift 7
-  for name in "$@"; do
-    if [ -d "/etc/$name" ]; then mkdir "$disk/etc/$name"; else : > "$disk/etc/$name"; fi
-    mount --bind "/etc/$name" "$disk/etc/$name"
-    mount -o remount,bind,ro,nosuid,nodev "$disk/etc/$name"
-  done
-)
-if [ -n "$7" ]; then
-  mount --bind "$7" "$disk/etc/ssl/certs/ca-certificates.crt"
-  mount -o remount,bind,ro,nosuid,nodev "$disk/etc/ssl/certs/ca-certificates.crt"
-fi
-mount --rbind "$disk/etc" "$disk/etc"
-mount -o remount,bind,ro,nosuid,nodev "$disk/etc"
-if [ -n "$3" ]; then
-  mount -t overlay overlay -o "lowerdir=$3,upperdir=$2/upper,workdir=$2/work" "$2/merged"
-fi
-if [ -n "$5" ]; then
-  socat TCP-LISTEN:"$6",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$5" </dev/null >/dev/null 2>&1 &
-  bridge=$!
-  i=0
-  until socat -u OPEN:/dev/null TCP:127.0.0.1:"$6" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 1000 ] || { echo "the egress bridge did not start" >&2; exit 1; }
-    sleep 0.005
-  done
-fi
-echo ready
-read -r _ || true
-[ -z "${bridge:-}" ] || kill "$bridge"
-"""
+HOLDER = Path(__file__).with_name("holder.py")
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
@@ -258,14 +212,13 @@ class BwrapSandbox:
                     "--mount",
                     "--net",
                     "--",
-                    "/bin/sh",
-                    "-c",
-                    HOLDER_SCRIPT,
-                    "holder",
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    str(HOLDER),
                     options,
                     str(self._disk),
                     lower,
-                    sys.executable,
                     str(self.egress_socket or "") if self.bridge_port else "",
                     str(self.bridge_port or ""),
                     str(self.ca_bundle or ""),
@@ -274,7 +227,7 @@ class BwrapSandbox:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,
-                    env={**SPAWN_ENV, "LOOPBACK_UP": LOOPBACK_UP},
+                    env=SPAWN_ENV,
                 )
             except OSError as exc:
                 raise SandboxUnavailable(f"could not set up the sandbox's disk: {exc}") from exc
