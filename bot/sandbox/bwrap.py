@@ -120,7 +120,7 @@ class BwrapSandbox:
         self.cpu_seconds = 0.0
         self.closed = False
         self._group: limits.CgroupSet | None = None
-        self._disk_lock = asyncio.Lock()
+        self._holder_lock = asyncio.Lock()
 
     @property
     def workspace(self) -> Path:
@@ -192,7 +192,7 @@ class BwrapSandbox:
         the task's tmpfs and overlay are mounted there, and its loopback has the egress bridge
         (socat: 127.0.0.1:bridge_port -> the proxy's socket), so commands start without either.
         Return its pid for nsenter. It exits when we close its stdin, or when Shipmate dies."""
-        async with self._disk_lock:
+        async with self._holder_lock:
             if self._holder is not None:
                 if self._holder.returncode is None:
                     return self._holder.pid
@@ -230,7 +230,9 @@ class BwrapSandbox:
                     env=SPAWN_ENV,
                 )
             except OSError as exc:
-                raise SandboxUnavailable(f"could not set up the sandbox's disk: {exc}") from exc
+                raise SandboxUnavailable(
+                    f"could not start the sandbox's namespace holder: {exc}"
+                ) from exc
             assert holder.stdout is not None and holder.stderr is not None
             try:
                 ready = await asyncio.wait_for(holder.stdout.readline(), 30)
@@ -238,7 +240,7 @@ class BwrapSandbox:
                 ready = b""
             if ready != b"ready\n":
                 with contextlib.suppress(ProcessLookupError):
-                    holder.kill()
+                    os.killpg(holder.pid, signal.SIGKILL)
                 err = await holder.stderr.read()
                 await holder.wait()
                 raise SandboxUnavailable(_start_failure(holder.returncode or 0, err))
