@@ -98,7 +98,7 @@ def test_a_tree_in_use_is_never_moved(tmp_path: Path, origin: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_setup_fills_the_cache_once_then_mounts_it_read_only(tmp_path: Path) -> None:
+async def test_setup_fills_the_cache_once_then_layers_it_unchanged(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "requirements.txt").write_text("six\n")
@@ -113,11 +113,18 @@ async def test_setup_fills_the_cache_once_then_mounts_it_read_only(tmp_path: Pat
     first.complete()
     later = deps.mount("octo-widgets", tree)
     assert not later.writable and (later.path / "pkg").read_text() == "cached\n"
-    ro, rw = later.binds()
-    async with open_sandbox(SandboxSpec(workspace=tree, ro_binds=ro, rw_binds=rw)) as sandbox:
+    layered, rw = later.binds()
+    assert rw == {}
+    spec = SandboxSpec(workspace=tree, layered_binds=layered)
+    async with open_sandbox(spec) as sandbox:
         read = await sandbox.exec(["cat", "/home/sandbox/.cache/pkg"])
-        write = await sandbox.exec(["sh", "-c", "echo x > ~/.cache/other"])
-    assert read.stdout == b"cached\n" and write.exit_code != 0
+        write = await sandbox.exec(["sh", "-c", "echo x > ~/.cache/other; echo y >> ~/.cache/pkg"])
+        seen = await sandbox.exec(["cat", "/home/sandbox/.cache/other", "/home/sandbox/.cache/pkg"])
+    assert read.stdout == b"cached\n"
+    # Writable for the tools inside (pip turns a read-only cache off), never for the cache.
+    assert write.exit_code == 0 and seen.stdout == b"x\ncached\ny\n"
+    assert sorted(p.name for p in later.path.iterdir()) == ["pkg"]
+    assert (later.path / "pkg").read_text() == "cached\n"
     (tree / "requirements.txt").write_text("six\nattrs\n")
     assert deps.mount("octo-widgets", tree).writable  # new lock files, new cache
     assert lock_hash(tree) != first.path.name

@@ -151,7 +151,7 @@ async def test_setup_fills_the_repository_dependency_cache_once_then_reads_it(
     (filled,) = [p for p in folder.iterdir() if p.is_dir()]
     assert (filled / "dep").read_text() == "installed\n" and list(folder.glob("*.done"))
 
-    read_only = "grep -qx installed ~/.cache/dep && ! (echo more >> ~/.cache/dep) 2>/dev/null"
-    second = await _execute(cache, url, sha, RepoConfig(setup=[read_only]))
+    layered = "grep -qx installed ~/.cache/dep && test -w ~/.cache && echo more >> ~/.cache/dep"
+    second = await _execute(cache, url, sha, RepoConfig(setup=[layered]))
     assert second.status == "completed", second.reason
-    assert (filled / "dep").read_text() == "installed\n"
+    assert (filled / "dep").read_text() == "installed\n"  # the task's write was its own

@@ -88,12 +88,13 @@ async def execute(
         if config.setup
         else None
     )
-    ro_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
+    layered_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
     spec = SandboxSpec(
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
-        ro_binds={**checkout.ro_binds, **ro_deps},
+        ro_binds=checkout.ro_binds,
         rw_binds=rw_deps,
+        layered_binds=layered_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
         secrets=secrets,
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import shutil
 import signal
@@ -170,6 +171,8 @@ class BwrapSandbox:
             args += ["--ro-bind", str(host_path), inside]
         for host_path, inside in self.spec.rw_binds.items():
             args += ["--bind", str(host_path), inside]
+        for index, inside in enumerate(self.spec.layered_binds.values()):
+            args += ["--bind", str(self._disk / "layers" / str(index) / "merged"), inside]
         args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
@@ -222,6 +225,7 @@ class BwrapSandbox:
                     str(self.egress_socket or "") if self.bridge_port else "",
                     str(self.bridge_port or ""),
                     str(self.ca_bundle or ""),
+                    json.dumps([str(path) for path in self.spec.layered_binds]),
                     *_etc_entries(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,

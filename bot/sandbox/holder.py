@@ -6,13 +6,14 @@ namespaces until its stdin closes. Standard library only, and one process: it st
 tens of milliseconds.
 
 Arguments: TMPFS_OPTIONS DISK LOWER_OR_EMPTY SOCKET_OR_EMPTY PORT_OR_EMPTY CA_BUNDLE_OR_EMPTY
-ETC_ENTRY...
+LAYERS_JSON (host folders to show writable, their writes kept on the tmpfs) ETC_ENTRY...
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import os
 import socket
 import struct
@@ -90,15 +91,24 @@ def bridge(socket_path: str, port: int) -> int:
             time.sleep(0.002)
 
 
+def overlay(lower: str, folder: str) -> None:
+    """`folder`/merged: `lower` with writes going to `folder`/upper on the tmpfs."""
+    for name in ("upper", "work", "merged"):
+        os.makedirs(f"{folder}/{name}", exist_ok=True)
+    layers = f"lowerdir={lower},upperdir={folder}/upper,workdir={folder}/work"
+    mount("overlay", f"{folder}/merged", "overlay", 0, layers)
+
+
 def main(argv: list[str]) -> int:
-    options, disk, lower, socket_path, port, ca_bundle, *entries = argv
+    options, disk, lower, socket_path, port, ca_bundle, layers, *entries = argv
     loopback_up()
     mount("shipmate", disk, "tmpfs", 0, options)
     for name in ("tmp", "home", "upper", "work", "merged"):
         os.mkdir(f"{disk}/{name}")
     if lower:
-        layers = f"lowerdir={lower},upperdir={disk}/upper,workdir={disk}/work"
-        mount("overlay", f"{disk}/merged", "overlay", 0, layers)
+        overlay(lower, disk)
+    for index, layer in enumerate(json.loads(layers)):
+        overlay(layer, f"{disk}/layers/{index}")
     etc(disk, entries, ca_bundle)
     socat = bridge(socket_path, int(port)) if socket_path else None
     print("ready", flush=True)
