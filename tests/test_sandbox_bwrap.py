@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +18,7 @@ from bot.sandbox import open_sandbox
 from bot.sandbox.base import EXIT_TIMEOUT, Limits, SandboxSpec, SandboxUnavailable
 from bot.sandbox.bwrap import BwrapSandbox
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.sandbox,
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -52,7 +55,7 @@ async def test_host_files_and_environment_are_invisible(
             [
                 "bash",
                 "-c",
-                "env; ls -a /root /home 2>&1; cat mine.txt; pwd; cat /etc/gitconfig /etc/shadow 2>&1; ls /var/run/docker.sock 2>&1",
+                "env; ls -a /root /home 2>&1; cat mine.txt; pwd; cat /etc/gitconfig /etc/shadow 2>&1; ls /var/run/docker.sock 2>&1; touch /etc/new /etc/passwd 2>&1",
             ]
         )
     out = result.stdout.decode() + result.stderr.decode()
@@ -62,6 +65,8 @@ async def test_host_files_and_environment_are_invisible(
     assert "visible" in out and "/workspace" in out
     assert "gitconfig: No such file" in out and "shadow: No such file" in out
     assert "docker.sock" in out and "No such file" in out
+    assert "'/etc/new': Read-only file system" in out
+    assert "'/etc/passwd': Read-only file system" in out
 
 
 async def test_no_network_without_the_proxy(tmp_path: Path) -> None:
@@ -105,7 +110,33 @@ async def test_memory_limit(tmp_path: Path) -> None:
         result = await sandbox.exec(
             ["python3", "-c", "x = bytearray(400 * 1024 * 1024); print('ok')"]
         )
+        kind = sandbox._cgroup().kind
     assert result.exit_code != 0 and b"ok" not in result.stdout
+    if kind != "none":  # the cgroup's OOM killer (v2 memory.events, v1 memory.oom_control)
+        assert result.exit_code == 137 and b"the sandbox ran out of memory" in result.stderr
+
+
+async def test_a_timeout_keeps_what_the_command_wrote_before(tmp_path: Path) -> None:
+    script = (
+        "echo started; echo warming up >&2; head -c 50000 /dev/zero | tr '\\0' b; exec sleep 30"
+    )
+    async with open_sandbox(_spec(tmp_path, timeout_seconds=1.0, output_bytes=10_000)) as sandbox:
+        result = await sandbox.exec(["sh", "-c", script])
+    assert result.timed_out and result.exit_code == EXIT_TIMEOUT
+    assert result.stdout.startswith(b"started\n") and result.stdout.endswith(b"b" * 100)
+    assert result.cut_bytes == 50_008 - 10_000 and len(result.stdout) < 11_000
+    assert result.stderr.startswith(b"warming up\n")
+    assert result.stderr.endswith(b"[shipmate: killed after 1 s: the command timed out]\n")
+
+
+def test_own_cgroup_is_read_for_each_hierarchy() -> None:
+    from bot.sandbox.limits import own_path
+
+    v1 = "9:name=systemd:/\n8:pids:/svc\n4:memory:/process_api/abc\n2:cpu,cpuacct:/x\n0::/\n"
+    assert own_path("memory", v1) == "/process_api/abc" and own_path("pids", v1) == "/svc"
+    assert own_path("cpuacct", v1) == "/x" and own_path("blkio", v1) == "/"
+    v2 = "0::/system.slice/shipmate.service\n"
+    assert own_path("", v2) == "/system.slice/shipmate.service"
 
 
 async def test_process_limit(tmp_path: Path) -> None:
@@ -119,6 +150,95 @@ async def test_process_limit(tmp_path: Path) -> None:
         )
     assert b"refused after" in result.stdout
     assert int(result.stdout.split()[2]) < 20
+
+
+def _host_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+async def test_a_task_writes_at_most_its_disk_cap_in_total(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "kept.txt").write_text("cached")
+    spec = SandboxSpec(
+        workspace=tree, overlay_lower=tree, limits=Limits(workspace_mib=20, output_bytes=4000)
+    )
+    write = "head -c 8M /dev/zero > {} && echo wrote {}"
+    async with open_sandbox(spec) as sandbox:
+        small = await sandbox.exec(
+            ["sh", "-c", "; ".join(write.format(p, p) for p in ("/tmp/a", "~/b"))]
+        )
+        full = await sandbox.exec(["sh", "-c", write.format("/workspace/c", "c")])
+        disk = await sandbox.exec(["df", "-m", "/tmp", "/home/sandbox", "/workspace"])
+        during = _host_bytes(tmp_path)
+        freed = await sandbox.exec(["sh", "-c", "rm /tmp/a && " + write.format("big", "big")])
+    assert small.exit_code == 0 and small.stdout.count(b"wrote") == 2, small.stderr
+    assert full.exit_code != 0 and b"No space left on device" in full.stderr
+    assert b"the task's disk is full" in full.stderr and b"20 MiB" in full.stderr
+    assert freed.exit_code == 0, freed.stderr  # space is shared, and given back on delete
+    assert disk.stdout.decode().count(" 20 ") >= 3  # /tmp, home and /workspace: one 20 MiB disk
+    assert during < 1024 * 1024  # nothing of it on the host's disk
+    assert sorted(p.name for p in tree.iterdir()) == ["kept.txt"]
+
+
+FORK_BOMB = (
+    "import os, time\nn = 0\ntry:\n    for _ in range(100):\n        if os.fork() == 0:\n"
+    "            time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+    "    print('refused after', n, e.errno)\n"
+)
+WITHOUT_CGROUPS = f"""
+import asyncio, tempfile
+from pathlib import Path
+from bot.sandbox.base import Limits, SandboxSpec
+from bot.sandbox.bwrap import BwrapSandbox
+
+async def main():
+    spec = SandboxSpec(workspace=Path(tempfile.mkdtemp()), limits=Limits(max_processes=20))
+    async with BwrapSandbox(spec, cgroup_root=Path("/nonexistent")) as sandbox:
+        result = await sandbox.exec(["python3", "-c", {FORK_BOMB!r}])
+        print(sandbox._cgroup().kind, result.stdout.decode(), result.stderr.decode())
+
+asyncio.run(main())
+"""
+
+
+def _unprivileged_python() -> list[str]:
+    """A Python running this checkout as a user the kernel holds to RLIMIT_NPROC (root is
+    exempt from it): ourselves, or nobody through the system Python when we are root."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    system = Path("/usr/bin/python3")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    probe = subprocess.run([system, "--version"], capture_output=True, text=True)
+    if shutil.which("setpriv") is None or version not in probe.stdout:
+        pytest.skip(f"needs setpriv and a system Python {version} to run as nobody")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(system)]
+
+
+def test_process_limit_without_cgroups_is_an_rlimit() -> None:
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    result = subprocess.run(
+        [*_unprivileged_python(), "-c", WITHOUT_CGROUPS],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    kind, refused, _, count, errno = result.stdout.split()[:5]
+    assert (kind, refused, errno) == ("none", "refused", "11") and int(count) < 20
+
+
+async def test_a_lost_disk_is_a_sandbox_failure_not_a_fresh_start(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        await sandbox.exec(["sh", "-c", "echo work > /tmp/kept"])
+        holder = sandbox._holder
+        assert holder is not None
+        os.killpg(holder.pid, 9)
+        await holder.wait()
+        with pytest.raises(SandboxUnavailable, match=r"holder exited .* are gone"):
+            await sandbox.exec(["cat", "/tmp/kept"])
 
 
 async def test_output_is_capped_with_a_note(tmp_path: Path) -> None:
@@ -171,6 +291,49 @@ async def test_refuses_to_run_without_bwrap(tmp_path: Path) -> None:
         BwrapSandbox(_spec(tmp_path), bwrap=str(tmp_path / "missing-bwrap"))
 
 
+def _fake_bwrap(folder: Path, code: int) -> Path:
+    """A `bwrap` that fails the way a host without user namespaces makes the real one fail."""
+    folder.mkdir(exist_ok=True)
+    fake = folder / "bwrap"
+    fake.write_text(
+        f"#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit {code}\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("code", [1, 3, 124])
+async def test_a_sandbox_that_cannot_start_is_not_the_command_failing(
+    tmp_path: Path, code: int
+) -> None:
+    fake = _fake_bwrap(tmp_path / "bin", code)
+    async with BwrapSandbox(_spec(tmp_path), bwrap=str(fake)) as sandbox:
+        with pytest.raises(SandboxUnavailable) as failure:
+            await sandbox.exec(["true"])
+    assert str(failure.value) == (
+        f"the sandbox did not start (exit {code}): bwrap: No permissions to creating new namespace"
+    )
+
+
+async def test_bad_mounts_are_a_start_failure_and_a_missing_command_is_127(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "gone"
+    spec = SandboxSpec(workspace=tmp_path, ro_binds={missing: "/opt/gone"})
+    async with open_sandbox(spec) as sandbox:
+        with pytest.raises(SandboxUnavailable, match=r"did not start .*Can't find source path"):
+            await sandbox.exec(["true"])
+    overlay = SandboxSpec(workspace=tmp_path, overlay_lower=missing)
+    async with open_sandbox(overlay) as sandbox:
+        with pytest.raises(SandboxUnavailable, match=r"did not start .*mount"):
+            await sandbox.exec(["true"])
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        not_found = await sandbox.exec(["no-such-command-here"])
+        fails = await sandbox.exec(["sh", "-c", "echo 'bwrap: fake' >&2; exit 1"])
+    assert not_found.exit_code == 127 and b"no-such-command-here" in not_found.stderr
+    assert fails.exit_code == 1
+
+
 async def test_exit_codes_and_stdin_pass_through(tmp_path: Path) -> None:
     async with open_sandbox(_spec(tmp_path)) as sandbox:
         result = await sandbox.exec(["bash", "-c", "cat; exit 7"], stdin=b"piped")
@@ -186,5 +349,11 @@ def test_cgroup_limits_are_what_this_host_offers() -> None:
         group = limits.create(64, 10)
         try:
             assert group.kind in ("v1", "v2") and group.dirs
+            mine = Path("/proc/self/cgroup").read_text()
+            own = limits.own_path("memory", mine).strip("/")
+            under = limits.CGROUP_ROOT / "memory" / own
+            if own and os.access(under, os.W_OK):  # the service's own cgroup, not the root
+                assert group.dirs[0].parent == under / "shipmate"
+            assert (group.dirs[0] / "memory.limit_in_bytes").read_text() == f"{64 << 20}\n"
         finally:
             group.remove()

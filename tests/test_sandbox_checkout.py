@@ -98,7 +98,7 @@ def test_a_tree_in_use_is_never_moved(tmp_path: Path, origin: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_setup_fills_the_cache_once_then_mounts_it_read_only(tmp_path: Path) -> None:
+async def test_setup_fills_the_cache_once_then_layers_it_unchanged(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "requirements.txt").write_text("six\n")
@@ -113,11 +113,18 @@ async def test_setup_fills_the_cache_once_then_mounts_it_read_only(tmp_path: Pat
     first.complete()
     later = deps.mount("octo-widgets", tree)
     assert not later.writable and (later.path / "pkg").read_text() == "cached\n"
-    ro, rw = later.binds()
-    async with open_sandbox(SandboxSpec(workspace=tree, ro_binds=ro, rw_binds=rw)) as sandbox:
+    layered, rw = later.binds()
+    assert rw == {}
+    spec = SandboxSpec(workspace=tree, layered_binds=layered)
+    async with open_sandbox(spec) as sandbox:
         read = await sandbox.exec(["cat", "/home/sandbox/.cache/pkg"])
-        write = await sandbox.exec(["sh", "-c", "echo x > ~/.cache/other"])
-    assert read.stdout == b"cached\n" and write.exit_code != 0
+        write = await sandbox.exec(["sh", "-c", "echo x > ~/.cache/other; echo y >> ~/.cache/pkg"])
+        seen = await sandbox.exec(["cat", "/home/sandbox/.cache/other", "/home/sandbox/.cache/pkg"])
+    assert read.stdout == b"cached\n"
+    # Writable for the tools inside (pip turns a read-only cache off), never for the cache.
+    assert write.exit_code == 0 and seen.stdout == b"x\ncached\ny\n"
+    assert sorted(p.name for p in later.path.iterdir()) == ["pkg"]
+    assert (later.path / "pkg").read_text() == "cached\n"
     (tree / "requirements.txt").write_text("six\nattrs\n")
     assert deps.mount("octo-widgets", tree).writable  # new lock files, new cache
     assert lock_hash(tree) != first.path.name
@@ -156,6 +163,18 @@ def test_cli_exit_codes_output_and_workdir(tmp_path: Path) -> None:
         "shipmate sandbox: cannot start the sandbox: bubblewrap (bwrap) is not installed: "
         "apt-get install bubblewrap; Shipmate never runs commands unsandboxed"
     ]
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    (fake_bin / "bwrap").write_text(
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+    )
+    (fake_bin / "bwrap").chmod(0o755)
+    no_userns = _cli("--", "true", cwd=ROOT, env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert no_userns.returncode == 125
+    assert no_userns.stderr.decode().strip().splitlines() == [
+        "shipmate sandbox: cannot start the sandbox: the sandbox did not start (exit 1): "
+        "bwrap: setting up uid map: Permission denied"
+    ]
     missing_secret = _cli("--secret", "NOPE_NOT_SET@example.com", "--", "true", cwd=ROOT)
     assert missing_secret.returncode == 125 and b"NOPE_NOT_SET" in missing_secret.stderr
 
@@ -169,4 +188,100 @@ def test_doctor_reports_the_isolation_features() -> None:
         "bubblewrap" in result.stdout
         and "namespaces" in result.stdout
         and "cgroups" in result.stdout
+        and "util-linux (unshare, nsenter, mount)" in result.stdout
     )
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
+def test_cli_secret_never_reaches_pid_1_environment(tmp_path: Path) -> None:
+    leak = _cli(
+        "--secret",
+        "FOO_SECRET@example.com",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/1/environ; echo; echo $FOO_SECRET",
+        cwd=ROOT,
+        env={"FOO_SECRET": "hunter2", "HOST_CANARY": "canary-91c2"},
+    )
+    assert leak.returncode == 0, leak.stderr.decode()
+    assert b"PATH=" in leak.stdout  # PID 1's environment was read
+    assert b"hunter2" not in leak.stdout and b"canary-91c2" not in leak.stdout
+    assert b"SHIPMATE_PLACEHOLDER_FOO_SECRET_" in leak.stdout
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
+def test_cli_uses_one_ca_per_install_under_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    bundles = [
+        _cli(
+            "--allow-host",
+            "example.com",
+            "--",
+            "cat",
+            "/etc/ssl/certs/ca-certificates.crt",
+            cwd=ROOT,
+            env={"SHIPMATE_DATA_DIR": str(data)},
+        )
+        for _ in range(2)
+    ]
+    ca_pem = (data / "cache" / "ca" / "ca.pem").read_bytes()
+    assert all(b.returncode == 0 and b.stdout.endswith(ca_pem) for b in bundles)
+    assert oct((data / "cache" / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+HOOKS = ("reference-transaction", "post-checkout", "post-merge", "post-rewrite", "pre-auto-gc")
+
+
+def _install_hooks(folder: Path, marker: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in HOOKS:
+        hook = folder / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        hook.chmod(0o755)
+
+
+def test_no_hook_or_filter_ever_runs_on_the_host(
+    tmp_path: Path, origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran-on-host"
+    first = _commit(origin, {"a.py": "one\n", ".gitattributes": "*.py filter=evil\n"}, "one")
+    # A host whose git config runs things: a filter driver and a hooks folder, as a user's
+    # ~/.gitconfig or /etc/gitconfig could define them.
+    host_hooks = tmp_path / "host-hooks"
+    _install_hooks(host_hooks, marker)
+    evil_filter = tmp_path / "evil-filter"
+    evil_filter.write_text(f"#!/bin/sh\necho filter-$1 >> {marker}\nexec cat\n")
+    evil_filter.chmod(0o755)
+    config = tmp_path / "host.gitconfig"
+    config.write_text(
+        f'[filter "evil"]\n\tsmudge = {evil_filter} smudge\n\tclean = {evil_filter} clean\n'
+        f"[core]\n\thooksPath = {host_hooks}\n"
+    )
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".gitconfig").write_text(config.read_text())
+    for name, value in (
+        ("GIT_CONFIG_GLOBAL", config),
+        ("GIT_CONFIG_SYSTEM", config),
+        ("HOME", tmp_path / "home"),
+    ):
+        monkeypatch.setenv(name, str(value))
+
+    cache = CheckoutCache(tmp_path / "cache")
+    cache.keep_trees = 1
+    mirror = cache.mirror(str(origin), first)
+    _install_hooks(mirror / "hooks", marker)  # in the mirror: fetches would fire them
+    checkout = cache.tree(str(origin), first)
+    _install_hooks(checkout.tree / ".git" / "hooks", marker)  # in the tree: moves would
+    cache.release(checkout)
+    second = _commit(origin, {"a.py": "two\n"}, "two")
+    moved = cache.tree(str(origin), second)  # fetch in the mirror, two-way merge in the tree
+    assert (moved.tree / "a.py").read_text() == "two\n"
+    assert not marker.exists(), marker.read_text()
+
+    # The same operations with git's usual config do run them: the test can fail.
+    (moved.tree / "a.py").unlink()
+    subprocess.run(["git", "checkout", "--", "a.py"], cwd=moved.tree, check=True)
+    subprocess.run(["git", "update-ref", "refs/heads/x", second], cwd=moved.tree, check=True)
+    ran = marker.read_text().split()
+    assert "filter-smudge" in ran and "reference-transaction" in ran

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import shutil
 import ssl
 from collections.abc import AsyncIterator
@@ -43,6 +44,34 @@ class Echo:
         answer = b"echo:" + head + body
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(answer)
+            + answer
+        )
+        await writer.drain()
+        writer.close()
+
+
+class GzipEcho(Echo):
+    """Echoes the request gzip-compressed when the client accepts gzip, or always if `stubborn`."""
+
+    def __init__(self, stubborn: bool = False) -> None:
+        super().__init__()
+        self.stubborn = stubborn
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.seen.append(head)
+        answer = b"echo:" + head
+        if (
+            self.stubborn
+            or b"gzip" in head.lower().split(b"accept-encoding:")[-1].split(b"\r\n")[0]
+        ):
+            answer = gzip.compress(answer)
+            extra = b"Content-Encoding: gzip\r\n"
+        else:
+            extra = b""
+        writer.write(
+            b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (extra, len(answer))
             + answer
         )
         await writer.drain()
@@ -200,3 +229,163 @@ async def test_malformed_request_gets_400(tmp_path: Path) -> None:
     finally:
         await proxy.stop()
     assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+@needs_sandbox
+async def test_no_process_inside_sees_the_host_environment_or_a_real_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_upstream: tuple[Echo, int]
+) -> None:
+    _, port = http_upstream
+    canary = "canary-4d1e0b7f"
+    monkeypatch.setenv("SHIPMATE_TEST_CANARY", canary)
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    async with open_sandbox(spec, ca_dir=tmp_path / "ca") as sandbox:
+        result = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                "cat /proc/1/environ | tr '\\0' '\\n' | grep -c . ; ps -eo args; "
+                "for f in /proc/[0-9]*/environ; do echo \"== $f\"; tr '\\0' '\\n' < $f; done",
+            ]
+        )
+    out = result.stdout.decode()
+    assert result.exit_code == 0, result.stderr.decode()
+    assert int(out.splitlines()[0]) > 0  # PID 1 (bwrap) is readable, and has an environment
+    # bwrap and this shell; the bridge (socat) runs outside, in the sandbox's network namespace.
+    assert out.count("== /proc/") >= 2 and "socat" not in out
+    assert canary not in out and "SHIPMATE_TEST_CANARY" not in out
+    assert REAL not in out and "SHIPMATE_PLACEHOLDER_API_TOKEN_" in out
+
+
+@needs_sandbox
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_compressed_answers_cannot_carry_a_real_secret_back(
+    tmp_path: Path, scheme: str
+) -> None:
+    upstream_ca = CertificateAuthority.load_or_create(tmp_path / "upstream-ca")
+    tls = upstream_ca.leaf_context("127.0.0.2") if scheme == "https" else None
+    polite, stubborn = GzipEcho(), GzipEcho(stubborn=True)
+    servers = [
+        await asyncio.start_server(e.handle, "127.0.0.2", 0, ssl=tls) for e in (polite, stubborn)
+    ]
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    spec = _spec(
+        tmp_path, tuple(f"127.0.0.2:{p}" for p in ports), {"API_TOKEN": (REAL, "127.0.0.2")}
+    )
+    events: list[EgressEvent] = []
+    try:
+        async with open_sandbox(
+            spec,
+            audit=events.append,
+            ca_dir=tmp_path / "ca",
+            upstream_ssl=ssl.create_default_context(cadata=upstream_ca.cert_pem.decode()),
+        ) as sandbox:
+            curl = 'curl -sS --compressed -H "X-Key: $API_TOKEN" {}://127.0.0.2:{}/z'
+            honoured = await sandbox.exec(["bash", "-c", curl.format(scheme, ports[0])])
+            ignored = await sandbox.exec(["bash", "-c", curl.format(scheme, ports[1]) + " -i"])
+    finally:
+        for server in servers:
+            server.close()
+    assert honoured.exit_code == 0, honoured.stderr.decode()
+    assert b"echo:GET /z" in honoured.stdout and REAL.encode() not in honoured.stdout
+    assert b"SHIPMATE_PLACEHOLDER_API_TOKEN_" in honoured.stdout  # masked, then shown
+    (sent,) = polite.seen
+    assert f"X-Key: {REAL}".encode() in sent and b"Accept-Encoding: identity" in sent
+    assert b"gzip" not in sent.lower()
+    assert b"502 Bad Gateway" in ignored.stdout and b"Content-Encoding: gzip" in ignored.stdout
+    assert REAL.encode() not in ignored.stdout and b"\x1f\x8b" not in ignored.stdout
+    assert [e.allowed for e in events] == [True, False]
+
+
+@needs_sandbox
+@pytest.mark.parametrize("own_ca", [True, False])
+async def test_the_sandbox_sees_neither_the_proxy_socket_nor_the_ca_key(
+    tmp_path: Path, http_upstream: tuple[Echo, int], own_ca: bool
+) -> None:
+    _, port = http_upstream
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    ca_dir = tmp_path / "ca" if own_ca else None
+    async with open_sandbox(spec, ca_dir=ca_dir) as sandbox:
+        assert sandbox.egress_socket is not None
+        socket_path = sandbox.egress_socket
+        probe = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                f"ls -d {socket_path.parent} /run/shipmate 2>&1 | grep -c 'No such file'; "
+                "find / -path /proc -prune -o -type s -print 2>/dev/null | grep -c . ; "
+                "grep -rl 'PRIVATE KEY' /run /etc/ssl /tmp /home /workspace 2>/dev/null; "
+                f"curl -s -o /dev/null -w 'http=%{{http_code}}' http://127.0.0.2:{port}/",
+            ]
+        )
+        assert socket_path.is_socket()  # still there for the next command
+    out = probe.stdout.decode().split()
+    # The socket's folder (and the old mount point) are not there; no socket anywhere; no file
+    # with a private key anywhere the sandbox can look; the bridge on loopback still works.
+    assert out == ["2", "0", "http=200"], probe.stderr.decode()
+    if own_ca:
+        assert (tmp_path / "ca" / "ca.key").exists()  # the install's CA is kept
+
+
+@needs_sandbox
+async def test_https_to_a_refused_host_and_a_misdirected_placeholder_over_https(
+    tmp_path: Path, https_upstream: tuple[Echo, int, ssl.SSLContext]
+) -> None:
+    echo, port, upstream_ctx = https_upstream
+    events: list[EgressEvent] = []
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "api.example.com")})
+    async with open_sandbox(
+        spec, audit=events.append, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx
+    ) as sandbox:
+        refused = await sandbox.exec(["curl", "-sS", "https://example.org/"])
+        leak = await sandbox.exec(
+            ["bash", "-c", f'curl -sS -i -H "X-Key: $API_TOKEN" https://127.0.0.2:{port}/x']
+        )
+        fine = await sandbox.exec(["curl", "-sS", f"https://127.0.0.2:{port}/ok"])
+    assert refused.exit_code != 0 and b"CONNECT" in refused.stderr and b"403" in refused.stderr
+    assert b"403 Forbidden" in leak.stdout and b"API_TOKEN" in leak.stdout
+    assert b"echo:GET /ok" in fine.stdout
+    (only,) = echo.seen  # the misdirected request never left
+    assert only.startswith(b"GET /ok ")
+    assert [(e.host, e.allowed) for e in events] == [
+        ("example.org", False),
+        ("127.0.0.2", False),
+        ("127.0.0.2", True),
+    ]
+    assert "not on this task's allowlist" in events[0].reason
+    assert "placeholder for secret API_TOKEN" in events[1].reason
+
+
+@needs_sandbox
+async def test_python_and_git_trust_the_sandbox_ca_through_its_variables(
+    tmp_path: Path, https_upstream: tuple[Echo, int, ssl.SSLContext]
+) -> None:
+    echo, port, upstream_ctx = https_upstream
+    spec = _spec(tmp_path, (f"127.0.0.2:{port}",), {"API_TOKEN": (REAL, "127.0.0.2")})
+    url = f"https://127.0.0.2:{port}"
+    fetch = (
+        "import os, urllib.request\n"
+        "print(os.environ['SSL_CERT_FILE'], os.environ['REQUESTS_CA_BUNDLE'])\n"
+        f"print(urllib.request.urlopen('{url}/py').read().decode())\n"
+    )
+    other = CertificateAuthority.load_or_create(tmp_path / "other-ca").cert_pem
+    (spec.workspace / "other.pem").write_bytes(other)  # a CA that did not sign the leaf
+    async with open_sandbox(spec, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx) as sandbox:
+        python = await sandbox.exec(["python3", "-c", fetch])
+        git = await sandbox.exec(["bash", "-c", f"echo $GIT_SSL_CAINFO; git ls-remote {url}/repo"])
+        untrusted = await sandbox.exec(
+            [
+                "bash",
+                "-c",
+                f"GIT_SSL_CAINFO=other.pem GIT_SSL_CAPATH=/none git ls-remote {url}/r2",
+            ]
+        )
+    assert python.exit_code == 0, python.stderr.decode()
+    assert python.stdout.decode().startswith(
+        "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\necho:GET /py "
+    )
+    assert git.stdout.startswith(b"/etc/ssl/certs/ca-certificates.crt\n")
+    assert b"SSL certificate" not in git.stderr and b"certificate" not in git.stderr
+    assert untrusted.exit_code != 0 and b"certificate verification failed" in untrusted.stderr
+    paths = [head.split(b" ")[1] for head in echo.seen]
+    assert paths == [b"/py", b"/repo/info/refs?service=git-upload-pack"]

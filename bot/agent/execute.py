@@ -5,7 +5,8 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,28 @@ from bot.config import RepoConfig
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.checkout import Checkout, diff
+from bot.sandbox.setup import DependencyCache, run_setup
 from bot.tree_scan import scan_tree
 
 log = structlog.get_logger("shipmate.execute")
+
+
+def repo_secrets(config: RepoConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The repository's `secrets:` (NAME -> host) with their real values from the host's
+    environment variable of the same name; a name the host does not set is left out."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, host in config.secrets.items():
+        value = environ.get(name)
+        if not value:
+            log.warning(
+                "secret.missing",
+                secret=name,
+                host=host,
+                detail=f"the host has no environment variable {name}; the sandbox runs without it",
+            )
+            continue
+        found[name] = (value, host)
+    return found
 
 
 @dataclass
@@ -57,17 +77,29 @@ async def execute(
     store: Any | None,
     run_id: str,
     allow_hosts: Sequence[str] = (),
+    # None: the repository's `secrets:` with values from the host; {} (a fork): none at all.
     secrets: dict[str, tuple[str, str]] | None = None,
     ca_dir: Path | None = None,
     on_tests: Callable[[], Awaitable[None]] | None = None,
 ) -> Execution:
     done = Execution()
+    if secrets is None:
+        secrets = repo_secrets(config, os.environ)
+    transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
+    deps = (
+        DependencyCache(checkout.cache_root / "deps").mount(checkout.repo_key, checkout.tree)
+        if config.setup
+        else None
+    )
+    layered_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
     spec = SandboxSpec(
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
         ro_binds=checkout.ro_binds,
+        rw_binds=rw_deps,
+        layered_binds=layered_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
-        secrets=secrets or {},
+        secrets=secrets,
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,
     )
@@ -112,13 +144,14 @@ async def execute(
         log.warning("checkout.secrets", run_id=run_id, findings=where)
 
     async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
-        for command in config.setup:
-            setup = await sandbox.exec(
-                ["bash", "-lc", command], timeout_seconds=budget.remaining() or 1
+        if deps is not None:
+            results = await run_setup(
+                sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())
             )
-            if setup.exit_code != 0:
-                done.reason = f"the setup command failed: {command}"
+            if results[-1].exit_code != 0:
+                done.reason = f"the setup command failed: {config.setup[len(results) - 1]}"
                 return done
+            deps.complete()
         tools = Tools(sandbox, known_secrets=found.values)
         agent = Agent(model, tools, budget, transcript=transcript, on_call=record)
         outcome = await agent.run(

@@ -5,6 +5,7 @@ bubblewrap) with the egress proxy when the task may reach the network, or raises
 from __future__ import annotations
 
 import contextlib
+import shutil
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -50,13 +51,19 @@ async def open_sandbox(
         raise SandboxUnavailable(f"the {backend} backend is not available on this host")
     sandbox = BwrapSandbox(spec, bwrap=bwrap)
     proxy = None
+    private: list[Path] = []
     try:
         if spec.allow_hosts or spec.secrets:
             from bot.sandbox.ca import CertificateAuthority
             from bot.sandbox.proxy import EgressProxy
 
             socket_dir = Path(tempfile.mkdtemp(prefix="shipmate-egress-"))
-            ca = CertificateAuthority.load_or_create(ca_dir or socket_dir / "ca")
+            private.append(socket_dir)
+            if ca_dir is None:
+                # No install-wide CA given: a throwaway one, kept apart from anything mounted.
+                ca_dir = Path(tempfile.mkdtemp(prefix="shipmate-ca-"))
+                private.append(ca_dir)
+            ca = CertificateAuthority.load_or_create(ca_dir)
             proxy = EgressProxy(
                 socket_path=socket_dir / "egress.sock",
                 allow_hosts=spec.allow_hosts,
@@ -67,7 +74,7 @@ async def open_sandbox(
                 upstream_ssl=upstream_ssl,
             )
             await proxy.start()
-            sandbox.socket_dir = socket_dir
+            sandbox.egress_socket = proxy.socket_path
             sandbox.bridge_port = BRIDGE_PORT
             sandbox.ca_bundle = proxy.ca_bundle_path
             sandbox.extra_env.update(
@@ -77,7 +84,6 @@ async def open_sandbox(
     finally:
         if proxy is not None:
             await proxy.stop()
-            import shutil
-
-            shutil.rmtree(proxy.socket_path.parent, ignore_errors=True)
+        for folder in private:
+            shutil.rmtree(folder, ignore_errors=True)
         await sandbox.close()

@@ -51,6 +51,9 @@ class SandboxSpec:
     # Extra mounts: host path -> path inside.
     ro_binds: Mapping[Path, str] = field(default_factory=dict)
     rw_binds: Mapping[Path, str] = field(default_factory=dict)
+    # Host folders shown writable inside while never written: the task's writes land on its
+    # own disk (an overlay) and are dropped with the sandbox. Host path -> path inside.
+    layered_binds: Mapping[Path, str] = field(default_factory=dict)
     task_id: str = "adhoc"
     # When set, /workspace is a copy-on-write overlay over this read-only tree (a cached
     # checkout) instead of a bind of `workspace`; the task's changes live in its own upper layer.

@@ -72,6 +72,16 @@ class Checkout:
     mirror: Path
 
     @property
+    def repo_key(self) -> str:
+        """The repository's key in the cache (its mirror is `<key>.git`)."""
+        return self.mirror.name.removesuffix(".git")
+
+    @property
+    def cache_root(self) -> Path:
+        """The CheckoutCache root this checkout came from (mirrors/ and trees/ are in it)."""
+        return self.mirror.parent.parent
+
+    @property
     def ro_binds(self) -> dict[Path, str]:
         # The tree's .git borrows objects from the mirror (alternates): the sandbox needs to
         # read them, at the same path, to run git (diff, status, log) inside.

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bot.config import Settings
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import EXIT_SANDBOX_FAILED, Limits, SandboxSpec, SandboxUnavailable
 
@@ -32,6 +33,12 @@ def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
     return table
 
 
+def _ca_dir() -> Path:
+    """The install's CA, where `shipmate serve` and `shipmate run` keep it (data dir)."""
+    data_dir = os.environ.get("SHIPMATE_DATA_DIR") or str(Settings.model_fields["data_dir"].default)
+    return Path(data_dir).resolve() / "cache" / "ca"
+
+
 async def _run(
     args: argparse.Namespace, command: list[str], workdir: Path, temporary: str | None
 ) -> int:
@@ -47,7 +54,7 @@ async def _run(
         task_id="exec",
     )
     try:
-        async with open_sandbox(spec, backend=args.backend) as sandbox:
+        async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
             stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
             result = await sandbox.exec(command, stdin=stdin or None)
     finally:

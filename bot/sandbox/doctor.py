@@ -53,6 +53,14 @@ def checks() -> list[tuple[str, bool, str]]:
     )
     seccomp = _read("/proc/sys/kernel/seccomp/actions_avail")
     found.append(("seccomp", seccomp is not None, seccomp or "not available"))
+    tools = [name for name in ("unshare", "nsenter", "mount") if shutil.which(name) is None]
+    found.append(
+        (
+            "util-linux (unshare, nsenter, mount)",
+            not tools,
+            "present" if not tools else f"missing {', '.join(tools)}: apt-get install util-linux",
+        )
+    )
     socat = shutil.which("socat")
     found.append(
         ("socat (egress bridge)", bool(socat), socat or "not installed: apt-get install socat")
@@ -65,5 +73,5 @@ def doctor() -> int:
     width = max(len(name) for name, _, _ in rows)
     for name, ok, detail in rows:
         print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
-    essential = {"bubblewrap", "namespaces"}
+    essential = {"bubblewrap", "namespaces", "util-linux (unshare, nsenter, mount)"}
     return 0 if all(ok for name, ok, _ in rows if name in essential) else 1

@@ -37,9 +37,12 @@ class CgroupSet:
                     key, _, value = line.partition(" ")
                     if key == "oom_kill" and int(value) > 0:
                         return True
+            # cgroup v1: memory.failcnt stays 0 when the memory+swap limit is the one hit.
             with contextlib.suppress(OSError, ValueError):
-                if int((d / "memory.failcnt").read_text()) > 0:
-                    return True
+                for line in (d / "memory.oom_control").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value) > 0:
+                        return True
         return False
 
     def kill_all(self) -> None:
@@ -76,40 +79,92 @@ def detect(root: Path = CGROUP_ROOT) -> str:
     return "none"
 
 
+def own_path(controller: str, proc_self_cgroup: str) -> str:
+    """This process's cgroup for `controller` ("" for the v2 hierarchy), from the text of
+    /proc/self/cgroup."""
+    for line in proc_self_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        names = controllers.split(",") if controllers else []
+        if (not controller and not names) or controller in names:
+            return path
+    return "/"
+
+
+def _parents(root: Path, controller: str, proc_self_cgroup: str) -> list[Path]:
+    """Where to make sandbox cgroups: under our own cgroup (the service's, so its limits and
+    accounting cover its sandboxes), else at the top of the hierarchy."""
+    own = own_path(controller, proc_self_cgroup).strip("/")
+    top = root / controller if controller else root
+    return [top / own / "shipmate", top / "shipmate"] if own else [top / "shipmate"]
+
+
+def _make_v2(parent: Path, name: str, memory_mib: int | None, max_processes: int | None) -> Path:
+    parent.mkdir(exist_ok=True)
+    with contextlib.suppress(OSError):
+        (parent.parent / "cgroup.subtree_control").write_text("+memory +pids")
+    with contextlib.suppress(OSError):
+        (parent / "cgroup.subtree_control").write_text("+memory +pids")
+    group = parent / name
+    group.mkdir()
+    try:
+        if memory_mib:
+            (group / "memory.max").write_text(str(memory_mib * 1024 * 1024))
+            with contextlib.suppress(OSError):
+                (group / "memory.swap.max").write_text("0")
+        if max_processes:
+            (group / "pids.max").write_text(str(max_processes))
+    except OSError:
+        group.rmdir()
+        raise
+    return group
+
+
+def _make_v1(memory: Path, pids: Path, memory_mib: int | None, max_processes: int | None) -> None:
+    memory.mkdir(parents=True)
+    try:
+        pids.mkdir(parents=True)
+    except OSError:
+        memory.rmdir()
+        raise
+    try:
+        if memory_mib:
+            limit = str(memory_mib * 1024 * 1024)
+            (memory / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):
+                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+        if max_processes:
+            (pids / "pids.max").write_text(str(max_processes))
+    except OSError:
+        memory.rmdir()
+        pids.rmdir()
+        raise
+
+
+def _proc_self_cgroup() -> str:
+    try:
+        return Path("/proc/self/cgroup").read_text()
+    except OSError:
+        return ""
+
+
 def create(
     memory_mib: int | None, max_processes: int | None, root: Path = CGROUP_ROOT
 ) -> CgroupSet:
     """A fresh cgroup (set) with the limits applied, or kind "none" when none can be made."""
     kind = detect(root)
     name = f"shipmate-{uuid.uuid4().hex[:12]}"
-    try:
-        if kind == "v2":
-            parent = root / "shipmate"
-            parent.mkdir(exist_ok=True)
+    mine = _proc_self_cgroup()
+    if kind == "v2":
+        for parent in _parents(root, "", mine):
             with contextlib.suppress(OSError):
-                (parent / "cgroup.subtree_control").write_text("+memory +pids")
-            group = parent / name
-            group.mkdir()
-            if memory_mib:
-                (group / "memory.max").write_text(str(memory_mib * 1024 * 1024))
-                with contextlib.suppress(OSError):
-                    (group / "memory.swap.max").write_text("0")
-            if max_processes:
-                (group / "pids.max").write_text(str(max_processes))
-            return CgroupSet("v2", (group,))
-        if kind == "v1":
-            memory = root / "memory" / "shipmate" / name
-            pids = root / "pids" / "shipmate" / name
-            memory.mkdir(parents=True)
-            pids.mkdir(parents=True)
-            if memory_mib:
-                limit = str(memory_mib * 1024 * 1024)
-                (memory / "memory.limit_in_bytes").write_text(limit)
-                with contextlib.suppress(OSError):
-                    (memory / "memory.memsw.limit_in_bytes").write_text(limit)
-            if max_processes:
-                (pids / "pids.max").write_text(str(max_processes))
-            return CgroupSet("v1", (memory, pids))
-    except OSError:
-        pass
+                return CgroupSet("v2", (_make_v2(parent, name, memory_mib, max_processes),))
+    if kind == "v1":
+        memory_parents = _parents(root, "memory", mine)
+        pids_parents = _parents(root, "pids", mine)
+        # Ours first, then the top, for both controllers together.
+        pairs = [(memory_parents[0], pids_parents[0]), (memory_parents[-1], pids_parents[-1])]
+        for memory, pids in pairs:
+            with contextlib.suppress(OSError):
+                _make_v1(memory / name, pids / name, memory_mib, max_processes)
+                return CgroupSet("v1", (memory / name, pids / name))
     return CgroupSet("none", ())

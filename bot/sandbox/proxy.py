@@ -138,6 +138,24 @@ _REASONS = {
 }
 
 
+async def _response_head(reader: asyncio.StreamReader) -> bytes:
+    """The upstream's status line and headers (all of what it sent if it closed early)."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial
+    except asyncio.LimitOverrunError:
+        raise ProxyError(502, "the upstream's response headers are too large") from None
+
+
+def _content_encoding(response_head: bytes) -> str:
+    for line in response_head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-encoding":
+            return value.strip().lower()
+    return ""
+
+
 class EgressProxy:
     def __init__(
         self,
@@ -261,9 +279,11 @@ class EgressProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _refuse(self, host: str, port: int, method: str, reason: str) -> ProxyError:
+    def _refuse(
+        self, host: str, port: int, method: str, reason: str, status: int = 403
+    ) -> ProxyError:
         self._record(host, port, method, 0, 0, False, reason)
-        return ProxyError(403, reason)
+        return ProxyError(status, reason)
 
     def _check(self, host: str, port: int, method: str) -> None:
         if not self.allowlist.allows(host, port):
@@ -350,6 +370,10 @@ class EgressProxy:
             for k, v in head.headers
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
         ]
+        if self.table:
+            # The masker reads the response as sent: a compressed body would hide a real value.
+            headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
+            headers.append(("Accept-Encoding", "identity"))
         outgoing_head = "".join(f"{k}: {v}\r\n" for k, v in headers)
         wrong = placeholders.misdirected(
             (path + outgoing_head).encode("latin-1", "replace") + body, host, self.table
@@ -387,6 +411,19 @@ class EgressProxy:
         try:
             up_writer.write(request_head + body)
             await up_writer.drain()
+            response_head = await asyncio.wait_for(_response_head(up_reader), TIMEOUT)
+            received += len(response_head)
+            encoding = _content_encoding(response_head)
+            if self.table and encoding not in ("", "identity"):
+                raise self._refuse(
+                    host,
+                    port,
+                    head.method,
+                    f"{host} answered with Content-Encoding: {encoding} although asked for "
+                    "identity; a compressed body cannot be checked for secrets, so it was blocked",
+                    status=502,
+                )
+            writer.write(masker.feed(response_head))
             while chunk := await asyncio.wait_for(up_reader.read(65536), TIMEOUT):
                 received += len(chunk)
                 writer.write(masker.feed(chunk))

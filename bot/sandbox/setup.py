@@ -1,6 +1,6 @@
 """The repository's `setup:` step (install dependencies) and the per-repository dependency cache
 it fills: keyed by the hash of the lock files, written by the first task that needs it, then
-mounted read-only into every later task with the same lock files."""
+shown to every later task with the same lock files as a layer whose writes are dropped."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class CacheMount:
     writable: bool
 
     def binds(self) -> tuple[dict[Path, str], dict[Path, str]]:
-        """(read-only binds, read-write binds) for the SandboxSpec."""
+        """(layered binds, read-write binds) for the SandboxSpec. A filled cache is layered:
+        tools see it writable (pip turns a read-only cache off), the cache is never changed."""
         if self.writable:
             return {}, {self.path: INSIDE_CACHE}
         return {self.path: INSIDE_CACHE}, {}
