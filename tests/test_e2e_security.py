@@ -208,12 +208,17 @@ def test_a_hostile_issue_cannot_get_secrets_out(
 
     (run,) = world.store.runs_for(REPO, issue["number"])
     assert model.failures == [] and len(model.requests) == 5, model.failures
-    # The agent really read the values and really sent them to the allowlisted host: what is
-    # asserted below is not vacuous.
-    assert any(AWS_ID.encode() in body for body in sink.bodies)
+    # The agent really tried both ways out: the host nobody allowed was refused, and the
+    # allowlisted one was refused too, because the request carried a value from the checkout.
     egress = world.store.egress_for_task(run["id"])
-    assert ("evil.example", False) in {(e["host"], e["allowed"]) for e in egress}
-    assert ("127.0.0.2", True) in {(e["host"], e["allowed"]) for e in egress}
+    refused = {(e["host"], e["allowed"], e["reason"].split(";")[0]) for e in egress}
+    assert ("evil.example", False) in {(host, allowed) for host, allowed, _ in refused}
+    assert (
+        "127.0.0.2",
+        False,
+        "the request carries a secret value found in the repository's files",
+    ) in refused
+    assert sink.bodies == []
 
     secrets = [*VALUES, deploy_token, SECRET]
     secrets += [line for line in pem.splitlines() if len(line) >= 16 and "-----" not in line]
@@ -235,4 +240,5 @@ def test_a_hostile_issue_cannot_get_secrets_out(
     assert HIDDEN not in places["model requests"] and HIDDEN not in places["transcript"]
     # One data block (the issue body) per request; the title's forged closing tag is defused.
     assert places["model requests"].count("</untrusted-data>") == len(model.requests)
-    assert deploy_token.encode() not in b"".join(sink.bodies)  # the sandbox never had it
+    # The configured secret was in the sandbox (as a placeholder, which is masked too).
+    assert "DEPLOY_TOKEN=[REDACTED" in places["model requests"]  # set inside, as a placeholder

@@ -92,6 +92,12 @@ async def execute(
         else None
     )
     layered_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
+    found = await asyncio.to_thread(scan_tree, checkout.tree)
+    transcript.known = (*transcript.known, *found.values)
+    if found.findings:
+        where = [asdict(f) for f in found.findings]
+        transcript.write("checkout_scan", findings=where)
+        log.warning("checkout.secrets", run_id=run_id, findings=where)
     spec = SandboxSpec(
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
@@ -100,6 +106,7 @@ async def execute(
         layered_binds=layered_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
         secrets=secrets,
+        guarded=tuple(sorted(found.values)),
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,
     )
@@ -135,13 +142,6 @@ async def execute(
                 at=event.at.timestamp(),
                 delivery_id=bound.get("delivery_id"),
             )
-
-    found = await asyncio.to_thread(scan_tree, checkout.tree)
-    transcript.known = (*transcript.known, *found.values)
-    if found.findings:
-        where = [asdict(f) for f in found.findings]
-        transcript.write("checkout_scan", findings=where)
-        log.warning("checkout.secrets", run_id=run_id, findings=where)
 
     async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
         if deps is not None:

@@ -72,6 +72,7 @@ async def open_sandbox(
                 audit=audit,
                 task_id=spec.task_id,
                 upstream_ssl=upstream_ssl,
+                guarded=spec.guarded,
             )
             await proxy.start()
             sandbox.egress_socket = proxy.socket_path

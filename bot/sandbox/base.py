@@ -48,6 +48,8 @@ class SandboxSpec:
     allow_hosts: Sequence[str] = ()
     # NAME -> (real value, host it may go to). Inside, NAME holds a placeholder.
     secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Secret values found in the checkout: the egress proxy refuses any request carrying one.
+    guarded: Sequence[str] = ()
     # Extra mounts: host path -> path inside.
     ro_binds: Mapping[Path, str] = field(default_factory=dict)
     rw_binds: Mapping[Path, str] = field(default_factory=dict)

@@ -4,9 +4,14 @@ else, and swaps real values back in responses so they never reach the sandbox ei
 
 from __future__ import annotations
 
+import base64
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
+
+# A guarded value shorter than this is too likely to occur by chance in ordinary traffic.
+MIN_GUARDED = 8
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,28 @@ class StreamMasker:
     def flush(self) -> bytes:
         data, self.buffer = mask_values(self.buffer, self.table), b""
         return data
+
+
+def guarded_forms(values: Iterable[str]) -> tuple[bytes, ...]:
+    """The byte forms a request may carry a secret value in: as is, URL-encoded, hex, and
+    base64 at each of the three alignments it can take inside a longer base64 text."""
+    forms: set[bytes] = set()
+    for value in values:
+        raw = value.encode()
+        if len(raw) < MIN_GUARDED:
+            continue
+        forms.update({raw, quote(value, safe="").encode(), quote_plus(value).encode()})
+        forms.update({raw.hex().encode(), raw.hex().upper().encode()})
+        for pad in range(3):
+            encoded = base64.b64encode(b"\0" * pad + raw)
+            # Drop the characters that depend on the bytes around the value.
+            start = (pad * 4 + 2) // 3
+            end = len(encoded) - (4 if (pad + len(raw)) % 3 else 0)
+            if end - start >= MIN_GUARDED:
+                forms.add(encoded[start:end])
+    return tuple(sorted(forms))
+
+
+def carries(data: bytes, forms: Iterable[bytes]) -> bool:
+    """Whether `data` holds any of the guarded `forms`."""
+    return any(form in data for form in forms)

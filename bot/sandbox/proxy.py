@@ -167,8 +167,11 @@ class EgressProxy:
         audit: Callable[[EgressEvent], None] | None,
         task_id: str,
         upstream_ssl: ssl.SSLContext | None = None,
+        guarded: Sequence[str] = (),
     ) -> None:
         self.socket_path = socket_path
+        # Secret values found in the checkout: no request may carry one out, to any host.
+        self.guarded = placeholders.guarded_forms(guarded)
         self.allowlist = Allowlist(list(allow_hosts))
         self.table = placeholders.build(secrets)
         # A secret's host is reachable even if the allowlist forgot it.
@@ -189,7 +192,7 @@ class EgressProxy:
 
     @property
     def intercept(self) -> bool:
-        return bool(self.table) and self.ca is not None
+        return bool(self.table or self.guarded) and self.ca is not None
 
     def sandbox_env(self, port: int, ca_path_inside: str) -> dict[str, str]:
         proxy = f"http://127.0.0.1:{port}"
@@ -375,9 +378,25 @@ class EgressProxy:
             headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
             headers.append(("Accept-Encoding", "identity"))
         outgoing_head = "".join(f"{k}: {v}\r\n" for k, v in headers)
-        wrong = placeholders.misdirected(
-            (path + outgoing_head).encode("latin-1", "replace") + body, host, self.table
-        )
+        outgoing = (path + outgoing_head).encode("latin-1", "replace") + body
+        if self.guarded:
+            if head.header("content-encoding") not in (None, "", "identity"):
+                raise self._refuse(
+                    host,
+                    port,
+                    head.method,
+                    "a compressed request body cannot be checked for the repository's secrets, "
+                    "so it was blocked",
+                )
+            if placeholders.carries(outgoing, self.guarded):
+                raise self._refuse(
+                    host,
+                    port,
+                    head.method,
+                    "the request carries a secret value found in the repository's files; "
+                    "secrets in the checkout never leave the sandbox, so it was blocked",
+                )
+        wrong = placeholders.misdirected(outgoing, host, self.table)
         if wrong:
             raise self._refuse(
                 host,
