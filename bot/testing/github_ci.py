@@ -177,20 +177,20 @@ def _create_status(
         "created_at": now_iso(),
         "updated_at": now_iso(),
         "creator": gh._user(gh._bot(token)),
-        "repo": repo,
-        "sha": sha,
+        "_repo": repo,
+        "_sha": sha,
     }
     gh.state.statuses.append(status)
-    return gh._json({k: v for k, v in status.items() if k not in ("repo", "sha")}, 201)
+    return gh._json(public(status), 201)
 
 
 def _commit_status(gh: GitHubStandIn, request: Request, repo: str, sha: str, kind: str) -> Response:
-    mine = [s for s in gh.state.statuses if s["repo"] == repo and s["sha"] == sha]
-    public = [{k: v for k, v in s.items() if k not in ("repo", "sha")} for s in reversed(mine)]
+    mine = [public(s) for s in gh.state.statuses if s["_repo"] == repo and s["_sha"] == sha]
+    newest_first = list(reversed(mine))
     if kind == "statuses":
-        return gh._paginate(request, public)
+        return gh._paginate(request, newest_first)
     latest: dict[str, dict[str, Any]] = {}
-    for status in public:
+    for status in newest_first:
         latest.setdefault(str(status["context"]), status)
     states = [s["state"] for s in latest.values()]
     overall = (

@@ -53,24 +53,10 @@ def issues(
     if len(rest) == 1 and method == "GET":
         return gh._json(target)
     if rest[1:] == ["comments"] and method == "POST":
-        comment = {
-            "id": gh.next_id(),
-            "repo": repo,
-            "issue": number,
-            "body": body.get("body", ""),
-            "user": gh._user(gh._bot(token)),
-            "created_at": now_iso(),
-            "updated_at": now_iso(),
-            "html_url": f"{gh.url}/{repo}/issues/{number}#comment",
-        }
-        state.comments[comment["id"]] = comment
+        comment = gh.create_comment(repo, number, body.get("body", ""), gh._bot(token))
         return gh._json(_comment_json(comment), 201)
     if rest[1:] == ["comments"] and method == "GET":
-        listed = [
-            _comment_json(c)
-            for c in state.comments.values()
-            if c["repo"] == repo and c["issue"] == number
-        ]
+        listed = [_comment_json(c) for c in gh.comments_on(repo, number)]
         return gh._paginate(request, listed)
     if rest[1] == "labels":
         if method == "POST":
