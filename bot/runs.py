@@ -134,10 +134,7 @@ class PlanWatch:
         )
         if not self.seen:
             self.seen = True
-            text = "\n".join(
-                str(b.get("text") or "") for b in reply.content if b.get("type") == "text"
-            )
-            await self.on_plan(text.strip())
+            await self.on_plan(reply.text)
         return reply
 
     async def close(self) -> None:
