@@ -62,6 +62,11 @@ def lock_key(repo: str, number: int) -> str:
     return f"{repo}#{number}"
 
 
+def sticky_key(repo: str, number: int) -> str:
+    """The key in the marker of the task's sticky comment: `owner-name-number`."""
+    return f"{repo.replace('/', '-')}-{number}"
+
+
 def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in TASK_FIELDS if k in payload}
 
@@ -160,7 +165,7 @@ class Run:
 
     @property
     def key(self) -> str:
-        return f"{self.repo_name.replace('/', '-')}-{self.number}"
+        return sticky_key(self.repo_name, self.number)
 
     def progress(self, stage: str, **extra: Any) -> Progress:
         return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]
