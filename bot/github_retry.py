@@ -43,10 +43,11 @@ def root_cause(exc: BaseException) -> BaseException:
 def rate_limited(response: httpx.Response) -> bool:
     """GitHub's primary or secondary rate limit, as opposed to a 403 that will not change.
     A 429 always is one, even bare (no headers, a plain "Too Many Requests")."""
-    if response.status_code == 429:
-        return True
-    if response.status_code != 403:
-        return False
+    return response.status_code == 429 or (response.status_code == 403 and _limit_signs(response))
+
+
+def _limit_signs(response: httpx.Response) -> bool:
+    """The answer says when to retry, or is the secondary limit's text."""
     return _says_when(response) or _secondary_text(response)
 
 
@@ -113,11 +114,7 @@ class RetryPolicy:
         now = self.clock() if now is None else now
         exc = root_cause(exc) if exc is not None else None
         response = exc.response.raw_response if isinstance(exc, RequestFailed) else None
-        if (
-            response is not None
-            and rate_limited(response)
-            and (_says_when(response) or _secondary_text(response))
-        ):
+        if response is not None and response.status_code in (403, 429) and _limit_signs(response):
             headers = response.headers
             seconds: float | None = None
             if retry_after := headers.get("retry-after"):

@@ -62,6 +62,11 @@ def lock_key(repo: str, number: int) -> str:
     return f"{repo}#{number}"
 
 
+def sticky_key(repo: str, number: int) -> str:
+    """The key in the marker of the task's sticky comment: `owner-name-number`."""
+    return f"{repo.replace('/', '-')}-{number}"
+
+
 def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in TASK_FIELDS if k in payload}
 
@@ -134,10 +139,7 @@ class PlanWatch:
         )
         if not self.seen:
             self.seen = True
-            text = "\n".join(
-                str(b.get("text") or "") for b in reply.content if b.get("type") == "text"
-            )
-            await self.on_plan(text.strip())
+            await self.on_plan(reply.text)
         return reply
 
     async def close(self) -> None:
@@ -163,7 +165,7 @@ class Run:
 
     @property
     def key(self) -> str:
-        return f"{self.repo_name.replace('/', '-')}-{self.number}"
+        return sticky_key(self.repo_name, self.number)
 
     def progress(self, stage: str, **extra: Any) -> Progress:
         return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]

@@ -328,6 +328,12 @@ class TreeScan:
 MIN_KNOWN_LINE = 16
 
 
+def long_lines(value: str) -> set[str]:
+    """The lines of `value`, stripped, that are long enough to redact on their own (a line of a
+    key block printed alone)."""
+    return {line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE}
+
+
 def secret_values(text: str, findings: Iterable[Finding]) -> set[str]:
     """The exact secret strings behind `findings`; a multi-line secret (a key block) also gives
     each of its long lines, so a command that prints one line of it is still redacted."""
@@ -336,9 +342,7 @@ def secret_values(text: str, findings: Iterable[Finding]) -> set[str]:
         value = text[finding.start : finding.end]
         values.add(value)
         if "\n" in value:
-            values.update(
-                line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE
-            )
+            values |= long_lines(value)
     return values
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from bot.security import MIN_KNOWN_LINE, redact
+from bot.security import long_lines, redact
 
 _SENSITIVE = ("token", "secret", "password", "private_key", "authorization", "api_key")
 
@@ -34,9 +34,7 @@ def known_values(values: Iterable[str]) -> tuple[str, ...]:
         if not value:
             continue
         found.add(value)
-        found.update(
-            line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE
-        )
+        found |= long_lines(value)
     return tuple(sorted(found))
 
 

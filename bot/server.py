@@ -30,14 +30,8 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
     queue = SQLQueue(store)
     from handlers import router
 
-    worker = Worker(
-        queue,
-        job_handlers(settings, store, queue, router=router),
-        concurrency=settings.worker_concurrency,
-        dedicated={"webhook": settings.webhook_concurrency},
-        lease_seconds=settings.job_lease_seconds,
-        delivery_fields=store.delivery_log_fields,
-    )
+    jobs = job_handlers(settings, store, queue, router=router)
+    worker = Worker.from_settings(settings, queue, jobs, store.delivery_log_fields)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

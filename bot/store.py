@@ -403,7 +403,7 @@ class Store:
             if jobs:
                 columns = ", ".join(JOB_COLUMNS)
                 cursor.executemany(
-                    f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * 9)})",  # noqa: S608
+                    f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})",  # noqa: S608
                     jobs,
                 )
         finally:

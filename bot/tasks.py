@@ -9,7 +9,7 @@ from bot.commands import VERBS, help_text
 from bot.context import Context
 from bot.github import RepoClient
 from bot.render import Progress, sticky_comment
-from bot.runs import lock_key
+from bot.runs import lock_key, sticky_key
 
 WRITERS = ("admin", "maintain", "write")
 EVERYONE = "*"  # the refusal is recorded per thread, not per user
@@ -146,10 +146,8 @@ async def enqueue_run(
         return False
     sticky: int | None = None
     if not quiet:
-        sticky_key = key.replace("/", "-").replace("#", "-")
-        sticky = await repo.comment(
-            number, sticky_comment(Progress(key=sticky_key, verb=verb, stage="queued"))
-        )
+        queued = Progress(key=sticky_key(context.repository, number), verb=verb, stage="queued")
+        sticky = await repo.comment(number, sticky_comment(queued))
     payload = {
         "repo": context.repository,
         "number": number,

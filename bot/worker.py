@@ -82,6 +82,24 @@ class Worker:
         self.wake = asyncio.Event()
         self.delivery_fields = delivery_fields
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        queue: Queue,
+        handlers: Mapping[str, JobHandler],
+        delivery_fields: DeliveryFields | None = None,
+    ) -> Worker:
+        """The worker `serve` and `worker` run: shared slots, webhook-only slots, the lease."""
+        return cls(
+            queue,
+            handlers,
+            concurrency=settings.worker_concurrency,
+            dedicated={"webhook": settings.webhook_concurrency},
+            lease_seconds=settings.job_lease_seconds,
+            delivery_fields=delivery_fields,
+        )
+
     def notify(self) -> None:
         """A job was just enqueued: look now instead of at the next poll."""
         self.wake.set()
@@ -225,13 +243,8 @@ def run_worker(settings: Settings) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        worker = Worker(
-            queue,
-            job_handlers(settings, store, queue),
-            concurrency=settings.worker_concurrency,
-            dedicated={"webhook": settings.webhook_concurrency},
-            lease_seconds=settings.job_lease_seconds,
-            delivery_fields=store.delivery_log_fields,
+        worker = Worker.from_settings(
+            settings, queue, job_handlers(settings, store, queue), store.delivery_log_fields
         )
         log.info("worker.started", worker_id=worker.worker_id)
         await worker.run(stop)

@@ -27,8 +27,18 @@ async def _ours(context: Context, pulls: list[dict[str, Any]]) -> dict[str, Any]
     return None
 
 
-def _not_for_us(context: Context, app: str | None) -> bool:
+async def _failed_head(context: Context, item: dict[str, Any]) -> dict[str, Any] | None:
+    """The Shipmate pull request whose current head `item` (a check run, check suite or
+    workflow run) failed on."""
+    if item.get("conclusion") not in FAILED:
+        return None
+    pull = await _ours(context, item.get("pull_requests") or [])
+    return pull if pull is not None and pull["head"]["sha"] == item.get("head_sha") else None
+
+
+def _not_for_us(context: Context, item: dict[str, Any]) -> bool:
     """Our own checks, and Actions' checks (its workflow_run covers them)."""
+    app = (item.get("app") or {}).get("slug")
     return app in (ACTIONS, context.settings.app_slug or "shipmate")
 
 
@@ -40,11 +50,10 @@ def _output_text(output: dict[str, Any] | None) -> str:
 @router.register("check_run", action="completed")
 async def check_run_failed(context: Context) -> None:
     run = context.payload.get("check_run") or {}
-    app = (run.get("app") or {}).get("slug")
-    if run.get("conclusion") not in FAILED or _not_for_us(context, app):
+    if _not_for_us(context, run):
         return
-    pull = await _ours(context, run.get("pull_requests") or [])
-    if pull is None or pull["head"]["sha"] != run.get("head_sha"):
+    pull = await _failed_head(context, run)
+    if pull is None:
         return
     name = str(run.get("name"))
     await repair(
@@ -60,11 +69,10 @@ async def check_run_failed(context: Context) -> None:
 @router.register("check_suite", action="completed")
 async def check_suite_failed(context: Context) -> None:
     suite = context.payload.get("check_suite") or {}
-    app = (suite.get("app") or {}).get("slug")
-    if suite.get("conclusion") not in FAILED or _not_for_us(context, app):
+    if _not_for_us(context, suite):
         return
-    pull = await _ours(context, suite.get("pull_requests") or [])
-    if pull is None or pull["head"]["sha"] != suite.get("head_sha"):
+    pull = await _failed_head(context, suite)
+    if pull is None:
         return
     repo = await context.repo()
     failed = [r for r in await repo.suite_check_runs(int(suite["id"])) if r.conclusion in FAILED]
@@ -90,10 +98,8 @@ async def _workflow_log(repo: RepoClient, run_id: int) -> str:
 @router.register("workflow_run", action="completed")
 async def workflow_run_failed(context: Context) -> None:
     run = context.payload.get("workflow_run") or {}
-    if run.get("conclusion") not in FAILED:
-        return
-    pull = await _ours(context, run.get("pull_requests") or [])
-    if pull is None or pull["head"]["sha"] != run.get("head_sha"):
+    pull = await _failed_head(context, run)
+    if pull is None:
         return
     repo = await context.repo()
     name = str(run.get("name") or "workflow")

@@ -28,6 +28,7 @@ from bot.sandbox import limits
 from bot.sandbox.checkout import CheckoutCache, git
 from bot.store import Store
 from bot.testing.anthropic import MessagesStandIn, Turn
+from tests.scripts import edit_add
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,10 +116,7 @@ def test_a_scripted_model_fixes_the_failing_test(
 
     def after_first_test_run(request: dict[str, Any]) -> Turn:
         seen["first"] = _last_tool_result(request)["content"]
-        return Turn.tool_use(
-            "str_replace_based_edit_tool",
-            {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
-        )
+        return edit_add()
 
     def after_second_test_run(request: dict[str, Any]) -> Turn:
         seen["second"] = _last_tool_result(request)["content"]
@@ -387,15 +385,7 @@ def test_shipmate_run_json_contract(repo: Path, tmp_path: Path, model: MessagesS
     model.script(
         [
             Turn.text(PLAN),
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "/workspace/calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            ),
+            edit_add(path="/workspace/calc.py"),
             Turn.text("Fixed."),
         ]
     )
@@ -468,15 +458,7 @@ def test_an_unfinished_answer_without_a_tool_call_fails_the_run(
     model.script(
         [
             Turn.text(PLAN),
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            ),
+            edit_add(),
             Turn.text("I fixed add() and the tests", stop_reason=stop_reason),
         ]
     )

@@ -28,6 +28,7 @@ from bot.testing.github import GitHubStandIn
 from bot.web import create_app
 from bot.worker import Worker
 from handlers import router
+from tests.scripts import edit_add
 from tests.servers import running
 
 pytestmark = [
@@ -77,6 +78,18 @@ class World:
             job_handlers(self.settings, self.store, self.queue, router=router, run_deps=deps),
         )
         return asyncio.run(worker.run_until_idle())
+
+    def label(self, action: str) -> Any:
+        """alice adds (`labeled`) or removes (`unlabeled`) the `shipmate:fix` label on issue 1."""
+        return self.emit(
+            "issues",
+            action,
+            {
+                "label": {"name": "shipmate:fix"},
+                "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
+                "sender": {"login": "alice", "type": "User"},
+            },
+        )
 
     def comment(self, body: str, user: str = "alice", number: int = 1) -> Any:
         made = self.gh.create_comment(REPO, number, body, user)
@@ -132,15 +145,7 @@ def _fix_script(model: MessagesStandIn) -> None:
         [
             Turn.text(PLAN),
             Turn.tool_use("bash", {"command": "python3 -m unittest -q 2>&1 | tail -1"}),
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            ),
+            edit_add(),
             Turn.text("add() added the wrong way round; fixed. The tests pass."),
         ]
     )
@@ -200,24 +205,14 @@ def test_someone_without_write_access_is_refused_once(world: World) -> None:
     world.comment("/shipmate fix", user="mallory")
     world.comment("/shipmate fix please", user="mallory")
     world.work()
-    bodies = [
-        c["body"] for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"
-    ]
+    bodies = _bot_comments(world)
     assert len(bodies) == 1 and "only people with write access" in bodies[0]
     assert world.gh.state.pulls == {} and world.model.requests == []
 
 
 def test_label_starts_a_fix(world: World) -> None:
     _fix_script(world.model)
-    world.emit(
-        "issues",
-        "labeled",
-        {
-            "label": {"name": "shipmate:fix"},
-            "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
-            "sender": {"login": "alice", "type": "User"},
-        },
-    )
+    world.label("labeled")
     world.work()
     assert len(world.gh.state.pulls) == 1
 
@@ -257,18 +252,15 @@ def test_plan_posts_a_plan_and_changes_nothing(world: World) -> None:
     world.model.script([Turn.text(PLAN)])
     world.comment("/shipmate plan")
     world.work()
-    (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
-    assert PLAN.splitlines()[1] in sticky["body"]
+    (sticky,) = _bot_comments(world)
+    assert PLAN.splitlines()[1] in sticky
     assert world.gh.state.pulls == {} and world.gh.state.pushes == []
 
 
 BROKEN = "def add(a, b):\n    return a - b\n"
 FIXED_SCRIPT = [
     Turn.text("1. Read the failure.\n2. Fix add()."),
-    Turn.tool_use(
-        "str_replace_based_edit_tool",
-        {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
-    ),
+    edit_add(),
     Turn.text("Fixed add()."),
 ]
 
@@ -475,12 +467,7 @@ def test_a_moved_head_stops_the_repair_without_pushing(world: World) -> None:
     world.work()
     pushers = [p["pusher"] for p in world.gh.state.pushes]
     assert "shipmate[bot]" not in pushers
-    sticky = [
-        c
-        for c in world.gh.comments_on(REPO, pull["number"])
-        if c["user"]["login"] == "shipmate[bot]"
-    ]
-    assert "moved while I worked" in sticky[-1]["body"]
+    assert "moved while I worked" in _bot_comments(world, pull["number"])[-1]
 
 
 def test_failures_on_other_peoples_prs_are_ignored(world: World) -> None:
@@ -800,25 +787,15 @@ def test_the_sticky_shows_each_stage_and_the_plan_as_soon_as_it_is_known(world: 
     seen_at_second_call: list[str] = []
 
     def second(request: dict[str, Any]) -> Turn:
-        (sticky,) = [
-            c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"
-        ]
-        seen_at_second_call.append(sticky["body"])
+        (sticky,) = _bot_comments(world)
+        seen_at_second_call.append(sticky)
         return Turn.tool_use("bash", {"command": "python3 -m unittest -q 2>&1 | tail -1"})
 
     world.model.script(
         [
             Turn.text(PLAN),
             second,
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            ),
+            edit_add(),
             Turn.text("Fixed."),
         ]
     )
@@ -874,15 +851,7 @@ def test_known_secrets_never_reach_github(world: World) -> None:
     world.model.script(
         [
             Turn.text(leaky),
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            ),
+            edit_add(),
             Turn.text(f"Fixed; the secret was {SECRET}-value."),
         ]
     )
@@ -984,8 +953,8 @@ def test_workflows_stay_protected_whatever_the_config_says(world: World, tmp_pat
     world.comment("/shipmate fix")
     world.work()
     assert world.gh.state.pushes == [] and world.gh.state.pulls == {}
-    (sticky,) = [c for c in world.gh.comments_on(REPO, 1) if c["user"]["login"] == "shipmate[bot]"]
-    assert "Held back" in sticky["body"] and ".github/workflows/ci.yml" in sticky["body"]
+    (sticky,) = _bot_comments(world)
+    assert "Held back" in sticky and ".github/workflows/ci.yml" in sticky
 
 
 def _meanwhile(world: World, *events: Any) -> Any:
@@ -998,10 +967,7 @@ def _meanwhile(world: World, *events: Any) -> Any:
         helper = threading.Thread(target=world.work)
         helper.start()
         helper.join(60)
-        return Turn.tool_use(
-            "str_replace_based_edit_tool",
-            {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
-        )
+        return edit_add()
 
     return turn
 
@@ -1043,18 +1009,8 @@ def test_stop_cancels_a_running_task_and_nothing_is_pushed(world: World) -> None
 
 
 def test_removing_the_label_stops_a_running_task(world: World) -> None:
-    def unlabel() -> Any:
-        return world.emit(
-            "issues",
-            "unlabeled",
-            {
-                "label": {"name": "shipmate:fix"},
-                "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
-                "sender": {"login": "alice", "type": "User"},
-            },
-        )
-
-    world.model.script([Turn.text(PLAN), _meanwhile(world, unlabel), Turn.text("Fixed.")])
+    unlabel = _meanwhile(world, lambda: world.label("unlabeled"))
+    world.model.script([Turn.text(PLAN), unlabel, Turn.text("Fixed.")])
     world.comment("/shipmate fix")
     world.work()
     assert world.gh.state.pushes == [] and len(world.model.requests) == 2
@@ -1062,15 +1018,7 @@ def test_removing_the_label_stops_a_running_task(world: World) -> None:
 
 
 def test_removing_the_label_when_nothing_runs_says_nothing(world: World) -> None:
-    world.emit(
-        "issues",
-        "unlabeled",
-        {
-            "label": {"name": "shipmate:fix"},
-            "issue": {"number": 1, "title": "add() subtracts", "body": "x"},
-            "sender": {"login": "alice", "type": "User"},
-        },
-    )
+    world.label("unlabeled")
     world.work()
     assert _bot_comments(world) == []
 
@@ -1079,15 +1027,7 @@ def test_failing_tests_open_a_draft_pull_request(world: World) -> None:
     world.model.script(
         [
             Turn.text("1. Change add()."),
-            Turn.tool_use(
-                "str_replace_based_edit_tool",
-                {
-                    "command": "str_replace",
-                    "path": "calc.py",
-                    "old_str": "a - b",
-                    "new_str": "a * b",
-                },
-            ),
+            edit_add("a * b"),
             Turn.text("Changed add()."),
         ]
     )

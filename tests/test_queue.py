@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bot.queue import SQLQueue, backoff_seconds
+from bot.queue import Job, SQLQueue, backoff_seconds
 from bot.store import Store
 
 
@@ -137,13 +137,19 @@ def test_concurrent_claimers_never_share_a_job(queue: SQLQueue) -> None:
     assert len(claimed) == 40 and len(set(claimed)) == 40
 
 
+def _claim_once_lease_ran_out(queue: SQLQueue, worker_id: str) -> Job:
+    """The job claimed again by `worker_id` as soon as the earlier claim's lease runs out."""
+    deadline = time.monotonic() + 10
+    while (job := queue.claim(worker_id, lease_seconds=30)) is None:
+        assert time.monotonic() < deadline
+    return job
+
+
 def test_a_worker_whose_lease_ran_out_cannot_finish_the_new_claim(queue: SQLQueue) -> None:
     job_id = queue.enqueue("run", {})
     stale = queue.claim("w1", lease_seconds=0.05)
     assert stale is not None
-    deadline = time.monotonic() + 10
-    while (fresh := queue.claim("w2", lease_seconds=30)) is None:
-        assert time.monotonic() < deadline
+    fresh = _claim_once_lease_ran_out(queue, "w2")
     assert fresh.id == job_id and fresh.worker_id == "w2" and fresh.attempts == 2
     assert queue.complete(stale) is False
     assert queue.fail(stale, "late") == "lost"
@@ -160,9 +166,7 @@ def test_the_same_worker_cannot_finish_an_older_attempt(queue: SQLQueue) -> None
     queue.enqueue("run", {})
     first = queue.claim("w", lease_seconds=0.05)
     assert first is not None
-    deadline = time.monotonic() + 10
-    while (second := queue.claim("w", lease_seconds=30)) is None:
-        assert time.monotonic() < deadline
+    second = _claim_once_lease_ran_out(queue, "w")
     assert queue.complete(first) is False
     assert queue.complete(second) is True
 

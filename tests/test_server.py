@@ -43,6 +43,23 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("shipmate serve did not become healthy")
 
 
+def _deliver(base: str, event: str, fixture: str) -> tuple[str, httpx.Response]:
+    """POST a recorded delivery signed with the secret "s": its new delivery id and the answer."""
+    body = (WEBHOOK_FIXTURES / event / fixture).read_bytes()
+    delivery = str(uuid.uuid4())
+    response = httpx.post(
+        f"{base}/api/github/webhooks",
+        content=body,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(body, "s"),
+            "Content-Type": "application/json",
+        },
+    )
+    return delivery, response
+
+
 def test_serve_stores_routes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     process = _serve(tmp_path, port, SHIPMATE_WEBHOOK_SECRET="s")
@@ -51,18 +68,7 @@ def test_serve_stores_routes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
         _wait_healthy(base, process)
         page = httpx.get(base + "/").text
         assert "Register GitHub App" in page  # no App credentials yet: the setup page
-        body = (WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_bytes()
-        delivery = str(uuid.uuid4())
-        response = httpx.post(
-            f"{base}/api/github/webhooks",
-            content=body,
-            headers={
-                "X-GitHub-Event": "installation",
-                "X-GitHub-Delivery": delivery,
-                "X-Hub-Signature-256": sign(body, "s"),
-                "Content-Type": "application/json",
-            },
-        )
+        delivery, response = _deliver(base, "installation", "created.payload.json")
         assert response.status_code == 202 and response.json()["status"] == "queued"
         store = Store(f"sqlite:///{tmp_path / 'data' / 'shipmate.db'}")
         deadline = time.monotonic() + 20
@@ -173,19 +179,8 @@ def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
         )
         try:
             _wait_healthy(base, process)
-            body = (
-                WEBHOOK_FIXTURES / "issue_comment" / "created.with-installation.payload.json"
-            ).read_bytes()
-            delivery = str(uuid.uuid4())
-            response = httpx.post(
-                f"{base}/api/github/webhooks",
-                content=body,
-                headers={
-                    "X-GitHub-Event": "issue_comment",
-                    "X-GitHub-Delivery": delivery,
-                    "X-Hub-Signature-256": sign(body, "s"),
-                    "Content-Type": "application/json",
-                },
+            delivery, response = _deliver(
+                base, "issue_comment", "created.with-installation.payload.json"
             )
             assert response.json()["status"] == "queued"
             deadline = time.monotonic() + 20

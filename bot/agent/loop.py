@@ -44,10 +44,6 @@ class Outcome:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _text(content: list[dict[str, Any]]) -> str:
-    return "\n".join(b["text"] for b in content if b.get("type") == "text").strip()
-
-
 def _size(value: Any) -> int:
     return len(json.dumps(value))
 
@@ -183,13 +179,13 @@ class Agent:
             )
             messages.append({"role": "assistant", "content": reply.content})
             if not outcome.plan:
-                outcome.plan = _text(reply.content)
+                outcome.plan = reply.text
             calls = [b for b in reply.content if b.get("type") == "tool_use"]
             if not calls and reply.stop_reason not in FINISHED:
                 raise Failed(_unfinished(reply.stop_reason))
             if not calls:
                 if plan_only or len(self.ledger.calls) > 1:
-                    outcome.summary = _text(reply.content)
+                    outcome.summary = reply.text
                     raise Completed(outcome.summary)
                 # The first answer is the plan alone, as the brief asks: now act.
                 messages.append(

@@ -53,6 +53,12 @@ class Reply:
     usage: Usage
     duration_ms: float
 
+    @property
+    def text(self) -> str:
+        """The answer's text blocks, one per line, stripped."""
+        blocks = (str(b.get("text") or "") for b in self.content if b.get("type") == "text")
+        return "\n".join(blocks).strip()
+
 
 class Model(Protocol):
     name: str

@@ -609,7 +609,6 @@ class GitHubStandIn:
         run_id = self.next_id()
         repo_json = self._repo_json(self.state.repos[repo])
         run = shapes.workflow_run(
-            self.url,
             run_id=run_id,
             repo=repo_json,
             actor=self._user("octocat"),
@@ -790,7 +789,7 @@ class GitHubStandIn:
         if slug == "github-actions":
             return shapes.integration(self.url, ACTIONS_APP_ID, slug)
         app = next((a for a in self.apps.values() if a.slug == slug), None)
-        return shapes.integration(self.url, app.id if app else shapes.user_id(slug), slug)
+        return shapes.integration(self.url, app.id if app else shapes.stable_id(slug), slug)
 
     def _head_commit(self, repo: str, sha: str) -> dict[str, Any]:
         try:
@@ -826,7 +825,6 @@ class GitHubStandIn:
         self, repo: str, head_sha: str, head_branch: str | None, app: dict[str, Any]
     ) -> dict[str, Any]:
         suite = shapes.check_suite(
-            self.url,
             suite_id=self.next_id(),
             repo=self._repo_json(self.state.repos[repo]),
             app=app,
@@ -876,7 +874,6 @@ class GitHubStandIn:
         run_id: int | None = None,
     ) -> dict[str, Any]:
         run = shapes.check_run(
-            self.url,
             run_id=run_id or self.next_id(),
             repo=self._repo_json(self.state.repos[repo]),
             app=suite["app"],

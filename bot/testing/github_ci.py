@@ -17,6 +17,7 @@ from bot.testing.github_common import (
     NotFound,
     Token,
     now_iso,
+    owned,
     path_id,
     public,
 )
@@ -40,9 +41,7 @@ def checks(
         denied = gh._allowed(token, repo, "checks", "read")
         if denied:
             return denied
-        suite = gh.state.check_suites.get(path_id(rest[1]))
-        if suite is None or suite["_repo"] != repo:
-            raise NotFound
+        suite = owned(gh.state.check_suites, rest[1], repo)
         if len(rest) == 2 and method == "GET":
             return gh._json(gh._suite_out(suite))
         if rest[2] == "check-runs" and method == "GET":
@@ -106,9 +105,7 @@ def _check_runs(
         return gh._json(public(run), 201)
     if len(rest) != 1 or method not in ("GET", "PATCH"):
         raise NotFound
-    existing = gh.state.check_runs.get(path_id(rest[0]))
-    if existing is None or existing["_repo"] != repo:
-        raise NotFound
+    existing = owned(gh.state.check_runs, rest[0], repo)
     if method == "PATCH":
         _update_check_run(gh, existing, body)
     return gh._json(public(existing))
@@ -177,20 +174,20 @@ def _create_status(
         "created_at": now_iso(),
         "updated_at": now_iso(),
         "creator": gh._user(gh._bot(token)),
-        "repo": repo,
-        "sha": sha,
+        "_repo": repo,
+        "_sha": sha,
     }
     gh.state.statuses.append(status)
-    return gh._json({k: v for k, v in status.items() if k not in ("repo", "sha")}, 201)
+    return gh._json(public(status), 201)
 
 
 def _commit_status(gh: GitHubStandIn, request: Request, repo: str, sha: str, kind: str) -> Response:
-    mine = [s for s in gh.state.statuses if s["repo"] == repo and s["sha"] == sha]
-    public = [{k: v for k, v in s.items() if k not in ("repo", "sha")} for s in reversed(mine)]
+    mine = [public(s) for s in gh.state.statuses if s["_repo"] == repo and s["_sha"] == sha]
+    newest_first = list(reversed(mine))
     if kind == "statuses":
-        return gh._paginate(request, public)
+        return gh._paginate(request, newest_first)
     latest: dict[str, dict[str, Any]] = {}
-    for status in public:
+    for status in newest_first:
         latest.setdefault(str(status["context"]), status)
     states = [s["state"] for s in latest.values()]
     overall = (
@@ -231,9 +228,7 @@ def actions(
                 runs = [r for r in runs if r[field_name] == wanted]
         return gh._paginate(request, [public(r) for r in reversed(runs)], key="workflow_runs")
     if len(rest) >= 2 and rest[0] == "runs":
-        run = state.workflow_runs.get(path_id(rest[1]))
-        if run is None or run["_repo"] != repo:
-            raise NotFound
+        run = owned(state.workflow_runs, rest[1], repo)
         if len(rest) == 2:
             return gh._json(public(run))
         if rest[2:] == ["jobs"]:
@@ -241,9 +236,7 @@ def actions(
             return gh._paginate(request, jobs, key="jobs")
         raise NotFound
     if len(rest) in (2, 3) and rest[0] == "jobs":
-        job = state.jobs.get(path_id(rest[1]))
-        if job is None or job["_repo"] != repo:
-            raise NotFound
+        job = owned(state.jobs, rest[1], repo)
         if len(rest) == 2:
             return gh._json(public(job))
         if rest[2] == "logs":
@@ -271,9 +264,7 @@ def deployments(
             if method == "POST"
             else _list_deployments(gh, request, repo)
         )
-    deployment = gh.state.deployments.get(path_id(rest[0]))
-    if deployment is None or deployment["_repo"] != repo:
-        raise NotFound
+    deployment = owned(gh.state.deployments, rest[0], repo)
     if len(rest) == 1 and method == "GET":
         return gh._json(public(deployment))
     if rest[1:] == ["statuses"] and method == "GET":

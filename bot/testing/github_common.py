@@ -87,6 +87,14 @@ def path_id(segment: str) -> int:
     return int(segment)
 
 
+def owned(records: Mapping[int, dict[str, Any]], segment: str, repo: str) -> dict[str, Any]:
+    """The record a path segment names, if it belongs to `repo`; else a 404."""
+    record = records.get(path_id(segment))
+    if record is None or record["_repo"] != repo:
+        raise NotFound
+    return record
+
+
 def query_int(request: Request, name: str, default: int) -> int:
     value = request.query_params.get(name, "")
     return int(value) if value.isdigit() else default

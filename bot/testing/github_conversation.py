@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.testing import github_shapes as shapes
-from bot.testing.github_common import NotFound, Token, git, now_iso, path_id, public
+from bot.testing.github_common import NotFound, Token, git, now_iso, owned, path_id, public
 
 if TYPE_CHECKING:
     from bot.testing.github import GitHubStandIn
@@ -53,24 +53,10 @@ def issues(
     if len(rest) == 1 and method == "GET":
         return gh._json(target)
     if rest[1:] == ["comments"] and method == "POST":
-        comment = {
-            "id": gh.next_id(),
-            "repo": repo,
-            "issue": number,
-            "body": body.get("body", ""),
-            "user": gh._user(gh._bot(token)),
-            "created_at": now_iso(),
-            "updated_at": now_iso(),
-            "html_url": f"{gh.url}/{repo}/issues/{number}#comment",
-        }
-        state.comments[comment["id"]] = comment
+        comment = gh.create_comment(repo, number, body.get("body", ""), gh._bot(token))
         return gh._json(_comment_json(comment), 201)
     if rest[1:] == ["comments"] and method == "GET":
-        listed = [
-            _comment_json(c)
-            for c in state.comments.values()
-            if c["repo"] == repo and c["issue"] == number
-        ]
+        listed = [_comment_json(c) for c in gh.comments_on(repo, number)]
         return gh._paginate(request, listed)
     if rest[1] == "labels":
         if method == "POST":
@@ -142,9 +128,7 @@ def pulls(
             else _list_pulls(gh, request, repo)
         )
     if rest[0] == "comments" and len(rest) == 2 and method == "GET":
-        comment = gh.state.review_comments.get(path_id(rest[1]))
-        if comment is None or comment["_repo"] != repo:
-            raise NotFound
+        comment = owned(gh.state.review_comments, rest[1], repo)
         return gh._json(public(comment))
     number = path_id(rest[0])
     pull = gh.state.pulls.get((repo, number))
@@ -282,8 +266,8 @@ def _review_comments(
         ]
         return gh._paginate(request, listed)
     if len(rest) == 2 and rest[1] == "replies" and method == "POST":
-        parent = gh.state.review_comments.get(path_id(rest[0]))
-        if parent is None or parent["_repo"] != repo or parent["_pull"] != number:
+        parent = owned(gh.state.review_comments, rest[0], repo)
+        if parent["_pull"] != number:
             raise NotFound
         if not body.get("body"):
             return gh._invalid("PullRequestReviewComment", "body", "missing_field")

@@ -64,13 +64,13 @@ def node_id(kind: str, number: int) -> str:
     return base64.b64encode(f"0:{kind}{number}".encode()).decode()
 
 
-def user_id(login: str) -> int:
-    """A stable id per login (crc32, so it is the same in every process)."""
-    return zlib.crc32(login.encode()) % 10**7 + 1
+def stable_id(name: str) -> int:
+    """A stable id per login, app slug or workflow name (crc32, the same in every process)."""
+    return zlib.crc32(name.encode()) % 10**7 + 1
 
 
 def user(base: str, login: str) -> dict[str, Any]:
-    number = user_id(login)
+    number = stable_id(login)
     api = f"{base}/users/{login}"
     shape: dict[str, Any] = {
         "login": login,
@@ -266,7 +266,6 @@ def simple_commit(sha: str, tree: str, message: str, when: str) -> dict[str, Any
 
 
 def check_suite(
-    base: str,
     *,
     suite_id: int,
     repo: dict[str, Any],
@@ -304,7 +303,6 @@ def check_suite(
 
 
 def check_run(
-    base: str,
     *,
     run_id: int,
     repo: dict[str, Any],
@@ -352,7 +350,6 @@ def check_output(url: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def workflow_run(
-    base: str,
     *,
     run_id: int,
     repo: dict[str, Any],
@@ -367,7 +364,7 @@ def workflow_run(
     when: str,
 ) -> dict[str, Any]:
     api = f"{repo['url']}/actions/runs/{run_id}"
-    workflow_id = zlib.crc32(name.encode()) % 10**7 + 1
+    workflow_id = stable_id(name)
     return {
         "id": run_id,
         "name": name,
