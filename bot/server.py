@@ -37,6 +37,7 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop)) if with_worker else None
+        checkpoints = asyncio.create_task(_checkpoint_every(store, 0.25, stop))
         log.info("serve.started", worker=with_worker, app_configured=settings.has_app_credentials)
         try:
             yield
@@ -44,6 +45,7 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
             stop.set()
             if task is not None:
                 await task
+            await checkpoints
             store.dispose()
             log.info("serve.stopped")
 
@@ -55,7 +57,19 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
         lifespan=lifespan,
         queue=queue,
     )
+    worker.yield_to = app.busy
     return app, store
+
+
+async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -> None:
+    """SQLite's WAL checkpoint, off the event loop (see `Store.checkpoint`)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        try:
+            await asyncio.to_thread(store.checkpoint)
+        except Exception as exc:
+            log.warning("store.checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 class _Server(uvicorn.Server):

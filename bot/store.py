@@ -260,6 +260,7 @@ class Store:
         self.job_max_attempts = job_max_attempts
         self.engine = create_db_engine(url)
         self.dialect = self.engine.dialect.name
+        self._intake: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -272,7 +273,41 @@ class Store:
                 conn.exec_driver_sql(statement)
 
     def dispose(self) -> None:
+        if self._intake is not None:
+            self._intake.close()
+            self._intake = None
         self.engine.dispose()
+
+    def checkpoint(self, restart_above_bytes: int = 16 * 1024 * 1024) -> None:
+        """Copy SQLite's write-ahead log into the database file. The intake's own connection
+        never checkpoints inside a commit (that stalled replies), so `serve` calls this from a
+        thread every second: PASSIVE, which writers don't wait for; and once the log passes
+        `restart_above_bytes` (steady traffic never leaves it fully copied, so it would keep
+        growing), RESTART under the write lock, so the next commit starts it from the top."""
+        if self.dialect != "sqlite":
+            return
+        raw: Any = self.engine.raw_connection()  # outside a transaction, where SQLite allows it
+        try:
+            connection = raw.dbapi_connection
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            wal = Path(f"{self.engine.url.database}-wal")
+            if wal.exists() and wal.stat().st_size > restart_above_bytes:
+                connection.write_lock.acquire()
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(RESTART)")
+                finally:
+                    connection.write_lock.release()
+        finally:
+            raw.close()
+
+    def _intake_connection(self) -> Any:
+        """The SQLite connection the intake keeps for itself: its transactions skip the pool
+        and SQLAlchemy's per-transaction work (this is most of a delivery's cost), and it never
+        runs a checkpoint inside its commits."""
+        if self._intake is None:
+            self._intake = self.engine.raw_connection()
+            self._intake.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+        return self._intake.dbapi_connection
 
     def ping(self) -> bool:
         try:
@@ -309,12 +344,18 @@ class Store:
             status: DeliveryStatus = "queued" if delivery.handled else "ignored"
             rows.append((delivery, status))
             statuses.append(status)
-        with self.engine.begin() as conn:
-            inserted = (
-                self._insert_deliveries_sqlite(conn, rows, now)
-                if self.dialect == "sqlite"
-                else self._insert_deliveries(conn, rows, now)
-            )
+        if self.dialect == "sqlite":
+            connection = self._intake_connection()
+            connection.begin_immediate()
+            try:
+                inserted = self._insert_deliveries_sqlite(connection, rows, now)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        else:
+            with self.engine.begin() as conn:
+                inserted = self._insert_deliveries(conn, rows, now)
         accepted = iter(inserted)
         for index, status in enumerate(statuses):
             if status != "duplicate" and not next(accepted):
@@ -372,9 +413,12 @@ class Store:
         return inserted
 
     def _insert_deliveries_sqlite(
-        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus]], now: float
+        self,
+        connection: _WriteLockedConnection,
+        rows: Sequence[tuple[Delivery, DeliveryStatus]],
+        now: float,
     ) -> list[bool]:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = connection.cursor()
         inserted: list[bool] = []
         jobs: list[tuple[Any, ...]] = []
         try:

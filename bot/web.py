@@ -9,6 +9,7 @@ and each request still gets its 2xx only after its own row is committed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +39,9 @@ from bot.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
 log = structlog.get_logger("shipmate.web")
 
 WEBHOOK_PATH = "/api/github/webhooks"
+# Above this many deliveries a second the in-process worker yields to the intake.
+BUSY_RATE = 400.0
+RATE_WINDOW_SECONDS = 0.25
 
 
 class DeliveryWriter:
@@ -58,8 +62,27 @@ class DeliveryWriter:
         self._pending: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]] = []
         self._scheduled = False
         self._flusher: asyncio.Task[None] | None = None
+        self._window_start = time.monotonic()
+        self._window_count = 0
+        self._rate = 0.0
+
+    def busy(self) -> bool:
+        """Whether deliveries are arriving faster than BUSY_RATE a second just now: the
+        in-process worker then steps back, so a burst is answered (and stored) first."""
+        if time.monotonic() - self._window_start > 2 * RATE_WINDOW_SECONDS:
+            return False
+        return self._rate >= BUSY_RATE
+
+    def _count(self) -> None:
+        now = time.monotonic()
+        self._window_count += 1
+        elapsed = now - self._window_start
+        if elapsed >= RATE_WINDOW_SECONDS:
+            self._rate = self._window_count / elapsed
+            self._window_start, self._window_count = now, 0
 
     async def submit(self, delivery: Delivery) -> DeliveryStatus:
+        self._count()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DeliveryStatus] = loop.create_future()
         self._pending.append((delivery, future))
@@ -204,6 +227,9 @@ class ShipmateApp:
     def __init__(self, intake: WebhookIntake, rest: Starlette) -> None:
         self.intake = intake
         self.rest = rest
+
+    def busy(self) -> bool:
+        return self.intake.writer.busy()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:

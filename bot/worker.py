@@ -81,6 +81,11 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = asyncio.Event()
         self.delivery_fields = delivery_fields
+        # In `serve`: whether the intake in this process is taking a burst of deliveries. The
+        # jobs are stored, so the worker then takes at most one per slot every
+        # `busy_claim_seconds` and catches up when the burst is over.
+        self.yield_to: Callable[[], bool] | None = None
+        self.busy_claim_seconds = 1.0
 
     @classmethod
     def from_settings(
@@ -112,8 +117,21 @@ class Worker:
         slots = [asyncio.create_task(self._slot(stop, kinds)) for kinds in lanes]
         await asyncio.gather(*slots)
 
+    async def _step_back(self, stop: asyncio.Event) -> None:
+        """While the intake is busy, wait (up to `busy_claim_seconds`) before the next claim."""
+        deadline = asyncio.get_running_loop().time() + self.busy_claim_seconds
+        for _ in range(int(self.busy_claim_seconds / 0.05)):
+            if self.yield_to is None or not self.yield_to():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+
     async def _slot(self, stop: asyncio.Event, kinds: tuple[str, ...] | None) -> None:
         while not stop.is_set():
+            await self._step_back(stop)
             job = await asyncio.to_thread(
                 self.queue.claim, self.worker_id, self.lease_seconds, kinds
             )

@@ -201,3 +201,35 @@ def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: s
     assert store.get_delivery("after") is not None
     conn.invalidate()
     store.dispose()
+
+
+def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
+    sqlite_url: str,
+) -> None:
+    """The intake's commits leave the write-ahead log alone; `checkpoint` (run by `serve` off
+    the event loop) copies it and, past the size given, starts it again from the top."""
+    from pathlib import Path
+
+    store = Store(sqlite_url)
+    store.migrate()
+    wal = Path(f"{store.engine.url.database}-wal")
+    payload = b'{"pad": "' + b"x" * 20_000 + b'"}'
+
+    def burst(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            store.accept_deliveries(
+                [Delivery(f"d{n}", "ping", None, payload, handled=False, installation_id=None)]
+            )
+
+    burst(0, 300)  # ~1,500 pages: past SQLite's default autocheckpoint of 1,000
+    grown = wal.stat().st_size
+    assert grown > 5 * 1024 * 1024
+    burst(300, 50)
+    assert wal.stat().st_size > grown  # no checkpoint ran inside the intake's commits
+    store.checkpoint(restart_above_bytes=1024 * 1024)
+    before = wal.stat().st_size
+    burst(350, 5)
+    assert wal.stat().st_size == before  # restarted: new frames overwrite the log's start
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 355
+    store.dispose()

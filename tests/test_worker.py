@@ -223,3 +223,53 @@ async def test_a_job_is_bound_to_its_delivery_for_its_whole_life(queue: SQLQueue
         },
         {"delivery_id": "d2", "github_event": "ping", "repo": None},
     ]
+
+
+@pytest.mark.anyio
+async def test_the_worker_steps_back_while_the_intake_is_busy(queue: SQLQueue) -> None:
+    """In `serve`, a burst of deliveries comes first: while the intake says it is busy a slot
+    claims at most one job per `busy_claim_seconds`; once it is quiet, the backlog drains."""
+    done: list[float] = []
+
+    async def quick(job: Job, context: JobContext) -> None:
+        done.append(time.monotonic())
+
+    for n in range(6):
+        queue.enqueue("webhook", {"n": n})
+    busy = True
+    worker = Worker(queue, {"webhook": quick}, concurrency=1, poll_seconds=0.05)
+    worker.yield_to = lambda: busy
+    worker.busy_claim_seconds = 0.4
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    start = time.monotonic()
+    await asyncio.sleep(1.0)
+    during = len(done)
+    busy = False
+    for _ in range(100):
+        if len(done) == 6:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert 1 <= during <= 3, during  # one claim per 0.4 s while busy, not all six at once
+    assert len(done) == 6 and done[during] - start >= 1.0  # the rest once the burst ended
+
+
+def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
+    from bot.web import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+
+    writer = DeliveryWriter(queue=None, inline=True)  # type: ignore[arg-type]
+    assert not writer.busy()
+    # A burst: well over BUSY_RATE deliveries within one window.
+    end = time.monotonic() + RATE_WINDOW_SECONDS * 1.2
+    while time.monotonic() < end:
+        writer._count()
+    assert writer.busy()
+    time.sleep(RATE_WINDOW_SECONDS * 2.2)  # quiet again
+    assert not writer.busy()
+    # A trickle far under the threshold is never busy.
+    for _ in range(3):
+        writer._count()
+        time.sleep(RATE_WINDOW_SECONDS / 2)
+    assert not writer.busy() and BUSY_RATE > 10
