@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from bot.audit import StoreAudit
 from bot.config import RepoConfig, Settings, parse_repo_config
-from bot.github import READ, RepoClient
+from bot.github import HANDLER, RepoClient
 from bot.queue import Queue
 from bot.store import Store
 
@@ -87,4 +87,4 @@ def json_bytes(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
 
 
-__all__ = ["READ", "ClientFactory", "Context"]
+__all__ = ["HANDLER", "ClientFactory", "Context"]

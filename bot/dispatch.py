@@ -11,7 +11,7 @@ from githubkit import GitHub
 
 from bot.config import Settings
 from bot.context import ClientFactory, Context
-from bot.github import READ, GitHubApp
+from bot.github import HANDLER, GitHubApp
 from bot.queue import Job, Queue
 from bot.routing import Router
 from bot.store import Store
@@ -28,7 +28,7 @@ def client_factory(settings: Settings) -> ClientFactory | None:
 
     async def make(installation_id: int, repository: str | None) -> GitHub[Any]:
         return await app.installation_client(
-            installation_id, repository=repository, permissions=READ
+            installation_id, repository=repository, permissions=HANDLER
         )
 
     return make

@@ -15,7 +15,13 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot.github_auth import PUSH, READ, GitHubApp, InstallationToken, ScopedInstallationAuthStrategy
+from bot.github_auth import (
+    HANDLER,
+    PUSH,
+    GitHubApp,
+    InstallationToken,
+    ScopedInstallationAuthStrategy,
+)
 from bot.github_models import (
     PERMISSIONS,
     CheckRun,
@@ -36,8 +42,8 @@ from bot.github_models import (
 from bot.github_retry import RetryPolicy
 
 __all__ = [
+    "HANDLER",
     "PUSH",
-    "READ",
     "CheckRun",
     "CheckSuite",
     "CombinedStatus",

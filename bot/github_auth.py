@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("shipmate.github")
 
 # The least each step needs. Never `workflows`: Shipmate does not touch CI definitions.
-READ: Mapping[str, str] = {
+# What a webhook handler may do: read the repository, talk on issues and pull requests
+# (comments, reactions, labels) and report check runs. Runs mint narrower tokens per step.
+HANDLER: Mapping[str, str] = {
     "metadata": "read",
     "contents": "read",
     "issues": "write",  # comments, reactions and labels are issue writes
@@ -45,7 +47,7 @@ READ: Mapping[str, str] = {
     "actions": "read",
     "deployments": "read",
 }
-PUSH: Mapping[str, str] = {**READ, "contents": "write", "pull_requests": "write"}
+PUSH: Mapping[str, str] = {**HANDLER, "contents": "write", "pull_requests": "write"}
 
 REFRESH_MARGIN_SECONDS = 300.0
 JWT_BACKDATE_SECONDS = 60

@@ -11,7 +11,7 @@ import pytest
 from githubkit.exception import RequestFailed
 
 from bot.config import Settings
-from bot.github import PUSH, READ, GitHubApp, RepoClient, RetryPolicy
+from bot.github import HANDLER, PUSH, GitHubApp, RepoClient, RetryPolicy
 from bot.testing.github import GitHubStandIn
 
 
@@ -50,7 +50,7 @@ async def test_jwt_token_comment_and_check_run(gh: GitHubStandIn, sleeps: Sleeps
     issue = gh.create_issue("octo/widgets", "add() is wrong", "It subtracts.")
     assert await shipmate.bot_login() == "shipmate-e2e[bot]"
     client = await shipmate.installation_client(
-        installation.id, repository="octo/widgets", permissions=READ
+        installation.id, repository="octo/widgets", permissions=HANDLER
     )
     repo = RepoClient(client, "octo/widgets", shipmate.retry)
     comment_id = await repo.comment(issue["number"], "Working on it")
@@ -66,7 +66,7 @@ async def test_jwt_token_comment_and_check_run(gh: GitHubStandIn, sleeps: Sleeps
 
     (token,) = gh.tokens.values()
     assert token.repositories == ["octo/widgets"]
-    assert token.permissions == dict(READ) and "workflows" not in token.permissions
+    assert token.permissions == dict(HANDLER) and "workflows" not in token.permissions
     (stored,) = gh.state.comments.values()
     assert stored["body"] == "Planning"
     assert gh.state.check_runs[run.id]["conclusion"] == "success"
@@ -83,7 +83,7 @@ async def test_injected_failures_are_retried(gh: GitHubStandIn, sleeps: Sleeps, 
     shipmate, installation = _setup(gh, sleeps)
     issue = gh.create_issue("octo/widgets", "bug", "")
     client = await shipmate.installation_client(
-        installation.id, repository="octo/widgets", permissions=READ
+        installation.id, repository="octo/widgets", permissions=HANDLER
     )
     route = "POST /repos/octo/widgets/issues/{n}/comments"
     gh.fail(route, kind, times=2, seconds=30)
@@ -106,7 +106,7 @@ async def test_a_revoked_token_is_replaced(gh: GitHubStandIn, sleeps: Sleeps) ->
     shipmate, installation = _setup(gh, sleeps)
     issue = gh.create_issue("octo/widgets", "bug", "")
     client = await shipmate.installation_client(
-        installation.id, repository="octo/widgets", permissions=READ
+        installation.id, repository="octo/widgets", permissions=HANDLER
     )
     gh.fail("POST /repos/octo/widgets/issues/{n}/comments", "expired_token", times=1)
     await RepoClient(client, "octo/widgets", shipmate.retry).comment(issue["number"], "hi")
@@ -118,7 +118,7 @@ async def test_job_log_follows_the_redirect(gh: GitHubStandIn, sleeps: Sleeps) -
     shipmate, installation = _setup(gh, sleeps)
     job_id = gh.add_job_log("octo/widgets", "FAILED test_add - assert 1 == 2\n")
     client = await shipmate.installation_client(
-        installation.id, repository="octo/widgets", permissions=READ
+        installation.id, repository="octo/widgets", permissions=HANDLER
     )
     repo = RepoClient(client, "octo/widgets", shipmate.retry)
     assert await repo.job_log(job_id) == "FAILED test_add - assert 1 == 2\n"

@@ -24,8 +24,8 @@ from githubkit.exception import RequestFailed
 
 from bot.config import Settings
 from bot.github import (
+    HANDLER,
     PUSH,
-    READ,
     Deployment,
     GitHubApp,
     RepoClient,
@@ -341,7 +341,7 @@ async def test_workflow_runs_jobs_logs_and_their_check_suite(gh: GitHubStandIn) 
             {"name": "test", "conclusion": "failure", "log": "E   assert 1 == 2\n"},
         ],
     )
-    client, repo = await _repo(gh, app, installation, READ)
+    client, repo = await _repo(gh, app, installation, HANDLER)
     assert await repo.workflow_run(run["id"]) == WorkflowRun(
         run["id"], "CI", sha, "shipmate/fix", "completed", "failure", run["html_url"]
     )
@@ -377,7 +377,7 @@ async def test_workflow_runs_jobs_logs_and_their_check_suite(gh: GitHubStandIn) 
     assert [r.id for r in listed.workflow_runs] == [run["id"]]
     assert await repo.job_log(gh.add_job_log(WIDGETS, "plain log\n")) == "plain log\n"
     assert await _status_of(rest.actions.async_get_workflow_run("octo", "widgets", 1)) == 404
-    no_actions = dict(READ)
+    no_actions = dict(HANDLER)
     del no_actions["actions"]
     _, blind = await _repo(gh, app, installation, no_actions)
     with pytest.raises(RequestFailed) as refused:
@@ -402,7 +402,7 @@ async def test_check_suites_of_other_apps_and_the_apps_own(gh: GitHubStandIn) ->
             }
         ],
     )
-    client, repo = await _repo(gh, app, installation, READ)
+    client, repo = await _repo(gh, app, installation, HANDLER)
     suite = await repo.check_suite(made["id"])
     assert (suite.status, suite.conclusion, suite.head_branch) == ("completed", "failure", "main")
     runs = (await client.rest.checks.async_list_for_suite("octo", "widgets", made["id"])).json()
@@ -436,7 +436,7 @@ async def test_deployments_and_their_statuses(gh: GitHubStandIn) -> None:
     gh.add_deployment_status(
         WIDGETS, made["id"], state="failure", description="/healthz: 500", log_url="https://ci/1"
     )
-    client, repo = await _repo(gh, app, installation, READ)
+    client, repo = await _repo(gh, app, installation, HANDLER)
     assert await repo.deployment(made["id"]) == Deployment(
         made["id"], sha, "shipmate/fix", "production"
     )
@@ -461,8 +461,8 @@ async def test_deployments_and_their_statuses(gh: GitHubStandIn) -> None:
             rest.repos.async_create_deployment("octo", "widgets", data={"ref": "main"})
         )
         == 403
-    )  # READ has deployments: read
-    writer, _ = await _repo(gh, app, installation, {**READ, "deployments": "write"})
+    )  # HANDLER has deployments: read
+    writer, _ = await _repo(gh, app, installation, {**HANDLER, "deployments": "write"})
     created = (
         await writer.rest.repos.async_create_deployment(
             "octo", "widgets", data={"ref": "main", "environment": "staging"}
@@ -499,7 +499,7 @@ async def test_commit_pulls_merge_and_commit_status_by_branch(gh: GitHubStandIn)
     head = gh.commit(WIDGETS, "feature", {"a.txt": "2\n"}, "second")
     main_before = gh.branch_sha(WIDGETS, "main")
     pull = gh.create_pull(WIDGETS, "feature", "A feature", "alice")
-    client, repo = await _repo(gh, app, installation, {**READ, "statuses": "write"})
+    client, repo = await _repo(gh, app, installation, {**HANDLER, "statuses": "write"})
     rest = client.rest
     for sha in (head, first):
         found = await rest.repos.async_list_pull_requests_associated_with_commit(
@@ -575,7 +575,7 @@ async def test_reviews_are_created_and_replies_need_their_comment(gh: GitHubStan
     with pytest.raises(RequestFailed) as missing:
         await repo.reply_to_review_comment(number, 999999, "Done")
     assert missing.value.response.status_code == 404
-    _, reader = await _repo(gh, app, installation, READ)
+    _, reader = await _repo(gh, app, installation, HANDLER)
     with pytest.raises(RequestFailed) as refused:
         await reader.reply_to_review_comment(number, comment.id, "Done")
     assert refused.value.response.status_code == 403
@@ -863,7 +863,7 @@ def test_emitter_field_helpers_signatures_and_missing_fixtures(gh: GitHubStandIn
 async def test_rate_limit_remaining_counts_down_per_token(gh: GitHubStandIn) -> None:
     app, installation = _setup(gh)
     shipmate = GitHubApp(_settings(gh, app))
-    first = (await shipmate.installation_token(installation.id, permissions=READ)).token
+    first = (await shipmate.installation_token(installation.id, permissions=HANDLER)).token
     second = (await shipmate.installation_token(installation.id, permissions=PUSH)).token
 
     def remaining(token: str) -> int:
