@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.github import (
+    HANDLER,
     PUSH,
-    READ,
     CheckRun,
     GitHubApp,
     PullRequest,
@@ -181,7 +181,7 @@ def _github_app(api: str, **kwargs: Any) -> GitHubApp:
     return GitHubApp(settings, **kwargs)
 
 
-async def _repo(app: GitHubApp, policy: RetryPolicy, permissions: Any = READ) -> RepoClient:
+async def _repo(app: GitHubApp, policy: RetryPolicy, permissions: Any = HANDLER) -> RepoClient:
     client = await app.installation_client(7, repository="octo/widgets", permissions=permissions)
     return RepoClient(client, "octo/widgets", policy)
 
@@ -224,7 +224,7 @@ async def test_token_is_scoped_to_the_repository_and_permissions(api: str, fake:
     (request,) = fake.token_requests
     assert request["body"] == {"repositories": ["widgets"], "permissions": dict(PUSH)}
     assert "workflows" not in request["body"]["permissions"]
-    assert "workflows" not in READ
+    assert "workflows" not in HANDLER
     assert "secret1" not in repr(token)
     assert logs and "secret1" not in repr(logs)
 
@@ -235,15 +235,15 @@ async def test_tokens_are_cached_and_refreshed_five_minutes_before_expiry(
 ) -> None:
     now = [time.time()]
     app = _github_app(api, clock=lambda: now[0])
-    first = await app.installation_token(7, repositories=["octo/widgets"], permissions=READ)
-    again = await app.installation_token(7, repositories=["widgets"], permissions=dict(READ))
+    first = await app.installation_token(7, repositories=["octo/widgets"], permissions=HANDLER)
+    again = await app.installation_token(7, repositories=["widgets"], permissions=dict(HANDLER))
     assert again is first and len(fake.token_requests) == 1
     other_scope = await app.installation_token(7, repositories=["octo/widgets"], permissions=PUSH)
     assert other_scope.token != first.token and len(fake.token_requests) == 2
     now[0] += 3600 - 301  # just outside the 5-minute margin: still cached
-    assert await app.installation_token(7, repositories=["widgets"], permissions=READ) is first
+    assert await app.installation_token(7, repositories=["widgets"], permissions=HANDLER) is first
     now[0] += 2  # inside it
-    refreshed = await app.installation_token(7, repositories=["octo/widgets"], permissions=READ)
+    refreshed = await app.installation_token(7, repositories=["octo/widgets"], permissions=HANDLER)
     assert refreshed.token != first.token and len(fake.token_requests) == 3
 
 
@@ -291,7 +291,7 @@ async def test_a_refused_token_fails_the_client_without_retrying(
     app = _github_app(api, retry=policy)
     fake.token_failures = [Reply(422, {"message": "There is at least one repository missing"})]
     with pytest.raises(RequestFailed) as raised:
-        await app.installation_client(7, repository="octo/elsewhere", permissions=READ)
+        await app.installation_client(7, repository="octo/elsewhere", permissions=HANDLER)
     assert raised.value.response.status_code == 422 and len(fake.token_requests) == 1
 
 
@@ -396,7 +396,7 @@ async def test_the_token_request_is_retried_too(
 ) -> None:
     app = _github_app(api, retry=policy)
     fake.token_failures = [Reply(502, {"message": "Server Error"})]
-    token = await app.installation_token(7, repositories=["octo/widgets"], permissions=READ)
+    token = await app.installation_token(7, repositories=["octo/widgets"], permissions=HANDLER)
     assert token.token == "ghs_secret2" and sleeps.waits == [1]
 
 
