@@ -115,7 +115,7 @@ class Settings(BaseSettings):
 
     def check(self) -> None:
         """Fail fast on settings that would only break later: the key, the database URL, the
-        model provider's extra."""
+        model provider's extra, a model without a price."""
         try:
             make_url(self.resolved_database_url)
         except ArgumentError as exc:
@@ -127,6 +127,16 @@ class Settings(BaseSettings):
         problem = missing_extra(self.model_provider)
         if problem:
             raise ConfigError("SHIPMATE_MODEL_PROVIDER", problem)
+        from bot.agent.pricing import UnpricedModel, price_for
+
+        try:
+            price_for(self.model)
+        except UnpricedModel as exc:
+            # A run could not keep its ledger or budget: say so now, not at the first run.
+            bad_table = "SHIPMATE_PRICES must be" in str(exc)
+            raise ConfigError(
+                "SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL", str(exc)
+            ) from None
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""

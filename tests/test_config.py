@@ -100,3 +100,17 @@ def test_repo_config_bad_yaml_names_the_line() -> None:
     with pytest.raises(RepoConfigError) as info:
         parse_repo_config("setup:\n  - a\n - b: [\n")
     assert info.value.line is not None
+
+
+def test_a_model_without_a_price_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run could keep neither its ledger nor its cost budget: say so at start-up."""
+    monkeypatch.delenv("SHIPMATE_PRICES", raising=False)
+    with pytest.raises(ConfigError) as info:
+        Settings.load(model="house-model-7")
+    assert info.value.setting == "SHIPMATE_MODEL" and "SHIPMATE_PRICES" in str(info.value)
+    monkeypatch.setenv("SHIPMATE_PRICES", '{"house-model": {"input": 1, "output": 2}}')
+    assert Settings.load(model="house-model-7").model == "house-model-7"
+    monkeypatch.setenv("SHIPMATE_PRICES", "not json")
+    with pytest.raises(ConfigError) as info:
+        Settings.load(model="house-model-7")
+    assert info.value.setting == "SHIPMATE_PRICES"
