@@ -119,14 +119,11 @@ class Worker:
 
     async def _step_back(self, stop: asyncio.Event) -> None:
         """While the intake is busy, wait (up to `busy_claim_seconds`) before the next claim."""
-        deadline = asyncio.get_running_loop().time() + self.busy_claim_seconds
-        for _ in range(int(self.busy_claim_seconds / 0.05)):
-            if self.yield_to is None or not self.yield_to():
-                return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_claim_seconds
+        while self.yield_to is not None and self.yield_to() and loop.time() < deadline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05)
-                return
-            if asyncio.get_running_loop().time() >= deadline:
                 return
 
     async def _slot(self, stop: asyncio.Event, kinds: tuple[str, ...] | None) -> None:
