@@ -7,10 +7,10 @@ COPY handlers ./handlers
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-# bubblewrap and socat: the sandbox; git: checkouts. Run the container with user namespaces
+# bubblewrap: the sandbox; git: checkouts. Run the container with user namespaces
 # allowed (e.g. --security-opt seccomp=unconfined) or the sandbox refuses to start (exit 125).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap socat git ca-certificates \
+    && apt-get install -y --no-install-recommends bubblewrap git ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 shipmate \
     && mkdir /data && chown shipmate /data

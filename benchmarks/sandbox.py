@@ -7,7 +7,8 @@
   tree (the usual case: the default branch moved). Shipmate moves the cached tree (git rewrites
   the changed files only) and mounts the task's overlay; `true` runs in it. Beside it:
   `git clone --no-local` and `git worktree add` of the same mirror.
-- idle memory: the resident memory of a sandbox's processes while its command sleeps.
+- idle memory: the resident memory of a sandbox's processes (the namespace holder and everything
+  below it) while its command sleeps.
 
 Last line: one JSON object with the figures.
 """
@@ -132,39 +133,48 @@ def baseline_times(work: Path, origin: Path, new: str) -> tuple[list[float], lis
     return clones, worktrees
 
 
+def _descendants(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(proc.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
 async def idle_rss_mib(work: Path) -> tuple[float, float]:
-    """Resident memory of one sandbox at rest: bwrap's processes, the command (`sleep`), and the
-    namespace holder with its egress bridge (an allowlisted host, as production). RSS counts
-    shared library pages once per process; PSS shares them out, so it is what the sandbox adds."""
+    """Resident memory of one sandbox at rest: the namespace holder (with the egress proxy's
+    socket on its loopback, as production with an allowlisted host) and every process below it:
+    the request's shell, bwrap and its PID 1, and the command (`sleep`). RSS counts shared
+    library pages once per process; PSS shares them out, so it is what the sandbox adds."""
     spec = SandboxSpec(
         workspace=work, limits=Limits(timeout_seconds=30), allow_hosts=("pypi.org",), task_id="idle"
     )
     async with open_sandbox(spec, ca_dir=work / "ca") as sandbox:
         task = asyncio.create_task(sandbox.exec(["sleep", "3"]))
         await asyncio.sleep(1.0)
-        holder = sandbox._holder.pid if sandbox._holder is not None else -1
+        assert sandbox._holder is not None
         total_kib = pss_kib = 0
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-                status = (proc / "status").read_text()
-                group = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
-            except (OSError, ValueError, IndexError):
-                continue
-            if (
-                (b"bwrap" in cmdline and str(work).encode() in cmdline)
-                or cmdline == b"sleep\x003\x00"
-                or group == holder
-            ):
-                for line in status.splitlines():
+        names = []
+        for pid in _descendants(sandbox._holder.pid):
+            proc = Path("/proc") / str(pid)
+            with contextlib.suppress(OSError):
+                names.append((proc / "comm").read_text().strip())
+                for line in (proc / "status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         total_kib += int(line.split()[1])
-                with contextlib.suppress(OSError):
-                    for line in (proc / "smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            pss_kib += int(line.split()[1])
+                for line in (proc / "smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        pss_kib += int(line.split()[1])
+        assert "sleep" in names and "bwrap" in names, names
+        print(f"idle sandbox processes: {', '.join(names)}")
         await task
     return total_kib / 1024, pss_kib / 1024
 

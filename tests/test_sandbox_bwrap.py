@@ -357,3 +357,48 @@ def test_cgroup_limits_are_what_this_host_offers() -> None:
             assert (group.dirs[0] / "memory.limit_in_bytes").read_text() == f"{64 << 20}\n"
         finally:
             group.remove()
+
+
+async def test_the_root_tree_is_read_only_with_a_working_dev(tmp_path: Path) -> None:
+    script = (
+        "touch /x 2>&1; echo ok > /dev/null && echo null-ok; "
+        "head -c 4 /dev/urandom | wc -c; test -c /dev/pts/ptmx && echo ptmx-ok; "
+        "echo shm > /dev/shm/s && cat /dev/shm/s; ls /etc/ssl/private 2>&1; "
+        "python3 -c 'import multiprocessing as m; m.Lock(); print(\"lock-ok\")'; "
+        "ps -e --no-headers | wc -l"
+    )
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        result = await sandbox.exec(["bash", "-c", script])
+    out = result.stdout.decode()
+    assert "'/x': Read-only file system" in out
+    assert "null-ok" in out and "\n4\n" in out and "ptmx-ok" in out and "shm\n" in out
+    assert "/etc/ssl/private': No such file" in out  # no key folder is copied in
+    assert "lock-ok" in out  # POSIX semaphores live in /dev/shm
+    assert int(out.split()[-1]) <= 5  # this PID namespace's own processes only
+
+
+async def test_cpu_time_of_the_whole_command_is_counted(tmp_path: Path) -> None:
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        idle = await sandbox.exec(["sleep", "0.3"])
+        busy = await sandbox.exec(["sh", "-c", f"python3 -c '{burn}' & wait"])
+        total = sandbox.cpu_seconds
+    assert busy.cpu_seconds >= 0.35, busy
+    assert idle.cpu_seconds < 0.2 and idle.wall_seconds >= 0.3
+    assert abs(total - idle.cpu_seconds - busy.cpu_seconds) < 1e-6
+
+
+async def test_a_holder_killed_mid_command_ends_it_and_the_sandbox(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path, timeout_seconds=30)) as sandbox:
+        await sandbox.exec(["true"])
+        holder = sandbox._holder
+        assert holder is not None
+        running = asyncio.create_task(sandbox.exec(["sleep", "20"]))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        os.killpg(holder.pid, 9)
+        result = await asyncio.wait_for(running, 10)
+        assert time.monotonic() - started < 5
+        assert result.exit_code == 137 and b"killed from outside" in result.stderr
+        with pytest.raises(SandboxUnavailable, match="holder exited"):
+            await sandbox.exec(["true"])

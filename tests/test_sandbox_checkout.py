@@ -188,11 +188,10 @@ def test_doctor_reports_the_isolation_features() -> None:
         "bubblewrap" in result.stdout
         and "namespaces" in result.stdout
         and "cgroups" in result.stdout
-        and "util-linux (unshare, nsenter, mount)" in result.stdout
+        and "util-linux (unshare)" in result.stdout
     )
 
 
-@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
 def test_cli_secret_never_reaches_pid_1_environment(tmp_path: Path) -> None:
     leak = _cli(
         "--secret",
@@ -210,7 +209,6 @@ def test_cli_secret_never_reaches_pid_1_environment(tmp_path: Path) -> None:
     assert b"SHIPMATE_PLACEHOLDER_FOO_SECRET_" in leak.stdout
 
 
-@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
 def test_cli_uses_one_ca_per_install_under_the_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "data"
     bundles = [

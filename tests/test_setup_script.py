@@ -39,7 +39,7 @@ def _run_setup(tmp_path: Path, **env: str) -> list[str]:
     log = tmp_path / "apt.log"
     _tool(fake, "python3", FAKE_PYTHON3)
     _tool(fake, "apt-get", f'#!/bin/sh\necho "$@" >> {log}\n')
-    for present in ("bwrap", "git", "socat"):
+    for present in ("bwrap", "git"):
         _tool(fake, present, "#!/bin/sh\nexit 0\n")
     for needed in ("dirname", "id", "mkdir", "chmod", "sh"):
         (fake / needed).symlink_to(shutil.which(needed) or needed)

@@ -77,6 +77,7 @@ async def open_sandbox(
             await proxy.start()
             sandbox.egress_socket = proxy.socket_path
             sandbox.bridge_port = BRIDGE_PORT
+            sandbox.serve_bridge = proxy.serve_socket
             sandbox.ca_bundle = proxy.ca_bundle_path
             sandbox.extra_env.update(
                 proxy.sandbox_env(BRIDGE_PORT, "/etc/ssl/certs/ca-certificates.crt")

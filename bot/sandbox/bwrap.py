@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from bot.sandbox import limits
@@ -30,6 +32,7 @@ from bot.sandbox.base import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from bot.sandbox.request import Capture, Pipes, parse_status, render
 
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
@@ -77,15 +80,17 @@ def find_bwrap(explicit: str | None = None) -> str:
 
 
 @functools.cache
-def _system_binds() -> tuple[str, ...]:
-    args = ["--ro-bind", "/usr", "/usr"]
+def _system() -> tuple[tuple[str, str, str], ...]:
+    """The host's system folders as the sandbox's root shows them: (bind | symlink, source,
+    path inside)."""
+    entries = [("bind", "/usr", "/usr")]
     for name in ROOT_LINKS_OR_DIRS:
         path = Path("/") / name
         if path.is_symlink():
-            args += ["--symlink", os.readlink(path), f"/{name}"]
+            entries.append(("symlink", os.readlink(path), f"/{name}"))
         elif path.is_dir():
-            args += ["--ro-bind", str(path), f"/{name}"]
-    return tuple(args)
+            entries.append(("bind", str(path), f"/{name}"))
+    return tuple(entries)
 
 
 @functools.cache
@@ -94,7 +99,12 @@ def _etc_entries() -> tuple[str, ...]:
 
 
 class BwrapSandbox:
-    """One task's sandbox. `exec` may be called many times; `close` removes every trace."""
+    """One task's sandbox. `exec` may be called many times; `close` removes every trace.
+
+    A namespace holder (bot/sandbox/holder.py), started with the first command, keeps the
+    task's disk and root tree and starts every command: each one is a fresh bwrap (new user, PID,
+    IPC and UTS namespaces, the prepared root, a fresh /proc) forked from the holder's shell.
+    """
 
     def __init__(
         self,
@@ -108,14 +118,22 @@ class BwrapSandbox:
         self.cgroup_root = cgroup_root
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
         # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
-        # the sandbox's own (see `_start_holder`); /tmp, home and the overlay's upper layer live
-        # on it, so a task cannot fill the host's disk and leaves nothing behind.
+        # the sandbox's own (see `_start_holder`); the root tree, /tmp, home and the overlay's
+        # upper layer live on it, so a task cannot fill the host's disk and leaves nothing
+        # behind. Requests to the holder and the commands' FIFOs live in `_io`.
         self._disk = self._scratch / "disk"
         self._disk.mkdir()
+        self._io = self._scratch / "io"
+        self._io.mkdir()
         self._holder: asyncio.subprocess.Process | None = None
+        self._answers: dict[str, asyncio.Future[int]] = {}
+        self._listen: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
         self.extra_env: dict[str, str] = {}
         self.egress_socket: Path | None = None
         self.bridge_port: int | None = None
+        # Given the listening socket the holder made on the sandbox's loopback (bridge_port).
+        self.serve_bridge: Callable[[socket.socket], Awaitable[None]] | None = None
         self.ca_bundle: Path | None = None
         self.wall_seconds = 0.0
         self.cpu_seconds = 0.0
@@ -127,15 +145,18 @@ class BwrapSandbox:
     def workspace(self) -> Path:
         return self.spec.workspace
 
-    def argv(
-        self, command: Sequence[str], env: Mapping[str, str], status_fd: int | None = None
-    ) -> list[str]:
-        """The full bwrap command line for `command`; bwrap reports on `status_fd` (JSON lines,
-        "exit-code" only once the command itself started)."""
-        args = [self.bwrap]
-        if status_fd is not None:
-            args += ["--json-status-fd", str(status_fd)]
-        args += [
+    @property
+    def root(self) -> Path:
+        """The sandbox's root tree, as the holder's mount namespace shows it."""
+        return self._disk / "root"
+
+    def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """The bwrap command line for `command`, run from the holder; bwrap reports on fd 3
+        (JSON lines, "exit-code" only once the command itself started)."""
+        args = [
+            self.bwrap,
+            "--json-status-fd",
+            "3",
             "--unshare-user",
             "--unshare-pid",
             "--unshare-ipc",
@@ -149,64 +170,54 @@ class BwrapSandbox:
             "1000",
             "--gid",
             "1000",
-            *_system_binds(),
-            "--ro-bind",
-            str(self._disk / "etc"),
-            "/etc",
+            # Devices: only the ones the holder bound under /dev; everything else it mounted is
+            # nodev, and a user namespace cannot make device nodes.
+            "--dev-bind",
+            str(self.root),
+            "/",
             "--proc",
             "/proc",
-            "--dev",
-            "/dev",
-            "--bind",
-            str(self._tmp),
-            INSIDE_TMP,
-            "--bind",
-            str(self._home),
-            INSIDE_HOME,
-            "--bind",
-            str(self._merged if self.spec.overlay_lower else self.spec.workspace),
+            "--chdir",
             INSIDE_WORKSPACE,
+            "--clearenv",
         ]
-        for host_path, inside in self.spec.ro_binds.items():
-            args += ["--ro-bind", str(host_path), inside]
-        for host_path, inside in self.spec.rw_binds.items():
-            args += ["--bind", str(host_path), inside]
-        for index, inside in enumerate(self.spec.layered_binds.values()):
-            args += ["--bind", str(self._disk / "layers" / str(index) / "merged"), inside]
-        args += ["--chdir", INSIDE_WORKSPACE, "--clearenv"]
         for key, value in env.items():
             args += ["--setenv", key, value]
         return [*args, "--", *command]
 
-    @property
-    def _merged(self) -> Path:
-        return self._disk / "merged"
+    def _layout(self, control_fd: int) -> dict[str, object]:
+        cap = self.spec.limits.workspace_mib
+        binds = [[str(host), inside, "ro"] for host, inside in self.spec.ro_binds.items()]
+        binds += [[str(host), inside, "rw"] for host, inside in self.spec.rw_binds.items()]
+        return {
+            "disk": str(self._disk),
+            "tmpfs": "mode=0700" + (f",size={cap}m" if cap else ""),
+            "lower": str(self.spec.overlay_lower or ""),
+            "workspace": str(self.spec.workspace),
+            "system": [list(entry) for entry in _system()],
+            "etc": list(_etc_entries()),
+            "ca_bundle": str(self.ca_bundle or ""),
+            "binds": binds,
+            "layers": [[str(host), inside] for host, inside in self.spec.layered_binds.items()],
+            "port": self.bridge_port or 0,
+            "control_fd": control_fd,
+            "io": str(self._io),
+        }
 
-    @property
-    def _tmp(self) -> Path:
-        return self._disk / "tmp"
-
-    @property
-    def _home(self) -> Path:
-        return self._disk / "home"
-
-    async def _start_holder(self) -> int:
-        """Start (once) the process that holds the sandbox's user, mount and network namespaces:
-        the task's tmpfs and overlay are mounted there, and its loopback has the egress bridge
-        (socat: 127.0.0.1:bridge_port -> the proxy's socket), so commands start without either.
-        Return its pid for nsenter. It exits when we close its stdin, or when Shipmate dies."""
+    async def _start_holder(self) -> asyncio.subprocess.Process:
+        """Start (once) the process that holds the sandbox's user, mount and network namespaces
+        and starts its commands; the task's disk and root tree are mounted there, and the egress
+        proxy listens on its loopback. It exits when we close its stdin, or when Shipmate dies."""
         async with self._holder_lock:
             if self._holder is not None:
                 if self._holder.returncode is None:
-                    return self._holder.pid
+                    return self._holder
                 # A fresh one would silently start from an empty disk: the task's work is gone.
                 raise SandboxUnavailable(
                     f"the sandbox's namespace holder exited ({self._holder.returncode}): "
                     "its /tmp, home and workspace changes are gone"
                 )
-            cap = self.spec.limits.workspace_mib
-            options = "mode=0700" + (f",size={cap}m" if cap else "")
-            lower = str(self.spec.overlay_lower or "")
+            ours, theirs = socket.socketpair()
             try:
                 holder = await asyncio.create_subprocess_exec(
                     "unshare",
@@ -219,37 +230,77 @@ class BwrapSandbox:
                     "-I",
                     "-S",
                     str(HOLDER),
-                    options,
-                    str(self._disk),
-                    lower,
-                    str(self.egress_socket or "") if self.bridge_port else "",
-                    str(self.bridge_port or ""),
-                    str(self.ca_bundle or ""),
-                    json.dumps([str(path) for path in self.spec.layered_binds]),
-                    *_etc_entries(),
+                    json.dumps(self._layout(theirs.fileno())),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,
+                    pass_fds=(theirs.fileno(),),
+                    # The holder's shell is the parent of every bwrap, whose PID 1 keeps the
+                    # environment it was started with (readable in /proc/1/environ): ours stays
+                    # out of it.
                     env=SPAWN_ENV,
                 )
             except OSError as exc:
+                ours.close()
                 raise SandboxUnavailable(
                     f"could not start the sandbox's namespace holder: {exc}"
                 ) from exc
-            assert holder.stdout is not None and holder.stderr is not None
-            try:
-                ready = await asyncio.wait_for(holder.stdout.readline(), 30)
-            except TimeoutError:
-                ready = b""
-            if ready != b"ready\n":
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(holder.pid, signal.SIGKILL)
-                err = await holder.stderr.read()
-                await holder.wait()
-                raise SandboxUnavailable(_start_failure(holder.returncode or 0, err))
+            finally:
+                theirs.close()
+            with ours:
+                await self._holder_ready(holder, ours)
             self._holder = holder
-            return holder.pid
+            self._listen = asyncio.create_task(self._read_answers(holder))
+            return holder
+
+    async def _holder_ready(
+        self, holder: asyncio.subprocess.Process, control: socket.socket
+    ) -> None:
+        assert holder.stdout is not None and holder.stderr is not None
+        try:
+            ready = await asyncio.wait_for(holder.stdout.readline(), 30)
+        except TimeoutError:
+            ready = b""
+        if ready != b"ready\n":
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(holder.pid, signal.SIGKILL)
+            err = await holder.stderr.read()
+            await holder.wait()
+            raise SandboxUnavailable(_start_failure(holder.returncode or 0, err))
+        if self.bridge_port and self.serve_bridge is not None:
+            # Sent before `ready`: already waiting in the socket.
+            control.setblocking(False)
+            _, fds, _, _ = socket.recv_fds(control, 16, 1)
+            await self.serve_bridge(socket.socket(fileno=fds[0]))
+
+    async def _read_answers(self, holder: asyncio.subprocess.Process) -> None:
+        """The holder answers each request with `<id> <pid>`; when it is gone, so is every
+        request still waiting."""
+        assert holder.stdout is not None
+        while line := await holder.stdout.readline():
+            name, _, pid = line.decode().partition(" ")
+            answer = self._answers.pop(name, None)
+            if answer is not None and not answer.done():
+                answer.set_result(int(pid))
+        for answer in self._answers.values():
+            if not answer.done():
+                answer.set_exception(
+                    SandboxUnavailable("the sandbox's namespace holder exited mid-command")
+                )
+        self._answers.clear()
+
+    async def _request(self, holder: asyncio.subprocess.Process, name: str) -> asyncio.Future[int]:
+        assert holder.stdin is not None
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._answers[name] = answer
+        try:
+            holder.stdin.write(f"{name}\n".encode())
+            await holder.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            self._answers.pop(name, None)
+            raise SandboxUnavailable("the sandbox's namespace holder exited") from exc
+        return answer
 
     def _disk_free_bytes(self) -> int | None:
         """Free space on the task's disk, seen through the holder's mount namespace."""
@@ -296,84 +347,63 @@ class BwrapSandbox:
         timeout = timeout_seconds if timeout_seconds is not None else lim.timeout_seconds
         group = self._cgroup()
         started = time.monotonic()
-        usage_before = os.times()
+        cpu_before = group.cpu_seconds()
         holder = await self._start_holder()
-        entered = [
-            "nsenter",
-            f"--target={holder}",
-            "--user",
-            "--mount",
-            "--net",
-            "--preserve-credentials",
-            "--",
-        ]
-        status_read, status_write = os.pipe()
+        name = f"r{next(self._ids)}"
+        captured = (Capture(lim.output_bytes // 2), Capture(lim.output_bytes // 2))
+        pipes = Pipes(self._io, name, *captured)
+        stdin_path = self._io / f"{name}.in"
+        script = self._io / name
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self._limited(
-                    [*entered, *self.argv(argv, self.environment(env), status_write)], group
-                ),
-                pass_fds=(status_write,),
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                # bwrap's own processes (PID 1 inside) keep the environment they were started
-                # with, readable in /proc/1/environ: give them nothing of ours.
-                env=SPAWN_ENV,
+            if stdin is not None:
+                stdin_path.write_bytes(stdin)
+            script.write_text(
+                render(
+                    stdin=str(stdin_path) if stdin is not None else os.devnull,
+                    stdout=str(pipes.paths["out"]),
+                    stderr=str(pipes.paths["err"]),
+                    status=str(pipes.paths["status"]),
+                    steps=self._steps(group),
+                    argv=self.argv(argv, self.environment(env)),
+                )
             )
-        except OSError as exc:
-            os.close(status_read)
-            raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
+            answer = await self._request(holder, name)
+            timed_out = await self._wait(pipes, answer, group, allowed=timeout)
         finally:
-            os.close(status_write)
-        timed_out = False
-        captured = (_Capture(lim.output_bytes // 2), _Capture(lim.output_bytes // 2))
-        collect = asyncio.ensure_future(_collect(process, stdin, captured))
-        try:
-            await asyncio.wait_for(asyncio.shield(collect), timeout=timeout)
-        except TimeoutError:
-            timed_out = True
-            self._kill(process, group)
-            # What the command wrote before the kill is kept: read the pipes to their end.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(collect, 5)
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
-        except asyncio.CancelledError:
-            # The caller gave up (a cancelled run): the command must not outlive it.
-            self._kill(process, group)
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
-            raise
-        finally:
-            if not collect.done():
-                collect.cancel()
             group.kill_all()
             oom = group.oom_killed()
-            status = _drain_fd(status_read)
-        usage_after = os.times()
+            pipes.close()
+            for path in (script, stdin_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        status = parse_status(bytes(pipes.status))
         wall = time.monotonic() - started
-        cpu = (usage_after.children_user - usage_before.children_user) + (
-            usage_after.children_system - usage_before.children_system
-        )
+        cpu_after = group.cpu_seconds()
+        # The cgroup counts every process of the command; without one, what the request's
+        # subshell saw of its children (bwrap does not always reap the sandbox's init).
+        cpu = status.cpu_seconds
+        if cpu_before is not None and cpu_after is not None:
+            cpu = max(0.0, cpu_after - cpu_before)
         self.wall_seconds += wall
-        self.cpu_seconds += max(0.0, cpu)
+        self.cpu_seconds += cpu
         (stdout, cut_out), (stderr, cut_err) = captured[0].result(), captured[1].result()
         cut = cut_out + cut_err
         if timed_out:
             note = f"\n[shipmate: killed after {timeout:g} s: the command timed out]\n"
-            return ExecResult(
-                EXIT_TIMEOUT, stdout, stderr + note.encode(), True, cut, wall, max(0.0, cpu)
-            )
-        code = process.returncode if process.returncode is not None else -1
-        if b'"exit-code"' not in status and code >= 0 and not oom:
+            return ExecResult(EXIT_TIMEOUT, stdout, stderr + note.encode(), True, cut, wall, cpu)
+        code = status.exit_code
+        if code is None and status.child_pid is not None and status.bwrap_exit is None:
+            # The sandbox had started, then its bwrap and the request's shell were killed from
+            # outside (the holder going down, an operator): the command was killed, not refused.
+            code = 128 + signal.SIGKILL
+            stderr += b"\n[shipmate: the sandbox was killed from outside]\n"
+        if code is None and not oom:
             not_run = _exec_failure(stderr)
             if not_run is None:
-                raise SandboxUnavailable(_start_failure(code, stderr))
+                raise SandboxUnavailable(_start_failure(status.bwrap_exit or 0, stderr))
             code = not_run
-        if code < 0:
-            code = 128 - code  # killed by a signal: the shell's convention
+        if code is None:  # the OOM killer took bwrap itself
+            code = status.bwrap_exit if status.bwrap_exit is not None else 137
         if oom:
             stderr += b"\n[shipmate: the sandbox ran out of memory]\n"
         free = self._disk_free_bytes() if code != 0 else None
@@ -384,16 +414,47 @@ class BwrapSandbox:
             ).encode()
         if cut:
             stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
-        return ExecResult(code, stdout, stderr, False, cut, wall, max(0.0, cpu))
+        return ExecResult(code, stdout, stderr, False, cut, wall, cpu)
+
+    async def _wait(
+        self,
+        pipes: Pipes,
+        answer: asyncio.Future[int],
+        group: limits.CgroupSet,
+        *,
+        allowed: float | None,
+    ) -> bool:
+        """Wait for the command to finish; True when it ran out of time (and was killed)."""
+        finished = asyncio.ensure_future(asyncio.gather(pipes.done(), answer))
+        try:
+            await asyncio.wait_for(asyncio.shield(finished), timeout=allowed)
+            return False
+        except TimeoutError:
+            self._kill(pipes, answer, group)
+            # What the command wrote before the kill is kept: read the FIFOs to their end.
+            with contextlib.suppress(TimeoutError, SandboxUnavailable):
+                await asyncio.wait_for(finished, 5)
+            return True
+        except asyncio.CancelledError:
+            # The caller gave up (a cancelled run): the command must not outlive it.
+            self._kill(pipes, answer, group)
+            raise
+        finally:
+            if not finished.done():
+                finished.cancel()
 
     @staticmethod
-    def _kill(process: asyncio.subprocess.Process, group: limits.CgroupSet) -> None:
-        # bwrap's PID-namespace init gets SIGKILL when bwrap dies (--die-with-parent), which
-        # takes every process in the namespace with it; the cgroup kill is the backstop.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+    def _kill(pipes: Pipes, answer: asyncio.Future[int], group: limits.CgroupSet) -> None:
+        # The request's subshell is bwrap's parent and bwrap's sandbox init dies with bwrap
+        # (--die-with-parent), taking every process in its PID namespace with it; the sandbox's
+        # init itself goes too, and the cgroup kill is the backstop.
+        pids = [parse_status(bytes(pipes.status)).child_pid]
+        if answer.done() and not answer.cancelled() and answer.exception() is None:
+            pids.append(answer.result())
+        for pid in pids:
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         group.kill_all()
 
     def _cgroup(self) -> limits.CgroupSet:
@@ -403,11 +464,12 @@ class BwrapSandbox:
             self._group = limits.create(lim.memory_mib, lim.max_processes, self.cgroup_root)
         return self._group
 
-    def _limited(self, argv: list[str], group: limits.CgroupSet) -> list[str]:
-        """Enter the cgroup and set rlimits in a tiny shell that then becomes bwrap: every
-        process of the sandbox starts inside its limits (no fork escapes a late move)."""
+    def _steps(self, group: limits.CgroupSet) -> list[str]:
+        """Shell steps the request's subshell runs before bwrap: join the cgroup (writing 0
+        moves the writer) and set rlimits, so every process of the sandbox starts inside its
+        limits (no fork escapes a late move)."""
         lim = self.spec.limits
-        steps = [f'echo $$ > "{procs}"' for procs in group.procs_files()]
+        steps = [f'echo 0 > "{procs}"' for procs in group.procs_files()]
         if lim.workspace_mib:
             steps.append(f"ulimit -f {lim.workspace_mib * 1024 * 2}")  # 512-byte blocks
         if group.kind == "none" and lim.memory_mib:
@@ -417,8 +479,7 @@ class BwrapSandbox:
             # spells it -u, dash -p.
             n = lim.max_processes
             steps.append(f"{{ ulimit -u {n} 2>/dev/null || ulimit -p {n}; }}")
-        script = " && ".join([*steps, 'exec "$@"'])
-        return ["/bin/sh", "-c", script, "sandbox", *argv]
+        return steps
 
     async def close(self) -> None:
         self.closed = True
@@ -426,9 +487,13 @@ class BwrapSandbox:
             if self._holder.stdin is not None:
                 self._holder.stdin.close()
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._holder.pid, signal.SIGKILL)  # the holder and its bridge
+                os.killpg(self._holder.pid, signal.SIGKILL)  # the holder and its requests
             await self._holder.wait()
             self._holder = None
+        if self._listen is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listen, 5)
+            self._listen = None
         if self._group is not None:
             self._group.kill_all()
             self._group.remove()
@@ -440,21 +505,6 @@ class BwrapSandbox:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _drain_fd(fd: int) -> bytes:
-    """Whatever is waiting in the pipe `fd` (never blocks: a process inside may hold the other
-    end), then close it."""
-    os.set_blocking(fd, False)
-    data = bytearray()
-    try:
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    except BlockingIOError:
-        pass
-    finally:
-        os.close(fd)
-    return bytes(data)
 
 
 def _exec_failure(stderr: bytes) -> int | None:
@@ -470,53 +520,3 @@ def _start_failure(code: int, stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     reason = next((line for line in reversed(lines) if line), "no message")
     return f"the sandbox did not start (exit {code}): {reason}"
-
-
-class _Capture:
-    """One pipe's output, capped: the first and the last `half` bytes, and the total seen."""
-
-    def __init__(self, half: int) -> None:
-        self.half = max(1, half)
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            if len(self.tail) > self.half:
-                del self.tail[: len(self.tail) - self.half]
-
-    def result(self) -> tuple[bytes, int]:
-        """(the kept bytes, with a marker where the middle was cut; how many bytes were cut)."""
-        if self.total <= 2 * self.half:
-            return bytes(self.head + self.tail), 0
-        cut = self.total - 2 * self.half
-        return bytes(self.head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(self.tail), cut
-
-
-async def _collect(
-    process: asyncio.subprocess.Process,
-    stdin: bytes | None,
-    captured: tuple[_Capture, _Capture],
-) -> None:
-    """Feed stdin, then read both pipes to the end into `captured` and wait for the process."""
-
-    async def drain(stream: asyncio.StreamReader | None, capture: _Capture) -> None:
-        if stream is None:
-            return
-        while chunk := await stream.read(65536):
-            capture.feed(chunk)
-
-    if stdin is not None and process.stdin is not None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            process.stdin.write(stdin)
-            await process.stdin.drain()
-        process.stdin.close()
-    await asyncio.gather(drain(process.stdout, captured[0]), drain(process.stderr, captured[1]))
-    await process.wait()

@@ -53,17 +53,9 @@ def checks() -> list[tuple[str, bool, str]]:
     )
     seccomp = _read("/proc/sys/kernel/seccomp/actions_avail")
     found.append(("seccomp", seccomp is not None, seccomp or "not available"))
-    tools = [name for name in ("unshare", "nsenter", "mount") if shutil.which(name) is None]
+    unshare = shutil.which("unshare")
     found.append(
-        (
-            "util-linux (unshare, nsenter, mount)",
-            not tools,
-            "present" if not tools else f"missing {', '.join(tools)}: apt-get install util-linux",
-        )
-    )
-    socat = shutil.which("socat")
-    found.append(
-        ("socat (egress bridge)", bool(socat), socat or "not installed: apt-get install socat")
+        ("util-linux (unshare)", bool(unshare), unshare or "missing: apt-get install util-linux")
     )
     return found
 
@@ -73,5 +65,5 @@ def doctor() -> int:
     width = max(len(name) for name, _, _ in rows)
     for name, ok, detail in rows:
         print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
-    essential = {"bubblewrap", "namespaces", "util-linux (unshare, nsenter, mount)"}
+    essential = {"bubblewrap", "namespaces", "util-linux (unshare)"}
     return 0 if all(ok for name, ok, _ in rows if name in essential) else 1

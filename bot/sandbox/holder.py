@@ -1,12 +1,20 @@
-"""The sandbox's namespace holder, run as `python -I -S holder.py ...` under
-`unshare --user --map-root-user --mount --net`: sets up what every command of one sandbox shares
-(the size-capped tmpfs, the checkout's overlay, a read-only /etc of allowlisted entries with the
-CA bundle, the loopback and the egress bridge), says `ready`, then becomes a shell that holds the
-namespaces until its stdin closes. Standard library only, and one process: it starts in a few
-tens of milliseconds.
+"""The sandbox's namespace holder, run as `python -I -S holder.py LAYOUT_JSON` under
+`unshare --user --map-root-user --mount --net`.
 
-Arguments: TMPFS_OPTIONS DISK LOWER_OR_EMPTY SOCKET_OR_EMPTY PORT_OR_EMPTY CA_BUNDLE_OR_EMPTY
-LAYERS_JSON (host folders to show writable, their writes kept on the tmpfs) ETC_ENTRY...
+It builds, once per sandbox, everything its commands share: a size-capped tmpfs (the task's
+disk) holding the sandbox's whole root tree (the host's system folders read-only, a copy of the
+allowlisted /etc entries with the CA bundle, a minimal /dev, /tmp, home and /workspace — the
+checkout's copy-on-write overlay — and any extra binds), so that each command's bwrap needs only
+one recursive bind and a /proc; the loopback, with the egress proxy's listening socket on it
+(made here, inside the network namespace, and handed to Shipmate over `control_fd`); then says
+`ready` and becomes a small shell that holds the namespaces and starts each command.
+
+The shell reads a request id per line on stdin and runs the request file `<io>/<id>` (a script
+Shipmate wrote: redirect to the command's FIFOs, join the cgroup, set rlimits, run bwrap) in a
+subshell, answering `<id> <pid>`. Commands start from here, already in the namespaces: no
+nsenter and no extra shell per command. When stdin closes, every process it started is killed.
+
+Standard library only, and one process: it starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -15,16 +23,31 @@ import ctypes
 import fcntl
 import json
 import os
+import shutil
 import socket
 import struct
 import sys
-import time
+from typing import NoReturn
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 ST_RELATIME = 4096
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "fd": "/proc/self/fd",
+    "core": "/proc/kcore",
+    "ptmx": "pts/ptmx",
+}
+# The task's own folders on its disk, and where the sandbox sees them.
+PRIVATE = (("tmp", "tmp"), ("home", "home/sandbox"), ("shm", "dev/shm"))
+# The shell that holds the namespaces. `( . file ) &` forks a subshell (no exec) that runs the
+# request; dash reaps finished subshells each time it forks the next one.
+LOOP = 'exec 2>/dev/null; while read -r id; do ( . "$1/$id" ) & echo "$id $!"; done; kill -9 0'
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
@@ -36,12 +59,17 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str = 
         raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
 
 
-def read_only_bind(source: str, target: str, recursive: bool = False) -> None:
-    mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
+def bind(source: str, target: str, *, read_only: bool, devices: bool = False) -> None:
+    """Bind `source` on `target` (not its submounts), nosuid, nodev unless `devices`."""
+    if not os.path.exists(source):
+        raise OSError(f"Can't find source path {source}: No such file or directory")
+    mount(source, target, None, MS_BIND)
     # Keep the flags the kernel locked on the original mount (noexec, atime...), add ours.
-    kept = os.statvfs(target).f_flag & (MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
-    relatime = MS_RELATIME if os.statvfs(target).f_flag & ST_RELATIME else 0
-    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | kept | relatime
+    stat = os.statvfs(target)
+    kept = stat.f_flag & (MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+    relatime = MS_RELATIME if stat.f_flag & ST_RELATIME else 0
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | kept | relatime
+    flags |= (MS_RDONLY if read_only else 0) | (0 if devices else MS_NODEV)
     mount("", target, None, flags)
 
 
@@ -52,74 +80,127 @@ def loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
 
 
-def etc(disk: str, entries: list[str], ca_bundle: str) -> None:
-    folder = f"{disk}/etc"
-    os.mkdir(folder)
+def mount_point(path: str, like: str) -> None:
+    """An empty directory, or an empty file when `like` is a file, at `path`."""
+    if os.path.isdir(like):
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            open(path, "w").close()
+
+
+def copy_etc(root: str, entries: list[str], ca_bundle: str) -> None:
+    """A copy of the allowlisted /etc entries (no key folders), with the sandbox's CA bundle.
+    Copied, not bound: every mount here would be parsed again by each command's bwrap."""
+    os.mkdir(f"{root}/etc")
+    skip = shutil.ignore_patterns("private")
     for name in entries:
-        source, target = f"/etc/{name}", f"{folder}/{name}"
-        if os.path.isdir(source):
-            os.mkdir(target)
-        else:
-            open(target, "w").close()  # an empty mount point
-        read_only_bind(source, target)
+        source, target = f"/etc/{name}", f"{root}/etc/{name}"
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        elif os.path.isdir(source):
+            shutil.copytree(source, target, symlinks=True, ignore=skip)
+        elif os.path.isfile(source):
+            shutil.copyfile(source, target)
     if ca_bundle:
-        read_only_bind(ca_bundle, f"{folder}/ssl/certs/ca-certificates.crt")
-    read_only_bind(folder, folder, recursive=True)
+        target = f"{root}/etc/ssl/certs/ca-certificates.crt"
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.lexists(target):
+            os.unlink(target)
+        shutil.copyfile(ca_bundle, target)
 
 
-def bridge(socket_path: str, port: int) -> int:
-    """socat from 127.0.0.1:port to the proxy's socket; returns its pid once it listens."""
-    null = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
-    pid = os.posix_spawnp(
-        "socat",
-        [
-            "socat",
-            f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
-            f"UNIX-CONNECT:{socket_path}",
-        ],
-        os.environ,
-        file_actions=null,
-    )
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return pid
-        except OSError:
-            if time.monotonic() > deadline:
-                raise OSError(f"the egress bridge did not start on port {port}") from None
-            time.sleep(0.002)
-
-
-def overlay(lower: str, folder: str) -> None:
+def overlay(lower: str, folder: str) -> str:
     """`folder`/merged: `lower` with writes going to `folder`/upper on the tmpfs."""
     for name in ("upper", "work", "merged"):
         os.makedirs(f"{folder}/{name}", exist_ok=True)
     layers = f"lowerdir={lower},upperdir={folder}/upper,workdir={folder}/work"
-    mount("overlay", f"{folder}/merged", "overlay", 0, layers)
+    mount("overlay", f"{folder}/merged", "overlay", MS_NOSUID | MS_NODEV, layers)
+    return f"{folder}/merged"
 
 
-def main(argv: list[str]) -> int:
-    options, disk, lower, socket_path, port, ca_bundle, layers, *entries = argv
-    loopback_up()
-    mount("shipmate", disk, "tmpfs", 0, options)
-    for name in ("tmp", "home", "upper", "work", "merged"):
-        os.mkdir(f"{disk}/{name}")
+def listener(port: int, control_fd: int) -> None:
+    """The egress proxy's listening socket on this namespace's loopback, handed to Shipmate."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+        with socket.socket(fileno=control_fd) as control:
+            socket.send_fds(control, [b"L"], [sock.fileno()])
+
+
+def build(
+    *,
+    disk: str,
+    tmpfs: str,
+    lower: str,
+    workspace: str,
+    system: list[list[str]],
+    etc: list[str],
+    ca_bundle: str,
+    binds: list[list[str]],
+    layers: list[list[str]],
+) -> None:
+    root = f"{disk}/root"
+    mount("shipmate", disk, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+    for data, _ in PRIVATE:
+        os.mkdir(f"{disk}/{data}")
+    os.mkdir(root)
     if lower:
-        overlay(lower, disk)
-    for index, layer in enumerate(json.loads(layers)):
-        overlay(layer, f"{disk}/layers/{index}")
-    etc(disk, entries, ca_bundle)
-    socat = bridge(socket_path, int(port)) if socket_path else None
+        workspace = overlay(lower, disk)
+    merged = [
+        (overlay(source, f"{disk}/layers/{index}"), inside)
+        for index, (source, inside) in enumerate(layers)
+    ]
+    # The skeleton, on the tmpfs; the root is made read-only once everything is mounted.
+    for kind, source, inside in system:
+        if kind == "symlink":
+            os.symlink(source, f"{root}{inside}")
+        else:
+            os.makedirs(f"{root}{inside}")
+    copy_etc(root, etc, ca_bundle)
+    for name in ("proc", "workspace", "dev/pts", *(inside for _, inside in PRIVATE)):
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+    for name in DEVICES:
+        open(f"{root}/dev/{name}", "w").close()
+    for name, target in DEV_LINKS.items():
+        os.symlink(target, f"{root}/dev/{name}")
+    mount(root, root, None, MS_BIND)
+    for kind, source, inside in system:
+        if kind == "bind":
+            bind(source, f"{root}{inside}", read_only=True)
+    for name in DEVICES:
+        bind(f"/dev/{name}", f"{root}/dev/{name}", read_only=False, devices=True)
+    mount("devpts", f"{root}/dev/pts", "devpts", MS_NOSUID, "newinstance,ptmxmode=0666,mode=620")
+    for data, inside in PRIVATE:
+        bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
+    bind(workspace, f"{root}/workspace", read_only=False)
+    extra = [(source, inside, mode == "ro") for source, inside, mode in binds]
+    extra += [(source, inside, False) for source, inside in merged]
+    # Parents before children: a bind inside another one lands on top of it.
+    for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
+        if not os.path.exists(source):
+            raise OSError(f"Can't find source path {source}: No such file or directory")
+        mount_point(f"{root}{inside}", source)
+        bind(source, f"{root}{inside}", read_only=read_only)
+    mount("", root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def main(argv: list[str]) -> NoReturn:
+    layout = json.loads(argv[0])
+    port, control_fd, io = layout.pop("port"), layout.pop("control_fd"), layout.pop("io")
+    loopback_up()
+    build(**layout)
+    if port:
+        listener(int(port), int(control_fd))
     print("ready", flush=True)
-    # Hold the namespaces in a shell rather than this Python: a few hundred KiB, not 10 MiB.
-    wait = 'read -r _ || true; [ -z "$1" ] || kill -9 "$1"'
-    os.execv("/bin/sh", ["/bin/sh", "-c", wait, "holder", str(socat or "")])  # noqa: S606
+    os.execv("/bin/sh", ["/bin/sh", "-c", LOOP, "holder", str(io)])  # noqa: S606
 
 
 if __name__ == "__main__":
     try:
-        sys.exit(main(sys.argv[1:]))
+        main(sys.argv[1:])
     except OSError as exc:
         print(exc, file=sys.stderr)
         sys.exit(1)

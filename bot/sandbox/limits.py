@@ -22,6 +22,19 @@ class CgroupSet:
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs]
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process that was ever in the cgroup (v2 `cpu.stat`, v1
+        `cpuacct.usage`), or None when it is not accounted."""
+        for d in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                for line in (d / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+            with contextlib.suppress(OSError, ValueError):
+                return int((d / "cpuacct.usage").read_text()) / 1e9
+        return None
+
     def memory_peak_bytes(self) -> int | None:
         for d in self.dirs:
             for name in ("memory.peak", "memory.max_usage_in_bytes"):
@@ -166,5 +179,18 @@ def create(
         for memory, pids in pairs:
             with contextlib.suppress(OSError):
                 _make_v1(memory / name, pids / name, memory_mib, max_processes)
-                return CgroupSet("v1", (memory / name, pids / name))
+                return CgroupSet("v1", (memory / name, pids / name, *_cpuacct_v1(root, name, mine)))
     return CgroupSet("none", ())
+
+
+def _cpuacct_v1(root: Path, name: str, proc_self_cgroup: str) -> tuple[Path, ...]:
+    """A v1 cpuacct cgroup beside the memory and pids ones, for CPU accounting, where the
+    host lets us make one (none is no failure: the limits do not depend on it)."""
+    if not _writable(root / "cpuacct"):
+        return ()
+    for parent in _parents(root, "cpuacct", proc_self_cgroup):
+        with contextlib.suppress(OSError):
+            parent.mkdir(exist_ok=True)
+            (parent / name).mkdir()
+            return (parent / name,)
+    return ()

@@ -1,5 +1,6 @@
-"""The egress proxy: the only way out of a sandbox. Listens on a unix socket that is mounted into
-the sandbox (whose network namespace is otherwise empty); serves plain HTTP proxy requests and
+"""The egress proxy: the only way out of a sandbox. Listens on a unix socket, and on the listening
+socket each sandbox's namespace holder opens on the sandbox's loopback (127.0.0.1:3128, the
+network namespace being otherwise empty) and hands over; serves plain HTTP proxy requests and
 HTTPS via CONNECT, to allowlisted hosts only. When the task has placeholder secrets, HTTPS is
 intercepted with a leaf certificate from the per-install CA so the placeholder can be replaced
 by the real value, only in requests to that secret's host. Every request is audited.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -184,6 +186,7 @@ class EgressProxy:
         self.events: list[EgressEvent] = []
         self.ca_bundle_path: Path | None = None
         self._server: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []
         self._bundle_dir: Path | None = None
 
     @property
@@ -226,12 +229,21 @@ class EgressProxy:
         )
         self.socket_path.chmod(0o666)
 
+    async def serve_socket(self, sock: socket.socket) -> None:
+        """Also serve on `sock`, a listening socket made elsewhere: the one a sandbox's namespace
+        holder opened on its loopback, so commands inside reach the proxy at 127.0.0.1 without a
+        relay process."""
+        self._listeners.append(await asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD))
+
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        servers = [*self._listeners, *([self._server] if self._server is not None else [])]
+        for server in servers:
+            server.close()
+        for server in servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            self._server = None
+                await asyncio.wait_for(server.wait_closed(), 5)
+        self._server = None
+        self._listeners = []
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         if self._bundle_dir is not None:
