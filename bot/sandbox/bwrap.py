@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
+import marshal
 import os
 import shutil
 import signal
@@ -230,7 +230,7 @@ class BwrapSandbox:
                     "-I",
                     "-S",
                     str(HOLDER),
-                    json.dumps(self._layout(theirs.fileno())),
+                    marshal.dumps(self._layout(theirs.fileno())).hex(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,

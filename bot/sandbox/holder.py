@@ -1,4 +1,4 @@
-"""The sandbox's namespace holder, run as `python -I -S holder.py LAYOUT_JSON` under
+"""The sandbox's namespace holder, run as `python -I -S holder.py LAYOUT` under
 `unshare --user --map-root-user --mount --net`.
 
 It builds, once per sandbox, everything its commands share: a size-capped tmpfs (the task's
@@ -14,17 +14,18 @@ Shipmate wrote: redirect to the command's FIFOs, join the cgroup, set rlimits, r
 subshell, answering `<id> <pid>`. Commands start from here, already in the namespaces: no
 nsenter and no extra shell per command. When stdin closes, every process it started is killed.
 
-Standard library only, and one process: it starts in a few tens of milliseconds.
+Standard library only, and one process; it imports little (LAYOUT is a hex-encoded `marshal` of
+a dict of strings, numbers and lists, not JSON, and `_socket` stands in for `socket`): it starts
+in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
+import _socket
 import ctypes
 import fcntl
-import json
+import marshal
 import os
-import shutil
-import socket
 import struct
 import sys
 from typing import NoReturn
@@ -43,6 +44,7 @@ DEV_LINKS = {
     "core": "/proc/kcore",
     "ptmx": "pts/ptmx",
 }
+KEY_FOLDERS = ("private",)  # /etc/ssl/private
 # The task's own folders on its disk, and where the sandbox sees them.
 PRIVATE = (("tmp", "tmp"), ("home", "home/sandbox"), ("shm", "dev/shm"))
 # The shell that holds the namespaces. `( . file ) &` forks a subshell (no exec) that runs the
@@ -74,10 +76,13 @@ def bind(source: str, target: str, *, read_only: bool, devices: bool = False) ->
 
 
 def loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0))
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        ifreq = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0))
         flags = struct.unpack("16sH22x", ifreq)[1] | IFF_UP
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
+    finally:
+        s.close()
 
 
 def mount_point(path: str, like: str) -> None:
@@ -90,25 +95,41 @@ def mount_point(path: str, like: str) -> None:
             open(path, "w").close()
 
 
+def copy_file(source: str, target: str) -> None:
+    try:
+        with open(source, "rb") as src:
+            data = src.read()
+    except PermissionError:
+        return  # not readable by us: not for the sandbox either
+    with open(target, "wb") as dst:
+        dst.write(data)
+
+
+def copy(source: str, target: str) -> None:
+    """`source` at `target`: symlinks as symlinks, folders without their key folders."""
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+    elif os.path.isdir(source):
+        os.mkdir(target)
+        for entry in os.scandir(source):
+            if entry.name not in KEY_FOLDERS:
+                copy(entry.path, f"{target}/{entry.name}")
+    elif os.path.isfile(source):
+        copy_file(source, target)
+
+
 def copy_etc(root: str, entries: list[str], ca_bundle: str) -> None:
-    """A copy of the allowlisted /etc entries (no key folders), with the sandbox's CA bundle.
-    Copied, not bound: every mount here would be parsed again by each command's bwrap."""
+    """A copy of the allowlisted /etc entries, with the sandbox's CA bundle. Copied, not bound:
+    every mount here would be parsed again by each command's bwrap."""
     os.mkdir(f"{root}/etc")
-    skip = shutil.ignore_patterns("private")
     for name in entries:
-        source, target = f"/etc/{name}", f"{root}/etc/{name}"
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), target)
-        elif os.path.isdir(source):
-            shutil.copytree(source, target, symlinks=True, ignore=skip)
-        elif os.path.isfile(source):
-            shutil.copyfile(source, target)
+        copy(f"/etc/{name}", f"{root}/etc/{name}")
     if ca_bundle:
         target = f"{root}/etc/ssl/certs/ca-certificates.crt"
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if os.path.lexists(target):
             os.unlink(target)
-        shutil.copyfile(ca_bundle, target)
+        copy_file(ca_bundle, target)
 
 
 def overlay(lower: str, folder: str) -> str:
@@ -122,12 +143,17 @@ def overlay(lower: str, folder: str) -> str:
 
 def listener(port: int, control_fd: int) -> None:
     """The egress proxy's listening socket on this namespace's loopback, handed to Shipmate."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    control = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, control_fd)
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         sock.listen(128)
-        with socket.socket(fileno=control_fd) as control:
-            socket.send_fds(control, [b"L"], [sock.fileno()])
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", sock.fileno()))]
+        control.sendmsg([b"L"], rights)
+    finally:
+        sock.close()
+        control.close()
 
 
 def build(
@@ -188,7 +214,7 @@ def build(
 
 
 def main(argv: list[str]) -> NoReturn:
-    layout = json.loads(argv[0])
+    layout = marshal.loads(bytes.fromhex(argv[0]))  # noqa: S302 - written by our parent
     port, control_fd, io = layout.pop("port"), layout.pop("control_fd"), layout.pop("io")
     loopback_up()
     build(**layout)
