@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.sandbox import limits
 from bot.sandbox.base import (
@@ -32,7 +33,7 @@ from bot.sandbox.base import (
     SandboxSpec,
     SandboxUnavailable,
 )
-from bot.sandbox.request import Capture, Pipes, parse_status, render
+from bot.sandbox.request import Capture, Pipes, render
 
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
@@ -126,8 +127,7 @@ class BwrapSandbox:
         self._io = self._scratch / "io"
         self._io.mkdir()
         self._holder: asyncio.subprocess.Process | None = None
-        self._answers: dict[str, asyncio.Future[int]] = {}
-        self._listen: asyncio.Task[None] | None = None
+        self._exited: asyncio.Task[int] | None = None
         self._ids = itertools.count(1)
         self.extra_env: dict[str, str] = {}
         self.egress_socket: Path | None = None
@@ -251,7 +251,7 @@ class BwrapSandbox:
             with ours:
                 await self._holder_ready(holder, ours)
             self._holder = holder
-            self._listen = asyncio.create_task(self._read_answers(holder))
+            self._exited = asyncio.create_task(holder.wait())
             return holder
 
     async def _holder_ready(
@@ -274,33 +274,13 @@ class BwrapSandbox:
             _, fds, _, _ = socket.recv_fds(control, 16, 1)
             await self.serve_bridge(socket.socket(fileno=fds[0]))
 
-    async def _read_answers(self, holder: asyncio.subprocess.Process) -> None:
-        """The holder answers each request with `<id> <pid>`; when it is gone, so is every
-        request still waiting."""
-        assert holder.stdout is not None
-        while line := await holder.stdout.readline():
-            name, _, pid = line.decode().partition(" ")
-            answer = self._answers.pop(name, None)
-            if answer is not None and not answer.done():
-                answer.set_result(int(pid))
-        for answer in self._answers.values():
-            if not answer.done():
-                answer.set_exception(
-                    SandboxUnavailable("the sandbox's namespace holder exited mid-command")
-                )
-        self._answers.clear()
-
-    async def _request(self, holder: asyncio.subprocess.Process, name: str) -> asyncio.Future[int]:
+    def _request(self, holder: asyncio.subprocess.Process, name: str) -> None:
+        """Ask the holder to run request `name` (its pipe has room: a line per command)."""
         assert holder.stdin is not None
-        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._answers[name] = answer
         try:
             holder.stdin.write(f"{name}\n".encode())
-            await holder.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            self._answers.pop(name, None)
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
             raise SandboxUnavailable("the sandbox's namespace holder exited") from exc
-        return answer
 
     def _disk_free_bytes(self) -> int | None:
         """Free space on the task's disk, seen through the holder's mount namespace."""
@@ -367,8 +347,9 @@ class BwrapSandbox:
                     argv=self.argv(argv, self.environment(env)),
                 )
             )
-            answer = await self._request(holder, name)
-            timed_out = await self._wait(pipes, answer, group, allowed=timeout)
+            self._request(holder, name)
+            timed_out = await self._wait(pipes, group, allowed=timeout)
+            status = pipes.status()
         finally:
             group.kill_all()
             oom = group.oom_killed()
@@ -376,7 +357,6 @@ class BwrapSandbox:
             for path in (script, stdin_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-        status = parse_status(bytes(pipes.status))
         wall = time.monotonic() - started
         cpu_after = group.cpu_seconds()
         # The cgroup counts every process of the command; without one, what the request's
@@ -416,42 +396,42 @@ class BwrapSandbox:
             stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
         return ExecResult(code, stdout, stderr, False, cut, wall, cpu)
 
-    async def _wait(
-        self,
-        pipes: Pipes,
-        answer: asyncio.Future[int],
-        group: limits.CgroupSet,
-        *,
-        allowed: float | None,
-    ) -> bool:
+    async def _wait(self, pipes: Pipes, group: limits.CgroupSet, *, allowed: float | None) -> bool:
         """Wait for the command to finish; True when it ran out of time (and was killed)."""
-        finished = asyncio.ensure_future(asyncio.gather(pipes.done(), answer))
+        finished = pipes.done()
+        exited = self._exited
+        assert exited is not None
         try:
-            await asyncio.wait_for(asyncio.shield(finished), timeout=allowed)
+            async with asyncio.timeout(allowed):
+                either: list[asyncio.Future[Any]] = [finished, exited]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not finished.done():
+                # The holder went down with the request: its processes went with it, unless it
+                # never started it. Either way there is nothing more to read.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(finished), 1)
             return False
         except TimeoutError:
-            self._kill(pipes, answer, group)
+            self._kill(pipes, group)
             # What the command wrote before the kill is kept: read the FIFOs to their end.
-            with contextlib.suppress(TimeoutError, SandboxUnavailable):
-                await asyncio.wait_for(finished, 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(finished), 5)
             return True
         except asyncio.CancelledError:
             # The caller gave up (a cancelled run): the command must not outlive it.
-            self._kill(pipes, answer, group)
+            self._kill(pipes, group)
             raise
         finally:
             if not finished.done():
                 finished.cancel()
 
     @staticmethod
-    def _kill(pipes: Pipes, answer: asyncio.Future[int], group: limits.CgroupSet) -> None:
-        # The request's subshell is bwrap's parent and bwrap's sandbox init dies with bwrap
-        # (--die-with-parent), taking every process in its PID namespace with it; the sandbox's
-        # init itself goes too, and the cgroup kill is the backstop.
-        pids = [parse_status(bytes(pipes.status)).child_pid]
-        if answer.done() and not answer.cancelled() and answer.exception() is None:
-            pids.append(answer.result())
-        for pid in pids:
+    def _kill(pipes: Pipes, group: limits.CgroupSet) -> None:
+        # The request's subshell is bwrap's parent, and bwrap's sandbox init dies with bwrap
+        # (--die-with-parent), taking every process in its PID namespace with it; the init is
+        # killed itself too, and the cgroup kill is the backstop.
+        status = pipes.status()
+        for pid in (status.child_pid, status.waiter_pid):
             if pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
@@ -490,10 +470,10 @@ class BwrapSandbox:
                 os.killpg(self._holder.pid, signal.SIGKILL)  # the holder and its requests
             await self._holder.wait()
             self._holder = None
-        if self._listen is not None:
+        if self._exited is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._listen, 5)
-            self._listen = None
+                await asyncio.wait_for(self._exited, 5)
+            self._exited = None
         if self._group is not None:
             self._group.kill_all()
             self._group.remove()

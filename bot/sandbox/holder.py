@@ -11,7 +11,7 @@ one recursive bind and a /proc; the loopback, with the egress proxy's listening 
 
 The shell reads a request id per line on stdin and runs the request file `<io>/<id>` (a script
 Shipmate wrote: redirect to the command's FIFOs, join the cgroup, set rlimits, run bwrap) in a
-subshell, answering `<id> <pid>`. Commands start from here, already in the namespaces: no
+subshell. Commands start from here, already in the namespaces: no
 nsenter and no extra shell per command. When stdin closes, every process it started is killed.
 
 Standard library only, and one process; it imports little (LAYOUT is a hex-encoded `marshal` of
@@ -49,7 +49,7 @@ KEY_FOLDERS = ("private",)  # /etc/ssl/private
 PRIVATE = (("tmp", "tmp"), ("home", "home/sandbox"), ("shm", "dev/shm"))
 # The shell that holds the namespaces. `( . file ) &` forks a subshell (no exec) that runs the
 # request; dash reaps finished subshells each time it forks the next one.
-LOOP = 'exec 2>/dev/null; while read -r id; do ( . "$1/$id" ) & echo "$id $!"; done; kill -9 0'
+LOOP = 'exec >/dev/null 2>&1; while read -r id; do ( . "$1/$id" ) & done; kill -9 0'
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
@@ -220,6 +220,8 @@ def main(argv: list[str]) -> NoReturn:
     build(**layout)
     if port:
         listener(int(port), int(control_fd))
+    else:
+        os.close(int(control_fd))  # not for the commands to inherit
     print("ready", flush=True)
     os.execv("/bin/sh", ["/bin/sh", "-c", LOOP, "holder", str(io)])  # noqa: S606
 

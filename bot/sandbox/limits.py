@@ -24,15 +24,16 @@ class CgroupSet:
 
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process that was ever in the cgroup (v2 `cpu.stat`, v1
-        `cpuacct.usage`), or None when it is not accounted."""
-        for d in self.dirs:
+        `cpuacct.usage` when there is a cpuacct cgroup), or None when it is not accounted."""
+        if self.kind == "v2":
             with contextlib.suppress(OSError, ValueError):
-                for line in (d / "cpu.stat").read_text().splitlines():
+                for line in _read(self.dirs[0] / "cpu.stat").splitlines():
                     key, _, value = line.partition(" ")
                     if key == "usage_usec":
                         return int(value) / 1e6
+        elif self.kind == "v1" and len(self.dirs) > 2:
             with contextlib.suppress(OSError, ValueError):
-                return int((d / "cpuacct.usage").read_text()) / 1e9
+                return int(_read(self.dirs[2] / "cpuacct.usage")) / 1e9
         return None
 
     def memory_peak_bytes(self) -> int | None:
@@ -43,38 +44,41 @@ class CgroupSet:
         return None
 
     def oom_killed(self) -> bool:
-        for d in self.dirs:
-            with contextlib.suppress(OSError):
-                events = (d / "memory.events").read_text()
-                for line in events.splitlines():
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill" and int(value) > 0:
-                        return True
-            # cgroup v1: memory.failcnt stays 0 when the memory+swap limit is the one hit.
-            with contextlib.suppress(OSError, ValueError):
-                for line in (d / "memory.oom_control").read_text().splitlines():
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill" and int(value) > 0:
-                        return True
+        if self.kind == "none":
+            return False
+        # v2: memory.events; v1: memory.oom_control (memory.failcnt stays 0 when the
+        # memory+swap limit is the one hit). The memory cgroup comes first in `dirs`.
+        name = "memory.events" if self.kind == "v2" else "memory.oom_control"
+        with contextlib.suppress(OSError, ValueError):
+            for line in _read(self.dirs[0] / name).splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
         return False
 
     def kill_all(self) -> None:
-        """Kill every process still in the sandbox's cgroups (the belt to bwrap's braces)."""
-        for d in self.dirs:
-            kill = d / "cgroup.kill"
-            if kill.exists():
-                with contextlib.suppress(OSError):
-                    kill.write_text("1")
-                continue
+        """Kill every process still in the sandbox's cgroups (the belt to bwrap's braces).
+        Every process joins all of the set's cgroups, so the first one lists them all."""
+        if self.kind == "none":
+            return
+        if self.kind == "v2":
             with contextlib.suppress(OSError):
-                for pid in (d / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(int(pid), 9)
+                (self.dirs[0] / "cgroup.kill").write_text("1")  # since Linux 5.14
+                return
+        with contextlib.suppress(OSError):
+            for pid in _read(self.dirs[0] / "cgroup.procs").split():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(pid), 9)
 
     def remove(self) -> None:
         for d in self.dirs:
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+def _read(path: Path) -> str:
+    with open(path) as file:
+        return file.read()
 
 
 def _writable(path: Path) -> bool:

@@ -1,10 +1,12 @@
 """One command's trip through the namespace holder (bot/sandbox/holder.py).
 
-Shipmate makes three FIFOs (stdout, stderr, bwrap's JSON status) and opens their read ends
-before the request goes out, writes the request script, and sends its id to the holder, which
-runs the script in a forked subshell. The script opens the FIFOs, joins the sandbox's cgroup,
-sets the rlimits, runs bwrap and writes bwrap's own exit status and the CPU time of everything it
-ran to the status FIFO. The command is done when all three reach end of file.
+Shipmate makes two FIFOs (stdout, stderr) and opens their read ends before the request goes out,
+writes the request script, and sends its id to the holder, which runs the script in a forked
+subshell. The script opens the FIFOs and a status file, notes its own pid there, joins the
+sandbox's cgroup, sets the rlimits and runs bwrap (whose JSON status goes to the same file),
+then adds bwrap's own exit status and the CPU time of what it ran. The command is done when both
+FIFOs reach end of file: the subshell, the last writer, has exited. Shipmate wakes up once per
+command, not per status line.
 
 A FIFO opened for reading without blocking before any writer has opened it does not poll as
 readable (Linux holds back the hang-up until a writer has come and gone), so the readers can be
@@ -65,8 +67,10 @@ def render(
         f"exec <{shlex.quote(stdin)} >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
         f"3>{shlex.quote(status)} || exit 1"
     )
+    # `read` is a builtin: /proc/self is this subshell, whose pid dash does not otherwise tell.
+    own_pid = 'read -r pid _ </proc/self/stat && echo "{\\"waiter-pid\\": $pid}" >&3'
     run = " && ".join([*steps, quoted])
-    return f'{redirect}\n{run}\necho "{{\\"bwrap-exit\\": $?}}" >&3\ntimes >&3\n'
+    return f'{redirect}\n{own_pid}\n{run}\necho "{{\\"bwrap-exit\\": $?}}" >&3\ntimes >&3\n'
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,11 @@ class Status:
     bwrap_exit: int | None  # bwrap's own exit status (or the set-up steps')
     child_pid: int | None  # the sandbox's PID 1, as the host sees it
     cpu_seconds: float  # user + system time of everything the request ran
+    waiter_pid: int | None = None  # the request's subshell, bwrap's parent
 
 
 def parse_status(data: bytes) -> Status:
-    exit_code = bwrap_exit = child_pid = None
+    exit_code = bwrap_exit = child_pid = waiter_pid = None
     cpu = 0.0
     for line in data.decode("utf-8", "replace").splitlines():
         line = line.strip()
@@ -91,35 +96,33 @@ def parse_status(data: bytes) -> Status:
                     exit_code = fields.get("exit-code", exit_code)
                     bwrap_exit = fields.get("bwrap-exit", bwrap_exit)
                     child_pid = fields.get("child-pid", child_pid)
+                    waiter_pid = fields.get("waiter-pid", waiter_pid)
         elif match := _TIMES.match(line):
             # `times` prints the shell's own times, then its children's: the last line wins.
             minutes_user, user, minutes_sys, system = match.groups()
             cpu = 60 * (int(minutes_user) + int(minutes_sys)) + float(user) + float(system)
-    return Status(exit_code, bwrap_exit, child_pid, cpu)
+    return Status(exit_code, bwrap_exit, child_pid, cpu, waiter_pid)
 
 
 class Pipes:
-    """The FIFOs of one request, read without blocking into captures as data arrives."""
+    """The FIFOs of one request, read without blocking into captures as data arrives, and its
+    status file."""
 
     def __init__(self, folder: Path, name: str, out: Capture, err: Capture) -> None:
         self.folder = folder
         self.name = name
-        self.paths = {kind: folder / f"{name}.{kind}" for kind in ("out", "err", "status")}
-        self.status = bytearray()
+        self.paths = {kind: f"{folder}/{name}.{kind}" for kind in ("out", "err", "status")}
         self._fds: list[int] = []
         self._waits: list[asyncio.Future[None]] = []
         self._loop = asyncio.get_running_loop()
-        sinks: dict[str, Callable[[bytes], None]] = {
-            "out": out.feed,
-            "err": err.feed,
-            "status": self.status.extend,
-        }
+        sinks: dict[str, Callable[[bytes], None]] = {"out": out.feed, "err": err.feed}
         try:
-            for kind, path in self.paths.items():
+            for kind, sink in sinks.items():
+                path = self.paths[kind]
                 os.mkfifo(path, 0o600)
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
                 self._fds.append(fd)
-                self._waits.append(self._drain(fd, sinks[kind]))
+                self._waits.append(self._drain(fd, sink))
         except BaseException:
             self.close()
             raise
@@ -143,8 +146,16 @@ class Pipes:
         return done
 
     def done(self) -> asyncio.Future[list[None]]:
-        """Resolves once every writer of all three FIFOs is gone."""
+        """Resolves once every writer of both FIFOs is gone."""
         return asyncio.gather(*self._waits)
+
+    def status(self) -> Status:
+        """What the status file holds so far."""
+        try:
+            with open(self.paths["status"], "rb") as file:
+                return parse_status(file.read())
+        except FileNotFoundError:
+            return parse_status(b"")
 
     def close(self) -> None:
         for fd in self._fds:
@@ -157,4 +168,4 @@ class Pipes:
                 wait.cancel()
         for path in self.paths.values():
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
