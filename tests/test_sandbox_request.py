@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 from bot.sandbox.request import Capture, parse_status, render
+
+
+def _run(request: Path, out: Path, err: Path) -> tuple[str, str]:
+    """Run `request` as the holder does, with the FIFOs' readers in place as Shipmate has them."""
+    os.mkfifo(out)
+    os.mkfifo(err)
+    readers = [os.open(path, os.O_RDONLY | os.O_NONBLOCK) for path in (out, err)]
+    try:
+        subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(request)], check=True)
+        return os.read(readers[0], 65536).decode(), os.read(readers[1], 65536).decode()
+    finally:
+        for fd in readers:
+            os.close(fd)
+
 
 HOSTILE = ["printf", "%s|", "$(touch pwned)", "`id`", "a b", "it's", "line\nbreak", ";", "&&", "*"]
 
@@ -21,8 +36,8 @@ def test_every_argument_reaches_the_command_as_written(tmp_path: Path) -> None:
         argv=HOSTILE,
     )
     (tmp_path / "req").write_text(script)
-    subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(tmp_path / "req")], check=True)
-    assert out.read_text() == "|".join(HOSTILE[2:]) + "|"
+    printed, _ = _run(tmp_path / "req", out, err)
+    assert printed == "|".join(HOSTILE[2:]) + "|"
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
     reported = parse_status(status.read_bytes())
     assert reported.bwrap_exit == 0 and reported.exit_code is None
@@ -39,9 +54,9 @@ def test_a_failing_step_stops_the_request_before_the_command(tmp_path: Path) -> 
         argv=["touch", str(tmp_path / "ran")],
     )
     (tmp_path / "req").write_text(script)
-    subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(tmp_path / "req")], check=True)
+    _, complaint = _run(tmp_path / "req", out, err)
     assert not (tmp_path / "ran").exists()
-    assert "cgroup.procs" in err.read_text()
+    assert "cgroup.procs" in complaint
     assert parse_status(status.read_bytes()).bwrap_exit not in (None, 0)
 
 
@@ -67,3 +82,17 @@ def test_capture_keeps_head_and_tail() -> None:
     small = Capture(10)
     small.feed(b"hello")
     assert small.result() == (b"hello", 0)
+
+
+def test_a_request_whose_fifos_are_gone_runs_nothing(tmp_path: Path) -> None:
+    script = render(
+        stdin="/dev/null",
+        stdout=str(tmp_path / "out"),  # never made: Shipmate gave up and removed them
+        stderr=str(tmp_path / "err"),
+        status=str(tmp_path / "status"),
+        steps=[],
+        argv=["touch", str(tmp_path / "ran")],
+    )
+    (tmp_path / "req").write_text(script)
+    subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(tmp_path / "req")], check=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["req"]

@@ -350,6 +350,11 @@ class BwrapSandbox:
             self._request(holder, name)
             timed_out = await self._wait(pipes, group, allowed=timeout)
             status = pipes.status()
+            if status.waiter_pid is None and holder.returncode is not None:
+                raise SandboxUnavailable(
+                    f"the sandbox's namespace holder exited ({holder.returncode}) before the "
+                    "command started"
+                )
         finally:
             group.kill_all()
             oom = group.oom_killed()

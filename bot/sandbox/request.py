@@ -63,7 +63,10 @@ def render(
     """The request script: everything but the redirections and `steps` (cgroup, rlimits) is
     quoted, so no argument is ever read as shell syntax."""
     quoted = " ".join(shlex.quote(arg) for arg in argv)
+    # The FIFOs are gone when Shipmate gave up on the request (timed out or cancelled before the
+    # holder got to it): then nothing runs, rather than writing to new plain files.
     redirect = (
+        f"[ -p {shlex.quote(stdout)} ] && [ -p {shlex.quote(stderr)} ] || exit 1\n"
         f"exec <{shlex.quote(stdin)} >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
         f"3>{shlex.quote(status)} || exit 1"
     )
