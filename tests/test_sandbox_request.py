@@ -9,13 +9,35 @@ from pathlib import Path
 from bot.sandbox.request import Capture, parse_status, render
 
 
-def _run(request: Path, out: Path, err: Path) -> tuple[str, str]:
-    """Run `request` as the holder does, with the FIFOs' readers in place as Shipmate has them."""
-    os.mkfifo(out)
-    os.mkfifo(err)
-    readers = [os.open(path, os.O_RDONLY | os.O_NONBLOCK) for path in (out, err)]
+def _write(folder: Path, steps: list[str], argv: list[str]) -> Path:
+    """A request as Shipmate writes it, with FIFOs and a status file in `folder`."""
+    request = folder / "req"
+    request.write_text(
+        render(
+            stdin="/dev/null",
+            stdout=str(folder / "out"),
+            stderr=str(folder / "err"),
+            status=str(folder / "status"),
+            steps=steps,
+            argv=argv,
+        )
+    )
+    return request
+
+
+def _run(request: Path, *, fifos: bool = True) -> tuple[str, str]:
+    """Run `request` as the holder does, with the FIFOs' readers in place as Shipmate has them
+    (or, with `fifos=False`, after Shipmate gave up on it and removed them)."""
+    paths = [request.parent / "out", request.parent / "err"]
+    readers = []
+    if fifos:
+        for path in paths:
+            os.mkfifo(path)
+            readers.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     try:
-        subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(request)], check=True)
+        subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(request)], check=False)
+        if not readers:
+            return "", ""
         return os.read(readers[0], 65536).decode(), os.read(readers[1], 65536).decode()
     finally:
         for fd in readers:
@@ -26,38 +48,20 @@ HOSTILE = ["printf", "%s|", "$(touch pwned)", "`id`", "a b", "it's", "line\nbrea
 
 
 def test_every_argument_reaches_the_command_as_written(tmp_path: Path) -> None:
-    out, err, status = tmp_path / "out", tmp_path / "err", tmp_path / "status"
-    script = render(
-        stdin="/dev/null",
-        stdout=str(out),
-        stderr=str(err),
-        status=str(status),
-        steps=["ulimit -f 1000"],
-        argv=HOSTILE,
-    )
-    (tmp_path / "req").write_text(script)
-    printed, _ = _run(tmp_path / "req", out, err)
+    printed, _ = _run(_write(tmp_path, ["ulimit -f 1000"], HOSTILE))
     assert printed == "|".join(HOSTILE[2:]) + "|"
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
-    reported = parse_status(status.read_bytes())
+    reported = parse_status((tmp_path / "status").read_bytes())
     assert reported.bwrap_exit == 0 and reported.exit_code is None
+    assert reported.waiter_pid is not None and reported.waiter_pid > 1
 
 
 def test_a_failing_step_stops_the_request_before_the_command(tmp_path: Path) -> None:
-    out, err, status = tmp_path / "out", tmp_path / "err", tmp_path / "status"
-    script = render(
-        stdin="/dev/null",
-        stdout=str(out),
-        stderr=str(err),
-        status=str(status),
-        steps=[f"echo 0 > {tmp_path}/missing/cgroup.procs"],
-        argv=["touch", str(tmp_path / "ran")],
-    )
-    (tmp_path / "req").write_text(script)
-    _, complaint = _run(tmp_path / "req", out, err)
+    steps = [f"echo 0 > {tmp_path}/missing/cgroup.procs"]
+    _, complaint = _run(_write(tmp_path, steps, ["touch", str(tmp_path / "ran")]))
     assert not (tmp_path / "ran").exists()
     assert "cgroup.procs" in complaint
-    assert parse_status(status.read_bytes()).bwrap_exit not in (None, 0)
+    assert parse_status((tmp_path / "status").read_bytes()).bwrap_exit not in (None, 0)
 
 
 def test_status_lines_from_bwrap_and_the_shell() -> None:
@@ -85,14 +89,5 @@ def test_capture_keeps_head_and_tail() -> None:
 
 
 def test_a_request_whose_fifos_are_gone_runs_nothing(tmp_path: Path) -> None:
-    script = render(
-        stdin="/dev/null",
-        stdout=str(tmp_path / "out"),  # never made: Shipmate gave up and removed them
-        stderr=str(tmp_path / "err"),
-        status=str(tmp_path / "status"),
-        steps=[],
-        argv=["touch", str(tmp_path / "ran")],
-    )
-    (tmp_path / "req").write_text(script)
-    subprocess.run(["/bin/sh", "-c", '( . "$1" )', "holder", str(tmp_path / "req")], check=False)
+    _run(_write(tmp_path, [], ["touch", str(tmp_path / "ran")]), fifos=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["req"]
