@@ -70,8 +70,9 @@ def render(
         f"exec <{shlex.quote(stdin)} >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
         f"3>{shlex.quote(status)} || exit 1"
     )
-    # `read` is a builtin: /proc/self is this subshell, whose pid dash does not otherwise tell.
-    own_pid = 'read -r pid _ </proc/self/stat && echo "{\\"waiter-pid\\": $pid}" >&3'
+    # dash does not tell a subshell its own pid; /proc/self, resolved by the `cd` builtin, does
+    # (bwrap sets its own working directory).
+    own_pid = 'cd -P /proc/self && echo "{\\"waiter-pid\\": ${PWD#/proc/}}" >&3'
     run = " && ".join([*steps, quoted])
     return f'{redirect}\n{own_pid}\n{run}\necho "{{\\"bwrap-exit\\": $?}}" >&3\ntimes >&3\n'
 
