@@ -111,9 +111,12 @@ async def test_memory_limit(tmp_path: Path) -> None:
             ["python3", "-c", "x = bytearray(400 * 1024 * 1024); print('ok')"]
         )
         kind = sandbox._cgroup().kind
+        after = await sandbox.exec(["python3", "-c", "x = bytearray(8 * 1024 * 1024); print('ok')"])
     assert result.exit_code != 0 and b"ok" not in result.stdout
     if kind != "none":  # the cgroup's OOM killer (v2 memory.events, v1 memory.oom_control)
         assert result.exit_code == 137 and b"the sandbox ran out of memory" in result.stderr
+    # The OOM kill was that command's: the next one, within its limit, is not blamed for it.
+    assert after.exit_code == 0 and after.stdout == b"ok\n" and b"memory" not in after.stderr
 
 
 async def test_a_timeout_keeps_what_the_command_wrote_before(tmp_path: Path) -> None:

@@ -327,7 +327,7 @@ class BwrapSandbox:
         timeout = timeout_seconds if timeout_seconds is not None else lim.timeout_seconds
         group = self._cgroup()
         started = time.monotonic()
-        cpu_before = group.cpu_seconds()
+        cpu_before, oom_before = group.cpu_seconds(), group.oom_kills()
         holder = await self._start_holder()
         name = f"r{next(self._ids)}"
         captured = (Capture(lim.output_bytes // 2), Capture(lim.output_bytes // 2))
@@ -357,7 +357,7 @@ class BwrapSandbox:
                 )
         finally:
             group.kill_all()
-            oom = group.oom_killed()
+            oom = group.oom_kills() > oom_before  # this command's, not an earlier one's
             pipes.close()
             for path in (script, stdin_path):
                 with contextlib.suppress(FileNotFoundError):

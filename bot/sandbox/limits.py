@@ -43,18 +43,19 @@ class CgroupSet:
                     return int((d / name).read_text())
         return None
 
-    def oom_killed(self) -> bool:
+    def oom_kills(self) -> int:
+        """How many processes the cgroup's OOM killer has killed so far (it only counts up)."""
         if self.kind == "none":
-            return False
+            return 0
         # v2: memory.events; v1: memory.oom_control (memory.failcnt stays 0 when the
         # memory+swap limit is the one hit). The memory cgroup comes first in `dirs`.
         name = "memory.events" if self.kind == "v2" else "memory.oom_control"
         with contextlib.suppress(OSError, ValueError):
             for line in _read(self.dirs[0] / name).splitlines():
                 key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        return False
+                if key == "oom_kill":
+                    return int(value)
+        return 0
 
     def kill_all(self) -> None:
         """Kill every process still in the sandbox's cgroups (the belt to bwrap's braces).
