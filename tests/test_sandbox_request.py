@@ -52,8 +52,8 @@ def test_every_argument_reaches_the_command_as_written(tmp_path: Path) -> None:
     assert printed == "|".join(HOSTILE[2:]) + "|"
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
     reported = parse_status((tmp_path / "status").read_bytes())
-    assert reported.bwrap_exit == 0 and reported.exit_code is None
-    assert reported.waiter_pid is not None and reported.waiter_pid > 1
+    assert reported.pid is not None and reported.pid > 1  # printf ran in the subshell's place
+    assert reported.step_failed is None and reported.exit_code is None
 
 
 def test_a_failing_step_stops_the_request_before_the_command(tmp_path: Path) -> None:
@@ -61,20 +61,23 @@ def test_a_failing_step_stops_the_request_before_the_command(tmp_path: Path) -> 
     _, complaint = _run(_write(tmp_path, steps, ["touch", str(tmp_path / "ran")]))
     assert not (tmp_path / "ran").exists()
     assert "cgroup.procs" in complaint
-    assert parse_status((tmp_path / "status").read_bytes()).bwrap_exit not in (None, 0)
+    assert parse_status((tmp_path / "status").read_bytes()).step_failed not in (None, 0)
 
 
-def test_status_lines_from_bwrap_and_the_shell() -> None:
+def test_status_lines_from_the_subshell_and_bwrap() -> None:
     data = (
-        b'{ "child-pid": 4242, "pid-namespace": 4026532252 }\n'
-        b'{ "exit-code": 3 }\n{"bwrap-exit": 3}\n'
-        b"0m0.000000s 0m0.001000s\n1m2.500000s 0m0.250000s\n"
+        b'{"pid": 4240}\n{ "child-pid": 4242, "pid-namespace": 4026532252 }\n{ "exit-code": 3 }\n'
     )
     status = parse_status(data)
-    assert (status.child_pid, status.exit_code, status.bwrap_exit) == (4242, 3, 3)
-    assert abs(status.cpu_seconds - 62.75) < 1e-9
+    assert (status.pid, status.child_pid, status.exit_code, status.step_failed) == (
+        4240,
+        4242,
+        3,
+        None,
+    )
+    assert parse_status(b'{"pid": 7}\n{"step-failed": 2}\n').step_failed == 2
     assert parse_status(b"garbage\n{not json\n") == parse_status(b"")
-    assert parse_status(b"").exit_code is None
+    assert parse_status(b"").exit_code is None and parse_status(b"").pid is None
 
 
 def test_capture_keeps_head_and_tail() -> None:

@@ -267,7 +267,7 @@ class BwrapSandbox:
                 os.killpg(holder.pid, signal.SIGKILL)
             err = await holder.stderr.read()
             await holder.wait()
-            raise SandboxUnavailable(_start_failure(holder.returncode or 0, err))
+            raise SandboxUnavailable(_start_failure(err, holder.returncode or 0))
         if self.bridge_port and self.serve_bridge is not None:
             # Sent before `ready`: already waiting in the socket.
             control.setblocking(False)
@@ -350,7 +350,7 @@ class BwrapSandbox:
             self._request(holder, name)
             timed_out = await self._wait(pipes, group, allowed=timeout)
             status = pipes.status()
-            if status.waiter_pid is None and holder.returncode is not None:
+            if status.pid is None and holder.returncode is not None:
                 raise SandboxUnavailable(
                     f"the sandbox's namespace holder exited ({holder.returncode}) before the "
                     "command started"
@@ -364,9 +364,9 @@ class BwrapSandbox:
                     path.unlink()
         wall = time.monotonic() - started
         cpu_after = group.cpu_seconds()
-        # The cgroup counts every process of the command; without one, what the request's
-        # subshell saw of its children (bwrap does not always reap the sandbox's init).
-        cpu = status.cpu_seconds
+        # The cgroup counts every process of the command; without one there is no count (bwrap
+        # does not always reap the sandbox's init, so no parent's rusage has it either).
+        cpu = 0.0
         if cpu_before is not None and cpu_after is not None:
             cpu = max(0.0, cpu_after - cpu_before)
         self.wall_seconds += wall
@@ -377,18 +377,19 @@ class BwrapSandbox:
             note = f"\n[shipmate: killed after {timeout:g} s: the command timed out]\n"
             return ExecResult(EXIT_TIMEOUT, stdout, stderr + note.encode(), True, cut, wall, cpu)
         code = status.exit_code
-        if code is None and status.child_pid is not None and status.bwrap_exit is None:
-            # The sandbox had started, then its bwrap and the request's shell were killed from
-            # outside (the holder going down, an operator): the command was killed, not refused.
-            code = 128 + signal.SIGKILL
-            stderr += b"\n[shipmate: the sandbox was killed from outside]\n"
-        if code is None and not oom:
+        if code is None:
+            # bwrap never reported the command's exit: it could not run it, or it was killed.
             not_run = _exec_failure(stderr)
-            if not_run is None:
-                raise SandboxUnavailable(_start_failure(status.bwrap_exit or 0, stderr))
-            code = not_run
-        if code is None:  # the OOM killer took bwrap itself
-            code = status.bwrap_exit if status.bwrap_exit is not None else 137
+            if not_run is not None:
+                code = not_run
+            elif oom or status.child_pid is not None:
+                # The OOM killer took bwrap itself, or the sandbox had started and was killed
+                # from outside (the holder going down, an operator): killed, not refused.
+                code = 128 + signal.SIGKILL
+                if not oom:
+                    stderr += b"\n[shipmate: the sandbox was killed from outside]\n"
+            else:
+                raise SandboxUnavailable(_start_failure(stderr))
         if oom:
             stderr += b"\n[shipmate: the sandbox ran out of memory]\n"
         free = self._disk_free_bytes() if code != 0 else None
@@ -432,11 +433,11 @@ class BwrapSandbox:
 
     @staticmethod
     def _kill(pipes: Pipes, group: limits.CgroupSet) -> None:
-        # The request's subshell is bwrap's parent, and bwrap's sandbox init dies with bwrap
+        # The request's subshell became bwrap, and bwrap's sandbox init dies with bwrap
         # (--die-with-parent), taking every process in its PID namespace with it; the init is
         # killed itself too, and the cgroup kill is the backstop.
         status = pipes.status()
-        for pid in (status.child_pid, status.waiter_pid):
+        for pid in (status.child_pid, status.pid):
             if pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
@@ -501,7 +502,7 @@ def _exec_failure(stderr: bytes) -> int | None:
     return None
 
 
-def _start_failure(code: int, stderr: bytes) -> str:
+def _start_failure(stderr: bytes, code: int | None = None) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     reason = next((line for line in reversed(lines) if line), "no message")
-    return f"the sandbox did not start (exit {code}): {reason}"
+    return f"the sandbox did not start{f' (exit {code})' if code is not None else ''}: {reason}"

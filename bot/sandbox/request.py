@@ -3,10 +3,9 @@
 Shipmate makes two FIFOs (stdout, stderr) and opens their read ends before the request goes out,
 writes the request script, and sends its id to the holder, which runs the script in a forked
 subshell. The script opens the FIFOs and a status file, notes its own pid there, joins the
-sandbox's cgroup, sets the rlimits and runs bwrap (whose JSON status goes to the same file),
-then adds bwrap's own exit status and the CPU time of what it ran. The command is done when both
-FIFOs reach end of file: the subshell, the last writer, has exited. Shipmate wakes up once per
-command, not per status line.
+sandbox's cgroup, sets the rlimits and becomes bwrap (whose JSON status goes to the same file).
+The command is done when both FIFOs reach end of file: bwrap, the last writer, has exited.
+Shipmate wakes up once per command, not per status line.
 
 A FIFO opened for reading without blocking before any writer has opened it does not poll as
 readable (Linux holds back the hang-up until a writer has come and gone), so the readers can be
@@ -19,14 +18,12 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 65536
-_TIMES = re.compile(r"^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$")
 
 
 class Capture:
@@ -61,7 +58,8 @@ def render(
     *, stdin: str, stdout: str, stderr: str, status: str, steps: Sequence[str], argv: Sequence[str]
 ) -> str:
     """The request script: everything but the redirections and `steps` (cgroup, rlimits) is
-    quoted, so no argument is ever read as shell syntax."""
+    quoted, so no argument is ever read as shell syntax. The subshell becomes bwrap (`exec`: no
+    process waits on it); only when a step fails does it report that step's status itself."""
     quoted = " ".join(shlex.quote(arg) for arg in argv)
     # The FIFOs are gone when Shipmate gave up on the request (timed out or cancelled before the
     # holder got to it): then nothing runs, rather than writing to new plain files.
@@ -70,42 +68,36 @@ def render(
         f"exec <{shlex.quote(stdin)} >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
         f"3>{shlex.quote(status)} || exit 1"
     )
-    # dash does not tell a subshell its own pid; /proc/self, resolved by the `cd` builtin, does
-    # (bwrap sets its own working directory).
-    own_pid = 'cd -P /proc/self && echo "{\\"waiter-pid\\": ${PWD#/proc/}}" >&3'
-    run = " && ".join([*steps, quoted])
-    return f'{redirect}\n{own_pid}\n{run}\necho "{{\\"bwrap-exit\\": $?}}" >&3\ntimes >&3\n'
+    # dash does not tell a subshell its own pid (bwrap's, once it execs); /proc/self, resolved by
+    # the `cd` builtin, does (bwrap sets its own working directory).
+    own_pid = 'cd -P /proc/self && echo "{\\"pid\\": ${PWD#/proc/}}" >&3'
+    run = " && ".join([*steps, f"exec {quoted}"])
+    return f'{redirect}\n{own_pid}\n{run}\necho "{{\\"step-failed\\": $?}}" >&3\n'
 
 
 @dataclass(frozen=True)
 class Status:
-    """What bwrap and the request's subshell reported."""
+    """What the request's subshell and then bwrap reported."""
 
-    exit_code: int | None  # the command's, when it ran (bwrap's "exit-code")
-    bwrap_exit: int | None  # bwrap's own exit status (or the set-up steps')
-    child_pid: int | None  # the sandbox's PID 1, as the host sees it
-    cpu_seconds: float  # user + system time of everything the request ran
-    waiter_pid: int | None = None  # the request's subshell, bwrap's parent
+    pid: int | None = None  # the request's subshell, which became bwrap
+    child_pid: int | None = None  # the sandbox's PID 1, as the host sees it
+    exit_code: int | None = None  # the command's, once it ran (bwrap's "exit-code")
+    step_failed: int | None = None  # the status of a set-up step that failed: bwrap never ran
 
 
 def parse_status(data: bytes) -> Status:
-    exit_code = bwrap_exit = child_pid = waiter_pid = None
-    cpu = 0.0
+    fields: dict[str, int] = {}
     for line in data.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                fields = json.loads(line)
-                if isinstance(fields, dict):
-                    exit_code = fields.get("exit-code", exit_code)
-                    bwrap_exit = fields.get("bwrap-exit", bwrap_exit)
-                    child_pid = fields.get("child-pid", child_pid)
-                    waiter_pid = fields.get("waiter-pid", waiter_pid)
-        elif match := _TIMES.match(line):
-            # `times` prints the shell's own times, then its children's: the last line wins.
-            minutes_user, user, minutes_sys, system = match.groups()
-            cpu = 60 * (int(minutes_user) + int(minutes_sys)) + float(user) + float(system)
-    return Status(exit_code, bwrap_exit, child_pid, cpu, waiter_pid)
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                fields.update((k, v) for k, v in entry.items() if isinstance(v, int))
+    return Status(
+        fields.get("pid"),
+        fields.get("child-pid"),
+        fields.get("exit-code"),
+        fields.get("step-failed"),
+    )
 
 
 class Pipes:
