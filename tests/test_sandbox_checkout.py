@@ -172,7 +172,7 @@ def test_cli_exit_codes_output_and_workdir(tmp_path: Path) -> None:
     no_userns = _cli("--", "true", cwd=ROOT, env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
     assert no_userns.returncode == 125
     assert no_userns.stderr.decode().strip().splitlines() == [
-        "shipmate sandbox: cannot start the sandbox: the sandbox did not start (exit 1): "
+        "shipmate sandbox: cannot start the sandbox: the sandbox did not start: "
         "bwrap: setting up uid map: Permission denied"
     ]
     missing_secret = _cli("--secret", "NOPE_NOT_SET@example.com", "--", "true", cwd=ROOT)
