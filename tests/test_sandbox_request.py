@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.sandbox.request import Capture, parse_status, render
 
 
-def _write(folder: Path, steps: list[str], argv: list[str]) -> Path:
+def _write(folder: Path, argv: list[str]) -> Path:
     """A request as Shipmate writes it, with FIFOs and a status file in `folder`."""
     request = folder / "req"
     request.write_text(
@@ -18,7 +18,6 @@ def _write(folder: Path, steps: list[str], argv: list[str]) -> Path:
             stdout=str(folder / "out"),
             stderr=str(folder / "err"),
             status=str(folder / "status"),
-            steps=steps,
             argv=argv,
         )
     )
@@ -48,20 +47,19 @@ HOSTILE = ["printf", "%s|", "$(touch pwned)", "`id`", "a b", "it's", "line\nbrea
 
 
 def test_every_argument_reaches_the_command_as_written(tmp_path: Path) -> None:
-    printed, _ = _run(_write(tmp_path, ["ulimit -f 1000"], HOSTILE))
+    printed, _ = _run(_write(tmp_path, HOSTILE))
     assert printed == "|".join(HOSTILE[2:]) + "|"
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
     reported = parse_status((tmp_path / "status").read_bytes())
     assert reported.pid is not None and reported.pid > 1  # printf ran in the subshell's place
-    assert reported.step_failed is None and reported.exit_code is None
+    assert reported.exit_code is None  # bwrap's line; printf wrote none
 
 
-def test_a_failing_step_stops_the_request_before_the_command(tmp_path: Path) -> None:
-    steps = [f"echo 0 > {tmp_path}/missing/cgroup.procs"]
-    _, complaint = _run(_write(tmp_path, steps, ["touch", str(tmp_path / "ran")]))
-    assert not (tmp_path / "ran").exists()
-    assert "cgroup.procs" in complaint
-    assert parse_status((tmp_path / "status").read_bytes()).step_failed not in (None, 0)
+def test_a_missing_program_ends_the_request_with_a_message(tmp_path: Path) -> None:
+    _, complaint = _run(_write(tmp_path, ["/no/such/bwrap", "--", "true"]))
+    assert "/no/such/bwrap" in complaint and "not found" in complaint
+    status = parse_status((tmp_path / "status").read_bytes())
+    assert status.pid is not None and status.child_pid is None and status.exit_code is None
 
 
 def test_status_lines_from_the_subshell_and_bwrap() -> None:
@@ -69,13 +67,7 @@ def test_status_lines_from_the_subshell_and_bwrap() -> None:
         b'{"pid": 4240}\n{ "child-pid": 4242, "pid-namespace": 4026532252 }\n{ "exit-code": 3 }\n'
     )
     status = parse_status(data)
-    assert (status.pid, status.child_pid, status.exit_code, status.step_failed) == (
-        4240,
-        4242,
-        3,
-        None,
-    )
-    assert parse_status(b'{"pid": 7}\n{"step-failed": 2}\n').step_failed == 2
+    assert (status.pid, status.child_pid, status.exit_code) == (4240, 4242, 3)
     assert parse_status(b"garbage\n{not json\n") == parse_status(b"")
     assert parse_status(b"").exit_code is None and parse_status(b"").pid is None
 
@@ -92,5 +84,5 @@ def test_capture_keeps_head_and_tail() -> None:
 
 
 def test_a_request_whose_fifos_are_gone_runs_nothing(tmp_path: Path) -> None:
-    _run(_write(tmp_path, [], ["touch", str(tmp_path / "ran")]), fifos=False)
+    _run(_write(tmp_path, ["touch", str(tmp_path / "ran")]), fifos=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["req"]

@@ -185,7 +185,7 @@ class BwrapSandbox:
             args += ["--setenv", key, value]
         return [*args, "--", *command]
 
-    def _layout(self, control_fd: int) -> dict[str, object]:
+    def _layout(self, control_fd: int, group: limits.CgroupSet) -> dict[str, object]:
         cap = self.spec.limits.workspace_mib
         binds = [[str(host), inside, "ro"] for host, inside in self.spec.ro_binds.items()]
         binds += [[str(host), inside, "rw"] for host, inside in self.spec.rw_binds.items()]
@@ -202,6 +202,8 @@ class BwrapSandbox:
             "port": self.bridge_port or 0,
             "control_fd": control_fd,
             "io": str(self._io),
+            "procs": [str(path) for path in group.procs_files()],
+            "rlimits": self._rlimits(group),
         }
 
     async def _start_holder(self) -> asyncio.subprocess.Process:
@@ -230,7 +232,7 @@ class BwrapSandbox:
                     "-I",
                     "-S",
                     str(HOLDER),
-                    marshal.dumps(self._layout(theirs.fileno())).hex(),
+                    marshal.dumps(self._layout(theirs.fileno(), self._cgroup())).hex(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
@@ -343,12 +345,11 @@ class BwrapSandbox:
                     stdout=str(pipes.paths["out"]),
                     stderr=str(pipes.paths["err"]),
                     status=str(pipes.paths["status"]),
-                    steps=self._steps(group),
                     argv=self.argv(argv, self.environment(env)),
                 )
             )
             self._request(holder, name)
-            timed_out = await self._wait(pipes, group, allowed=timeout)
+            timed_out = await self._wait(pipes, group, holder.pid, allowed=timeout)
             status = pipes.status()
             if status.pid is None and holder.returncode is not None:
                 raise SandboxUnavailable(
@@ -356,7 +357,7 @@ class BwrapSandbox:
                     "command started"
                 )
         finally:
-            group.kill_all()
+            group.kill_all(spare=holder.pid)
             oom = group.oom_kills() > oom_before  # this command's, not an earlier one's
             pipes.close()
             for path in (script, stdin_path):
@@ -402,7 +403,9 @@ class BwrapSandbox:
             stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
         return ExecResult(code, stdout, stderr, False, cut, wall, cpu)
 
-    async def _wait(self, pipes: Pipes, group: limits.CgroupSet, *, allowed: float | None) -> bool:
+    async def _wait(
+        self, pipes: Pipes, group: limits.CgroupSet, holder: int, *, allowed: float | None
+    ) -> bool:
         """Wait for the command to finish; True when it ran out of time (and was killed)."""
         finished = pipes.done()
         exited = self._exited
@@ -418,21 +421,21 @@ class BwrapSandbox:
                     await asyncio.wait_for(asyncio.shield(finished), 1)
             return False
         except TimeoutError:
-            self._kill(pipes, group)
+            self._kill(pipes, group, holder)
             # What the command wrote before the kill is kept: read the FIFOs to their end.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(finished), 5)
             return True
         except asyncio.CancelledError:
             # The caller gave up (a cancelled run): the command must not outlive it.
-            self._kill(pipes, group)
+            self._kill(pipes, group, holder)
             raise
         finally:
             if not finished.done():
                 finished.cancel()
 
     @staticmethod
-    def _kill(pipes: Pipes, group: limits.CgroupSet) -> None:
+    def _kill(pipes: Pipes, group: limits.CgroupSet, holder: int) -> None:
         # The request's subshell became bwrap, and bwrap's sandbox init dies with bwrap
         # (--die-with-parent), taking every process in its PID namespace with it; the init is
         # killed itself too, and the cgroup kill is the backstop.
@@ -441,7 +444,7 @@ class BwrapSandbox:
             if pid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-        group.kill_all()
+        group.kill_all(spare=holder)
 
     def _cgroup(self) -> limits.CgroupSet:
         """The sandbox's cgroup, made on first use and kept until `close`."""
@@ -450,22 +453,17 @@ class BwrapSandbox:
             self._group = limits.create(lim.memory_mib, lim.max_processes, self.cgroup_root)
         return self._group
 
-    def _steps(self, group: limits.CgroupSet) -> list[str]:
-        """Shell steps the request's subshell runs before bwrap: join the cgroup (writing 0
-        moves the writer) and set rlimits, so every process of the sandbox starts inside its
-        limits (no fork escapes a late move)."""
+    def _rlimits(self, group: limits.CgroupSet) -> dict[str, int]:
+        """The rlimits the holder takes for every command: a file-size cap always (writes to a
+        host folder are not on the task's disk), and memory and process counts when no cgroup
+        holds them (RLIMIT_NPROC is counted per user namespace: this sandbox's processes)."""
         lim = self.spec.limits
-        steps = [f'echo 0 > "{procs}"' for procs in group.procs_files()]
-        if lim.workspace_mib:
-            steps.append(f"ulimit -f {lim.workspace_mib * 1024 * 2}")  # 512-byte blocks
-        if group.kind == "none" and lim.memory_mib:
-            steps.append(f"ulimit -v {lim.memory_mib * 1024}")
-        if group.kind == "none" and lim.max_processes:
-            # RLIMIT_NPROC, counted per user namespace: this sandbox's processes only. bash
-            # spells it -u, dash -p.
-            n = lim.max_processes
-            steps.append(f"{{ ulimit -u {n} 2>/dev/null || ulimit -p {n}; }}")
-        return steps
+        none = group.kind == "none"
+        return {
+            "fsize": (lim.workspace_mib or 0) * 1024 * 1024,
+            "as": (lim.memory_mib or 0) * 1024 * 1024 if none else 0,
+            "nproc": (lim.max_processes or 0) if none else 0,
+        }
 
     async def close(self) -> None:
         self.closed = True

@@ -57,19 +57,21 @@ class CgroupSet:
                     return int(value)
         return 0
 
-    def kill_all(self) -> None:
-        """Kill every process still in the sandbox's cgroups (the belt to bwrap's braces).
-        Every process joins all of the set's cgroups, so the first one lists them all."""
+    def kill_all(self, spare: int | None = None) -> None:
+        """Kill every process still in the sandbox's cgroups (the belt to bwrap's braces) but
+        `spare` (the namespace holder, which lives there too). Every process joins all of the
+        set's cgroups, so the first one lists them all."""
         if self.kind == "none":
             return
-        if self.kind == "v2":
+        if self.kind == "v2" and spare is None:
             with contextlib.suppress(OSError):
                 (self.dirs[0] / "cgroup.kill").write_text("1")  # since Linux 5.14
                 return
         with contextlib.suppress(OSError):
-            for pid in _read(self.dirs[0] / "cgroup.procs").split():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(pid), 9)
+            for pid in map(int, _read(self.dirs[0] / "cgroup.procs").split()):
+                if pid != spare:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, 9)
 
     def remove(self) -> None:
         for d in self.dirs:

@@ -2,8 +2,8 @@
 
 Shipmate makes two FIFOs (stdout, stderr) and opens their read ends before the request goes out,
 writes the request script, and sends its id to the holder, which runs the script in a forked
-subshell. The script opens the FIFOs and a status file, notes its own pid there, joins the
-sandbox's cgroup, sets the rlimits and becomes bwrap (whose JSON status goes to the same file).
+subshell (already in the sandbox's cgroups, with its rlimits). The script opens the FIFOs and a
+status file, notes its own pid there and becomes bwrap (whose JSON status goes to the same file).
 The command is done when both FIFOs reach end of file: bwrap, the last writer, has exited.
 Shipmate wakes up once per command, not per status line.
 
@@ -54,12 +54,9 @@ class Capture:
         return bytes(self.head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(self.tail), cut
 
 
-def render(
-    *, stdin: str, stdout: str, stderr: str, status: str, steps: Sequence[str], argv: Sequence[str]
-) -> str:
-    """The request script: everything but the redirections and `steps` (cgroup, rlimits) is
-    quoted, so no argument is ever read as shell syntax. The subshell becomes bwrap (`exec`: no
-    process waits on it); only when a step fails does it report that step's status itself."""
+def render(*, stdin: str, stdout: str, stderr: str, status: str, argv: Sequence[str]) -> str:
+    """The request script: every path and argument is quoted, so none is ever read as shell
+    syntax. The subshell becomes bwrap (`exec`: no process waits on it)."""
     quoted = " ".join(shlex.quote(arg) for arg in argv)
     # The FIFOs are gone when Shipmate gave up on the request (timed out or cancelled before the
     # holder got to it): then nothing runs, rather than writing to new plain files.
@@ -71,8 +68,7 @@ def render(
     # dash does not tell a subshell its own pid (bwrap's, once it execs); /proc/self, resolved by
     # the `cd` builtin, does (bwrap sets its own working directory).
     own_pid = 'cd -P /proc/self && echo "{\\"pid\\": ${PWD#/proc/}}" >&3'
-    run = " && ".join([*steps, f"exec {quoted}"])
-    return f'{redirect}\n{own_pid}\n{run}\necho "{{\\"step-failed\\": $?}}" >&3\n'
+    return f"{redirect}\n{own_pid}\nexec {quoted}\n"
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,6 @@ class Status:
     pid: int | None = None  # the request's subshell, which became bwrap
     child_pid: int | None = None  # the sandbox's PID 1, as the host sees it
     exit_code: int | None = None  # the command's, once it ran (bwrap's "exit-code")
-    step_failed: int | None = None  # the status of a set-up step that failed: bwrap never ran
 
 
 def parse_status(data: bytes) -> Status:
@@ -92,12 +87,7 @@ def parse_status(data: bytes) -> Status:
             entry = json.loads(line)
             if isinstance(entry, dict):
                 fields.update((k, v) for k, v in entry.items() if isinstance(v, int))
-    return Status(
-        fields.get("pid"),
-        fields.get("child-pid"),
-        fields.get("exit-code"),
-        fields.get("step-failed"),
-    )
+    return Status(fields.get("pid"), fields.get("child-pid"), fields.get("exit-code"))
 
 
 class Pipes:
