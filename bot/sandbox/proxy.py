@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import tempfile
@@ -158,6 +159,13 @@ def _content_encoding(response_head: bytes) -> str:
     return ""
 
 
+@functools.cache
+def _system_trust() -> ssl.SSLContext:
+    """The host's trust store for upstream TLS, loaded once a process (it takes ~25 ms, which
+    every new sandbox paid); a context is safe to share between connections."""
+    return ssl.create_default_context()
+
+
 class EgressProxy:
     def __init__(
         self,
@@ -182,7 +190,7 @@ class EgressProxy:
         self.ca = ca
         self.audit = audit
         self.task_id = task_id
-        self.upstream_ssl = upstream_ssl or ssl.create_default_context()
+        self.upstream_ssl = upstream_ssl or _system_trust()
         self.events: list[EgressEvent] = []
         self.ca_bundle_path: Path | None = None
         self._server: asyncio.Server | None = None
