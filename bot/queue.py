@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, func, insert, or_, select, text, union_all, update
 from sqlalchemy.engine import Connection
 
 from bot import schema
@@ -152,20 +152,26 @@ class SQLQueue:
             )
             .scalar_subquery()
         )
-        due = or_(
-            and_(jobs.c.state == "waiting", jobs.c.run_at <= now),
-            # The worker that held it died: its lease ran out.
-            and_(jobs.c.state == "running", jobs.c.lease_until <= now),
-        )
         free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
         if kinds is not None:
             free = and_(free, jobs.c.kind.in_(list(kinds)))
+
+        def first(*due: Any) -> Any:
+            return select(jobs).where(*due, free).order_by(jobs.c.run_at, jobs.c.id).limit(1)
+
+        # The first due job of each kind of due, then the earlier of the two. One query with
+        # `waiting OR lease ran out` sorted every waiting job (tens of ms with a backlog of
+        # 100k), inside the write transaction that the intake's commits wait for.
+        candidates = union_all(
+            first(jobs.c.state == "waiting", jobs.c.run_at <= now).subquery().select(),
+            # The worker that held it died: its lease ran out.
+            first(jobs.c.state == "running", jobs.c.lease_until <= now).subquery().select(),
+        ).subquery()
+        next_due = select(candidates).order_by(candidates.c.run_at, candidates.c.id).limit(1)
         with self.engine.begin() as conn:
             self._serialize(conn)
             while True:
-                row = conn.execute(
-                    select(jobs).where(due, free).order_by(jobs.c.run_at, jobs.c.id).limit(1)
-                ).first()
+                row = conn.execute(next_due).first()
                 if row is None:
                     return None
                 if row.state == "running" and row.attempts >= row.max_attempts:
