@@ -93,6 +93,8 @@ def start_shipmate(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its own process group, so that a crash can take every process of it at once.
+        start_new_session=True,
     )
     wait_ready(f"http://127.0.0.1:{port}/healthz", process)
     return process
@@ -269,7 +271,10 @@ def kill_during_load(
         text=True,
     )
     time.sleep(2.0)
-    server.send_signal(signal.SIGKILL)
+    # The whole server at once, as a crash or the OOM killer would take it: with several
+    # processes (`serve --workers N`), a SIGKILL to the supervisor alone is a graceful stop
+    # of the others.
+    os.killpg(server.pid, signal.SIGKILL)
     server.wait()
     out = load.communicate(timeout=60)[0]
     accepted = int(re.search(r"ACCEPTED (\d+)", out).group(1))  # type: ignore[union-attr]

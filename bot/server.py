@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
+import functools
 import os
-from collections.abc import AsyncIterator
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -36,16 +42,16 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop)) if with_worker else None
-        checkpoints = asyncio.create_task(_checkpoint_every(store, 0.25, stop))
+        duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25)]
+        if with_worker:
+            duties.append(worker.run)
+        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, duties))
         log.info("serve.started", worker=with_worker, app_configured=settings.has_app_credentials)
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                await task
-            await checkpoints
+            await leading
             store.dispose()
             log.info("serve.stopped")
 
@@ -59,6 +65,36 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
     )
     worker.yield_to = app.busy
     return app, store
+
+
+Duty = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def _lead(lock_path: Path, stop: asyncio.Event, duties: Sequence[Duty]) -> None:
+    """Run `duties` (the in-process worker, the WAL checkpoints) until `stop`, in one process
+    of `serve`: the one that holds an exclusive lock on `lock_path`. The others (`--workers N`)
+    only take deliveries, and try for the lock every second, so that one of them takes over
+    when the holder dies."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if not await _take_lock(fd, stop):
+            return
+        log.info("serve.leading", pid=os.getpid())
+        await asyncio.gather(*(duty(stop) for duty in duties))
+    finally:
+        os.close(fd)  # releases the lock
+
+
+async def _take_lock(fd: int, stop: asyncio.Event) -> bool:
+    """Wait for an exclusive `flock` on `fd`; False when `stop` comes first."""
+    while not stop.is_set():
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    return False
 
 
 async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -> None:
@@ -86,10 +122,22 @@ def app_from_env() -> ShipmateApp:
     reads the settings from the environment the parent was started with."""
     from bot.logs import configure, settings_secrets
 
+    _stop_with_parent(int(os.environ.get("SHIPMATE_SERVE_PARENT", "0")))
     settings = with_saved_credentials(Settings.load())
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
     with_worker = os.environ.get("SHIPMATE_SERVE_WITH_WORKER", "1") == "1"
     return build(settings, with_worker=with_worker)[0]
+
+
+def _stop_with_parent(parent: int) -> None:
+    """SIGTERM this process when `parent` (the `serve --workers N` supervisor) dies, however it
+    dies, so that no orphan keeps serving on the port (Linux; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux") or parent <= 0:
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(
@@ -99,6 +147,7 @@ def serve(
     if workers > 1:
         # Several processes on one port; each builds its own app (and worker) from the env.
         os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
+        os.environ["SHIPMATE_SERVE_PARENT"] = str(os.getpid())
         target: Any = "bot.server:app_from_env"
         open_store(settings).dispose()
     else:

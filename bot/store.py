@@ -7,7 +7,9 @@ PostgreSQL serves several hosts.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -87,14 +89,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 class FairLock:
     """A reentrant lock handed over in arrival order (`threading.RLock` lets a releasing thread
-    take it straight back, so busy threads can starve another)."""
+    take it straight back, so busy threads can starve another).
 
-    def __init__(self) -> None:
+    With `path`, the holder also holds an exclusive `flock` on that file, so the writers of
+    every process on the database (`serve --workers N`, `shipmate worker`) take turns too, and
+    a waiting process wakes as soon as the lock is free. Without it they would meet only at
+    SQLite's lock, whose busy handler sleeps 1, 2, 5... ms between tries, and an intake waiting
+    there blocks its event loop for that long."""
+
+    def __init__(self, path: Path | None = None) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._next_ticket = 0
         self._serving = 0
         self._owner: int | None = None
         self._depth = 0
+        self._path = path
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -107,6 +117,12 @@ class FairLock:
             while self._serving != ticket:
                 self._changed.wait()
             self._owner, self._depth = me, 1
+        if self._path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._hand_over()
+                raise
 
     def release(self, owner: int | None = None) -> None:
         """Release once for `owner` (default: this thread), e.g. when another thread closes a
@@ -115,10 +131,29 @@ class FairLock:
             if self._owner != (owner if owner is not None else threading.get_ident()):
                 raise RuntimeError("release of a FairLock this thread does not hold")
             self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._serving += 1
-                self._changed.notify_all()
+            if self._depth > 0:
+                return
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._changed:
+            self._owner, self._depth = None, 0
+            self._serving += 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Close the lock file (an open one is kept for the next transaction)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _file(self) -> int:
+        if self._fd is None:
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
 
 
 class _WriteLockedConnection(sqlite3.Connection):
@@ -165,9 +200,16 @@ class _WriteLockedConnection(sqlite3.Connection):
             self.write_lock.release(owner)
 
 
-def _write_locked_factory() -> type[_WriteLockedConnection]:
-    lock = FairLock()
+def _write_locked_factory(lock: FairLock) -> type[_WriteLockedConnection]:
     return type("WriteLockedConnection", (_WriteLockedConnection,), {"write_lock": lock})
+
+
+def writer_lock_path(url: str) -> Path | None:
+    """The file whose `flock` the writers of every process on this SQLite database share."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{parsed.database}.writer-lock")
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -178,15 +220,16 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+def create_db_engine(url: str, write_lock: FairLock | None = None) -> Engine:
+    """An engine for `url`; SQLite files get their folder created, the pragmas above, and
+    `write_lock` (default: a new one on `writer_lock_path(url)`) around every transaction."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "factory": _write_locked_factory()}
-        )
+        lock_path = writer_lock_path(url)
+        if lock_path is not None:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+        factory = _write_locked_factory(write_lock or FairLock(lock_path))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "factory": factory})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -258,7 +301,8 @@ class Store:
     def __init__(self, url: str, *, job_max_attempts: int = 5) -> None:
         self.url = url
         self.job_max_attempts = job_max_attempts
-        self.engine = create_db_engine(url)
+        self.write_lock = FairLock(writer_lock_path(url))
+        self.engine = create_db_engine(url, self.write_lock)
         self.dialect = self.engine.dialect.name
         self._intake: Any = None
 
@@ -277,6 +321,7 @@ class Store:
             self._intake.close()
             self._intake = None
         self.engine.dispose()
+        self.write_lock.close()
 
     def checkpoint(self, restart_above_bytes: int = 16 * 1024 * 1024) -> None:
         """Copy SQLite's write-ahead log into the database file. The intake's own connection
@@ -292,11 +337,11 @@ class Store:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             wal = Path(f"{self.engine.url.database}-wal")
             if wal.exists() and wal.stat().st_size > restart_above_bytes:
-                connection.write_lock.acquire()
+                self.write_lock.acquire()
                 try:
                     connection.execute("PRAGMA wal_checkpoint(RESTART)")
                 finally:
-                    connection.write_lock.release()
+                    self.write_lock.release()
         finally:
             raw.close()
 

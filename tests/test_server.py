@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -201,3 +205,114 @@ def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
         assert line["event"] == "issue_comment"
         assert line["repo"] == "Codertocat/Hello-World"
         assert line["installation_id"] == 1
+
+
+def _children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan waits here for an init that may never reap)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_serve_with_several_processes_stores_each_delivery_once_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 3`: every delivery, sent twice at once on separate connections, is
+    stored once and handled once, by the one process that runs the worker; SIGTERM stops them
+    all and frees the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "3"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "SHIPMATE_DATA_DIR": str(tmp_path / "data"),
+            "SHIPMATE_WEBHOOK_SECRET": "s",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    body = (WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_bytes()
+    ids = [str(uuid.uuid4()) for _ in range(30)]
+
+    def post(delivery: str) -> tuple[str, int, str]:
+        response = httpx.post(  # a new connection each time, taken by any of the processes
+            f"{base}/api/github/webhooks",
+            content=body,
+            headers={
+                "X-GitHub-Event": "installation",
+                "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": sign(body, "s"),
+                "Content-Type": "application/json",
+            },
+        )
+        return delivery, response.status_code, response.json()["status"]
+
+    try:
+        _wait_healthy(base, process)
+        servers = _children(process.pid)
+        assert len(servers) >= 3
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(post, ids + ids))
+        for delivery in ids:
+            mine = sorted((code, status) for d, code, status in replies if d == delivery)
+            assert mine == [(200, "duplicate"), (202, "queued")]
+        store = Store(f"sqlite:///{tmp_path / 'data' / 'shipmate.db'}")
+        deadline = time.monotonic() + 30
+        while store.count_deliveries("handled") < len(ids):
+            assert time.monotonic() < deadline, "the in-process worker did not handle them all"
+            time.sleep(0.05)
+        with store.engine.connect() as conn:
+            jobs = conn.exec_driver_sql("SELECT state, attempts, worker_id FROM jobs").all()
+        store.dispose()
+        assert len(jobs) == len(ids)
+        assert {(state, attempts) for state, attempts, _ in jobs} == {("done", 1)}
+        assert len({worker for _, _, worker in jobs}) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert output.count('"serve.leading"') == 1, output  # the worker ran in one process only
+    assert not any(_running(pid) for pid in servers)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.anyio
+async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_holder_stops(
+    tmp_path: Path,
+) -> None:
+    from bot.server import _lead
+
+    lock = tmp_path / "serve.lock"
+    running: list[str] = []
+
+    def duty(name: str) -> Any:
+        async def run(stop: asyncio.Event) -> None:
+            running.append(name)
+            await stop.wait()
+            running.remove(name)
+
+        return run
+
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(_lead(lock, first_stop, [duty("first")]))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(_lead(lock, second_stop, [duty("second")]))
+    await asyncio.sleep(0.3)
+    assert running == ["first"]
+    first_stop.set()
+    await first
+    async with asyncio.timeout(5):
+        while running != ["second"]:
+            await asyncio.sleep(0.05)
+    second_stop.set()
+    await second
+    assert running == []

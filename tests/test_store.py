@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -184,6 +186,49 @@ def test_fair_lock_is_handed_over_in_arrival_order_and_is_reentrant() -> None:
     assert order == ["first", "second", "third"]
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_a_fair_lock_on_a_file_excludes_every_other_holder_of_that_file(tmp_path: Path) -> None:
+    """Two locks on one file stand for two processes (`flock` works per open file)."""
+    mine, theirs = FairLock(tmp_path / "db.writer-lock"), FairLock(tmp_path / "db.writer-lock")
+    mine.acquire()
+    taken = threading.Event()
+
+    def take() -> None:
+        theirs.acquire()
+        taken.set()
+        theirs.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    assert not taken.wait(0.2)  # the other holder waits as long as this one holds it
+    mine.release()
+    assert taken.wait(10)
+    thread.join(10)
+    mine.close()
+    theirs.close()
+
+
+def _accept_in_a_process(url: str, first: int, count: int) -> list[str]:
+    store = Store(url)
+    statuses = []
+    for n in range(first, first + count, 5):
+        statuses += store.accept_deliveries([_delivery(f"d{i}") for i in range(n, n + 5)])
+    store.dispose()
+    return statuses
+
+
+def test_writers_in_several_processes_store_each_delivery_once(sqlite_url: str) -> None:
+    """`serve --workers N`: processes whose ids overlap; every id is queued exactly once."""
+    store = Store(sqlite_url)
+    store.migrate()
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(3) as pool:
+        results = pool.starmap(_accept_in_a_process, [(sqlite_url, 0, 300)] * 3)
+    assert sorted(s for r in results for s in r).count("queued") == 300
+    assert all(len(r) == 300 for r in results)
+    assert store.count_deliveries() == 300 and len(_jobs(store)) == 300
+    store.dispose()
 
 
 def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: str) -> None:
