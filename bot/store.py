@@ -13,11 +13,13 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from isal import isal_zlib
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -27,6 +29,20 @@ from bot import schema
 from bot.config import ConfigError, Settings
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
+
+
+def pack_payload(payload: bytes) -> bytes:
+    """A delivery's JSON as stored: a zlib stream (RFC 1950) written by ISA-L at its fastest
+    level, about 10 us and a fifth of the size for a 15 KB delivery. The intake's commit
+    then writes a fifth of the bytes to the WAL, and the checkpoint copies a fifth of them to
+    the database, where each was the largest cost of a delivery. Any zlib reads it back."""
+    return isal_zlib.compress(payload, 0)
+
+
+def unpack_payload(stored: bytes) -> bytes:
+    """The JSON back, byte for byte. A zlib stream starts with "x" (0x78); JSON text never
+    does, so payloads stored as they came (before packing) are returned as they are."""
+    return zlib.decompress(stored) if stored[:1] == b"x" else stored
 
 
 @dataclass(frozen=True)
@@ -380,14 +396,15 @@ class Store:
         now = time.time()
         statuses: list[DeliveryStatus] = []
         seen: set[str] = set()
-        rows: list[tuple[Delivery, DeliveryStatus]] = []
+        # Each with its payload packed before the transaction: the write lock is held no longer.
+        rows: list[tuple[Delivery, DeliveryStatus, bytes]] = []
         for delivery in batch:
             if delivery.delivery_id in seen:
                 statuses.append("duplicate")
                 continue
             seen.add(delivery.delivery_id)
             status: DeliveryStatus = "queued" if delivery.handled else "ignored"
-            rows.append((delivery, status))
+            rows.append((delivery, status, pack_payload(delivery.payload)))
             statuses.append(status)
         if self.dialect == "sqlite":
             connection = self._intake_connection()
@@ -427,7 +444,7 @@ class Store:
         }
 
     def _insert_deliveries(
-        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus]], now: float
+        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]], now: float
     ) -> list[bool]:
         insert_delivery = (
             self._insert(schema.deliveries)
@@ -436,7 +453,7 @@ class Store:
         )
         inserted: list[bool] = []
         jobs: list[dict[str, Any]] = []
-        for delivery, status in rows:
+        for delivery, status, payload in rows:
             row = conn.execute(
                 insert_delivery,
                 {
@@ -445,7 +462,7 @@ class Store:
                     "action": delivery.action,
                     "installation_id": delivery.installation_id,
                     "repository": delivery.repository,
-                    "payload": delivery.payload,
+                    "payload": payload,
                     "status": status,
                     "received_at": now,
                 },
@@ -460,14 +477,14 @@ class Store:
     def _insert_deliveries_sqlite(
         self,
         connection: _WriteLockedConnection,
-        rows: Sequence[tuple[Delivery, DeliveryStatus]],
+        rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]],
         now: float,
     ) -> list[bool]:
         cursor = connection.cursor()
         inserted: list[bool] = []
         jobs: list[tuple[Any, ...]] = []
         try:
-            for delivery, status in rows:
+            for delivery, status, payload in rows:
                 cursor.execute(
                     "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
                     " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -478,7 +495,7 @@ class Store:
                         delivery.action,
                         delivery.installation_id,
                         delivery.repository,
-                        delivery.payload,
+                        payload,
                         status,
                         now,
                     ),
@@ -513,7 +530,7 @@ class Store:
             delivery_id=row.delivery_id,
             event=row.event,
             action=row.action,
-            payload=bytes(row.payload),
+            payload=unpack_payload(bytes(row.payload)),
             installation_id=row.installation_id,
             repository=row.repository,
             status=row.status,

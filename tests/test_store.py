@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import base64
 import contextlib
 import multiprocessing
+import random
 import threading
 import time
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot import schema
 from bot.store import Delivery, FairLock, Store
@@ -109,6 +113,34 @@ def test_runs_ledger_and_audit(db_url: str) -> None:
     assert [c["seq"] for c in store.model_calls("r1")] == [1]
     store.append_audit("comment.create", run_id="r1", actor="shipmate", target="octo/widgets#3")
     assert [a["action"] for a in store.audit_for_run("r1")] == ["comment.create"]
+
+
+def test_payloads_are_stored_packed_and_read_back_byte_for_byte(db_url: str) -> None:
+    from tests.conftest import WEBHOOK_FIXTURES
+
+    body = (WEBHOOK_FIXTURES / "issue_comment" / "created.payload.json").read_bytes()
+    store = Store(db_url)
+    store.migrate()
+    store.accept_delivery(replace(_delivery("big"), payload=body))
+    with store.engine.begin() as conn:
+        stored = conn.execute(
+            select(schema.deliveries.c.payload).where(schema.deliveries.c.delivery_id == "big")
+        ).scalar_one()
+        # A row from before packing: the JSON as it came.
+        conn.execute(
+            insert(schema.deliveries).values(
+                delivery_id="old",
+                event="ping",
+                payload=b' {"zen": "x"}',
+                status="handled",
+                received_at=0.0,
+            )
+        )
+    assert len(stored) < len(body) / 4 and zlib.decompress(stored) == body
+    big, old = store.get_delivery("big"), store.get_delivery("old")
+    assert big is not None and big.payload == body
+    assert old is not None and old.payload == b' {"zen": "x"}'
+    store.dispose()
 
 
 def test_repair_attempts_and_refusals(db_url: str) -> None:
@@ -258,7 +290,8 @@ def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
     store = Store(sqlite_url)
     store.migrate()
     wal = Path(f"{store.engine.url.database}-wal")
-    payload = b'{"pad": "' + b"x" * 20_000 + b'"}'
+    # Random text, which packing hardly shrinks.
+    payload = b'{"pad": "' + base64.b64encode(random.randbytes(15_000)) + b'"}'
 
     def burst(start: int, count: int) -> None:
         for n in range(start, start + count):
