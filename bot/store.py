@@ -8,7 +8,6 @@ PostgreSQL serves several hosts.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from isal import isal_zlib
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -504,7 +504,7 @@ class Store:
                 inserted.append(fresh)
                 if fresh and delivery.handled:
                     job = self._job_row(delivery, now)
-                    job["payload"] = json.dumps(job["payload"])
+                    job["payload"] = orjson.dumps(job["payload"]).decode()
                     jobs.append(tuple(job[column] for column in JOB_COLUMNS))
             if jobs:
                 columns = ", ".join(JOB_COLUMNS)
