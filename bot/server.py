@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 from bot.dispatch import job_handlers
@@ -108,6 +109,51 @@ async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -
             log.warning("store.checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
 
 
+class HeadersWithBody:
+    """The transport as one response cycle of uvicorn sees it: the status line and headers,
+    which uvicorn writes as soon as the app starts its response, go out with the first body
+    chunk, in one send. Two sends cost a second system call and a second wake-up of the client
+    per request (~10 us of CPU on the two sides, a tenth of a delivery). Headers still held at
+    the end of the loop iteration (a response whose body comes later) go out alone then."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+        self._headers_done = False
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif not self._headers_done and self._cycle.response_started:
+            # The first write once the response has started: its status line and headers.
+            self._headers_done = True
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, each response written with one send (`HeadersWithBody`)."""
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        cycle.transport = HeadersWithBody(cycle.transport, cycle)
+        super()._start_asgi_task(cycle, app)
+
+
 class _Server(uvicorn.Server):
     """uvicorn, except that a graceful stop on SIGTERM ends the process with exit 0 (uvicorn
     re-raises the signal afterwards, which process managers log as a crash)."""
@@ -163,7 +209,7 @@ def serve(
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -319,3 +319,125 @@ async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_hol
     second_stop.set()
     await second
     assert running == []
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Cycle:
+    response_started = False
+
+
+@pytest.mark.anyio
+async def test_a_response_goes_out_in_one_send() -> None:
+    from bot.server import HeadersWithBody
+
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    wrapped.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: as it comes
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    wrapped.write(b"{}")
+    wrapped.write(b"more")
+    assert transport.writes == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 202 Accepted\r\n\r\n{}",
+        b"more",
+    ]
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 3
+
+    # Headers whose body does not come in the same loop iteration go out alone, then.
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert transport.writes == []
+    await asyncio.sleep(0)
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
+    wrapped.write(b"late")
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n", b"late"]
+
+    # Closed with headers held (an app that failed after starting): they go first.
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    wrapped.close()
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and transport.closed
+
+
+def test_serve_uses_the_one_send_protocol_on_this_uvicorn() -> None:
+    """`HttpProtocol` hooks uvicorn's `_start_asgi_task`; should uvicorn rename it, this says
+    so instead of every response quietly taking two sends again."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from bot.server import HttpProtocol
+
+    assert callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
+    assert "_start_asgi_task" in HttpProtocol.__dict__
+
+
+def test_keep_alive_pipelining_head_and_expect_100_continue_through_serve(tmp_path: Path) -> None:
+    """Raw HTTP/1.1 on one connection against `shipmate serve`: several requests in a row,
+    pipelined, HEAD, and a body sent only after `100 Continue`."""
+    port = free_port()
+    process = _serve(tmp_path, port, SHIPMATE_WEBHOOK_SECRET="s")
+    base = f"http://127.0.0.1:{port}"
+    body = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'
+
+    def post(delivery: str, expect: bool = False) -> bytes:
+        head = (
+            f"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+            f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {sign(body, 's')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        )
+        return (head + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode()
+
+    def read_reply(sock: socket.socket, buffer: bytearray, *, head: bool = False) -> bytes:
+        def more() -> bytes:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            return chunk
+
+        while b"\r\n\r\n" not in buffer:
+            buffer += more()
+        top, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        lines = [line.lower() for line in top.split(b"\r\n")]
+        sizes = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")]
+        length = 0 if head or not sizes else sizes[0]
+        while len(rest) < length:
+            rest += more()
+        buffer[:] = rest[length:]
+        return top + b"\r\n\r\n" + rest[:length]
+
+    try:
+        _wait_healthy(base, process)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buffer = bytearray()
+            sock.sendall(post("k1") + body)
+            assert b'"status":"pong"' in read_reply(sock, buffer)
+            sock.sendall(post("k2") + body + post("k3") + body)  # pipelined
+            second, third = read_reply(sock, buffer), read_reply(sock, buffer)
+            assert b'"delivery":"k2"' in second and b'"delivery":"k3"' in third
+            sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(sock, buffer, head=True).startswith(b"HTTP/1.1 200")
+            sock.sendall(post("k4", expect=True))
+            assert read_reply(sock, buffer).startswith(b"HTTP/1.1 100")
+            sock.sendall(body)
+            assert b'"delivery":"k4"' in read_reply(sock, buffer)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
