@@ -329,8 +329,13 @@ class Store:
     def migrate(self) -> None:
         schema.metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            # On PostgreSQL the first of these takes the lock that serialises migrations.
             for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
                 conn.exec_driver_sql(statement)
+            for name in schema.DROPPED_INDEXES:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            for index in schema.jobs.indexes:  # an existing table gets the ones it lacks
+                index.create(conn, checkfirst=True)
 
     def dispose(self) -> None:
         if self._intake is not None:

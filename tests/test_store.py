@@ -311,3 +311,37 @@ def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 355
     store.dispose()
+
+
+def _job_indexes(store: Store) -> dict[str, str]:
+    """Name -> definition of each index on jobs."""
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            rows = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'"
+            )
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE tablename = 'jobs' AND schemaname = current_schema()"
+            )
+        return {name: sql or "" for name, sql in rows}
+
+
+def test_migrate_indexes_only_the_jobs_that_have_a_lock(db_url: str) -> None:
+    """A database of an earlier version (every job in the lock indexes) gets the partial
+    indexes instead; migrating twice is harmless."""
+    store = Store(db_url)
+    store.migrate()
+    with store.engine.begin() as conn:
+        for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+        conn.exec_driver_sql("CREATE INDEX ix_jobs_lock_key ON jobs (lock_key)")
+        conn.exec_driver_sql("CREATE INDEX ix_jobs_queueing_lock ON jobs (queueing_lock)")
+    store.migrate()
+    store.migrate()  # and again: nothing left to do
+    indexes = _job_indexes(store)
+    assert "ix_jobs_lock_key" not in indexes and "ix_jobs_queueing_lock" not in indexes
+    for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
+        assert "NOT NULL" in indexes[name].upper(), indexes[name]
+    store.dispose()
