@@ -186,10 +186,34 @@ def _stop_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+# More would mostly take turns on SQLite's one writer, each holding its own copy of the app.
+MAX_DEFAULT_PROCESSES = 4
+
+
+def default_processes() -> int:
+    """`serve`'s web processes when neither `--workers` nor SHIPMATE_WEB_PROCESSES says: one
+    per CPU this process may run on, at most MAX_DEFAULT_PROCESSES. One process keeps one core
+    busy at most (Python runs one thread at a time), and the intake's work is CPU: verify,
+    pack, commit."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
+
+
 def serve(
-    settings: Settings, *, host: str, port: int, with_worker: bool = True, workers: int = 1
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    with_worker: bool = True,
+    workers: int | None = None,
 ) -> int:
+    """Serve until SIGTERM with `workers` processes (default: SHIPMATE_WEB_PROCESSES, else
+    `default_processes()`); above one, a supervisor runs them on one socket."""
     settings = with_saved_credentials(settings)
+    workers = workers or settings.web_processes or default_processes()
     if workers > 1:
         # Several processes on one port; each builds its own app (and worker) from the env.
         os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"

@@ -130,6 +130,11 @@ START_UP_ERRORS = {
         _bad_key_file,
         "app-credentials.json (private_key): not a valid PEM private key",
     ),
+    "no web process": (
+        {"SHIPMATE_WEB_PROCESSES": "0"},
+        None,
+        "SHIPMATE_WEB_PROCESSES: Input should be greater than or equal to 1",
+    ),
     "app id without key": (
         {"SHIPMATE_APP_ID": "7"},
         None,
@@ -177,12 +182,14 @@ def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
                 "SHIPMATE_DATA_DIR": str(tmp_path / "data"),
                 "SHIPMATE_WEBHOOK_SECRET": "s",
                 "SHIPMATE_LOG_FORMAT": "json",
+                "SHIPMATE_WEB_PROCESSES": "1",
             },
             stdout=subprocess.DEVNULL,
             stderr=log_file,
         )
         try:
             _wait_healthy(base, process)
+            assert _children(process.pid) == set()  # one process, no supervisor
             delivery, response = _deliver(
                 base, "issue_comment", "created.with-installation.payload.json"
             )
@@ -441,3 +448,13 @@ def test_keep_alive_pipelining_head_and_expect_100_continue_through_serve(tmp_pa
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_serve_runs_one_process_per_cpu_by_default_and_at_most_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.server import default_processes
+
+    for cpus, expected in ((1, 1), (3, 3), (64, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert default_processes() == expected
