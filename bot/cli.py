@@ -9,6 +9,13 @@ from collections.abc import Sequence
 from bot.config import ConfigError, Settings
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shipmate", description="A self-hosted coding-agent GitHub App."
@@ -22,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-worker", action="store_true", help="accept webhooks only; run `shipmate worker`"
     )
     serve.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="web server processes (default 1)"
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="web server processes (default: SHIPMATE_WEB_PROCESSES, else one per CPU, at most 4)",
     )
 
     sub.add_parser("worker", help="a queue worker only (for scale-out)")

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 5
 
+    # `shipmate serve`: its web server processes (`--workers`); unset, see `serve_processes`.
+    web_processes: int | None = Field(default=None, ge=1)
+
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:

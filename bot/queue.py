@@ -7,13 +7,14 @@ keeps at most one such job waiting. Cancel is cooperative: `should_abort` is pol
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import Float, and_, bindparam, func, insert, or_, select, text, union_all, update
 from sqlalchemy.engine import Connection
 
 from bot import schema
@@ -82,6 +83,39 @@ def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 300.0) -> floa
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311
 
 
+@functools.cache
+def _next_due(of_kinds: bool) -> Any:
+    """The claim's query: the first due job (of the `kinds` given, with `of_kinds`) whose
+    lock_key no running job holds, at time `now`. Built once: building it costs more than
+    running it, under the GIL the event loop needs.
+
+    The first waiting job and the first expired lease are each looked up by index, and the
+    earlier taken. One query with `waiting OR lease ran out` sorted every waiting job (tens of
+    ms with a backlog of 100k), inside the write transaction that the intake's commits wait
+    for."""
+    jobs = schema.jobs
+    now: Any = bindparam("now", type_=Float)
+    held = (
+        select(jobs.c.lock_key)
+        .where(jobs.c.state == "running", jobs.c.lease_until > now, jobs.c.lock_key.is_not(None))
+        .scalar_subquery()
+    )
+    free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
+    if of_kinds:
+        free = and_(free, jobs.c.kind.in_(bindparam("kinds", expanding=True)))
+
+    def first(*due: Any) -> Any:
+        query = select(jobs).where(*due, free).order_by(jobs.c.run_at, jobs.c.id).limit(1)
+        return query.subquery().select()
+
+    candidates = union_all(
+        first(jobs.c.state == "waiting", jobs.c.run_at <= now),
+        # The worker that held it died: its lease ran out.
+        first(jobs.c.state == "running", jobs.c.lease_until <= now),
+    ).subquery()
+    return select(candidates).order_by(candidates.c.run_at, candidates.c.id).limit(1)
+
+
 class SQLQueue:
     """`Queue` on the Store's database (SQLite or PostgreSQL)."""
 
@@ -145,27 +179,13 @@ class SQLQueue:
     ) -> Job | None:
         now = time.time()
         jobs = schema.jobs
-        held = (
-            select(jobs.c.lock_key)
-            .where(
-                jobs.c.state == "running", jobs.c.lease_until > now, jobs.c.lock_key.is_not(None)
-            )
-            .scalar_subquery()
-        )
-        due = or_(
-            and_(jobs.c.state == "waiting", jobs.c.run_at <= now),
-            # The worker that held it died: its lease ran out.
-            and_(jobs.c.state == "running", jobs.c.lease_until <= now),
-        )
-        free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
+        params: dict[str, Any] = {"now": now}
         if kinds is not None:
-            free = and_(free, jobs.c.kind.in_(list(kinds)))
+            params["kinds"] = list(kinds)
         with self.engine.begin() as conn:
             self._serialize(conn)
             while True:
-                row = conn.execute(
-                    select(jobs).where(due, free).order_by(jobs.c.run_at, jobs.c.id).limit(1)
-                ).first()
+                row = conn.execute(_next_due(kinds is not None), params).first()
                 if row is None:
                     return None
                 if row.state == "running" and row.attempts >= row.max_attempts:

@@ -7,15 +7,19 @@ PostgreSQL serves several hosts.
 
 from __future__ import annotations
 
-import json
+import fcntl
+import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+from isal import isal_zlib
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -25,6 +29,20 @@ from bot import schema
 from bot.config import ConfigError, Settings
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
+
+
+def pack_payload(payload: bytes) -> bytes:
+    """A delivery's JSON as stored: a zlib stream (RFC 1950) written by ISA-L at its fastest
+    level, about 10 us and a fifth of the size for a 15 KB delivery. The intake's commit
+    then writes a fifth of the bytes to the WAL, and the checkpoint copies a fifth of them to
+    the database, where each was the largest cost of a delivery. Any zlib reads it back."""
+    return isal_zlib.compress(payload, 0)
+
+
+def unpack_payload(stored: bytes) -> bytes:
+    """The JSON back, byte for byte. A zlib stream starts with "x" (0x78); JSON text never
+    does, so payloads stored as they came (before packing) are returned as they are."""
+    return zlib.decompress(stored) if stored[:1] == b"x" else stored
 
 
 @dataclass(frozen=True)
@@ -87,14 +105,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 class FairLock:
     """A reentrant lock handed over in arrival order (`threading.RLock` lets a releasing thread
-    take it straight back, so busy threads can starve another)."""
+    take it straight back, so busy threads can starve another).
 
-    def __init__(self) -> None:
+    With `path`, the holder also holds an exclusive `flock` on that file, so the writers of
+    every process on the database (`serve --workers N`, `shipmate worker`) take turns too, and
+    a waiting process wakes as soon as the lock is free. Without it they would meet only at
+    SQLite's lock, whose busy handler sleeps 1, 2, 5... ms between tries, and an intake waiting
+    there blocks its event loop for that long."""
+
+    def __init__(self, path: Path | None = None) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._next_ticket = 0
         self._serving = 0
         self._owner: int | None = None
         self._depth = 0
+        self._path = path
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -107,6 +133,12 @@ class FairLock:
             while self._serving != ticket:
                 self._changed.wait()
             self._owner, self._depth = me, 1
+        if self._path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._hand_over()
+                raise
 
     def release(self, owner: int | None = None) -> None:
         """Release once for `owner` (default: this thread), e.g. when another thread closes a
@@ -115,10 +147,29 @@ class FairLock:
             if self._owner != (owner if owner is not None else threading.get_ident()):
                 raise RuntimeError("release of a FairLock this thread does not hold")
             self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._serving += 1
-                self._changed.notify_all()
+            if self._depth > 0:
+                return
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._changed:
+            self._owner, self._depth = None, 0
+            self._serving += 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Close the lock file (an open one is kept for the next transaction)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _file(self) -> int:
+        if self._fd is None:
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
 
 
 class _WriteLockedConnection(sqlite3.Connection):
@@ -165,9 +216,16 @@ class _WriteLockedConnection(sqlite3.Connection):
             self.write_lock.release(owner)
 
 
-def _write_locked_factory() -> type[_WriteLockedConnection]:
-    lock = FairLock()
+def _write_locked_factory(lock: FairLock) -> type[_WriteLockedConnection]:
     return type("WriteLockedConnection", (_WriteLockedConnection,), {"write_lock": lock})
+
+
+def writer_lock_path(url: str) -> Path | None:
+    """The file whose `flock` the writers of every process on this SQLite database share."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{parsed.database}.writer-lock")
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -178,15 +236,16 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and the pragmas above."""
+def create_db_engine(url: str, write_lock: FairLock | None = None) -> Engine:
+    """An engine for `url`; SQLite files get their folder created, the pragmas above, and
+    `write_lock` (default: a new one on `writer_lock_path(url)`) around every transaction."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "factory": _write_locked_factory()}
-        )
+        lock_path = writer_lock_path(url)
+        if lock_path is not None:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+        factory = _write_locked_factory(write_lock or FairLock(lock_path))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "factory": factory})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -258,7 +317,8 @@ class Store:
     def __init__(self, url: str, *, job_max_attempts: int = 5) -> None:
         self.url = url
         self.job_max_attempts = job_max_attempts
-        self.engine = create_db_engine(url)
+        self.write_lock = FairLock(writer_lock_path(url))
+        self.engine = create_db_engine(url, self.write_lock)
         self.dialect = self.engine.dialect.name
         self._intake: Any = None
 
@@ -269,14 +329,20 @@ class Store:
     def migrate(self) -> None:
         schema.metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            # On PostgreSQL the first of these takes the lock that serialises migrations.
             for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
                 conn.exec_driver_sql(statement)
+            for name in schema.DROPPED_INDEXES:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            for index in schema.jobs.indexes:  # an existing table gets the ones it lacks
+                index.create(conn, checkfirst=True)
 
     def dispose(self) -> None:
         if self._intake is not None:
             self._intake.close()
             self._intake = None
         self.engine.dispose()
+        self.write_lock.close()
 
     def checkpoint(self, restart_above_bytes: int = 16 * 1024 * 1024) -> None:
         """Copy SQLite's write-ahead log into the database file. The intake's own connection
@@ -292,11 +358,11 @@ class Store:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             wal = Path(f"{self.engine.url.database}-wal")
             if wal.exists() and wal.stat().st_size > restart_above_bytes:
-                connection.write_lock.acquire()
+                self.write_lock.acquire()
                 try:
                     connection.execute("PRAGMA wal_checkpoint(RESTART)")
                 finally:
-                    connection.write_lock.release()
+                    self.write_lock.release()
         finally:
             raw.close()
 
@@ -335,14 +401,15 @@ class Store:
         now = time.time()
         statuses: list[DeliveryStatus] = []
         seen: set[str] = set()
-        rows: list[tuple[Delivery, DeliveryStatus]] = []
+        # Each with its payload packed before the transaction: the write lock is held no longer.
+        rows: list[tuple[Delivery, DeliveryStatus, bytes]] = []
         for delivery in batch:
             if delivery.delivery_id in seen:
                 statuses.append("duplicate")
                 continue
             seen.add(delivery.delivery_id)
             status: DeliveryStatus = "queued" if delivery.handled else "ignored"
-            rows.append((delivery, status))
+            rows.append((delivery, status, pack_payload(delivery.payload)))
             statuses.append(status)
         if self.dialect == "sqlite":
             connection = self._intake_connection()
@@ -382,7 +449,7 @@ class Store:
         }
 
     def _insert_deliveries(
-        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus]], now: float
+        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]], now: float
     ) -> list[bool]:
         insert_delivery = (
             self._insert(schema.deliveries)
@@ -391,7 +458,7 @@ class Store:
         )
         inserted: list[bool] = []
         jobs: list[dict[str, Any]] = []
-        for delivery, status in rows:
+        for delivery, status, payload in rows:
             row = conn.execute(
                 insert_delivery,
                 {
@@ -400,7 +467,7 @@ class Store:
                     "action": delivery.action,
                     "installation_id": delivery.installation_id,
                     "repository": delivery.repository,
-                    "payload": delivery.payload,
+                    "payload": payload,
                     "status": status,
                     "received_at": now,
                 },
@@ -415,14 +482,14 @@ class Store:
     def _insert_deliveries_sqlite(
         self,
         connection: _WriteLockedConnection,
-        rows: Sequence[tuple[Delivery, DeliveryStatus]],
+        rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]],
         now: float,
     ) -> list[bool]:
         cursor = connection.cursor()
         inserted: list[bool] = []
         jobs: list[tuple[Any, ...]] = []
         try:
-            for delivery, status in rows:
+            for delivery, status, payload in rows:
                 cursor.execute(
                     "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
                     " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -433,7 +500,7 @@ class Store:
                         delivery.action,
                         delivery.installation_id,
                         delivery.repository,
-                        delivery.payload,
+                        payload,
                         status,
                         now,
                     ),
@@ -442,7 +509,7 @@ class Store:
                 inserted.append(fresh)
                 if fresh and delivery.handled:
                     job = self._job_row(delivery, now)
-                    job["payload"] = json.dumps(job["payload"])
+                    job["payload"] = orjson.dumps(job["payload"]).decode()
                     jobs.append(tuple(job[column] for column in JOB_COLUMNS))
             if jobs:
                 columns = ", ".join(JOB_COLUMNS)
@@ -468,7 +535,7 @@ class Store:
             delivery_id=row.delivery_id,
             event=row.event,
             action=row.action,
-            payload=bytes(row.payload),
+            payload=unpack_payload(bytes(row.payload)),
             installation_id=row.installation_id,
             repository=row.repository,
             status=row.status,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import simdjson
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
@@ -29,7 +31,6 @@ class IncomingDelivery:
     delivery_id: str
     event: str
     action: str | None
-    payload: dict[str, Any]
     # The JSON text of the payload (for a form-encoded delivery, the `payload` field).
     raw_json: bytes
     installation_id: int | None
@@ -79,25 +80,74 @@ def parse_request(
     if not verify_signature(body, signature, secrets):
         raise WebhookError(401, "X-Hub-Signature-256 does not match the body")
     raw_json = _json_text(headers, body)
+    action, installation_id, full_name = _fields(raw_json)
+    return IncomingDelivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action,
+        raw_json=raw_json,
+        installation_id=installation_id,
+        repository=full_name,
+    )
+
+
+# The intake must check that the whole body is JSON, but needs three fields of it. simdjson
+# validates it (UTF-8 included) and reads them without building the document's Python objects:
+# ~6 us for a 15 KB delivery, against ~20 us for orjson.loads and freeing all it built.
+_parsers = threading.local()
+# A parser keeps buffers as large as the largest document it read; larger ones get their own.
+_REUSED_PARSER_LIMIT = 1024 * 1024
+
+
+def _fields(raw_json: bytes) -> tuple[str | None, int | None, str | None]:
+    """(action, installation.id, repository.full_name) of a JSON object, each None when absent
+    or not of its type; WebhookError (400) when `raw_json` is not a JSON object."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None or len(raw_json) > _REUSED_PARSER_LIMIT:
+        parser = simdjson.Parser()
+        if len(raw_json) <= _REUSED_PARSER_LIMIT:
+            _parsers.parser = parser
+    try:
+        document = parser.parse(raw_json)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise WebhookError(400, f"body is not valid JSON: {exc}") from None
+    except RuntimeError:
+        # What simdjson does not take (an integer past 64 bits; a parser whose last document
+        # is still referenced somewhere) is left to orjson.
+        return _fields_of(_loads(raw_json))
+    if not isinstance(document, simdjson.Object):
+        del document  # nothing may keep the parser's document alive (see RuntimeError above)
+        raise WebhookError(400, "body must be a JSON object")
+    return _fields_of(document)
+
+
+def _loads(raw_json: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(raw_json)
     except orjson.JSONDecodeError as exc:
         raise WebhookError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise WebhookError(400, "body must be a JSON object")
-    action = payload.get("action")
-    installation = payload.get("installation")
-    repository = payload.get("repository")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
-    full_name = repository.get("full_name") if isinstance(repository, dict) else None
-    return IncomingDelivery(
-        delivery_id=delivery_id,
-        event=event,
-        action=action if isinstance(action, str) else None,
-        payload=payload,
-        raw_json=raw_json,
-        installation_id=installation_id if isinstance(installation_id, int) else None,
-        repository=full_name if isinstance(full_name, str) else None,
+    return payload
+
+
+def _fields_of(
+    document: simdjson.Object | dict[str, Any],
+) -> tuple[str | None, int | None, str | None]:
+    mapping = (simdjson.Object, dict)
+    # A key that simdjson does not find costs a C++ exception (~2 us); the top level's keys are
+    # few, so look there first ("installation" is absent from many deliveries).
+    present = set(document.keys())
+    action, installation, repository = (
+        document[key] if key in present else None
+        for key in ("action", "installation", "repository")
+    )
+    installation_id = installation.get("id") if isinstance(installation, mapping) else None
+    full_name = repository.get("full_name") if isinstance(repository, mapping) else None
+    return (
+        action if isinstance(action, str) else None,
+        installation_id if isinstance(installation_id, int) else None,
+        full_name if isinstance(full_name, str) else None,
     )
 
 

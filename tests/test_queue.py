@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,54 @@ def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
     job = queue.claim("w", 30)
     assert job is not None and job.kind == "webhook" and job.payload["delivery_id"] == "a"
     assert queue.claim("w", 30) is None
+
+
+def test_claim_takes_the_earliest_due_of_waiting_and_expired_jobs(queue: SQLQueue) -> None:
+    abandoned = queue.enqueue("run", {"n": 1})
+    queue.enqueue("webhook", {"n": 2})
+    queue.enqueue("run", {"n": 3})
+    lost = queue.claim("dead-worker", lease_seconds=0.05, kinds=["run"])
+    assert lost is not None and lost.id == abandoned
+    time.sleep(0.1)  # the lease itself runs out
+    order = []
+    while (job := queue.claim("w", 30)) is not None:
+        order.append(job.payload["n"])
+    assert order == [1, 2, 3]
+
+
+def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
+    """A claim runs inside the write transaction that the intake's commits wait for, so its
+    work must not grow with the number of waiting jobs."""
+    from sqlalchemy import event
+
+    from bot.store import Delivery
+
+    store = Store(sqlite_url)
+    store.migrate()
+    queue = SQLQueue(store)
+    steps = 0
+
+    def count(*_: object) -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def watch(conn: Any, *_: object) -> None:
+        conn.connection.dbapi_connection.set_progress_handler(count, 100)
+
+    def backlog(first: int, n: int) -> None:
+        store.accept_deliveries(
+            [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(first, first + n)]
+        )
+
+    def claim_steps() -> int:
+        nonlocal steps
+        steps = 0
+        assert queue.claim("w", 30, kinds=["webhook"]) is not None
+        return steps
+
+    backlog(0, 100)
+    small = claim_steps()
+    backlog(100, 20_000)
+    assert claim_steps() <= small + 20

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +130,11 @@ START_UP_ERRORS = {
         _bad_key_file,
         "app-credentials.json (private_key): not a valid PEM private key",
     ),
+    "no web process": (
+        {"SHIPMATE_WEB_PROCESSES": "0"},
+        None,
+        "SHIPMATE_WEB_PROCESSES: Input should be greater than or equal to 1",
+    ),
     "app id without key": (
         {"SHIPMATE_APP_ID": "7"},
         None,
@@ -173,12 +182,14 @@ def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
                 "SHIPMATE_DATA_DIR": str(tmp_path / "data"),
                 "SHIPMATE_WEBHOOK_SECRET": "s",
                 "SHIPMATE_LOG_FORMAT": "json",
+                "SHIPMATE_WEB_PROCESSES": "1",
             },
             stdout=subprocess.DEVNULL,
             stderr=log_file,
         )
         try:
             _wait_healthy(base, process)
+            assert _children(process.pid) == set()  # one process, no supervisor
             delivery, response = _deliver(
                 base, "issue_comment", "created.with-installation.payload.json"
             )
@@ -201,3 +212,249 @@ def test_json_logs_carry_the_delivery_on_every_job_line(tmp_path: Path) -> None:
         assert line["event"] == "issue_comment"
         assert line["repo"] == "Codertocat/Hello-World"
         assert line["installation_id"] == 1
+
+
+def _children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan waits here for an init that may never reap)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_serve_with_several_processes_stores_each_delivery_once_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 3`: every delivery, sent twice at once on separate connections, is
+    stored once and handled once, by the one process that runs the worker; SIGTERM stops them
+    all and frees the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "3"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "SHIPMATE_DATA_DIR": str(tmp_path / "data"),
+            "SHIPMATE_WEBHOOK_SECRET": "s",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    body = (WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_bytes()
+    ids = [str(uuid.uuid4()) for _ in range(30)]
+
+    def post(delivery: str) -> tuple[str, int, str]:
+        response = httpx.post(  # a new connection each time, taken by any of the processes
+            f"{base}/api/github/webhooks",
+            content=body,
+            headers={
+                "X-GitHub-Event": "installation",
+                "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": sign(body, "s"),
+                "Content-Type": "application/json",
+            },
+        )
+        return delivery, response.status_code, response.json()["status"]
+
+    try:
+        _wait_healthy(base, process)
+        servers = _children(process.pid)
+        assert len(servers) >= 3
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(post, ids + ids))
+        for delivery in ids:
+            mine = sorted((code, status) for d, code, status in replies if d == delivery)
+            assert mine == [(200, "duplicate"), (202, "queued")]
+        store = Store(f"sqlite:///{tmp_path / 'data' / 'shipmate.db'}")
+        deadline = time.monotonic() + 30
+        while store.count_deliveries("handled") < len(ids):
+            assert time.monotonic() < deadline, "the in-process worker did not handle them all"
+            time.sleep(0.05)
+        with store.engine.connect() as conn:
+            jobs = conn.exec_driver_sql("SELECT state, attempts, worker_id FROM jobs").all()
+        store.dispose()
+        assert len(jobs) == len(ids)
+        assert {(state, attempts) for state, attempts, _ in jobs} == {("done", 1)}
+        assert len({worker for _, _, worker in jobs}) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert output.count('"serve.leading"') == 1, output  # the worker ran in one process only
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves just after
+    while any(_running(pid) for pid in servers):
+        assert time.monotonic() < deadline, "a child of serve outlived it"
+        time.sleep(0.05)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.anyio
+async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_holder_stops(
+    tmp_path: Path,
+) -> None:
+    from bot.server import _lead
+
+    lock = tmp_path / "serve.lock"
+    running: list[str] = []
+
+    def duty(name: str) -> Any:
+        async def run(stop: asyncio.Event) -> None:
+            running.append(name)
+            await stop.wait()
+            running.remove(name)
+
+        return run
+
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(_lead(lock, first_stop, [duty("first")]))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(_lead(lock, second_stop, [duty("second")]))
+    await asyncio.sleep(0.3)
+    assert running == ["first"]
+    first_stop.set()
+    await first
+    async with asyncio.timeout(5):
+        while running != ["second"]:
+            await asyncio.sleep(0.05)
+    second_stop.set()
+    await second
+    assert running == []
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Cycle:
+    response_started = False
+
+
+@pytest.mark.anyio
+async def test_a_response_goes_out_in_one_send() -> None:
+    from bot.server import HeadersWithBody
+
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    wrapped.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: as it comes
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    wrapped.write(b"{}")
+    wrapped.write(b"more")
+    assert transport.writes == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 202 Accepted\r\n\r\n{}",
+        b"more",
+    ]
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 3
+
+    # Headers whose body does not come in the same loop iteration go out alone, then.
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert transport.writes == []
+    await asyncio.sleep(0)
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"]
+    wrapped.write(b"late")
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n", b"late"]
+
+    # Closed with headers held (an app that failed after starting): they go first.
+    transport, cycle = _Transport(), _Cycle()
+    wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    wrapped.close()
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and transport.closed
+
+
+def test_serve_uses_the_one_send_protocol_on_this_uvicorn() -> None:
+    """`HttpProtocol` hooks uvicorn's `_start_asgi_task`; should uvicorn rename it, this says
+    so instead of every response quietly taking two sends again."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from bot.server import HttpProtocol
+
+    assert callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
+    assert "_start_asgi_task" in HttpProtocol.__dict__
+
+
+def test_keep_alive_pipelining_head_and_expect_100_continue_through_serve(tmp_path: Path) -> None:
+    """Raw HTTP/1.1 on one connection against `shipmate serve`: several requests in a row,
+    pipelined, HEAD, and a body sent only after `100 Continue`."""
+    port = free_port()
+    process = _serve(tmp_path, port, SHIPMATE_WEBHOOK_SECRET="s")
+    base = f"http://127.0.0.1:{port}"
+    body = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'
+
+    def post(delivery: str, expect: bool = False) -> bytes:
+        head = (
+            f"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+            f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {sign(body, 's')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        )
+        return (head + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode()
+
+    def read_reply(sock: socket.socket, buffer: bytearray, *, head: bool = False) -> bytes:
+        def more() -> bytes:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            return chunk
+
+        while b"\r\n\r\n" not in buffer:
+            buffer += more()
+        top, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        lines = [line.lower() for line in top.split(b"\r\n")]
+        sizes = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")]
+        length = 0 if head or not sizes else sizes[0]
+        while len(rest) < length:
+            rest += more()
+        buffer[:] = rest[length:]
+        return top + b"\r\n\r\n" + rest[:length]
+
+    try:
+        _wait_healthy(base, process)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buffer = bytearray()
+            sock.sendall(post("k1") + body)
+            assert b'"status":"pong"' in read_reply(sock, buffer)
+            sock.sendall(post("k2") + body + post("k3") + body)  # pipelined
+            second, third = read_reply(sock, buffer), read_reply(sock, buffer)
+            assert b'"delivery":"k2"' in second and b'"delivery":"k3"' in third
+            sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(sock, buffer, head=True).startswith(b"HTTP/1.1 200")
+            sock.sendall(post("k4", expect=True))
+            assert read_reply(sock, buffer).startswith(b"HTTP/1.1 100")
+            sock.sendall(body)
+            assert b'"delivery":"k4"' in read_reply(sock, buffer)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_serve_runs_one_process_per_cpu_by_default_and_at_most_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.server import default_processes
+
+    for cpus, expected in ((1, 1), (3, 3), (64, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert default_processes() == expected

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import base64
 import contextlib
+import multiprocessing
+import random
 import threading
 import time
+import zlib
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot import schema
 from bot.store import Delivery, FairLock, Store
@@ -109,6 +115,34 @@ def test_runs_ledger_and_audit(db_url: str) -> None:
     assert [a["action"] for a in store.audit_for_run("r1")] == ["comment.create"]
 
 
+def test_payloads_are_stored_packed_and_read_back_byte_for_byte(db_url: str) -> None:
+    from tests.conftest import WEBHOOK_FIXTURES
+
+    body = (WEBHOOK_FIXTURES / "issue_comment" / "created.payload.json").read_bytes()
+    store = Store(db_url)
+    store.migrate()
+    store.accept_delivery(replace(_delivery("big"), payload=body))
+    with store.engine.begin() as conn:
+        stored = conn.execute(
+            select(schema.deliveries.c.payload).where(schema.deliveries.c.delivery_id == "big")
+        ).scalar_one()
+        # A row from before packing: the JSON as it came.
+        conn.execute(
+            insert(schema.deliveries).values(
+                delivery_id="old",
+                event="ping",
+                payload=b' {"zen": "x"}',
+                status="handled",
+                received_at=0.0,
+            )
+        )
+    assert len(stored) < len(body) / 4 and zlib.decompress(stored) == body
+    big, old = store.get_delivery("big"), store.get_delivery("old")
+    assert big is not None and big.payload == body
+    assert old is not None and old.payload == b' {"zen": "x"}'
+    store.dispose()
+
+
 def test_repair_attempts_and_refusals(db_url: str) -> None:
     store = Store(db_url)
     store.migrate()
@@ -186,6 +220,49 @@ def test_fair_lock_is_handed_over_in_arrival_order_and_is_reentrant() -> None:
         lock.release()
 
 
+def test_a_fair_lock_on_a_file_excludes_every_other_holder_of_that_file(tmp_path: Path) -> None:
+    """Two locks on one file stand for two processes (`flock` works per open file)."""
+    mine, theirs = FairLock(tmp_path / "db.writer-lock"), FairLock(tmp_path / "db.writer-lock")
+    mine.acquire()
+    taken = threading.Event()
+
+    def take() -> None:
+        theirs.acquire()
+        taken.set()
+        theirs.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    assert not taken.wait(0.2)  # the other holder waits as long as this one holds it
+    mine.release()
+    assert taken.wait(10)
+    thread.join(10)
+    mine.close()
+    theirs.close()
+
+
+def _accept_in_a_process(url: str, first: int, count: int) -> list[str]:
+    store = Store(url)
+    statuses = []
+    for n in range(first, first + count, 5):
+        statuses += store.accept_deliveries([_delivery(f"d{i}") for i in range(n, n + 5)])
+    store.dispose()
+    return statuses
+
+
+def test_writers_in_several_processes_store_each_delivery_once(sqlite_url: str) -> None:
+    """`serve --workers N`: processes whose ids overlap; every id is queued exactly once."""
+    store = Store(sqlite_url)
+    store.migrate()
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(3) as pool:
+        results = pool.starmap(_accept_in_a_process, [(sqlite_url, 0, 300)] * 3)
+    assert sorted(s for r in results for s in r).count("queued") == 300
+    assert all(len(r) == 300 for r in results)
+    assert store.count_deliveries() == 300 and len(_jobs(store)) == 300
+    store.dispose()
+
+
 def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: str) -> None:
     store = Store(sqlite_url)
     store.migrate()
@@ -213,7 +290,8 @@ def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
     store = Store(sqlite_url)
     store.migrate()
     wal = Path(f"{store.engine.url.database}-wal")
-    payload = b'{"pad": "' + b"x" * 20_000 + b'"}'
+    # Random text, which packing hardly shrinks.
+    payload = b'{"pad": "' + base64.b64encode(random.randbytes(15_000)) + b'"}'
 
     def burst(start: int, count: int) -> None:
         for n in range(start, start + count):
@@ -232,4 +310,38 @@ def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
     assert wal.stat().st_size == before  # restarted: new frames overwrite the log's start
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 355
+    store.dispose()
+
+
+def _job_indexes(store: Store) -> dict[str, str]:
+    """Name -> definition of each index on jobs."""
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            rows = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'"
+            )
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE tablename = 'jobs' AND schemaname = current_schema()"
+            )
+        return {name: sql or "" for name, sql in rows}
+
+
+def test_migrate_indexes_only_the_jobs_that_have_a_lock(db_url: str) -> None:
+    """A database of an earlier version (every job in the lock indexes) gets the partial
+    indexes instead; migrating twice is harmless."""
+    store = Store(db_url)
+    store.migrate()
+    with store.engine.begin() as conn:
+        for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+        conn.exec_driver_sql("CREATE INDEX ix_jobs_lock_key ON jobs (lock_key)")
+        conn.exec_driver_sql("CREATE INDEX ix_jobs_queueing_lock ON jobs (queueing_lock)")
+    store.migrate()
+    store.migrate()  # and again: nothing left to do
+    indexes = _job_indexes(store)
+    assert "ix_jobs_lock_key" not in indexes and "ix_jobs_queueing_lock" not in indexes
+    for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
+        assert "NOT NULL" in indexes[name].upper(), indexes[name]
     store.dispose()

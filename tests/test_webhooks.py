@@ -59,7 +59,19 @@ def test_bad_headers(headers: dict[str, str], status: int, message: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("body", "message"), [(b"{not json", "not valid JSON"), (b"[1]", "object")]
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1]", "object"),
+        (b'"text"', "object"),
+        (b"", "not valid JSON"),
+        (b'{"a": 1} {}', "not valid JSON"),
+        (b'{"a": NaN}', "not valid JSON"),
+        (b'{"a": 1e400}', "not valid JSON"),
+        (b'{"a": "\\q"}', "not valid JSON"),
+        (b'{"a": "\xff\xfe"}', "not valid JSON"),  # not UTF-8
+        (b'{"a": 123456789012345678901234567890, "b": [}', "not valid JSON"),
+    ],
 )
 def test_bad_bodies(body: bytes, message: str) -> None:
     with pytest.raises(WebhookError) as info:
@@ -67,11 +79,36 @@ def test_bad_bodies(body: bytes, message: str) -> None:
     assert info.value.status == 400 and message in info.value.message
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": 7, "installation": "x", "repository": {"full_name": ["o/r"]}}',
+        b'{"installation": {"id": 9.5}, "repository": null}',
+    ],
+)
+def test_fields_of_another_type_read_as_absent(body: bytes) -> None:
+    delivery = parse_request(_headers(body), body, ["s1"])
+    assert (delivery.action, delivery.installation_id, delivery.repository) == (None, None, None)
+
+
+def test_what_the_fast_parser_does_not_take_is_decided_by_orjson() -> None:
+    from bot.webhooks import _parsers
+
+    big = b'{"action": "created", "installation": {"id": 9}, "n": 123456789012345678901234567890}'
+    assert parse_request(_headers(big), big, ["s1"]).installation_id == 9
+    # The thread's parser cannot parse again while a part of its last document lives.
+    held = _parsers.parser.parse(b'{"a": {"b": 1}}').get("a")
+    delivery = parse_request(_headers(), BODY, ["s1"])
+    assert (delivery.action, delivery.installation_id, delivery.repository) == ("created", 9, "o/r")
+    assert held.get("b") == 1
+
+
 def test_form_encoded_payload() -> None:
     form = urlencode({"payload": BODY.decode()}).encode()
     headers = _headers(form, **{"Content-Type": "application/x-www-form-urlencoded"})
     delivery = parse_request(headers, form, ["s1"])
-    assert delivery.payload["action"] == "created" and delivery.raw_json == BODY
+    assert delivery.action == "created" and delivery.installation_id == 9
+    assert delivery.raw_json == BODY
 
 
 def test_form_without_payload_field() -> None:
