@@ -342,9 +342,9 @@ class BwrapSandbox:
             script.write_text(
                 render(
                     stdin=str(stdin_path) if stdin is not None else os.devnull,
-                    stdout=str(pipes.paths["out"]),
-                    stderr=str(pipes.paths["err"]),
-                    status=str(pipes.paths["status"]),
+                    stdout=pipes.paths["out"],
+                    stderr=pipes.paths["err"],
+                    status=pipes.paths["status"],
                     argv=self.argv(argv, self.environment(env)),
                 )
             )

@@ -214,8 +214,6 @@ def build(
     extra += [(source, inside, False) for source, inside in merged]
     # Parents before children: a bind inside another one lands on top of it.
     for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
-        if not os.path.exists(source):
-            raise OSError(f"Can't find source path {source}: No such file or directory")
         mount_point(f"{root}{inside}", source)
         bind(source, f"{root}{inside}", read_only=read_only)
     mount("", root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)

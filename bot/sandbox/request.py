@@ -95,8 +95,6 @@ class Pipes:
     status file."""
 
     def __init__(self, folder: Path, name: str, out: Capture, err: Capture) -> None:
-        self.folder = folder
-        self.name = name
         self.paths = {kind: f"{folder}/{name}.{kind}" for kind in ("out", "err", "status")}
         self._fds: list[int] = []
         self._waits: list[asyncio.Future[None]] = []
