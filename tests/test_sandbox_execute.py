@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from bot.agent.budget import Budget
-from bot.agent.execute import Execution, execute
 from bot.agent.ledger import Usage
 from bot.agent.model import Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig, Settings
-from bot.runs import run_secrets
+from bot.runs.execute import Execution, execute
+from bot.runs.job import run_secrets
 from bot.sandbox.checkout import CheckoutCache, git
 
 pytestmark = [
