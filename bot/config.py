@@ -297,7 +297,8 @@ def parse_repo_config(text: str | None) -> RepoConfig:
         error = exc.errors()[0]
         loc = [part for part in error["loc"]]
         key = ".".join(str(part) for part in loc)
-        return _raise_at(node, loc, f"{key}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        return _raise_at(node, loc, f"{key}: {message}")
 
 
 def _raise_at(node: yaml.Node | None, loc: list[int | str], message: str) -> RepoConfig:
