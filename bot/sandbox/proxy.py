@@ -80,6 +80,8 @@ class EgressProxy:
         self.socket_path = socket_path
         # Secret values found in the checkout: no request may carry one out, to any host.
         self.guarded = placeholders.guarded_forms(guarded)
+        # Host names reach the proxy in whatever case the sandbox wrote them.
+        self._guarded_lower = tuple({form.lower() for form in self.guarded})
         self.allowlist = Allowlist(list(allow_hosts))
         self.table = placeholders.build(secrets)
         # A secret's hosts are reachable even if the allowlist forgot them.
@@ -162,6 +164,9 @@ class EgressProxy:
     def _record(
         self, host: str, port: int, method: str, out: int, into: int, allowed: bool, reason: str
     ) -> None:
+        # The sandbox chooses the host name (and the method): one spelling a value found in
+        # the checkout must not carry it into the logs or the audit table.
+        host, method, reason = (self._scrub(text) for text in (host, method, reason))
         event = EgressEvent(
             datetime.now(UTC), self.task_id, host, port, method, out, into, allowed, reason
         )
@@ -170,6 +175,11 @@ class EgressProxy:
         if self.audit is not None:
             with contextlib.suppress(Exception):
                 self.audit(event)
+
+    def _scrub(self, text: str) -> str:
+        if placeholders.carries(text.encode("utf-8", "replace").lower(), self._guarded_lower):
+            return "[a value found in the repository's files]"
+        return text
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -85,8 +85,9 @@ def pin_host(head: Head, host: str, port: int, default_port: int) -> str | None:
     except ValueError:
         return "the request's Host header is malformed"
     if named.rstrip(".") != host.lower().rstrip(".") or named_port != port:
+        # The header's text is not repeated: it is the sandbox's to choose, secrets included.
         return (
-            f"the request's Host header names {values[0][:100]!r}, not {host}:{port} it was "
+            f"the request's Host header names another host than {host}:{port}, the one it was "
             "allowed for; the request was blocked"
         )
     return None

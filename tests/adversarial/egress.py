@@ -28,6 +28,7 @@ async def proxy_on(
     *,
     networks: Sequence[str] = (),
     secrets: dict[str, tuple[str, Hosts]] | None = None,
+    guarded: Sequence[str] = (),
 ) -> AsyncIterator[EgressProxy]:
     proxy = EgressProxy(
         socket_path=tmp_path / "egress.sock",
@@ -37,6 +38,7 @@ async def proxy_on(
         audit=None,
         task_id="adversarial",
         allow_networks=networks,
+        guarded=guarded,
     )
     await proxy.start()
     try:
