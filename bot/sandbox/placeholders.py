@@ -106,3 +106,34 @@ def guarded_forms(values: Iterable[str]) -> tuple[bytes, ...]:
 def carries(data: bytes, forms: Iterable[bytes]) -> bool:
     """Whether `data` holds any of the guarded `forms`."""
     return any(form in data for form in forms)
+
+
+def screen(
+    outgoing: bytes,
+    host: str,
+    port: int,
+    table: Mapping[str, Secret],
+    guarded: tuple[bytes, ...],
+    *,
+    compressed: bool,
+) -> str | None:
+    """Why a request (its target, headers and body as sent) must not go to `host:port`: it
+    carries a value found in the checkout (or a compressed body that could hide one), or a
+    placeholder bound for a host that is not its secret's. None when it may go."""
+    if guarded and compressed:
+        return (
+            "a compressed request body cannot be checked for the repository's secrets, "
+            "so it was blocked"
+        )
+    if guarded and carries(outgoing, guarded):
+        return (
+            "the request carries a secret value found in the repository's files; "
+            "secrets in the checkout never leave the sandbox, so it was blocked"
+        )
+    wrong = misdirected(outgoing, host, port, table)
+    if wrong:
+        return (
+            f"a placeholder for secret {', '.join(sorted(wrong))} was sent to {host}:{port}, "
+            "which is not one of that secret's hosts; the request was blocked"
+        )
+    return None

@@ -322,32 +322,13 @@ class EgressProxy:
         )
 
     def _screen(self, head: Head, outgoing: bytes, upstream: Upstream) -> None:
-        """Refuse a request that carries a value found in the checkout, or a placeholder bound
-        for a host that is not its secret's."""
-        host, port = upstream.host, upstream.port
-        if self.guarded:
-            if head.header("content-encoding") not in (None, "", "identity"):
-                raise self._refuse(
-                    host,
-                    port,
-                    head.method,
-                    "a compressed request body cannot be checked for the repository's secrets, "
-                    "so it was blocked",
-                )
-            if placeholders.carries(outgoing, self.guarded):
-                raise self._refuse(
-                    host,
-                    port,
-                    head.method,
-                    "the request carries a secret value found in the repository's files; "
-                    "secrets in the checkout never leave the sandbox, so it was blocked",
-                )
-        wrong = placeholders.misdirected(outgoing, host, port, self.table)
-        if wrong:
-            raise self._refuse(
-                host,
-                port,
-                head.method,
-                f"a placeholder for secret {', '.join(sorted(wrong))} was sent to {host}:{port}, "
-                "which is not one of that secret's hosts; the request was blocked",
-            )
+        reason = placeholders.screen(
+            outgoing,
+            upstream.host,
+            upstream.port,
+            self.table,
+            self.guarded,
+            compressed=head.header("content-encoding") not in (None, "", "identity"),
+        )
+        if reason is not None:
+            raise self._refuse(upstream.host, upstream.port, head.method, reason)

@@ -116,13 +116,7 @@ async def relay_response(
     sent chunked (HTTP/1.0: until close). ProxyError before anything was written."""
     raw, response = await read_response_head(reader)
     if masker is None:
-        writer.write(raw)
-        received = len(raw)
-        while piece := await asyncio.wait_for(reader.read(65536), TIMEOUT):
-            received += len(piece)
-            writer.write(piece)
-            await writer.drain()
-        return received
+        return await _as_sent(raw, reader, writer)
     encoding = (response.header("content-encoding") or "").strip().lower()
     if encoding not in ("", "identity") or any(
         coding != "chunked" for coding in transfer_codings(response)
@@ -157,6 +151,16 @@ async def relay_response(
     if framed:
         writer.write(b"0\r\n\r\n")
     await writer.drain()
+    return received
+
+
+async def _as_sent(raw: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    writer.write(raw)
+    received = len(raw)
+    while piece := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+        received += len(piece)
+        writer.write(piece)
+        await writer.drain()
     return received
 
 
