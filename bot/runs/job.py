@@ -89,7 +89,10 @@ def run_secrets(
     try:
         declared = operator_secrets.load(settings)
     except ConfigError as exc:
-        return operator_secrets.Granted(refused=(str(exc),))
+        log.error("secrets.unreadable", error=str(exc))
+        return operator_secrets.Granted(
+            refused=("secrets, but the operator's declarations cannot be read (see the log)",)
+        )
     return operator_secrets.grant(
         declared,
         config.secrets,

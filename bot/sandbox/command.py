@@ -28,7 +28,8 @@ def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
         if not sep or not name or not host:
             raise SandboxUnavailable(f"--secret takes NAME@HOST[:PORT], not {spec!r}")
         try:
-            parse_hosts(host)
+            if parse_hosts(host)[0][0].startswith("*"):
+                raise ValueError("a secret goes to a named host, not to a wildcard")
         except ValueError as exc:
             raise SandboxUnavailable(f"--secret {spec}: {exc}") from None
         value = os.environ.get(name)

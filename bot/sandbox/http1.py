@@ -52,6 +52,10 @@ def parse_headers(lines: list[str]) -> list[tuple[str, str]]:
     for line in lines:
         if not line:
             continue
+        if any(c in line for c in "\r\n\0"):
+            # A bare LF is a line break to some upstreams: it would smuggle a header (a second
+            # Host) past every check here.
+            raise ProxyError(400, "a header line holds a bare CR, LF or NUL")
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             raise ProxyError(400, "malformed header line")
@@ -70,7 +74,7 @@ async def read_head(reader: asyncio.StreamReader) -> Head | None:
         raise ProxyError(431, "request headers are too large") from None
     lines = raw.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+    if len(parts) != 3 or not parts[2].startswith("HTTP/") or any(c in lines[0] for c in "\n\0"):
         raise ProxyError(400, f"malformed request line {lines[0][:100]!r}")
     return Head(parts[0].upper(), parts[1], parts[2], parse_headers(lines[1:]))
 

@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.config import ConfigError, Settings, is_shipmate_setting
 from bot.sandbox.placeholders import parse_hosts
+
+log = structlog.get_logger("shipmate.secrets")
 
 SETTING = "SHIPMATE_SECRETS_FILE"
 MAX_VALUE_BYTES = 64 * 1024
@@ -118,9 +121,11 @@ def _check(settings: Settings, name: str, declaration: Declaration) -> None:
     if not declaration.repositories and not declaration.installations:
         raise fail("say which repositories (e.g. ['acme/*']) or installations may use it")
     try:
-        parse_hosts(declaration.hosts)
+        hosts = parse_hosts(declaration.hosts)
     except ValueError as exc:
         raise fail(f"hosts: {exc}") from None
+    if any(host.startswith("*") for host, _ in hosts):
+        raise fail("hosts: a secret goes to named hosts only, not to a wildcard")
 
 
 def _own_file(settings: Settings, path: Path) -> bool:
@@ -157,7 +162,10 @@ def grant(
         else:
             value, problem = _value(declaration, environ)
             if problem:
-                refused.append(f"secret {name}: {problem}")
+                # The details (a path, a variable's name) are the operator's: the log has them,
+                # the reason (shown on GitHub) does not.
+                log.warning("secret.unavailable", secret=name, repo=repository, detail=problem)
+                refused.append(f"secret {name} has no value on this host (Shipmate's log says why)")
             else:
                 secrets[name] = (value, tuple(declaration.hosts))
     return Granted(secrets, tuple(refused))

@@ -21,7 +21,7 @@ import structlog
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import SandboxSpec
 from bot.sandbox.ca import CertificateAuthority
-from bot.sandbox.proxy import EgressEvent
+from bot.sandbox.proxy import EgressEvent, EgressProxy
 from tests.adversarial.egress import LOOPBACK, Keeper, needs_sandbox, serving
 
 pytestmark = [pytest.mark.anyio, needs_sandbox]
@@ -205,3 +205,29 @@ async def test_sandbox_exec_secret_honours_the_port(tmp_path: Path) -> None:
     (request,) = right.seen
     assert f"X-Key: {REAL}".encode() in request
     assert wrong.seen == [] and REAL.encode() not in out + err
+
+
+async def test_a_bare_line_feed_cannot_smuggle_a_second_host_header(tmp_path: Path) -> None:
+    keeper = Keeper()
+    async with serving(keeper) as port:
+        proxy = EgressProxy(
+            socket_path=tmp_path / "p.sock",
+            allow_hosts=[f"127.0.0.2:{port}"],
+            secrets={"API_TOKEN": (REAL, f"127.0.0.2:{port}")},
+            ca=None,
+            audit=None,
+            task_id="smuggle",
+            allow_networks=LOOPBACK,
+        )
+        await proxy.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(proxy.socket_path))
+            writer.write(
+                f"GET http://127.0.0.2:{port}/ HTTP/1.1\r\nX-A: 1\nHost: evil.example\r\n\r\n".encode()
+            )
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+        finally:
+            await proxy.stop()
+    assert answer.startswith(b"HTTP/1.1 400") and keeper.seen == []

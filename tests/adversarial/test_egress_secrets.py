@@ -199,7 +199,7 @@ async def test_a_declared_secret_reaches_its_host_and_nowhere_else(
         (DECLARED.replace("{repo}", "someone/else"), "secret NPM_TOKEN is not declared for "),
         (
             DECLARED.replace("CI_NPM_TOKEN", "UNSET_TOKEN"),
-            "secret NPM_TOKEN: environment variable UNSET_TOKEN is unset",
+            "secret NPM_TOKEN has no value on this host (Shipmate's log says why)",
         ),
     ],
 )
@@ -214,3 +214,25 @@ async def test_a_request_the_operator_did_not_grant_fails_the_run_with_the_reaso
     assert result.status == "failed"
     assert result.reason.startswith(".github/shipmate.yml requests ") and why in result.reason
     assert collector.seen == [] and NPM not in result.reason
+
+
+def test_a_secret_cannot_go_to_a_wildcard(tmp_path: Path) -> None:
+    (tmp_path / "secrets.yml").write_text(
+        "secrets:\n  NPM_TOKEN:\n    env: CI_NPM_TOKEN\n    hosts: ['*.npmjs.org']\n"
+        "    repositories: ['*']\n"
+    )
+    settings = Settings.model_construct(secrets_file=tmp_path / "secrets.yml")
+    with pytest.raises(ConfigError, match="not to a wildcard"):
+        operator_secrets.load(settings)
+
+
+def test_egress_ranges_are_the_operators_and_checked_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHIPMATE_EGRESS_ALLOW_NETWORKS", "10.20.0.0/16, fd00::/8")
+    assert Settings.load().egress_allow_networks == ["10.20.0.0/16", "fd00::/8"]
+    monkeypatch.setenv("SHIPMATE_EGRESS_ALLOW_NETWORKS", "10.20.0.1/16")
+    with pytest.raises(ConfigError, match="SHIPMATE_EGRESS_ALLOW_NETWORKS"):
+        Settings.load()
+    with pytest.raises(RepoConfigError, match="egress_allow_networks"):
+        parse_repo_config("egress_allow_networks: ['127.0.0.0/8']\n")
