@@ -133,7 +133,9 @@ async def relay_response(
     dropped = {"connection", "keep-alive", "trailer", "transfer-encoding"}
     if body:
         dropped.add("content-length")
-    lines = [f"{response.method} {response.target} {response.version}".rstrip()]
+    # Re-framed as chunked, the answer is HTTP/1.1 whatever the upstream spoke.
+    version = "HTTP/1.1" if framed else response.method
+    lines = [f"{version} {response.target} {response.version}".rstrip()]
     lines += [f"{k}: {v}" for k, v in response.headers if k.lower() not in dropped]
     lines += ["Transfer-Encoding: chunked"] if framed else []
     lines += ["Connection: close", "", ""]

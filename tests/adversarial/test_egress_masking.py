@@ -231,3 +231,64 @@ async def test_a_bare_line_feed_cannot_smuggle_a_second_host_header(tmp_path: Pa
         finally:
             await proxy.stop()
     assert answer.startswith(b"HTTP/1.1 400") and keeper.seen == []
+
+
+def _dechunk(body: bytes) -> bytes:
+    decoded = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return decoded
+        decoded, body = decoded + body[:size], body[size + 2 :]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.0 200 OK\r\n\r\n<{}>",  # until close, from an HTTP/1.0 upstream
+        b"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n<{}>",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"{h:x}\r\n<{a}\r\n{m:x};ext=1\r\n{b}>\r\n0\r\nX-Trailer: {}\r\n\r\n",
+    ],
+)
+async def test_every_framing_is_decoded_masked_and_re_framed(tmp_path: Path, answer: bytes) -> None:
+    value = REAL.encode()
+    half = len(value) // 2
+    payload = (
+        answer.replace(b"{n}", str(len(value) + 2).encode())
+        .replace(b"{h:x}", b"%x" % (half + 1))
+        .replace(b"{m:x}", b"%x" % (len(value) - half + 1))
+        .replace(b"{a}", value[:half])
+        .replace(b"{b}", value[half:])
+        .replace(b"{}", value)
+    )
+
+    class Answer(Keeper):
+        def answer(self, request: bytes) -> bytes:
+            return payload
+
+    async with serving(Answer()) as port:
+        proxy = EgressProxy(
+            socket_path=tmp_path / "p.sock",
+            allow_hosts=[],
+            secrets={"API_TOKEN": (REAL, f"127.0.0.2:{port}")},
+            ca=None,
+            audit=None,
+            task_id="framing",
+            allow_networks=LOOPBACK,
+        )
+        await proxy.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(proxy.socket_path))
+            writer.write(f"GET http://127.0.0.2:{port}/ HTTP/1.1\r\n\r\n".encode())
+            await writer.drain()
+            response = await reader.read()
+            writer.close()
+        finally:
+            await proxy.stop()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Transfer-Encoding: chunked" in head
+    assert value not in response
+    placeholder = proxy.placeholders["API_TOKEN"].encode()
+    assert _dechunk(body) == b"<" + placeholder + b">"
