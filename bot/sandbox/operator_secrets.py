@@ -141,6 +141,17 @@ def _own_file(settings: Settings, path: Path) -> bool:
     return any(target == place or target.is_relative_to(place) for place in own)
 
 
+def declared_values(settings: Settings) -> list[str]:
+    """The values the operator's declarations hold now, for the log redactor (none when the
+    file is absent or invalid: startup reports that)."""
+    try:
+        declared = load(settings)
+    except ConfigError:
+        return []
+    values = (_value(declaration, os.environ)[0] for declaration in declared.values())
+    return [value for value in values if value]
+
+
 def grant(
     declared: Mapping[str, Declaration],
     requested: Sequence[str],

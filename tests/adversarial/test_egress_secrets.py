@@ -236,3 +236,11 @@ def test_egress_ranges_are_the_operators_and_checked_at_startup(
         Settings.load()
     with pytest.raises(RepoConfigError, match="egress_allow_networks"):
         parse_repo_config("egress_allow_networks: ['127.0.0.0/8']\n")
+
+
+def test_the_log_redactor_knows_the_declared_values(tmp_path: Path, host_env: None) -> None:
+    from bot.logs import settings_secrets
+
+    (tmp_path / "secrets.yml").write_text(DECLARED.format(port=443, repo="acme/web"))
+    settings = Settings.model_construct(secrets_file=tmp_path / "secrets.yml")
+    assert NPM in settings_secrets(settings)
