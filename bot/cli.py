@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="print the audit log of a run")
     audit.add_argument("--run", required=True, metavar="ID")
 
+    report = sub.add_parser("report", help="what changes cost, beside an engineer doing them")
+    report.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
+    report.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="default: 30 days ago")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+
     evaluate = sub.add_parser("eval", help="the agent on SWE-bench-style tasks, graded by tests")
     evaluate.add_argument("--tasks", required=True, metavar="FILE.jsonl", help="one task a line")
     evaluate.add_argument(
@@ -128,6 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.runs.local import run_command
 
         return run_command(args, settings)
+    if args.command == "report":
+        from bot.runs.report import report_command
+
+        return report_command(args, settings)
     if args.command == "eval":
         from bot.evaluation.session import eval_command
 

@@ -116,8 +116,9 @@ def build(source: Path, out: Path) -> None:
             git(repo, "checkout", "-q", "--", program)
             git(repo, "rm", "-q", "--cached", test_file)
             (repo / test_file).unlink()
-            fail_to_pass = sorted(t for t, o in after.items() if o == "PASSED" and before.get(t) != "PASSED")
-            pass_to_pass = sorted(t for t, o in after.items() if o == "PASSED" and before.get(t) == "PASSED")
+            fixed = [t for t, o in after.items() if o == "PASSED"]
+            fail_to_pass = sorted(t for t in fixed if before.get(t) != "PASSED")
+            pass_to_pass = sorted(t for t in fixed if before.get(t) == "PASSED")
             assert fail_to_pass, name
             tasks.append(
                 {

@@ -32,6 +32,7 @@ from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext
+from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
@@ -304,6 +305,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         config.max_cost_usd or deps.settings.max_cost_usd,
         config.timeout_seconds or deps.settings.run_timeout_seconds,
         cancelled=context.should_abort,
+        over_budget=lambda: over_budget(
+            store, monthly_caps(deps.settings, config), run.repo_name, p.get("installation_id")
+        ),
     )
     shown_plan = ""
 
