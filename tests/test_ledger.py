@@ -27,6 +27,7 @@ from bot.triggers.context import Context
 from handlers import ledger as ledger_handlers
 from standins.anthropic import Turn
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.scripts import edit_add
 from tests.test_e2e_github import World
 from tests.test_e2e_github import world as world
 
@@ -311,3 +312,24 @@ def test_a_monthly_budget_stops_a_run_midway_and_refuses_the_next_task(world: Wo
     refusal = world.gh.comments_on("octo/widgets", 1)[-1]["body"]
     assert "monthly budget of $1.00 for octo/widgets is spent" in refusal
     assert f"${spent:.2f} this month" in refusal
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_the_check_run_carries_the_changes_ledger(world: World) -> None:
+    world.model.script(
+        [
+            Turn.text("1. Fix add()."),
+            edit_add(),
+            Turn.text("Fixed add()."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (check,) = world.gh.state.check_runs.values()
+    summary = check["output"]["summary"]
+    assert "What this change cost so far" in summary and "over 1 run(s)" in summary
+    run = world.store.runs_for("octo/widgets", 1)[-1]
+    total = run["cost_usd"] + run["sandbox_wall_seconds"] / 3600 * 0.10  # the default rates
+    assert f"**Total: ${total:.2f}**" in summary
+    assert "- CI: 0.0 min over 0 job(s)" in summary

@@ -175,6 +175,22 @@ def load_ledgers(store: Any, repo: str | None, since: float) -> list[ChangeLedge
     return ledgers
 
 
+def change_so_far(
+    store: Any, repo: str, number: int, branch: str, current: Mapping[str, Any]
+) -> ChangeLedger:
+    """The ledger of the change `current` (this run's figures, not stored yet) belongs to."""
+    tables = store.ledger
+    runs = [*tables.runs_of_branch(repo, branch), current]
+    pull = {"repo": repo, "number": number, "branch": branch}
+    return change_ledger(
+        pull,
+        runs,
+        tables.ci_jobs_for(repo, branch),
+        tables.activity_for(repo, number),
+        _storage(tables.transcript_paths([r["id"] for r in runs if r.get("id")])),
+    )
+
+
 def parse_since(text: str | None, now: float | None = None) -> float:
     """A date (YYYY-MM-DD, UTC); unset: 30 days back."""
     if not text:
