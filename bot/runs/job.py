@@ -94,7 +94,7 @@ def run_secrets(
     except ConfigError as exc:
         log.error("secrets.unreadable", error=str(exc))
         return operator_secrets.Granted(
-            refused=("secrets, but the operator's declarations cannot be read (see the log)",)
+            refused=("the operator's declarations cannot be read (Shipmate's log says why)",)
         )
     return operator_secrets.grant(
         declared,
@@ -283,7 +283,7 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         deps.settings, config, run.repo_name, run.installation_id, bool(p.get("fork"))
     )
     if granted.refused:
-        reason = f"Shipmate cannot start: .github/shipmate.yml requests {granted.reason}"
+        reason = f"Shipmate cannot start: {granted.reason}"
         await sticky.show(run.progress("failed", reason=reason))
         return
     run.clean.add(*granted.values)

@@ -121,7 +121,7 @@ async def run_local(
             environ=os.environ,
         )
         if granted.refused:
-            result.reason = f".github/shipmate.yml requests {granted.reason}"
+            result.reason = granted.reason
             return result
         brief = replace(
             request.brief,

@@ -76,7 +76,9 @@ class Granted:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.refused)
+        return ".github/shipmate.yml requests secrets this run cannot have: " + "; ".join(
+            self.refused
+        )
 
 
 def load(settings: Settings) -> dict[str, Declaration]:

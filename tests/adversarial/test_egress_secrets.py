@@ -212,7 +212,8 @@ async def test_a_request_the_operator_did_not_grant_fails_the_run_with_the_reaso
         text = None if declared is None else declared.format(port=port, repo=repo.resolve())
         result = await _run(tmp_path, repo, text if declared is not None else "secrets: {}\n")
     assert result.status == "failed"
-    assert result.reason.startswith(".github/shipmate.yml requests ") and why in result.reason
+    assert result.reason.startswith(".github/shipmate.yml requests secrets this run cannot have: ")
+    assert why in result.reason
     assert collector.seen == [] and NPM not in result.reason
 
 

@@ -30,7 +30,8 @@ def _sticky(world: World) -> str:
         ("secrets: [SHIPMATE_PRIVATE_KEY]\n", "SHIPMATE_PRIVATE_KEY is one of Shipmate's own"),
         (
             "secrets: [NPM_TOKEN]\n",
-            "requests secret NPM_TOKEN is not declared by the operator (SHIPMATE_SECRETS_FILE)",
+            "requests secrets this run cannot have: secret NPM_TOKEN is not declared by the "
+            "operator (SHIPMATE_SECRETS_FILE)",
         ),
     ],
 )
