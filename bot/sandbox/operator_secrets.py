@@ -132,14 +132,15 @@ def _check(settings: Settings, name: str, declaration: Declaration) -> None:
 
 def _own_file(settings: Settings, path: Path) -> bool:
     """Whether `path` is the App key, inside the data dir (where the manifest flow keeps the
-    App's credentials), or a model provider's credentials file."""
+    App's credentials), a model provider's credentials, or under /proc."""
     target = path.expanduser().resolve()
     own = [settings.data_dir.resolve()]
     if settings.private_key_path is not None:
         own.append(settings.private_key_path.expanduser().resolve())
     if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
         own.append(Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]).expanduser().resolve())
-    own.append(Path("~/.aws").expanduser().resolve())
+    # /proc/self/environ holds every setting of the process at once.
+    own += [Path("~/.aws").expanduser().resolve(), Path("/proc")]
     return any(target == place or target.is_relative_to(place) for place in own)
 
 

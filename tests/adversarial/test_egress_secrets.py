@@ -118,6 +118,7 @@ def test_a_repository_cannot_request_shipmates_own_settings(name: str) -> None:
         "DEPLOY:\n    env: SHIPMATE_WEBHOOK_SECRET",  # Shipmate's setting under another name
         "DEPLOY:\n    file: {key}",  # the App key's file
         "DEPLOY:\n    file: {data}/app-credentials.json",  # the manifest flow's credentials
+        "DEPLOY:\n    file: /proc/self/environ",  # every setting at once
     ],
 )
 def test_the_operator_cannot_declare_shipmates_own_settings_either(
