@@ -207,3 +207,33 @@ async def test_a_host_name_spelling_a_checkout_secret_stays_out_of_logs_and_audi
     (event,) = proxy.events
     assert value not in repr(event) and value.lower() not in repr(event).lower()
     assert value.lower() not in repr(logs).lower()
+
+
+PROBE = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT 127.0.0.1:6379 HTTP/1.1\\r\\n\\r\\n")
+head = s.recv(4096)
+if head.startswith(b"HTTP/1.1 200"):
+    s.sendall(b"PING\\r\\n")
+    sys.exit(3 if b"PONG" in s.recv(100) else 0)
+"""
+
+
+@needs_sandbox
+async def test_a_repositorys_network_allow_and_setup_cannot_reach_redis(tmp_path: Path) -> None:
+    """The attack as a repository writes it: `network.allow` lists Redis and `setup:` talks to
+    it (the setup exits 3 if Redis answered). Held without the operator's range; with it, the
+    setup fails, so the attack is real and only the range decides."""
+    from tests.adversarial.test_egress_secrets import _repo, _run
+
+    repo = _repo(
+        tmp_path,
+        "setup: ['python3 .github/probe.py']\n"
+        "network:\n  allow: ['127.0.0.1:6379', '127.0.0.1:5432']\n",
+        {".github/probe.py": PROBE},
+    )
+    held = await _run(tmp_path, repo, networks=())
+    assert held.status == "completed", held.reason
+    opened = await _run(tmp_path / "opened", repo, networks=LOOPBACK)
+    assert opened.status == "failed" and "the setup command failed" in opened.reason

@@ -37,17 +37,24 @@ def host_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_NPM_TOKEN", NPM)
 
 
-def _repo(tmp_path: Path, shipmate_yml: str) -> Path:
+def _repo(tmp_path: Path, shipmate_yml: str, files: dict[str, str] | None = None) -> Path:
     repo = tmp_path / "repo"
     git("init", "-q", "-b", "main", str(repo))
     (repo / ".github").mkdir()
     (repo / ".github" / "shipmate.yml").write_text(shipmate_yml)
+    for name, text in (files or {}).items():
+        (repo / name).write_text(text)
     git("add", "-A", cwd=repo)
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=repo)
     return repo
 
 
-async def _run(tmp_path: Path, repo: Path, declared_text: str | None = None) -> RunResult:
+async def _run(
+    tmp_path: Path,
+    repo: Path,
+    declared_text: str | None = None,
+    networks: tuple[str, ...] = LOOPBACK,
+) -> RunResult:
     declared: dict[str, operator_secrets.Declaration] = {}
     if declared_text is not None:
         (tmp_path / "secrets.yml").write_text(declared_text)
@@ -63,7 +70,7 @@ async def _run(tmp_path: Path, repo: Path, declared_text: str | None = None) -> 
         timeout_seconds=60.0,
         transcript=None,
         declared=declared,
-        allow_networks=LOOPBACK,
+        allow_networks=networks,
         defaults=Caps(3, 1.0, 60.0),
     )
     return await run_local(request, model=PlanOnly(), cache=CheckoutCache(tmp_path / "cache"))
