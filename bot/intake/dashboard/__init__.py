@@ -70,7 +70,6 @@ def dashboard_app(
         return pages.render(
             request,
             "login.html",
-            401 if error else 200,
             title="Sign in",
             viewer=None,
             error=error,
