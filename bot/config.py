@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     github_api_url: str = "https://api.github.com"
     data_dir: Path = Path(".shipmate")
+    # The dashboard: a token for headless or local installs, the App's OAuth client for signing
+    # in with GitHub (saved by the manifest registration), and the address GitHub users reach.
+    admin_token: SecretStr | None = None
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    public_url: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
 
@@ -144,6 +150,9 @@ class Settings(BaseSettings):
         """Texts that must never appear in anything Shipmate posts: the App's private key and
         the webhook secrets."""
         known = list(self.secrets)
+        for extra in (self.admin_token, self.github_client_secret):
+            if extra is not None:
+                known.append(extra.get_secret_value())
         if self.private_key is not None or self.private_key_path is not None:
             known.append(self.private_key_pem().strip())
         return tuple(k for k in known if k)

@@ -84,6 +84,7 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
+            await asyncio.to_thread(context.store.views.record_config_check, name, str(exc))
             await repo.create_check_run(
                 name="Shipmate config",
                 head_sha=sha,
@@ -97,6 +98,7 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
                 ),
             )
             continue
+        await asyncio.to_thread(context.store.views.record_config_check, name, None)
         await repo.create_check_run(
             name="Shipmate config",
             head_sha=sha,

@@ -208,3 +208,12 @@ pr_activity = Table(
     Column("at", Float, nullable=False),
     Index("ix_pr_activity_repo_number", "repo", "number"),
 )
+
+# The last check of each repository's `.github/shipmate.yml` (the dashboard's repositories page).
+config_checks = Table(
+    "config_checks",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("error", Text),  # None: valid
+    Column("at", Float, nullable=False),
+)

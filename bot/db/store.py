@@ -28,6 +28,7 @@ from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from bot.config import ConfigError, Settings
 from bot.db import schema
 from bot.db.ledger import LedgerTables
+from bot.db.views import DashboardViews
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -644,6 +645,11 @@ class Store:
             return [row.full_name for row in rows]
 
     # Runs and the ledger -------------------------------------------------------------------
+
+    @property
+    def views(self) -> DashboardViews:
+        """What the dashboard reads (bot/db/views.py)."""
+        return DashboardViews(self.engine)
 
     @property
     def ledger(self) -> LedgerTables:

@@ -212,6 +212,10 @@ def _merge(settings: Settings, saved: dict[str, Any]) -> Settings:
         and saved.get("private_key")
     ):
         update["private_key"] = SecretStr(str(saved["private_key"]))
+    if settings.github_client_id is None and saved.get("client_id"):
+        update["github_client_id"] = str(saved["client_id"])
+    if settings.github_client_secret is None and saved.get("client_secret"):
+        update["github_client_secret"] = SecretStr(str(saved["client_secret"]))
     if not settings.webhook_secret and saved.get("webhook_secret"):
         update["webhook_secret"] = [SecretStr(str(saved["webhook_secret"]))]
     if not update:

@@ -19,11 +19,12 @@ import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.db.store import Delivery, DeliveryStatus, Store
+from bot.github.auth import GitHubApp
 from bot.github.manifest import (
     ManifestStates,
     build_manifest,
@@ -32,6 +33,7 @@ from bot.github.manifest import (
     save_credentials,
     setup_page,
 )
+from bot.intake.dashboard import dashboard_app
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
 from bot.jobs.queue import Queue, SQLQueue
 from bot.triggers.routing import Router
@@ -238,6 +240,12 @@ class ShipmateApp:
             await self.rest(scope, receive, send)
 
 
+def dashboard_for(settings: Settings, store: Store, queue: Queue) -> Starlette:
+    """The dashboard, with redelivery through the App when one is configured."""
+    redeliver = GitHubApp(settings).redeliver if settings.has_app_credentials else None
+    return dashboard_app(settings, store, queue, redeliver=redeliver)
+
+
 def create_app(
     settings: Settings,
     store: Store,
@@ -247,9 +255,8 @@ def create_app(
     lifespan: Any = None,
     queue: Queue | None = None,
 ) -> ShipmateApp:
-    writer = DeliveryWriter(
-        queue or SQLQueue(store), inline=store.dialect == "sqlite", on_queued=on_queued
-    )
+    queue = queue or SQLQueue(store)
+    writer = DeliveryWriter(queue, inline=store.dialect == "sqlite", on_queued=on_queued)
     states = ManifestStates()
 
     def secrets() -> Sequence[str]:
@@ -303,6 +310,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/", index),
         Route("/setup/callback", callback),
+        Mount("/dashboard", app=dashboard_for(settings, store, queue)),
     ]
     return ShipmateApp(
         WebhookIntake(secrets, writer, router), Starlette(routes=routes, lifespan=lifespan)

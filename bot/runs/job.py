@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -39,6 +40,7 @@ from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext
+from bot.runs.artifacts import save_artifacts
 from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
@@ -124,12 +126,13 @@ class Outbound:
     """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
 
     known: list[str] = field(default_factory=list)
+    link_hosts: tuple[str, ...] = LINK_HOSTS
 
     def add(self, *values: str | None) -> None:
         self.known.extend(v for v in values if v)
 
     def __call__(self, text: str) -> str:
-        return outbound(text, known=self.known, allowed_hosts=LINK_HOSTS)
+        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
 
 
 class Sticky:
@@ -196,7 +199,14 @@ class Run:
     def key(self) -> str:
         return sticky_key(self.repo_name, self.number)
 
+    @property
+    def url(self) -> str | None:
+        """The run's dashboard page, when Shipmate knows its public address."""
+        public = self.deps.settings.public_url
+        return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
     def progress(self, stage: str, **extra: Any) -> Progress:
+        extra.setdefault("run_url", self.url)
         return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]
 
     async def token(self, permissions: Mapping[str, str]) -> str:
@@ -247,11 +257,17 @@ async def client_for(
     return RepoClient(github, repo_name)
 
 
+def link_hosts(settings: Settings) -> tuple[str, ...]:
+    """GitHub, and Shipmate's own public address for links to a run's page."""
+    public = urlsplit(settings.public_url or "").hostname
+    return (*LINK_HOSTS, public) if public else LINK_HOSTS
+
+
 async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
     p: dict[str, Any] = job.payload
     repo_name, number = str(p["repo"]), int(p["number"])
     installation_id = int(p["installation_id"])
-    clean = Outbound(list(deps.settings.known_secrets()))
+    clean = Outbound(list(deps.settings.known_secrets()), link_hosts(deps.settings))
     talker = await client_for(deps, installation_id, repo_name, clean, CONVERSE)
     sticky = Sticky(talker, number, p.get("sticky_comment_id"), clean)
     run = Run(
@@ -376,6 +392,16 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     finally:
         deps.cache.release(checkout)
         await model.close()
+    await asyncio.to_thread(
+        save_artifacts,
+        store,
+        run.run_id,
+        transcript,
+        status=done.status,
+        diff=done.patch,
+        test_output=done.test_output,
+        clean=run.clean,
+    )
     await finish(run, done, base_sha, default_branch, issue)
 
 
@@ -408,6 +434,7 @@ async def finish(
         "cost_usd": done.cost_usd,
         "steps": done.steps,
         "sandbox_seconds": done.sandbox_wall_seconds,
+        "run_url": run.url,
     }
     branch = None
     if done.status == "completed" and verb == "plan":
@@ -584,6 +611,7 @@ async def report_check(
         conclusion="failure" if shown.tests_passed is False else "success",
         title=run.clean(title),
         summary=run.clean(summary),
+        details_url=run.url,
     )
 
 
