@@ -36,6 +36,7 @@ def test_sandbox_exec_has_a_default_timeout(monkeypatch: pytest.MonkeyPatch) -> 
     from bot.cli import _parser
 
     monkeypatch.setattr(command, "DEFAULT_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(sys, "stdin", None)
     args = _parser().parse_args(["sandbox", "exec", "--", "sleep", "30"])
     started = time.monotonic()
     assert command.exec_command(args) == EXIT_TIMEOUT
