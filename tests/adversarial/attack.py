@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def shipmate_exec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def shipmate_exec(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """`shipmate sandbox exec ARGS` as the operator runs it."""
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "sandbox", "exec", *args],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture
 def open_folder() -> Iterator[Path]:
     """A folder every local user can reach (pytest's own is root's alone), removed after."""

@@ -30,7 +30,11 @@ POISON = (
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
     return {
-        str(path.relative_to(folder)): (path.lstat().st_mode, path.lstat().st_uid, path.read_bytes())
+        str(path.relative_to(folder)): (
+            path.lstat().st_mode,
+            path.lstat().st_uid,
+            path.read_bytes(),
+        )
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }

@@ -25,6 +25,7 @@ pytestmark = [
 ]
 
 SETUID_BITS = stat.S_ISUID | stat.S_ISGID
+AS_NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
 
 
 def test_kernel_settings_stay_read_only() -> None:
@@ -79,8 +80,7 @@ def test_no_setuid_file_reaches_the_host(open_folder: Path) -> None:
     assert shells
     for shell in shells:
         ran = subprocess.run(
-            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
-            + [str(shell), "-p", "-c", "id -u; id -g"],
+            [*AS_NOBODY, str(shell), "-p", "-c", "id -u; id -g"],
             capture_output=True,
             timeout=10,
         )
