@@ -88,6 +88,21 @@ def resolve(setting: str | None, euid: int, egid: int) -> SandboxIdentity:
     return SandboxIdentity(uid, gid, source, True)
 
 
+def announce() -> SandboxIdentity | None:
+    """Say at start (`shipmate serve`, `shipmate worker`) which uid sandboxes will run as, or
+    that tasks will be refused and why: before the first task fails with it."""
+    import structlog
+
+    log = structlog.get_logger("shipmate.sandbox")
+    try:
+        user = current()
+    except SandboxUnavailable as exc:
+        log.error("sandbox.refused", reason=str(exc), detail="every task will fail until fixed")
+        return None
+    log.info("sandbox.user", uid=user.uid, gid=user.gid, source=user.source)
+    return user
+
+
 def current() -> SandboxIdentity:
     """The identity for this process and its `SHIPMATE_SANDBOX_USER`, read now (not at
     import time)."""

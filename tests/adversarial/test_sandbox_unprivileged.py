@@ -177,3 +177,19 @@ def test_a_sandbox_uid_that_cannot_hold_is_refused() -> None:
     assert (as_root.uid, as_root.gid, as_root.switch) == (4242, 4343, True)
     default = identity.resolve(None, 0, 0)
     assert default.uid != 0 and default.gid != 0 and default.switch
+
+
+def test_serve_and_worker_say_at_start_when_tasks_will_be_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv(identity.SETTING, "0" if os.geteuid() == 0 else str(os.geteuid() + 1))
+    with capture_logs() as logs:
+        assert identity.announce() is None
+    assert logs[0]["event"] == "sandbox.refused" and logs[0]["log_level"] == "error"
+    monkeypatch.delenv(identity.SETTING)
+    with capture_logs() as logs:
+        user = identity.announce()
+    assert user is not None and user.uid != 0
+    assert logs[0]["event"] == "sandbox.user" and logs[0]["uid"] == user.uid
