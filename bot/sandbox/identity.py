@@ -89,18 +89,17 @@ def resolve(setting: str | None, euid: int, egid: int) -> SandboxIdentity:
 
 
 def announce() -> SandboxIdentity | None:
-    """Say at start (`shipmate serve`, `shipmate worker`) which uid sandboxes will run as, or
-    that tasks will be refused and why: before the first task fails with it."""
-    import structlog
-
-    log = structlog.get_logger("shipmate.sandbox")
+    """At start (`shipmate serve`, `shipmate worker`): say, when it is so, that every task will
+    be refused and why, before the first one fails with it (`shipmate doctor` tells the uid)."""
     try:
-        user = current()
+        return current()
     except SandboxUnavailable as exc:
-        log.error("sandbox.refused", reason=str(exc), detail="every task will fail until fixed")
+        import structlog
+
+        structlog.get_logger("shipmate.sandbox").error(
+            "sandbox.refused", reason=str(exc), detail="every task will fail until this is fixed"
+        )
         return None
-    log.info("sandbox.user", uid=user.uid, gid=user.gid, source=user.source)
-    return user
 
 
 def current() -> SandboxIdentity:

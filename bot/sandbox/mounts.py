@@ -87,7 +87,15 @@ def drop(uid: int, gid: int) -> None:
 
 def enter(uid: int, gid: int) -> None:
     """New user, mount and network namespaces, root in them and `uid`/`gid` outside."""
-    unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET)
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET
+    if LIBC.unshare(flags) < 0:
+        errno = ctypes.get_errno()
+        raise OSError(
+            errno,
+            f"uid {uid} may not make user namespaces here ({os.strerror(errno)}): allow them "
+            "for unprivileged users (sysctl kernel.unprivileged_userns_clone, "
+            "kernel.apparmor_restrict_unprivileged_userns, a container's seccomp profile)",
+        )
     for name, text in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"), ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as file:
             file.write(text)
