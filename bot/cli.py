@@ -38,12 +38,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="a queue worker only (for scale-out)")
 
-    sub.add_parser("doctor", help="print which isolation features this host gives")
+    sub.add_parser(
+        "doctor",
+        help="print which isolation features this host gives, the sandbox uid, and whether "
+        "tasks may run",
+    )
 
     sandbox = sub.add_parser("sandbox", help="the sandbox runtime")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
-    exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
+    exec_.add_argument(
+        "--workdir",
+        default=None,
+        help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
+    )
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
     exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
     exec_.add_argument(
@@ -53,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="also reach this private/loopback range (public addresses need no flag)",
     )
-    exec_.add_argument("--timeout", type=float, default=None, metavar="S")
+    exec_.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="kill the command and everything it started after S seconds (default 600)",
+    )
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
     exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
@@ -122,6 +136,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bot.logs import configure, settings_secrets
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
+    if args.command in ("serve", "worker"):
+        from bot.sandbox.identity import announce
+
+        announce()
     if args.command == "serve":
         from bot.intake.server import serve
 
