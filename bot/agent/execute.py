@@ -78,6 +78,8 @@ async def take(done: Execution, sandbox: BwrapSandbox, checkout: Checkout, base_
     `blocked`, one git refuses (a path it never records) `failed`, each with the reason."""
     try:
         layers = sandbox.workspace_layers()
+        if layers is None:
+            return
         change = await asyncio.to_thread(take_change, layers, checkout, base_sha)
     except ChangeTooLarge as exc:
         done.status, done.reason = "blocked", str(exc)

@@ -150,13 +150,16 @@ class BwrapSandbox:
         """The sandbox's root tree, as the holder's mount namespace shows it."""
         return self._disk / "root"
 
-    def workspace_layers(self) -> tuple[Path, Path]:
+    def workspace_layers(self) -> tuple[Path, Path] | None:
         """(merged view, upper layer) of the /workspace overlay, from the host: they exist only
-        in the holder's mount namespace. Read them only between commands, when nothing of the
-        sandbox runs (each command's processes are killed when it ends)."""
+        in the holder's mount namespace. None when no command ever ran (nothing can differ).
+        Read them only between commands, when nothing of the sandbox runs (each command's
+        processes are killed when it ends)."""
         if self.spec.overlay_lower is None:
             raise SandboxUnavailable("this sandbox's /workspace is no overlay")
-        if self._holder is None or self._holder.returncode is not None:
+        if self._holder is None:
+            return None
+        if self._holder.returncode is not None:
             raise SandboxUnavailable("the sandbox's namespace holder is not running")
         disk = Path(f"/proc/{self._holder.pid}/root{self._disk}")
         return disk / "merged", disk / "upper"
