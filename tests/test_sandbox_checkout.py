@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.agent.review import take_change
+from bot.runs.review import take_change
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import SandboxSpec
 from bot.sandbox.checkout import CheckoutCache, git
