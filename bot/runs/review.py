@@ -186,10 +186,10 @@ def ignored_paths(scratch: Path, git_dir: Path, merged: Path, new: list[str]) ->
 def removals(gone: list[str], kept: list[str], base: set[str]) -> list[bytes]:
     """Index lines removing every base path at or beneath a gone one, or in a kept one's way."""
     zero = "0" * 40
-    prefixes = set(gone) | {
+    in_the_way = set(gone) | {
         path.rsplit("/", depth)[0] for path in kept for depth in range(1, path.count("/") + 1)
     }
-    doomed = {path for path in base if path in prefixes or path.split("/")[0] in prefixes}
+    doomed = {path for path in base if path in in_the_way}
     doomed |= {path for path in base for prefix in gone if path.startswith(prefix + "/")}
     return [f"0 {zero}\t".encode() + os.fsencode(path) + b"\0" for path in sorted(doomed)]
 
