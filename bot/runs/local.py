@@ -31,6 +31,7 @@ from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 from bot.sandbox.files import read_repo_file
+from bot.security.scan import mask
 
 log = structlog.get_logger("shipmate.run")
 
@@ -244,6 +245,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         store.dispose()
+    # What the model wrote and the reasons pass the secret scanner's redaction on the way out;
+    # a held-back change's diff is never kept (bot/runs/execute.py).
+    result.reason, result.plan = mask(result.reason), mask(result.plan)
     if args.json:
         print(json.dumps(result.contract()))
     else:

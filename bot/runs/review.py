@@ -24,7 +24,7 @@ from bot.runs.workspace import TooLarge, _join, read_entry, touched
 from bot.sandbox.checkout import GIT_ENV, SAFE, Checkout
 from bot.sandbox.files import read_repo_file
 from bot.security.paths import protected_among
-from bot.security.scan import scan_diff
+from bot.security.scan import scan, scan_diff
 
 # A change whose new contents pass this is refused whole, never shown or pushed cut.
 MAX_CHANGE_BYTES = 4 * 1024 * 1024
@@ -304,6 +304,9 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
         where = ", ".join(sorted({f"{f.path}:{f.line} ({f.rule})" for f in findings}))
         return HeldBack(f"the change contains what looks like a secret: {where}")
     paths = [entry.path for entry in change.changed]
+    if any(scan(path) for path in paths):
+        # Never named: the reason would carry the secret to wherever reasons go.
+        return HeldBack("the change has a file whose name looks like a secret")
     protected = protected_among(paths, config)
     if protected:
         return HeldBack(

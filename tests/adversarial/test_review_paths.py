@@ -154,3 +154,13 @@ def test_a_blocked_secret_is_never_printed(
     assert data["status"] == "blocked" and "settings.py:2 (github-token)" in data["reason"]
     assert data["diff"] == "" and token not in printed
     assert branches(repo) == []
+
+
+def test_a_secret_in_a_file_name_is_held_and_never_named(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    token = "ghp_" + "Nm4" * 12
+    script(model, f"mkdir -p .github/workflows && echo x > .github/workflows/{token}.yml")
+    data, printed = cli_run(repo, tmp_path)
+    assert data["status"] == "blocked" and "name looks like a secret" in data["reason"]
+    assert token not in printed and branches(repo) == []
