@@ -21,7 +21,8 @@ from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
 from bot.agent.tools import Tools
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
-from bot.runs.review import Change, ChangeTooLarge, ReviewError, review, take_change
+from bot.runs.change import Change, ChangeTooLarge, ReviewError
+from bot.runs.review import review, take_change
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.bwrap import BwrapSandbox

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import slugify
-from bot.runs.review import Change
+from bot.runs.change import Change
 from bot.sandbox.checkout import git
 
 AUTHOR = ("-c", "user.name=Shipmate", "-c", "user.email=shipmate@users.noreply.github.com")

@@ -1,12 +1,11 @@
 """The change a task made, taken by Shipmate's own git on the host, and the review of it.
 
 Nothing about the change is taken from the sandbox's word: its `.git` and its git belong to
-the agent (a `diff.external`, a hand-written patch, an output cap that cuts a header). Once the
-agent's last command has ended, the host's git reads the sandbox's /workspace (through the
-holder's mount namespace) as a work tree, with a git directory, index and config the sandbox
-never saw: hooks off, no system or global config, no attributes drivers. It writes the tree
-object the review then judges; what is pushed is a commit of that very tree, so the review and
-the branch cannot differ. Paths come from `-z` output; nothing is parsed from quoted text.
+the agent (a `diff.external`, a hand-made patch, an index it rewrote, an output cap that cuts a
+header). Once the agent's last command has ended, the host reads the sandbox's /workspace (the
+overlay's layers, bot/runs/workspace.py) and writes the tree with its own git into a git
+directory the sandbox never saw (bot/runs/change.py). The review judges that tree; what is
+pushed is a commit of that very tree, so the review and the branch cannot differ.
 """
 
 from __future__ import annotations
@@ -16,99 +15,28 @@ import posixpath
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import RepoConfig
-from bot.runs.workspace import TooLarge, _join, read_entry, touched
-from bot.sandbox.checkout import GIT_ENV, SAFE, Checkout
+from bot.runs.change import (
+    GITLINK,
+    MAX_CHANGE_BYTES,
+    Change,
+    ChangeTooLarge,
+    ReviewError,
+    changed_entries,
+    describe,
+    host_env,
+    host_git,
+    host_git_input,
+    update_index,
+)
+from bot.runs.workspace import TooLarge, join_path, read_entry, touched
+from bot.sandbox.checkout import SAFE, Checkout
 from bot.sandbox.files import read_repo_file
 from bot.security.paths import protected_among
 from bot.security.scan import scan, scan_diff
-
-# A change whose new contents pass this is refused whole, never shown or pushed cut.
-MAX_CHANGE_BYTES = 4 * 1024 * 1024
-SYMLINK, GITLINK = "120000", "160000"
-# The work tree is the agent's: its stat data may lie, but what git then skips is not pushed
-# either (the pushed tree is the reviewed one). Attributes may not run anything: no drivers.
-REVIEW_CONFIG = (
-    "-c",
-    "core.checkStat=minimal",
-    "-c",
-    "core.trustctime=false",
-    "-c",
-    "core.autocrlf=false",
-    "-c",
-    "core.symlinks=true",
-    "-c",
-    "core.filemode=true",
-    "-c",
-    "core.quotePath=false",
-    "-c",
-    "core.untrackedCache=false",
-    "-c",
-    "advice.addEmbeddedRepo=false",
-)
-
-
-class ReviewError(Exception):
-    """The host could not take the change (git refused a path, a file could not be read)."""
-
-
-class ChangeTooLarge(Exception):
-    """The change passes what is reviewed: held back whole, never shown or pushed cut."""
-
-
-@dataclass(frozen=True)
-class Changed:
-    """One path of the change, from `git diff-tree -z --raw` (no renames: both ends appear)."""
-
-    path: str
-    status: str
-    old_mode: str
-    new_mode: str
-    new_object: str
-
-
-@dataclass
-class Change:
-    """A reviewed tree on top of `base_sha`, held in a host-only git directory until pushed."""
-
-    git_dir: Path
-    base_sha: str
-    tree: str
-    changed: list[Changed] = field(default_factory=list)
-    patch: str = ""
-    new_bytes: int = 0
-    symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
-
-    @property
-    def empty(self) -> bool:
-        return not self.changed
-
-    def discard(self) -> None:
-        shutil.rmtree(self.git_dir.parent, ignore_errors=True)
-
-
-def host_git(
-    git_dir: Path, *args: str, work_tree: Path | None = None, index: Path | None = None
-) -> bytes:
-    """git on the host over our own git directory: nothing from the sandbox configures it."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.devnull, **GIT_ENV, "GIT_DIR": str(git_dir)}
-    if work_tree is not None:
-        env["GIT_WORK_TREE"] = str(work_tree)
-    if index is not None:
-        env["GIT_INDEX_FILE"] = str(index)
-    result = subprocess.run(
-        ["git", *SAFE, *REVIEW_CONFIG, *args],
-        cwd=work_tree or git_dir,
-        env=env,
-        capture_output=True,
-    )
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", errors="replace").strip()[:500]
-        raise ReviewError(f"git {args[0]} refused the change: {message}")
-    return result.stdout
 
 
 def take_change(layers: tuple[Path, Path], checkout: Checkout, base_sha: str) -> Change:
@@ -116,6 +44,10 @@ def take_change(layers: tuple[Path, Path], checkout: Checkout, base_sha: str) ->
     overlay's upper layer, seen from the host) as `git add -A` would record it on `base_sha`:
     .gitignore honoured for new files, content as written (no filters)."""
     merged, upper = layers
+    for layer in layers:
+        # Never read a missing layer as an empty one: that would be "every file deleted".
+        if not layer.is_dir() or layer.is_symlink():
+            raise ReviewError(f"the sandbox's workspace cannot be read at {layer}")
     scratch = Path(tempfile.mkdtemp(prefix="shipmate-review-"))
     git_dir = scratch / "review.git"
     try:
@@ -134,7 +66,7 @@ def take_change(layers: tuple[Path, Path], checkout: Checkout, base_sha: str) ->
         ignored = ignored_paths(scratch, git_dir, merged, new)
         kept = [path for path in found.present if path not in ignored]
         lines = removals(found.gone, kept, base) + additions(scratch, git_dir, merged, kept)
-        host_git_input(git_dir, b"".join(lines), "update-index", "-z", "--index-info", index=index)
+        update_index(git_dir, index, lines)
         tree = host_git(git_dir, "write-tree", index=index).decode().strip()
         change = Change(git_dir, base_sha, tree)
         change.changed = changed_entries(git_dir, base_sha, tree)
@@ -165,7 +97,7 @@ def ignored_paths(scratch: Path, git_dir: Path, merged: Path, new: list[str]) ->
         "/".join(path.split("/")[:depth]) for path in new for depth in range(1, path.count("/") + 1)
     }
     for folder in folders:
-        found = read_repo_file(merged, _join(folder, ".gitignore"), 1024 * 1024)
+        found = read_repo_file(merged, join_path(folder, ".gitignore"), 1024 * 1024)
         if found is not None:
             (rules / folder).mkdir(parents=True, exist_ok=True)
             (rules / folder / ".gitignore").write_bytes(found.data)
@@ -175,7 +107,7 @@ def ignored_paths(scratch: Path, git_dir: Path, merged: Path, new: list[str]) ->
         ["git", *SAFE, "check-ignore", "--no-index", "-z", "--stdin"],
         input=listed,
         cwd=rules,
-        env={**_env(git_dir), "GIT_WORK_TREE": str(rules)},
+        env={**host_env(git_dir), "GIT_WORK_TREE": str(rules)},
         capture_output=True,
     )
     if result.returncode not in (0, 1):
@@ -216,65 +148,6 @@ def additions(scratch: Path, git_dir: Path, merged: Path, kept: list[str]) -> li
         f"{mode} {sha}\t".encode() + os.fsencode(path) + b"\0"
         for (mode, path, _), sha in zip(entries, shas.decode().split(), strict=True)
     ]
-
-
-def changed_entries(git_dir: Path, base_sha: str, tree: str) -> list[Changed]:
-    raw = host_git(git_dir, "diff-tree", "-r", "-z", "--no-renames", "--raw", base_sha, tree)
-    fields = raw.split(b"\0")
-    entries: list[Changed] = []
-    for header, path in zip(fields[0::2], fields[1::2], strict=False):
-        if not header.startswith(b":"):
-            continue
-        old_mode, new_mode, _, new_object, status = header[1:].decode().split(" ")
-        name = path.decode("utf-8", errors="surrogateescape")
-        entries.append(Changed(name, status, old_mode, new_mode, new_object))
-    return entries
-
-
-def describe(change: Change) -> None:
-    """Sizes, symlink targets and (when it fits) the patch shown to people and scanned."""
-    added = [entry for entry in change.changed if entry.status != "D"]
-    if added:
-        batch = "".join(f"{entry.new_object}\n" for entry in added if entry.new_mode != GITLINK)
-        sizes = host_git_input(
-            change.git_dir, batch.encode(), "cat-file", "--batch-check=%(objectsize)"
-        )
-        change.new_bytes = sum(int(line) for line in sizes.split())
-    for entry in added:
-        if entry.new_mode == SYMLINK:
-            target = host_git(change.git_dir, "cat-file", "blob", entry.new_object)
-            change.symlinks[entry.path] = target.decode("utf-8", errors="surrogateescape")
-    if change.changed and change.new_bytes <= MAX_CHANGE_BYTES:
-        patch = host_git(
-            change.git_dir,
-            "diff-tree",
-            "-p",
-            "--binary",
-            "--no-renames",
-            "--full-index",
-            "--no-ext-diff",
-            "--no-textconv",
-            change.base_sha,
-            change.tree,
-        )
-        change.patch = patch.decode("utf-8", errors="replace")
-
-
-def host_git_input(git_dir: Path, data: bytes, *args: str, index: Path | None = None) -> bytes:
-    env = _env(git_dir)
-    if index is not None:
-        env["GIT_INDEX_FILE"] = str(index)
-    result = subprocess.run(
-        ["git", *SAFE, *args], input=data, env=env, capture_output=True, cwd=git_dir
-    )
-    if result.returncode != 0:
-        message = result.stderr.decode("utf-8", errors="replace").strip()[:500]
-        raise ReviewError(f"git {args[0]} refused the change: {message}")
-    return result.stdout
-
-
-def _env(git_dir: Path) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": os.devnull, **GIT_ENV, "GIT_DIR": str(git_dir)}
 
 
 def escapes(path: str, target: str) -> bool:

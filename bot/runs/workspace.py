@@ -39,7 +39,7 @@ class Entry:
     content: bytes
 
 
-def _join(folder: str, name: str) -> str:
+def join_path(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
@@ -88,9 +88,9 @@ def touched(upper: Path, merged: Path, lower: Path) -> Touched:
 
 def _walk(upper: Path, merged: Path, lower: Path, folder: str, found: Touched) -> None:
     written, seen, before = (listing(root, folder) for root in (upper, merged, lower))
-    found.gone.extend(_join(folder, name) for name in before if name not in seen)
+    found.gone.extend(join_path(folder, name) for name in before if name not in seen)
     for name, mode in seen.items():
-        path = _join(folder, name)
+        path = join_path(folder, name)
         if name in written:
             if stat.S_ISDIR(mode) and stat.S_ISDIR(written[name]) and name in before:
                 _walk(upper, merged, lower, path, found)
@@ -108,7 +108,7 @@ def _walk(upper: Path, merged: Path, lower: Path, folder: str, found: Touched) -
 
 def _everything(root: Path, folder: str) -> Iterator[str]:
     for name, mode in sorted(listing(root, folder).items()):
-        path = _join(folder, name)
+        path = join_path(folder, name)
         if stat.S_ISDIR(mode):
             yield from _everything(root, path)
         elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):

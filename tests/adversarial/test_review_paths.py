@@ -164,3 +164,14 @@ def test_a_secret_in_a_file_name_is_held_and_never_named(
     data, printed = cli_run(repo, tmp_path)
     assert data["status"] == "blocked" and "name looks like a secret" in data["reason"]
     assert token not in printed and branches(repo) == []
+
+
+def test_a_path_git_will_not_record_fails_the_run_with_its_reason(
+    repo: Path, tmp_path: Path, model: MessagesStandIn
+) -> None:
+    """`git~1` is `.git` on an NTFS checkout; a FIFO is skipped, as git skips it."""
+    script(model, "mkdir -p 'GIT~1' && echo '[core]' > 'GIT~1/config' && mkfifo pipe")
+    result = run(repo, tmp_path)
+    assert result.status == "failed", result.reason
+    assert "update-index refused" in result.reason and "GIT~1" in result.reason
+    assert "Traceback" not in result.reason and branches(repo) == []
