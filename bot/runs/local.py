@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 from bot.sandbox.files import read_repo_file
+from bot.sandbox.operator_secrets import Declaration, grant
+from bot.sandbox.operator_secrets import load as load_declarations
 from bot.security.scan import mask
 
 log = structlog.get_logger("shipmate.run")
@@ -104,6 +106,9 @@ class RunRequest:
     timeout_seconds: float | None
     transcript: Path | None
     allow_hosts: tuple[str, ...] = ()
+    # The operator's secret declarations and egress ranges (settings; never the repository).
+    declared: Mapping[str, Declaration] = field(default_factory=dict)
+    allow_networks: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
     defaults: Caps = field(default_factory=lambda: settings_caps(Settings.model_construct()))
 
@@ -125,6 +130,16 @@ async def run_local(
             config = parse_repo_config(repo_config_text(checkout.tree))
         except RepoConfigError as exc:
             result.reason = str(exc)
+            return result
+        granted = grant(
+            request.declared,
+            config.secrets,
+            repository=str(repo),
+            installation=None,
+            environ=os.environ,
+        )
+        if granted.refused:
+            result.reason = granted.reason
             return result
         brief = replace(
             request.brief,
@@ -158,6 +173,8 @@ async def run_local(
             store=store,
             run_id=run_id,
             allow_hosts=request.allow_hosts,
+            secrets=granted.secrets,
+            allow_networks=request.allow_networks,
             ca_dir=cache.root / "ca",
         )
         result.status, result.reason = done.status, done.reason
@@ -227,6 +244,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         timeout_seconds=args.timeout,
         transcript=transcript,
         allow_hosts=tuple(args.allow_host),
+        declared=load_declarations(settings),
+        allow_networks=tuple(settings.egress_allow_networks),
         defaults=settings_caps(settings),
     )
     cache = CheckoutCache(settings.data_dir / "cache")
