@@ -111,6 +111,10 @@ class Settings(BaseSettings):
 
     # `shipmate serve`: its web server processes (`--workers`); unset, see `serve_processes`.
     web_processes: int | None = Field(default=None, ge=1)
+    # A connection that has not sent a request's headers, or its body, within these is closed
+    # (a slow client holds a connection and its memory for as long as it is let).
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

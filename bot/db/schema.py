@@ -37,6 +37,16 @@ deliveries = Table(
     Column("received_at", Float, nullable=False),
 )
 
+# One row per accepted body, keyed by its verified signature (the HMAC of the body): GitHub's
+# signature covers neither X-GitHub-Delivery nor X-GitHub-Event, so a body seen before under
+# another delivery id is a replay, answered as a duplicate.
+delivery_digests = Table(
+    "delivery_digests",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("delivery_id", String(100), nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata,

@@ -188,6 +188,7 @@ class WebhookIntake:
             handled=self.router.handles(incoming.event, incoming.action),
             installation_id=incoming.installation_id,
             repository=incoming.repository,
+            digest=incoming.digest,
         )
         try:
             status = await self.writer.submit(delivery)

@@ -147,7 +147,51 @@ class HeadersWithBody:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, each response written with one send (`HeadersWithBody`)."""
+    """uvicorn's httptools protocol, each response written with one send (`HeadersWithBody`),
+    and read deadlines uvicorn lacks: a connection must send a request's headers within
+    `header_timeout` of opening (or of its first byte, after a keep-alive pause) and its body
+    within `body_timeout` of the headers, else it is closed. A slow client (slow loris) so holds
+    a connection, and the memory of its half-read request, for seconds, not for ever."""
+
+    header_timeout = 10.0
+    body_timeout = 60.0
+
+    @classmethod
+    def configure(cls, settings: Settings) -> None:
+        cls.header_timeout = settings.http_header_timeout_seconds
+        cls.body_timeout = settings.http_body_timeout_seconds
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._read_within(self.header_timeout)
+
+    def _read_within(self, seconds: float | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = None if seconds is None else self.loop.call_later(seconds, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            self._read_within(self.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._read_within(self.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._read_within(None)
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._read_within(None)
+        super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         cycle.transport = HeadersWithBody(cycle.transport, cycle)
@@ -171,6 +215,7 @@ def app_from_env() -> ShipmateApp:
     _stop_with_parent(int(os.environ.get("SHIPMATE_SERVE_PARENT", "0")))
     settings = with_saved_credentials(Settings.load())
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
+    HttpProtocol.configure(settings)
     with_worker = os.environ.get("SHIPMATE_SERVE_WITH_WORKER", "1") == "1"
     return build(settings, with_worker=with_worker)[0]
 
@@ -213,6 +258,7 @@ def serve(
     """Serve until SIGTERM with `workers` processes (default: SHIPMATE_WEB_PROCESSES, else
     `default_processes()`); above one, a supervisor runs them on one socket."""
     settings = with_saved_credentials(settings)
+    HttpProtocol.configure(settings)
     workers = workers or settings.web_processes or default_processes()
     if workers > 1:
         # Several processes on one port; each builds its own app (and worker) from the env.

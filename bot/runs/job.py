@@ -44,7 +44,7 @@ from bot.runs.artifacts import save_artifacts
 from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
-from bot.runs.publish import commit_message, commit_patch
+from bot.runs.publish import commit_message, publish
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
 from bot.sandbox import operator_secrets
@@ -402,7 +402,10 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         test_output=done.test_output,
         clean=run.clean,
     )
-    await finish(run, done, base_sha, default_branch, issue)
+    try:
+        await finish(run, done, base_sha, default_branch, issue)
+    finally:
+        done.discard()
 
 
 def task_text(p: Mapping[str, Any], number: int, issue: Mapping[str, Any]) -> str:
@@ -452,7 +455,7 @@ async def finish(
             reason=f"The run ended: {done.reason}",
             **common,
         )
-    elif not done.patch:
+    elif done.change is None:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
     elif p.get("pr"):
         final = await push_follow_up(run, done, base_sha, common)
@@ -479,15 +482,15 @@ async def finish(
 
 
 async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
-    """Commit the patch on `branch` and push it with a token minted for this moment only."""
+    """Commit the reviewed tree on `branch` and push it with a token minted for this moment
+    only."""
+    if done.change is None or done.change.base_sha != base_sha:
+        raise RuntimeError("a completed run with a patch always holds its reviewed change")
     token = await run.token(PUBLISH)
     clone_url = str((await run.talker.repository()).get("clone_url"))
-    mirror = run.deps.cache.mirror(clone_url, base_sha, token)
     head_sha = await asyncio.to_thread(
-        commit_patch,
-        mirror,
-        base_sha,
-        done.patch,
+        publish,
+        done.change,
         branch,
         run.clean(commit_message(title, done.summary)),
         push_to=clone_url,

@@ -166,6 +166,20 @@ class BwrapSandbox:
         """The sandbox's root tree, as the holder's mount namespace shows it."""
         return self._disk / "root"
 
+    def workspace_layers(self) -> tuple[Path, Path] | None:
+        """(merged view, upper layer) of the /workspace overlay, from the host: they exist only
+        in the holder's mount namespace. None when no command ever ran (nothing can differ).
+        Read them only between commands, when nothing of the sandbox runs (each command's
+        processes are killed when it ends)."""
+        if self.spec.overlay_lower is None:
+            raise SandboxUnavailable("this sandbox's /workspace is no overlay")
+        if self._holder is None:
+            return None
+        if self._holder.returncode is not None:
+            raise SandboxUnavailable("the sandbox's namespace holder is not running")
+        disk = Path(f"/proc/{self._holder.pid}/root{self._disk}")
+        return disk / "merged", disk / "upper"
+
     def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """The bwrap command line for `command`, run from the holder; bwrap reports on fd 3
         (JSON lines, "exit-code" only once the command itself started)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.sandbox.base import ExecResult, Sandbox
+from bot.sandbox.files import read_repo_file
 
 LOCK_FILES = (
     "requirements.txt",
@@ -34,15 +35,18 @@ INSIDE_CACHE = "/home/sandbox/.cache"
 # The marker of a filled cache. Caches filled before setup alone could write them (".done", when
 # the agent's commands could too, as host root) are filled afresh.
 FILLED = ".sealed"
+# A longer lock file is hashed on its first LOCK_FILE_BYTES (with the rest it is still a key).
+LOCK_FILE_BYTES = 64 * 1024 * 1024
 
 
 def lock_hash(tree: Path) -> str:
-    """A hash of the lock files present in `tree` (same files, same hash)."""
+    """A hash of the lock files present in `tree` (same files, same hash). A lock file that is
+    a symlink counts as absent: the host never reads through one."""
     digest = hashlib.sha256()
     for name in LOCK_FILES:
-        path = tree / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        found = read_repo_file(tree, name, LOCK_FILE_BYTES)
+        if found is not None:
+            digest.update(name.encode() + b"\0" + found.data + b"\0")
     return digest.hexdigest()[:20]
 
 

@@ -274,29 +274,40 @@ class DiffFinding:
     rule: str
 
 
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
-def scan_diff(diff: str) -> list[DiffFinding]:
-    """Secrets on the added lines of a unified diff (`git diff` output), with file and new line."""
-    findings: list[DiffFinding] = []
-    path = ""
-    new_line = 0
+def _added_lines(diff: str) -> list[tuple[str, int, str]]:
+    """(file, new line number, text) of every added line. A hunk's header says how many lines
+    it holds, and they are read as content whatever they start with: an added line `++ x`
+    reads `+++ x` in the diff, and is no file header. Lines are split on newlines only."""
     added: list[tuple[str, int, str]] = []
-    for raw in diff.splitlines():
+    path, new_line, old_left, new_left = "", 0, 0, 0
+    for raw in diff.split("\n"):
+        if old_left > 0 or new_left > 0:
+            if raw.startswith("+"):
+                added.append((path, new_line, raw[1:]))
+                new_line, new_left = new_line + 1, new_left - 1
+            elif raw.startswith("-"):
+                old_left -= 1
+            elif not raw.startswith("\\"):  # "\ No newline at end of file"
+                new_line, old_left, new_left = new_line + 1, old_left - 1, new_left - 1
+            continue
         if raw.startswith("+++ "):
             target = raw[4:].strip()
             path = target[2:] if target.startswith("b/") else target
             continue
         hunk = _HUNK.match(raw)
         if hunk:
-            new_line = int(hunk.group(1))
-            continue
-        if raw.startswith("+") and not raw.startswith("+++"):
-            added.append((path, new_line, raw[1:]))
-            new_line += 1
-        elif raw.startswith(" "):
-            new_line += 1
+            old_left = int(hunk.group(1) or 1)
+            new_line, new_left = int(hunk.group(2)), int(hunk.group(3) or 1)
+    return added
+
+
+def scan_diff(diff: str) -> list[DiffFinding]:
+    """Secrets on the added lines of a unified diff (`git diff` output), with file and new line."""
+    findings: list[DiffFinding] = []
+    added = _added_lines(diff)
     # Scan file by file so multi-line secrets (key blocks) are seen whole.
     by_path: dict[str, list[tuple[int, str]]] = {}
     for file, number, content in added:

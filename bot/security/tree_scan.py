@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.sandbox.files import read_repo_file
 from bot.security.scan import TreeScan, scan_files
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -25,19 +26,20 @@ def text_files(tree: Path) -> Iterator[tuple[str, str]]:
             path = Path(root) / name
             if count >= MAX_FILES:
                 return
-            text = _read_text(path)
+            text = _read_text(tree, str(path.relative_to(tree)))
             if text is not None:
                 count += 1
                 yield str(path.relative_to(tree)), text
 
 
-def _read_text(path: Path) -> str | None:
+def _read_text(tree: Path, relative: str) -> str | None:
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        data = path.read_bytes()
+        found = read_repo_file(tree, relative, MAX_FILE_BYTES)
     except OSError:
         return None
+    if found is None or found.truncated:
+        return None
+    data = found.data
     if b"\0" in data[:_SNIFF_BYTES]:
         return None
     return data.decode("utf-8", errors="replace")
