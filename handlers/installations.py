@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.config import RepoConfigError, parse_repo_config
 from bot.github.client import RepoClient
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 from bot.triggers.context import Context
 from bot.triggers.routing import Router
 

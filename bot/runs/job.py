@@ -36,7 +36,7 @@ from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.sandbox.checkout import CheckoutCache
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 
 log = structlog.get_logger("shipmate.runs")
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from bot.github.client import RepoClient
 from bot.runs.tasks import enqueue_run
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
 from bot.triggers.context import Context
 
