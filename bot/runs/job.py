@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -524,12 +523,4 @@ async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: 
         conclusion="failure" if shown.tests_passed is False else "success",
         title=run.clean(title),
         summary=run.clean(summary),
-    )
-
-
-def deps_for(settings: Settings, store: Store) -> RunDeps | None:
-    if not settings.has_app_credentials:
-        return None
-    return RunDeps(
-        settings, store, GitHubApp(settings), CheckoutCache(Path(settings.data_dir) / "cache")
     )
