@@ -6,33 +6,14 @@ default branch. The deploy log is fetched only from hosts the repository lists."
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from bot.github.client import RepoClient
 from bot.runs.repairs import is_ours, repair, shipmate_pull
 from bot.triggers.context import Context
+from bot.triggers.deploy_log import allowed, fetch_log
 from bot.triggers.routing import Router
 
 router = Router()
-LOG_BYTES = 2_000_000
-
-
-def allowed(url: str | None, hosts: list[str]) -> bool:
-    return bool(url) and (urlsplit(url).hostname or "") in hosts
-
-
-async def fetch_log(url: str, hosts: list[str]) -> str:
-    """The log at `url` if its host is listed in the repo config (no redirects elsewhere)."""
-    if not allowed(url, hosts):
-        return ""
-    try:
-        async with httpx.AsyncClient(timeout=15, follow_redirects=False) as client:
-            response = await client.get(url)
-    except httpx.HTTPError:
-        return ""
-    return response.text[:LOG_BYTES] if response.status_code == 200 else ""
 
 
 async def deployed_pull(

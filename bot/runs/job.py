@@ -250,9 +250,7 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         await sticky.show(run.progress("failed", reason=f"Shipmate cannot start: {exc}"))
         return
     run.clean.add(*configured_secret_values(config))
-    issue = (
-        await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
-    ).raw_response.json()
+    issue = await reader.issue(number)
     pr = p.get("pr")
     if pr:
         base_sha: str | None = str(pr["head_sha"])

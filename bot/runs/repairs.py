@@ -27,9 +27,8 @@ def is_ours(context: Context, pull: Mapping[str, Any]) -> bool:
 
 async def shipmate_pull(context: Context, repo: RepoClient, number: int) -> dict[str, Any] | None:
     """The PR if Shipmate opened it and it is still open."""
-    response = await repo.github.rest.pulls.async_get(repo.owner, repo.repo, number)
-    pull: dict[str, Any] = response.raw_response.json()
-    return pull if is_ours(context, pull) and pull.get("state") == "open" else None
+    pull = await repo.pull_data(number)
+    return pull if pull and is_ours(context, pull) and pull.get("state") == "open" else None
 
 
 def capped_marker(mark: str) -> str:
