@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -36,6 +37,12 @@ class JobContext:
 
 
 JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
+
+
+class JobRejected(Exception):
+    """Raised by a handler for a job that no retry can mend (its payload is not what the kind
+    takes): the job is dead-lettered at once with this message, not retried."""
+
 
 # Payload key -> log key. The GitHub event is logged as `event` (see bot/logs.py).
 _LOG_FIELDS = {
@@ -192,6 +199,9 @@ class Worker:
             else:
                 log.warning("job.done_after_lease_loss", attempts=job.attempts)
             return
+        if isinstance(error, JobRejected):
+            # A job at its last attempt is dead-lettered, not retried (Queue.fail).
+            job = dataclasses.replace(job, max_attempts=job.attempts)
         outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
         log.error(
             "job.failed",

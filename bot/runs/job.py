@@ -30,10 +30,11 @@ from bot.config import RepoConfig, RepoConfigError, Settings, parse_repo_config,
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
-from bot.jobs.worker import JobContext
+from bot.jobs.worker import JobContext, JobRejected
 from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
+from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
 from bot.sandbox.checkout import CheckoutCache
 from bot.security.redact import outbound
 
@@ -53,8 +54,6 @@ PUBLISH: Mapping[str, str] = {
     "checks": "write",
 }
 LINK_HOSTS = ("github.com",)
-# What a task is, so that `/shipmate retry` repeats it with the same target.
-TASK_FIELDS = ("pr", "notes", "fork", "base_sha", "task", "feedback", "feedback_label", "title")
 
 
 def lock_key(repo: str, number: int) -> str:
@@ -64,10 +63,6 @@ def lock_key(repo: str, number: int) -> str:
 def sticky_key(repo: str, number: int) -> str:
     """The key in the marker of the task's sticky comment: `owner-name-number`."""
     return f"{repo.replace('/', '-')}-{number}"
-
-
-def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: payload[k] for k in TASK_FIELDS if k in payload}
 
 
 def configured_secret_values(config: RepoConfig) -> list[str]:
@@ -157,7 +152,7 @@ class Run:
     number: int
     verb: str
     installation_id: int
-    p: dict[str, Any]
+    request: RunRequest
     clean: Outbound
     talker: RepoClient
     sticky: Sticky
@@ -218,20 +213,24 @@ async def client_for(
 
 
 async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
-    p: dict[str, Any] = job.payload
-    repo_name, number = str(p["repo"]), int(p["number"])
-    installation_id = int(p["installation_id"])
+    try:
+        request = RunRequest.from_payload(job.payload)
+    except BadRunRequest as exc:
+        # Retrying cannot mend it: the job fails now, saying why (see JobRejected).
+        raise JobRejected(f"not a run request: {exc}") from None
+    repo_name, number = request.repo, request.number
+    installation_id = request.installation_id
     clean = Outbound(list(deps.settings.known_secrets()))
     talker = await client_for(deps, installation_id, repo_name, clean, CONVERSE)
-    sticky = Sticky(talker, number, p.get("sticky_comment_id"), clean)
+    sticky = Sticky(talker, number, request.sticky_comment_id, clean)
     run = Run(
         deps,
         uuid.uuid4().hex[:12],
         repo_name,
         number,
-        str(p["verb"]),
+        request.verb,
         installation_id,
-        p,
+        request,
         clean,
         talker,
         sticky,
@@ -240,7 +239,7 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
 
 
 async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
-    deps, p, number, sticky = run.deps, run.p, run.number, run.sticky
+    deps, task, number, sticky = run.deps, run.request.task, run.number, run.sticky
     store = deps.store
     repository = await reader.repository()
     default_branch = str(repository["default_branch"])
@@ -251,11 +250,10 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         return
     run.clean.add(*configured_secret_values(config))
     issue = await reader.issue(number)
-    pr = p.get("pr")
-    if pr:
-        base_sha: str | None = str(pr["head_sha"])
-    elif p.get("base_sha"):
-        base_sha = str(p["base_sha"])  # a deploy follow-up starts from what was deployed
+    if task.pr is not None:
+        base_sha: str | None = task.pr.head_sha
+    elif task.base_sha:
+        base_sha = task.base_sha  # a deploy follow-up starts from what was deployed
     else:
         base_sha = await reader.branch_sha(default_branch)
     if base_sha is None:
@@ -270,17 +268,17 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         number=number,
         kind=run.verb,
         base_sha=base_sha,
-        delivery_id=p.get("delivery_id"),
+        delivery_id=run.request.delivery_id,
         comment_id=sticky.comment_id,
     )
     await asyncio.to_thread(
         store.append_audit,
         "run.start",
         run_id=run.run_id,
-        delivery_id=p.get("delivery_id"),
-        actor=p.get("actor"),
+        delivery_id=run.request.delivery_id,
+        actor=run.request.actor,
         target=lock_key(run.repo_name, number),
-        detail={"verb": run.verb, "task": task_of(p)},
+        detail={"verb": run.verb, "task": task.fields()},
     )
     await sticky.show(run.progress("planning"))
 
@@ -290,8 +288,8 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     )
     checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token)
     brief = Brief(
-        task=task_text(p, number, issue),
-        context=context_blocks(p, issue),
+        task=task_text(task, number, issue),
+        context=context_blocks(task, issue),
         instructions=config.instructions,
         test_command=config.test,
         plan_only=run.verb == "plan",
@@ -328,7 +326,7 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
             # A fork's code never runs with secrets.
-            secrets={} if p.get("fork") else None,
+            secrets={} if task.fork else None,
             on_tests=on_tests,
         )
     finally:
@@ -337,27 +335,27 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     await finish(run, done, base_sha, default_branch, issue)
 
 
-def task_text(p: Mapping[str, Any], number: int, issue: Mapping[str, Any]) -> str:
-    if p.get("pr"):
-        return str(p.get("task") or "Make the smallest change that fixes the feedback below.")
-    notes = f" ({p['notes']})" if p.get("notes") else ""
-    return str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
+def task_text(task: Task, number: int, issue: Mapping[str, Any]) -> str:
+    if task.pr is not None:
+        return task.instruction or "Make the smallest change that fixes the feedback below."
+    notes = f" ({task.notes})" if task.notes else ""
+    return (task.instruction or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
 
 
-def context_blocks(p: Mapping[str, Any], issue: Mapping[str, Any]) -> list[tuple[str, str]]:
-    label = str(p.get("feedback_label") or "feedback")
-    if p.get("pr"):
-        return [(label, str(p.get("feedback") or ""))]
+def context_blocks(task: Task, issue: Mapping[str, Any]) -> list[tuple[str, str]]:
+    label = task.feedback_label or "feedback"
+    if task.pr is not None:
+        return [(label, task.feedback or "")]
     blocks = [("issue body", str(issue.get("body") or ""))]
-    if p.get("feedback"):
-        blocks.append((label, str(p["feedback"])))
+    if task.feedback:
+        blocks.append((label, task.feedback))
     return blocks
 
 
 async def finish(
     run: Run, done: Execution, base_sha: str, default_branch: str, issue: dict[str, Any]
 ) -> None:
-    p, verb = run.p, run.verb
+    task, verb = run.request.task, run.verb
     common: dict[str, Any] = {
         "key": run.key,
         "verb": verb,
@@ -385,9 +383,9 @@ async def finish(
         )
     elif not done.patch:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
-    elif p.get("pr"):
-        final = await push_follow_up(run, done, base_sha, common)
-        branch = str(p["pr"]["head_ref"])
+    elif task.pr is not None:
+        final = await push_follow_up(run, task.pr, done, base_sha, common)
+        branch = task.pr.head_ref
     else:
         final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
     await run.sticky.show(final)
@@ -449,13 +447,13 @@ async def open_pull(
 ) -> tuple[Progress, str]:
     number = run.number
     issue_title = str(issue.get("title") or f"issue {number}")
-    title = str(run.p.get("title") or f"Fix #{number}: {issue_title}")[:250]
-    branch = f"shipmate/{number}-{slugify(str(run.p.get('title') or issue_title), 30)}"
+    title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
+    branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
     branch += f"-{run.run_id[:6]}"
     head_sha = await push(run, done, base_sha, branch, title)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
-    follow_up = bool(run.p.get("title"))
+    follow_up = bool(run.request.task.title)
     body = pr_body(
         shown,
         issue_number=None if follow_up else number,
@@ -475,12 +473,11 @@ async def open_pull(
 
 
 async def push_follow_up(
-    run: Run, done: Execution, base_sha: str, common: dict[str, Any]
+    run: Run, pr: PullTarget, done: Execution, base_sha: str, common: dict[str, Any]
 ) -> Progress:
     """A follow-up commit on the PR's own branch, only if nobody pushed since the run began;
     each review comment it answers gets a reply in its thread."""
-    pr = run.p["pr"]
-    head_ref = str(pr["head_ref"])
+    head_ref = pr.head_ref
     if await run.talker.branch_sha(head_ref) != base_sha:
         return Progress(
             stage="stopped",
@@ -488,11 +485,13 @@ async def push_follow_up(
             "Comment `/shipmate retry` to start again from the new head.",
             **common,
         )
-    head_sha = await push(run, done, base_sha, head_ref, str(run.p.get("task") or "Follow-up"))
+    head_sha = await push(
+        run, done, base_sha, head_ref, run.request.task.instruction or "Follow-up"
+    )
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
     await report_check(run, publisher, shown, head_sha)
-    await reply_in_threads(run, int(pr["number"]), pr.get("reply_to") or (), head_sha, done)
+    await reply_in_threads(run, pr.number, pr.reply_to, head_sha, done)
     return shown
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.github.client import RepoClient
+from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
 from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
@@ -77,7 +79,7 @@ async def repair(
     log: str,
     label: str,
     note: str = "",
-    follow_up: dict[str, object] | None = None,
+    follow_up: Task | None = None,
 ) -> bool:
     """Start a repair run for a failure of `pull`, unless its attempts are used up or this
     commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
@@ -93,20 +95,20 @@ async def repair(
     head = pull["head"]
     if follow_up is None:
         verb, base_sha = "repair", str(head["sha"])
-        extra: dict[str, object] = {
-            "pr": {"number": number, "head_ref": head["ref"], "head_sha": head["sha"]},
-            "task": f"The check `{check}` fails on this pull request. Make the smallest change "
-            "that makes it pass, without touching anything else.",
-            "feedback": feedback,
-            "feedback_label": label,
-        }
+        task = Task(
+            pr=PullTarget(number=number, head_ref=head["ref"], head_sha=head["sha"]),
+            instruction=f"The check `{check}` fails on this pull request. Make the smallest "
+            "change that makes it pass, without touching anything else.",
+            feedback=feedback,
+            feedback_label=label,
+        )
     else:
-        verb, base_sha = "fix", str(follow_up["base_sha"])
-        extra = {**follow_up, "feedback": feedback, "feedback_label": label}
+        verb, base_sha = "fix", str(follow_up.base_sha)
+        task = replace(follow_up, feedback=feedback, feedback_label=label)
     if await already_done(context, number, verb, base_sha):
         context.log.info("repair.duplicate", check=check, base_sha=base_sha)
         return False
-    if not await enqueue_run(context, repo, number, verb, extra, quiet=True):
+    if not await enqueue_run(context, repo, number, verb, task, quiet=True):
         context.log.info("repair.busy", check=check)
         return False
     await asyncio.to_thread(context.store.bump_repair_attempt, context.repository, number, mark)

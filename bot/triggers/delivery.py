@@ -8,11 +8,12 @@ import json
 from dataclasses import dataclass
 
 import structlog
+from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.db.store import Store
 from bot.jobs.queue import Job, Queue
-from bot.jobs.worker import JobContext
+from bot.jobs.worker import JobContext, JobRejected
 from bot.triggers.context import ClientFactory, Context
 from bot.triggers.routing import Router
 
@@ -60,13 +61,21 @@ class DeliveryJob:
     async def _route(self, context: Context) -> None:
         try:
             count = await self.router.dispatch(context)
+        except ValidationError as exc:
+            # The payload lacks what its handler reads (bot/triggers/events.py): no retry
+            # would change that.
+            await self._failed(context, exc)
+            raise JobRejected(f"{context.event} payload: {exc}") from None
         except Exception as exc:
-            await asyncio.to_thread(
-                self.store.set_delivery_status,
-                context.delivery_id,
-                "failed",
-                f"{type(exc).__name__}: {exc}",
-            )
+            await self._failed(context, exc)
             raise
         await asyncio.to_thread(self.store.set_delivery_status, context.delivery_id, "handled")
         context.log.info("delivery.handled", handlers=count)
+
+    async def _failed(self, context: Context, exc: Exception) -> None:
+        await asyncio.to_thread(
+            self.store.set_delivery_status,
+            context.delivery_id,
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+        )
