@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     max_cost_usd: float = 2.0
     run_timeout_seconds: float = 1800.0
 
+    # Budgets beyond one run (None: no limit); a repository's config may only narrow them.
+    repo_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    installation_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    # What the ledger and `shipmate report` count in dollars besides tokens (bot/runs/costs.py).
+    sandbox_usd_per_hour: float = Field(default=0.10, ge=0)
+    ci_usd_per_minute: float = Field(default=0.008, ge=0)
+    engineer_hourly_usd: float = Field(default=100.0, gt=0)
+    engineer_minutes_per_change: float = Field(default=120.0, gt=0)
+    review_minutes_per_round: float = Field(default=15.0, ge=0)
+
     # The queue.
     worker_concurrency: int = 2
     # Slots for webhook jobs alone, on top of worker_concurrency: 👀 never waits behind runs.
@@ -176,6 +186,8 @@ class RepoConfig(BaseModel):
     max_steps: int | None = Field(default=None, gt=0)
     max_cost_usd: float | None = Field(default=None, gt=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # This repository's model spend a calendar month; narrows SHIPMATE_REPO_MONTHLY_BUDGET_USD.
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
     max_attempts_per_failure: int = Field(default=3, gt=0)
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)

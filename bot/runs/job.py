@@ -31,9 +31,12 @@ from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
+from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
+from bot.runs.report import change_so_far, rates_of
 from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
 from bot.sandbox.checkout import CheckoutCache
 from bot.security.redact import outbound
@@ -299,6 +302,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         config.max_cost_usd or deps.settings.max_cost_usd,
         config.timeout_seconds or deps.settings.run_timeout_seconds,
         cancelled=context.should_abort,
+        over_budget=lambda: over_budget(
+            store, monthly_caps(deps.settings, config), run.repo_name, run.installation_id
+        ),
     )
     shown_plan = ""
 
@@ -468,7 +474,8 @@ async def open_pull(
         draft=done.tests_passed is False,
     )
     await run.audit("pull_request.create", f"{run.repo_name}#{pull.number}")
-    await report_check(run, publisher, shown, head_sha)
+    ledger = await asyncio.to_thread(ledger_text, run, done, pull.number, branch)
+    await report_check(run, publisher, shown, head_sha, ledger)
     return shown_result(done, common, pr_url=pull.html_url), branch
 
 
@@ -490,7 +497,8 @@ async def push_follow_up(
     )
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
-    await report_check(run, publisher, shown, head_sha)
+    ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)
+    await report_check(run, publisher, shown, head_sha, ledger)
     await reply_in_threads(run, pr.number, pr.reply_to, head_sha, done)
     return shown
 
@@ -510,9 +518,28 @@ async def reply_in_threads(
         await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))
 
 
-async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: str) -> None:
-    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary."""
+def ledger_text(run: Run, done: Execution, number: int, branch: str) -> str:
+    """What the change cost so far, this run included, for the check run."""
+    current = {
+        "id": run.run_id,
+        "cost_usd": done.cost_usd,
+        "sandbox_wall_seconds": done.sandbox_wall_seconds,
+        "sandbox_cpu_seconds": done.sandbox_cpu_seconds,
+        **done.usage.as_dict(),
+    }
+    ledger = change_so_far(run.deps.store, run.repo_name, number, branch, current)
+    lines = ledger_lines(ledger, rates_of(run.deps.settings))
+    return "## What this change cost so far\n\n" + "\n".join(lines)
+
+
+async def report_check(
+    run: Run, writer: RepoClient, shown: Progress, head_sha: str, ledger: str = ""
+) -> None:
+    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary
+    and the change's ledger."""
     title, summary = check_output(shown)
+    if ledger:
+        summary = f"{summary}\n\n{ledger}"[:65_000]
     await writer.create_check_run(
         name="Shipmate",
         head_sha=head_sha,
