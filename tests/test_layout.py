@@ -324,3 +324,44 @@ def test_only_bot_github_calls_githubs_rest_api_directly() -> None:
             if REST_CALL.search(name) or name.endswith((".arequest", ".graphql"))
         ]
         assert direct == [], f"{relative} lines {direct}"
+
+
+# The rooms from the top down: a module imports only its own room and the rooms below it.
+LAYERS = (
+    "bot.cli",
+    "bot.app",
+    "handlers",
+    "bot.intake",
+    "bot.evaluation",
+    "bot.runs",
+    "bot.triggers",
+    "bot.jobs",
+    "bot.db",
+    "bot.github",
+    "bot.agent",
+    "bot.sandbox",
+    "bot.logs",
+    "bot.security",
+    "bot.config",
+    "bot",
+)
+
+
+def room_of(module: str) -> str:
+    return next(room for room in LAYERS if module == room or module.startswith(room + "."))
+
+
+def test_imports_run_down_the_layers(graph: dict[str, set[str]]) -> None:
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if LAYERS.index(room_of(target)) < LAYERS.index(room_of(module))
+    )
+    assert upward == []
+
+
+def test_every_module_has_a_room(graph: dict[str, set[str]]) -> None:
+    rooms = {room_of(module) for module in graph}
+    loose = sorted(m for m in graph if room_of(m) == "bot" and m != "bot")
+    assert loose == [] and "bot.app" in rooms
