@@ -37,6 +37,13 @@ async def _failed_head(context: Context, item: CheckItem) -> dict[str, Any] | No
     return pull if pull is not None and pull["head"]["sha"] == item.head_sha else None
 
 
+async def _repairable(context: Context, item: CheckItem) -> dict[str, Any] | None:
+    """The Shipmate pull request a failed check of another app is about, if any."""
+    if _not_for_us(context, item):
+        return None
+    return await _failed_head(context, item)
+
+
 def _not_for_us(context: Context, item: CheckItem) -> bool:
     """Our own checks, and Actions' checks (its workflow_run covers them)."""
     app = item.app.slug if item.app else None
@@ -46,9 +53,7 @@ def _not_for_us(context: Context, item: CheckItem) -> bool:
 @router.register("check_run", action="completed")
 async def check_run_failed(context: Context) -> None:
     run = CheckRun.model_validate(context.payload).check_run
-    if _not_for_us(context, run):
-        return
-    pull = await _failed_head(context, run)
+    pull = await _repairable(context, run)
     if pull is None:
         return
     name = run.name
@@ -65,9 +70,7 @@ async def check_run_failed(context: Context) -> None:
 @router.register("check_suite", action="completed")
 async def check_suite_failed(context: Context) -> None:
     suite = CheckSuite.model_validate(context.payload).check_suite
-    if _not_for_us(context, suite):
-        return
-    pull = await _failed_head(context, suite)
+    pull = await _repairable(context, suite)
     if pull is None:
         return
     repo = await context.repo()

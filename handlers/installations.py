@@ -12,6 +12,7 @@ from bot.triggers.events import Installation, InstallationRepositories, Reposito
 from bot.triggers.routing import Router
 
 router = Router()
+READY = "Comment `/shipmate help` on an issue to see what Shipmate can do."
 
 
 def _names(repositories: list[Repository] | None) -> list[str]:
@@ -83,24 +84,17 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
-            await repo.create_check_run(
-                name="Shipmate config",
-                head_sha=sha,
-                status="completed",
-                conclusion="failure",
-                title=".github/shipmate.yml is invalid",
-                summary=outbound(
-                    str(exc),
-                    known=context.settings.known_secrets(),
-                    allowed_hosts=("github.com",),
-                ),
-            )
-            continue
+            known = context.settings.known_secrets()
+            problem = outbound(str(exc), known=known, allowed_hosts=("github.com",))
+            verdict = ("failure", ".github/shipmate.yml is invalid", problem)
+        else:
+            verdict = ("success", "Shipmate is ready", READY)
+        conclusion, title, summary = verdict
         await repo.create_check_run(
             name="Shipmate config",
             head_sha=sha,
             status="completed",
-            conclusion="success",
-            title="Shipmate is ready",
-            summary="Comment `/shipmate help` on an issue to see what Shipmate can do.",
+            conclusion=conclusion,
+            title=title,
+            summary=summary,
         )
