@@ -23,6 +23,7 @@ from bot.intake.app import ShipmateApp, create_app
 from bot.jobs.queue import Job, Queue, SQLQueue
 from bot.jobs.worker import JobContext, JobHandler, Worker, install_stop_signals
 from bot.runs.job import RunDeps, run_job
+from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
 from bot.triggers.context import ClientFactory
 from bot.triggers.delivery import DeliveryJob
@@ -36,12 +37,14 @@ FACTORY = "bot.app:web_app_from_env"
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """The environment's settings, checked, the model's provider and price included; raises
+    """The environment's settings, checked — the model's provider and price and the operator's
+    secret declarations included (bot.config imports neither the agent nor the sandbox); raises
     `ConfigError` naming the first bad setting."""
     settings = Settings.load(**overrides)
     problem = unusable(settings)
     if problem is not None:
         raise ConfigError(*problem)
+    operator_secrets.load(settings)  # the operator's secret declarations, read once now
     return settings
 
 

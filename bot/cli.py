@@ -45,7 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
     exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
-    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
+    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
+    exec_.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also reach this private/loopback range (public addresses need no flag)",
+    )
     exec_.add_argument("--timeout", type=float, default=None, metavar="S")
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
     exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")

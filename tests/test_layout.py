@@ -338,9 +338,9 @@ LAYERS = (
     "bot.jobs",
     "bot.db",
     "bot.github",
+    "bot.logs",
     "bot.agent",
     "bot.sandbox",
-    "bot.logs",
     "bot.security",
     "bot.config",
     "bot",
@@ -351,14 +351,23 @@ def room_of(module: str) -> str:
     return next(room for room in LAYERS if module == room or module.startswith(room + "."))
 
 
+# The one import that goes up, and why it may: checking SHIPMATE_EGRESS_ALLOW_NETWORKS at load
+# needs the sandbox's CIDR parser, a pure function of a module that imports nothing of bot.
+UPWARD_ALLOWED = {("bot.config", "bot.sandbox.destinations"), ("bot.config", "bot.sandbox")}
+
+
 def test_imports_run_down_the_layers(graph: dict[str, set[str]]) -> None:
     upward = sorted(
         f"{module} -> {target}"
         for module, targets in graph.items()
         for target in targets
         if LAYERS.index(room_of(target)) < LAYERS.index(room_of(module))
+        and (module, target) not in UPWARD_ALLOWED
     )
     assert upward == []
+    # The parser's module stays free of bot (its package's __init__ runs on import, but
+    # imports nothing back from config's room).
+    assert {t for t in graph["bot.sandbox.destinations"] if t.startswith("bot.")} <= {"bot.sandbox"}
 
 
 def test_every_module_has_a_room(graph: dict[str, set[str]]) -> None:

@@ -26,7 +26,14 @@ from bot.agent.budget import Budget
 from bot.agent.model import AnthropicModel, Model, Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
-from bot.config import RepoConfig, RepoConfigError, Settings, parse_repo_config, slugify
+from bot.config import (
+    ConfigError,
+    RepoConfig,
+    RepoConfigError,
+    Settings,
+    parse_repo_config,
+    slugify,
+)
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
@@ -38,6 +45,7 @@ from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
 from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
+from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
 from bot.security.redact import outbound
 
@@ -68,9 +76,27 @@ def sticky_key(repo: str, number: int) -> str:
     return f"{repo.replace('/', '-')}-{number}"
 
 
-def configured_secret_values(config: RepoConfig) -> list[str]:
-    """The real values of the secrets the repository names (they come from the host's env)."""
-    return [v for v in (os.environ.get(name) for name in config.secrets) if v]
+def run_secrets(
+    settings: Settings, config: RepoConfig, repo_name: str, installation_id: int, fork: bool
+) -> operator_secrets.Granted:
+    """The secrets the repository requests, as the operator's declarations grant them; a fork's
+    code never runs with secrets, so its requests are not even looked up."""
+    if fork or not config.secrets:
+        return operator_secrets.Granted()
+    try:
+        declared = operator_secrets.load(settings)
+    except ConfigError as exc:
+        log.error("secrets.unreadable", error=str(exc))
+        return operator_secrets.Granted(
+            refused=("the operator's declarations cannot be read (Shipmate's log says why)",)
+        )
+    return operator_secrets.grant(
+        declared,
+        config.secrets,
+        repository=repo_name,
+        installation=installation_id,
+        environ=os.environ,
+    )
 
 
 @dataclass
@@ -251,7 +277,12 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     except RepoConfigError as exc:
         await sticky.show(run.progress("failed", reason=f"Shipmate cannot start: {exc}"))
         return
-    run.clean.add(*configured_secret_values(config))
+    granted = run_secrets(deps.settings, config, run.repo_name, run.installation_id, task.fork)
+    if granted.refused:
+        reason = f"Shipmate cannot start: {granted.reason}"
+        await sticky.show(run.progress("failed", reason=reason))
+        return
+    run.clean.add(*granted.values)
     issue = await reader.issue(number)
     if task.pr is not None:
         base_sha: str | None = task.pr.head_sha
@@ -331,8 +362,8 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             store=store,
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
-            # A fork's code never runs with secrets.
-            secrets={} if task.fork else None,
+            secrets=granted.secrets,
+            allow_networks=deps.settings.egress_allow_networks,
             on_tests=on_tests,
         )
     finally:
