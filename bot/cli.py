@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError
 
 
 def _positive(text: str) -> int:
@@ -132,7 +132,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.sandbox.doctor import doctor
 
         return doctor()
-    settings = Settings.load()
+    from bot.app import load_settings
+
+    settings = load_settings()
     from bot.logs import configure, settings_secrets
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
@@ -141,7 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         announce()
     if args.command == "serve":
-        from bot.intake.server import serve
+        from bot.app import serve
 
         return serve(
             settings,
@@ -151,7 +153,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     if args.command == "worker":
-        from bot.jobs.worker import run_worker
+        from bot.app import run_worker
 
         return run_worker(settings)
     if args.command == "run":

@@ -174,32 +174,15 @@ class Settings(BaseSettings):
         )
 
     def check(self) -> None:
-        """Fail fast on settings that would only break later: the key, the database URL, the
-        model provider's extra, a model without a price."""
+        """Fail fast on settings that would only break later: the key and the database URL.
+        (The model's provider and price are checked by `bot.app.load_settings`: this module
+        imports nothing of the agent.)"""
         try:
             make_url(self.resolved_database_url)
         except ArgumentError as exc:
             raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
-        from bot.sandbox import operator_secrets
-
-        operator_secrets.load(self)
-        from bot.agent.model import missing_extra
-
-        problem = missing_extra(self.model_provider)
-        if problem:
-            raise ConfigError("SHIPMATE_MODEL_PROVIDER", problem)
-        from bot.agent.pricing import UnpricedModel, price_for
-
-        try:
-            price_for(self.model)
-        except UnpricedModel as exc:
-            # A run could not keep its ledger or budget: say so now, not at the first run.
-            bad_table = "SHIPMATE_PRICES must be" in str(exc)
-            raise ConfigError(
-                "SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL", str(exc)
-            ) from None
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""

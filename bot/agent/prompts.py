@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.sandbox.files import read_repo_file
-from bot.security.scan import mask, untrusted_block, untrusted_line
+from bot.security.redact import mask
+from bot.security.untrusted import untrusted_block, untrusted_line
 
 RULES = """\
 You are Shipmate, a careful software engineer working in a sandbox. The repository is checked

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
 import orjson
 import structlog
+from githubkit.exception import RequestFailed
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -26,8 +26,10 @@ from bot.config import Settings
 from bot.db.store import Delivery, DeliveryStatus, Store
 from bot.github.auth import GitHubApp
 from bot.github.manifest import (
+    CODE,
     ManifestStates,
     build_manifest,
+    convert_code,
     github_web_url,
     is_registered,
     save_credentials,
@@ -289,18 +291,18 @@ def create_app(
                 "<p>A GitHub App is already registered for this server; nothing was changed.</p>",
                 409,
             )
-        if not code:
+        if not code or not CODE.fullmatch(code):
             return HTMLResponse("<p>GitHub did not send a code.</p>", status_code=400)
         if not states.consume(state):
             return HTMLResponse("<p>Unknown or expired registration; start again at /.</p>", 400)
-        url = f"{settings.github_api_url.rstrip('/')}/app-manifests/{code}/conversions"
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(url, headers={"Accept": "application/vnd.github+json"})
-        if answer.status_code != 201:
+        try:
+            answer = await convert_code(settings.github_api_url, code)
+        except RequestFailed as exc:
+            status = exc.response.status_code
             return HTMLResponse(
-                f"<p>GitHub refused the code ({answer.status_code}); start again at /.</p>", 502
+                f"<p>GitHub refused the code ({status}); start again at /.</p>", 502
             )
-        path = save_credentials(settings.data_dir, answer.json())
+        path = save_credentials(settings.data_dir, answer)
         log.info("app.registered", path=str(path))
         return HTMLResponse(
             "<p>Registered. Restart <code>shipmate serve</code> to use the new App, then "

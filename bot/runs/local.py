@@ -33,7 +33,7 @@ from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 from bot.sandbox.files import read_repo_file
 from bot.sandbox.operator_secrets import Declaration, grant
 from bot.sandbox.operator_secrets import load as load_declarations
-from bot.security.scan import mask
+from bot.security.redact import mask
 
 log = structlog.get_logger("shipmate.run")
 
@@ -95,7 +95,7 @@ def settings_caps(settings: Settings) -> Caps:
 
 
 @dataclass
-class RunRequest:
+class LocalRun:
     """One `shipmate run`. The limits given here (CLI flags; None: not given) win over the
     repository's config, which wins over `defaults` (the settings)."""
 
@@ -114,7 +114,7 @@ class RunRequest:
 
 
 async def run_local(
-    request: RunRequest, *, model: Model, cache: CheckoutCache, store: Any | None = None
+    request: LocalRun, *, model: Model, cache: CheckoutCache, store: Any | None = None
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     repo = request.repo.resolve()
@@ -236,7 +236,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     store = Store.from_settings(settings)
     store.migrate()
-    request = RunRequest(
+    request = LocalRun(
         repo=repo,
         brief=Brief(task=args.brief),
         max_steps=args.max_steps,

@@ -1,6 +1,6 @@
 """What Shipmate posts on GitHub: the sticky progress comment, the PR body and the check-run
 summary. Pure: a `Progress` in, markdown out. Callers pass the result through
-`bot.security.scan.outbound` before posting.
+`bot.security.redact.outbound` before posting.
 """
 
 from __future__ import annotations

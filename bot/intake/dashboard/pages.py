@@ -20,7 +20,7 @@ from bot.intake.dashboard.charts import spend_chart
 from bot.intake.dashboard.session import Viewer, csrf_token, form_is_ours
 from bot.intake.dashboard.transcript import read_turns
 from bot.runs.report import build_report, load_ledgers, rates_of
-from bot.security.scan import redact
+from bot.security.redact import redact
 
 STATUSES = (
     "running",
