@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.sandbox.files import read_repo_file
+from bot.security.files import read_repo_file
 from bot.security.redact import mask
 from bot.security.untrusted import untrusted_block, untrusted_line
 

@@ -30,9 +30,9 @@ from bot.runs.execute import execute
 from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
-from bot.sandbox.files import read_repo_file
 from bot.sandbox.operator_secrets import Declaration, grant
 from bot.sandbox.operator_secrets import load as load_declarations
+from bot.security.files import read_repo_file
 from bot.security.redact import mask
 
 log = structlog.get_logger("shipmate.run")

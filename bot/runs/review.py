@@ -34,7 +34,7 @@ from bot.runs.change import (
 )
 from bot.runs.workspace import TooLarge, join_path, read_entry, touched
 from bot.sandbox.checkout import SAFE, Checkout
-from bot.sandbox.files import read_repo_file
+from bot.security.files import read_repo_file
 from bot.security.paths import protected_among
 from bot.security.scan import scan, scan_diff
 

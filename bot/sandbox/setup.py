@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.sandbox.base import ExecResult, Sandbox
-from bot.sandbox.files import read_repo_file
+from bot.security.files import read_repo_file
 
 LOCK_FILES = (
     "requirements.txt",

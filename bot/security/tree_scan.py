@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.sandbox.files import read_repo_file
+from bot.security.files import read_repo_file
 from bot.security.redact import secret_values
 from bot.security.scan import scan
 

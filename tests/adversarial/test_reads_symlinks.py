@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.runs.local import repo_config_text
-from bot.sandbox.files import UnsafePath, read_repo_file
 from bot.sandbox.setup import lock_hash
+from bot.security.files import UnsafePath, read_repo_file
 from bot.security.tree_scan import scan_tree
 from standins.anthropic import MessagesStandIn
 from tests.adversarial.review_harness import commit, model, repo, run, script
