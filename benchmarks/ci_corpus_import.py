@@ -31,11 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "ci-logs-real"
 HEAD_KEEP = 2000  # lines kept before the first labelled line
-TAIL_KEEP = 2000  # lines kept after the last labelled line
+TAIL_KEEP = 20000  # lines kept after the last labelled line: the end says how the step ended
 # Longer labels cannot fit a 2,000-token excerpt whatever it does; such logs are left out.
 MAX_LABEL_LINES = 60
 MAX_LABEL_CHARS = 4000
 PER_PROJECT = 2
+PASSING_KEEP = 4000  # last lines kept of a passing log
 QUICK_CHECKS = 10  # cidiff has 28 runs of one Terraform workflow; a few are enough
 _ANSI = re.compile(r"\x1b?\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b")
 _EXAMPLE = re.compile(r"<InputPath>(.*?)</InputPath>.*?<Output>(.*?)</Output>", re.S)
@@ -191,7 +192,7 @@ def import_cidiff(git_dir: str) -> dict[str, dict[str, object]]:
             },
         )
         passing = _show(git_dir, f"{case}/pass.log").splitlines(keepends=True)
-        kept = passing[-(HEAD_KEEP + TAIL_KEEP) :]
+        kept = passing[-PASSING_KEEP:]
         (OUT / f"{name}.pass.log.gz").write_bytes(gzip.compress("".join(kept).encode(), mtime=0))
         entry["passing_log"] = f"{name}.pass.log.gz"
         entry["passing_head_lines_dropped"] = len(passing) - len(kept)
