@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -26,9 +27,13 @@ def client_factory(settings: Settings) -> ClientFactory | None:
         return None
     app = GitHubApp(settings)
 
-    async def make(installation_id: int, repository: str | None) -> GitHub[Any]:
+    async def make(
+        installation_id: int,
+        repository: str | None,
+        permissions: Mapping[str, str] | None = None,
+    ) -> GitHub[Any]:
         return await app.installation_client(
-            installation_id, repository=repository, permissions=HANDLER
+            installation_id, repository=repository, permissions=permissions or HANDLER
         )
 
     return make

@@ -147,7 +147,7 @@ class _Selection:
         if boilerplate(line):
             return self.growing and self.shapes[text] == 0
         if index > 0 and self.lines[index - 1].strip() == text:
-            return self.shapes[text] < 2  # a run of one line (recursion, a retry loop)
+            return self.shapes[text] == 0  # a run of one line (recursion, a retry loop)
         return self.shapes[text] < _REPEATS
 
     def add(self, indices: Iterable[int], *, partial: bool = False) -> bool:
@@ -157,6 +157,8 @@ class _Selection:
         if not partial and self.spent + total > self.budget:
             return False
         for index in chosen:
+            if not self.wanted(index):
+                continue  # a copy of a line this call already kept
             cost = self.cost(index) + 4
             if self.spent + cost > self.budget:
                 return False
