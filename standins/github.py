@@ -1423,7 +1423,7 @@ DEMO_PERMISSIONS = {
     "pull_requests": "write",
     "checks": "write",
     "statuses": "write",
-    "actions": "read",
+    "actions": "write",
     "deployments": "write",
 }
 

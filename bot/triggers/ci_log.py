@@ -38,6 +38,7 @@ _TAIL_LINES = 40
 _LONG_LINE = 600  # characters shown of one line
 _CONTEXT_BEFORE, _CONTEXT_AFTER, _CONTINUATION = 2, 4, 12
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
+_GROW_UP, _GROW_DOWN = 120, 40  # how far context may widen around a seed
 _REPEATS = 12  # copies of one line kept before the rest count as repetition
 
 
@@ -239,6 +240,7 @@ def _grow(selection: _Selection, seeds: list[int], start: int, end: int) -> None
     while frontier:
         for seed, (low, high) in list(frontier.items()):
             floor, ceiling = (start, end) if start <= seed <= end else (0, len(lines) - 1)
+            floor, ceiling = max(floor, seed - _GROW_UP), min(ceiling, seed + _GROW_DOWN)
             up = range(max(floor, low - 3), low)
             down = range(high + 1, min(ceiling, high + 1) + 1)
             if not up and not down:

@@ -7,8 +7,11 @@ Runner- and tool-specific shapes (`##[error]`, pytest's `E   `, `[ERROR]`) only 
 
 from __future__ import annotations
 
+import functools
 import re
 
+SCAN = 400  # characters of a line that patterns look at: signals come early, and a
+# 3,000-character line would cost each pattern a scan of all of it.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]?")
 # GitHub Actions' timestamp, optionally after `gh run view --log`'s "job<TAB>step<TAB>".
 _TIMESTAMP = re.compile(r"^(?:[^\t]*\t[^\t]*\t)?\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
@@ -35,13 +38,13 @@ _STEP_START = re.compile(
     r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :|^\[INFO\] --- "
 )
 _PROGRESS = re.compile(
-    r"(?i)^\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
+    r"(?i)\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
     r"|resolving deltas|unpacking|collecting|requirement already|installing|setting up"
     r"|preparing to unpack|selecting previously|processing triggers|extracting|pulling"
     r"|progress|compiling|building|remote: (?:counting|compressing|enumerating|total)"
     r"|\[INFO\] Download|npm warn|warning .*deprecated)"
-    r"|\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|(?:\d+(?:\.\d+)? ?[KMG]i?B/s)"
 )
+_PROGRESS_BAR = re.compile(r"\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|\d+(?:\.\d+)? ?[KMG]i?B/s")
 _WRAPPER = re.compile(
     r"(?i)^npm ERR! (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
     r"A complete log|Exit status|\s*$|.*\blifecycle\b|Tell the author|You can get|"
@@ -56,14 +59,30 @@ _NONE = re.compile(
     r"(?: count)?[:=] ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
     r"|\bon_?failure\b|set -e|\|\| true"
 )
-_SIGNALS: tuple[tuple[re.Pattern[str], float], ...] = (
-    (re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"), 3),
+# (pattern, weight, words one of which the lowercased line must contain for the pattern to be
+# tried: most lines say nothing, and `in` is far cheaper than a case-blind regex).
+_SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (
-        re.compile(r"(?i)\b(?:exception|traceback|panic(?:ked)?|segmentation fault|core dumped)\b"),
+        re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"),
         3,
+        ("err", "fatal", "e "),
     ),
-    (re.compile(r"\bFAIL(?:ED|URE|S)?\b|(?i:\bfail(?:ed|ure|s|ing)?\b)|✗|✖|✘|×|^not ok \d"), 2.5),
-    (re.compile(r"(?i)\bassert(?:ion)?\w*|\bexpected\b|\bactual\b|\bbut (?:got|was)\b|^[-+] "), 2),
+    (
+        re.compile(r"(?i)exception\b|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump"),
+        3,
+        ("exception", "traceback", "panic", "segmentation", "core dump"),
+    ),
+    (
+        re.compile(r"\bFAIL(?:ED|URE|S)?\b|(?i:\bfail(?:ed|ure|s|ing)?\b)|✗|✖|✘|×|^not ok \d"),
+        2.5,
+        ("fail", "✗", "✖", "✘", "×", "not ok"),
+    ),
+    (
+        re.compile(r"(?i)\bassert(?:ion)?\w*|\bexpected\b|\bactual\b|\bbut (?:got|was)\b|^[-+] "),
+        2,
+        ("assert", "expected", "actual", "but ", "- ", "+ "),
+    ),
+    (re.compile(r"^##\[error\]"), 2, ("##[error]",)),
     (
         re.compile(
             r"(?i)\b(?:not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
@@ -72,11 +91,45 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float], ...] = (
             r"unsatisfiable|conflict|broken|wrong|bad\b|does not|doesn't|is not|must be)"
         ),
         1.5,
+        (
+            "not",
+            "no such",
+            "can",
+            "could",
+            "unable",
+            "undefined",
+            "unresolved",
+            "missing",
+            "denied",
+            "refused",
+            "invalid",
+            "unexpected",
+            "illegal",
+            "incompatible",
+            "time",
+            "abort",
+            "killed",
+            "violation",
+            "offense",
+            "mismatch",
+            "differ",
+            "unsatisfiable",
+            "conflict",
+            "broken",
+            "wrong",
+            "bad",
+            "does",
+            "must be",
+        ),
     ),
-    (re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"), 1.5),
-    (re.compile(r"^##\[error\]"), 2),
-    (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5),
+    (
+        re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"),
+        1.5,
+        (")", "●", "•", "--- fail", ":"),
+    ),
+    (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
 )
+_NONE_WORDS = ("0", "no ", "werror", "error_", "error", "fail", "set -e", "|| true")
 
 
 def clean(line: str) -> str:
@@ -88,18 +141,18 @@ def clean(line: str) -> str:
 
 def runner_exit(line: str) -> bool:
     """The runner says a step failed (GitHub Actions, Travis, Jenkins, GitLab)."""
-    return _RUNNER_EXIT.search(line) is not None
+    return _RUNNER_EXIT.search(line[:SCAN]) is not None
 
 
 def tool_exit(line: str) -> bool:
     """A tool or script says it exited non-zero."""
-    return _TOOL_EXIT.search(line) is not None
+    return _TOOL_EXIT.search(line[:SCAN]) is not None
 
 
 def wrapper_exit(line: str) -> bool:
     """A line a wrapper (npm, yarn, make, a script) prints after what it ran failed: the lines
     just above it say why."""
-    return tool_exit(line) or _WRAPPER_EXIT.search(line) is not None
+    return tool_exit(line) or _WRAPPER_EXIT.search(line[:SCAN]) is not None
 
 
 _HEADING = re.compile(r"^\s*(?:[=_\-*#~]{3,}|\S.*\s[=_\-*#~]{3,}$)|^\s*(?:\d+\)|[●•✕✗]) \S|:$")
@@ -108,23 +161,28 @@ _HEADING = re.compile(r"^\s*(?:[=_\-*#~]{3,}|\S.*\s[=_\-*#~]{3,}$)|^\s*(?:\d+\)|
 def heading(line: str) -> bool:
     """A rule or a title line that opens a section of output (pytest's `____ test ____`,
     `1) TestName`, `Failures:`)."""
-    return _HEADING.search(line) is not None
+    return _HEADING.search(line[:SCAN]) is not None
 
 
 def step_start(line: str) -> bool:
     """A line that begins a step or a command's output."""
-    return _STEP_START.search(line) is not None
+    return _STEP_START.search(line[:SCAN]) is not None
 
 
+@functools.lru_cache(maxsize=8192)
 def progress(line: str) -> bool:
     """Progress bars and download or install chatter: never worth a place."""
-    return _PROGRESS.search(line) is not None
+    head = line[:SCAN]
+    if _PROGRESS.match(head) is not None:
+        return True
+    return ("%" in head or "[" in head or "B/s" in head) and _PROGRESS_BAR.search(head) is not None
 
 
+@functools.lru_cache(maxsize=8192)
 def boilerplate(line: str) -> bool:
     """What wrappers print around a real error (npm ERR! lifecycle, Maven's help, make: ***):
     kept at most once, and only beside lines that earned their place."""
-    return _WRAPPER.search(line) is not None
+    return _WRAPPER.search(line[:SCAN]) is not None
 
 
 def noise(line: str) -> bool:
@@ -133,17 +191,22 @@ def noise(line: str) -> bool:
 
 def frame(line: str) -> bool:
     """A stack frame or a traceback's location line."""
-    return _FRAME.search(line) is not None
+    return _FRAME.search(line[:SCAN]) is not None
 
 
 def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
-    text = line.strip()
-    if not text or len(text) > 2000 or noise(line):
+    text = line[:SCAN].strip()
+    if not text or noise(line):
         return 0.0
-    if _NONE.search(text):
+    low = text.lower()
+    if any(word in low for word in _NONE_WORDS) and _NONE.search(text):
         text = _NONE.sub(" ", text)
-    return max((weight for pattern, weight in _SIGNALS if pattern.search(text)), default=0.0)
+        low = text.lower()
+    for pattern, weight, words in _SIGNALS:  # heaviest first: the first match is the weight
+        if any(word in low for word in words) and pattern.search(text):
+            return weight
+    return 0.0
 
 
 _VOLATILE = re.compile(

@@ -19,7 +19,7 @@ _INFRASTRUCTURE = re.compile(
     r"(?i)\b(?:ETIMEDOUT|ECONNRESET|ECONNREFUSED|EAI_AGAIN|ENOTFOUND|ENOSPC|EPIPE)\b"
     r"|connection (?:reset|refused|timed out)|(?:read|connect|i/o|tls handshake) timeout"
     r"|timed? ?out (?:after|while|waiting)|operation timed out|deadline exceeded"
-    r"|rate limit|too many requests|\b(?:429|502|503|504)\b.{0,40}(?:error|gateway|unavailable)"
+    r"|rate limit|too many requests|(?:status|code|http/[\d.]+|returned error:?)\W{0,3}(?:429|50[234])\b"
     r"|bad gateway|service unavailable|gateway time-?out|could not resolve host"
     r"|temporary failure in name resolution|name or service not known|network is unreachable"
     r"|no space left on device|disk quota exceeded|out of disk"
@@ -31,9 +31,10 @@ _INFRASTRUCTURE = re.compile(
 )
 # What only the code under test says: a failed assertion or test, a compile error.
 _CODE = re.compile(
-    r"(?i)assert|expected|\bFAIL(?:ED)?\b[: ]|--- FAIL|\bfailures?:|\btest\w* failed"
-    r"|error(?:\[\w+\])?: (?!.*(?:timeout|timed out|connect))|\bsyntax ?error|type ?error"
-    r"|undefined (?:reference|method|variable)|cannot find symbol|not defined"
+    r"(?i)assert|\bexpected\b|--- FAIL|\bfailures?: *[1-9]|\btests? failed|^FAIL(?:ED)?:? \S"
+    r"|\.\w{1,5}:\d+(?::\d+)?:? (?:fatal )?error|error\[E\d+\]|error TS\d+|compilation (?:error|failure)"
+    r"|\bsyntax ?error|\btype ?error|undefined (?:reference|method|variable)|cannot find symbol"
+    r"|is not defined|no (?:such|matching) (?:method|function|member)"
 )
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.[A-Za-z]{1,5})(?=[:(\s,'\"]|$)")
 _RUNNER_GAVE_UP = ("cancelled", "timed_out", "startup_failure")
@@ -51,9 +52,20 @@ class Verdict:
         return self.kind == "flaky"
 
 
+_CHATTER = re.compile(r"\[(?:info|debug|trace)\]|\b(?:INFO|DEBUG|TRACE)\b")
+
+
 def infrastructure_line(lines: Iterable[str]) -> str | None:
-    """The first line that blames the network or the runner, if any."""
-    return next((line.strip() for line in lines if _INFRASTRUCTURE.search(line)), None)
+    """The first line (not a program's own info or debug chatter) that blames the network or
+    the runner, if any."""
+    return next(
+        (
+            line.strip()
+            for line in lines
+            if _INFRASTRUCTURE.search(line) and not _CHATTER.search(line)
+        ),
+        None,
+    )
 
 
 def named_files(lines: Iterable[str]) -> set[str]:
