@@ -19,7 +19,8 @@ _INFRASTRUCTURE = re.compile(
     r"(?i)\b(?:ETIMEDOUT|ECONNRESET|ECONNREFUSED|EAI_AGAIN|ENOTFOUND|ENOSPC|EPIPE)\b"
     r"|connection (?:reset|refused|timed out)|(?:read|connect|i/o|tls handshake) timeout"
     r"|timed? ?out (?:after|while|waiting)|operation timed out|deadline exceeded"
-    r"|rate limit|too many requests|(?:status|code|http/[\d.]+|returned error:?)\W{0,3}(?:429|50[234])\b"
+    r"|rate limit|too many requests"
+    r"|(?:status|code|http/[\d.]+|returned error:?)\W{0,3}(?:429|50[234])\b"
     r"|bad gateway|service unavailable|gateway time-?out|could not resolve host"
     r"|temporary failure in name resolution|name or service not known|network is unreachable"
     r"|no space left on device|disk quota exceeded|out of disk"
@@ -32,7 +33,8 @@ _INFRASTRUCTURE = re.compile(
 # What only the code under test says: a failed assertion or test, a compile error.
 _CODE = re.compile(
     r"(?i)assert|\bexpected\b|--- FAIL|\bfailures?: *[1-9]|\btests? failed|^FAIL(?:ED)?:? \S"
-    r"|\.\w{1,5}:\d+(?::\d+)?:? (?:fatal )?error|error\[E\d+\]|error TS\d+|compilation (?:error|failure)"
+    r"|\.\w{1,5}:\d+(?::\d+)?:? (?:fatal )?error|error\[E\d+\]|error TS\d+"
+    r"|compilation (?:error|failure)"
     r"|\bsyntax ?error|\btype ?error|undefined (?:reference|method|variable)|cannot find symbol"
     r"|is not defined|no (?:such|matching) (?:method|function|member)"
 )
