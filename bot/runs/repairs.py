@@ -90,7 +90,7 @@ async def repair(
     number = int(pull["number"])
     cut = excerpt(log, passing=passing)
     feedback = f"{note}\n{cut.text}".strip() if note else cut.text
-    mark = fingerprint(check, cut.first_error or note)
+    mark = fingerprint(check, cut.signature or note)
     if not await within_caps(context, repo, number, check=check, mark=mark):
         return False
     head = pull["head"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Excerpt:
     kept: tuple[int, ...]
     total_lines: int
     first_error: str
+    signature: str = ""  # what identifies this failure among others: see `failure_signature`
 
     @property
     def kept_lines(self) -> int:
@@ -209,7 +211,13 @@ def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS
     selection.budget = min(budget, max(selection.spent, approx_tokens(log) // 5))
     _grow(selection, [*anchors[:8], end], start, end)
     kept = tuple(sorted(selection.kept))
-    return Excerpt(_render(lines, kept), kept, len(lines), _first_error(lines, kept, start, end))
+    return Excerpt(
+        _render(lines, kept),
+        kept,
+        len(lines),
+        _first_error(lines, kept, start, end),
+        failure_signature(lines, kept, start, end),
+    )
 
 
 def _fill_gaps(selection: _Selection, widest: int = 4) -> None:
@@ -264,6 +272,29 @@ def _first_error(lines: list[str], kept: tuple[int, ...], start: int, end: int) 
     if not signal(lines[best]):
         best = inside[-1]  # nothing says "error": the step's last words
     return lines[best].strip()
+
+
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def failure_signature(lines: list[str], kept: tuple[int, ...], start: int, end: int) -> str:
+    """The failing step's three strongest lines that say something specific (three words or
+    more: not a bare `[ERROR]` or `BUILD FAILURE`), with what changes between runs masked. One
+    line alone would make every Maven failure the same; three, chosen from the whole step
+    rather than what fit the budget, stay put when a rerun changes timings, ids and paths."""
+    closing = end if runner_exit(lines[end]) else None
+    inside = [i for i in range(start, end + 1) if i != closing and lines[i].strip()]
+    ranked = sorted(inside, key=lambda i: (-signal(lines[i]), i))
+    chosen: list[str] = []
+    for index in ranked:
+        masked = shape(lines[index])
+        if len(_WORD.findall(masked)) >= 3 and masked not in chosen:
+            chosen.append(masked)
+        if len(chosen) == 3:
+            break
+    if not chosen and kept:
+        chosen.append(shape(_first_error(lines, kept, start, end)))
+    return "\n".join(chosen)
 
 
 def _render(lines: list[str], kept: tuple[int, ...]) -> str:

@@ -65,7 +65,7 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (
         re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"),
         3,
-        ("err", "fatal", "e "),
+        ("err", "fatal", "e  "),
     ),
     (
         re.compile(r"(?i)exception\b|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump"),
@@ -125,11 +125,22 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (
         re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"),
         1.5,
-        (")", "●", "•", "--- fail", ":"),
+        ("",),  # anchored at the start: cheap to try on any line
     ),
     (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
 )
-_NONE_WORDS = ("0", "no ", "werror", "error_", "error", "fail", "set -e", "|| true")
+# A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
+_SUCCESS = re.compile(r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔)(?:\s*\[\s*\d+%\])?\s*$|^(?:ok|PASS|✓|✔)\s")
+_NONE_WORDS = ("0", "no ", "werror", "error", "fail", "set -e", "|| true")
+
+
+def _gate(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(word) for word in words))
+
+
+_GATES = tuple(_gate(words) for _, _, words in _SIGNALS)
+_ANY_GATE = _gate(tuple(word for _, _, words in _SIGNALS for word in words if word))
+_NONE_GATE = _gate(_NONE_WORDS)
 
 
 def clean(line: str) -> str:
@@ -197,14 +208,17 @@ def frame(line: str) -> bool:
 def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
-    if not text or noise(line):
+    if not text or noise(line) or _SUCCESS.search(line[-80:].strip()) is not None:
         return 0.0
     low = text.lower()
-    if any(word in low for word in _NONE_WORDS) and _NONE.search(text):
+    if _NONE_GATE.search(low) and _NONE.search(text):
         text = _NONE.sub(" ", text)
         low = text.lower()
-    for pattern, weight, words in _SIGNALS:  # heaviest first: the first match is the weight
-        if any(word in low for word in words) and pattern.search(text):
+    anchored = _SIGNALS[6][0].match(text) is not None
+    if not anchored and _ANY_GATE.search(low) is None:
+        return 0.0  # most lines: one scan, no word of any signal
+    for (pattern, weight, _), gate in zip(_SIGNALS, _GATES, strict=True):
+        if gate.search(low) and pattern.search(text):  # heaviest first: the first is the weight
             return weight
     return 0.0
 
