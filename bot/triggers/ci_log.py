@@ -37,7 +37,7 @@ BUDGET_TOKENS = 2000
 _TAIL_SHARE = 0.4  # of the budget, for the failing step's last lines
 _TAIL_LINES = 40
 _LONG_LINE = 600  # characters shown of one line
-_CONTEXT_BEFORE, _CONTEXT_AFTER, _CONTINUATION = 2, 4, 12
+_CONTEXT_BEFORE, _CONTEXT_AFTER, _CONTINUATION = 2, 4, 30
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
 _GROW_UP, _GROW_DOWN = 120, 40  # how far context may widen around a seed
 _REPEATS = 12  # copies of one line kept before the rest count as repetition
@@ -136,6 +136,7 @@ class _Selection:
         self.shapes: Counter[str] = Counter()
         self.spent = 0
         self.growing = False
+        self.filling = False
 
     def cost(self, index: int) -> int:
         return approx_tokens(self.lines[index][:_LONG_LINE]) + 1
@@ -150,7 +151,9 @@ class _Selection:
         if boilerplate(line):
             return self.growing and self.shapes[text] == 0
         if index > 0 and self.lines[index - 1].strip() == text:
-            return self.shapes[text] == 0  # a run of one line (recursion, a retry loop)
+            # A run of one line (recursion, a retry loop) shows once, unless it is a short
+            # hole between two kept lines.
+            return self.filling or self.shapes[text] == 0
         return self.shapes[text] < _REPEATS
 
     def add(self, indices: Iterable[int], *, partial: bool = False) -> bool:
@@ -224,9 +227,11 @@ def _fill_gaps(selection: _Selection, widest: int = 4) -> None:
     """Lines between two kept ones a few lines apart: a hole costs more to read than to fill."""
     selection.growing = True
     kept = sorted(selection.kept)
+    selection.filling = True
     for low, high in itertools.pairwise(kept):
         if 1 < high - low <= widest + 1:
             selection.add(range(low + 1, high))
+    selection.filling = False
 
 
 def _paragraph(selection: _Selection, anchor: int, floor: int) -> None:
