@@ -124,6 +124,7 @@ class State:
     deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     collaborators: dict[tuple[str, str], str] = field(default_factory=dict)
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    reruns: list[int] = field(default_factory=list)  # workflow runs whose failed jobs re-ran
 
 
 _IDS = itertools.count(1001)
@@ -1422,7 +1423,7 @@ DEMO_PERMISSIONS = {
     "pull_requests": "write",
     "checks": "write",
     "statuses": "write",
-    "actions": "read",
+    "actions": "write",
     "deployments": "write",
 }
 
