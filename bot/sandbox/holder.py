@@ -129,7 +129,7 @@ def copy(source: str, target: str) -> None:
 def copy_etc(root: str, entries: list[str], ca_bundle: str) -> None:
     """A copy of the allowlisted /etc entries, with the sandbox's CA bundle. Copied, not bound:
     every mount here would be parsed again by each command's bwrap."""
-    os.mkdir(f"{root}/etc")
+    os.makedirs(f"{root}/etc", exist_ok=True)  # an image's own /etc is there already
     for name in entries:
         copy(f"/etc/{name}", f"{root}/etc/{name}")
     if ca_bundle:
@@ -164,6 +164,51 @@ def listener(port: int, control_fd: int) -> None:
         control.close()
 
 
+def real_dirs(root: str, inside: str) -> None:
+    """Every folder of `inside` under `root` a real folder, made where missing: an image's
+    symlink or file in the way is removed (from the task's overlay only), never followed — the
+    holder sees the host's tree, so a link an image put at /home or /tmp would point there."""
+    path = root
+    parts = [part for part in inside.split("/") if part]
+    if "." in parts or ".." in parts:
+        raise OSError(f"not a path inside the sandbox: {inside}")
+    for part in parts:
+        path = f"{path}/{part}"
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            os.unlink(path)
+        if not os.path.lexists(path):
+            os.mkdir(path)
+
+
+def image_root(root: str, image: str, disk: str, mounts: list[tuple[str, str]]) -> None:
+    """The root tree from an image's rootfs: a copy-on-write overlay over it, its writes on the
+    task's disk; the mount points of the skeleton and of `mounts` (source, path inside) made
+    safe to use, and the skeleton's own /dev entries cleared."""
+    upper = f"{disk}/image"
+    for name in ("upper", "work"):
+        os.makedirs(f"{upper}/{name}")
+    layers = f"lowerdir={image},upperdir={upper}/upper,workdir={upper}/work"
+    mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, layers)
+    for inside in ("etc/ssl/certs", "proc", "workspace", "dev/pts"):
+        real_dirs(root, inside)
+    for source, inside in mounts:
+        if os.path.isdir(source):
+            real_dirs(root, inside)
+            continue
+        real_dirs(root, os.path.dirname(inside))
+        target = f"{root}/{inside.strip('/')}"
+        if os.path.islink(target):
+            os.unlink(target)
+        elif os.path.isdir(target):
+            os.rmdir(target)
+    for name in (*DEVICES, *DEV_LINKS):
+        path = f"{root}/dev/{name}"
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            os.unlink(path)
+        elif os.path.isdir(path):
+            os.rmdir(path)  # a folder an image put there; an empty one is all it may be
+
+
 def build(
     *,
     disk: str,
@@ -175,12 +220,18 @@ def build(
     ca_bundle: str,
     binds: list[list[str]],
     layers: list[list[str]],
+    image: str = "",
+    workdir: str = "",
 ) -> None:
     root = f"{disk}/root"
     mount("shipmate", disk, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
     for data, _ in PRIVATE:
         os.mkdir(f"{disk}/{data}")
     os.mkdir(root)
+    if image:
+        mounts = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
+        mounts += [(entry[0], entry[1]) for entry in binds + layers]
+        image_root(root, image, disk, mounts + ([(disk, workdir)] if workdir else []))
     if lower:
         workspace = overlay(lower, disk)
     merged = [
@@ -210,13 +261,16 @@ def build(
     for data, inside in PRIVATE:
         bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
     bind(workspace, f"{root}/workspace", read_only=False)
+    if workdir:
+        bind(workspace, f"{root}{workdir}", read_only=False)  # the image's WorkingDir
     extra = [(source, inside, mode == "ro") for source, inside, mode in binds]
     extra += [(source, inside, False) for source, inside in merged]
     # Parents before children: a bind inside another one lands on top of it.
     for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
         mount_point(f"{root}{inside}", source)
         bind(source, f"{root}{inside}", read_only=read_only)
-    mount("", root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if not image:  # an image's root stays writable: its writes land on the task's disk
+        mount("", root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def join(procs: list[str]) -> Callable[[], None]:
