@@ -1,0 +1,114 @@
+"""Image references, the operator's registry policy, the platform picked from an index and the
+image's user: pure, no registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sandbox.image import (
+    ImageError,
+    ImageReference,
+    RegistryPolicy,
+    host_platform,
+    parse_config,
+    parse_reference,
+    pick_platform,
+    resolve_user,
+)
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("python:3.12-bookworm", ImageReference("docker.io", "library/python", "3.12-bookworm")),
+        ("node", ImageReference("docker.io", "library/node", "latest")),
+        ("ghcr.io/org/ci:1", ImageReference("ghcr.io", "org/ci", "1")),
+        ("index.docker.io/team/x", ImageReference("docker.io", "team/x", "latest")),
+        (
+            f"registry.example.com:5000/team/node@{DIGEST}",
+            ImageReference("registry.example.com:5000", "team/node", None, DIGEST),
+        ),
+        (f"localhost/a:b@{DIGEST}", ImageReference("localhost", "a", "b", DIGEST)),
+    ],
+)
+def test_references_parse_with_docker_hubs_defaults(text: str, expected: ImageReference) -> None:
+    assert parse_reference(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "--src-creds=me:pw",  # read as an option by skopeo
+        "Python:3",  # repositories are lowercase
+        "a b",
+        "x@sha256:short",
+        "x@md5:" + "0" * 32,
+        "host:5000/a:b:c",
+        "evil.com/../x",
+        "ghcr.io/org/ci:" + "t" * 200,
+    ],
+)
+def test_malformed_references_are_refused(text: str) -> None:
+    with pytest.raises(ImageError):
+        parse_reference(text)
+
+
+def test_the_operator_restricts_registries_and_marks_insecure_ones() -> None:
+    policy = RegistryPolicy(allowed=["ghcr.io", "127.0.0.1:5000"], insecure=["127.0.0.1:5000"])
+    policy.check(parse_reference("ghcr.io/org/ci:1"))
+    with pytest.raises(ImageError, match="SHIPMATE_ALLOWED_REGISTRIES"):
+        policy.check(parse_reference("python:3.12"))
+    assert policy.is_insecure(parse_reference("127.0.0.1:5000/a"))
+    assert not policy.is_insecure(parse_reference("127.0.0.1:5001/a"))
+    assert not policy.is_insecure(parse_reference("ghcr.io/org/ci"))
+    RegistryPolicy().check(parse_reference("python:3.12"))  # no list: any registry
+
+
+def test_the_platform_is_picked_from_an_index() -> None:
+    amd, arm, arm7 = ("sha256:" + c * 64 for c in "123")
+    index = {
+        "manifests": [
+            {"digest": arm7, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+            {"digest": arm, "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": amd, "platform": {"os": "linux", "architecture": "amd64"}},
+            {
+                "digest": "sha256:" + "4" * 64,
+                "platform": {"os": "windows", "architecture": "amd64"},
+            },
+        ]
+    }
+    assert pick_platform(index, ("linux", "amd64")) == amd
+    assert pick_platform(index, ("linux", "arm64")) == arm
+    with pytest.raises(ImageError, match="no linux/riscv64 variant"):
+        pick_platform(index, ("linux", "riscv64"))
+    assert host_platform("x86_64") == ("linux", "amd64")
+    assert host_platform("aarch64") == ("linux", "arm64")
+
+
+def test_the_config_keeps_env_workdir_and_user() -> None:
+    config = parse_config(
+        b'{"config": {"Env": ["PATH=/usr/local/bin:/usr/bin", "A=b=c", "junk"],'
+        b' "WorkingDir": "/app", "User": "node"}}'
+    )
+    assert config.env == (("PATH", "/usr/local/bin:/usr/bin"), ("A", "b=c"))
+    assert (config.workdir, config.user) == ("/app", "node")
+    assert parse_config(b'{"config": {"WorkingDir": "relative"}}').workdir == ""
+    with pytest.raises(ImageError):
+        parse_config(b"not json")
+
+
+def test_users_resolve_from_the_images_tables() -> None:
+    passwd = "root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n"
+    group = "root:x:0:\nstaff:x:50:node\n"
+    assert resolve_user("", passwd, group) == (0, 0)
+    assert resolve_user("node", passwd, group) == (1000, 1000)
+    assert resolve_user("node:staff", passwd, group) == (1000, 50)
+    assert resolve_user("1000", passwd, group) == (1000, 1000)
+    assert resolve_user("4242:7", passwd, group) == (4242, 7)
+    with pytest.raises(ImageError, match="not in its /etc/passwd"):
+        resolve_user("ghost", passwd, group)
+    with pytest.raises(ImageError, match="id range"):
+        resolve_user("99999999", passwd, group)

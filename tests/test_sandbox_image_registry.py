@@ -1,0 +1,215 @@
+"""Images end to end: a real registry on loopback (Debian's docker-registry), images built and
+pushed here with skopeo, pulled through bot/sandbox/image_cache.py and run in the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import SandboxSpec
+from bot.sandbox.image import ImageError, RegistryPolicy
+from bot.sandbox.image_cache import ImageStore
+from bot.sandbox.image_unpack import LayerRefused
+from bot.sandbox.setup import DependencyCache, run_setup
+from tests.images import Entry, Layout, Registry, busybox_layer, have_image_tools
+
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.skipif(not have_image_tools(), reason="skopeo, docker-registry or bwrap missing"),
+    pytest.mark.anyio,
+]
+MIB = 1 << 20
+PASSWD = b"root:x:0:0::/root:/bin/sh\ntester:x:1234:1234::/home/tester:/bin/sh\n"
+
+
+@dataclass(frozen=True)
+class Images:
+    registry: Registry
+    tools: str  # busybox, a tool only the image has, a non-root user, Env and WorkingDir
+    tools_layer: str  # the digest of its layer
+    small: list[str]  # three ~1 MiB images, for eviction
+    multi: str  # an index with amd64 and arm64 variants
+    tampered: str  # a layer changed in the registry's storage after the push
+    malicious: str  # a layer naming ../
+    scratch: Path
+
+    def policy(self) -> RegistryPolicy:
+        return RegistryPolicy(insecure=[self.registry.host])
+
+    def store(self, name: str, limit_bytes: int = 512 * MIB, **extra: object) -> ImageStore:
+        return ImageStore(self.scratch / name, self.policy(), limit_bytes=limit_bytes, **extra)  # type: ignore[arg-type]
+
+
+def _push(
+    registry: Registry,
+    root: Path,
+    name: str,
+    layers: list[list[Entry]],
+    config: dict[str, object] | None = None,
+) -> tuple[str, str]:
+    layout = Layout(root / name)
+    descriptor = layout.image(layers, config)
+    layout.tag(descriptor)
+    manifest = json.loads((layout.path / "blobs/sha256" / descriptor["digest"][7:]).read_bytes())
+    return registry.push(layout.path, f"test/{name}"), manifest["layers"][-1]["digest"]
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    root = tmp_path_factory.mktemp("images")
+    registry = Registry(root)
+    try:
+        tools_layers = [
+            busybox_layer([Entry("etc/passwd", data=PASSWD)]),
+            [
+                Entry(
+                    "opt/tools/only-in-image",
+                    data=b"#!/bin/sh\necho only-in-image: $0\n",
+                    mode=0o755,
+                )
+            ],
+        ]
+        config = {
+            "Env": ["PATH=/opt/tools:/bin", "IMAGE_FLAVOUR=test"],
+            "WorkingDir": "/src",
+            "User": "tester",
+        }
+        tools, tools_layer = _push(registry, root, "tools", tools_layers, config)
+        small = [
+            _push(registry, root, f"small{i}", [[Entry("data", data=os.urandom(MIB))]])[0]
+            for i in range(3)
+        ]
+        layout = Layout(root / "multi")
+        variants = [
+            layout.image([[Entry("arch", data=arch.encode())]], arch=arch)
+            for arch in ("arm64", "amd64")
+        ]
+        layout.tag(layout.index(variants))
+        multi = registry.push(layout.path, "test/multi", all_platforms=True)
+        tampered, tampered_layer = _push(
+            registry, root, "tampered", [[Entry("x", data=b"x" * 4096)]]
+        )
+        blob = registry.stored_blob(tampered_layer)
+        data = bytearray(blob.read_bytes())
+        data[-30] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        malicious, _ = _push(registry, root, "malicious", [[Entry("../escaped", data=b"x")]])
+        yield Images(registry, tools, tools_layer, small, multi, tampered, malicious, root)
+    finally:
+        registry.stop()
+
+
+async def test_a_tool_only_in_the_image_runs_and_the_hosts_are_invisible(
+    images: Images, tmp_path: Path
+) -> None:
+    (tmp_path / "marker.txt").write_text("the checkout\n")
+    store = images.store("run")
+    async with store.use(images.tools) as root:
+        spec = SandboxSpec(workspace=tmp_path, image=root, allow_hosts=("example.com",))
+        async with open_sandbox(spec) as sandbox:
+            result = await sandbox.exec(
+                [
+                    "sh",
+                    "-c",
+                    "only-in-image; id -u; id -g; pwd; cat marker.txt; echo $PATH $IMAGE_FLAVOUR;"
+                    " ls /usr/bin/python3 /usr/bin/git /etc/hostname 2>&1;"
+                    " grep -c 'BEGIN CERTIFICATE' $SSL_CERT_FILE; touch /opt/tools/new && echo writable",
+                ]
+            )
+    out = result.stdout.decode()
+    lines = out.splitlines()
+    assert lines[0] == "only-in-image: /opt/tools/only-in-image"
+    assert lines[1:6] == ["1234", "1234", "/src", "the checkout", "/opt/tools:/bin test"]
+    assert out.count("No such file or directory") == 3  # nothing of the host's /usr or /etc
+    assert int(lines[-2]) >= 1  # the install's CA, trusted inside
+    assert lines[-1] == "writable"  # the task's own overlay over the shared rootfs
+    assert not (root.rootfs / "opt/tools/new").exists()
+
+
+async def test_setup_runs_in_the_image_and_the_dependency_cache_works_the_same(
+    images: Images, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "requirements.txt").write_text("dep==1\n")
+    cache = DependencyCache(tmp_path / "deps")
+    store = images.store("setup")
+    async with store.use(images.tools) as root:
+        first = cache.mount("repo", workspace)
+        layered, rw = first.binds()
+        spec = SandboxSpec(workspace=workspace, image=root, layered_binds=layered, rw_binds=rw)
+        async with open_sandbox(spec) as sandbox:
+            results = await run_setup(sandbox, ["only-in-image > $HOME/.cache/filled"])
+        assert results[-1].exit_code == 0, results[-1].stderr
+        first.complete()
+        second = cache.mount("repo", workspace)
+        assert not second.writable
+        layered, rw = second.binds()
+        spec = SandboxSpec(workspace=workspace, image=root, layered_binds=layered, rw_binds=rw)
+        async with open_sandbox(spec) as sandbox:
+            shown = await sandbox.exec(["cat", "/home/sandbox/.cache/filled"])
+    assert shown.stdout.decode().startswith("only-in-image")
+
+
+async def test_a_wrong_digest_is_refused(images: Images) -> None:
+    store = images.store("tampered")
+    with pytest.raises(ImageError, match=r"[Dd]igest did not match"):
+        await store.pull(images.tampered)
+    assert store.images() == []
+    assert os.listdir(store.root / "tmp") == []
+    wrong = images.tools.rsplit(":", 1)[0] + "@sha256:" + "0" * 64
+    with pytest.raises(ImageError):
+        await store.pull(wrong)
+
+
+async def test_a_malicious_layer_is_refused_and_leaves_nothing(images: Images) -> None:
+    store = images.store("malicious")
+    with pytest.raises(LayerRefused, match="outside the image"):
+        await store.pull(images.malicious)
+    assert store.images() == [] and os.listdir(store.root / "tmp") == []
+    assert not (store.root / "tmp" / "escaped").exists()
+
+
+async def test_tasks_pulling_one_image_at_once_pull_it_once(images: Images) -> None:
+    before = images.registry.blob_gets(images.tools_layer)
+    stores = [images.store("once"), images.store("once")]  # two workers sharing a data dir
+    pulls = await asyncio.gather(*(store.pull(images.tools) for store in stores * 2))
+    assert sorted(pull.pulled for pull in pulls) == [False, False, False, True]
+    assert len({pull.image.tree for pull in pulls}) == 1
+    assert images.registry.blob_gets(images.tools_layer) == before + 1
+
+
+async def test_least_recently_used_images_are_evicted_but_not_while_in_use(images: Images) -> None:
+    store = images.store("evict", limit_bytes=int(2.5 * MIB))
+    first, second, third = images.small
+    async with store.use(first):
+        await store.pull(second)
+        await store.pull(third)  # over the limit: `second` is the oldest not in use
+        kept = {image.reference for image in store.images()}
+        assert kept == {first, third}
+    await store.pull(second)  # now `first` is the least recently used, and free
+    assert {image.reference for image in store.images()} == {second, third}
+
+
+async def test_plain_http_only_for_registries_the_operator_lists(images: Images) -> None:
+    strict = ImageStore(images.scratch / "strict", RegistryPolicy(), limit_bytes=MIB)
+    with pytest.raises(ImageError, match="http"):
+        await strict.pull(images.tools)
+    walled = RegistryPolicy(allowed=["ghcr.io"], insecure=[images.registry.host])
+    with pytest.raises(ImageError, match="not among those the operator allows"):
+        await ImageStore(images.scratch / "walled", walled, limit_bytes=MIB).pull(images.tools)
+
+
+async def test_the_platform_is_picked_from_an_index(images: Images) -> None:
+    arm = images.store("arm", wanted_platform=("linux", "arm64"))
+    pulled = await arm.pull(images.multi)
+    assert (pulled.image.tree / "arch").read_text() == "arm64"
+    amd = images.store("amd", wanted_platform=("linux", "amd64"))
+    assert ((await amd.pull(images.multi)).image.tree / "arch").read_text() == "amd64"
