@@ -24,7 +24,7 @@ from bot.agent.loop import Agent  # noqa: E402
 from bot.agent.model import AnthropicModel  # noqa: E402
 from bot.agent.prompts import RULES  # noqa: E402
 from bot.agent.tools import ToolResult  # noqa: E402
-from bot.testing.anthropic import MessagesStandIn, Turn  # noqa: E402
+from standins.anthropic import MessagesStandIn, Turn  # noqa: E402
 
 RECORDING = Path(__file__).parent / "data" / "agent_transcript.json"
 MODEL = "claude-sonnet-4-6"

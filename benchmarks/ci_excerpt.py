@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.ci import approx_tokens, excerpt, normalize  # noqa: E402
+from bot.triggers.ci_log import approx_tokens, excerpt, normalize  # noqa: E402
 
 LOGS = ROOT / "tests" / "fixtures" / "ci-logs"
 

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.webhooks import sign  # noqa: E402
+from bot.intake.webhooks import sign  # noqa: E402
 
 FIXTURE = (
     ROOT.parent

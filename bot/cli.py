@@ -94,7 +94,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
     if args.command == "serve":
-        from bot.server import serve
+        from bot.intake.server import serve
 
         return serve(
             settings,
@@ -104,15 +104,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     if args.command == "worker":
-        from bot.worker import run_worker
+        from bot.jobs.worker import run_worker
 
         return run_worker(settings)
     if args.command == "run":
-        from bot.agent.command import run_command
+        from bot.runs.local import run_command
 
         return run_command(args, settings)
     if args.command == "audit":
-        from bot.audit import print_audit
+        from bot.db.audit import print_audit
 
         return print_audit(settings, args.run)
     raise AssertionError(args.command)

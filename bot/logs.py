@@ -20,7 +20,7 @@ import structlog
 from structlog.typing import Processor
 
 from bot.config import ConfigError, Settings
-from bot.security_log import RedactSecrets, drop_secrets
+from bot.security.log_redaction import RedactSecrets, drop_secrets
 
 MESSAGE_KEY = "msg"
 GITHUB_EVENT_KEY = "github_event"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.routing import Router
+from bot.triggers.routing import Router
 from handlers import checks, commands, deployments, installations, labels, ping, reviews
 
 router = Router(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Context
-from bot.github import RepoClient
-from bot.repairs import repair, same_host, shipmate_pull
-from bot.routing import Router
+from bot.github.client import RepoClient
+from bot.runs.repairs import repair, same_host, shipmate_pull
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 FAILED = ("failure", "timed_out")

@@ -3,10 +3,10 @@ first command counts, except that a `stop` anywhere wins."""
 
 from __future__ import annotations
 
-from bot.commands import parse_commands
-from bot.context import Context
-from bot.routing import Router
-from bot.tasks import handle, may_trigger
+from bot.runs.tasks import handle, may_trigger
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
+from bot.triggers.verbs import parse_commands
 
 router = Router()
 

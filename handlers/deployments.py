@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.context import Context
-from bot.github import RepoClient
-from bot.repairs import is_ours, repair, shipmate_pull
-from bot.routing import Router
+from bot.github.client import RepoClient
+from bot.runs.repairs import is_ours, repair, shipmate_pull
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 LOG_BYTES = 2_000_000

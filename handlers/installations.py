@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 from bot.config import RepoConfigError, parse_repo_config
-from bot.context import Context
-from bot.github import RepoClient
-from bot.routing import Router
-from bot.security import outbound
+from bot.github.client import RepoClient
+from bot.security.scan import outbound
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 

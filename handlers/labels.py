@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.routing import Router
-from bot.tasks import handle, may_trigger, stop
+from bot.runs.tasks import handle, may_trigger, stop
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 

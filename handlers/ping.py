@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.routing import Router
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 

@@ -4,10 +4,10 @@ each comment in its thread."""
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.repairs import shipmate_pull
-from bot.routing import Router
-from bot.tasks import enqueue_run, may_trigger
+from bot.runs.repairs import shipmate_pull
+from bot.runs.tasks import enqueue_run, may_trigger
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 
 router = Router()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.testing.anthropic import Turn
+from standins.anthropic import Turn
 
 
 def edit_add(new: str = "a + b", path: str = "calc.py") -> Turn:

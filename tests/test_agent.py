@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import schema
 from bot.agent import loop
 from bot.agent.budget import Caps
-from bot.agent.command import RunRequest, RunResult, run_local
 from bot.agent.ledger import Usage, cost_usd
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
+from bot.db import schema
+from bot.db.store import Store
+from bot.runs.local import RunRequest, RunResult, run_local
 from bot.sandbox import limits
 from bot.sandbox.checkout import CheckoutCache, git
-from bot.store import Store
-from bot.testing.anthropic import MessagesStandIn, Turn
+from standins.anthropic import MessagesStandIn, Turn
 from tests.scripts import edit_add
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")

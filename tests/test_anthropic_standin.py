@@ -13,7 +13,7 @@ import anthropic
 import httpx
 import pytest
 
-from bot.testing.anthropic import MessagesStandIn, Turn
+from standins.anthropic import MessagesStandIn, Turn
 
 TOOLS: list[Any] = [
     {"type": "bash_20250124", "name": "bash"},
@@ -268,7 +268,7 @@ def test_moving_the_breakpoint_right_reads_the_earlier_prefix(model: MessagesSta
 
 def test_runs_as_a_module() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.testing.anthropic", "--text", "hello from -m"],
+        [sys.executable, "-m", "standins.anthropic", "--text", "hello from -m"],
         stdout=subprocess.PIPE,
         text=True,
     )

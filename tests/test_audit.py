@@ -6,11 +6,11 @@ import pytest
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from bot.audit import StoreAudit, print_audit
 from bot.config import Settings
-from bot.github import PUSH, GitHubApp, RepoClient
-from bot.store import Store
-from bot.testing.github import GitHubStandIn
+from bot.db.audit import StoreAudit, print_audit
+from bot.db.store import Store
+from bot.github.client import PUSH, GitHubApp, RepoClient
+from standins.github import GitHubStandIn
 from tests.dbs import postgres_available, postgres_schema
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ci import approx_tokens, excerpt, fingerprint, normalize
+from bot.triggers.ci_log import approx_tokens, excerpt, fingerprint, normalize
 
 LOGS = Path(__file__).parent / "fixtures" / "ci-logs"
 EXPECTED: dict[str, list[str]] = json.loads((LOGS / "expected.json").read_text())

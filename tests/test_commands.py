@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.commands import Command, help_text, parse_commands
+from bot.triggers.verbs import Command, help_text, parse_commands
 
 
 def test_a_command_at_the_start_of_a_line() -> None:

@@ -17,17 +17,17 @@ from pydantic import SecretStr
 
 from bot.agent.model import AnthropicModel
 from bot.config import Settings
-from bot.dispatch import job_handlers
-from bot.github import PUSH, GitHubApp
-from bot.queue import SQLQueue
-from bot.runs import RunDeps
+from bot.db.store import Store
+from bot.github.client import PUSH, GitHubApp
+from bot.intake.app import create_app
+from bot.jobs.dispatch import job_handlers
+from bot.jobs.queue import SQLQueue
+from bot.jobs.worker import Worker
+from bot.runs.job import RunDeps
 from bot.sandbox.checkout import CheckoutCache
-from bot.store import Store
-from bot.testing.anthropic import MessagesStandIn, Turn
-from bot.testing.github import GitHubStandIn
-from bot.web import create_app
-from bot.worker import Worker
 from handlers import router
+from standins.anthropic import MessagesStandIn, Turn
+from standins.github import GitHubStandIn
 from tests.scripts import edit_add
 from tests.servers import running
 

@@ -19,7 +19,7 @@ import structlog
 from bot.agent.prompts import Brief
 from bot.logs import configure, settings_secrets
 from bot.sandbox.checkout import git
-from bot.testing.anthropic import MessagesStandIn, Turn
+from standins.anthropic import MessagesStandIn, Turn
 from tests.test_agent import PLAN, _last_tool_result, _run, model
 from tests.test_e2e_github import REPO, SECRET, World, world
 

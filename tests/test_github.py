@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.github import (
+from bot.github.client import (
     HANDLER,
     PUSH,
     CheckRun,

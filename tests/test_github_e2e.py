@@ -1,4 +1,4 @@
-"""bot.github end to end through the GitHub stand-in: App JWT -> scoped installation token ->
+"""bot.github.client end to end through the GitHub stand-in: App JWT -> scoped installation token ->
 comment -> check run, with the stand-in's injected rate limits, 5xx and revoked tokens."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from githubkit.exception import RequestFailed
 
 from bot.config import Settings
-from bot.github import HANDLER, PUSH, GitHubApp, RepoClient, RetryPolicy
-from bot.testing.github import GitHubStandIn
+from bot.github.client import HANDLER, PUSH, GitHubApp, RepoClient, RetryPolicy
+from standins.github import GitHubStandIn
 
 
 class Sleeps:

@@ -23,7 +23,8 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.exception import RequestFailed
 
 from bot.config import Settings
-from bot.github import (
+from bot.db.store import Store
+from bot.github.client import (
     HANDLER,
     PUSH,
     Deployment,
@@ -32,11 +33,10 @@ from bot.github import (
     RetryPolicy,
     WorkflowRun,
 )
-from bot.store import Store
-from bot.testing.github import GitHubStandIn
-from bot.testing.server import free_port
-from bot.web import create_app
+from bot.intake.app import create_app
 from handlers import router
+from standins.github import GitHubStandIn
+from standins.server import free_port
 from tests.servers import running
 
 
@@ -791,7 +791,7 @@ async def _use_demo(printed: dict[str, str]) -> None:
 def test_runs_as_a_module_with_a_demo_installation(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.testing.github", "--port", str(port), "--root", str(tmp_path)],
+        [sys.executable, "-m", "standins.github", "--port", str(port), "--root", str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -8,9 +8,9 @@ import pytest
 import structlog
 
 from bot.config import Settings
-from bot.context import Context
-from bot.queue import SQLQueue
-from bot.store import Store
+from bot.db.store import Store
+from bot.jobs.queue import SQLQueue
+from bot.triggers.context import Context
 from handlers import router
 from tests.conftest import WEBHOOK_FIXTURES
 

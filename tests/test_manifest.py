@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.manifest import (
+from bot.db.store import Store
+from bot.github.manifest import (
     ALWAYS_SENT_EVENTS,
     ManifestStates,
     build_manifest,
@@ -22,8 +23,7 @@ from bot.manifest import (
     load_manifest_template,
     with_saved_credentials,
 )
-from bot.store import Store
-from bot.web import create_app
+from bot.intake.app import create_app
 from handlers import router
 from tests.servers import running
 from tests.test_github import PEM

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.queue import Job, SQLQueue, backoff_seconds
-from bot.store import Store
+from bot.db.store import Store
+from bot.jobs.queue import Job, SQLQueue, backoff_seconds
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_the_same_worker_cannot_finish_an_older_attempt(queue: SQLQueue) -> None
 
 
 def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
-    from bot.store import Delivery
+    from bot.db.store import Delivery
 
     def delivery(delivery_id: str, handled: bool) -> Delivery:
         return Delivery(delivery_id, "issues", "opened", b"{}", handled, 7, "o/r")
@@ -206,7 +206,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     work must not grow with the number of waiting jobs."""
     from sqlalchemy import event
 
-    from bot.store import Delivery
+    from bot.db.store import Delivery
 
     store = Store(sqlite_url)
     store.migrate()

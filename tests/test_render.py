@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.render import Progress, Usage, check_output, marker_key, pr_body, sticky_comment
+from bot.runs.render import Progress, Usage, check_output, marker_key, pr_body, sticky_comment
 
 DIFF = (
     "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n"

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from bot.routing import Router
+from bot.triggers.routing import Router
 
 
 class _Ctx:

@@ -14,12 +14,12 @@ import pytest
 import structlog
 
 from bot.agent.budget import Budget
-from bot.agent.execute import Execution, execute
 from bot.agent.ledger import Usage
 from bot.agent.model import Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
+from bot.runs.execute import Execution, execute
 from bot.sandbox.checkout import CheckoutCache, git
 
 pytestmark = [

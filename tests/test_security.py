@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
-from bot.security import (
+from bot.security.scan import (
     defang_links,
     entropy,
     mask,

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.store import Store
-from bot.webhooks import sign
+from bot.db.store import Store
+from bot.intake.webhooks import sign
 from tests.conftest import WEBHOOK_FIXTURES
 from tests.servers import free_port
 
@@ -299,7 +299,7 @@ def test_serve_with_several_processes_stores_each_delivery_once_and_stops_on_sig
 async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_holder_stops(
     tmp_path: Path,
 ) -> None:
-    from bot.server import _lead
+    from bot.intake.server import _lead
 
     lock = tmp_path / "serve.lock"
     running: list[str] = []
@@ -349,7 +349,7 @@ class _Cycle:
 
 @pytest.mark.anyio
 async def test_a_response_goes_out_in_one_send() -> None:
-    from bot.server import HeadersWithBody
+    from bot.intake.server import HeadersWithBody
 
     transport, cycle = _Transport(), _Cycle()
     wrapped = HeadersWithBody(transport, cycle)  # type: ignore[arg-type]
@@ -391,7 +391,7 @@ def test_serve_uses_the_one_send_protocol_on_this_uvicorn() -> None:
     so instead of every response quietly taking two sends again."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from bot.server import HttpProtocol
+    from bot.intake.server import HttpProtocol
 
     assert callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
     assert "_start_asgi_task" in HttpProtocol.__dict__
@@ -453,7 +453,7 @@ def test_keep_alive_pipelining_head_and_expect_100_continue_through_serve(tmp_pa
 def test_serve_runs_one_process_per_cpu_by_default_and_at_most_four(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.server import default_processes
+    from bot.intake.server import default_processes
 
     for cpus, expected in ((1, 1), (3, 3), (64, 4)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from bot import schema
-from bot.store import Delivery, FairLock, Store
+from bot.db import schema
+from bot.db.store import Delivery, FairLock, Store
 
 
 def _delivery(delivery_id: str, handled: bool = True) -> Delivery:

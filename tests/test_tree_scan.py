@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.tree_scan import MAX_FILE_BYTES, scan_tree, text_files
+from bot.security.tree_scan import MAX_FILE_BYTES, scan_tree, text_files
 
 GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
 

@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.context import Context
-from bot.dispatch import job_handlers
-from bot.queue import SQLQueue
-from bot.routing import Router
-from bot.store import Store
-from bot.web import create_app
-from bot.webhooks import sign
-from bot.worker import Worker
+from bot.db.store import Store
+from bot.intake.app import create_app
+from bot.intake.webhooks import sign
+from bot.jobs.dispatch import job_handlers
+from bot.jobs.queue import SQLQueue
+from bot.jobs.worker import Worker
+from bot.triggers.context import Context
+from bot.triggers.routing import Router
 from handlers import installations, ping
 from handlers import router as real_router
 from tests.conftest import WEBHOOK_FIXTURES

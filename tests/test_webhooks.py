@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.webhooks import WebhookError, parse_request, sign, verify_signature
+from bot.intake.webhooks import WebhookError, parse_request, sign, verify_signature
 
 BODY = json.dumps(
     {"action": "created", "installation": {"id": 9}, "repository": {"full_name": "o/r"}}
@@ -92,7 +92,7 @@ def test_fields_of_another_type_read_as_absent(body: bytes) -> None:
 
 
 def test_what_the_fast_parser_does_not_take_is_decided_by_orjson() -> None:
-    from bot.webhooks import _parsers
+    from bot.intake.webhooks import _parsers
 
     big = b'{"action": "created", "installation": {"id": 9}, "n": 123456789012345678901234567890}'
     assert parse_request(_headers(big), big, ["s1"]).installation_id == 9

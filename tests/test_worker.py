@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from bot.queue import Job, SQLQueue
-from bot.store import Store
-from bot.worker import JobContext, Worker
+from bot.db.store import Store
+from bot.jobs.queue import Job, SQLQueue
+from bot.jobs.worker import JobContext, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -257,7 +257,7 @@ async def test_the_worker_steps_back_while_the_intake_is_busy(queue: SQLQueue) -
 
 
 def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
-    from bot.web import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+    from bot.intake.app import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
 
     writer = DeliveryWriter(queue=None, inline=True)  # type: ignore[arg-type]
     assert not writer.busy()

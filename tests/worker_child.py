@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from bot.queue import Job, SQLQueue
-from bot.store import Store
-from bot.worker import JobContext, Worker, install_stop_signals
+from bot.db.store import Store
+from bot.jobs.queue import Job, SQLQueue
+from bot.jobs.worker import JobContext, Worker, install_stop_signals
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.security import mask, untrusted_block, untrusted_line
+from bot.security.scan import mask, untrusted_block, untrusted_line
 
 RULES = """\
 You are Shipmate, a careful software engineer working in a sandbox. The repository is checked

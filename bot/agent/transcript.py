@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.security import redact
+from bot.security.scan import redact
 
 
 class Transcript:

@@ -1,4 +1,4 @@
-"""What every sandbox backend offers. The agent and bot/runs.py see only this."""
+"""What every sandbox backend offers. The agent and bot/runs/job.py see only this."""
 
 from __future__ import annotations
 

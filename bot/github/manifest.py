@@ -1,0 +1,225 @@
+"""Registering the App through GitHub's manifest flow (as Probot does).
+
+`/` shows a button that posts app.yml as a manifest to GitHub; GitHub sends the browser back to
+`/setup/callback?code=…`, and the code is exchanged for the App's id, key and webhook secret,
+which are saved (0600) in the data dir for the next start.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from bot.config import ConfigError, Settings
+
+CREDENTIALS_FILE = "app-credentials.json"
+
+# GitHub sends these to every App and refuses them in a manifest's default_events.
+ALWAYS_SENT_EVENTS = frozenset(
+    {
+        "ping",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "github_app_authorization",
+        "meta",
+    }
+)
+
+
+def load_manifest_template() -> dict[str, Any]:
+    """app.yml from the installed package, else from the source tree."""
+    packaged = resources.files("bot").joinpath("app.yml")
+    if packaged.is_file():
+        text = packaged.read_text()
+    else:
+        text = (Path(__file__).resolve().parents[2] / "app.yml").read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError("app.yml must be a mapping")
+    return data
+
+
+def build_manifest(base_url: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest with this server's addresses filled in."""
+    manifest = dict(template if template is not None else load_manifest_template())
+    base = base_url.rstrip("/")
+    manifest["url"] = manifest.get("url") or base
+    manifest["hook_attributes"] = {"url": f"{base}/api/github/webhooks", "active": True}
+    manifest["redirect_url"] = f"{base}/setup/callback"
+    return manifest
+
+
+def github_web_url(api_url: str) -> str:
+    """github.com for the public API; the server itself for GitHub Enterprise (`…/api/v3`)."""
+    api = api_url.rstrip("/")
+    if api in ("https://api.github.com", "http://api.github.com"):
+        return "https://github.com"
+    return api.removesuffix("/api/v3")
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class ManifestStates:
+    """The `state` values handed out with the registration form: each valid once, for
+    `ttl_seconds`, and at most `limit` at a time (the oldest are dropped first), so a page
+    reloaded forever cannot grow memory."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 3600.0,
+        limit: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.limit = limit
+        self.clock = clock
+        self._issued: dict[str, float] = {}
+
+    def issue(self) -> str:
+        self._expire()
+        while len(self._issued) >= self.limit:
+            del self._issued[next(iter(self._issued))]
+        state = new_state()
+        self._issued[state] = self.clock()
+        return state
+
+    def consume(self, state: str | None) -> bool:
+        """True once for a state issued less than `ttl_seconds` ago."""
+        self._expire()
+        return state is not None and self._issued.pop(state, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+    def _expire(self) -> None:
+        oldest_allowed = self.clock() - self.ttl_seconds
+        for state, issued_at in list(self._issued.items()):
+            if issued_at > oldest_allowed:
+                break
+            del self._issued[state]
+
+
+def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered: bool) -> str:
+    """The page at `/`: what Shipmate is and, until the App exists, the registration form."""
+    if registered:
+        body = (
+            "<p>The GitHub App is configured. Install it on a repository, then comment "
+            "<code>/shipmate help</code> on an issue.</p>"
+        )
+    else:
+        action = html.escape(f"{web_url}/settings/apps/new?state={state}", quote=True)
+        value = html.escape(json.dumps(manifest), quote=True)
+        body = (
+            "<p>No GitHub App is configured yet. Register one from this server's manifest; "
+            "GitHub sends you back here and Shipmate saves the credentials.</p>"
+            f'<form action="{action}" method="post">'
+            f'<input type="hidden" name="manifest" value="{value}">'
+            '<button type="submit">Register GitHub App</button></form>'
+            "<p>For an organization, use "
+            f"<code>{html.escape(web_url)}/organizations/ORG/settings/apps/new</code>.</p>"
+        )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Shipmate</title></head>"
+        f"<body><h1>Shipmate</h1>{body}</body></html>"
+    )
+
+
+def save_credentials(data_dir: Path, conversion: dict[str, Any]) -> Path:
+    """Write what GitHub returned for the manifest code, readable by this user only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CREDENTIALS_FILE
+    record = {
+        "app_id": conversion["id"],
+        "app_slug": conversion.get("slug"),
+        "private_key": conversion["pem"],
+        "webhook_secret": conversion.get("webhook_secret"),
+        "client_id": conversion.get("client_id"),
+        "client_secret": conversion.get("client_secret"),
+        "html_url": conversion.get("html_url"),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle)
+    os.chmod(path, 0o600)
+    return path
+
+
+def is_registered(settings: Settings) -> bool:
+    """An App is configured, or one was registered here and waits for a restart."""
+    return settings.has_app_credentials or (settings.data_dir / CREDENTIALS_FILE).is_file()
+
+
+def load_credentials(data_dir: Path) -> dict[str, Any] | None:
+    """The saved registration, or None when there is none. Raise `ConfigError` naming the file
+    when it cannot be read or is not the JSON object `save_credentials` writes."""
+    path = data_dir / CREDENTIALS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read it ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            str(path), f"not valid JSON ({exc}); fix it, or delete it to register the App again"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "not a JSON object; delete it to register the App again")
+    return data
+
+
+def with_saved_credentials(settings: Settings) -> Settings:
+    """Fill App settings the environment leaves unset from a manifest registration, then
+    require a complete App (an id and its key) or none at all (setup mode)."""
+    saved = load_credentials(settings.data_dir)
+    merged = settings if saved is None else _merge(settings, saved)
+    if merged.app_id is not None and not merged.has_app_credentials:
+        raise ConfigError(
+            "SHIPMATE_PRIVATE_KEY",
+            "not set (nor SHIPMATE_PRIVATE_KEY_PATH) although SHIPMATE_APP_ID is; "
+            "set the App's key, or unset SHIPMATE_APP_ID to register an App at /",
+        )
+    return merged
+
+
+def _merge(settings: Settings, saved: dict[str, Any]) -> Settings:
+    path = settings.data_dir / CREDENTIALS_FILE
+    update: dict[str, Any] = {}
+    if settings.app_id is None and saved.get("app_id"):
+        try:
+            update["app_id"] = int(saved["app_id"])
+        except (TypeError, ValueError):
+            raise ConfigError(str(path), "app_id is not a number") from None
+    if settings.app_slug is None and saved.get("app_slug"):
+        update["app_slug"] = str(saved["app_slug"])
+    if (
+        settings.private_key is None
+        and settings.private_key_path is None
+        and saved.get("private_key")
+    ):
+        update["private_key"] = SecretStr(str(saved["private_key"]))
+    if not settings.webhook_secret and saved.get("webhook_secret"):
+        update["webhook_secret"] = [SecretStr(str(saved["webhook_secret"]))]
+    if not update:
+        return settings
+    merged = settings.model_copy(update=update)
+    if "private_key" in update:
+        try:
+            merged.private_key_pem()
+        except ConfigError as exc:
+            raise ConfigError(f"{path} (private_key)", exc.reason) from None
+    return merged

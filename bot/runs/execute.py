@@ -1,0 +1,187 @@
+"""One task in a sandbox, from a checkout to a reviewed patch: setup step, agent loop, the
+repository's tests, the diff, and the review that holds back secrets and protected paths.
+Shared by `shipmate run` and runs started from GitHub (bot/runs/job.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.agent.budget import Budget
+from bot.agent.ledger import Usage, cost_usd
+from bot.agent.loop import Agent
+from bot.agent.model import Model, Reply
+from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
+from bot.agent.tools import Tools
+from bot.agent.transcript import Transcript
+from bot.config import RepoConfig
+from bot.runs.publish import review
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import Limits, SandboxSpec
+from bot.sandbox.checkout import Checkout, diff
+from bot.sandbox.setup import DependencyCache, run_setup
+from bot.security.tree_scan import scan_tree
+
+log = structlog.get_logger("shipmate.execute")
+
+
+def repo_secrets(config: RepoConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The repository's `secrets:` (NAME -> host) with their real values from the host's
+    environment variable of the same name; a name the host does not set is left out."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, host in config.secrets.items():
+        value = environ.get(name)
+        if not value:
+            log.warning(
+                "secret.missing",
+                secret=name,
+                host=host,
+                detail=f"the host has no environment variable {name}; the sandbox runs without it",
+            )
+            continue
+        found[name] = (value, host)
+    return found
+
+
+@dataclass
+class Execution:
+    status: str = "failed"
+    reason: str = ""
+    plan: str = ""
+    summary: str = ""
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    patch: str = ""
+    tests_passed: bool | None = None
+    test_output: str = ""
+    sandbox_wall_seconds: float = 0.0
+    sandbox_cpu_seconds: float = 0.0
+
+
+async def execute(
+    *,
+    checkout: Checkout,
+    base_sha: str,
+    brief: Brief,
+    config: RepoConfig,
+    model: Model,
+    budget: Budget,
+    transcript: Transcript,
+    store: Any | None,
+    run_id: str,
+    allow_hosts: Sequence[str] = (),
+    # None: the repository's `secrets:` with values from the host; {} (a fork): none at all.
+    secrets: dict[str, tuple[str, str]] | None = None,
+    ca_dir: Path | None = None,
+    on_tests: Callable[[], Awaitable[None]] | None = None,
+) -> Execution:
+    done = Execution()
+    if secrets is None:
+        secrets = repo_secrets(config, os.environ)
+    transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
+    deps = (
+        DependencyCache(checkout.cache_root / "deps").mount(checkout.repo_key, checkout.tree)
+        if config.setup
+        else None
+    )
+    layered_deps, rw_deps = deps.binds() if deps is not None else ({}, {})
+    found = await asyncio.to_thread(scan_tree, checkout.tree)
+    transcript.known = (*transcript.known, *found.values)
+    if found.findings:
+        where = [asdict(f) for f in found.findings]
+        transcript.write("checkout_scan", findings=where)
+        log.warning("checkout.secrets", run_id=run_id, findings=where)
+    spec = SandboxSpec(
+        workspace=checkout.tree,
+        overlay_lower=checkout.tree,
+        ro_binds=checkout.ro_binds,
+        rw_binds=rw_deps,
+        layered_binds=layered_deps,
+        allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
+        secrets=secrets,
+        guarded=tuple(sorted(found.values)),
+        limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
+        task_id=run_id,
+    )
+
+    def record(seq: int, reply: Reply) -> None:
+        if store is not None:
+            u = reply.usage
+            store.record_model_call(
+                run_id,
+                seq,
+                model.name,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cache_creation_input_tokens=u.cache_creation_input_tokens,
+                cache_read_input_tokens=u.cache_read_input_tokens,
+                cost_usd=cost_usd(u, model.name),
+                duration_ms=reply.duration_ms,
+            )
+
+    bound = structlog.contextvars.get_contextvars()
+
+    def egress(event: Any) -> None:
+        if store is not None:
+            store.append_egress(
+                task_id=event.task_id,
+                host=event.host,
+                port=event.port,
+                method=event.method,
+                bytes_out=event.bytes_out,
+                bytes_in=event.bytes_in,
+                allowed=event.allowed,
+                reason=event.reason,
+                at=event.at.timestamp(),
+                delivery_id=bound.get("delivery_id"),
+            )
+
+    async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
+        if deps is not None:
+            results = await run_setup(
+                sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())
+            )
+            if results[-1].exit_code != 0:
+                done.reason = f"the setup command failed: {config.setup[len(results) - 1]}"
+                return done
+            deps.complete()
+        tools = Tools(sandbox, known_secrets=found.values)
+        agent = Agent(model, tools, budget, transcript=transcript, on_call=record)
+        outcome = await agent.run(
+            system_prompt(brief, conventions(checkout.tree)),
+            user_prompt(brief),
+            plan_only=brief.plan_only,
+        )
+        done.status, done.reason = outcome.status, outcome.reason
+        done.plan, done.summary, done.steps = outcome.plan, outcome.summary, outcome.steps
+        done.usage, done.cost_usd = agent.ledger.usage, agent.ledger.cost
+        if outcome.status == "completed" and not brief.plan_only:
+            done.patch = await diff(sandbox, base_sha)
+            if done.patch and config.test:
+                if on_tests is not None:
+                    await on_tests()
+                tests = await sandbox.exec(
+                    ["bash", "-lc", config.test], timeout_seconds=max(30.0, budget.remaining())
+                )
+                done.tests_passed = tests.exit_code == 0
+                done.test_output = (tests.stdout + tests.stderr).decode("utf-8", errors="replace")[
+                    -3000:
+                ]
+        done.sandbox_wall_seconds, done.sandbox_cpu_seconds = (
+            sandbox.wall_seconds,
+            sandbox.cpu_seconds,
+        )
+    if done.patch:
+        held = review(done.patch, config)
+        if held is not None:
+            done.status, done.reason = "blocked", held.reason
+    if done.status == "completed":
+        done.reason = ""
+    return done

@@ -1,0 +1,535 @@
+"""A run started from GitHub, from checkout to pull request: the `run` job.
+
+Each step gets the least token it needs: a read-only one for the checkout and for reading, one
+that may write issues and pull requests for the conversation (the sticky comment, review
+replies), and one that may write contents only at push time, never for a plan. The agent sees
+none of them. One sticky comment per task is edited as the task goes (queued -> planning ->
+running with the plan -> running tests -> done/failed), and a `Shipmate` check run on the new
+head carries the same summary. Every text posted passes outbound redaction with the secrets this
+run knows. Shipmate opens pull requests; it never merges, never force-pushes and never pushes to
+the default branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.agent.budget import Budget
+from bot.agent.model import AnthropicModel, Model, Reply
+from bot.agent.prompts import Brief
+from bot.agent.transcript import Transcript
+from bot.config import RepoConfig, RepoConfigError, Settings, parse_repo_config, slugify
+from bot.db.store import Store
+from bot.github.client import GitHubApp, RepoClient
+from bot.jobs.queue import Job
+from bot.jobs.worker import JobContext
+from bot.runs.execute import Execution, execute
+from bot.runs.publish import commit_message, commit_patch
+from bot.runs.render import Progress, check_output, pr_body, sticky_comment
+from bot.sandbox.checkout import CheckoutCache
+from bot.security.scan import outbound
+
+log = structlog.get_logger("shipmate.runs")
+
+READ_ONLY: Mapping[str, str] = {
+    "metadata": "read",
+    "contents": "read",
+    "issues": "read",
+    "pull_requests": "read",
+}
+CONVERSE: Mapping[str, str] = {"metadata": "read", "issues": "write", "pull_requests": "write"}
+PUBLISH: Mapping[str, str] = {
+    "metadata": "read",
+    "contents": "write",
+    "pull_requests": "write",
+    "checks": "write",
+}
+LINK_HOSTS = ("github.com",)
+# What a task is, so that `/shipmate retry` repeats it with the same target.
+TASK_FIELDS = ("pr", "notes", "fork", "base_sha", "task", "feedback", "feedback_label", "title")
+
+
+def lock_key(repo: str, number: int) -> str:
+    return f"{repo}#{number}"
+
+
+def sticky_key(repo: str, number: int) -> str:
+    """The key in the marker of the task's sticky comment: `owner-name-number`."""
+    return f"{repo.replace('/', '-')}-{number}"
+
+
+def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: payload[k] for k in TASK_FIELDS if k in payload}
+
+
+def configured_secret_values(config: RepoConfig) -> list[str]:
+    """The real values of the secrets the repository names (they come from the host's env)."""
+    return [v for v in (os.environ.get(name) for name in config.secrets) if v]
+
+
+@dataclass
+class RunDeps:
+    settings: Settings
+    store: Store
+    app: GitHubApp
+    cache: CheckoutCache
+    model_factory: Any = None  # () -> Model; the Anthropic model by default
+
+    def model(self) -> Model:
+        if self.model_factory is not None:
+            return self.model_factory()  # type: ignore[no-any-return]
+        return AnthropicModel.from_settings(self.settings)
+
+
+@dataclass
+class Outbound:
+    """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
+
+    known: list[str] = field(default_factory=list)
+
+    def add(self, *values: str | None) -> None:
+        self.known.extend(v for v in values if v)
+
+    def __call__(self, text: str) -> str:
+        return outbound(text, known=self.known, allowed_hosts=LINK_HOSTS)
+
+
+class Sticky:
+    """The task's one comment, edited in place; every text passes outbound redaction."""
+
+    def __init__(
+        self, repo: RepoClient, number: int, comment_id: int | None, clean: Outbound
+    ) -> None:
+        self.repo, self.number, self.comment_id, self.clean = repo, number, comment_id, clean
+
+    async def show(self, progress: Progress) -> None:
+        body = self.clean(sticky_comment(progress))
+        if self.comment_id is None:
+            self.comment_id = await self.repo.comment(self.number, body)
+        else:
+            await self.repo.edit_comment(self.comment_id, body)
+
+
+class PlanWatch:
+    """The model, unchanged, except that its first answer (the plan) is shown when it arrives."""
+
+    def __init__(self, inner: Model, on_plan: Callable[[str], Awaitable[None]]) -> None:
+        self.inner, self.on_plan, self.name = inner, on_plan, inner.name
+        self.seen = False
+
+    async def reply(
+        self,
+        *,
+        system: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        max_tokens: int,
+    ) -> Reply:
+        reply = await self.inner.reply(
+            system=system, messages=messages, tools=tools, max_tokens=max_tokens
+        )
+        if not self.seen:
+            self.seen = True
+            await self.on_plan(reply.text)
+        return reply
+
+    async def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            await close()
+
+
+@dataclass
+class Run:
+    """One run's identity and the clients it posts with."""
+
+    deps: RunDeps
+    run_id: str
+    repo_name: str
+    number: int
+    verb: str
+    installation_id: int
+    p: dict[str, Any]
+    clean: Outbound
+    talker: RepoClient
+    sticky: Sticky
+
+    @property
+    def key(self) -> str:
+        return sticky_key(self.repo_name, self.number)
+
+    def progress(self, stage: str, **extra: Any) -> Progress:
+        return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]
+
+    async def token(self, permissions: Mapping[str, str]) -> str:
+        return await mint(self.deps, self.installation_id, self.repo_name, self.clean, permissions)
+
+    async def client(self, permissions: Mapping[str, str]) -> RepoClient:
+        return await client_for(
+            self.deps, self.installation_id, self.repo_name, self.clean, permissions
+        )
+
+    async def audit(self, action: str, target: str, **detail: Any) -> None:
+        await asyncio.to_thread(
+            self.deps.store.append_audit,
+            action,
+            run_id=self.run_id,
+            actor="shipmate",
+            target=target,
+            detail=detail or None,
+        )
+
+
+async def mint(
+    deps: RunDeps,
+    installation_id: int,
+    repo_name: str,
+    clean: Outbound,
+    permissions: Mapping[str, str],
+) -> str:
+    """A token for this repository only, known to outbound redaction from now on."""
+    minted = await deps.app.installation_token(
+        installation_id, repositories=[repo_name], permissions=permissions
+    )
+    clean.add(minted.token)
+    return minted.token
+
+
+async def client_for(
+    deps: RunDeps,
+    installation_id: int,
+    repo_name: str,
+    clean: Outbound,
+    permissions: Mapping[str, str],
+) -> RepoClient:
+    await mint(deps, installation_id, repo_name, clean, permissions)
+    github = await deps.app.installation_client(
+        installation_id, repository=repo_name, permissions=permissions
+    )
+    return RepoClient(github, repo_name)
+
+
+async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
+    p: dict[str, Any] = job.payload
+    repo_name, number = str(p["repo"]), int(p["number"])
+    installation_id = int(p["installation_id"])
+    clean = Outbound(list(deps.settings.known_secrets()))
+    talker = await client_for(deps, installation_id, repo_name, clean, CONVERSE)
+    sticky = Sticky(talker, number, p.get("sticky_comment_id"), clean)
+    run = Run(
+        deps,
+        uuid.uuid4().hex[:12],
+        repo_name,
+        number,
+        str(p["verb"]),
+        installation_id,
+        p,
+        clean,
+        talker,
+        sticky,
+    )
+    await start(run, await run.client(READ_ONLY), context)
+
+
+async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
+    deps, p, number, sticky = run.deps, run.p, run.number, run.sticky
+    store = deps.store
+    repository = await reader.repository()
+    default_branch = str(repository["default_branch"])
+    try:
+        config = parse_repo_config(await reader.file_text(".github/shipmate.yml", default_branch))
+    except RepoConfigError as exc:
+        await sticky.show(run.progress("failed", reason=f"Shipmate cannot start: {exc}"))
+        return
+    run.clean.add(*configured_secret_values(config))
+    issue = (
+        await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
+    ).raw_response.json()
+    pr = p.get("pr")
+    if pr:
+        base_sha: str | None = str(pr["head_sha"])
+    elif p.get("base_sha"):
+        base_sha = str(p["base_sha"])  # a deploy follow-up starts from what was deployed
+    else:
+        base_sha = await reader.branch_sha(default_branch)
+    if base_sha is None:
+        await sticky.show(
+            run.progress("failed", reason=f"The default branch {default_branch} has no commits.")
+        )
+        return
+    await asyncio.to_thread(
+        store.record_run,
+        run.run_id,
+        repo=run.repo_name,
+        number=number,
+        kind=run.verb,
+        base_sha=base_sha,
+        delivery_id=p.get("delivery_id"),
+        comment_id=sticky.comment_id,
+    )
+    await asyncio.to_thread(
+        store.append_audit,
+        "run.start",
+        run_id=run.run_id,
+        delivery_id=p.get("delivery_id"),
+        actor=p.get("actor"),
+        target=lock_key(run.repo_name, number),
+        detail={"verb": run.verb, "task": task_of(p)},
+    )
+    await sticky.show(run.progress("planning"))
+
+    read_token = await run.token(READ_ONLY)
+    clone_url = str(
+        repository.get("clone_url") or f"{deps.settings.github_api_url}/{run.repo_name}.git"
+    )
+    checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token)
+    brief = Brief(
+        task=task_text(p, number, issue),
+        context=context_blocks(p, issue),
+        instructions=config.instructions,
+        test_command=config.test,
+        plan_only=run.verb == "plan",
+    )
+    budget = Budget(
+        config.max_steps or deps.settings.max_steps,
+        config.max_cost_usd or deps.settings.max_cost_usd,
+        config.timeout_seconds or deps.settings.run_timeout_seconds,
+        cancelled=context.should_abort,
+    )
+    shown_plan = ""
+
+    async def on_plan(plan: str) -> None:
+        nonlocal shown_plan
+        shown_plan = plan
+        if run.verb != "plan":
+            await sticky.show(run.progress("running", plan=plan))
+
+    async def on_tests() -> None:
+        await sticky.show(run.progress("testing", plan=shown_plan))
+
+    model = PlanWatch(deps.model(), on_plan)
+    transcript = deps.settings.data_dir / "runs" / f"{run.run_id}.jsonl"
+    try:
+        done = await execute(
+            checkout=checkout,
+            base_sha=base_sha,
+            brief=brief,
+            config=config,
+            model=model,
+            budget=budget,
+            transcript=Transcript(transcript, tuple(run.clean.known)),
+            store=store,
+            run_id=run.run_id,
+            ca_dir=deps.cache.root / "ca",
+            # A fork's code never runs with secrets.
+            secrets={} if p.get("fork") else None,
+            on_tests=on_tests,
+        )
+    finally:
+        deps.cache.release(checkout)
+        await model.close()
+    await finish(run, done, base_sha, default_branch, issue)
+
+
+def task_text(p: Mapping[str, Any], number: int, issue: Mapping[str, Any]) -> str:
+    if p.get("pr"):
+        return str(p.get("task") or "Make the smallest change that fixes the feedback below.")
+    notes = f" ({p['notes']})" if p.get("notes") else ""
+    return str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
+
+
+def context_blocks(p: Mapping[str, Any], issue: Mapping[str, Any]) -> list[tuple[str, str]]:
+    label = str(p.get("feedback_label") or "feedback")
+    if p.get("pr"):
+        return [(label, str(p.get("feedback") or ""))]
+    blocks = [("issue body", str(issue.get("body") or ""))]
+    if p.get("feedback"):
+        blocks.append((label, str(p["feedback"])))
+    return blocks
+
+
+async def finish(
+    run: Run, done: Execution, base_sha: str, default_branch: str, issue: dict[str, Any]
+) -> None:
+    p, verb = run.p, run.verb
+    common: dict[str, Any] = {
+        "key": run.key,
+        "verb": verb,
+        "plan": done.plan,
+        "usage": done.usage,
+        "cost_usd": done.cost_usd,
+        "steps": done.steps,
+        "sandbox_seconds": done.sandbox_wall_seconds,
+    }
+    branch = None
+    if done.status == "completed" and verb == "plan":
+        final = Progress(stage="done", **common)
+    elif done.status == "blocked":
+        final = Progress(
+            stage="blocked",
+            reason=f"The change was held back: {done.reason}. Nothing was pushed.",
+            diff="",
+            **common,
+        )
+    elif done.status != "completed":
+        final = Progress(
+            stage="stopped" if "cancelled" in done.reason else "failed",
+            reason=f"The run ended: {done.reason}",
+            **common,
+        )
+    elif not done.patch:
+        final = Progress(stage="no_change", reason="No change was needed.", **common)
+    elif p.get("pr"):
+        final = await push_follow_up(run, done, base_sha, common)
+        branch = str(p["pr"]["head_ref"])
+    else:
+        final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
+    await run.sticky.show(final)
+    await run.audit("comment.edit", f"{run.repo_name}#{run.number}")
+    await asyncio.to_thread(
+        run.deps.store.update_run,
+        run.run_id,
+        status="stopped" if final.stage == "stopped" else done.status,
+        reason=done.reason,
+        branch=branch,
+        plan=done.plan,
+        steps=done.steps,
+        cost_usd=done.cost_usd,
+        finished_at=time.time(),
+        sandbox_wall_seconds=done.sandbox_wall_seconds,
+        sandbox_cpu_seconds=done.sandbox_cpu_seconds,
+        **done.usage.as_dict(),
+    )
+    log.info("run.finished", run_id=run.run_id, status=done.status, pr=final.pr_url)
+
+
+async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
+    """Commit the patch on `branch` and push it with a token minted for this moment only."""
+    token = await run.token(PUBLISH)
+    clone_url = str((await run.talker.repository()).get("clone_url"))
+    mirror = run.deps.cache.mirror(clone_url, base_sha, token)
+    head_sha = await asyncio.to_thread(
+        commit_patch,
+        mirror,
+        base_sha,
+        done.patch,
+        branch,
+        run.clean(commit_message(title, done.summary)),
+        push_to=clone_url,
+        token=token,
+    )
+    await run.audit("git.push", branch, sha=head_sha)
+    return head_sha
+
+
+def shown_result(done: Execution, common: dict[str, Any], **extra: Any) -> Progress:
+    return Progress(
+        stage="done",
+        diff=done.patch,
+        tests_passed=done.tests_passed,
+        test_summary=done.test_output[-1500:],
+        **common,
+        **extra,
+    )
+
+
+async def open_pull(
+    run: Run,
+    done: Execution,
+    base_sha: str,
+    default_branch: str,
+    issue: dict[str, Any],
+    common: dict[str, Any],
+) -> tuple[Progress, str]:
+    number = run.number
+    issue_title = str(issue.get("title") or f"issue {number}")
+    title = str(run.p.get("title") or f"Fix #{number}: {issue_title}")[:250]
+    branch = f"shipmate/{number}-{slugify(str(run.p.get('title') or issue_title), 30)}"
+    branch += f"-{run.run_id[:6]}"
+    head_sha = await push(run, done, base_sha, branch, title)
+    shown = shown_result(done, common)
+    # A follow-up of a pull request refers to it; an issue is closed by the pull request.
+    follow_up = bool(run.p.get("title"))
+    body = pr_body(
+        shown,
+        issue_number=None if follow_up else number,
+        lead=f"Follow-up to #{number}." if follow_up else None,
+    )
+    publisher = await run.client(PUBLISH)
+    pull = await publisher.create_pull(
+        head=branch,
+        base=default_branch,
+        title=run.clean(title),
+        body=run.clean(body),
+        draft=done.tests_passed is False,
+    )
+    await run.audit("pull_request.create", f"{run.repo_name}#{pull.number}")
+    await report_check(run, publisher, shown, head_sha)
+    return shown_result(done, common, pr_url=pull.html_url), branch
+
+
+async def push_follow_up(
+    run: Run, done: Execution, base_sha: str, common: dict[str, Any]
+) -> Progress:
+    """A follow-up commit on the PR's own branch, only if nobody pushed since the run began;
+    each review comment it answers gets a reply in its thread."""
+    pr = run.p["pr"]
+    head_ref = str(pr["head_ref"])
+    if await run.talker.branch_sha(head_ref) != base_sha:
+        return Progress(
+            stage="stopped",
+            reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
+            "Comment `/shipmate retry` to start again from the new head.",
+            **common,
+        )
+    head_sha = await push(run, done, base_sha, head_ref, str(run.p.get("task") or "Follow-up"))
+    shown = shown_result(done, common)
+    publisher = await run.client(PUBLISH)
+    await report_check(run, publisher, shown, head_sha)
+    await reply_in_threads(run, int(pr["number"]), pr.get("reply_to") or (), head_sha, done)
+    return shown
+
+
+def short_summary(text: str, limit: int = 600) -> str:
+    first = text.strip().split("\n\n", 1)[0].strip()
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+async def reply_in_threads(
+    run: Run, number: int, comment_ids: Iterable[int], head_sha: str, done: Execution
+) -> None:
+    summary = short_summary(done.summary) or "I changed the code to address this."
+    body = run.clean(f"Addressed in {head_sha[:7]}: {summary}")
+    for comment_id in comment_ids:
+        await run.talker.reply_to_review_comment(number, int(comment_id), body)
+        await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))
+
+
+async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: str) -> None:
+    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary."""
+    title, summary = check_output(shown)
+    await writer.create_check_run(
+        name="Shipmate",
+        head_sha=head_sha,
+        status="completed",
+        conclusion="failure" if shown.tests_passed is False else "success",
+        title=run.clean(title),
+        summary=run.clean(summary),
+    )
+
+
+def deps_for(settings: Settings, store: Store) -> RunDeps | None:
+    if not settings.has_app_credentials:
+        return None
+    return RunDeps(
+        settings, store, GitHubApp(settings), CheckoutCache(Path(settings.data_dir) / "cache")
+    )

@@ -1,0 +1,152 @@
+"""What Shipmate posts on GitHub: the sticky progress comment, the PR body and the check-run
+summary. Pure: a `Progress` in, markdown out. Callers pass the result through
+`bot.security.scan.outbound` before posting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.agent.ledger import Usage
+
+Stage = Literal[
+    "queued", "planning", "running", "testing", "done", "no_change", "failed", "blocked", "stopped"
+]
+
+_STAGE_LINE: dict[str, str] = {
+    "queued": "⏳ Queued",
+    "planning": "🧭 Planning",
+    "running": "🛠️ Working",
+    "testing": "🧪 Running tests",
+    "done": "✅ Done",
+    "no_change": "✅ Done: no change was needed",
+    "failed": "❌ Failed",
+    "blocked": "🛑 Held back",
+    "stopped": "⏹️ Stopped",
+}
+_MARKER = "<!-- shipmate:task:{key} -->"
+_MARKER_RE = re.compile(r"<!-- shipmate:task:([^ ]+) -->")
+_DIFF_LIMIT = 60_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one task stands. `key` identifies the task's sticky comment across restarts."""
+
+    key: str
+    verb: str
+    stage: Stage
+    plan: str = ""
+    diff: str = ""
+    tests_passed: bool | None = None
+    test_summary: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    steps: int = 0
+    sandbox_seconds: float = 0.0
+    pr_url: str | None = None
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+
+
+def marker(key: str) -> str:
+    return _MARKER.format(key=key)
+
+
+def marker_key(body: str | None) -> str | None:
+    """The task key of a sticky comment Shipmate wrote, if `body` is one."""
+    match = _MARKER_RE.search(body or "")
+    return match.group(1) if match else None
+
+
+def _fence(text: str, lang: str = "") -> str:
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def _diff_block(diff: str) -> str:
+    shown = diff
+    note = ""
+    if len(diff) > _DIFF_LIMIT:
+        shown = diff[:_DIFF_LIMIT]
+        note = f"\n\n_The diff is cut at {_DIFF_LIMIT:,} characters; the branch has all of it._"
+    files = len(re.findall(r"(?m)^diff --git ", diff))
+    added = len(re.findall(r"(?m)^\+(?!\+\+)", diff))
+    removed = len(re.findall(r"(?m)^-(?!--)", diff))
+    return (
+        f"<details><summary>Diff: {files} file{'s' if files != 1 else ''}, "
+        f"+{added} −{removed}</summary>\n\n{_fence(shown, 'diff')}{note}\n\n</details>"
+    )
+
+
+def cost_line(progress: Progress) -> str:
+    u = progress.usage
+    return (
+        f"{progress.steps} steps · {u.input_tokens:,} input + {u.cache_read_input_tokens:,} cached"
+        f" + {u.cache_creation_input_tokens:,} cache-write + {u.output_tokens:,} output tokens"
+        f" · sandbox {progress.sandbox_seconds:.0f} s · **${progress.cost_usd:.2f}**"
+    )
+
+
+def sticky_comment(progress: Progress) -> str:
+    """The one comment per task, edited as the task goes."""
+    parts = [
+        marker(progress.key),
+        f"### {_STAGE_LINE[progress.stage]} · `/shipmate {progress.verb}`",
+    ]
+    if progress.reason:
+        parts.append(progress.reason)
+    if progress.plan:
+        parts.append("**Plan**\n\n" + progress.plan.strip())
+    if progress.tests_passed is not None:
+        verdict = "passed" if progress.tests_passed else "did not pass"
+        summary = f"\n\n{_fence(progress.test_summary)}" if progress.test_summary else ""
+        parts.append(f"**Tests** {verdict}.{summary}")
+    if progress.diff:
+        parts.append(_diff_block(progress.diff))
+    if progress.pr_url:
+        parts.append(f"Pull request: {progress.pr_url}")
+    parts.extend(progress.notes)
+    if progress.steps or progress.cost_usd:
+        parts.append(f"<sub>{cost_line(progress)}</sub>")
+    return "\n\n".join(parts)
+
+
+def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = None) -> str:
+    """The pull request's description: what it fixes (or `lead`), the plan, how it was tested,
+    the cost."""
+    parts: list[str] = []
+    if lead:
+        parts.append(lead)
+    elif issue_number is not None:
+        parts.append(f"Fixes #{issue_number}")
+    if progress.plan:
+        parts.append("## Plan\n\n" + progress.plan.strip())
+    if progress.tests_passed is None:
+        tested = "The tests were not run."
+    elif progress.tests_passed:
+        tested = "The repository's tests pass in Shipmate's sandbox."
+    else:
+        tested = "The tests did **not** pass in Shipmate's sandbox, so this is a draft."
+    if progress.test_summary:
+        tested += "\n\n" + _fence(progress.test_summary)
+    parts.append("## How it was tested\n\n" + tested)
+    parts.append("## Cost\n\n" + cost_line(progress))
+    parts.append(
+        "<sub>Opened by Shipmate. Review it like any change: Shipmate never merges. "
+        "Comment `/shipmate stop` to cancel work on it.</sub>"
+    )
+    return "\n\n".join(parts)
+
+
+def check_output(progress: Progress) -> tuple[str, str]:
+    """The `Shipmate` check run's title and summary."""
+    title = _STAGE_LINE[progress.stage]
+    if progress.tests_passed is not None:
+        title += " · tests " + ("passed" if progress.tests_passed else "failed")
+    body = sticky_comment(progress).split("\n\n", 1)[-1]
+    return title, body[:65_000]

@@ -1,0 +1,120 @@
+"""Feedback on Shipmate's own pull requests (a failing check, a review, a failed deploy) becomes a
+repair run, within capped attempts per failure and per PR. A failure counts as an attempt only
+when a run was queued for it; one head gets one repair, however many events report it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.github.client import RepoClient
+from bot.runs.tasks import enqueue_run
+from bot.security.scan import outbound
+from bot.triggers.ci_log import excerpt, fingerprint
+from bot.triggers.context import Context
+
+
+def is_ours(context: Context, pull: Mapping[str, Any]) -> bool:
+    """Shipmate opened it — by GitHub's own record (author is our bot, head branch is
+    shipmate/…), not our database, so a new database loses no PR."""
+    bot = f"{context.settings.app_slug or 'shipmate'}[bot]"
+    return (pull.get("user") or {}).get("login") == bot and str(
+        (pull.get("head") or {}).get("ref", "")
+    ).startswith("shipmate/")
+
+
+async def shipmate_pull(context: Context, repo: RepoClient, number: int) -> dict[str, Any] | None:
+    """The PR if Shipmate opened it and it is still open."""
+    response = await repo.github.rest.pulls.async_get(repo.owner, repo.repo, number)
+    pull: dict[str, Any] = response.raw_response.json()
+    return pull if is_ours(context, pull) and pull.get("state") == "open" else None
+
+
+def capped_marker(mark: str) -> str:
+    return f"<!-- shipmate:capped:{mark} -->"
+
+
+async def within_caps(
+    context: Context, repo: RepoClient, number: int, *, check: str, mark: str
+) -> bool:
+    """Whether another attempt at this failure is allowed; when not, say once (per failure,
+    by the marker in our comment on GitHub) that a human is needed."""
+    assert context.repository is not None
+    config = await context.config()
+    mine, total = await asyncio.to_thread(
+        context.store.repair_attempts, context.repository, number, mark
+    )
+    if mine < config.max_attempts_per_failure and total < config.max_attempts_per_pr:
+        return True
+    context.log.info("repair.capped", check=check, attempts=mine, total=total)
+    marker = capped_marker(mark)
+    if not any(marker in c.body for c in await repo.comments(number)):
+        # The check's name comes from the event: it passes outbound like any posted text.
+        text = (
+            f"I've tried to fix `{check}` as many times as this repository allows "
+            f"({config.max_attempts_per_failure} per failure, {config.max_attempts_per_pr} per "
+            "pull request). A human needs to take it from here."
+        )
+        known = context.settings.known_secrets()
+        await repo.comment(number, f"{marker}\n{outbound(text, known=known)}")
+    return False
+
+
+async def already_done(context: Context, number: int, verb: str, base_sha: str) -> bool:
+    """A run of `verb` from this commit was already recorded on this PR."""
+    assert context.repository is not None
+    runs = await asyncio.to_thread(context.store.runs_for, context.repository, number)
+    return any(r["kind"] == verb and r["base_sha"] == base_sha for r in runs)
+
+
+async def repair(
+    context: Context,
+    repo: RepoClient,
+    pull: dict[str, Any],
+    *,
+    check: str,
+    log: str,
+    label: str,
+    note: str = "",
+    follow_up: dict[str, object] | None = None,
+) -> bool:
+    """Start a repair run for a failure of `pull`, unless its attempts are used up or this
+    commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
+    with it (a deploy of a merged PR), the run opens a follow-up PR described by `follow_up`.
+    `note` (a status's description) is shown whole, above the log's excerpt."""
+    assert context.repository is not None
+    number = int(pull["number"])
+    cut = excerpt(log)
+    feedback = f"{note}\n{cut.text}".strip() if note else cut.text
+    mark = fingerprint(check, cut.first_error or note)
+    if not await within_caps(context, repo, number, check=check, mark=mark):
+        return False
+    head = pull["head"]
+    if follow_up is None:
+        verb, base_sha = "repair", str(head["sha"])
+        extra: dict[str, object] = {
+            "pr": {"number": number, "head_ref": head["ref"], "head_sha": head["sha"]},
+            "task": f"The check `{check}` fails on this pull request. Make the smallest change "
+            "that makes it pass, without touching anything else.",
+            "feedback": feedback,
+            "feedback_label": label,
+        }
+    else:
+        verb, base_sha = "fix", str(follow_up["base_sha"])
+        extra = {**follow_up, "feedback": feedback, "feedback_label": label}
+    if await already_done(context, number, verb, base_sha):
+        context.log.info("repair.duplicate", check=check, base_sha=base_sha)
+        return False
+    if not await enqueue_run(context, repo, number, verb, extra, quiet=True):
+        context.log.info("repair.busy", check=check)
+        return False
+    await asyncio.to_thread(context.store.bump_repair_attempt, context.repository, number, mark)
+    return True
+
+
+def same_host(url: str | None, api_url: str) -> bool:
+    if not url:
+        return False
+    return urlsplit(url).hostname == urlsplit(api_url).hostname

@@ -1,0 +1,174 @@
+"""Starting, stopping and reporting tasks on an issue or PR: what the command and label handlers
+share. Decides and enqueues; the `run` job (bot/runs/job.py) does the work."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.github.client import RepoClient
+from bot.runs.job import lock_key, sticky_key
+from bot.runs.render import Progress, sticky_comment
+from bot.triggers.context import Context
+from bot.triggers.verbs import VERBS, help_text
+
+WRITERS = ("admin", "maintain", "write")
+EVERYONE = "*"  # the refusal is recorded per thread, not per user
+REFUSAL = (
+    "Sorry, only people with write access to this repository can ask Shipmate to work on it. "
+    "A maintainer can comment `/shipmate fix` for you."
+)
+
+
+async def may_trigger(context: Context, repo: RepoClient, number: int) -> bool:
+    """Write, maintain or admin (the collaborator permission API, not author_association);
+    anyone else is refused, politely, once per thread whoever asks."""
+    if await repo.permission(context.sender) in WRITERS:
+        return True
+    assert context.repository is not None
+    first = await asyncio.to_thread(
+        context.store.first_refusal, context.repository, number, EVERYONE
+    )
+    if first:
+        await repo.comment(number, REFUSAL)
+    context.log.info("task.refused", sender=context.sender)
+    return False
+
+
+async def handle(
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    verb: str,
+    notes: str = "",
+    extra: dict[str, object] | None = None,
+) -> None:
+    assert context.repository is not None and context.installation_id is not None
+    store = context.store
+    if verb not in VERBS or verb == "help":
+        prefix = f"I don't know `/shipmate {verb}`. " if verb not in VERBS else ""
+        await repo.comment(number, prefix + help_text(context.settings.app_slug))
+        return
+    if verb == "stop":
+        await stop(context, repo, number, quiet=False)
+        return
+    if verb == "status":
+        await repo.comment(number, await status_text(context, number))
+        return
+    runs = await asyncio.to_thread(store.runs_for, context.repository, number)
+    if verb == "retry":
+        if not runs:
+            await repo.comment(number, "Nothing has run here yet: there is nothing to retry.")
+            return
+        verb = str(runs[-1]["kind"])
+        extra = {**(await last_task(context, repo, str(runs[-1]["id"]))), **(extra or {})}
+        notes = str(extra.pop("notes", "") or "")
+    elif verb == "apply":
+        plans = [r for r in runs if r["kind"] == "plan" and r.get("plan")]
+        if not plans:
+            await repo.comment(
+                number, "There is no plan here to apply yet: comment `/shipmate plan` first."
+            )
+            return
+        notes = f"follow this plan: {plans[-1]['plan']}"
+        verb = "fix"
+    await enqueue_run(context, repo, number, verb, {"notes": notes, **(extra or {})})
+
+
+async def stop(context: Context, repo: RepoClient, number: int, *, quiet: bool) -> None:
+    """Cancel the task here (queued or running); `quiet` says nothing when there is none."""
+    assert context.repository is not None
+    key = lock_key(context.repository, number)
+    stopped = await asyncio.to_thread(context.queue.request_abort, lock_key=key)
+    if stopped:
+        await repo.comment(number, "Stopping the task.")
+    elif not quiet:
+        await repo.comment(number, "Nothing is running here.")
+
+
+async def status_text(context: Context, number: int) -> str:
+    assert context.repository is not None
+    store = context.store
+    runs = await asyncio.to_thread(store.runs_for, context.repository, number)
+    if await asyncio.to_thread(context.queue.running, lock_key(context.repository, number)):
+        if not runs or runs[-1]["status"] != "running":
+            return "A task is starting here."
+        last = runs[-1]
+        calls = await asyncio.to_thread(store.model_calls, str(last["id"]))
+        cost = sum(float(c["cost_usd"]) for c in calls)
+        return (
+            f"A task (`{last['kind']}`) is running: {len(calls)} model "
+            f"call{'s' if len(calls) != 1 else ''} so far, ${cost:.2f}."
+        )
+    if not runs:
+        return "No task has run here yet."
+    last = runs[-1]
+    return (
+        f"The last task (`{last['kind']}`) ended `{last['status']}`; "
+        f"it cost ${last['cost_usd']:.2f}."
+    )
+
+
+async def last_task(context: Context, repo: RepoClient, run_id: str) -> dict[str, object]:
+    """What a run was asked to do (recorded when it started), with a pull request's head
+    brought up to date so the retry starts from what is there now."""
+    audit = await asyncio.to_thread(context.store.audit_for_run, run_id)
+    start = next((a for a in audit if a["action"] == "run.start"), None)
+    task: dict[str, object] = dict(((start or {}).get("detail") or {}).get("task") or {})
+    pr = task.get("pr")
+    if isinstance(pr, dict):
+        pull = await repo.pull(int(pr["number"]))
+        if pull is not None:
+            task["pr"] = {**pr, "head_sha": pull.head_sha}
+    return task
+
+
+async def enqueue_run(
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    verb: str,
+    extra: dict[str, object],
+    *,
+    quiet: bool = False,
+) -> bool:
+    """Queue a `run` job for this issue or PR (one at a time), with its sticky comment.
+
+    `quiet` (feedback Shipmate acts on by itself) says nothing when a task is already queued or
+    running, and leaves the sticky comment to the run, so a duplicate event leaves no trace."""
+    assert context.repository is not None and context.installation_id is not None
+    key = lock_key(context.repository, number)
+    queue = context.queue
+    if await asyncio.to_thread(queue.running, key):
+        if not quiet:
+            await repo.comment(
+                number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
+            )
+        return False
+    sticky: int | None = None
+    if not quiet:
+        queued = Progress(key=sticky_key(context.repository, number), verb=verb, stage="queued")
+        sticky = await repo.comment(number, sticky_comment(queued))
+    payload = {
+        "repo": context.repository,
+        "number": number,
+        "verb": verb,
+        "installation_id": context.installation_id,
+        "delivery_id": context.delivery_id,
+        "actor": context.sender,
+        "sticky_comment_id": sticky,
+        **extra,
+    }
+    job = await asyncio.to_thread(queue.enqueue, "run", payload, lock_key=key, queueing_lock=key)
+    if job is None:
+        if sticky is not None:
+            await repo.edit_comment(sticky, "A task for this is already queued.")
+        return False
+    await asyncio.to_thread(
+        context.store.append_audit,
+        "task.queued",
+        delivery_id=context.delivery_id,
+        actor=context.sender,
+        target=key,
+        detail={"verb": verb},
+    )
+    return True

@@ -1,0 +1,90 @@
+"""The one object a handler receives (Probot's context): the event, who and where, a GitHub
+client for the installation, a bound logger, the repository's config, and the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.webhooks import parse
+from pydantic import ValidationError
+
+from bot.config import RepoConfig, Settings, parse_repo_config
+from bot.db.audit import StoreAudit
+from bot.db.store import Store
+from bot.github.client import HANDLER, RepoClient
+from bot.jobs.queue import Queue
+
+ClientFactory = Callable[[int, str | None], Awaitable[GitHub[Any]]]
+
+
+@dataclass
+class Context:
+    event: str
+    action: str | None
+    delivery_id: str
+    payload: dict[str, Any]
+    installation_id: int | None
+    repository: str | None
+    log: Any
+    settings: Settings
+    store: Store
+    queue: Queue
+    client_factory: ClientFactory | None = None
+    _github: GitHub[Any] | None = field(default=None, repr=False)
+    _config: RepoConfig | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any | None:
+        """githubkit's typed model of the event, or None when GitHub's payload does not fit it
+        (recorded payloads often leave out fields the schema calls required)."""
+        try:
+            return parse(self.event, json_bytes(self.payload))
+        except (ValidationError, ValueError, KeyError):
+            return None
+
+    @property
+    def sender(self) -> str:
+        sender = self.payload.get("sender") or {}
+        return str(sender.get("login") or "")
+
+    @property
+    def sender_is_bot(self) -> bool:
+        sender = self.payload.get("sender") or {}
+        return sender.get("type") == "Bot" or self.sender.endswith("[bot]")
+
+    async def github(self) -> GitHub[Any]:
+        """A client for this installation, scoped to this repository and read permissions."""
+        if self._github is None:
+            if self.client_factory is None or self.installation_id is None:
+                raise RuntimeError("this delivery has no installation to act for")
+            self._github = await self.client_factory(self.installation_id, self.repository)
+        return self._github
+
+    async def repo(self) -> RepoClient:
+        if self.repository is None:
+            raise RuntimeError("this delivery has no repository")
+        return RepoClient(await self.github(), self.repository, audit=StoreAudit(self.store))
+
+    async def config(self) -> RepoConfig:
+        """`.github/shipmate.yml` from the default branch only; defaults when absent.
+
+        Raises `RepoConfigError` when the file is invalid.
+        """
+        if self._config is None:
+            repository = self.payload.get("repository") or {}
+            repo = await self.repo()
+            branch = repository.get("default_branch") or await repo.default_branch()
+            self._config = parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
+        return self._config
+
+
+def json_bytes(payload: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(payload).encode()
+
+
+__all__ = ["HANDLER", "ClientFactory", "Context"]
