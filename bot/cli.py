@@ -48,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
     exec_.add_argument("--timeout", type=float, default=None, metavar="S")
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
-    exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
+    # bubblewrap is the one backend: `docker` was offered but never existed (see the README).
+    exec_.add_argument("--backend", choices=["auto", "bwrap"], default="auto")
+    exec_.add_argument("--image", default=None, metavar="REF", help="run on this OCI image")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    _image_parser(sub)
 
     run = sub.add_parser("run", help="one agent run on a local git repository")
     run.add_argument("--repo", required=True, metavar="PATH")
@@ -64,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="print the audit log of a run")
     audit.add_argument("--run", required=True, metavar="ID")
     return parser
+
+
+def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    image = sub.add_parser("image", help="the image cache (environments)")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    pull = image_sub.add_parser("pull", help="pull an image into the cache and unpack it")
+    pull.add_argument("reference", metavar="REF")
+    image_sub.add_parser("ls", help="list cached images, most recently used first")
+    prune = image_sub.add_parser("prune", help="evict images past SHIPMATE_IMAGE_CACHE_MIB")
+    prune.add_argument("--all", action="store_true", help="evict every image not in use")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.runs.local import run_command
 
         return run_command(args, settings)
+    if args.command == "image":
+        from bot.sandbox.image_command import image_command
+
+        return image_command(args, settings)
     if args.command == "audit":
         from bot.db.audit import print_audit
 

@@ -3,8 +3,12 @@ image's user: pure, no registry."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.config import ConfigError, RepoConfig, RepoConfigError, Settings, parse_repo_config
+from bot.sandbox.environment import Environments, devcontainer_image, read_devcontainer
 from bot.sandbox.image import (
     ImageError,
     ImageReference,
@@ -112,3 +116,52 @@ def test_users_resolve_from_the_images_tables() -> None:
         resolve_user("ghost", passwd, group)
     with pytest.raises(ImageError, match="id range"):
         resolve_user("99999999", passwd, group)
+
+
+def test_devcontainer_files_name_their_image_with_comments_and_trailing_commas() -> None:
+    text = '{\n  // base\n  "name": "a // not a comment",\n  /* block */ "image": "ghcr.io/o/dev:1",\n}\n'
+    assert devcontainer_image(text) == "ghcr.io/o/dev:1"
+    with pytest.raises(ImageError, match="prebuilt images only"):
+        devcontainer_image('{"build": {"dockerfile": "Dockerfile"}}')
+    with pytest.raises(ImageError, match="names no `image`"):
+        devcontainer_image("{}")
+
+
+def test_a_devcontainer_path_outside_the_checkout_is_refused(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / ".devcontainer").mkdir(parents=True)
+    (tree / ".devcontainer" / "devcontainer.json").write_text('{"image": "python:3.12"}')
+    (tmp_path / "outside.json").write_text('{"image": "evil:1"}')
+    (tree / "link.json").symlink_to(tmp_path / "outside.json")
+    assert read_devcontainer(tree, ".devcontainer/devcontainer.json").startswith("{")
+    for path in ("../outside.json", "/etc/passwd", "link.json"):
+        with pytest.raises(ImageError, match="not a path inside the repository"):
+            read_devcontainer(tree, path)
+
+
+def test_the_repository_names_one_environment_and_a_valid_reference() -> None:
+    assert parse_repo_config("environment:\n  image: node:22\n").environment is not None
+    for text in (
+        "environment:\n  image: node:22\n  devcontainer: a.json\n",
+        "environment: {}\n",
+        "environment:\n  image: '--src-creds=x'\n",
+        "environment:\n  dockerfile: Dockerfile\n",
+    ):
+        with pytest.raises(RepoConfigError, match="environment"):
+            parse_repo_config(text)
+
+
+def test_the_operator_sets_the_default_image_and_registries(tmp_path: Path) -> None:
+    settings = Settings.load(
+        default_image="python:3.12-bookworm",
+        allowed_registries="docker.io, ghcr.io",
+        insecure_registries="127.0.0.1:5000",
+        data_dir=tmp_path,
+    )
+    environments = Environments.from_settings(settings)
+    assert environments.default == "python:3.12-bookworm"
+    assert environments.store.policy.allowed == ("docker.io", "ghcr.io")
+    assert environments.store.policy.is_insecure(parse_reference("127.0.0.1:5000/a"))
+    assert environments.reference(RepoConfig(), tmp_path) == "python:3.12-bookworm"
+    with pytest.raises(ConfigError, match="SHIPMATE_DEFAULT_IMAGE"):
+        Settings.load(default_image="ghcr.io/o/x", allowed_registries="docker.io")

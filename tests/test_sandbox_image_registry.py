@@ -6,19 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bot.agent.budget import Budget
+from bot.agent.prompts import Brief
+from bot.agent.transcript import Transcript
+from bot.config import RepoConfig
+from bot.runs.execute import Execution, execute
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import SandboxSpec
+from bot.sandbox.checkout import CheckoutCache, git
+from bot.sandbox.environment import Environments
 from bot.sandbox.image import ImageError, RegistryPolicy
 from bot.sandbox.image_cache import ImageStore
 from bot.sandbox.image_unpack import LayerRefused
 from bot.sandbox.setup import DependencyCache, run_setup
 from tests.images import Entry, Layout, Registry, busybox_layer, have_image_tools
+from tests.test_sandbox_execute import PlanOnly
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -213,3 +223,107 @@ async def test_the_platform_is_picked_from_an_index(images: Images) -> None:
     assert (pulled.image.tree / "arch").read_text() == "arm64"
     amd = images.store("amd", wanted_platform=("linux", "amd64"))
     assert ((await amd.pull(images.multi)).image.tree / "arch").read_text() == "amd64"
+
+
+def _shipmate(images: Images, data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "SHIPMATE_DATA_DIR": str(data_dir),
+        "SHIPMATE_INSECURE_REGISTRIES": images.registry.host,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_runs_a_command_on_an_image_and_manages_the_cache(
+    images: Images, tmp_path: Path
+) -> None:
+    ran = _shipmate(
+        images, tmp_path, "sandbox", "exec", "--image", images.tools, "--", "only-in-image"
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "only-in-image: /opt/tools/only-in-image\n"
+    on_host = _shipmate(
+        images, tmp_path, "sandbox", "exec", "--", "sh", "-c", "command -v only-in-image"
+    )
+    assert on_host.returncode == 127  # the host's folders do not have it
+    pulled = _shipmate(images, tmp_path, "image", "pull", images.small[0])
+    assert pulled.returncode == 0 and pulled.stdout.startswith(f"pulled {images.small[0]} sha256:")
+    again = _shipmate(images, tmp_path, "image", "pull", images.small[0])
+    assert again.stdout.startswith("cached ")
+    listed = _shipmate(images, tmp_path, "image", "ls")
+    assert listed.stdout.splitlines()[0].endswith(images.small[0])  # the most recent first
+    assert images.tools in listed.stdout
+    pruned = _shipmate(images, tmp_path, "image", "prune", "--all")
+    assert pruned.stdout.endswith("2 evicted, 0 kept\n")
+    bad = _shipmate(images, tmp_path, "sandbox", "exec", "--image", images.tampered, "--", "true")
+    assert bad.returncode == 125 and "did not match" in bad.stderr
+
+
+async def _execute_on(
+    images: Images, tmp_path: Path, files: dict[str, str], config: RepoConfig
+) -> Execution:
+    repo = tmp_path / "origin"
+    git("init", "-q", "-b", "main", str(repo))
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=repo)
+    sha = git("rev-parse", "HEAD", cwd=repo).strip()
+    cache = CheckoutCache(tmp_path / "cache")
+    checkout = cache.tree(str(repo), sha)
+    try:
+        return await execute(
+            checkout=checkout,
+            base_sha=sha,
+            brief=Brief(task="look around", plan_only=True),
+            config=config,
+            model=PlanOnly(),
+            budget=Budget(5, 1.0, 120.0),
+            transcript=Transcript(None),
+            store=None,
+            run_id="r1",
+            environments=Environments(images.store("execute")),
+        )
+    finally:
+        cache.release(checkout)
+
+
+async def test_a_repositorys_environment_image_runs_its_setup(
+    images: Images, tmp_path: Path
+) -> None:
+    setup = ['test "$(id -u)" = 1234 && only-in-image > ~/.cache/made && test "$PWD" = /src']
+    config = RepoConfig.model_validate({"environment": {"image": images.tools}, "setup": setup})
+    done = await _execute_on(images, tmp_path / "image", {"requirements.txt": "x\n"}, config)
+    assert done.status == "completed", done.reason
+    devcontainer = (
+        '{\n  // the team image\n  "image": "' + images.tools + '",\n  "features": {},\n}\n'
+    )
+    config = RepoConfig.model_validate(
+        {"environment": {"devcontainer": ".devcontainer/devcontainer.json"}, "setup": setup}
+    )
+    files = {"requirements.txt": "x\n", ".devcontainer/devcontainer.json": devcontainer}
+    done = await _execute_on(images, tmp_path / "devcontainer", files, config)
+    assert done.status == "completed", done.reason
+    on_host = await _execute_on(
+        images, tmp_path / "host", {"requirements.txt": "x\n"}, RepoConfig(setup=setup)
+    )
+    assert on_host.status == "failed" and on_host.reason.startswith("the setup command failed")
+
+
+async def test_an_environment_that_cannot_be_pulled_fails_the_task_clearly(
+    images: Images, tmp_path: Path
+) -> None:
+    config = RepoConfig.model_validate({"environment": {"image": images.tampered}})
+    done = await _execute_on(images, tmp_path, {"a": "a"}, config)
+    assert done.status == "failed"
+    assert (
+        done.reason.startswith("the environment could not be prepared:")
+        and "did not match" in done.reason
+    )

@@ -36,6 +36,7 @@ from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.sandbox.checkout import CheckoutCache
+from bot.sandbox.environment import Environments
 from bot.security.scan import outbound
 
 log = structlog.get_logger("shipmate.runs")
@@ -330,6 +331,7 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             store=store,
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
+            environments=Environments.from_settings(deps.settings),
             # A fork's code never runs with secrets.
             secrets={} if p.get("fork") else None,
             on_tests=on_tests,

@@ -29,6 +29,7 @@ from bot.runs.execute import execute
 from bot.runs.publish import commit_message, commit_patch, free_branch
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
+from bot.sandbox.environment import Environments
 
 log = structlog.get_logger("shipmate.run")
 
@@ -89,7 +90,12 @@ class RunRequest:
 
 
 async def run_local(
-    request: RunRequest, *, model: Model, cache: CheckoutCache, store: Any | None = None
+    request: RunRequest,
+    *,
+    model: Model,
+    cache: CheckoutCache,
+    store: Any | None = None,
+    environments: Environments | None = None,
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     repo = request.repo.resolve()
@@ -140,6 +146,7 @@ async def run_local(
             run_id=run_id,
             allow_hosts=request.allow_hosts,
             ca_dir=cache.root / "ca",
+            environments=environments,
         )
         result.status, result.reason = done.status, done.reason
         result.plan, result.summary, result.steps = done.plan, done.summary, done.steps
@@ -212,7 +219,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> RunResult:
         model = AnthropicModel.from_settings(settings)
         try:
-            return await run_local(request, model=model, cache=cache, store=store)
+            environments = Environments.from_settings(settings)
+            return await run_local(
+                request, model=model, cache=cache, store=store, environments=environments
+            )
         finally:
             await model.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -15,7 +16,13 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.sandbox import open_sandbox
-from bot.sandbox.base import EXIT_SANDBOX_FAILED, Limits, SandboxSpec, SandboxUnavailable
+from bot.sandbox.base import (
+    EXIT_SANDBOX_FAILED,
+    ImageRoot,
+    Limits,
+    SandboxSpec,
+    SandboxUnavailable,
+)
 
 
 def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
@@ -39,6 +46,20 @@ def _ca_dir() -> Path:
     return Path(data_dir).resolve() / "cache" / "ca"
 
 
+async def _image(holding: contextlib.AsyncExitStack, reference: str | None) -> ImageRoot | None:
+    """`--image REF`'s root, pulled into the install's cache and held there by `holding`."""
+    if reference is None:
+        return None
+    from bot.sandbox.environment import Environments
+    from bot.sandbox.image import ImageError
+
+    environments = Environments.from_settings(Settings.load())
+    try:
+        return await holding.enter_async_context(environments.store.use(reference))
+    except ImageError as exc:
+        raise SandboxUnavailable(f"--image {reference}: {exc}") from None
+
+
 async def _run(
     args: argparse.Namespace, command: list[str], workdir: Path, temporary: str | None
 ) -> int:
@@ -46,17 +67,19 @@ async def _run(
         timeout_seconds=args.timeout,
         memory_mib=args.memory if args.memory is not None else Limits.memory_mib,
     )
-    spec = SandboxSpec(
-        workspace=workdir,
-        limits=limits,
-        allow_hosts=tuple(args.allow_host),
-        secrets=_secrets(args.secret),
-        task_id="exec",
-    )
     try:
-        async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
-            stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-            result = await sandbox.exec(command, stdin=stdin or None)
+        async with contextlib.AsyncExitStack() as holding:
+            spec = SandboxSpec(
+                workspace=workdir,
+                limits=limits,
+                allow_hosts=tuple(args.allow_host),
+                secrets=_secrets(args.secret),
+                task_id="exec",
+                image=await _image(holding, args.image),
+            )
+            async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
+                stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+                result = await sandbox.exec(command, stdin=stdin or None)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
