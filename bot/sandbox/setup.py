@@ -1,6 +1,8 @@
 """The repository's `setup:` step (install dependencies) and the per-repository dependency cache
-it fills: keyed by the hash of the lock files, written by the first task that needs it, then
-shown to every later task with the same lock files as a layer whose writes are dropped."""
+it fills: keyed by the hash of the lock files, written by the `setup:` commands of the first
+task that needs it (as the sandbox uid), then shown to that task's agent and to every later task
+with the same lock files as a layer whose writes are dropped: the cache never changes after
+setup filled it, so no task leaves anything in it for the next one."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ LOCK_FILES = (
     "composer.lock",
 )
 INSIDE_CACHE = "/home/sandbox/.cache"
+# The marker of a filled cache. Caches filled before setup alone could write them (".done", when
+# the agent's commands could too, as host root) are filled afresh.
+FILLED = ".sealed"
 
 
 def lock_hash(tree: Path) -> str:
@@ -57,7 +62,7 @@ class CacheMount:
 
     def complete(self) -> None:
         if self.writable:
-            (self.path.parent / f"{self.path.name}.done").touch()
+            (self.path.parent / f"{self.path.name}{FILLED}").touch()
 
 
 class DependencyCache:
@@ -67,7 +72,7 @@ class DependencyCache:
     def mount(self, repo_key: str, tree: Path) -> CacheMount:
         folder = self.root / repo_key
         path = folder / lock_hash(tree)
-        if (folder / f"{path.name}.done").exists():
+        if (folder / f"{path.name}{FILLED}").exists():
             return CacheMount(path, writable=False)
         # Not filled yet (or a previous fill failed half-way): start it afresh.
         shutil.rmtree(path, ignore_errors=True)
@@ -78,11 +83,15 @@ class DependencyCache:
 async def run_setup(
     sandbox: Sandbox, commands: Sequence[str], *, timeout_seconds: float = 900
 ) -> list[ExecResult]:
-    """Run each `setup:` command in the sandbox, stopping at the first failure."""
+    """Run each `setup:` command in the sandbox, stopping at the first failure; then the
+    dependency cache is sealed: read-only to every later command (the agent's)."""
     results: list[ExecResult] = []
-    for command in commands:
-        result = await sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout_seconds)
-        results.append(result)
-        if result.exit_code != 0:
-            break
+    try:
+        for command in commands:
+            result = await sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout_seconds)
+            results.append(result)
+            if result.exit_code != 0:
+                break
+    finally:
+        await sandbox.seal()
     return results
