@@ -27,7 +27,7 @@ from bot.sandbox.image import ImageError, RegistryPolicy
 from bot.sandbox.image_cache import ImageStore
 from bot.sandbox.image_unpack import LayerRefused
 from bot.sandbox.setup import DependencyCache, run_setup
-from tests.images import Entry, Layout, Registry, busybox_layer, have_image_tools
+from standins.registry import Entry, Layout, Registry, busybox_layer, have_image_tools
 from tests.test_sandbox_execute import PlanOnly
 
 pytestmark = [

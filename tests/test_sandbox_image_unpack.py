@@ -11,7 +11,7 @@ import pytest
 
 from bot.sandbox.image import ImageError
 from bot.sandbox.image_unpack import LayerRefused, unpack
-from tests.images import Entry, Layout
+from standins.registry import Entry, Layout
 
 MIB = 1 << 20
 
@@ -140,7 +140,7 @@ def test_a_layer_that_is_not_what_its_digest_says_is_refused(tmp_path: Path) -> 
 
     layer_digest = json.loads(manifest)["layers"][0]["digest"].removeprefix("sha256:")
     blob = layout.path / "blobs/sha256" / layer_digest
-    from tests.images import layer
+    from standins.registry import layer
 
     blob.write_bytes(layer([Entry("a", data=b"b" * 1000)]))
     (tmp_path / "root").mkdir()

@@ -1,6 +1,6 @@
-"""Test images, built here: OCI layouts of hand-made layers (busybox-static for a working
-userland, or whatever an attacker would put in a layer), and a real distribution registry
-(Debian's `docker-registry`) on loopback to push them to with skopeo."""
+"""A registry for tests and benchmarks: a real distribution registry (Debian's
+`docker-registry`) on loopback, and OCI layouts of hand-made layers to push to it with skopeo
+(busybox-static for a working userland, or whatever an attacker would put in a layer)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 BUSYBOX = Path("/bin/busybox")
+APPLETS = "sh ls cat echo id env pwd touch mkdir test stat wc true false grep sleep cp rm mv head"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -60,20 +61,7 @@ def busybox_layer(extra: list[Entry] = ()) -> list[Entry]:  # type: ignore[assig
         Entry("bin", "dir", mode=0o755),
         Entry("bin/busybox", data=BUSYBOX.read_bytes(), mode=0o755),
     ]
-    for applet in (
-        "sh",
-        "ls",
-        "cat",
-        "echo",
-        "id",
-        "env",
-        "pwd",
-        "touch",
-        "mkdir",
-        "test",
-        "stat",
-        "wc",
-    ):
+    for applet in APPLETS.split():
         entries.append(Entry(f"bin/{applet}", "symlink", link="busybox"))
     entries.append(Entry("bin/bash", data=b'#!/bin/sh\nexec /bin/sh "$@"\n', mode=0o755))
     entries += [Entry("etc", "dir", mode=0o755), Entry("tmp", "dir", mode=0o1777)]
@@ -223,7 +211,17 @@ class Registry:
 
 
 def have_image_tools() -> bool:
-    return (
-        all(shutil.which(tool) for tool in ("skopeo", "docker-registry", "bwrap"))
-        and BUSYBOX.exists()
+    """skopeo, the registry, bwrap and a static busybox (a dynamic one needs the host's libc)."""
+    tools = all(shutil.which(tool) for tool in ("skopeo", "docker-registry", "bwrap"))
+    return tools and BUSYBOX.exists() and not _interpreted(BUSYBOX.read_bytes())
+
+
+def _interpreted(elf: bytes) -> bool:
+    """Whether a 64-bit ELF file names a program interpreter (PT_INTERP): dynamically linked."""
+    offset, size, count = (
+        int.from_bytes(elf[a:b], "little") for a, b in ((32, 40), (54, 56), (56, 58))
+    )
+    return any(
+        int.from_bytes(elf[offset + i * size : offset + i * size + 4], "little") == 3
+        for i in range(count)
     )
