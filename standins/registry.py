@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,8 @@ def free_port() -> int:
 class Registry:
     """`docker-registry serve` on 127.0.0.1, storing under `root`, its access log kept."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, auth: str = "") -> None:
+        """`auth`: the config's `auth:` section (standins/registry_token.py); none: open."""
         self.root = root
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -144,7 +146,7 @@ class Registry:
         config = root / "config.yml"
         config.write_text(
             f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root / 'store'}\n"
-            f"http:\n  addr: {self.host}\n"
+            f"http:\n  addr: {self.host}\n{auth}"
         )
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(config)],
@@ -156,6 +158,8 @@ class Registry:
             try:
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
                 break
+            except urllib.error.HTTPError:
+                break  # it answers: 401 asks for a token
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError(
@@ -163,7 +167,15 @@ class Registry:
                     ) from None
                 time.sleep(0.05)
 
-    def push(self, layout: Path, name: str, tag: str = "1", *, all_platforms: bool = False) -> str:
+    def push(
+        self,
+        layout: Path,
+        name: str,
+        tag: str = "1",
+        *,
+        all_platforms: bool = False,
+        creds: str | None = None,
+    ) -> str:
         """Push the layout's `tag` to `name`:`tag` here; returns the reference."""
         reference = f"{self.host}/{name}:{tag}"
         subprocess.run(
@@ -172,6 +184,7 @@ class Registry:
                 "copy",
                 "--quiet",
                 "--dest-tls-verify=false",
+                *(["--dest-creds", creds] if creds else []),
                 *(["--all"] if all_platforms else []),
                 "--preserve-digests",
                 f"oci:{layout}:{tag}",
