@@ -80,7 +80,7 @@ class TokenService:
         who = self._who(request.headers.get("Authorization"))
         scopes = query.get("scope", [])
         self.requests.append((" ".join(scopes), who or None))
-        if who is False:
+        if who == "":
             request.send_response(401)
             request.end_headers()
             return
