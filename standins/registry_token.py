@@ -68,12 +68,12 @@ class TokenService:
             f"    issuer: {ISSUER}\n    rootcertbundle: {self.bundle}\n"
         )
 
-    def _who(self, header: str | None) -> str | bool | None:
-        """The user of Basic credentials; None without any; False when they are wrong."""
+    def _who(self, header: str | None) -> str | None:
+        """The user of Basic credentials; None without any; "" when they are wrong."""
         if not header or not header.startswith("Basic "):
             return None
         user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        return user if (user, password) == (self.user, self.password) else False
+        return user if (user, password) == (self.user, self.password) else ""
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(request.path).query)
