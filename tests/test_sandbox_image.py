@@ -17,10 +17,13 @@ from bot.sandbox.image import (
     parse_config,
     parse_reference,
     pick_platform,
+    registry_host,
     resolve_user,
 )
+from bot.sandbox.image_pull import checked
 
 DIGEST = "sha256:" + "ab" * 32
+pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize(
@@ -165,3 +168,30 @@ def test_the_operator_sets_the_default_image_and_registries(tmp_path: Path) -> N
     assert environments.reference(RepoConfig(), tmp_path) == "python:3.12-bookworm"
     with pytest.raises(ConfigError, match="SHIPMATE_DEFAULT_IMAGE"):
         Settings.load(default_image="ghcr.io/o/x", allowed_registries="docker.io")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("python:3", ("registry-1.docker.io", 443)),
+        ("ghcr.io/o/x", ("ghcr.io", 443)),
+        ("10.0.0.5:5000/x", ("10.0.0.5", 5000)),
+        ("[::1]:5000/x", ("::1", 5000)),
+    ],
+)
+def test_where_a_registry_is_reached(text: str, where: tuple[str, int]) -> None:
+    assert registry_host(parse_reference(text)) == where
+
+
+def test_a_repository_cannot_point_the_host_at_internal_addresses() -> None:
+    policy = RegistryPolicy(insecure=["10.0.0.5:5000"])
+    for address in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::1", "192.168.0.1"):
+        with pytest.raises(ImageError, match="private address"):
+            policy.check_addresses(parse_reference("evil.example/x"), ["140.82.112.3", address])
+    policy.check_addresses(parse_reference("ghcr.io/o/x"), ["140.82.112.3"])
+    policy.check_addresses(parse_reference("10.0.0.5:5000/x"), ["10.0.0.5"])  # the operator's
+
+
+async def test_a_registry_name_resolving_to_loopback_is_refused_before_any_request() -> None:
+    with pytest.raises(ImageError, match="private address"):
+        await checked(parse_reference("localhost:5999/x"), RegistryPolicy())

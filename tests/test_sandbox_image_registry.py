@@ -209,9 +209,16 @@ async def test_least_recently_used_images_are_evicted_but_not_while_in_use(image
 
 
 async def test_plain_http_only_for_registries_the_operator_lists(images: Images) -> None:
-    strict = ImageStore(images.scratch / "strict", RegistryPolicy(), limit_bytes=MIB)
+    # Allowed, but not marked insecure: HTTPS only, which this registry does not speak.
+    allowed = RegistryPolicy(allowed=[images.registry.host])
+    strict = ImageStore(images.scratch / "strict", allowed, limit_bytes=MIB)
     with pytest.raises(ImageError, match="http"):
         await strict.pull(images.tools)
+    before = images.registry.log.read_text()
+    unnamed = ImageStore(images.scratch / "unnamed", RegistryPolicy(), limit_bytes=MIB)
+    with pytest.raises(ImageError, match="private address"):
+        await unnamed.pull(images.tools)  # a repository may not point the host at loopback
+    assert images.registry.log.read_text() == before
     walled = RegistryPolicy(allowed=["ghcr.io"], insecure=[images.registry.host])
     with pytest.raises(ImageError, match="not among those the operator allows"):
         await ImageStore(images.scratch / "walled", walled, limit_bytes=MIB).pull(images.tools)

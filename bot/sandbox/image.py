@@ -8,6 +8,7 @@ ends up as an argument of skopeo, and a reference that could be read as an optio
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import platform
 import re
@@ -110,6 +111,40 @@ class RegistryPolicy:
 
     def is_insecure(self, reference: ImageReference) -> bool:
         return reference.registry in {host.strip().lower() for host in self.insecure}
+
+    def named(self, reference: ImageReference) -> bool:
+        """Whether the operator named this registry (allowed or insecure) themselves."""
+        hosts = {host.strip().lower() for host in (*self.allowed, *self.insecure)}
+        return reference.registry in hosts
+
+    def check_addresses(self, reference: ImageReference, addresses: Sequence[str]) -> None:
+        """A repository names the registry, and the host connects to it: a loopback, private
+        or link-local one (an internal service, the cloud's metadata address) only when the
+        operator named that registry."""
+        inside = [address for address in addresses if not _is_global(address)]
+        if inside and not self.named(reference):
+            raise ImageError(
+                f"{reference}: {reference.registry} is a private address ({inside[0]}); list it "
+                "in SHIPMATE_ALLOWED_REGISTRIES or SHIPMATE_INSECURE_REGISTRIES to pull from it"
+            )
+
+
+def _is_global(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def registry_host(reference: ImageReference) -> tuple[str, int]:
+    """(host, port) the registry is reached at (Docker Hub's API lives on registry-1)."""
+    if reference.registry == DOCKER_HUB:
+        return "registry-1.docker.io", 443
+    host, _, port = reference.registry.rpartition(":")
+    if not host or not port.isdigit():
+        host, port = reference.registry, "443"
+    return host.strip("[]"), int(port)
 
 
 def host_platform(machine: str | None = None) -> tuple[str, str]:

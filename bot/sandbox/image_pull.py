@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 from pathlib import Path
 
 from bot.sandbox.image import (
@@ -28,6 +29,7 @@ from bot.sandbox.image import (
     host_platform,
     is_index,
     pick_platform,
+    registry_host,
 )
 
 INSPECT_SECONDS = 60.0
@@ -101,6 +103,19 @@ def _failure(stderr: bytes) -> str:
     return found.group(1).replace('\\"', '"') if found else last
 
 
+async def checked(reference: ImageReference, policy: RegistryPolicy) -> None:
+    """The operator's policy, and where the registry's name leads (see `check_addresses`)."""
+    policy.check(reference)
+    if policy.named(reference):
+        return
+    host, port = registry_host(reference)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ImageError(f"{reference}: cannot resolve {host}: {exc}") from None
+    policy.check_addresses(reference, [str(entry[4][0]) for entry in found])
+
+
 async def resolve(
     reference: ImageReference,
     policy: RegistryPolicy,
@@ -108,7 +123,7 @@ async def resolve(
     wanted: tuple[str, str] | None = None,
 ) -> str:
     """The digest of the manifest `reference` names for this platform (through its index)."""
-    policy.check(reference)
+    await checked(reference, policy)
     raw = await _skopeo(
         ["inspect", "--raw", *_flags(reference, policy), f"docker://{reference}"],
         INSPECT_SECONDS,
@@ -133,7 +148,7 @@ async def copy(
 ) -> None:
     """Copy the manifest `digest` of `reference`'s repository, its config and layers into the
     OCI layout `layout` (tag `image`); skopeo refuses any blob whose digest does not match."""
-    policy.check(reference)
+    await checked(reference, policy)
     pinned = reference.pinned(digest)
     await _skopeo(
         [
