@@ -48,6 +48,7 @@ class Images:
     multi: str  # an index with amd64 and arm64 variants
     tampered: str  # a layer changed in the registry's storage after the push
     malicious: str  # a layer naming ../
+    hostile: str  # /tmp, /home, /etc/ssl, /dev, /proc, /workspace, WorkingDir: links to the host
     scratch: Path
 
     def policy(self) -> RegistryPolicy:
@@ -111,7 +112,22 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
         data[-30] ^= 0xFF
         blob.write_bytes(bytes(data))
         malicious, _ = _push(registry, root, "malicious", [[Entry("../escaped", data=b"x")]])
-        yield Images(registry, tools, tools_layer, small, multi, tampered, malicious, root)
+        victim = root / "victim"
+        victim.mkdir()
+        links = ["tmp", "home", "etc/ssl", "dev", "proc", "workspace", "src"]
+        hostile_layer = [
+            Entry(name, "symlink", link=str(victim))
+            for name in links
+            if name != "tmp"  # busybox_layer has a real /tmp: replaced below
+        ]
+        hostile, _ = _push(
+            registry,
+            root,
+            "hostile",
+            [busybox_layer(), [Entry("tmp", "symlink", link=str(victim)), *hostile_layer]],
+            {"WorkingDir": "/src"},
+        )
+        yield Images(registry, tools, tools_layer, small, multi, tampered, malicious, hostile, root)
     finally:
         registry.stop()
 
@@ -334,3 +350,19 @@ async def test_an_environment_that_cannot_be_pulled_fails_the_task_clearly(
         done.reason.startswith("the environment could not be prepared:")
         and "did not match" in done.reason
     )
+
+
+async def test_an_images_symlinks_at_mount_points_lead_nowhere_on_the_host(
+    images: Images, tmp_path: Path
+) -> None:
+    victim = images.scratch / "victim"
+    store = images.store("hostile")
+    async with store.use(images.hostile) as root:
+        spec = SandboxSpec(workspace=tmp_path, image=root, allow_hosts=("example.com",))
+        async with open_sandbox(spec) as sandbox:
+            result = await sandbox.exec(
+                ["sh", "-c", "echo x > /tmp/t && echo y > ~/h && pwd && ls /etc/ssl/certs /proc/1"]
+            )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.decode().startswith("/src\n/etc/ssl/certs:\nca-certificates.crt")
+    assert os.listdir(victim) == []

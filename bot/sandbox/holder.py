@@ -39,9 +39,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    import bot.sandbox.image_root as image_root
     import bot.sandbox.mounts as mounts
 else:
     sys.path.insert(0, os.path.dirname(__file__))  # -I leaves our own folder out
+    import image_root
     import mounts
 
 SAFE = mounts.MS_NOSUID | mounts.MS_NODEV  # every writable mount
@@ -134,51 +136,6 @@ def listener(port: int, control_fd: int) -> None:
         control.close()
 
 
-def real_dirs(root: str, inside: str) -> None:
-    """Every folder of `inside` under `root` a real folder, made where missing: an image's
-    symlink or file in the way is removed (from the task's overlay only), never followed — the
-    holder sees the host's tree, so a link an image put at /home or /tmp would point there."""
-    path = root
-    parts = [part for part in inside.split("/") if part]
-    if "." in parts or ".." in parts:
-        raise OSError(f"not a path inside the sandbox: {inside}")
-    for part in parts:
-        path = f"{path}/{part}"
-        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-            os.unlink(path)
-        if not os.path.lexists(path):
-            os.mkdir(path)
-
-
-def image_root(root: str, image: str, disk: str, points: list[tuple[str, str]]) -> None:
-    """The root tree from an image's rootfs: a copy-on-write overlay over it, its writes on the
-    task's disk; the mount points of the skeleton and of `points` (source, path inside) made
-    safe to use, and the skeleton's own /dev entries cleared."""
-    upper = f"{disk}/image"
-    for name in ("upper", "work"):
-        os.makedirs(f"{upper}/{name}")
-    layers = f"lowerdir={image},upperdir={upper}/upper,workdir={upper}/work"
-    mounts.mount("overlay", root, "overlay", SAFE, layers)
-    for inside in ("etc/ssl/certs", "proc", "workspace", "dev/pts"):
-        real_dirs(root, inside)
-    for source, inside in points:
-        if os.path.isdir(source):
-            real_dirs(root, inside)
-            continue
-        real_dirs(root, os.path.dirname(inside))
-        target = f"{root}/{inside.strip('/')}"
-        if os.path.islink(target):
-            os.unlink(target)
-        elif os.path.isdir(target):
-            os.rmdir(target)
-    for name in (*DEVICES, *DEV_LINKS):
-        path = f"{root}/dev/{name}"
-        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-            os.unlink(path)
-        elif os.path.isdir(path):
-            os.rmdir(path)  # a folder an image put there; an empty one is all it may be
-
-
 def build(
     *,
     disk: str,
@@ -201,7 +158,8 @@ def build(
     if image:
         points = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
         points += [(entry[0], entry[1]) for entry in binds + layers]
-        image_root(root, image, disk, points + ([(disk, workdir)] if workdir else []))
+        points += [(disk, workdir)] if workdir else []
+        image_root.lay_out(root, image, disk, points, (*DEVICES, *DEV_LINKS))
     if lower:
         workspace = overlay(lower, disk)
     merged = [
