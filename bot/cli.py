@@ -38,15 +38,29 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="a queue worker only (for scale-out)")
 
-    sub.add_parser("doctor", help="print which isolation features this host gives")
+    sub.add_parser(
+        "doctor",
+        help="print which isolation features this host gives, the sandbox uid, and whether "
+        "tasks may run",
+    )
 
     sandbox = sub.add_parser("sandbox", help="the sandbox runtime")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
-    exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
+    exec_.add_argument(
+        "--workdir",
+        default=None,
+        help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
+    )
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
     exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
-    exec_.add_argument("--timeout", type=float, default=None, metavar="S")
+    exec_.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="kill the command and everything it started after S seconds (default 600)",
+    )
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
     # bubblewrap is the one backend: `docker` was offered but never existed (see the README).
     exec_.add_argument("--backend", choices=["auto", "bwrap"], default="auto")

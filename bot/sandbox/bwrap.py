@@ -142,7 +142,10 @@ class BwrapSandbox:
         # Who the sandbox's processes are on the host: never root (refused here if it would be).
         self.user = user or identity.current()
         self._owner = (self.user.uid, self.user.gid) if self.user.switch else None
-        self._seccomp = seccomp.program()
+        try:
+            self._seccomp = seccomp.program()
+        except ValueError as exc:
+            raise SandboxUnavailable(f"{exc}: its sandboxes could plant setuid files") from exc
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
         # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
         # the sandbox's own (see `_start_holder`); the root tree, /tmp, home and the overlay's
