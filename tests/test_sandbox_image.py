@@ -195,3 +195,14 @@ def test_a_repository_cannot_point_the_host_at_internal_addresses() -> None:
 async def test_a_registry_name_resolving_to_loopback_is_refused_before_any_request() -> None:
     with pytest.raises(ImageError, match="private address"):
         await checked(parse_reference("localhost:5999/x"), RegistryPolicy())
+
+
+def test_the_cli_offers_only_backends_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import _parser
+
+    args = _parser().parse_args(["sandbox", "exec", "--image", "node:22", "--", "node", "-v"])
+    assert (args.backend, args.image) == ("auto", "node:22")
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["sandbox", "exec", "--backend", "docker", "--", "true"])
+    assert exited.value.code == 2 and "invalid choice: 'docker'" in capsys.readouterr().err
+    assert _parser().parse_args(["image", "prune", "--all"]).all

@@ -138,8 +138,14 @@ async def test_a_tool_only_in_the_image_runs_and_the_hosts_are_invisible(
     (tmp_path / "marker.txt").write_text("the checkout\n")
     store = images.store("run")
     async with store.use(images.tools) as root:
-        spec = SandboxSpec(workspace=tmp_path, image=root, allow_hosts=("example.com",))
+        spec = SandboxSpec(
+            workspace=tmp_path,
+            image=root,
+            allow_hosts=("example.com",),
+            secrets={"API_TOKEN": ("real-token-value", "example.com")},
+        )
         async with open_sandbox(spec) as sandbox:
+            token = await sandbox.exec(["sh", "-c", "echo $API_TOKEN"])
             result = await sandbox.exec(
                 [
                     "sh",
@@ -157,6 +163,7 @@ async def test_a_tool_only_in_the_image_runs_and_the_hosts_are_invisible(
     assert int(lines[-2]) >= 1  # the install's CA, trusted inside
     assert lines[-1] == "writable"  # the task's own overlay over the shared rootfs
     assert not (root.rootfs / "opt/tools/new").exists()
+    assert token.stdout.startswith(b"SHIPMATE_PLACEHOLDER_")  # the proxy swaps in the real one
 
 
 async def test_setup_runs_in_the_image_and_the_dependency_cache_works_the_same(
