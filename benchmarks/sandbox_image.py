@@ -83,16 +83,15 @@ async def image_figures(work: Path) -> dict[str, float]:
     registry = Registry(work)
     try:
         reference = _push_test_image(registry, work)
-        store = ImageStore(
-            work / "images", RegistryPolicy(insecure=[registry.host]), limit_bytes=1 << 30
-        )
+        policy = RegistryPolicy(insecure=[registry.host])
+        store = ImageStore(work / "images", policy, limit_bytes=1 << 30)
         start = time.perf_counter()
         pulled = await store.pull(reference)
         first_pull = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        cached = await store.pull(reference)
+        again = await store.pull(reference)
         cached_pull = (time.perf_counter() - start) * 1000
-        assert pulled.pulled and not cached.pulled
+        assert pulled.pulled and not again.pulled
         size_mib = pulled.image.size_bytes / (1 << 20)
         print(
             f"image: first pull + unpack of a {size_mib:.1f} MiB, 3,000-file test image "

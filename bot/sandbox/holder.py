@@ -136,6 +136,14 @@ def listener(port: int, control_fd: int) -> None:
         control.close()
 
 
+def image_points(disk: str, binds: list[list[str]], workdir: str) -> list[tuple[str, str]]:
+    """(source, path inside) of every mount an image's root gets: the task's own folders, the
+    binds and layers, the checkout again at the image's WorkingDir."""
+    points = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
+    points += [(entry[0], entry[1]) for entry in binds]
+    return points + ([(disk, workdir)] if workdir else [])
+
+
 def build(
     *,
     disk: str,
@@ -156,9 +164,7 @@ def build(
         os.mkdir(f"{disk}/{data}")
     os.mkdir(root)
     if image:
-        points = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
-        points += [(entry[0], entry[1]) for entry in binds + layers]
-        points += [(disk, workdir)] if workdir else []
+        points = image_points(disk, binds + layers, workdir)
         image_root.lay_out(root, image, disk, points, (*DEVICES, *DEV_LINKS))
     if lower:
         workspace = overlay(lower, disk)
