@@ -53,7 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
     )
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
-    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
+    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
+    exec_.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also reach this private/loopback range (public addresses need no flag)",
+    )
     exec_.add_argument(
         "--timeout",
         type=float,
@@ -80,6 +87,28 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="print the audit log of a run")
     audit.add_argument("--run", required=True, metavar="ID")
+
+    report = sub.add_parser("report", help="what changes cost, beside an engineer doing them")
+    report.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
+    report.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="default: 30 days ago")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+
+    evaluate = sub.add_parser("eval", help="the agent on SWE-bench-style tasks, graded by tests")
+    evaluate.add_argument("--tasks", required=True, metavar="FILE.jsonl", help="one task a line")
+    evaluate.add_argument(
+        "--workers", type=_positive, default=1, metavar="N", help="tasks at once (default 1)"
+    )
+    evaluate.add_argument("--replay", default=None, metavar="DIR", help="answers recorded before")
+    evaluate.add_argument(
+        "--record", default=None, metavar="DIR", help="where answers go (default: the data dir)"
+    )
+    evaluate.add_argument(
+        "--oracle",
+        choices=["gold", "empty"],
+        default=None,
+        help="no model: apply the task's own patch (gold) or nothing (empty)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
     return parser
 
 
@@ -142,6 +171,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.sandbox.image_command import image_command
 
         return image_command(args, settings)
+    if args.command == "report":
+        from bot.runs.report import report_command
+
+        return report_command(args, settings)
+    if args.command == "eval":
+        from bot.evaluation.session import eval_command
+
+        return eval_command(args, settings)
     if args.command == "audit":
         from bot.db.audit import print_audit
 

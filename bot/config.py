@@ -37,6 +37,24 @@ DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
 )
 
 
+# Shipmate's own settings and the model provider's credentials: never a repository secret, not
+# even when the operator declares one by such a name (bot/sandbox/operator_secrets.py).
+SHIPMATE_SETTING_PREFIXES = (
+    "SHIPMATE_",
+    "ANTHROPIC_",
+    "CLAUDE_",
+    "AWS_",
+    "GOOGLE_",
+    "GCLOUD_",
+    "CLOUDSDK_",
+)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_shipmate_setting(name: str) -> bool:
+    return name.upper().startswith(SHIPMATE_SETTING_PREFIXES)
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong. `str()` is one line naming the setting and the reason."""
 
@@ -71,12 +89,27 @@ class Settings(BaseSettings):
     max_cost_usd: float = 2.0
     run_timeout_seconds: float = 1800.0
 
+    # Budgets beyond one run (None: no limit); a repository's config may only narrow them.
+    repo_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    installation_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    # What the ledger and `shipmate report` count in dollars besides tokens (bot/runs/costs.py).
+    sandbox_usd_per_hour: float = Field(default=0.10, ge=0)
+    ci_usd_per_minute: float = Field(default=0.008, ge=0)
+    engineer_hourly_usd: float = Field(default=100.0, gt=0)
+    engineer_minutes_per_change: float = Field(default=120.0, gt=0)
+    review_minutes_per_round: float = Field(default=15.0, ge=0)
+
     # The queue.
     worker_concurrency: int = 2
     # Slots for webhook jobs alone, on top of worker_concurrency: 👀 never waits behind runs.
     webhook_concurrency: int = 2
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 5
+
+    # Secrets repositories may request by name: the operator's declarations (YAML or JSON).
+    secrets_file: Path | None = None
+    # Address ranges (CIDRs) the sandbox's egress may reach beyond the public internet.
+    egress_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # `shipmate serve`: its web server processes (`--workers`); unset, see `serve_processes`.
     web_processes: int | None = Field(default=None, ge=1)
@@ -95,6 +128,17 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("egress_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            from bot.sandbox.destinations import parse_networks
+
+            parse_networks(str(part) for part in value)
         return value
 
     @classmethod
@@ -143,6 +187,9 @@ class Settings(BaseSettings):
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
         self._check_image()
+        from bot.sandbox import operator_secrets
+
+        operator_secrets.load(self)
         from bot.agent.model import missing_extra
 
         problem = missing_extra(self.model_provider)
@@ -236,8 +283,9 @@ class RepoConfig(BaseModel):
     setup: list[str] = Field(default_factory=list)
     test: str | None = None
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    # NAME -> host the real value may be sent to; the value comes from the host's settings.
-    secrets: dict[str, str] = Field(default_factory=dict)
+    # Names of secrets the operator declared (SHIPMATE_SECRETS_FILE): their values and the
+    # hosts they may go to come from the declaration, never from this file.
+    secrets: list[str] = Field(default_factory=list)
     protected_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTECTED_PATHS))
     # Paths a human opted in to although they match protected_paths.
     allow_paths: list[str] = Field(default_factory=list)
@@ -245,10 +293,28 @@ class RepoConfig(BaseModel):
     max_steps: int | None = Field(default=None, gt=0)
     max_cost_usd: float | None = Field(default=None, gt=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # This repository's model spend a calendar month; narrows SHIPMATE_REPO_MONTHLY_BUDGET_USD.
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
     max_attempts_per_failure: int = Field(default=3, gt=0)
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)
     environment: EnvironmentConfig | None = None
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError(
+                "list the names of secrets the operator declared, e.g. `secrets: [NPM_TOKEN]`; "
+                "the hosts a secret may go to come from the operator's SHIPMATE_SECRETS_FILE, "
+                "not from this file"
+            )
+        for name in value if isinstance(value, list) else []:
+            if not isinstance(name, str) or not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a secret's name (an environment variable name)")
+            if is_shipmate_setting(name):
+                raise ValueError(f"{name} is one of Shipmate's own settings, never a secret")
+        return value
 
     def is_protected(self, path: str) -> bool:
         # CI definitions stay out of reach whatever the file says: the App never asks for
@@ -299,7 +365,8 @@ def parse_repo_config(text: str | None) -> RepoConfig:
         error = exc.errors()[0]
         loc = [part for part in error["loc"]]
         key = ".".join(str(part) for part in loc)
-        return _raise_at(node, loc, f"{key}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        return _raise_at(node, loc, f"{key}: {message}")
 
 
 def _raise_at(node: yaml.Node | None, loc: list[int | str], message: str) -> RepoConfig:

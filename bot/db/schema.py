@@ -176,3 +176,35 @@ refusals = Table(
     Column("login", String(200), primary_key=True),
     Column("at", Float, nullable=False),
 )
+
+# The ledger of a change beyond its runs: the CI jobs that ran on a Shipmate branch (from
+# workflow_job, and check_run / check_suite of other CI apps), keyed by their GitHub id so a
+# redelivery counts once, and what people did on Shipmate's pull requests.
+ci_jobs = Table(
+    "ci_jobs",
+    metadata,
+    Column("key", String(120), primary_key=True),  # "<source>:<GitHub id>"
+    Column("repo", String(300), nullable=False),
+    Column("head_branch", String(300)),
+    Column("head_sha", String(64)),
+    Column("name", String(300)),
+    Column("app", String(100)),
+    Column("conclusion", String(30)),
+    Column("started_at", Float),
+    Column("completed_at", Float),
+    Column("seconds", Float, nullable=False, default=0.0),
+    Index("ix_ci_jobs_repo_branch", "repo", "head_branch"),
+)
+
+pr_activity = Table(
+    "pr_activity",
+    metadata,
+    Column("key", String(200), primary_key=True),  # one row per GitHub event, redeliveries once
+    Column("repo", String(300), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),  # opened | review | comment | merged | closed
+    Column("actor", String(200)),
+    Column("branch", String(300)),
+    Column("at", Float, nullable=False),
+    Index("ix_pr_activity_repo_number", "repo", "number"),
+)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from bot.config import ConfigError, Settings
 from bot.db import schema
+from bot.db.ledger import LedgerTables
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -643,6 +644,11 @@ class Store:
             return [row.full_name for row in rows]
 
     # Runs and the ledger -------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> LedgerTables:
+        """CI jobs, pull request activity and monthly spend (bot/db/ledger.py)."""
+        return LedgerTables(self.engine)
 
     def record_run(self, run_id: str, **values: Any) -> None:
         values.setdefault("created_at", time.time())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,24 +31,6 @@ from bot.sandbox.setup import DependencyCache, run_setup
 from bot.security.tree_scan import scan_tree
 
 log = structlog.get_logger("shipmate.execute")
-
-
-def repo_secrets(config: RepoConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """The repository's `secrets:` (NAME -> host) with their real values from the host's
-    environment variable of the same name; a name the host does not set is left out."""
-    found: dict[str, tuple[str, str]] = {}
-    for name, host in config.secrets.items():
-        value = environ.get(name)
-        if not value:
-            log.warning(
-                "secret.missing",
-                secret=name,
-                host=host,
-                detail=f"the host has no environment variable {name}; the sandbox runs without it",
-            )
-            continue
-        found[name] = (value, host)
-    return found
 
 
 @dataclass
@@ -80,16 +61,18 @@ async def execute(
     store: Any | None,
     run_id: str,
     allow_hosts: Sequence[str] = (),
-    # None: the repository's `secrets:` with values from the host; {} (a fork): none at all.
-    secrets: dict[str, tuple[str, str]] | None = None,
+    # NAME -> (real value, hosts): what the operator's declarations granted this run
+    # (bot/sandbox/operator_secrets.py); none for a fork.
+    secrets: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+    # Ranges beyond the public internet the egress proxy may reach: the operator's setting.
+    allow_networks: Sequence[str] = (),
     ca_dir: Path | None = None,
     on_tests: Callable[[], Awaitable[None]] | None = None,
     # Where the image a repository's `environment:` names comes from; None: host folders only.
     environments: Environments | None = None,
 ) -> Execution:
     done = Execution()
-    if secrets is None:
-        secrets = repo_secrets(config, os.environ)
+    secrets = secrets or {}
     transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
     deps = (
         DependencyCache(checkout.cache_root / "deps").mount(checkout.repo_key, checkout.tree)
@@ -118,6 +101,7 @@ async def execute(
         layered_binds=layered_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
         secrets=secrets,
+        allow_networks=tuple(allow_networks),
         guarded=tuple(sorted(found.values)),
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,

@@ -27,14 +27,25 @@ from bot.agent.budget import Budget
 from bot.agent.model import AnthropicModel, Model, Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
-from bot.config import RepoConfig, RepoConfigError, Settings, parse_repo_config, slugify
+from bot.config import (
+    ConfigError,
+    RepoConfig,
+    RepoConfigError,
+    Settings,
+    parse_repo_config,
+    slugify,
+)
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext
+from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
 from bot.runs.publish import commit_message, commit_patch
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
+from bot.runs.report import change_so_far, rates_of
+from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
 from bot.sandbox.environment import Environments
 from bot.security.scan import outbound
@@ -72,9 +83,27 @@ def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in TASK_FIELDS if k in payload}
 
 
-def configured_secret_values(config: RepoConfig) -> list[str]:
-    """The real values of the secrets the repository names (they come from the host's env)."""
-    return [v for v in (os.environ.get(name) for name in config.secrets) if v]
+def run_secrets(
+    settings: Settings, config: RepoConfig, repo_name: str, installation_id: int, fork: bool
+) -> operator_secrets.Granted:
+    """The secrets the repository requests, as the operator's declarations grant them; a fork's
+    code never runs with secrets, so its requests are not even looked up."""
+    if fork or not config.secrets:
+        return operator_secrets.Granted()
+    try:
+        declared = operator_secrets.load(settings)
+    except ConfigError as exc:
+        log.error("secrets.unreadable", error=str(exc))
+        return operator_secrets.Granted(
+            refused=("the operator's declarations cannot be read (Shipmate's log says why)",)
+        )
+    return operator_secrets.grant(
+        declared,
+        config.secrets,
+        repository=repo_name,
+        installation=installation_id,
+        environ=os.environ,
+    )
 
 
 @dataclass
@@ -251,7 +280,14 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     except RepoConfigError as exc:
         await sticky.show(run.progress("failed", reason=f"Shipmate cannot start: {exc}"))
         return
-    run.clean.add(*configured_secret_values(config))
+    granted = run_secrets(
+        deps.settings, config, run.repo_name, run.installation_id, bool(p.get("fork"))
+    )
+    if granted.refused:
+        reason = f"Shipmate cannot start: {granted.reason}"
+        await sticky.show(run.progress("failed", reason=reason))
+        return
+    run.clean.add(*granted.values)
     issue = (
         await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
     ).raw_response.json()
@@ -305,6 +341,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         config.max_cost_usd or deps.settings.max_cost_usd,
         config.timeout_seconds or deps.settings.run_timeout_seconds,
         cancelled=context.should_abort,
+        over_budget=lambda: over_budget(
+            store, monthly_caps(deps.settings, config), run.repo_name, p.get("installation_id")
+        ),
     )
     shown_plan = ""
 
@@ -332,8 +371,8 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
             environments=Environments.from_settings(deps.settings),
-            # A fork's code never runs with secrets.
-            secrets={} if p.get("fork") else None,
+            secrets=granted.secrets,
+            allow_networks=deps.settings.egress_allow_networks,
             on_tests=on_tests,
         )
     finally:
@@ -475,7 +514,8 @@ async def open_pull(
         draft=done.tests_passed is False,
     )
     await run.audit("pull_request.create", f"{run.repo_name}#{pull.number}")
-    await report_check(run, publisher, shown, head_sha)
+    ledger = await asyncio.to_thread(ledger_text, run, done, pull.number, branch)
+    await report_check(run, publisher, shown, head_sha, ledger)
     return shown_result(done, common, pr_url=pull.html_url), branch
 
 
@@ -496,7 +536,8 @@ async def push_follow_up(
     head_sha = await push(run, done, base_sha, head_ref, str(run.p.get("task") or "Follow-up"))
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
-    await report_check(run, publisher, shown, head_sha)
+    ledger = await asyncio.to_thread(ledger_text, run, done, int(pr["number"]), head_ref)
+    await report_check(run, publisher, shown, head_sha, ledger)
     await reply_in_threads(run, int(pr["number"]), pr.get("reply_to") or (), head_sha, done)
     return shown
 
@@ -516,9 +557,28 @@ async def reply_in_threads(
         await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))
 
 
-async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: str) -> None:
-    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary."""
+def ledger_text(run: Run, done: Execution, number: int, branch: str) -> str:
+    """What the change cost so far, this run included, for the check run."""
+    current = {
+        "id": run.run_id,
+        "cost_usd": done.cost_usd,
+        "sandbox_wall_seconds": done.sandbox_wall_seconds,
+        "sandbox_cpu_seconds": done.sandbox_cpu_seconds,
+        **done.usage.as_dict(),
+    }
+    ledger = change_so_far(run.deps.store, run.repo_name, number, branch, current)
+    lines = ledger_lines(ledger, rates_of(run.deps.settings))
+    return "## What this change cost so far\n\n" + "\n".join(lines)
+
+
+async def report_check(
+    run: Run, writer: RepoClient, shown: Progress, head_sha: str, ledger: str = ""
+) -> None:
+    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary
+    and the change's ledger."""
     title, summary = check_output(shown)
+    if ledger:
+        summary = f"{summary}\n\n{ledger}"[:65_000]
     await writer.create_check_run(
         name="Shipmate",
         head_sha=head_sha,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from bot.runs.publish import commit_message, commit_patch, free_branch
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 from bot.sandbox.environment import Environments
+from bot.sandbox.operator_secrets import Declaration, grant
+from bot.sandbox.operator_secrets import load as load_declarations
 
 log = structlog.get_logger("shipmate.run")
 
@@ -85,6 +88,9 @@ class RunRequest:
     timeout_seconds: float | None
     transcript: Path | None
     allow_hosts: tuple[str, ...] = ()
+    # The operator's secret declarations and egress ranges (settings; never the repository).
+    declared: Mapping[str, Declaration] = field(default_factory=dict)
+    allow_networks: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
     defaults: Caps = field(default_factory=lambda: settings_caps(Settings.model_construct()))
 
@@ -112,6 +118,16 @@ async def run_local(
             config = parse_repo_config(config_text.read_text() if config_text.is_file() else None)
         except RepoConfigError as exc:
             result.reason = str(exc)
+            return result
+        granted = grant(
+            request.declared,
+            config.secrets,
+            repository=str(repo),
+            installation=None,
+            environ=os.environ,
+        )
+        if granted.refused:
+            result.reason = granted.reason
             return result
         brief = replace(
             request.brief,
@@ -145,6 +161,8 @@ async def run_local(
             store=store,
             run_id=run_id,
             allow_hosts=request.allow_hosts,
+            secrets=granted.secrets,
+            allow_networks=request.allow_networks,
             ca_dir=cache.root / "ca",
             environments=environments,
         )
@@ -212,6 +230,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         timeout_seconds=args.timeout,
         transcript=transcript,
         allow_hosts=tuple(args.allow_host),
+        declared=load_declarations(settings),
+        allow_networks=tuple(settings.egress_allow_networks),
         defaults=settings_caps(settings),
     )
     cache = CheckoutCache(settings.data_dir / "cache")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.config import RepoConfig, RepoConfigError
 from bot.github.client import RepoClient
+from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.job import lock_key, sticky_key
 from bot.runs.render import Progress, sticky_comment
 from bot.triggers.context import Context
@@ -122,6 +124,18 @@ async def last_task(context: Context, repo: RepoClient, run_id: str) -> dict[str
     return task
 
 
+async def _over_budget(context: Context) -> str | None:
+    assert context.repository is not None
+    try:
+        config = await context.config()
+    except RepoConfigError:
+        config = RepoConfig()  # the run itself reports the invalid file
+    caps = monthly_caps(context.settings, config)
+    return await asyncio.to_thread(
+        over_budget, context.store, caps, context.repository, context.installation_id
+    )
+
+
 async def enqueue_run(
     context: Context,
     repo: RepoClient,
@@ -143,6 +157,15 @@ async def enqueue_run(
             await repo.comment(
                 number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
             )
+        return False
+    refused = await _over_budget(context)
+    if refused:
+        await repo.comment(
+            number,
+            f"I can't start this: {refused}. The budget starts again on the 1st of next month "
+            "(UTC); an operator can raise it (SHIPMATE_REPO_MONTHLY_BUDGET_USD, "
+            "SHIPMATE_INSTALLATION_MONTHLY_BUDGET_USD).",
+        )
         return False
     sticky: int | None = None
     if not quiet:

@@ -64,8 +64,12 @@ class SandboxSpec:
     workspace: Path
     limits: Limits = field(default_factory=Limits)
     allow_hosts: Sequence[str] = ()
-    # NAME -> (real value, host it may go to). Inside, NAME holds a placeholder.
-    secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # NAME -> (real value, the HOST[:PORT] or hosts it may go to). Inside, NAME holds a
+    # placeholder. The operator's declarations decide these (bot/sandbox/operator_secrets.py).
+    secrets: Mapping[str, tuple[str, str | Sequence[str]]] = field(default_factory=dict)
+    # Address ranges beyond the public internet the egress proxy may reach (CIDRs), from the
+    # operator only: SHIPMATE_EGRESS_ALLOW_NETWORKS or `sandbox exec --allow-network`.
+    allow_networks: Sequence[str] = ()
     # Secret values found in the checkout: the egress proxy refuses any request carrying one.
     guarded: Sequence[str] = ()
     # Extra mounts: host path -> path inside.

@@ -29,6 +29,8 @@ from bot.sandbox.base import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from bot.sandbox.destinations import parse_networks
+from bot.sandbox.placeholders import parse_hosts
 
 # Never handed to the sandbox uid: the host's own folders, whole or in part.
 SYSTEM_FOLDERS: tuple[str, ...] = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
@@ -36,11 +38,17 @@ SYSTEM_FOLDERS += ("/boot", "/dev", "/proc", "/sys", "/run", "/var", "/opt", "/s
 
 
 def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
+    """`--secret NAME@HOST[:PORT]`: the operator's own flag, the value from the host's NAME."""
     table: dict[str, tuple[str, str]] = {}
     for spec in specs:
         name, sep, host = spec.partition("@")
         if not sep or not name or not host:
-            raise SandboxUnavailable(f"--secret takes NAME@HOST, not {spec!r}")
+            raise SandboxUnavailable(f"--secret takes NAME@HOST[:PORT], not {spec!r}")
+        try:
+            if parse_hosts(host)[0][0].startswith("*"):
+                raise ValueError("a secret goes to a named host, not to a wildcard")
+        except ValueError as exc:
+            raise SandboxUnavailable(f"--secret {spec}: {exc}") from None
         value = os.environ.get(name)
         if value is None:
             raise SandboxUnavailable(
@@ -48,6 +56,20 @@ def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
             )
         table[name] = (value, host)
     return table
+
+
+def _networks(flags: list[str]) -> tuple[str, ...]:
+    """The ranges beyond the public internet this sandbox may reach: the operator's setting
+    SHIPMATE_EGRESS_ALLOW_NETWORKS plus each `--allow-network CIDR`."""
+    setting = os.environ.get("SHIPMATE_EGRESS_ALLOW_NETWORKS", "")
+    entries = tuple(part.strip() for part in [*setting.split(","), *flags] if part.strip())
+    try:
+        parse_networks(entries)
+    except ValueError as exc:
+        raise SandboxUnavailable(
+            f"--allow-network / SHIPMATE_EGRESS_ALLOW_NETWORKS: {exc}"
+        ) from None
+    return entries
 
 
 def _ca_dir() -> Path:
@@ -84,6 +106,7 @@ async def _run(
                 limits=limits,
                 allow_hosts=tuple(args.allow_host),
                 secrets=_secrets(args.secret),
+                allow_networks=_networks(args.allow_network),
                 task_id="exec",
                 image=await _image(holding, args.image),
             )
