@@ -316,7 +316,7 @@ async def _execute_on(
             config=config,
             model=PlanOnly(),
             budget=Budget(5, 1.0, 120.0),
-            transcript=Transcript(None),
+            transcript=Transcript(tmp_path / "transcript.jsonl"),
             store=None,
             run_id="r1",
             environments=Environments(images.store("execute")),
@@ -332,6 +332,9 @@ async def test_a_repositorys_environment_image_runs_its_setup(
     config = RepoConfig.model_validate({"environment": {"image": images.tools}, "setup": setup})
     done = await _execute_on(images, tmp_path / "image", {"requirements.txt": "x\n"}, config)
     assert done.status == "completed", done.reason
+    records = [json.loads(line) for line in (tmp_path / "image/transcript.jsonl").open()]
+    (used,) = [record for record in records if record["kind"] == "environment"]
+    assert used["digest"].startswith("sha256:")
     devcontainer = (
         '{\n  // the team image\n  "image": "' + images.tools + '",\n  "features": {},\n}\n'
     )

@@ -92,6 +92,8 @@ async def execute(
     except ImageError as exc:
         done.reason = f"the environment could not be prepared: {exc}"
         return done
+    if image is not None:  # what the task ran on, exactly
+        transcript.write("environment", digest=image.digest)
     spec = SandboxSpec(
         image=image,
         workspace=checkout.tree,
