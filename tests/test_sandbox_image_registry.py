@@ -296,7 +296,11 @@ def test_the_cli_runs_a_command_on_an_image_and_manages_the_cache(
 
 
 async def _execute_on(
-    images: Images, tmp_path: Path, files: dict[str, str], config: RepoConfig
+    images: Images,
+    tmp_path: Path,
+    files: dict[str, str],
+    config: RepoConfig,
+    default: str | None = None,
 ) -> Execution:
     repo = tmp_path / "origin"
     git("init", "-q", "-b", "main", str(repo))
@@ -319,7 +323,7 @@ async def _execute_on(
             transcript=Transcript(tmp_path / "transcript.jsonl"),
             store=None,
             run_id="r1",
-            environments=Environments(images.store("execute")),
+            environments=Environments(images.store("execute"), default),
         )
     finally:
         cache.release(checkout)
@@ -344,6 +348,15 @@ async def test_a_repositorys_environment_image_runs_its_setup(
     files = {"requirements.txt": "x\n", ".devcontainer/devcontainer.json": devcontainer}
     done = await _execute_on(images, tmp_path / "devcontainer", files, config)
     assert done.status == "completed", done.reason
+    # The operator's SHIPMATE_DEFAULT_IMAGE, for a repository that names none.
+    by_default = await _execute_on(
+        images,
+        tmp_path / "default",
+        {"requirements.txt": "x\n"},
+        RepoConfig(setup=setup),
+        images.tools,
+    )
+    assert by_default.status == "completed", by_default.reason
     on_host = await _execute_on(
         images, tmp_path / "host", {"requirements.txt": "x\n"}, RepoConfig(setup=setup)
     )
