@@ -3,6 +3,7 @@ no setuid bit or device node survives, whiteouts and links mean what OCI says.""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from bot.sandbox.image import ImageError
 from bot.sandbox.image_unpack import LayerRefused, unpack
-from standins.registry import Entry, Layout
+from standins.registry import Entry, Layout, layer
 
 MIB = 1 << 20
 
@@ -136,12 +137,8 @@ def test_a_layer_that_is_not_what_its_digest_says_is_refused(tmp_path: Path) -> 
     manifest = (
         layout.path / "blobs/sha256" / descriptor["digest"].removeprefix("sha256:")
     ).read_text()
-    import json
-
     layer_digest = json.loads(manifest)["layers"][0]["digest"].removeprefix("sha256:")
     blob = layout.path / "blobs/sha256" / layer_digest
-    from standins.registry import layer
-
     blob.write_bytes(layer([Entry("a", data=b"b" * 1000)]))
     (tmp_path / "root").mkdir()
     with pytest.raises(LayerRefused, match="does not match its digest"):
@@ -180,4 +177,24 @@ def test_a_passwd_symlinked_to_the_host_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     # The host's /etc/passwd names root; the image's own (the link, resolved inside) is missing.
     with pytest.raises(ImageError, match="not in its /etc/passwd"):
+        unpack(layout.path, tmp_path / "root", max_bytes=MIB)
+
+
+def test_a_layer_the_disk_cannot_hold_is_refused_not_a_crash(tmp_path: Path) -> None:
+    deep = "/".join(["d" * 200] * 30) + "/f"  # longer than PATH_MAX once under the target
+    with pytest.raises(LayerRefused, match="File name too long"):
+        _unpack(tmp_path, [Entry(deep, data=b"x")])
+
+
+def test_a_truncated_layer_is_refused(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "layout")
+    descriptor = layout.image([[Entry("a", data=os.urandom(100_000))]])
+    layout.tag(descriptor)
+    manifest = json.loads(
+        (layout.path / "blobs/sha256" / descriptor["digest"].removeprefix("sha256:")).read_bytes()
+    )
+    blob = layout.path / "blobs/sha256" / manifest["layers"][0]["digest"].removeprefix("sha256:")
+    blob.write_bytes(blob.read_bytes()[:5000])
+    (tmp_path / "root").mkdir()
+    with pytest.raises(LayerRefused):
         unpack(layout.path, tmp_path / "root", max_bytes=MIB)

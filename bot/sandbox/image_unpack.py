@@ -27,6 +27,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -116,7 +117,8 @@ def unpack(layout: Path, target: Path, *, max_bytes: int) -> Unpacked:
             try:
                 with tarfile.open(fileobj=reader, mode="r|*") as archive:  # type: ignore[call-overload]
                     tree.apply_layer(archive)
-            except tarfile.TarError as exc:
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+                # A broken archive, or one the disk cannot hold (too deep, too long, full).
                 raise LayerRefused(f"layer {str(layer.get('digest'))[:19]}…: {exc}") from None
             reader.check(str(layer.get("digest")))
     uid, gid = resolve_user(config.user, tree.read_text("etc/passwd"), tree.read_text("etc/group"))
