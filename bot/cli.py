@@ -149,6 +149,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bot.logs import configure, settings_secrets
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
+    if args.command in ("serve", "worker"):
+        from bot.sandbox.identity import announce
+
+        announce()
     if args.command == "serve":
         from bot.intake.server import serve
 

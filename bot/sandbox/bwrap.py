@@ -15,11 +15,9 @@ import functools
 import itertools
 import marshal
 import os
-import shlex
 import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ from bot.sandbox.base import (
     SandboxUnavailable,
 )
 from bot.sandbox.identity import SandboxIdentity
-from bot.sandbox.request import Capture, Pipes, render, render_holder
+from bot.sandbox.request import Capture, Pipes, render, render_holder, seal_script
 
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
@@ -325,7 +323,7 @@ class BwrapSandbox:
         if self.spec.overlay_lower is None:
             folders.append(self.spec.workspace)
         for folder in folders:
-            _give(folder, *self._owner)
+            identity.give(folder, *self._owner)
 
     async def _holder_ready(
         self, holder: asyncio.subprocess.Process, control: socket.socket
@@ -495,23 +493,15 @@ class BwrapSandbox:
         if not self.spec.rw_binds or self._holder is None:
             return  # no command has run: the holder will start with them layered
         holder = self._holder
-        lines = []
-        for index, inside in enumerate(self.spec.rw_binds.values()):
-            target, layer = shlex.quote(f"disk/root{inside}"), f"disk/sealed/{index}"
-            options = f"lowerdir={target},upperdir={layer}/upper,workdir={layer}/work"
-            lines += [
-                f"mkdir -p {layer}/upper {layer}/work",
-                f"mount -o remount,bind,ro,nosuid,nodev {target}",
-                f"mount -t overlay -o nosuid,nodev,{options} overlay {target}",
-            ]
         name = f"r{next(self._ids)}"
-        pipes = Pipes(self._io, name, Capture(4096), err := Capture(4096), owner=self._owner)
+        err = Capture(4096)
+        pipes = Pipes(self._io, name, Capture(4096), err, owner=self._owner)
         try:
             script = render_holder(
                 stdout=pipes.paths["out"],
                 stderr=pipes.paths["err"],
                 status=pipes.paths["status"],
-                script="\n".join(lines),
+                script=seal_script(list(self.spec.rw_binds.values())),
             )
             self._write(self._io / name, script.encode())
             self._request(holder, name)
@@ -626,20 +616,3 @@ def _start_failure(stderr: bytes, code: int | None = None) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     reason = next((line for line in reversed(lines) if line), "no message")
     return f"the sandbox did not start{f' (exit {code})' if code is not None else ''}: {reason}"
-
-
-def _give(folder: Path, uid: int, gid: int) -> None:
-    """`folder` and everything in it owned by `uid`/`gid` (symlinks themselves, never followed;
-    other filesystems below it left alone), setuid and setgid bits cleared."""
-    device = folder.lstat().st_dev
-    for parent, dirs, files in os.walk(folder):
-        for name in [".", *dirs, *files]:
-            path = os.path.join(parent, name)
-            info = os.lstat(path)
-            if info.st_dev != device:
-                continue
-            if (info.st_uid, info.st_gid) != (uid, gid):
-                os.lchown(path, uid, gid)
-            if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
-        dirs[:] = [d for d in dirs if os.lstat(os.path.join(parent, d)).st_dev == device]

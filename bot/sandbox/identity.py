@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import stat
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.sandbox.base import SandboxUnavailable
 
@@ -86,6 +88,21 @@ def resolve(setting: str | None, euid: int, egid: int) -> SandboxIdentity:
     return SandboxIdentity(uid, gid, source, True)
 
 
+def announce() -> SandboxIdentity | None:
+    """Say at start (`shipmate serve`, `shipmate worker`) which uid sandboxes will run as, or
+    that tasks will be refused and why: before the first task fails with it."""
+    import structlog
+
+    log = structlog.get_logger("shipmate.sandbox")
+    try:
+        user = current()
+    except SandboxUnavailable as exc:
+        log.error("sandbox.refused", reason=str(exc), detail="every task will fail until fixed")
+        return None
+    log.info("sandbox.user", uid=user.uid, gid=user.gid, source=user.source)
+    return user
+
+
 def current() -> SandboxIdentity:
     """The identity for this process and its `SHIPMATE_SANDBOX_USER`, read now (not at
     import time)."""
@@ -120,3 +137,24 @@ def idmap_userns(user: SandboxIdentity) -> int:
     finally:
         child.stdin.close()
         child.wait()
+
+
+def give(folder: Path, uid: int, gid: int) -> None:
+    """`folder` and everything in it owned by `uid`/`gid` (symlinks themselves, never followed;
+    other filesystems below it left alone), setuid and setgid bits cleared."""
+    device = folder.lstat().st_dev
+    _own(str(folder), uid, gid, device)
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if os.lstat(os.path.join(parent, d)).st_dev == device]
+        for name in [*dirs, *files]:
+            _own(os.path.join(parent, name), uid, gid, device)
+
+
+def _own(path: str, uid: int, gid: int, device: int) -> None:
+    info = os.lstat(path)
+    if info.st_dev != device:
+        return
+    if (info.st_uid, info.st_gid) != (uid, gid):
+        os.lchown(path, uid, gid)
+    if not stat.S_ISLNK(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))

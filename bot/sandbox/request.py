@@ -86,6 +86,22 @@ def render_holder(*, stdout: str, stderr: str, status: str, script: str) -> str:
     return f'{redirect}\n(\nset -e\n{script}\n)\necho "{{\\"exit-code\\": $?}}" >&3\n'
 
 
+def seal_script(insides: Sequence[str]) -> str:
+    """The holder's commands that make each bind at `insides` (paths in the sandbox)
+    read-only, under an overlay whose upper layer is on the task's disk (relative paths: the
+    holder works in the sandbox's scratch folder)."""
+    lines = []
+    for index, inside in enumerate(insides):
+        target, layer = shlex.quote(f"disk/root{inside}"), f"disk/sealed/{index}"
+        options = f"lowerdir={target},upperdir={layer}/upper,workdir={layer}/work"
+        lines += [
+            f"mkdir -p {layer}/upper {layer}/work",
+            f"mount -o remount,bind,ro,nosuid,nodev {target}",
+            f"mount -t overlay -o nosuid,nodev,{options} overlay {target}",
+        ]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Status:
     """What the request's subshell and then bwrap reported."""

@@ -89,6 +89,77 @@ def test_a_non_root_shipmate_runs_sandboxes_as_itself(open_folder: Path) -> None
         assert info.st_uid == NOBODY and info.st_mode & 0o6000 == 0, name
 
 
+LIST_IMPORTS = """
+import sys, sysconfig
+import bot.cli
+bot.cli.main(["sandbox", "exec", "--", "true"])  # what this command really imports
+site = sysconfig.get_paths()["purelib"]
+print("\\n".join(sorted({m.__file__[len(site) + 1:].split("/")[0] for m in list(sys.modules.values())
+    if getattr(m, "__file__", None) and m.__file__.startswith(site + "/")})))
+"""
+
+
+def _copy_cli(target: Path) -> None:
+    """The product's code and the packages `shipmate sandbox exec` imports, at `target`."""
+    # Bytecode too (the same for every 3.11): the user cannot write any, and compiling it all
+    # again would take seconds.
+    shutil.copytree(ROOT / "bot", target / "bot")
+    listed = subprocess.run(
+        [sys.executable, "-c", LIST_IMPORTS], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in listed.stdout.split():
+        source = site / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy(source, target / name)
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an unprivileged user needs root")
+def test_a_non_root_sandbox_exec_holds_the_attacks(open_folder: Path) -> None:
+    python = _interpreter()
+    if python is None:
+        pytest.skip("no Python interpreter the unprivileged user may run")
+    _copy_cli(open_folder / "code")
+    workdir = open_folder / "wd"
+    workdir.mkdir()
+    os.chown(workdir, NOBODY, NOBODY)
+    attack = (
+        "cat /proc/sys/kernel/panic > /proc/sys/kernel/panic && echo WROTE; "
+        "cp /bin/sh sh1; chmod 4755 sh1; echo made > made"
+    )
+    command = ["sandbox", "exec", "--workdir", str(workdir), "--", "sh", "-c", attack]
+    ran = subprocess.run(
+        [*AS_NOBODY, python, "-m", "bot.cli", *command],
+        capture_output=True,
+        timeout=120,
+        cwd=open_folder / "code",
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(open_folder / "code")},
+    )
+    assert ran.returncode == 0 and b"WROTE" not in ran.stdout, ran
+    assert b"Permission denied" in ran.stderr and b"Operation not permitted" in ran.stderr
+    for name in ("made", "sh1"):
+        info = (workdir / name).stat()
+        assert info.st_uid == NOBODY and info.st_mode & 0o6000 == 0, name
+    refused = subprocess.run(
+        [*AS_NOBODY, python, "-m", "bot.cli", "sandbox", "exec", "--", "true"],
+        capture_output=True,
+        timeout=60,
+        cwd=open_folder / "code",
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(open_folder / "code"),
+            identity.SETTING: "4242",
+        },
+    )
+    assert refused.returncode == 125 and b"cannot switch users" in refused.stderr
+
+
 def test_a_sandbox_uid_that_cannot_hold_is_refused() -> None:
     with pytest.raises(SandboxUnavailable, match="cannot switch users"):
         identity.resolve("4242", 1000, 1000)
@@ -106,3 +177,19 @@ def test_a_sandbox_uid_that_cannot_hold_is_refused() -> None:
     assert (as_root.uid, as_root.gid, as_root.switch) == (4242, 4343, True)
     default = identity.resolve(None, 0, 0)
     assert default.uid != 0 and default.gid != 0 and default.switch
+
+
+def test_serve_and_worker_say_at_start_when_tasks_will_be_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv(identity.SETTING, "0" if os.geteuid() == 0 else str(os.geteuid() + 1))
+    with capture_logs() as logs:
+        assert identity.announce() is None
+    assert logs[0]["event"] == "sandbox.refused" and logs[0]["log_level"] == "error"
+    monkeypatch.delenv(identity.SETTING)
+    with capture_logs() as logs:
+        user = identity.announce()
+    assert user is not None and user.uid != 0
+    assert logs[0]["event"] == "sandbox.user" and logs[0]["uid"] == user.uid
