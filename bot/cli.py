@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError
 
 
 def _positive(text: str) -> int:
@@ -38,12 +38,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="a queue worker only (for scale-out)")
 
-    sub.add_parser("doctor", help="print which isolation features this host gives")
+    sub.add_parser(
+        "doctor",
+        help="print which isolation features this host gives, the sandbox uid, and whether "
+        "tasks may run",
+    )
 
     sandbox = sub.add_parser("sandbox", help="the sandbox runtime")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
-    exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
+    exec_.add_argument(
+        "--workdir",
+        default=None,
+        help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
+    )
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
     exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
     exec_.add_argument(
@@ -53,10 +61,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="also reach this private/loopback range (public addresses need no flag)",
     )
-    exec_.add_argument("--timeout", type=float, default=None, metavar="S")
+    exec_.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="kill the command and everything it started after S seconds (default 600)",
+    )
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
-    exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
+    # bubblewrap is the one backend: `docker` was offered but never existed (see the README).
+    exec_.add_argument("--backend", choices=["auto", "bwrap"], default="auto")
+    exec_.add_argument("--image", default=None, metavar="REF", help="run on this OCI image")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    _image_parser(sub)
 
     run = sub.add_parser("run", help="one agent run on a local git repository")
     run.add_argument("--repo", required=True, metavar="PATH")
@@ -98,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    image = sub.add_parser("image", help="the image cache (environments)")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    pull = image_sub.add_parser("pull", help="pull an image into the cache and unpack it")
+    pull.add_argument("reference", metavar="REF")
+    image_sub.add_parser("ls", help="list cached images, most recently used first")
+    prune = image_sub.add_parser("prune", help="evict images past SHIPMATE_IMAGE_CACHE_MIB")
+    prune.add_argument("--all", action="store_true", help="evict every image not in use")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -125,12 +152,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.demo.command import demo_command
 
         return demo_command(args)
-    settings = Settings.load()
+    from bot.app import load_settings
+
+    settings = load_settings()
     from bot.logs import configure, settings_secrets
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
+    if args.command in ("serve", "worker"):
+        from bot.sandbox.identity import announce
+
+        announce()
     if args.command == "serve":
-        from bot.intake.server import serve
+        from bot.app import serve
 
         return serve(
             settings,
@@ -140,13 +173,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     if args.command == "worker":
-        from bot.jobs.worker import run_worker
+        from bot.app import run_worker
 
         return run_worker(settings)
     if args.command == "run":
         from bot.runs.local import run_command
 
         return run_command(args, settings)
+    if args.command == "image":
+        from bot.sandbox.image_command import image_command
+
+        return image_command(args, settings)
     if args.command == "report":
         from bot.runs.report import report_command
 

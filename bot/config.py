@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -69,6 +77,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     github_api_url: str = "https://api.github.com"
     data_dir: Path = Path(".shipmate")
+    # The dashboard: a token for headless or local installs, the App's OAuth client for signing
+    # in with GitHub (saved by the manifest registration), and the address GitHub users reach.
+    admin_token: SecretStr | None = None
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    public_url: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
 
@@ -105,8 +119,21 @@ class Settings(BaseSettings):
 
     # `shipmate serve`: its web server processes (`--workers`); unset, see `serve_processes`.
     web_processes: int | None = Field(default=None, ge=1)
+    # A connection that has not sent a request's headers, or its body, within these is closed
+    # (a slow client holds a connection and its memory for as long as it is let).
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
 
-    @field_validator("webhook_secret", mode="before")
+    # Environments: the OCI image a sandbox runs on when the repository names none (unset:
+    # the host's system folders); registries repositories may name (empty: any); registries
+    # reached over plain HTTP (host:port); credentials (a containers-auth.json file).
+    default_image: str | None = None
+    allowed_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    registry_auth_file: Path | None = None
+    image_cache_mib: int = Field(default=20480, ge=16)
+
+    @field_validator("webhook_secret", "allowed_registries", "insecure_registries", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -144,6 +171,9 @@ class Settings(BaseSettings):
         """Texts that must never appear in anything Shipmate posts: the App's private key and
         the webhook secrets."""
         known = list(self.secrets)
+        for extra in (self.admin_token, self.github_client_secret):
+            if extra is not None:
+                known.append(extra.get_secret_value())
         if self.private_key is not None or self.private_key_path is not None:
             known.append(self.private_key_pem().strip())
         return tuple(k for k in known if k)
@@ -161,32 +191,30 @@ class Settings(BaseSettings):
         )
 
     def check(self) -> None:
-        """Fail fast on settings that would only break later: the key, the database URL, the
-        model provider's extra, a model without a price."""
+        """Fail fast on settings that would only break later: the key and the database URL.
+        (The model's provider and price are checked by `bot.app.load_settings`: this module
+        imports nothing of the agent.)"""
         try:
             make_url(self.resolved_database_url)
         except ArgumentError as exc:
             raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
-        from bot.sandbox import operator_secrets
+        self._check_image()
 
-        operator_secrets.load(self)
-        from bot.agent.model import missing_extra
+    def _check_image(self) -> None:
+        from bot.sandbox.image import ImageError, RegistryPolicy, parse_reference
 
-        problem = missing_extra(self.model_provider)
-        if problem:
-            raise ConfigError("SHIPMATE_MODEL_PROVIDER", problem)
-        from bot.agent.pricing import UnpricedModel, price_for
-
-        try:
-            price_for(self.model)
-        except UnpricedModel as exc:
-            # A run could not keep its ledger or budget: say so now, not at the first run.
-            bad_table = "SHIPMATE_PRICES must be" in str(exc)
+        if self.default_image:
+            try:
+                reference = parse_reference(self.default_image)
+                RegistryPolicy(self.allowed_registries).check(reference)
+            except ImageError as exc:
+                raise ConfigError("SHIPMATE_DEFAULT_IMAGE", str(exc)) from None
+        if self.registry_auth_file is not None and not self.registry_auth_file.is_file():
             raise ConfigError(
-                "SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL", str(exc)
-            ) from None
+                "SHIPMATE_REGISTRY_AUTH_FILE", f"{self.registry_auth_file} is not a file"
+            )
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""
@@ -219,6 +247,29 @@ class NetworkConfig(BaseModel):
     allow: list[str] = Field(default_factory=list)
 
 
+class EnvironmentConfig(BaseModel):
+    """`environment:` — the OCI image the sandbox runs on: `image: REF`, or `devcontainer: PATH`
+    (a devcontainer.json in the repository, whose `image` is used)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = None
+    devcontainer: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvironmentConfig:
+        if (self.image is None) == (self.devcontainer is None):
+            raise ValueError("give exactly one of `image` or `devcontainer`")
+        if self.image is not None:
+            from bot.sandbox.image import ImageError, parse_reference
+
+            try:
+                parse_reference(self.image)
+            except ImageError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class RepoConfig(BaseModel):
     """`.github/shipmate.yml`. Every field is optional: the file narrows or extends defaults."""
 
@@ -243,6 +294,7 @@ class RepoConfig(BaseModel):
     max_attempts_per_failure: int = Field(default=3, gt=0)
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)
+    environment: EnvironmentConfig | None = None
 
     @field_validator("secrets", mode="before")
     @classmethod

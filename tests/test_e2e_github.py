@@ -16,11 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.agent.model import AnthropicModel
+from bot.app import job_handlers
 from bot.config import Settings
 from bot.db.store import Store
 from bot.github.client import PUSH, GitHubApp
 from bot.intake.app import create_app
-from bot.jobs.dispatch import job_handlers
 from bot.jobs.queue import SQLQueue
 from bot.jobs.worker import Worker
 from bot.runs.job import RunDeps
@@ -75,7 +75,7 @@ class World:
         )
         worker = Worker(
             self.queue,
-            job_handlers(self.settings, self.store, self.queue, router=router, run_deps=deps),
+            job_handlers(self.settings, self.store, self.queue, router=router, deps=deps),
         )
         return asyncio.run(worker.run_until_idle())
 
@@ -122,7 +122,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 ".github/shipmate.yml": "test: python3 -m unittest -q\n",
             },
         )
-        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        # What app.yml asks for: PUSH, and actions: write to re-run flaky jobs.
+        installation = gh.install(app, "octo", [REPO], {**PUSH, "actions": "write"})
         gh.add_collaborator(REPO, "alice", "write")
         gh.create_issue(REPO, "add() subtracts", "The tests fail.")
         settings = Settings.load(

@@ -22,6 +22,7 @@ from bot.config import RepoConfig, Settings
 from bot.runs.execute import Execution, execute
 from bot.runs.job import run_secrets
 from bot.sandbox.checkout import CheckoutCache, git
+from bot.sandbox.setup import FILLED
 
 pytestmark = [
     pytest.mark.anyio,
@@ -150,13 +151,13 @@ async def test_setup_fills_the_repository_dependency_cache_once_then_reads_it(
     failed = await _execute(cache, url, sha, RepoConfig(setup=[fill, "exit 3", "echo never"]))
     assert failed.status == "failed" and failed.reason == "the setup command failed: exit 3"
     (folder,) = (cache.root / "deps").iterdir()
-    assert not list(folder.glob("*.done"))  # a failed fill is never reused
+    assert not list(folder.glob(f"*{FILLED}"))  # a failed fill is never reused
 
     reuse = "[ -f ~/.cache/dep ] || { echo installed >> ~/.cache/dep; }"
     first = await _execute(cache, url, sha, RepoConfig(setup=[reuse]))
     assert first.status == "completed", first.reason
     (filled,) = [p for p in folder.iterdir() if p.is_dir()]
-    assert (filled / "dep").read_text() == "installed\n" and list(folder.glob("*.done"))
+    assert (filled / "dep").read_text() == "installed\n" and list(folder.glob(f"*{FILLED}"))
 
     layered = "grep -qx installed ~/.cache/dep && test -w ~/.cache && echo more >> ~/.cache/dep"
     second = await _execute(cache, url, sha, RepoConfig(setup=[layered]))

@@ -37,6 +37,16 @@ deliveries = Table(
     Column("received_at", Float, nullable=False),
 )
 
+# One row per accepted body, keyed by its verified signature (the HMAC of the body): GitHub's
+# signature covers neither X-GitHub-Delivery nor X-GitHub-Event, so a body seen before under
+# another delivery id is a replay, answered as a duplicate.
+delivery_digests = Table(
+    "delivery_digests",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("delivery_id", String(100), nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata,
@@ -207,4 +217,13 @@ pr_activity = Table(
     Column("branch", String(300)),
     Column("at", Float, nullable=False),
     Index("ix_pr_activity_repo_number", "repo", "number"),
+)
+
+# The last check of each repository's `.github/shipmate.yml` (the dashboard's repositories page).
+config_checks = Table(
+    "config_checks",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("error", Text),  # None: valid
+    Column("at", Float, nullable=False),
 )

@@ -28,6 +28,7 @@ from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from bot.config import ConfigError, Settings
 from bot.db import schema
 from bot.db.ledger import LedgerTables
+from bot.db.views import DashboardViews
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -57,6 +58,8 @@ class Delivery:
     handled: bool
     installation_id: int | None = None
     repository: str | None = None
+    # The verified signature of the body; a body already accepted is a duplicate (a replay).
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -457,9 +460,22 @@ class Store:
             .on_conflict_do_nothing(index_elements=["delivery_id"])
             .returning(schema.deliveries.c.delivery_id)
         )
+        insert_digest = (
+            self._insert(schema.delivery_digests)
+            .on_conflict_do_nothing(index_elements=["digest"])
+            .returning(schema.delivery_digests.c.digest)
+        )
         inserted: list[bool] = []
         jobs: list[dict[str, Any]] = []
         for delivery, status, payload in rows:
+            if delivery.digest is not None:
+                fresh_body = conn.execute(
+                    insert_digest,
+                    {"digest": delivery.digest, "delivery_id": delivery.delivery_id},
+                ).first()
+                if fresh_body is None:
+                    inserted.append(False)
+                    continue
             row = conn.execute(
                 insert_delivery,
                 {
@@ -491,6 +507,15 @@ class Store:
         jobs: list[tuple[Any, ...]] = []
         try:
             for delivery, status, payload in rows:
+                if delivery.digest is not None:
+                    cursor.execute(
+                        "INSERT INTO delivery_digests (digest, delivery_id) VALUES (?, ?)"
+                        " ON CONFLICT (digest) DO NOTHING RETURNING digest",
+                        (delivery.digest, delivery.delivery_id),
+                    )
+                    if cursor.fetchone() is None:
+                        inserted.append(False)
+                        continue
                 cursor.execute(
                     "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
                     " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -644,6 +669,11 @@ class Store:
             return [row.full_name for row in rows]
 
     # Runs and the ledger -------------------------------------------------------------------
+
+    @property
+    def views(self) -> DashboardViews:
+        """What the dashboard reads (bot/db/views.py)."""
+        return DashboardViews(self.engine)
 
     @property
     def ledger(self) -> LedgerTables:

@@ -17,7 +17,7 @@ from bot.agent.model import Model
 from bot.agent.prompts import Brief
 from bot.evaluation.grade import grade
 from bot.evaluation.tasks import EvalTask
-from bot.runs.local import RunRequest, run_local
+from bot.runs.local import LocalRun, run_local
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 
@@ -88,7 +88,7 @@ async def run_task(task: EvalTask, model: Model, settings: EvalSettings) -> Task
             await asyncio.to_thread(_check_out, task, repo)
         except CheckoutError as exc:
             return ended("failed", f"checkout: {exc}")
-        request = RunRequest(
+        request = LocalRun(
             repo=repo,
             brief=Brief(task=TASK_LINE, context=[("problem statement", task.problem_statement)]),
             max_steps=None,

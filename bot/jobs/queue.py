@@ -332,6 +332,39 @@ class SQLQueue:
                 for r in rows
             ]
 
+    def browse(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Waiting, running and dead jobs, newest first, for the dashboard's queue page."""
+        jobs = schema.jobs
+        shown = ("waiting", "running", "dead")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.state.in_(shown)).order_by(jobs.c.id.desc()).limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def retry_dead(self, job_id: int) -> bool:
+        """A dead job waits again, with its attempts counted from zero."""
+        jobs = schema.jobs
+        now = time.time()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == "dead")
+                .values(state="waiting", attempts=0, run_at=now, lease_until=None, updated_at=now)
+            ).rowcount
+        return bool(changed)
+
+    def drop_dead(self, job_id: int) -> bool:
+        """A dead job is set aside for good (kept, as `dropped`, for the record)."""
+        jobs = schema.jobs
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == "dead")
+                .values(state="dropped", updated_at=time.time())
+            ).rowcount
+        return bool(changed)
+
     def get(self, job_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -15,7 +16,6 @@ from typing import Any
 
 import structlog
 
-from bot.config import Settings
 from bot.jobs.queue import Job, Queue
 
 log = structlog.get_logger("shipmate.worker")
@@ -37,6 +37,12 @@ class JobContext:
 
 
 JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
+
+
+class JobRejected(Exception):
+    """Raised by a handler for a job that no retry can mend (its payload is not what the kind
+    takes): the job is dead-lettered at once with this message, not retried."""
+
 
 # Payload key -> log key. The GitHub event is logged as `event` (see bot/logs.py).
 _LOG_FIELDS = {
@@ -86,24 +92,6 @@ class Worker:
         # `busy_claim_seconds` and catches up when the burst is over.
         self.yield_to: Callable[[], bool] | None = None
         self.busy_claim_seconds = 1.0
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        queue: Queue,
-        handlers: Mapping[str, JobHandler],
-        delivery_fields: DeliveryFields | None = None,
-    ) -> Worker:
-        """The worker `serve` and `worker` run: shared slots, webhook-only slots, the lease."""
-        return cls(
-            queue,
-            handlers,
-            concurrency=settings.worker_concurrency,
-            dedicated={"webhook": settings.webhook_concurrency},
-            lease_seconds=settings.job_lease_seconds,
-            delivery_fields=delivery_fields,
-        )
 
     def notify(self) -> None:
         """A job was just enqueued: look now instead of at the next poll."""
@@ -211,6 +199,9 @@ class Worker:
             else:
                 log.warning("job.done_after_lease_loss", attempts=job.attempts)
             return
+        if isinstance(error, JobRejected):
+            # A job at its last attempt is dead-lettered, not retried (Queue.fail).
+            job = dataclasses.replace(job, max_attempts=job.attempts)
         outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
         log.error(
             "job.failed",
@@ -242,29 +233,3 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handle, sig)
-
-
-def run_worker(settings: Settings) -> int:
-    """`shipmate worker`: a worker alone, until SIGTERM."""
-    from bot.db.store import open_store
-    from bot.github.manifest import with_saved_credentials
-    from bot.jobs.dispatch import job_handlers
-    from bot.jobs.queue import SQLQueue
-
-    settings = with_saved_credentials(settings)
-    store = open_store(settings)
-    queue = SQLQueue(store)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        worker = Worker.from_settings(
-            settings, queue, job_handlers(settings, store, queue), store.delivery_log_fields
-        )
-        log.info("worker.started", worker_id=worker.worker_id)
-        await worker.run(stop)
-        log.info("worker.stopped")
-
-    asyncio.run(main())
-    store.dispose()
-    return 0

@@ -5,6 +5,7 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs/job.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,10 +21,14 @@ from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
 from bot.agent.tools import Tools
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
-from bot.runs.publish import review
+from bot.runs.change import Change, ChangeTooLarge, ReviewError
+from bot.runs.review import review, take_change
 from bot.sandbox import open_sandbox
-from bot.sandbox.base import Limits, SandboxSpec
-from bot.sandbox.checkout import Checkout, diff
+from bot.sandbox.base import ImageRoot, Limits, SandboxSpec
+from bot.sandbox.bwrap import BwrapSandbox
+from bot.sandbox.checkout import Checkout
+from bot.sandbox.environment import Environments
+from bot.sandbox.image import ImageError
 from bot.sandbox.setup import DependencyCache, run_setup
 from bot.security.tree_scan import scan_tree
 
@@ -44,6 +49,61 @@ class Execution:
     test_output: str = ""
     sandbox_wall_seconds: float = 0.0
     sandbox_cpu_seconds: float = 0.0
+    # The reviewed tree, to be pushed as is; its caller discards it (bot/runs/review.py).
+    change: Change | None = None
+
+    def discard(self) -> None:
+        if self.change is not None:
+            self.change.discard()
+            self.change = None
+
+
+async def take(done: Execution, sandbox: BwrapSandbox, checkout: Checkout, base_sha: str) -> None:
+    """The task's change, taken on the host (bot/runs/review.py): too large ends the run
+    `blocked`, one git refuses (a path it never records) `failed`, each with the reason."""
+    try:
+        layers = sandbox.workspace_layers()
+        if layers is None:
+            return
+        change = await asyncio.to_thread(take_change, layers, checkout, base_sha)
+    except ChangeTooLarge as exc:
+        done.status, done.reason = "blocked", str(exc)
+        return
+    except ReviewError as exc:
+        done.status, done.reason = "failed", f"the change could not be taken: {exc}"
+        return
+    if change.empty:
+        change.discard()
+        return
+    done.change, done.patch = change, change.patch
+
+
+async def run_tests(
+    done: Execution,
+    sandbox: BwrapSandbox,
+    command: str,
+    budget: Budget,
+    on_tests: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """The repository's tests on the change (after it was taken: they cannot alter it)."""
+    if on_tests is not None:
+        await on_tests()
+    tests = await sandbox.exec(
+        ["bash", "-lc", command], timeout_seconds=max(30.0, budget.remaining())
+    )
+    done.tests_passed = tests.exit_code == 0
+    done.test_output = (tests.stdout + tests.stderr).decode("utf-8", errors="replace")[-3000:]
+
+
+def judge(done: Execution, config: RepoConfig) -> None:
+    """The review: a held-back change ends `blocked` and nothing of it is kept or shown (it may
+    carry the very secret it was held for)."""
+    if done.change is None:
+        return
+    held = review(done.change, config)
+    if held is not None:
+        done.status, done.reason, done.patch = "blocked", held.reason, ""
+        done.discard()
 
 
 async def execute(
@@ -65,6 +125,8 @@ async def execute(
     allow_networks: Sequence[str] = (),
     ca_dir: Path | None = None,
     on_tests: Callable[[], Awaitable[None]] | None = None,
+    # Where the image a repository's `environment:` names comes from; None: host folders only.
+    environments: Environments | None = None,
 ) -> Execution:
     done = Execution()
     secrets = secrets or {}
@@ -81,7 +143,16 @@ async def execute(
         where = [asdict(f) for f in found.findings]
         transcript.write("checkout_scan", findings=where)
         log.warning("checkout.secrets", run_id=run_id, findings=where)
+    holding = contextlib.AsyncExitStack()  # the image, kept from eviction while it runs
+    try:
+        image = await _environment(holding, environments, config, checkout.tree)
+    except ImageError as exc:
+        done.reason = f"the environment could not be prepared: {exc}"
+        return done
+    if image is not None:  # what the task ran on, exactly
+        transcript.write("environment", digest=image.digest)
     spec = SandboxSpec(
+        image=image,
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
         ro_binds=checkout.ro_binds,
@@ -127,7 +198,7 @@ async def execute(
                 delivery_id=bound.get("delivery_id"),
             )
 
-    async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
+    async with holding, open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
         if deps is not None:
             results = await run_setup(
                 sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())
@@ -146,26 +217,33 @@ async def execute(
         done.status, done.reason = outcome.status, outcome.reason
         done.plan, done.summary, done.steps = outcome.plan, outcome.summary, outcome.steps
         done.usage, done.cost_usd = agent.ledger.usage, agent.ledger.cost
-        if outcome.status == "completed" and not brief.plan_only:
-            done.patch = await diff(sandbox, base_sha)
-            if done.patch and config.test:
-                if on_tests is not None:
-                    await on_tests()
-                tests = await sandbox.exec(
-                    ["bash", "-lc", config.test], timeout_seconds=max(30.0, budget.remaining())
-                )
-                done.tests_passed = tests.exit_code == 0
-                done.test_output = (tests.stdout + tests.stderr).decode("utf-8", errors="replace")[
-                    -3000:
-                ]
+        try:
+            if outcome.status == "completed" and not brief.plan_only:
+                await take(done, sandbox, checkout, base_sha)
+                if done.patch and config.test:
+                    await run_tests(done, sandbox, config.test, budget, on_tests)
+        except BaseException:
+            done.discard()
+            raise
         done.sandbox_wall_seconds, done.sandbox_cpu_seconds = (
             sandbox.wall_seconds,
             sandbox.cpu_seconds,
         )
-    if done.patch:
-        held = review(done.patch, config)
-        if held is not None:
-            done.status, done.reason = "blocked", held.reason
+    judge(done, config)
     if done.status == "completed":
         done.reason = ""
     return done
+
+
+async def _environment(
+    holding: contextlib.AsyncExitStack,
+    environments: Environments | None,
+    config: RepoConfig,
+    tree: Path,
+) -> ImageRoot | None:
+    """The image the task runs on (held by `holding`), or None for the host's folders."""
+    if environments is None:
+        if config.environment is not None:
+            raise ImageError("this Shipmate was started without an image cache")
+        return None
+    return await holding.enter_async_context(environments.root(config, tree))

@@ -9,6 +9,8 @@ from typing import Protocol
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX_FAILED = 125
+# A command given no timeout (none in its Limits either) still ends: after this long.
+DEFAULT_TIMEOUT_SECONDS = 600.0
 
 
 class SandboxUnavailable(Exception):
@@ -17,9 +19,10 @@ class SandboxUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one command. None means the backend's default."""
+    """Resource limits of one command. None means the backend's default (for the timeout:
+    DEFAULT_TIMEOUT_SECONDS; no command runs unbounded)."""
 
-    timeout_seconds: float | None = 600.0
+    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
     memory_mib: int | None = 2048
     max_processes: int | None = 512
     output_bytes: int = 1_000_000
@@ -37,6 +40,21 @@ class ExecResult:
     cut_bytes: int = 0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ImageRoot:
+    """An OCI image's unpacked root filesystem (bot/sandbox/image_cache.py), which the sandbox's
+    root tree is built from instead of the host's system folders. `rootfs` is only ever the
+    read-only lower layer of the task's own overlay; Env, WorkingDir and User come from the
+    image's config (User as numbers, which map inside the sandbox's user namespace only)."""
+
+    rootfs: Path
+    digest: str
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = ""
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,8 @@ class SandboxSpec:
     # When set, /workspace is a copy-on-write overlay over this read-only tree (a cached
     # checkout) instead of a bind of `workspace`; the task's changes live in its own upper layer.
     overlay_lower: Path | None = None
+    # When set, the root tree is this image's instead of the host's system folders.
+    image: ImageRoot | None = None
 
 
 class Sandbox(Protocol):
@@ -80,5 +100,10 @@ class Sandbox(Protocol):
         timeout_seconds: float | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExecResult: ...
+
+    async def seal(self) -> None:
+        """Make the read-write binds (the dependency cache while `setup:` fills it) read-only
+        for every later command; their writes land in a layer dropped with the sandbox."""
+        ...
 
     async def close(self) -> None: ...

@@ -1,12 +1,18 @@
 """`shipmate sandbox exec`: run one command in a fresh sandbox, as the contract says.
 
-Exit code: the command's; 124 when the timeout killed it; 125 when the sandbox could not start.
+Exit code: the command's; 124 when the timeout killed it (600 s unless `--timeout` says
+otherwise); 125 when the sandbox could not start.
+
+Run as root, the sandbox is an unprivileged uid (bot/sandbox/identity.py), so `--workdir DIR`
+is handed to it: DIR and everything in it become that uid's (setuid and setgid bits cleared)
+before the command runs. A system folder is refused rather than given away.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -14,10 +20,21 @@ import tempfile
 from pathlib import Path
 
 from bot.config import Settings
-from bot.sandbox import open_sandbox
-from bot.sandbox.base import EXIT_SANDBOX_FAILED, Limits, SandboxSpec, SandboxUnavailable
+from bot.sandbox import identity, open_sandbox
+from bot.sandbox.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    EXIT_SANDBOX_FAILED,
+    ImageRoot,
+    Limits,
+    SandboxSpec,
+    SandboxUnavailable,
+)
 from bot.sandbox.destinations import parse_networks
 from bot.sandbox.placeholders import parse_hosts
+
+# Never handed to the sandbox uid: the host's own folders, whole or in part.
+SYSTEM_FOLDERS: tuple[str, ...] = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+SYSTEM_FOLDERS += ("/boot", "/dev", "/proc", "/sys", "/run", "/var", "/opt", "/srv")
 
 
 def _secrets(specs: list[str]) -> dict[str, tuple[str, str]]:
@@ -61,25 +78,41 @@ def _ca_dir() -> Path:
     return Path(data_dir).resolve() / "cache" / "ca"
 
 
+async def _image(holding: contextlib.AsyncExitStack, reference: str | None) -> ImageRoot | None:
+    """`--image REF`'s root, pulled into the install's cache and held there by `holding`."""
+    if reference is None:
+        return None
+    from bot.sandbox.environment import Environments
+    from bot.sandbox.image import ImageError
+
+    environments = Environments.from_settings(Settings.load())
+    try:
+        return await holding.enter_async_context(environments.store.use(reference))
+    except ImageError as exc:
+        raise SandboxUnavailable(f"--image {reference}: {exc}") from None
+
+
 async def _run(
     args: argparse.Namespace, command: list[str], workdir: Path, temporary: str | None
 ) -> int:
     limits = Limits(
-        timeout_seconds=args.timeout,
+        timeout_seconds=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_SECONDS,
         memory_mib=args.memory if args.memory is not None else Limits.memory_mib,
     )
-    spec = SandboxSpec(
-        workspace=workdir,
-        limits=limits,
-        allow_hosts=tuple(args.allow_host),
-        secrets=_secrets(args.secret),
-        allow_networks=_networks(args.allow_network),
-        task_id="exec",
-    )
     try:
-        async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
-            stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-            result = await sandbox.exec(command, stdin=stdin or None)
+        async with contextlib.AsyncExitStack() as holding:
+            spec = SandboxSpec(
+                workspace=workdir,
+                limits=limits,
+                allow_hosts=tuple(args.allow_host),
+                secrets=_secrets(args.secret),
+                allow_networks=_networks(args.allow_network),
+                task_id="exec",
+                image=await _image(holding, args.image),
+            )
+            async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
+                stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+                result = await sandbox.exec(command, stdin=stdin or None)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -88,6 +121,20 @@ async def _run(
     sys.stderr.buffer.write(result.stderr)
     sys.stderr.flush()
     return result.exit_code
+
+
+def _check_workdir(workdir: Path) -> None:
+    """Refuse a DIR that must not become the sandbox uid's (only when it would: as root)."""
+    if not identity.current().switch:
+        return
+    shared = (Path("/"), Path("/root"), Path("/home"), Path(tempfile.gettempdir()))
+    if workdir in shared or any(
+        workdir == Path(folder) or Path(folder) in workdir.parents for folder in SYSTEM_FOLDERS
+    ):
+        raise SandboxUnavailable(
+            f"--workdir {workdir}: a system folder; the sandbox uid would own it (give a folder "
+            "of its own)"
+        )
 
 
 def exec_command(args: argparse.Namespace) -> int:
@@ -106,6 +153,7 @@ def exec_command(args: argparse.Namespace) -> int:
             workdir = Path(args.workdir).resolve()
             if not workdir.is_dir():
                 raise SandboxUnavailable(f"--workdir {args.workdir} is not a folder")
+            _check_workdir(workdir)
         return asyncio.run(_run(args, command, workdir, temporary))
     except SandboxUnavailable as exc:
         print(f"shipmate sandbox: cannot start the sandbox: {exc}", file=sys.stderr)

@@ -3,13 +3,11 @@ client for the installation, a bound logger, the repository's config, and the qu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from githubkit import GitHub
-from githubkit.webhooks import parse
-from pydantic import ValidationError
 
 from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.db.audit import StoreAudit
@@ -17,7 +15,17 @@ from bot.db.store import Store
 from bot.github.client import HANDLER, RepoClient
 from bot.jobs.queue import Queue
 
-ClientFactory = Callable[[int, str | None], Awaitable[GitHub[Any]]]
+
+class ClientFactory(Protocol):
+    """Installation clients for one repository; `permissions` narrows the token (default: what
+    a handler may do, `HANDLER`)."""
+
+    def __call__(
+        self,
+        installation_id: int,
+        repository: str | None,
+        permissions: Mapping[str, str] | None = None,
+    ) -> Awaitable[GitHub[Any]]: ...
 
 
 @dataclass
@@ -35,15 +43,6 @@ class Context:
     client_factory: ClientFactory | None = None
     _github: GitHub[Any] | None = field(default=None, repr=False)
     _config: RepoConfig | None = field(default=None, repr=False)
-
-    @property
-    def model(self) -> Any | None:
-        """githubkit's typed model of the event, or None when GitHub's payload does not fit it
-        (recorded payloads often leave out fields the schema calls required)."""
-        try:
-            return parse(self.event, json_bytes(self.payload))
-        except (ValidationError, ValueError, KeyError):
-            return None
 
     @property
     def sender(self) -> str:
@@ -68,6 +67,16 @@ class Context:
             raise RuntimeError("this delivery has no repository")
         return RepoClient(await self.github(), self.repository, audit=StoreAudit(self.store))
 
+    async def repo_with(self, permissions: Mapping[str, str]) -> RepoClient:
+        """A client whose token carries only `permissions`, for the one step that needs more
+        than a handler may (re-running a workflow's jobs); never cached."""
+        if self.client_factory is None or self.installation_id is None:
+            raise RuntimeError("this delivery has no installation to act for")
+        if self.repository is None:
+            raise RuntimeError("this delivery has no repository")
+        github = await self.client_factory(self.installation_id, self.repository, permissions)
+        return RepoClient(github, self.repository, audit=StoreAudit(self.store))
+
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.
 
@@ -79,12 +88,6 @@ class Context:
             branch = repository.get("default_branch") or await repo.default_branch()
             self._config = parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         return self._config
-
-
-def json_bytes(payload: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(payload).encode()
 
 
 __all__ = ["HANDLER", "ClientFactory", "Context"]

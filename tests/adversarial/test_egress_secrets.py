@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.agent.budget import Caps
 from bot.agent.prompts import Brief
+from bot.app import load_settings
 from bot.config import ConfigError, RepoConfigError, Settings, parse_repo_config
-from bot.runs.local import RunRequest, RunResult, run_local
+from bot.runs.local import LocalRun, RunResult, run_local
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache, git
 from tests.adversarial.egress import LOOPBACK, Keeper, needs_sandbox, serving
@@ -62,7 +63,7 @@ async def _run(
             secrets_file=tmp_path / "secrets.yml", data_dir=tmp_path / "data"
         )
         declared = operator_secrets.load(settings)
-    request = RunRequest(
+    request = LocalRun(
         repo=repo,
         brief=Brief(task="look around", plan_only=True),
         max_steps=3,
@@ -156,7 +157,7 @@ def test_the_operator_cannot_declare_shipmates_own_settings_either(
     assert message.startswith("SHIPMATE_SECRETS_FILE: secret ") and "\n" not in message
     assert "Shipmate's own" in message
     with pytest.raises(ConfigError, match="SHIPMATE_SECRETS_FILE"):
-        Settings.load()  # at startup, before anything runs
+        load_settings()  # at startup, before anything runs
 
 
 def test_a_declaration_file_never_echoes_what_it_holds(tmp_path: Path) -> None:
