@@ -43,9 +43,9 @@ class Shipmate:
 
 def start_shipmate(settings: Settings) -> Shipmate:
     """`shipmate serve` as it runs in production (one process, worker in the lifespan)."""
-    from bot.intake.server import build
+    from bot.app import web_app
 
-    app, store = build(settings, with_worker=True)
+    app, store = web_app(settings, with_worker=True)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
