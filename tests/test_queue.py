@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from bot.db.store import Store
-from bot.jobs.queue import Job, SQLQueue, backoff_seconds
+from bot.jobs.queue import Job, backoff_seconds
+from bot.jobs.sql import SQLQueue
+from tests.dbs import migrate_all
 
 
 @pytest.fixture
 def queue(db_url: str) -> SQLQueue:
     store = Store(db_url, job_max_attempts=3)
-    store.migrate()
+    migrate_all(store)
     return SQLQueue(store)
 
 
@@ -209,7 +211,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     from bot.db.store import Delivery
 
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     queue = SQLQueue(store)
     steps = 0
 
@@ -223,7 +225,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
         conn.connection.dbapi_connection.set_progress_handler(count, 100)
 
     def backlog(first: int, n: int) -> None:
-        store.accept_deliveries(
+        SQLQueue(store).enqueue_deliveries(
             [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(first, first + n)]
         )
 

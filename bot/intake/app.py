@@ -33,7 +33,8 @@ from bot.github.manifest import (
     setup_page,
 )
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
-from bot.jobs.queue import Queue, SQLQueue
+from bot.jobs.queue import Queue
+from bot.jobs.sql import SQLQueue
 from bot.triggers.routing import Router
 
 log = structlog.get_logger("shipmate.web")

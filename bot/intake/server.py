@@ -21,11 +21,13 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
-from bot.db.store import Store, open_store
+from bot.db.store import Store
 from bot.github.manifest import with_saved_credentials
 from bot.intake.app import ShipmateApp, create_app
+from bot.jobs.backends import make_runner, open_database
 from bot.jobs.dispatch import job_handlers
-from bot.jobs.queue import SQLQueue
+from bot.jobs.maintenance import retention
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import Worker
 
 log = structlog.get_logger("shipmate.server")
@@ -33,17 +35,19 @@ log = structlog.get_logger("shipmate.server")
 
 def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp, Store]:
     """The app and its store; the worker (if any) runs in the app's lifespan."""
-    store = open_store(settings)
-    queue = SQLQueue(store)
+    store, queue = open_database(settings)
     from handlers import router
 
     jobs = job_handlers(settings, store, queue, router=router)
-    worker = Worker.from_settings(settings, queue, jobs, store.delivery_log_fields)
+    worker = make_runner(settings, store, queue, jobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25)]
+        if isinstance(queue, SQLQueue):
+            # procrastinate's workers apply retention as a periodic task instead.
+            duties.append(functools.partial(_retention_every, settings, store, queue, 3600))
         if with_worker:
             duties.append(worker.run)
         leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, duties))
@@ -64,7 +68,8 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
         lifespan=lifespan,
         queue=queue,
     )
-    worker.yield_to = app.busy
+    if isinstance(worker, Worker):
+        worker.yield_to = app.busy
     return app, store
 
 
@@ -96,6 +101,19 @@ async def _take_lock(fd: int, stop: asyncio.Event) -> bool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     return False
+
+
+async def _retention_every(
+    settings: Settings, store: Store, queue: SQLQueue, seconds: float, stop: asyncio.Event
+) -> None:
+    """Retention (bot/jobs/maintenance.py) at start and every `seconds`, off the event loop."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(retention, settings, store, queue)
+        except Exception as exc:
+            log.warning("retention.failed", error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -> None:
@@ -219,7 +237,7 @@ def serve(
         os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
         os.environ["SHIPMATE_SERVE_PARENT"] = str(os.getpid())
         target: Any = "bot.intake.server:app_from_env"
-        open_store(settings).dispose()
+        open_database(settings)[0].dispose()  # refuse here, once, before any child starts
     else:
         target = build(settings, with_worker=with_worker)[0]
     if not settings.webhook_secret:
