@@ -25,6 +25,7 @@ from procrastinate import jobs as procrastinate_jobs
 from procrastinate.job_context import AbortReason
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.worker import Worker as ProcrastinateJobWorker
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
@@ -45,9 +46,11 @@ def conninfo(url: str) -> str:
     PostgreSQL itself can undo the last few hundred ms of them, which leaves a job waiting or
     running again, the same as a killed worker, and recovery runs it again. Deliveries and the
     jobs handlers enqueue go through the store's engine, whose commits are durable."""
-    parsed = make_url(url).set(drivername="postgresql")
-    options = " ".join(filter(None, [str(parsed.query.get("options") or ""), SYNC_OFF]))
-    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    parsed = make_url(url)
+    params: dict[str, Any] = parsed.translate_connect_args(username="user", database="dbname")
+    params.update({key: str(value) for key, value in parsed.query.items()})
+    params["options"] = " ".join(filter(None, [params.get("options"), SYNC_OFF]))
+    return make_conninfo(**params)
 
 
 SYNC_OFF = "-csynchronous_commit=off"
