@@ -239,3 +239,21 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     small = claim_steps()
     backlog(100, 20_000)
     assert claim_steps() <= small + 20
+
+
+def test_deliveries_of_one_issue_are_handled_one_at_a_time(queue: SQLQueue) -> None:
+    from bot.db.store import Delivery
+
+    def on(number: int, delivery_id: str) -> Delivery:
+        return Delivery(delivery_id, "issue_comment", "created", b"{}", True, 7, "o/r", number)
+
+    queue.enqueue_deliveries([on(1, "a"), on(1, "b"), on(2, "c")])
+    first = queue.claim("w", 30)
+    other = queue.claim("w", 30)
+    assert first is not None and other is not None
+    assert (first.payload["delivery_id"], other.payload["delivery_id"]) == ("a", "c")
+    assert first.lock_key == "delivery:o/r#1"
+    assert queue.claim("w", 30) is None  # "b" waits for "a"
+    queue.complete(first)
+    after = queue.claim("w", 30)
+    assert after is not None and after.payload["delivery_id"] == "b"

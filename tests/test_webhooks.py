@@ -91,6 +91,24 @@ def test_fields_of_another_type_read_as_absent(body: bytes) -> None:
     assert (delivery.action, delivery.installation_id, delivery.repository) == (None, None, None)
 
 
+@pytest.mark.parametrize(
+    ("payload", "number"),
+    [
+        ({"issue": {"number": 5}, "comment": {"id": 1}}, 5),
+        ({"pull_request": {"number": 8}}, 8),
+        ({"issue": {"number": "5"}}, None),
+        ({"issue": {"number": True}}, None),
+        ({"pull_request": [8]}, None),
+        ({"check_suite": {"pull_requests": [{"number": 3}]}}, None),
+    ],
+)
+def test_the_issue_or_pull_request_number_is_read(payload: dict[str, object], number: int) -> None:
+    body = json.dumps(payload).encode()
+    assert parse_request(_headers(body), body, ["s1"]).number == number
+    big = json.dumps({**payload, "n": 10**30}).encode()  # the orjson path
+    assert parse_request(_headers(big), big, ["s1"]).number == number
+
+
 def test_what_the_fast_parser_does_not_take_is_decided_by_orjson() -> None:
     from bot.intake.webhooks import _parsers
 

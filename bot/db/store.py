@@ -58,6 +58,17 @@ class Delivery:
     handled: bool
     installation_id: int | None = None
     repository: str | None = None
+    # The issue or pull request it is about, when it names one.
+    number: int | None = None
+
+    @property
+    def lock_key(self) -> str | None:
+        """The lock of its job: the deliveries of one issue or PR are handled one at a time,
+        in order (a `fix` then a `stop`, a label added then removed). Not the run's lock
+        (`bot/runs/`): a `stop` must not wait for the run it stops."""
+        if self.repository is None or self.number is None:
+            return None
+        return f"delivery:{self.repository}#{self.number}"
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,7 @@ class WebhookIntake:
             handled=self.router.handles(incoming.event, incoming.action),
             installation_id=incoming.installation_id,
             repository=incoming.repository,
+            number=incoming.number,
         )
         try:
             status = await self.writer.submit(delivery)

@@ -112,7 +112,7 @@ class ProcrastinateQueue:
         with self.engine.begin() as conn:
             inserted = self.store.insert_deliveries(conn, rows, now)
             jobs = [
-                _defer_row("webhook", self.store.webhook_job_payload(delivery))
+                _defer_row("webhook", self.store.webhook_job_payload(delivery), delivery.lock_key)
                 for (delivery, _, _), fresh in zip(rows, inserted, strict=True)
                 if fresh and delivery.handled
             ]

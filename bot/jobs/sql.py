@@ -65,8 +65,8 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_jobs_state_run_at", "state", "run_at"),
 )
-# Most jobs (every webhook job) have neither lock: only the ones set are indexed, which spares
-# each delivery two index entries, and each of the intake's commits two index pages.
+# Many jobs have neither lock (webhook jobs of no issue or PR; none has a queueing lock): only
+# the ones set are indexed, which spares those index entries and the intake's commits pages.
 Index(
     "ix_jobs_lock_key_set",
     jobs.c.lock_key,
@@ -86,6 +86,7 @@ SCHEMA_VERSION = "1"
 JOB_COLUMNS = (
     "kind",
     "payload",
+    "lock_key",
     "state",
     "attempts",
     "max_attempts",
@@ -184,6 +185,7 @@ class SQLQueue:
             {
                 "kind": "webhook",
                 "payload": self.store.webhook_job_payload(delivery),
+                "lock_key": delivery.lock_key,
                 "state": "waiting",
                 "attempts": 0,
                 "max_attempts": self.default_max_attempts,
