@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,7 @@ class ProcrastinateWorker:
                 abort=job_context.should_abort,
             )
             self.load.running += 1
+            started = time.time()
             try:
                 await self._until_shutdown(handler(job, context), job_context)
             except procrastinate_exceptions.JobAborted:
@@ -199,7 +201,12 @@ class ProcrastinateWorker:
             if job_context.abort_reason() is AbortReason.USER_REQUEST:
                 log.info("job.aborted", attempts=job.attempts)
                 raise procrastinate_exceptions.JobAborted("stopped on request")
-            log.info("job.done", attempts=job.attempts)
+            log.info(
+                "job.done",
+                attempts=job.attempts,
+                seconds=round(time.time() - started, 3),
+                waited_seconds=round(started - job_context.start_timestamp, 3),
+            )
 
     async def _until_shutdown(
         self, work: Awaitable[None], job_context: procrastinate.JobContext
