@@ -1,8 +1,11 @@
 -- wrk script for the webhook benchmarks: every request is a real signed issue_comment delivery
--- with its own X-GitHub-Delivery; counts how many were accepted (2xx) per thread. With a third
--- argument, each thread also writes the delivery id of every 2xx reply (from the reply's JSON)
--- to PREFIX-<thread>, one a line, unbuffered, so the ids survive whatever happens to the server.
--- Usage: wrk -s intake.lua URL -- BODY_FILE SIGNATURE [ACCEPTED_IDS_PREFIX]
+-- with its own X-GitHub-Delivery and its own body (a body seen before is a replay, answered as a
+-- duplicate): the body is HEAD .. nonce .. TAIL, nonce i (10 digits) signed on line i + 1 of
+-- SIGNATURES. Thread t takes nonces FIRST + (t-1)*PER_THREAD onwards. Counts how many were
+-- accepted (2xx) per thread. With a last argument, each thread also writes the delivery id of
+-- every 2xx reply (from the reply's JSON) to PREFIX-<thread>, one a line, unbuffered, so the ids
+-- survive whatever happens to the server.
+-- Usage: wrk -s intake.lua URL -- HEAD TAIL SIGNATURES FIRST PER_THREAD [ACCEPTED_IDS_PREFIX]
 local threads = {}
 local counter = 0
 
@@ -12,31 +15,46 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-function init(args)
-  local f = assert(io.open(args[1], "rb"))
-  body = f:read("*a")
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
   f:close()
-  signature = args[2]
+  return text
+end
+
+function init(args)
+  head, tail = slurp(args[1]), slurp(args[2])
+  first = tonumber(args[4]) + (tid - 1) * tonumber(args[5])
+  per_thread = tonumber(args[5])
+  signatures = {}
+  local line_number = 0
+  for line in io.lines(args[3]) do
+    if line_number >= first + per_thread then break end
+    if line_number >= first then table.insert(signatures, line) end
+    line_number = line_number + 1
+  end
   n = 0
   accepted = 0
   failed = 0
   run = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
-  if args[3] then
-    ids = assert(io.open(args[3] .. "-" .. tid, "w"))
+  if args[6] then
+    ids = assert(io.open(args[6] .. "-" .. tid, "w"))
     ids:setvbuf("no")
   end
 end
 
 function request()
   n = n + 1
+  -- Past its share a thread starts again from its first nonce: those are replays (duplicates).
+  local index = (n - 1) % per_thread
   local headers = {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = "issue_comment",
     ["X-GitHub-Delivery"] = run .. "-" .. tid .. "-" .. n,
-    ["X-Hub-Signature-256"] = signature,
+    ["X-Hub-Signature-256"] = signatures[index + 1],
     ["User-Agent"] = "GitHub-Hookshot/bench",
   }
-  return wrk.format("POST", "/api/github/webhooks", headers, body)
+  return wrk.format("POST", "/api/github/webhooks", headers, head .. string.format("%010d", first + index) .. tail)
 end
 
 function response(status, headers, body)

@@ -2,7 +2,9 @@
 
 Shipmate runs as a user runs it: `shipmate serve`, with its in-process worker handling every
 queued delivery while the load goes on. Both servers receive the same real, signed
-`issue_comment` delivery from wrk over loopback, each request with its own X-GitHub-Delivery.
+`issue_comment` delivery from wrk over loopback, each request with its own X-GitHub-Delivery and
+its own body (a nonce in the comment's node_id, each body signed beforehand: Shipmate answers a
+body it already accepted as a duplicate, a replay).
 Shipmate stores every delivery durably (SQLite WAL, group commit) before its 202; Probot stores
 nothing. First p99 latency at a fixed 200 requests/s (open-loop pacing, the worker keeping up),
 then throughput under wrk, and a SIGKILL of the whole server (every process of it) in the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -59,6 +62,48 @@ PROBOT_APP = """export default (app) => {
   app.on("issue_comment.created", async () => {});
 };
 """
+
+
+NONCE = "@@NONCE@@"
+# Deliveries a wrk run may send at most (its signatures are made beforehand).
+MAX_RATE = 15_000
+THREADS = 2
+
+
+class Bodies:
+    """The fixture as HEAD + 10-digit nonce + TAIL, and a signature for each nonce; each wrk
+    run takes its own range of nonces, so no body is sent twice to one database."""
+
+    def __init__(self, work: Path, count: int) -> None:
+        payload = json.loads(FIXTURE.read_text())
+        payload["comment"]["node_id"] = NONCE
+        head, tail = json.dumps(payload, separators=(",", ":")).encode().split(NONCE.encode())
+        self.head, self.tail = work / "head.json", work / "tail.json"
+        self.head.write_bytes(head)
+        self.tail.write_bytes(tail)
+        self.signatures = work / "signatures"
+        with self.signatures.open("w") as out:
+            for index in range(count):
+                out.write(sign(head + b"%010d" % index + tail, SECRET) + "\n")
+        self.count, self.used = count, 0
+        self._head, self._tail = head, tail
+        self._paced = itertools.count()
+
+    def take(self, seconds: float) -> tuple[int, int]:
+        """(first nonce, nonces per thread) for a run of `seconds`."""
+        per_thread = int(MAX_RATE * seconds / THREADS) + 1
+        first, self.used = self.used, self.used + per_thread * THREADS
+        if self.used > self.count:
+            raise BenchmarkError("not enough signed bodies for the runs asked for")
+        return first, per_thread
+
+    def paced(self) -> tuple[bytes, str]:
+        """A body (and its signature) of its own for the paced load, out of wrk's ranges."""
+        body = self._head + b"%010d" % (9_000_000_000 + next(self._paced)) + self._tail
+        return body, sign(body, SECRET)
+
+    def wrk_args(self, first: int, per_thread: int) -> list[str]:
+        return [str(self.head), str(self.tail), str(self.signatures), str(first), str(per_thread)]
 
 
 def free_port() -> int:
@@ -143,13 +188,12 @@ def start_probot(folder: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def wrk(
-    port: int, body_file: Path, signature: str, duration: float, connections: int
-) -> dict[str, float]:
+def wrk(port: int, bodies: Bodies, duration: float, connections: int) -> dict[str, float]:
+    first, per_thread = bodies.take(duration)
     result = subprocess.run(
         [
             "wrk",
-            "-t2",
+            f"-t{THREADS}",
             f"-c{connections}",
             f"-d{int(duration)}s",
             "--latency",
@@ -157,8 +201,7 @@ def wrk(
             str(LUA),
             f"http://127.0.0.1:{port}/api/github/webhooks",
             "--",
-            str(body_file),
-            signature,
+            *bodies.wrk_args(first, per_thread),
         ],
         capture_output=True,
         text=True,
@@ -186,7 +229,7 @@ def wrk(
     }
 
 
-async def paced(port: int, body: bytes, signature: str, rate: float, seconds: float) -> list[float]:
+async def paced(port: int, bodies: Bodies, rate: float, seconds: float) -> list[float]:
     """Open-loop load: one request every 1/rate s, whatever the answers; latencies in ms."""
     latencies: list[float] = []
     url = f"http://127.0.0.1:{port}/api/github/webhooks"
@@ -194,6 +237,7 @@ async def paced(port: int, body: bytes, signature: str, rate: float, seconds: fl
     async with httpx.AsyncClient(limits=limits, timeout=10) as client:
 
         async def one(n: int) -> None:
+            body, signature = bodies.paced()
             headers = {
                 "Content-Type": "application/json",
                 "X-GitHub-Event": "issue_comment",
@@ -257,25 +301,23 @@ def answered_ids(prefix: Path) -> set[str]:
     return ids
 
 
-def kill_during_load(
-    work: Path, body_file: Path, signature: str, connections: int
-) -> dict[str, int]:
+def kill_during_load(work: Path, bodies: Bodies, connections: int) -> dict[str, int]:
     data_dir = work / "kill"
     ids_prefix = work / "accepted-ids"
     port = free_port()
     server = start_shipmate(data_dir, port)
+    first, per_thread = bodies.take(4)
     load = subprocess.Popen(
         [
             "wrk",
-            "-t2",
+            f"-t{THREADS}",
             f"-c{connections}",
             "-d4s",
             "-s",
             str(LUA),
             f"http://127.0.0.1:{port}/api/github/webhooks",
             "--",
-            str(body_file),
-            signature,
+            *bodies.wrk_args(first, per_thread),
             str(ids_prefix),
         ],
         stdout=subprocess.PIPE,
@@ -336,23 +378,23 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace) -> dict[str, object]:
-    body = FIXTURE.read_bytes()
-    signature = sign(body, SECRET)
     with tempfile.TemporaryDirectory(prefix="shipmate-bench-") as tmp:
         work = Path(tmp)
-        body_file = work / "body.json"
-        body_file.write_bytes(body)
+        # Shipmate's runs (2 s warm-up, the measured one) and the SIGKILL run (4 s); Probot's
+        # runs reuse them (it stores nothing).
+        seconds = 2 + args.duration + 4
+        bodies = Bodies(work, int(MAX_RATE * seconds) + THREADS * 3)
 
         port = free_port()
         server = start_shipmate(work / "main", port)
         try:
             # Paced first: at 200 req/s the worker keeps up, so this is the steady state, not
             # the drain of the backlog that the saturating wrk run leaves behind.
-            asyncio.run(paced(port, body, signature, args.rate, 1))  # warm-up
-            ours_paced = asyncio.run(paced(port, body, signature, args.rate, args.duration))
+            asyncio.run(paced(port, bodies, args.rate, 1))  # warm-up
+            ours_paced = asyncio.run(paced(port, bodies, args.rate, args.duration))
             settle()
-            wrk(port, body_file, signature, 2, args.connections)  # warm-up
-            ours = wrk(port, body_file, signature, args.duration, args.connections)
+            wrk(port, bodies, 2, args.connections)  # warm-up
+            ours = wrk(port, bodies, args.duration, args.connections)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(60)
@@ -368,8 +410,9 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         probot = start_probot(probot_dir, port)
         try:
             settle()
-            wrk(port, body_file, signature, 2, args.connections)
-            theirs = wrk(port, body_file, signature, args.duration, args.connections)
+            bodies.used = 0  # Probot stores nothing: the same bodies again
+            wrk(port, bodies, 2, args.connections)
+            theirs = wrk(port, bodies, args.duration, args.connections)
         finally:
             probot.terminate()
             probot.wait(30)
@@ -383,7 +426,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             f"shipmate at a fixed {args.rate:.0f} req/s: p50 {percentile(ours_paced, 0.5):.2f} ms, "
             f"p99 {p99_paced:.2f} ms over {len(ours_paced)} requests"
         )
-        killed = kill_during_load(work, body_file, signature, args.connections)
+        killed = kill_during_load(work, bodies, args.connections)
         print(
             f"SIGKILL during load: {killed['accepted_before_kill']} deliveries got a 2xx, "
             f"{killed['stored_after_restart']} rows after restart, "

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Settings, StartupError
+from bot.config import ConfigError, StartupError
 
 
 def _positive(text: str) -> int:
@@ -48,15 +48,36 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database's schema (ours and the queue's) up to date")
 
-    sub.add_parser("doctor", help="print which isolation features this host gives")
+    sub.add_parser(
+        "doctor",
+        help="print which isolation features this host gives, the sandbox uid, and whether "
+        "tasks may run",
+    )
 
     sandbox = sub.add_parser("sandbox", help="the sandbox runtime")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     exec_ = sandbox_sub.add_parser("exec", help="run a command in a fresh sandbox")
-    exec_.add_argument("--workdir", default=None, help="mounted read-write at /workspace")
+    exec_.add_argument(
+        "--workdir",
+        default=None,
+        help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
+    )
     exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
-    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST")
-    exec_.add_argument("--timeout", type=float, default=None, metavar="S")
+    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
+    exec_.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also reach this private/loopback range (public addresses need no flag)",
+    )
+    exec_.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="kill the command and everything it started after S seconds (default 600)",
+    )
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
     exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
@@ -73,6 +94,28 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="print the audit log of a run")
     audit.add_argument("--run", required=True, metavar="ID")
+
+    report = sub.add_parser("report", help="what changes cost, beside an engineer doing them")
+    report.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
+    report.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="default: 30 days ago")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+
+    evaluate = sub.add_parser("eval", help="the agent on SWE-bench-style tasks, graded by tests")
+    evaluate.add_argument("--tasks", required=True, metavar="FILE.jsonl", help="one task a line")
+    evaluate.add_argument(
+        "--workers", type=_positive, default=1, metavar="N", help="tasks at once (default 1)"
+    )
+    evaluate.add_argument("--replay", default=None, metavar="DIR", help="answers recorded before")
+    evaluate.add_argument(
+        "--record", default=None, metavar="DIR", help="where answers go (default: the data dir)"
+    )
+    evaluate.add_argument(
+        "--oracle",
+        choices=["gold", "empty"],
+        default=None,
+        help="no model: apply the task's own patch (gold) or nothing (empty)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
     return parser
 
 
@@ -102,12 +145,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.sandbox.doctor import doctor
 
         return doctor()
-    settings = Settings.load()
+    from bot.app import load_settings
+
+    settings = load_settings()
     from bot.logs import configure, settings_secrets
 
     configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
+    if args.command in ("serve", "worker"):
+        from bot.sandbox.identity import announce
+
+        announce()
     if args.command == "serve":
-        from bot.intake.server import serve
+        from bot.app import serve
 
         return serve(
             settings,
@@ -117,7 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     if args.command == "worker":
-        from bot.jobs.backends import run_worker
+        from bot.app import run_worker
 
         if args.concurrency is not None:
             settings = settings.model_copy(update={"worker_concurrency": args.concurrency})
@@ -130,6 +179,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.runs.local import run_command
 
         return run_command(args, settings)
+    if args.command == "report":
+        from bot.runs.report import report_command
+
+        return report_command(args, settings)
+    if args.command == "eval":
+        from bot.evaluation.session import eval_command
+
+        return eval_command(args, settings)
     if args.command == "audit":
         from bot.db.audit import print_audit
 

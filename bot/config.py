@@ -29,6 +29,24 @@ DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
 )
 
 
+# Shipmate's own settings and the model provider's credentials: never a repository secret, not
+# even when the operator declares one by such a name (bot/sandbox/operator_secrets.py).
+SHIPMATE_SETTING_PREFIXES = (
+    "SHIPMATE_",
+    "ANTHROPIC_",
+    "CLAUDE_",
+    "AWS_",
+    "GOOGLE_",
+    "GCLOUD_",
+    "CLOUDSDK_",
+)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_shipmate_setting(name: str) -> bool:
+    return name.upper().startswith(SHIPMATE_SETTING_PREFIXES)
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong. `str()` is one line naming the setting and the reason."""
 
@@ -56,6 +74,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     github_api_url: str = "https://api.github.com"
     data_dir: Path = Path(".shipmate")
+    # The dashboard: a token for headless or local installs, the App's OAuth client for signing
+    # in with GitHub (saved by the manifest registration), and the address GitHub users reach.
+    admin_token: SecretStr | None = None
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    public_url: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
 
@@ -67,6 +91,16 @@ class Settings(BaseSettings):
     max_steps: int = 40
     max_cost_usd: float = 2.0
     run_timeout_seconds: float = 1800.0
+
+    # Budgets beyond one run (None: no limit); a repository's config may only narrow them.
+    repo_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    installation_monthly_budget_usd: float | None = Field(default=None, gt=0)
+    # What the ledger and `shipmate report` count in dollars besides tokens (bot/runs/costs.py).
+    sandbox_usd_per_hour: float = Field(default=0.10, ge=0)
+    ci_usd_per_minute: float = Field(default=0.008, ge=0)
+    engineer_hourly_usd: float = Field(default=100.0, gt=0)
+    engineer_minutes_per_change: float = Field(default=120.0, gt=0)
+    review_minutes_per_round: float = Field(default=15.0, ge=0)
 
     # The queue. "auto": procrastinate on PostgreSQL, the SQL queue on SQLite; "sql" keeps the
     # SQL queue on PostgreSQL too.
@@ -88,14 +122,34 @@ class Settings(BaseSettings):
     # Retention: deliveries, finished jobs, transcripts and caches older than this go.
     retention_days: float = Field(default=30.0, gt=0)
 
+    # Secrets repositories may request by name: the operator's declarations (YAML or JSON).
+    secrets_file: Path | None = None
+    # Address ranges (CIDRs) the sandbox's egress may reach beyond the public internet.
+    egress_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # `shipmate serve`: its web server processes (`--workers`); unset, see `serve_processes`.
     web_processes: int | None = Field(default=None, ge=1)
+    # A connection that has not sent a request's headers, or its body, within these is closed
+    # (a slow client holds a connection and its memory for as long as it is let).
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("egress_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            from bot.sandbox.destinations import parse_networks
+
+            parse_networks(str(part) for part in value)
         return value
 
     @classmethod
@@ -118,6 +172,9 @@ class Settings(BaseSettings):
         """Texts that must never appear in anything Shipmate posts: the App's private key and
         the webhook secrets."""
         known = list(self.secrets)
+        for extra in (self.admin_token, self.github_client_secret):
+            if extra is not None:
+                known.append(extra.get_secret_value())
         if self.private_key is not None or self.private_key_path is not None:
             known.append(self.private_key_pem().strip())
         return tuple(k for k in known if k)
@@ -135,29 +192,15 @@ class Settings(BaseSettings):
         )
 
     def check(self) -> None:
-        """Fail fast on settings that would only break later: the key, the database URL, the
-        model provider's extra, a model without a price."""
+        """Fail fast on settings that would only break later: the key and the database URL.
+        (The model's provider and price are checked by `bot.app.load_settings`: this module
+        imports nothing of the agent.)"""
         try:
             make_url(self.resolved_database_url)
         except ArgumentError as exc:
             raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
-        from bot.agent.model import missing_extra
-
-        problem = missing_extra(self.model_provider)
-        if problem:
-            raise ConfigError("SHIPMATE_MODEL_PROVIDER", problem)
-        from bot.agent.pricing import UnpricedModel, price_for
-
-        try:
-            price_for(self.model)
-        except UnpricedModel as exc:
-            # A run could not keep its ledger or budget: say so now, not at the first run.
-            bad_table = "SHIPMATE_PRICES must be" in str(exc)
-            raise ConfigError(
-                "SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL", str(exc)
-            ) from None
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""
@@ -199,8 +242,9 @@ class RepoConfig(BaseModel):
     setup: list[str] = Field(default_factory=list)
     test: str | None = None
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    # NAME -> host the real value may be sent to; the value comes from the host's settings.
-    secrets: dict[str, str] = Field(default_factory=dict)
+    # Names of secrets the operator declared (SHIPMATE_SECRETS_FILE): their values and the
+    # hosts they may go to come from the declaration, never from this file.
+    secrets: list[str] = Field(default_factory=list)
     protected_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTECTED_PATHS))
     # Paths a human opted in to although they match protected_paths.
     allow_paths: list[str] = Field(default_factory=list)
@@ -208,9 +252,27 @@ class RepoConfig(BaseModel):
     max_steps: int | None = Field(default=None, gt=0)
     max_cost_usd: float | None = Field(default=None, gt=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # This repository's model spend a calendar month; narrows SHIPMATE_REPO_MONTHLY_BUDGET_USD.
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
     max_attempts_per_failure: int = Field(default=3, gt=0)
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError(
+                "list the names of secrets the operator declared, e.g. `secrets: [NPM_TOKEN]`; "
+                "the hosts a secret may go to come from the operator's SHIPMATE_SECRETS_FILE, "
+                "not from this file"
+            )
+        for name in value if isinstance(value, list) else []:
+            if not isinstance(name, str) or not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a secret's name (an environment variable name)")
+            if is_shipmate_setting(name):
+                raise ValueError(f"{name} is one of Shipmate's own settings, never a secret")
+        return value
 
     def is_protected(self, path: str) -> bool:
         # CI definitions stay out of reach whatever the file says: the App never asks for
@@ -261,7 +323,8 @@ def parse_repo_config(text: str | None) -> RepoConfig:
         error = exc.errors()[0]
         loc = [part for part in error["loc"]]
         key = ".".join(str(part) for part in loc)
-        return _raise_at(node, loc, f"{key}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        return _raise_at(node, loc, f"{key}: {message}")
 
 
 def _raise_at(node: yaml.Node | None, loc: list[int | str], message: str) -> RepoConfig:

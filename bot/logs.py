@@ -27,7 +27,8 @@ GITHUB_EVENT_KEY = "github_event"
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """The secret values the process holds: webhook secrets, the App key, the model API key."""
+    """The secret values the process holds: webhook secrets, the App key, the model API key,
+    and the values of the secrets the operator declared (as they are at start)."""
     values = list(settings.secrets)
     if settings.private_key is not None:
         values.append(settings.private_key.get_secret_value())
@@ -37,6 +38,9 @@ def settings_secrets(settings: Settings) -> list[str]:
     api_key = os.environ.get("ANTHROPIC_API_KEY")
     if api_key:
         values.append(api_key)
+    from bot.sandbox.operator_secrets import declared_values
+
+    values.extend(declared_values(settings))
     return values
 
 

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from bot.triggers.routing import Router
-from handlers import checks, commands, deployments, installations, labels, ping, reviews
+from handlers import (
+    checks,
+    commands,
+    deployments,
+    installations,
+    labels,
+    ledger,
+    ping,
+    reviews,
+)
 
 router = Router(
     ping.router,
@@ -13,6 +22,7 @@ router = Router(
     reviews.router,
     checks.router,
     deployments.router,
+    ledger.router,
 )
 
 __all__ = ["router"]

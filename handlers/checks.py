@@ -11,6 +11,7 @@ from typing import Any
 from bot.github.client import RepoClient
 from bot.runs.repairs import repair, same_host, shipmate_pull
 from bot.triggers.context import Context
+from bot.triggers.events import CheckItem, CheckRun, CheckSuite, PullNumber, Status, WorkflowRun
 from bot.triggers.routing import Router
 
 router = Router()
@@ -18,64 +19,62 @@ FAILED = ("failure", "timed_out")
 ACTIONS = "github-actions"
 
 
-async def _ours(context: Context, pulls: list[dict[str, Any]]) -> dict[str, Any] | None:
+async def _ours(context: Context, pulls: list[PullNumber]) -> dict[str, Any] | None:
     repo = await context.repo()
     for entry in pulls:
-        pull = await shipmate_pull(context, repo, int(entry["number"]))
+        pull = await shipmate_pull(context, repo, entry.number)
         if pull is not None:
             return pull
     return None
 
 
-async def _failed_head(context: Context, item: dict[str, Any]) -> dict[str, Any] | None:
+async def _failed_head(context: Context, item: CheckItem) -> dict[str, Any] | None:
     """The Shipmate pull request whose current head `item` (a check run, check suite or
     workflow run) failed on."""
-    if item.get("conclusion") not in FAILED:
+    if item.conclusion not in FAILED:
         return None
-    pull = await _ours(context, item.get("pull_requests") or [])
-    return pull if pull is not None and pull["head"]["sha"] == item.get("head_sha") else None
+    pull = await _ours(context, item.pull_requests)
+    return pull if pull is not None and pull["head"]["sha"] == item.head_sha else None
 
 
-def _not_for_us(context: Context, item: dict[str, Any]) -> bool:
+async def _repairable(context: Context, item: CheckItem) -> dict[str, Any] | None:
+    """The Shipmate pull request a failed check of another app is about, if any."""
+    if _not_for_us(context, item):
+        return None
+    return await _failed_head(context, item)
+
+
+def _not_for_us(context: Context, item: CheckItem) -> bool:
     """Our own checks, and Actions' checks (its workflow_run covers them)."""
-    app = (item.get("app") or {}).get("slug")
+    app = item.app.slug if item.app else None
     return app in (ACTIONS, context.settings.app_slug or "shipmate")
-
-
-def _output_text(output: dict[str, Any] | None) -> str:
-    output = output or {}
-    return "\n".join(str(output.get(k) or "") for k in ("title", "summary", "text")).strip()
 
 
 @router.register("check_run", action="completed")
 async def check_run_failed(context: Context) -> None:
-    run = context.payload.get("check_run") or {}
-    if _not_for_us(context, run):
-        return
-    pull = await _failed_head(context, run)
+    run = CheckRun.model_validate(context.payload).check_run
+    pull = await _repairable(context, run)
     if pull is None:
         return
-    name = str(run.get("name"))
+    name = run.name
     await repair(
         context,
         await context.repo(),
         pull,
         check=name,
-        log=_output_text(run.get("output")),
+        log=run.output.joined(),
         label=f"CI log of {name}",
     )
 
 
 @router.register("check_suite", action="completed")
 async def check_suite_failed(context: Context) -> None:
-    suite = context.payload.get("check_suite") or {}
-    if _not_for_us(context, suite):
-        return
-    pull = await _failed_head(context, suite)
+    suite = CheckSuite.model_validate(context.payload).check_suite
+    pull = await _repairable(context, suite)
     if pull is None:
         return
     repo = await context.repo()
-    failed = [r for r in await repo.suite_check_runs(int(suite["id"])) if r.conclusion in FAILED]
+    failed = [r for r in await repo.suite_check_runs(suite.id) if r.conclusion in FAILED]
     if not failed:
         return
     logs = "\n".join(
@@ -97,37 +96,37 @@ async def _workflow_log(repo: RepoClient, run_id: int) -> str:
 
 @router.register("workflow_run", action="completed")
 async def workflow_run_failed(context: Context) -> None:
-    run = context.payload.get("workflow_run") or {}
+    run = WorkflowRun.model_validate(context.payload).workflow_run
     pull = await _failed_head(context, run)
     if pull is None:
         return
     repo = await context.repo()
-    name = str(run.get("name") or "workflow")
-    log = await _workflow_log(repo, int(run["id"]))
+    name = run.name or "workflow"
+    log = await _workflow_log(repo, run.id)
     await repair(context, repo, pull, check=name, log=log, label=f"CI log of {name}")
 
 
 @router.register("status")
 async def status_failed(context: Context) -> None:
-    payload = context.payload
-    if payload.get("state") not in ("failure", "error"):
+    status = Status.model_validate(context.payload)
+    if status.state not in ("failure", "error"):
         return
     repo = await context.repo()
-    for branch in payload.get("branches") or []:
-        for candidate in await repo.open_pulls_for_branch(str(branch.get("name"))):
+    for branch in status.branches:
+        for candidate in await repo.open_pulls_for_branch(branch.name):
             pull = await shipmate_pull(context, repo, candidate.number)
-            if pull is None or pull["head"]["sha"] != payload.get("sha"):
+            if pull is None or pull["head"]["sha"] != status.sha:
                 continue
             # The target URL is followed only when it is GitHub itself; the description always.
-            log = str(payload.get("description") or "")
-            target = payload.get("target_url")
+            log = status.description or ""
+            target = status.target_url
             if same_host(target, context.settings.github_api_url):
                 log += f"\n(details: {target})"
             await repair(
                 context,
                 repo,
                 pull,
-                check=str(payload.get("context")),
+                check=status.context,
                 log=log,
                 label="commit status",
             )

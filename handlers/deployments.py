@@ -6,41 +6,24 @@ default branch. The deploy log is fetched only from hosts the repository lists."
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from bot.github.client import RepoClient
 from bot.runs.repairs import is_ours, repair, shipmate_pull
+from bot.runs.request import Task
 from bot.triggers.context import Context
+from bot.triggers.deploy_log import allowed, fetch_log
+from bot.triggers.events import DeploymentItem, DeploymentStatus
 from bot.triggers.routing import Router
 
 router = Router()
-LOG_BYTES = 2_000_000
-
-
-def allowed(url: str | None, hosts: list[str]) -> bool:
-    return bool(url) and (urlsplit(url).hostname or "") in hosts
-
-
-async def fetch_log(url: str, hosts: list[str]) -> str:
-    """The log at `url` if its host is listed in the repo config (no redirects elsewhere)."""
-    if not allowed(url, hosts):
-        return ""
-    try:
-        async with httpx.AsyncClient(timeout=15, follow_redirects=False) as client:
-            response = await client.get(url)
-    except httpx.HTTPError:
-        return ""
-    return response.text[:LOG_BYTES] if response.status_code == 200 else ""
 
 
 async def deployed_pull(
-    context: Context, repo: RepoClient, deployment: dict[str, Any]
+    context: Context, repo: RepoClient, deployment: DeploymentItem
 ) -> dict[str, Any] | None:
     """The Shipmate PR this deployment shipped: the open PR of a shipmate/ ref, or the merged
     Shipmate PR the deployed commit came from (GitHub's commits/{sha}/pulls)."""
-    ref, sha = str(deployment.get("ref") or ""), str(deployment.get("sha") or "")
+    ref, sha = deployment.ref or "", deployment.sha or ""
     if ref.startswith("shipmate/"):
         for candidate in await repo.open_pulls_for_branch(ref):
             pull = await shipmate_pull(context, repo, candidate.number)
@@ -56,22 +39,20 @@ async def deployed_pull(
 
 @router.register("deployment_status", action="created")
 async def deployment_failed(context: Context) -> None:
-    status = context.payload.get("deployment_status") or {}
-    deployment = context.payload.get("deployment") or {}
-    if status.get("state") not in ("failure", "error"):
+    event = DeploymentStatus.model_validate(context.payload)
+    status, deployment = event.deployment_status, event.deployment
+    if status.state not in ("failure", "error"):
         return
     repo = await context.repo()
     pull = await deployed_pull(context, repo, deployment)
     if pull is None:
         return
     hosts = (await context.config()).deploy_log_hosts
-    url = next(
-        (u for u in (status.get("log_url"), status.get("target_url")) if allowed(u, hosts)), ""
-    )
+    url = next((u for u in (status.log_url, status.target_url) if u and allowed(u, hosts)), "")
     log = await fetch_log(url, hosts) if url else ""
-    environment = str(deployment.get("environment") or "deploy")
+    environment = deployment.environment or "deploy"
     number = int(pull["number"])
-    description = str(status.get("description") or "The deploy failed without a description.")
+    description = status.description or "The deploy failed without a description."
     await repair(
         context,
         repo,
@@ -80,10 +61,10 @@ async def deployment_failed(context: Context) -> None:
         log=log,
         note=description,
         label=f"deploy log ({environment})",
-        follow_up={
-            "base_sha": str(deployment.get("sha") or pull["head"]["sha"]),
-            "title": f"Fix the failed {environment} deploy of #{number}",
-            "task": f"The deploy health check for `{environment}` failed after #{number} "
+        follow_up=Task(
+            base_sha=deployment.sha or str(pull["head"]["sha"]),
+            title=f"Fix the failed {environment} deploy of #{number}",
+            instruction=f"The deploy health check for `{environment}` failed after #{number} "
             "was deployed. Make the smallest change that fixes it.",
-        },
+        ),
     )

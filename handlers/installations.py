@@ -3,37 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from bot.config import RepoConfigError, parse_repo_config
 from bot.github.client import RepoClient
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 from bot.triggers.context import Context
+from bot.triggers.events import Installation, InstallationRepositories, Repository
 from bot.triggers.routing import Router
 
 router = Router()
+READY = "Comment `/shipmate help` on an issue to see what Shipmate can do."
 
 
-def _names(repositories: Any) -> list[str]:
-    return [
-        r["full_name"] for r in repositories or () if isinstance(r, dict) and r.get("full_name")
-    ]
+def _names(repositories: list[Repository] | None) -> list[str]:
+    return [r.full_name for r in repositories or () if r.full_name]
 
 
 def _installation(context: Context) -> tuple[int, str]:
-    installation = context.payload["installation"]
-    account = (installation.get("account") or {}).get("login") or ""
-    return int(installation["id"]), str(account)
+    installation = Installation.model_validate(context.payload).installation
+    return installation.id, installation.account.login if installation.account else ""
 
 
 @router.register("installation", action="created")
 @router.register("installation", action="unsuspend")
 @router.register("installation", action="new_permissions_accepted")
 async def installed(context: Context) -> None:
+    event = Installation.model_validate(context.payload)
     installation_id, account = _installation(context)
     store = context.store
     await asyncio.to_thread(store.upsert_installation, installation_id, account, suspended=False)
-    added = _names(context.payload.get("repositories"))
+    added = _names(event.repositories)
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     context.log.info("installation.saved", account=account, repositories=len(added))
     if context.action == "created":
@@ -58,12 +57,13 @@ async def uninstalled(context: Context) -> None:
 
 @router.register("installation_repositories")
 async def repositories_changed(context: Context) -> None:
+    event = InstallationRepositories.model_validate(context.payload)
     installation_id, account = _installation(context)
     store = context.store
     if await asyncio.to_thread(store.get_installation, installation_id) is None:
         await asyncio.to_thread(store.upsert_installation, installation_id, account)
-    added = _names(context.payload.get("repositories_added"))
-    removed = _names(context.payload.get("repositories_removed"))
+    added = _names(event.repositories_added)
+    removed = _names(event.repositories_removed)
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     await asyncio.to_thread(store.remove_repositories, installation_id, removed)
     context.log.info("installation.repositories", added=added, removed=removed)
@@ -84,24 +84,19 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
-            await repo.create_check_run(
-                name="Shipmate config",
-                head_sha=sha,
-                status="completed",
-                conclusion="failure",
-                title=".github/shipmate.yml is invalid",
-                summary=outbound(
-                    str(exc),
-                    known=context.settings.known_secrets(),
-                    allowed_hosts=("github.com",),
-                ),
-            )
-            continue
+            known = context.settings.known_secrets()
+            problem = outbound(str(exc), known=known, allowed_hosts=("github.com",))
+            verdict = ("failure", ".github/shipmate.yml is invalid", problem)
+            await asyncio.to_thread(context.store.views.record_config_check, name, str(exc))
+        else:
+            verdict = ("success", "Shipmate is ready", READY)
+            await asyncio.to_thread(context.store.views.record_config_check, name, None)
+        conclusion, title, summary = verdict
         await repo.create_check_run(
             name="Shipmate config",
             head_sha=sha,
             status="completed",
-            conclusion="success",
-            title="Shipmate is ready",
-            summary="Comment `/shipmate help` on an issue to see what Shipmate can do.",
+            conclusion=conclusion,
+            title=title,
+            summary=summary,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.triggers.context import Context
+from bot.triggers.events import Ping
 from bot.triggers.routing import Router
 
 router = Router()
@@ -10,5 +11,5 @@ router = Router()
 
 @router.register("ping")
 async def ping(context: Context) -> None:
-    hook = context.payload.get("hook") or {}
-    context.log.info("ping", zen=context.payload.get("zen"), hook_id=hook.get("id"))
+    event = Ping.model_validate(context.payload)
+    context.log.info("ping", zen=event.zen, hook_id=event.hook.id if event.hook else None)

@@ -24,7 +24,7 @@ from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
 from bot.db import schema
 from bot.db.store import Store
-from bot.runs.local import RunRequest, RunResult, run_local
+from bot.runs.local import LocalRun, RunResult, run_local
 from bot.sandbox import limits
 from bot.sandbox.checkout import CheckoutCache, git
 from standins.anthropic import MessagesStandIn, Turn
@@ -60,7 +60,7 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesStandIn]:
 
 
 def _run(repo: Path, tmp_path: Path, store: Store | None = None, **overrides: Any) -> RunResult:
-    request = RunRequest(
+    request = LocalRun(
         repo=repo,
         brief=overrides.pop("brief", Brief(task="Fix add() so the tests pass")),
         max_steps=overrides.pop("max_steps", 10),

@@ -14,6 +14,7 @@ from bot.agent import model as model_module
 from bot.agent.ledger import Ledger, Usage, cost_usd
 from bot.agent.model import AnthropicModel, ModelUnavailable, missing_extra
 from bot.agent.pricing import UnpricedModel, anthropic_id, list_price, price_for
+from bot.app import load_settings
 from bot.config import ConfigError, Settings
 
 SONNET = list_price(3.0, 15.0)
@@ -157,10 +158,10 @@ def test_a_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         )
     with pytest.raises(ModelUnavailable, match=r"shipmate\[vertex\].*nope.auth"):
         AnthropicModel("claude-sonnet-4-5@20250929", provider="vertex", region="us-east5")
-    # At start-up: Settings.load() refuses the configuration, naming the setting.
+    # At start-up: load_settings() refuses the configuration, naming the setting.
     monkeypatch.setenv("SHIPMATE_MODEL_PROVIDER", "bedrock")
     with pytest.raises(ConfigError, match=r"SHIPMATE_MODEL_PROVIDER: .*shipmate\[bedrock\]"):
-        Settings.load()
+        load_settings()
 
 
 def test_the_real_extras_are_what_the_check_looks_for() -> None:

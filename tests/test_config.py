@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bot.app import load_settings
 from bot.cli import main
 from bot.config import ConfigError, RepoConfigError, Settings, parse_repo_config
 
@@ -106,11 +107,11 @@ def test_a_model_without_a_price_stops_start_up(monkeypatch: pytest.MonkeyPatch)
     """A run could keep neither its ledger nor its cost budget: say so at start-up."""
     monkeypatch.delenv("SHIPMATE_PRICES", raising=False)
     with pytest.raises(ConfigError) as info:
-        Settings.load(model="house-model-7")
+        load_settings(model="house-model-7")
     assert info.value.setting == "SHIPMATE_MODEL" and "SHIPMATE_PRICES" in str(info.value)
     monkeypatch.setenv("SHIPMATE_PRICES", '{"house-model": {"input": 1, "output": 2}}')
-    assert Settings.load(model="house-model-7").model == "house-model-7"
+    assert load_settings(model="house-model-7").model == "house-model-7"
     monkeypatch.setenv("SHIPMATE_PRICES", "not json")
     with pytest.raises(ConfigError) as info:
-        Settings.load(model="house-model-7")
+        load_settings(model="house-model-7")
     assert info.value.setting == "SHIPMATE_PRICES"

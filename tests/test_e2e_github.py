@@ -16,11 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.agent.model import AnthropicModel
+from bot.app import job_handlers
 from bot.config import Settings
 from bot.db.store import Store
 from bot.github.client import PUSH, GitHubApp
 from bot.intake.app import create_app
-from bot.jobs.dispatch import job_handlers
 from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import Worker
 from bot.runs.job import RunDeps
@@ -76,7 +76,7 @@ class World:
         )
         worker = Worker(
             self.queue,
-            job_handlers(self.settings, self.store, self.queue, router=router, run_deps=deps),
+            job_handlers(self.settings, self.store, self.queue, router=router, deps=deps),
         )
         return asyncio.run(worker.run_until_idle())
 

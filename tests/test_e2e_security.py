@@ -160,6 +160,14 @@ def test_a_hostile_issue_cannot_get_secrets_out(
     monkeypatch.setenv("SHIPMATE_PRIVATE_KEY", pem)
     monkeypatch.setenv("SHIPMATE_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("DEPLOY_TOKEN", deploy_token)
+    # The operator declares the secret and opens loopback (where the collector listens).
+    declarations = world.settings.data_dir.parent / "secrets.yml"
+    declarations.write_text(
+        "secrets:\n  DEPLOY_TOKEN:\n    env: DEPLOY_TOKEN\n"
+        f"    hosts: ['127.0.0.2:{port}']\n    repositories: ['{REPO}']\n"
+    )
+    world.settings.secrets_file = declarations
+    world.settings.egress_allow_networks = ["127.0.0.0/8"]
     configure(
         "json", "info", known=settings_secrets(world.settings), stream=captured_logs, cache=False
     )
@@ -171,7 +179,7 @@ def test_a_hostile_issue_cannot_get_secrets_out(
             ".github/shipmate.yml": (
                 "test: python3 -m unittest -q\n"
                 f"network:\n  allow: ['127.0.0.2:{port}']\n"
-                "secrets:\n  DEPLOY_TOKEN: 127.0.0.2\n"
+                "secrets: [DEPLOY_TOKEN]\n"
             ),
         },
     )

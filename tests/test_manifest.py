@@ -129,3 +129,31 @@ def test_manifest_states_are_single_use_expiring_and_bounded() -> None:
     assert len(states) == 3  # the two oldest were dropped
     assert not states.consume(issued[0]) and not states.consume(issued[1])
     assert all(states.consume(state) for state in issued[2:])
+
+
+def test_a_refused_or_forged_code_registers_nothing(tmp_path: Path) -> None:
+    """GitHub's refusal is a 502 saying so; a code that is not one (it comes from the browser
+    and would go into the request's path) never reaches GitHub."""
+    conversions: list[str] = []
+
+    async def refuse(request: Request) -> Response:
+        conversions.append(request.url.path)
+        return JSONResponse({"message": "Not Found"}, 404)
+
+    github = Starlette(routes=[Route("/{path:path}", refuse, methods=["POST"])])
+    with running(github, lifespan="off") as api:
+        settings = Settings.load(data_dir=tmp_path, github_api_url=api)
+        store = Store.from_settings(settings)
+        store.migrate()
+        with running(create_app(settings, store, router)) as base:
+            for forged in ("x/../../user", "a%2F..%2Fb", "x y"):
+                state = re.search(r"state=([^\"&]+)", httpx.get(base + "/").text).group(1)  # type: ignore[union-attr]
+                answer = httpx.get(
+                    f"{base}/setup/callback", params={"code": forged, "state": state}
+                )
+                assert answer.status_code == 400, forged
+            state = re.search(r"state=([^\"&]+)", httpx.get(base + "/").text).group(1)  # type: ignore[union-attr]
+            refused = httpx.get(f"{base}/setup/callback?code=abc&state={state}")
+            assert refused.status_code == 502 and "refused the code (404)" in refused.text
+    assert conversions == ["/app-manifests/abc/conversions"]
+    assert not (tmp_path / "app-credentials.json").exists()

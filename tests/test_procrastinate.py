@@ -1,5 +1,6 @@
 """The queue on PostgreSQL (procrastinate), in-process, on a fresh schema per test: the intake's
-one transaction, locks, abort, retries, shutdown drain and recovery of a dead worker's jobs."""
+one transaction, replays, locks, abort, retries, shutdown drain, recovery of a dead worker's
+jobs, and the dashboard's view of dead jobs (retry, drop)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from bot.jobs.backends import make_runner, migrate_command, open_database
 from bot.jobs.procrastinate_queue import ProcrastinateQueue
 from bot.jobs.procrastinate_worker import ProcrastinateWorker
 from bot.jobs.queue import Job
-from bot.jobs.worker import JobContext, JobHandler
+from bot.jobs.worker import JobContext, JobHandler, JobRejected
 from tests.dbs import postgres_available, postgres_schema
 
 
@@ -141,6 +142,85 @@ def test_a_delivery_and_its_job_commit_together(
     with pytest.raises(Exception, match="check"):
         queue.enqueue_deliveries([Delivery("d3", "issues", "opened", b"{}", True, 7, "bad")])
     assert store.get_delivery("d3") is None and queue.counts() == {"waiting": 1}
+
+
+def test_a_body_replayed_under_a_new_delivery_id_is_a_duplicate(
+    database: tuple[Store, ProcrastinateQueue],
+) -> None:
+    store, queue = database
+    body = b'{"action": "opened"}'
+    first = Delivery("d1", "issues", "opened", body, True, 7, "o/r", 3, digest="ab" * 32)
+    replay = Delivery("d9", "issues", "opened", body, True, 7, "o/r", 3, digest="ab" * 32)
+    assert queue.enqueue_deliveries([first]) == ["queued"]
+    assert queue.enqueue_deliveries([replay]) == ["duplicate"]
+    assert store.get_delivery("d9") is None and queue.counts() == {"waiting": 1}
+
+
+def _fail(queue: ProcrastinateQueue, job_id: int | None) -> None:
+    """The job as a worker leaves it after its last attempt."""
+    with queue.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %(id)s", {"id": job_id}
+        )
+        conn.exec_driver_sql(
+            "UPDATE procrastinate_jobs SET status = 'failed', attempts = 1 WHERE id = %(id)s",
+            {"id": job_id},
+        )
+
+
+def test_the_dashboard_sees_dead_jobs_and_only_they_are_retried_or_dropped(
+    database: tuple[Store, ProcrastinateQueue],
+) -> None:
+    store, queue = database
+    queue.enqueue_deliveries([Delivery("d1", "issues", "opened", b"{}", True, 7, "o/r", 3)])
+    store.set_delivery_status("d1", "failed", "RuntimeError: boom")
+    (webhook_id,) = _states(queue)
+    locked = queue.enqueue("run", {"n": 1}, queueing_lock="o/r#1", max_attempts=4)
+    waiting = queue.enqueue("run", {"n": 2})
+    _fail(queue, webhook_id)
+    _fail(queue, locked)
+    shown = {job["id"]: job for job in queue.browse()}
+    assert [job["state"] for job in queue.browse()] == ["waiting", "dead", "dead"]  # newest first
+    assert shown[webhook_id]["last_error"] == "RuntimeError: boom"
+    assert shown[webhook_id]["lock_key"] == "delivery:o/r#3"
+    assert (shown[webhook_id]["attempts"], shown[webhook_id]["max_attempts"]) == (2, 2)
+    assert (shown[locked or 0]["attempts"], shown[locked or 0]["max_attempts"]) == (2, 4)
+    # Neither a waiting job nor a missing one is dead.
+    assert not queue.retry_dead(waiting or 0) and not queue.drop_dead(waiting or 0)
+    assert not queue.retry_dead(10**9) and not queue.drop_dead(10**9)
+    # A job of its queueing lock already waits: that one will do the work.
+    again = queue.enqueue("run", {"n": 3}, queueing_lock="o/r#1")
+    assert again is not None and not queue.retry_dead(locked or 0)
+    assert _states(queue)[locked or 0] == "failed"
+    assert queue.drop_dead(locked or 0) and _states(queue)[locked or 0] == "cancelled"
+    assert queue.retry_dead(webhook_id)
+    assert _states(queue)[webhook_id] == "todo"
+    assert {job["id"]: job["attempts"] for job in queue.browse()}[webhook_id] == 0
+    assert not queue.retry_dead(webhook_id)
+
+
+@pytest.mark.anyio
+async def test_a_rejected_job_is_dead_at_once_and_runs_again_when_retried(
+    settings: Settings, database: tuple[Store, ProcrastinateQueue]
+) -> None:
+    store, queue = database
+    attempts: list[int] = []
+    mended = asyncio.Event()
+
+    async def picky(job: Job, context: JobContext) -> None:
+        attempts.append(job.attempts)
+        if not mended.is_set():
+            raise JobRejected("not a payload this kind takes")
+
+    job_id = queue.enqueue("run", {})
+    running = Running(_runner(settings, store, queue, {"run": picky}))
+    await _until(lambda: _states(queue)[job_id or 0] == "failed")
+    assert attempts == [1]  # job_max_attempts=2, but no retry would mend it
+    mended.set()
+    assert queue.retry_dead(job_id or 0)
+    await _until(lambda: _states(queue)[job_id or 0] == "succeeded")
+    await running.stop()
+    assert attempts == [1, 1]  # counted from zero again
 
 
 def test_queueing_lock_keeps_one_waiting_and_abort_cancels_it(

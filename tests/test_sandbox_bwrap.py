@@ -8,8 +8,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,7 @@ FORK_BOMB = (
 )
 WITHOUT_CGROUPS = f"""
 import asyncio, tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from bot.sandbox.base import Limits, SandboxSpec
 from bot.sandbox.bwrap import BwrapSandbox
@@ -218,12 +221,25 @@ def _unprivileged_python() -> list[str]:
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(system)]
 
 
-def test_process_limit_without_cgroups_is_an_rlimit() -> None:
-    site = next(p for p in sys.path if p.endswith("site-packages"))
+@pytest.fixture
+def readable_bot() -> Iterator[Path]:
+    """A copy of bot/ that any user can read: the checkout may be its owner's only (a 0700
+    home), and bot.sandbox needs nothing outside bot/ and the standard library."""
+    work = Path(tempfile.mkdtemp(prefix="shipmate-readable-"))
+    try:
+        shutil.copytree(ROOT / "bot", work / "bot", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [work, *work.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_process_limit_without_cgroups_is_an_rlimit(readable_bot: Path) -> None:
     result = subprocess.run(
         [*_unprivileged_python(), "-c", WITHOUT_CGROUPS],
         cwd="/",
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{site}"},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(readable_bot)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.runs.review import take_change
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import SandboxSpec
-from bot.sandbox.checkout import CheckoutCache, changed_paths, diff, git
+from bot.sandbox.checkout import CheckoutCache, git
 from bot.sandbox.setup import DependencyCache, lock_hash, run_setup
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -68,9 +69,11 @@ async def test_checkout_overlay_diff_and_incremental_move(tmp_path: Path, origin
                 "sed -i 's/a - b/a + b/' calc.py && echo new > notes.txt && rm requirements.txt",
             ]
         )
-        patch = await diff(sandbox, first)
+        change = take_change(sandbox.workspace_layers(), checkout, first)
+    patch = change.patch
     assert "+    return a + b" in patch and "+new" in patch and "deleted file mode" in patch
-    assert changed_paths(patch) == ["calc.py", "notes.txt", "requirements.txt"]
+    assert [entry.path for entry in change.changed] == ["calc.py", "notes.txt", "requirements.txt"]
+    change.discard()
     # The cached tree is untouched by the task.
     assert (checkout.tree / "calc.py").read_text().endswith("a - b\n")
     assert (checkout.tree / "requirements.txt").exists() and not (

@@ -1,5 +1,6 @@
-"""The sandbox as execute() uses it in production: the repository's `secrets:` and `setup:` step
-(with its dependency cache), over a real checkout, a real sandbox and a real egress proxy."""
+"""The sandbox as execute() uses it in production: the secrets the operator declared and the
+repository requests, and the `setup:` step (with its dependency cache), over a real checkout, a
+real sandbox and a real egress proxy."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from bot.agent.budget import Budget
 from bot.agent.ledger import Usage
 from bot.agent.model import Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
-from bot.config import RepoConfig
+from bot.config import RepoConfig, Settings
 from bot.runs.execute import Execution, execute
+from bot.runs.job import run_secrets
 from bot.sandbox.checkout import CheckoutCache, git
+from bot.sandbox.setup import FILLED
 
 pytestmark = [
     pytest.mark.anyio,
@@ -99,35 +101,44 @@ async def _execute(
         cache.release(checkout)
 
 
-async def test_repo_secrets_come_from_the_host_environment_and_never_for_forks(
+async def test_declared_secrets_reach_their_host_and_never_for_forks(
     tmp_path: Path,
     cache: CheckoutCache,
     upstream: tuple[Recorder, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recorder, port = upstream
-    monkeypatch.setenv("NPM_TOKEN", REAL)
-    monkeypatch.delenv("UNSET_TOKEN", raising=False)
+    monkeypatch.setenv("CI_NPM_TOKEN", REAL)
+    declarations = tmp_path / "secrets.yml"
+    declarations.write_text(
+        "secrets:\n  NPM_TOKEN:\n    env: CI_NPM_TOKEN\n"
+        f"    hosts: ['127.0.0.2:{port}']\n    repositories: ['acme/*']\n"
+    )
+    settings = Settings.model_construct(secrets_file=declarations, data_dir=tmp_path / "data")
     url, sha = _origin(tmp_path, {"a.txt": "a"})
     config = RepoConfig.model_validate(
         {
             "setup": [
                 f'curl -sf -H "X-Npm: $NPM_TOKEN" http://127.0.0.2:{port}/npm',
-                'test -z "$UNSET_TOKEN" && case "$NPM_TOKEN" in SHIPMATE_PLACEHOLDER_*|"") ;; '
-                "*) exit 9;; esac",
+                'case "$NPM_TOKEN" in SHIPMATE_PLACEHOLDER_*|"") ;; *) exit 9;; esac',
             ],
             "network": {"allow": [f"127.0.0.2:{port}"]},
-            "secrets": {"NPM_TOKEN": "127.0.0.2", "UNSET_TOKEN": "127.0.0.2"},
+            "secrets": ["NPM_TOKEN"],
         }
     )
-    with structlog.testing.capture_logs() as logs:
-        own = await _execute(cache, url, sha, config)
+    granted = run_secrets(settings, config, "acme/web", 7, fork=False)
+    assert granted.refused == () and granted.values == [REAL]
+    own = await _execute(
+        cache, url, sha, config, secrets=granted.secrets, allow_networks=("127.0.0.0/8",)
+    )
     assert own.status == "completed", own.reason
     assert f"X-Npm: {REAL}".encode() in recorder.heads[0]
-    (missing,) = [e for e in logs if e["event"] == "secret.missing"]
-    assert missing["log_level"] == "warning" and missing["secret"] == "UNSET_TOKEN"
 
-    fork = await _execute(cache, url, sha, config, secrets={})
+    forked = run_secrets(settings, config, "acme/web", 7, fork=True)
+    assert forked.secrets == {} and forked.refused == ()
+    fork = await _execute(
+        cache, url, sha, config, secrets=forked.secrets, allow_networks=("127.0.0.0/8",)
+    )
     assert fork.status == "completed", fork.reason
     assert REAL.encode() not in recorder.heads[1] and b"X-Npm" not in recorder.heads[1]
 
@@ -140,13 +151,13 @@ async def test_setup_fills_the_repository_dependency_cache_once_then_reads_it(
     failed = await _execute(cache, url, sha, RepoConfig(setup=[fill, "exit 3", "echo never"]))
     assert failed.status == "failed" and failed.reason == "the setup command failed: exit 3"
     (folder,) = (cache.root / "deps").iterdir()
-    assert not list(folder.glob("*.done"))  # a failed fill is never reused
+    assert not list(folder.glob(f"*{FILLED}"))  # a failed fill is never reused
 
     reuse = "[ -f ~/.cache/dep ] || { echo installed >> ~/.cache/dep; }"
     first = await _execute(cache, url, sha, RepoConfig(setup=[reuse]))
     assert first.status == "completed", first.reason
     (filled,) = [p for p in folder.iterdir() if p.is_dir()]
-    assert (filled / "dep").read_text() == "installed\n" and list(folder.glob("*.done"))
+    assert (filled / "dep").read_text() == "installed\n" and list(folder.glob(f"*{FILLED}"))
 
     layered = "grep -qx installed ~/.cache/dep && test -w ~/.cache && echo more >> ~/.cache/dep"
     second = await _execute(cache, url, sha, RepoConfig(setup=[layered]))

@@ -1,5 +1,8 @@
 """The egress proxy end to end: curl in a real sandbox -> 127.0.0.1:3128 in the sandbox's network
-namespace (a listening socket the proxy holds) -> local HTTP and HTTPS upstreams on 127.0.0.2 (127.0.0.1 is NO_PROXY inside, by design)."""
+namespace (a listening socket the proxy holds) -> local HTTP and HTTPS upstreams on 127.0.0.2 (127.0.0.1 is NO_PROXY inside, by design).
+
+Loopback is refused as a destination unless the operator allows the range, so these tests allow
+127.0.0.0/8 as the operator would (tests/adversarial/ shows the refusal without it)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ needs_sandbox = pytest.mark.skipif(
     reason="needs bwrap and curl",
 )
 REAL = "real-token-7f3a9c"
+LOOPBACK = ("127.0.0.0/8",)
 
 
 class Echo:
@@ -102,7 +106,13 @@ def _spec(
 ) -> SandboxSpec:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    return SandboxSpec(workspace=workspace, allow_hosts=allow, secrets=secrets, task_id="t1")
+    return SandboxSpec(
+        workspace=workspace,
+        allow_hosts=allow,
+        secrets=secrets,
+        task_id="t1",
+        allow_networks=LOOPBACK,
+    )
 
 
 @needs_sandbox
@@ -185,10 +195,10 @@ def test_placeholders_pure() -> None:
     table = build({"TOKEN": ("sekret-value", "api.example.com")})
     placeholder = table["TOKEN"].placeholder
     data = f"auth={placeholder}".encode()
-    assert substitute(data, "api.example.com", table) == b"auth=sekret-value"
-    assert substitute(data, "other.com", table) == data
-    assert misdirected(data, "other.com", table) == ["TOKEN"]
-    assert misdirected(data, "api.example.com", table) == []
+    assert substitute(data, "api.example.com", 443, table) == b"auth=sekret-value"
+    assert substitute(data, "other.com", 443, table) == data
+    assert misdirected(data, "other.com", 443, table) == ["TOKEN"]
+    assert misdirected(data, "api.example.com", 443, table) == []
     masker = StreamMasker(table)
     streamed = masker.feed(b"xx sekret-") + masker.feed(b"value yy") + masker.flush()
     assert streamed == f"xx {placeholder} yy".encode()
@@ -426,6 +436,7 @@ async def test_a_secret_found_in_the_checkout_never_leaves_even_to_an_allowed_ho
         allow_hosts=(f"127.0.0.2:{port}", f"127.0.0.2:{secure_port}"),
         guarded=(GUARDED,),
         task_id="t1",
+        allow_networks=LOOPBACK,
     )
     async with open_sandbox(
         spec, audit=events.append, ca_dir=tmp_path / "ca", upstream_ssl=upstream_ctx

@@ -7,19 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
-from bot.security.scan import (
-    defang_links,
-    entropy,
-    mask,
-    neutralize_mentions,
-    outbound,
-    redact,
-    sanitize_untrusted,
-    scan,
-    scan_diff,
-    scan_files,
-    untrusted_block,
-)
+from bot.security.redact import defang_links, mask, neutralize_mentions, outbound, redact
+from bot.security.scan import entropy, scan, scan_diff
+from bot.security.tree_scan import scan_files
+from bot.security.untrusted import sanitize_untrusted, untrusted_block
 
 # Fake credentials built at run time so this file itself holds none.
 GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"

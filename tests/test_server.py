@@ -246,10 +246,14 @@ def test_serve_with_several_processes_stores_each_delivery_once_and_stops_on_sig
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    body = (WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_bytes()
+    recorded = json.loads((WEBHOOK_FIXTURES / "installation" / "created.payload.json").read_text())
     ids = [str(uuid.uuid4()) for _ in range(30)]
 
     def post(delivery: str) -> tuple[str, int, str]:
+        # Each delivery its own body: one body under two delivery ids is a replay (duplicate).
+        body = json.dumps(
+            {**recorded, "installation": {**recorded["installation"], "node_id": delivery}}
+        ).encode()
         response = httpx.post(  # a new connection each time, taken by any of the processes
             f"{base}/api/github/webhooks",
             content=body,

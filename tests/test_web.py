@@ -14,11 +14,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.app import job_handlers
 from bot.config import Settings
 from bot.db.store import Store
 from bot.intake.app import create_app
 from bot.intake.webhooks import sign
-from bot.jobs.dispatch import job_handlers
 from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import Worker
 from bot.triggers.context import Context

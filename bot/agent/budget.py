@@ -75,6 +75,8 @@ class Budget:
     timeout_seconds: float
     cancelled: Callable[[], bool] = lambda: False
     started: float = field(default_factory=time.monotonic)
+    # Budgets beyond this run (a month's spend): why no model call may be made, or None.
+    over_budget: Callable[[], str | None] = lambda: None
 
     @classmethod
     def layered(
@@ -95,6 +97,9 @@ class Budget:
             raise StepLimit(f"stopped after {steps} steps (the limit is {self.max_steps})")
         if cost_usd >= self.max_cost_usd:
             raise CostLimit(f"stopped at ${cost_usd:.4f} (the limit is ${self.max_cost_usd:.2f})")
+        beyond = self.over_budget()
+        if beyond:
+            raise CostLimit(f"stopped at ${cost_usd:.4f}: {beyond}")
         if self.elapsed() >= self.timeout_seconds:
             raise self._timed_out()
 

@@ -107,7 +107,24 @@ def _unfinished(stop_reason: str) -> str:
     return f"the model stopped without finishing (stop_reason {stop_reason})"
 
 
+@dataclass
+class Conversation:
+    """One run's state as the steps pass it along."""
+
+    system: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    outcome: Outcome
+    plan_only: bool
+    sent: int = 0  # messages already in the transcript
+
+
+GO_AHEAD = "Go ahead: carry out the plan."
+
+
 class Agent:
+    """`run` -> `step` -> `query` (limits checked before every model call) -> `execute_actions`,
+    as mini-swe-agent's loop; `Completed`/`Failed`/the budget's limits end a run."""
+
     def __init__(
         self,
         model: Model,
@@ -127,12 +144,15 @@ class Agent:
         self.caching = caching
 
     async def run(self, system: str, task: str, *, plan_only: bool = False) -> Outcome:
+        """Steps until the run ends; its end (or an error) becomes the outcome's status."""
         messages: list[dict[str, Any]] = [
             {"role": "user", "content": [{"type": "text", "text": task}]}
         ]
         outcome = Outcome(status="failed")
         try:
-            await self._loop(system, messages, outcome, plan_only)
+            state = self.start(system, messages, outcome, plan_only)
+            while True:
+                await self.step(state)
         except RunEnded as end:
             outcome.status, outcome.reason = end.status, end.reason
         except Exception as exc:  # the model API gave up after its retries, or a bug
@@ -143,82 +163,90 @@ class Agent:
         )
         return outcome
 
-    async def _loop(
+    def start(
         self, system: str, messages: list[dict[str, Any]], outcome: Outcome, plan_only: bool
-    ) -> None:
+    ) -> Conversation:
         system_blocks: list[dict[str, Any]] = [{"type": "text", "text": system}]
         if self.caching:
             system_blocks[0]["cache_control"] = EPHEMERAL
         self.transcript.write(
             "start", model=self.model.name, system=system, task=messages[0]["content"][0]["text"]
         )
-        sent = 0
-        while True:
-            self.budget.check(outcome.steps, self.ledger.cost)
-            messages[:] = trim(messages)
-            request = with_breakpoints(messages) if self.caching else messages
-            self.transcript.write("request", new_messages=messages[sent:])
-            sent = len(messages) + 1
-            reply = await self.budget.bound(
-                self.model.reply(
-                    system=system_blocks,
-                    messages=request,
-                    tools=TOOL_DEFINITIONS,
-                    max_tokens=MAX_TOKENS,
-                )
+        return Conversation(system_blocks, messages, outcome, plan_only)
+
+    async def step(self, state: Conversation) -> None:
+        """One model call, and the tools it asks for; raises when the run is over."""
+        reply = await self.query(state)
+        calls = self.tool_calls(state, reply)
+        if calls:
+            results = await self.execute_actions(calls)
+            state.messages.append({"role": "user", "content": results})
+            state.outcome.steps += 1
+
+    async def query(self, state: Conversation) -> Reply:
+        """Check the limits, then ask the model (bounded by the time left); record the answer."""
+        self.budget.check(state.outcome.steps, self.ledger.cost)
+        messages = state.messages
+        messages[:] = trim(messages)
+        request = with_breakpoints(messages) if self.caching else messages
+        self.transcript.write("request", new_messages=messages[state.sent :])
+        state.sent = len(messages) + 1
+        reply = await self.budget.bound(
+            self.model.reply(
+                system=state.system, messages=request, tools=TOOL_DEFINITIONS, max_tokens=MAX_TOKENS
             )
-            self.ledger.add(reply.usage, reply.duration_ms)
-            if self.on_call is not None:
-                self.on_call(len(self.ledger.calls), reply)
-            self.transcript.write(
-                "response",
-                content=reply.content,
-                stop_reason=reply.stop_reason,
-                usage=reply.usage.as_dict(),
-                ms=round(reply.duration_ms, 1),
-            )
-            messages.append({"role": "assistant", "content": reply.content})
-            if not outcome.plan:
-                outcome.plan = reply.text
-            calls = [b for b in reply.content if b.get("type") == "tool_use"]
-            if not calls and reply.stop_reason not in FINISHED:
-                raise Failed(_unfinished(reply.stop_reason))
-            if not calls:
-                if plan_only or len(self.ledger.calls) > 1:
-                    outcome.summary = reply.text
-                    raise Completed(outcome.summary)
-                # The first answer is the plan alone, as the brief asks: now act.
-                messages.append(
-                    {
-                        "role": "user",
-                        "content": [{"type": "text", "text": "Go ahead: carry out the plan."}],
-                    }
-                )
-                continue
-            if reply.stop_reason == "max_tokens":
-                raise Failed("the model's answer was cut at max_tokens mid tool call")
-            results = []
-            for call in calls:
-                result = await self.budget.bound(
-                    self.tools.run(
-                        call["name"], call.get("input"), time_left=self.budget.remaining()
-                    ),
-                    grace=TOOL_GRACE_SECONDS,
-                )
-                self.transcript.write(
-                    "tool",
-                    name=call["name"],
-                    input=call.get("input"),
-                    output=result.text(),
-                    error=result.is_error,
-                )
-                block: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": call["id"],
-                    "content": result.text() or "(no output)",
-                }
-                if result.is_error:
-                    block["is_error"] = True
-                results.append(block)
-            messages.append({"role": "user", "content": results})
-            outcome.steps += 1
+        )
+        self.ledger.add(reply.usage, reply.duration_ms)
+        if self.on_call is not None:
+            self.on_call(len(self.ledger.calls), reply)
+        self.transcript.write(
+            "response",
+            content=reply.content,
+            stop_reason=reply.stop_reason,
+            usage=reply.usage.as_dict(),
+            ms=round(reply.duration_ms, 1),
+        )
+        messages.append({"role": "assistant", "content": reply.content})
+        if not state.outcome.plan:
+            state.outcome.plan = reply.text
+        return reply
+
+    def tool_calls(self, state: Conversation, reply: Reply) -> list[dict[str, Any]]:
+        """The tools `reply` calls. A finished answer without any ends the run (`Completed`),
+        except the first, the plan alone, after which the model is told to act."""
+        calls = [b for b in reply.content if b.get("type") == "tool_use"]
+        if not calls and reply.stop_reason not in FINISHED:
+            raise Failed(_unfinished(reply.stop_reason))
+        if not calls:
+            if state.plan_only or len(self.ledger.calls) > 1:
+                state.outcome.summary = reply.text
+                raise Completed(state.outcome.summary)
+            state.messages.append({"role": "user", "content": [{"type": "text", "text": GO_AHEAD}]})
+        elif reply.stop_reason == "max_tokens":
+            raise Failed("the model's answer was cut at max_tokens mid tool call")
+        return calls
+
+    async def execute_actions(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run each call in the sandbox, in order; the results as the model reads them."""
+        return [await self.execute(call) for call in calls]
+
+    async def execute(self, call: dict[str, Any]) -> dict[str, Any]:
+        result = await self.budget.bound(
+            self.tools.run(call["name"], call.get("input"), time_left=self.budget.remaining()),
+            grace=TOOL_GRACE_SECONDS,
+        )
+        self.transcript.write(
+            "tool",
+            name=call["name"],
+            input=call.get("input"),
+            output=result.text(),
+            error=result.is_error,
+        )
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": call["id"],
+            "content": result.text() or "(no output)",
+        }
+        if result.is_error:
+            block["is_error"] = True
+        return block

@@ -7,13 +7,10 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bot.agent.ledger import Usage
 from bot.agent.pricing import UnpricedModel, price_for
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 PROVIDERS = ("anthropic", "bedrock", "vertex")
 # What the SDK needs for each cloud, installed by Shipmate's extra of the same name.
@@ -46,6 +43,21 @@ def missing_extra(provider: str) -> str | None:
     )
 
 
+def unusable(settings: ModelSettings) -> tuple[str, str] | None:
+    """(the setting to change, why) when the configured model cannot be used here: its
+    provider's extra is missing, or no price is known for it (a run could not keep its ledger
+    or budget). Checked at start-up, not at the first run."""
+    problem = missing_extra(settings.model_provider)
+    if problem:
+        return "SHIPMATE_MODEL_PROVIDER", problem
+    try:
+        price_for(settings.model)
+    except UnpricedModel as exc:
+        bad_table = "SHIPMATE_PRICES must be" in str(exc)
+        return ("SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL"), str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class Reply:
     content: list[dict[str, Any]]
@@ -58,6 +70,20 @@ class Reply:
         """The answer's text blocks, one per line, stripped."""
         blocks = (str(b.get("text") or "") for b in self.content if b.get("type") == "text")
         return "\n".join(blocks).strip()
+
+
+class ModelSettings(Protocol):
+    """What the model is chosen by (`bot.config.Settings` has these), so that the agent needs
+    nothing of the configuration's module."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def model_provider(self) -> str: ...
+    @property
+    def model_region(self) -> str | None: ...
+    @property
+    def model_project(self) -> str | None: ...
 
 
 class Model(Protocol):
@@ -130,7 +156,7 @@ class AnthropicModel:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AnthropicModel:
+    def from_settings(cls, settings: ModelSettings) -> AnthropicModel:
         return cls(
             settings.model,
             provider=settings.model_provider,

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.security.scan import mask, untrusted_block, untrusted_line
+from bot.security.files import read_repo_file
+from bot.security.redact import mask
+from bot.security.untrusted import untrusted_block, untrusted_line
 
 RULES = """\
 You are Shipmate, a careful software engineer working in a sandbox. The repository is checked
@@ -46,13 +48,14 @@ class Brief:
 
 
 def conventions(tree: Path) -> str:
-    """Excerpts of the repository's own README / CONTRIBUTING (as data: they are repo content)."""
+    """Excerpts of the repository's own README / CONTRIBUTING (as data: they are repo content).
+    Read as regular files beneath the tree only: a symlink to a host file is left out."""
     parts = []
     for name in CONVENTION_FILES:
-        path = tree / name
-        if path.is_file():
-            text = path.read_text(errors="replace")[:CONVENTION_CHARS]
-            parts.append(untrusted_block(name, text))
+        # Up to 4 bytes a character: enough bytes for CONVENTION_CHARS characters.
+        found = read_repo_file(tree, name, 4 * CONVENTION_CHARS)
+        if found is not None:
+            parts.append(untrusted_block(name, found.text()[:CONVENTION_CHARS]))
     return "\n\n".join(parts)
 
 

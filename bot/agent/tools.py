@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.sandbox.base import Sandbox
-from bot.security.scan import redact
+from bot.security.redact import redact
 
 WORKSPACE = "/workspace"
 MAX_OUTPUT_CHARS = 16_000

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.security.scan import redact
+from bot.security.redact import redact
 
 
 class Transcript:

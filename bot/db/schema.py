@@ -37,6 +37,16 @@ deliveries = Table(
     Column("received_at", Float, nullable=False),
 )
 
+# One row per accepted body, keyed by its verified signature (the HMAC of the body): GitHub's
+# signature covers neither X-GitHub-Delivery nor X-GitHub-Event, so a body seen before under
+# another delivery id is a replay, answered as a duplicate.
+delivery_digests = Table(
+    "delivery_digests",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("delivery_id", String(100), nullable=False),
+)
+
 # The queue's tables are the queue's own (bot/jobs/): the SQL queue's `jobs`, or
 # procrastinate's schema on PostgreSQL.
 
@@ -156,5 +166,46 @@ refusals = Table(
     Column("repo", String(300), primary_key=True),
     Column("number", Integer, primary_key=True, autoincrement=False),
     Column("login", String(200), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
+# The ledger of a change beyond its runs: the CI jobs that ran on a Shipmate branch (from
+# workflow_job, and check_run / check_suite of other CI apps), keyed by their GitHub id so a
+# redelivery counts once, and what people did on Shipmate's pull requests.
+ci_jobs = Table(
+    "ci_jobs",
+    metadata,
+    Column("key", String(120), primary_key=True),  # "<source>:<GitHub id>"
+    Column("repo", String(300), nullable=False),
+    Column("head_branch", String(300)),
+    Column("head_sha", String(64)),
+    Column("name", String(300)),
+    Column("app", String(100)),
+    Column("conclusion", String(30)),
+    Column("started_at", Float),
+    Column("completed_at", Float),
+    Column("seconds", Float, nullable=False, default=0.0),
+    Index("ix_ci_jobs_repo_branch", "repo", "head_branch"),
+)
+
+pr_activity = Table(
+    "pr_activity",
+    metadata,
+    Column("key", String(200), primary_key=True),  # one row per GitHub event, redeliveries once
+    Column("repo", String(300), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),  # opened | review | comment | merged | closed
+    Column("actor", String(200)),
+    Column("branch", String(300)),
+    Column("at", Float, nullable=False),
+    Index("ix_pr_activity_repo_number", "repo", "number"),
+)
+
+# The last check of each repository's `.github/shipmate.yml` (the dashboard's repositories page).
+config_checks = Table(
+    "config_checks",
+    metadata,
+    Column("repo", String(300), primary_key=True),
+    Column("error", Text),  # None: valid
     Column("at", Float, nullable=False),
 )

@@ -26,7 +26,9 @@ from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from bot.config import ConfigError, Settings
 from bot.db import migrations, schema
+from bot.db.ledger import LedgerTables
 from bot.db.migrations import SchemaPart
+from bot.db.views import DashboardViews
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 # The version of our tables that this code reads and writes (see `Store.schema_part`).
@@ -60,6 +62,8 @@ class Delivery:
     repository: str | None = None
     # The issue or pull request it is about, when it names one.
     number: int | None = None
+    # The verified signature of the body; a body already accepted is a duplicate (a replay).
+    digest: str | None = None
 
     @property
     def lock_key(self) -> str | None:
@@ -457,8 +461,21 @@ class Store:
             .on_conflict_do_nothing(index_elements=["delivery_id"])
             .returning(schema.deliveries.c.delivery_id)
         )
+        insert_digest = (
+            self._insert(schema.delivery_digests)
+            .on_conflict_do_nothing(index_elements=["digest"])
+            .returning(schema.delivery_digests.c.digest)
+        )
         inserted: list[bool] = []
         for delivery, status, payload in rows:
+            if delivery.digest is not None:
+                fresh_body = conn.execute(
+                    insert_digest,
+                    {"digest": delivery.digest, "delivery_id": delivery.delivery_id},
+                ).first()
+                if fresh_body is None:
+                    inserted.append(False)
+                    continue
             row = conn.execute(
                 insert_delivery,
                 {
@@ -483,6 +500,15 @@ class Store:
         skipping SQLAlchemy's per-statement overhead: the intake's hot path."""
         inserted: list[bool] = []
         for delivery, status, payload in rows:
+            if delivery.digest is not None:
+                cursor.execute(
+                    "INSERT INTO delivery_digests (digest, delivery_id) VALUES (?, ?)"
+                    " ON CONFLICT (digest) DO NOTHING RETURNING digest",
+                    (delivery.digest, delivery.delivery_id),
+                )
+                if cursor.fetchone() is None:
+                    inserted.append(False)
+                    continue
             cursor.execute(
                 "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
                 " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -630,6 +656,16 @@ class Store:
             return [row.full_name for row in rows]
 
     # Runs and the ledger -------------------------------------------------------------------
+
+    @property
+    def views(self) -> DashboardViews:
+        """What the dashboard reads (bot/db/views.py)."""
+        return DashboardViews(self.engine)
+
+    @property
+    def ledger(self) -> LedgerTables:
+        """CI jobs, pull request activity and monthly spend (bot/db/ledger.py)."""
+        return LedgerTables(self.engine)
 
     def record_run(self, run_id: str, **values: Any) -> None:
         values.setdefault("created_at", time.time())

@@ -77,6 +77,14 @@ def _scope(
     return installation_id, names, tuple(sorted((permissions or {}).items()))
 
 
+def _next_cursor(link: str) -> str | None:
+    """The `cursor` of the `rel="next"` page in a `link` header (GitHub's cursor paging)."""
+    for part in link.split(","):
+        if 'rel="next"' in part and "cursor=" in part:
+            return part.split("cursor=", 1)[1].split("&", 1)[0].split(">", 1)[0]
+    return None
+
+
 class GitHubApp:
     """The App: its JWT-authenticated client, scoped installation tokens and clients."""
 
@@ -126,6 +134,33 @@ class GitHubApp:
 
     async def bot_login(self) -> str:
         return f"{await self.app_slug()}[bot]"
+
+    async def redeliver(self, guid: str, *, max_pages: int = 10) -> bool:
+        """Ask GitHub to send the delivery with this `X-GitHub-Delivery` again. GitHub's
+        redelivery API takes its own numeric id, found by paging the App's recent deliveries;
+        False when it is not among them (GitHub keeps a few days)."""
+        rest = self.app_client.rest.apps
+        cursor: str | None = None
+        for _ in range(max_pages):
+
+            async def page(cursor: str | None = cursor) -> Any:
+                return await rest.async_list_webhook_deliveries(per_page=100, cursor=cursor)
+
+            response = await self.retry.call(page)
+            listed: list[dict[str, Any]] = response.raw_response.json()
+            for delivery in listed:
+                if delivery.get("guid") == guid:
+                    number = int(delivery["id"])
+
+                    async def attempt(number: int = number) -> Any:
+                        return await rest.async_redeliver_webhook_delivery(number)
+
+                    await self.retry.call(attempt)
+                    return True
+            cursor = _next_cursor(response.raw_response.headers.get("link", ""))
+            if cursor is None:
+                return False
+        return False
 
     async def installation_token(
         self,

@@ -240,9 +240,22 @@ class RepoClient:
         return pull
 
     async def pull(self, number: int) -> PullRequest | None:
-        rest, o, r = self.github.rest, self.owner, self.repo
-        data = await self._json_or_none(lambda: rest.pulls.async_get(o, r, number))
+        data = await self.pull_data(number)
         return None if data is None else PullRequest.of(data)
+
+    async def pull_data(self, number: int) -> dict[str, Any] | None:
+        """The pull request as GitHub sends it (author, head, merge state), or None on 404."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data: dict[str, Any] | None = await self._json_or_none(
+            lambda: rest.pulls.async_get(o, r, number)
+        )
+        return data
+
+    async def issue(self, number: int) -> dict[str, Any]:
+        """The issue (or pull request, as an issue) as GitHub sends it: title, body, author."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data: dict[str, Any] = await self._json(lambda: rest.issues.async_get(o, r, number))
+        return data
 
     async def open_pulls_for_branch(self, branch: str) -> list[PullRequest]:
         """Open PRs whose head is `branch` in this repository."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -18,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from githubkit import GitHub, UnauthAuthStrategy
 from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
+from bot.github.retry import RetryPolicy
 
 CREDENTIALS_FILE = "app-credentials.json"
+# GitHub's manifest codes are short hex strings; anything else never reaches its API.
+CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 # GitHub sends these to every App and refuses them in a manifest's default_events.
 ALWAYS_SENT_EVENTS = frozenset(
@@ -138,6 +143,21 @@ def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered
     )
 
 
+async def convert_code(api_url: str, code: str, retry: RetryPolicy | None = None) -> dict[str, Any]:
+    """GitHub's answer to the callback's code (`POST /app-manifests/{code}/conversions`,
+    unauthenticated): the new App's id, slug, key and webhook secret. Raises githubkit's
+    `RequestFailed` when GitHub refuses the code, `ValueError` for a code that is not one (it
+    comes from the browser and goes into the request's path)."""
+    if not CODE.fullmatch(code):
+        raise ValueError("not a manifest code")
+    github = GitHub(UnauthAuthStrategy(), base_url=api_url, auto_retry=False, http_cache=False)
+    response = await (retry or RetryPolicy()).call(
+        lambda: github.rest.apps.async_create_from_manifest(code)
+    )
+    answer: dict[str, Any] = response.raw_response.json()
+    return answer
+
+
 def save_credentials(data_dir: Path, conversion: dict[str, Any]) -> Path:
     """Write what GitHub returned for the manifest code, readable by this user only."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +232,10 @@ def _merge(settings: Settings, saved: dict[str, Any]) -> Settings:
         and saved.get("private_key")
     ):
         update["private_key"] = SecretStr(str(saved["private_key"]))
+    if settings.github_client_id is None and saved.get("client_id"):
+        update["github_client_id"] = str(saved["client_id"])
+    if settings.github_client_secret is None and saved.get("client_secret"):
+        update["github_client_secret"] = SecretStr(str(saved["client_secret"]))
     if not settings.webhook_secret and saved.get("webhook_secret"):
         update["webhook_secret"] = [SecretStr(str(saved["webhook_secret"]))]
     if not update:

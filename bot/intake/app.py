@@ -13,25 +13,29 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
 import orjson
 import structlog
+from githubkit.exception import RequestFailed
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
 from bot.db.store import Delivery, DeliveryStatus, Store
+from bot.github.auth import GitHubApp
 from bot.github.manifest import (
+    CODE,
     ManifestStates,
     build_manifest,
+    convert_code,
     github_web_url,
     is_registered,
     save_credentials,
     setup_page,
 )
+from bot.intake.dashboard import dashboard_app
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
 from bot.jobs.queue import Queue
 from bot.jobs.sql import SQLQueue
@@ -187,6 +191,7 @@ class WebhookIntake:
             handled=self.router.handles(incoming.event, incoming.action),
             installation_id=incoming.installation_id,
             repository=incoming.repository,
+            digest=incoming.digest,
             number=incoming.number,
         )
         try:
@@ -240,6 +245,12 @@ class ShipmateApp:
             await self.rest(scope, receive, send)
 
 
+def dashboard_for(settings: Settings, store: Store, queue: Queue) -> Starlette:
+    """The dashboard, with redelivery through the App when one is configured."""
+    redeliver = GitHubApp(settings).redeliver if settings.has_app_credentials else None
+    return dashboard_app(settings, store, queue, redeliver=redeliver)
+
+
 def create_app(
     settings: Settings,
     store: Store,
@@ -249,9 +260,8 @@ def create_app(
     lifespan: Any = None,
     queue: Queue | None = None,
 ) -> ShipmateApp:
-    writer = DeliveryWriter(
-        queue or SQLQueue(store), inline=store.dialect == "sqlite", on_queued=on_queued
-    )
+    queue = queue or SQLQueue(store)
+    writer = DeliveryWriter(queue, inline=store.dialect == "sqlite", on_queued=on_queued)
     states = ManifestStates()
 
     def secrets() -> Sequence[str]:
@@ -283,18 +293,18 @@ def create_app(
                 "<p>A GitHub App is already registered for this server; nothing was changed.</p>",
                 409,
             )
-        if not code:
+        if not code or not CODE.fullmatch(code):
             return HTMLResponse("<p>GitHub did not send a code.</p>", status_code=400)
         if not states.consume(state):
             return HTMLResponse("<p>Unknown or expired registration; start again at /.</p>", 400)
-        url = f"{settings.github_api_url.rstrip('/')}/app-manifests/{code}/conversions"
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(url, headers={"Accept": "application/vnd.github+json"})
-        if answer.status_code != 201:
+        try:
+            answer = await convert_code(settings.github_api_url, code)
+        except RequestFailed as exc:
+            status = exc.response.status_code
             return HTMLResponse(
-                f"<p>GitHub refused the code ({answer.status_code}); start again at /.</p>", 502
+                f"<p>GitHub refused the code ({status}); start again at /.</p>", 502
             )
-        path = save_credentials(settings.data_dir, answer.json())
+        path = save_credentials(settings.data_dir, answer)
         log.info("app.registered", path=str(path))
         return HTMLResponse(
             "<p>Registered. Restart <code>shipmate serve</code> to use the new App, then "
@@ -305,6 +315,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/", index),
         Route("/setup/callback", callback),
+        Mount("/dashboard", app=dashboard_for(settings, store, queue)),
     ]
     return ShipmateApp(
         WebhookIntake(secrets, writer, router), Starlette(routes=routes, lifespan=lifespan)

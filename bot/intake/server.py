@@ -1,4 +1,5 @@
-"""`shipmate serve`: the web app under uvicorn, with a worker in the same process."""
+"""`shipmate serve`'s machinery: uvicorn, one send per response, the lifespan that runs the
+worker and the checkpoints in one leading process. bot/app.py builds what it serves."""
 
 from __future__ import annotations
 
@@ -22,36 +23,32 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 from bot.db.store import Store
-from bot.github.manifest import with_saved_credentials
-from bot.intake.app import ShipmateApp, create_app
-from bot.jobs.backends import make_runner, open_database
-from bot.jobs.dispatch import job_handlers
-from bot.jobs.maintenance import retention
-from bot.jobs.sql import SQLQueue
-from bot.jobs.worker import Worker
+from bot.jobs.backends import Runner
 
 log = structlog.get_logger("shipmate.server")
 
 
-def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp, Store]:
-    """The app and its store; the worker (if any) runs in the app's lifespan."""
-    store, queue = open_database(settings)
-    from handlers import router
+Duty = Callable[[asyncio.Event], Awaitable[None]]
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
-    jobs = job_handlers(settings, store, queue, router=router)
-    worker = make_runner(settings, store, queue, jobs)
+
+def lifespan(
+    settings: Settings, store: Store, worker: Runner | None, duties: Sequence[Duty] = ()
+) -> Lifespan:
+    """The app's lifespan: the leading process of `serve` runs the WAL checkpoints, the
+    in-process `worker` (if any) and the other `duties` (the SQL queue's retention) until
+    shutdown, then the store is closed."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def running(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25)]
-        if isinstance(queue, SQLQueue):
-            # procrastinate's workers apply retention as a periodic task instead.
-            duties.append(functools.partial(_retention_every, settings, store, queue, 3600))
-        if with_worker:
-            duties.append(worker.run)
-        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, duties))
-        log.info("serve.started", worker=with_worker, app_configured=settings.has_app_credentials)
+        leader_duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25), *duties]
+        if worker is not None:
+            leader_duties.append(worker.run)
+        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, leader_duties))
+        log.info(
+            "serve.started", worker=worker is not None, app_configured=settings.has_app_credentials
+        )
         try:
             yield
         finally:
@@ -60,20 +57,7 @@ def build(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp,
             store.dispose()
             log.info("serve.stopped")
 
-    app = create_app(
-        settings,
-        store,
-        router,
-        on_queued=worker.notify if with_worker else None,
-        lifespan=lifespan,
-        queue=queue,
-    )
-    if isinstance(worker, Worker):
-        worker.yield_to = app.busy
-    return app, store
-
-
-Duty = Callable[[asyncio.Event], Awaitable[None]]
+    return running
 
 
 async def _lead(lock_path: Path, stop: asyncio.Event, duties: Sequence[Duty]) -> None:
@@ -101,19 +85,6 @@ async def _take_lock(fd: int, stop: asyncio.Event) -> bool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     return False
-
-
-async def _retention_every(
-    settings: Settings, store: Store, queue: SQLQueue, seconds: float, stop: asyncio.Event
-) -> None:
-    """Retention (bot/jobs/maintenance.py) at start and every `seconds`, off the event loop."""
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(retention, settings, store, queue)
-        except Exception as exc:
-            log.warning("retention.failed", error=f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -> None:
@@ -165,7 +136,51 @@ class HeadersWithBody:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, each response written with one send (`HeadersWithBody`)."""
+    """uvicorn's httptools protocol, each response written with one send (`HeadersWithBody`),
+    and read deadlines uvicorn lacks: a connection must send a request's headers within
+    `header_timeout` of opening (or of its first byte, after a keep-alive pause) and its body
+    within `body_timeout` of the headers, else it is closed. A slow client (slow loris) so holds
+    a connection, and the memory of its half-read request, for seconds, not for ever."""
+
+    header_timeout = 10.0
+    body_timeout = 60.0
+
+    @classmethod
+    def configure(cls, settings: Settings) -> None:
+        cls.header_timeout = settings.http_header_timeout_seconds
+        cls.body_timeout = settings.http_body_timeout_seconds
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._read_within(self.header_timeout)
+
+    def _read_within(self, seconds: float | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = None if seconds is None else self.loop.call_later(seconds, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            self._read_within(self.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._read_within(self.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._read_within(None)
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._read_within(None)
+        super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         cycle.transport = HeadersWithBody(cycle.transport, cycle)
@@ -181,19 +196,7 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def app_from_env() -> ShipmateApp:
-    """The app for uvicorn's own process manager (`serve --workers N`): each worker process
-    reads the settings from the environment the parent was started with."""
-    from bot.logs import configure, settings_secrets
-
-    _stop_with_parent(int(os.environ.get("SHIPMATE_SERVE_PARENT", "0")))
-    settings = with_saved_credentials(Settings.load())
-    configure(settings.log_format, settings.log_level, known=settings_secrets(settings))
-    with_worker = os.environ.get("SHIPMATE_SERVE_WITH_WORKER", "1") == "1"
-    return build(settings, with_worker=with_worker)[0]
-
-
-def _stop_with_parent(parent: int) -> None:
+def stop_with_parent(parent: int) -> None:
     """SIGTERM this process when `parent` (the `serve --workers N` supervisor) dies, however it
     dies, so that no orphan keeps serving on the port (Linux; elsewhere a no-op)."""
     if not sys.platform.startswith("linux") or parent <= 0:
@@ -220,26 +223,18 @@ def default_processes() -> int:
     return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
 
 
-def serve(
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    with_worker: bool = True,
-    workers: int | None = None,
-) -> int:
-    """Serve until SIGTERM with `workers` processes (default: SHIPMATE_WEB_PROCESSES, else
-    `default_processes()`); above one, a supervisor runs them on one socket."""
-    settings = with_saved_credentials(settings)
-    workers = workers or settings.web_processes or default_processes()
-    if workers > 1:
-        # Several processes on one port; each builds its own app (and worker) from the env.
-        os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
-        os.environ["SHIPMATE_SERVE_PARENT"] = str(os.getpid())
-        target: Any = "bot.intake.server:app_from_env"
-        open_database(settings)[0].dispose()  # refuse here, once, before any child starts
-    else:
-        target = build(settings, with_worker=with_worker)[0]
+def for_processes(with_worker: bool, factory: str) -> str:
+    """The uvicorn target of `serve` with several processes on one port: `factory`
+    ("module:function") builds each process's own app (and worker) from the environment, which
+    this sets for them."""
+    os.environ["SHIPMATE_SERVE_WITH_WORKER"] = "1" if with_worker else "0"
+    os.environ["SHIPMATE_SERVE_PARENT"] = str(os.getpid())
+    return factory
+
+
+def run(settings: Settings, target: Any, *, host: str, port: int, workers: int) -> int:
+    """Serve `target` (an app, or a factory path when `workers` > 1) until SIGTERM; above one
+    process, a supervisor runs them on one socket."""
     if not settings.webhook_secret:
         log.warning(
             "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
@@ -257,11 +252,10 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=30,
     )
-    server = _Server(config)
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        _Server(config).run()
     return 0

@@ -1,5 +1,6 @@
 """Which queue backend a process gets, the database checked (or migrated) before it starts,
-and the worker that goes with the backend. `serve`, `worker` and `migrate` start here.
+and the worker that goes with the backend. bot/app.py starts `serve` and `worker` with them;
+`migrate` starts here.
 
 SQLite (the default): the SQL queue. PostgreSQL: procrastinate, unless
 SHIPMATE_QUEUE_BACKEND=sql. Handlers, runs and the intake see only `Queue`.
@@ -21,7 +22,7 @@ from bot.db.store import Store, open_store
 from bot.jobs.capacity import host_capacity
 from bot.jobs.queue import Queue
 from bot.jobs.sql import SQLQueue
-from bot.jobs.worker import JobHandler, Worker, install_stop_signals
+from bot.jobs.worker import JobHandler, Worker
 
 log = structlog.get_logger("shipmate.jobs")
 
@@ -113,7 +114,16 @@ def make_runner(
 
     jobs = dict(handlers)
     if isinstance(queue, SQLQueue):
-        return Worker.from_settings(settings, queue, jobs, store.delivery_log_fields)
+        return Worker(
+            queue,
+            jobs,
+            concurrency=settings.worker_concurrency or host_capacity(),
+            dedicated={"webhook": settings.webhook_concurrency},
+            lease_seconds=settings.job_lease_seconds,
+            grace_seconds=settings.worker_grace_seconds,
+            delivery_fields=store.delivery_log_fields,
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
+        )
     from bot.jobs.procrastinate_queue import ProcrastinateQueue
     from bot.jobs.procrastinate_worker import ProcrastinateWorker, Timing
 
@@ -136,25 +146,3 @@ def make_runner(
         delivery_fields=store.delivery_log_fields,
         maintenance=retain,
     )
-
-
-def run_worker(settings: Settings) -> int:
-    """`shipmate worker`: a worker alone, until SIGTERM (then it drains)."""
-    from bot.github.manifest import with_saved_credentials
-    from bot.jobs.dispatch import job_handlers
-
-    settings = with_saved_credentials(settings)
-    store, queue = open_database(settings)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        runner = make_runner(settings, store, queue, job_handlers(settings, store, queue))
-        await runner.run(stop)
-        log.info("worker.stopped", worker_id=runner.worker_id)
-
-    try:
-        asyncio.run(main())
-    finally:
-        store.dispose()
-    return 0

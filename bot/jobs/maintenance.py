@@ -7,6 +7,8 @@ days at most, so a month of delivery ids still answers every repeat with `duplic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -57,3 +59,17 @@ def retention(settings: Settings, store: Store, queue: Queue) -> dict[str, int]:
     }
     log.info("retention.done", days=settings.retention_days, **removed)
     return removed
+
+
+async def retention_every(
+    settings: Settings, store: Store, queue: Queue, seconds: float, stop: asyncio.Event
+) -> None:
+    """Retention at start and every `seconds`, off the event loop, until `stop` (the SQL
+    queue's: the leading `serve` process runs it)."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(retention, settings, store, queue)
+        except Exception as exc:
+            log.warning("retention.failed", error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)

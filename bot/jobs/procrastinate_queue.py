@@ -40,6 +40,8 @@ STATES = {
 # A job's own attempt limit rides in its arguments under this key (the task's retry strategy
 # reads it); the handler never sees it.
 MAX_ATTEMPTS_ARG = "_shipmate_max_attempts"
+# The queue of the workers' own periodic jobs (recovery, retention), not shown as the queue's.
+MAINTENANCE_QUEUE = "maintenance"
 
 
 def procrastinate_version() -> str:
@@ -204,3 +206,78 @@ class ProcrastinateQueue:
                 },
             )
             return int(result.rowcount)
+
+    def browse(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Waiting, running and dead jobs, newest first, for the dashboard's queue page, in the
+        SQL queue's terms. A webhook job's error is its delivery's (procrastinate keeps none)."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT j.id, j.task_name, j.status, j.attempts, j.lock, j.args, d.error"
+                " FROM procrastinate_jobs j LEFT JOIN deliveries d"
+                " ON j.task_name = 'webhook' AND d.delivery_id = j.args->>'delivery_id'"
+                " WHERE j.status IN ('todo', 'doing', 'failed') AND j.queue_name <> %(maintenance)s"
+                " ORDER BY j.id DESC LIMIT %(limit)s",
+                {"limit": limit, "maintenance": MAINTENANCE_QUEUE},
+            ).all()
+        return [self._browsed(row) for row in rows]
+
+    def _browsed(self, row: Any) -> dict[str, Any]:
+        arguments = dict(row.args or {})
+        own = arguments.pop(MAX_ATTEMPTS_ARG, None)
+        # procrastinate counts the attempts before the current one: a running or failed job
+        # has had one more.
+        tried = int(row.attempts) + (row.status in ("doing", "failed"))
+        return {
+            "id": int(row.id),
+            "kind": str(row.task_name),
+            "state": STATES.get(str(row.status), str(row.status)),
+            "attempts": tried,
+            "max_attempts": own
+            if isinstance(own, int) and own > 0
+            else self.store.job_max_attempts,
+            "lock_key": row.lock,
+            "last_error": row.error,
+            "payload": arguments,
+        }
+
+    def retry_dead(self, job_id: int) -> bool:
+        """A dead (failed) job waits again, through procrastinate's own retry, with its
+        attempts counted from zero. False when it is not dead, or when a job of its queueing
+        lock is already waiting (that one will do its work)."""
+        try:
+            with self.engine.begin() as conn:
+                status = conn.exec_driver_sql(
+                    "SELECT status FROM procrastinate_jobs WHERE id = %(id)s FOR UPDATE",
+                    {"id": job_id},
+                ).scalar()
+                if status != "failed":
+                    return False
+                conn.exec_driver_sql(
+                    _query("retry_job"),
+                    {
+                        "job_id": job_id,
+                        "retry_at": datetime.datetime.now(datetime.UTC),
+                        "new_priority": None,
+                        "new_queue_name": None,
+                        "new_lock": None,
+                    },
+                )
+                conn.exec_driver_sql(
+                    "UPDATE procrastinate_jobs SET attempts = 0 WHERE id = %(id)s", {"id": job_id}
+                )
+        except IntegrityError as exc:
+            if "queueing_lock" in str(exc.orig):
+                return False
+            raise
+        return True
+
+    def drop_dead(self, job_id: int) -> bool:
+        """A dead job is set aside for good: cancelled, kept for the record until retention
+        forgets it (procrastinate has no state of its own for this)."""
+        with self.engine.begin() as conn:
+            changed = conn.exec_driver_sql(
+                "UPDATE procrastinate_jobs SET status = 'cancelled'"
+                " WHERE id = %(id)s AND status = 'failed'",
+                {"id": job_id},
+            ).rowcount
+        return bool(changed)

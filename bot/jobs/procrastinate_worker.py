@@ -32,13 +32,13 @@ from sqlalchemy.engine import make_url
 
 from bot.db import workers
 from bot.jobs.capacity import Load, report_load
-from bot.jobs.procrastinate_queue import MAX_ATTEMPTS_ARG, ProcrastinateQueue
+from bot.jobs.procrastinate_queue import MAINTENANCE_QUEUE, MAX_ATTEMPTS_ARG, ProcrastinateQueue
 from bot.jobs.queue import Job, backoff_seconds
-from bot.jobs.worker import DeliveryFields, JobContext, JobHandler, job_log_fields
+from bot.jobs.worker import DeliveryFields, JobContext, JobHandler, JobRejected, job_log_fields
 
 log = structlog.get_logger("shipmate.worker")
 
-MAINTENANCE = "maintenance"
+MAINTENANCE = MAINTENANCE_QUEUE
 
 
 def conninfo(url: str) -> str:
@@ -71,7 +71,8 @@ def attempt_limit(arguments: Mapping[str, Any], default: int) -> int:
 
 class Retry(BaseRetryStrategy):
     """Our retry policy in procrastinate's terms: exponential backoff with full jitter, up to
-    the job's attempts; a job released at shutdown comes back at once."""
+    the job's attempts; a job released at shutdown comes back at once, a `JobRejected` one is
+    dead at once."""
 
     def __init__(self, max_attempts: int) -> None:
         self.max_attempts = max_attempts
@@ -83,6 +84,8 @@ class Retry(BaseRetryStrategy):
         if isinstance(exception, procrastinate_exceptions.JobAborted):
             # procrastinate asks only about an abort of its shutdown: release it.
             return RetryDecision(retry_at=now)
+        if isinstance(exception, JobRejected):
+            return None  # no retry would mend it: dead at once
         limit = attempt_limit(job.task_kwargs, self.max_attempts)
         attempt = job.attempts + 1  # procrastinate counts the attempts before this one
         if attempt >= limit:

@@ -59,6 +59,19 @@ class Queue(Protocol):
         """Jobs by state: waiting, running, done, dead, aborted (for the queue page)."""
         ...
 
+    def browse(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Waiting, running and dead jobs, newest first, each with id, kind, state, attempts,
+        max_attempts, lock_key, last_error (for the dashboard's queue page)."""
+        ...
+
+    def retry_dead(self, job_id: int) -> bool:
+        """A dead job waits again, its attempts counted from zero; False if it is not dead."""
+        ...
+
+    def drop_dead(self, job_id: int) -> bool:
+        """A dead job is set aside for good; False if it is not dead."""
+        ...
+
     def delete_finished_before(self, cutoff: float) -> int:
         """Retention: forget jobs that ended before `cutoff` (UNIX seconds)."""
         ...

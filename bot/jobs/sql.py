@@ -156,8 +156,9 @@ class SQLQueue:
         """Store each delivery and, for handled ones, its job, in ONE transaction.
 
         A delivery id already stored, or repeated in the batch, is a duplicate and writes
-        nothing. This is the intake's hot path: on SQLite it talks to the driver directly,
-        skipping SQLAlchemy's per-statement overhead (the same SQL, one transaction, one commit).
+        nothing; so is a body already accepted under another id (its digest: a replay). This
+        is the intake's hot path: on SQLite it talks to the driver directly, skipping
+        SQLAlchemy's per-statement overhead (the same SQL, one transaction, one commit).
         """
         statuses, rows = self.store.prepare_deliveries(batch)
         now = time.time()
@@ -221,7 +222,8 @@ class SQLQueue:
         with self.engine.begin() as conn:
             result = conn.execute(
                 delete(jobs).where(
-                    jobs.c.state.in_(["done", "dead", "aborted"]), jobs.c.updated_at < cutoff
+                    jobs.c.state.in_(["done", "dead", "aborted", "dropped"]),
+                    jobs.c.updated_at < cutoff,
                 )
             )
             return int(result.rowcount)
@@ -420,6 +422,36 @@ class SQLQueue:
                 Job(r.id, r.kind, dict(r.payload), r.attempts, r.max_attempts, r.lock_key)
                 for r in rows
             ]
+
+    def browse(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Waiting, running and dead jobs, newest first, for the dashboard's queue page."""
+        shown = ("waiting", "running", "dead")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.state.in_(shown)).order_by(jobs.c.id.desc()).limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def retry_dead(self, job_id: int) -> bool:
+        """A dead job waits again, with its attempts counted from zero."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == "dead")
+                .values(state="waiting", attempts=0, run_at=now, lease_until=None, updated_at=now)
+            ).rowcount
+        return bool(changed)
+
+    def drop_dead(self, job_id: int) -> bool:
+        """A dead job is set aside for good (kept, as `dropped`, for the record)."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == "dead")
+                .values(state="dropped", updated_at=time.time())
+            ).rowcount
+        return bool(changed)
 
     def get(self, job_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

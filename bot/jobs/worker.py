@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -15,9 +16,8 @@ from typing import Any
 
 import structlog
 
-from bot.config import Settings
 from bot.db import workers
-from bot.jobs.capacity import Load, host_capacity, report_load
+from bot.jobs.capacity import Load, report_load
 from bot.jobs.queue import Job, Queue
 from bot.jobs.sql import SQLQueue
 
@@ -48,6 +48,12 @@ class JobContext:
 
 
 JobHandler = Callable[[Job, JobContext], Coroutine[Any, Any, None]]
+
+
+class JobRejected(Exception):
+    """Raised by a handler for a job that no retry can mend (its payload is not what the kind
+    takes): the job is dead-lettered at once with this message, not retried."""
+
 
 # Payload key -> log key. The GitHub event is logged as `event` (see bot/logs.py).
 _LOG_FIELDS = {
@@ -101,27 +107,6 @@ class Worker:
         # `busy_claim_seconds` and catches up when the burst is over.
         self.yield_to: Callable[[], bool] | None = None
         self.busy_claim_seconds = 1.0
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        queue: SQLQueue,
-        handlers: Mapping[str, JobHandler],
-        delivery_fields: DeliveryFields | None = None,
-    ) -> Worker:
-        """The worker `serve` and `worker` run: shared slots (sized to the host unless set),
-        webhook-only slots, the lease."""
-        return cls(
-            queue,
-            handlers,
-            concurrency=settings.worker_concurrency or host_capacity(),
-            dedicated={"webhook": settings.webhook_concurrency},
-            lease_seconds=settings.job_lease_seconds,
-            grace_seconds=settings.worker_grace_seconds,
-            delivery_fields=delivery_fields,
-            heartbeat_seconds=settings.worker_heartbeat_seconds,
-        )
 
     def notify(self) -> None:
         """A job was just enqueued: look now instead of at the next poll."""
@@ -249,6 +234,9 @@ class Worker:
             else:
                 log.warning("job.done_after_lease_loss", attempts=job.attempts)
             return
+        if isinstance(error, JobRejected):
+            # A job at its last attempt is dead-lettered, not retried (Queue.fail).
+            job = dataclasses.replace(job, max_attempts=job.attempts)
         outcome = await asyncio.to_thread(self.queue.fail, job, f"{type(error).__name__}: {error}")
         log.error(
             "job.failed",

@@ -5,7 +5,6 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs/job.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,32 +20,16 @@ from bot.agent.prompts import Brief, conventions, system_prompt, user_prompt
 from bot.agent.tools import Tools
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
-from bot.runs.publish import review
+from bot.runs.change import Change, ChangeTooLarge, ReviewError
+from bot.runs.review import review, take_change
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import Limits, SandboxSpec
-from bot.sandbox.checkout import Checkout, diff
+from bot.sandbox.bwrap import BwrapSandbox
+from bot.sandbox.checkout import Checkout
 from bot.sandbox.setup import DependencyCache, run_setup
 from bot.security.tree_scan import scan_tree
 
 log = structlog.get_logger("shipmate.execute")
-
-
-def repo_secrets(config: RepoConfig, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """The repository's `secrets:` (NAME -> host) with their real values from the host's
-    environment variable of the same name; a name the host does not set is left out."""
-    found: dict[str, tuple[str, str]] = {}
-    for name, host in config.secrets.items():
-        value = environ.get(name)
-        if not value:
-            log.warning(
-                "secret.missing",
-                secret=name,
-                host=host,
-                detail=f"the host has no environment variable {name}; the sandbox runs without it",
-            )
-            continue
-        found[name] = (value, host)
-    return found
 
 
 @dataclass
@@ -63,6 +46,61 @@ class Execution:
     test_output: str = ""
     sandbox_wall_seconds: float = 0.0
     sandbox_cpu_seconds: float = 0.0
+    # The reviewed tree, to be pushed as is; its caller discards it (bot/runs/review.py).
+    change: Change | None = None
+
+    def discard(self) -> None:
+        if self.change is not None:
+            self.change.discard()
+            self.change = None
+
+
+async def take(done: Execution, sandbox: BwrapSandbox, checkout: Checkout, base_sha: str) -> None:
+    """The task's change, taken on the host (bot/runs/review.py): too large ends the run
+    `blocked`, one git refuses (a path it never records) `failed`, each with the reason."""
+    try:
+        layers = sandbox.workspace_layers()
+        if layers is None:
+            return
+        change = await asyncio.to_thread(take_change, layers, checkout, base_sha)
+    except ChangeTooLarge as exc:
+        done.status, done.reason = "blocked", str(exc)
+        return
+    except ReviewError as exc:
+        done.status, done.reason = "failed", f"the change could not be taken: {exc}"
+        return
+    if change.empty:
+        change.discard()
+        return
+    done.change, done.patch = change, change.patch
+
+
+async def run_tests(
+    done: Execution,
+    sandbox: BwrapSandbox,
+    command: str,
+    budget: Budget,
+    on_tests: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """The repository's tests on the change (after it was taken: they cannot alter it)."""
+    if on_tests is not None:
+        await on_tests()
+    tests = await sandbox.exec(
+        ["bash", "-lc", command], timeout_seconds=max(30.0, budget.remaining())
+    )
+    done.tests_passed = tests.exit_code == 0
+    done.test_output = (tests.stdout + tests.stderr).decode("utf-8", errors="replace")[-3000:]
+
+
+def judge(done: Execution, config: RepoConfig) -> None:
+    """The review: a held-back change ends `blocked` and nothing of it is kept or shown (it may
+    carry the very secret it was held for)."""
+    if done.change is None:
+        return
+    held = review(done.change, config)
+    if held is not None:
+        done.status, done.reason, done.patch = "blocked", held.reason, ""
+        done.discard()
 
 
 async def execute(
@@ -77,14 +115,16 @@ async def execute(
     store: Any | None,
     run_id: str,
     allow_hosts: Sequence[str] = (),
-    # None: the repository's `secrets:` with values from the host; {} (a fork): none at all.
-    secrets: dict[str, tuple[str, str]] | None = None,
+    # NAME -> (real value, hosts): what the operator's declarations granted this run
+    # (bot/sandbox/operator_secrets.py); none for a fork.
+    secrets: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+    # Ranges beyond the public internet the egress proxy may reach: the operator's setting.
+    allow_networks: Sequence[str] = (),
     ca_dir: Path | None = None,
     on_tests: Callable[[], Awaitable[None]] | None = None,
 ) -> Execution:
     done = Execution()
-    if secrets is None:
-        secrets = repo_secrets(config, os.environ)
+    secrets = secrets or {}
     transcript.known = (*transcript.known, *(value for value, _ in secrets.values()))
     deps = (
         DependencyCache(checkout.cache_root / "deps").mount(checkout.repo_key, checkout.tree)
@@ -106,6 +146,7 @@ async def execute(
         layered_binds=layered_deps,
         allow_hosts=tuple(allow_hosts) + tuple(config.network.allow),
         secrets=secrets,
+        allow_networks=tuple(allow_networks),
         guarded=tuple(sorted(found.values)),
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,
@@ -162,26 +203,19 @@ async def execute(
         done.status, done.reason = outcome.status, outcome.reason
         done.plan, done.summary, done.steps = outcome.plan, outcome.summary, outcome.steps
         done.usage, done.cost_usd = agent.ledger.usage, agent.ledger.cost
-        if outcome.status == "completed" and not brief.plan_only:
-            done.patch = await diff(sandbox, base_sha)
-            if done.patch and config.test:
-                if on_tests is not None:
-                    await on_tests()
-                tests = await sandbox.exec(
-                    ["bash", "-lc", config.test], timeout_seconds=max(30.0, budget.remaining())
-                )
-                done.tests_passed = tests.exit_code == 0
-                done.test_output = (tests.stdout + tests.stderr).decode("utf-8", errors="replace")[
-                    -3000:
-                ]
+        try:
+            if outcome.status == "completed" and not brief.plan_only:
+                await take(done, sandbox, checkout, base_sha)
+                if done.patch and config.test:
+                    await run_tests(done, sandbox, config.test, budget, on_tests)
+        except BaseException:
+            done.discard()
+            raise
         done.sandbox_wall_seconds, done.sandbox_cpu_seconds = (
             sandbox.wall_seconds,
             sandbox.cpu_seconds,
         )
-    if done.patch:
-        held = review(done.patch, config)
-        if held is not None:
-            done.status, done.reason = "blocked", held.reason
+    judge(done, config)
     if done.status == "completed":
         done.reason = ""
     return done

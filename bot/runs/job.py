@@ -18,8 +18,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -27,16 +27,29 @@ from bot.agent.budget import Budget
 from bot.agent.model import AnthropicModel, Model, Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
-from bot.config import RepoConfig, RepoConfigError, Settings, parse_repo_config, slugify
+from bot.config import (
+    ConfigError,
+    RepoConfig,
+    RepoConfigError,
+    Settings,
+    parse_repo_config,
+    slugify,
+)
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
 from bot.jobs.queue import Job
-from bot.jobs.worker import JobContext
+from bot.jobs.worker import JobContext, JobRejected
+from bot.runs.artifacts import save_artifacts
+from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
-from bot.runs.publish import commit_message, commit_patch
+from bot.runs.publish import commit_message, publish
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
+from bot.runs.report import change_so_far, rates_of
+from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
+from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 
 log = structlog.get_logger("shipmate.runs")
 
@@ -54,8 +67,6 @@ PUBLISH: Mapping[str, str] = {
     "checks": "write",
 }
 LINK_HOSTS = ("github.com",)
-# What a task is, so that `/shipmate retry` repeats it with the same target.
-TASK_FIELDS = ("pr", "notes", "fork", "base_sha", "task", "feedback", "feedback_label", "title")
 
 
 def lock_key(repo: str, number: int) -> str:
@@ -67,13 +78,27 @@ def sticky_key(repo: str, number: int) -> str:
     return f"{repo.replace('/', '-')}-{number}"
 
 
-def task_of(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: payload[k] for k in TASK_FIELDS if k in payload}
-
-
-def configured_secret_values(config: RepoConfig) -> list[str]:
-    """The real values of the secrets the repository names (they come from the host's env)."""
-    return [v for v in (os.environ.get(name) for name in config.secrets) if v]
+def run_secrets(
+    settings: Settings, config: RepoConfig, repo_name: str, installation_id: int, fork: bool
+) -> operator_secrets.Granted:
+    """The secrets the repository requests, as the operator's declarations grant them; a fork's
+    code never runs with secrets, so its requests are not even looked up."""
+    if fork or not config.secrets:
+        return operator_secrets.Granted()
+    try:
+        declared = operator_secrets.load(settings)
+    except ConfigError as exc:
+        log.error("secrets.unreadable", error=str(exc))
+        return operator_secrets.Granted(
+            refused=("the operator's declarations cannot be read (Shipmate's log says why)",)
+        )
+    return operator_secrets.grant(
+        declared,
+        config.secrets,
+        repository=repo_name,
+        installation=installation_id,
+        environ=os.environ,
+    )
 
 
 @dataclass
@@ -95,12 +120,13 @@ class Outbound:
     """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
 
     known: list[str] = field(default_factory=list)
+    link_hosts: tuple[str, ...] = LINK_HOSTS
 
     def add(self, *values: str | None) -> None:
         self.known.extend(v for v in values if v)
 
     def __call__(self, text: str) -> str:
-        return outbound(text, known=self.known, allowed_hosts=LINK_HOSTS)
+        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
 
 
 class Sticky:
@@ -158,7 +184,7 @@ class Run:
     number: int
     verb: str
     installation_id: int
-    p: dict[str, Any]
+    request: RunRequest
     clean: Outbound
     talker: RepoClient
     sticky: Sticky
@@ -167,7 +193,14 @@ class Run:
     def key(self) -> str:
         return sticky_key(self.repo_name, self.number)
 
+    @property
+    def url(self) -> str | None:
+        """The run's dashboard page, when Shipmate knows its public address."""
+        public = self.deps.settings.public_url
+        return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
     def progress(self, stage: str, **extra: Any) -> Progress:
+        extra.setdefault("run_url", self.url)
         return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]
 
     async def token(self, permissions: Mapping[str, str]) -> str:
@@ -218,21 +251,31 @@ async def client_for(
     return RepoClient(github, repo_name)
 
 
+def link_hosts(settings: Settings) -> tuple[str, ...]:
+    """GitHub, and Shipmate's own public address for links to a run's page."""
+    public = urlsplit(settings.public_url or "").hostname
+    return (*LINK_HOSTS, public) if public else LINK_HOSTS
+
+
 async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
-    p: dict[str, Any] = job.payload
-    repo_name, number = str(p["repo"]), int(p["number"])
-    installation_id = int(p["installation_id"])
-    clean = Outbound(list(deps.settings.known_secrets()))
+    try:
+        request = RunRequest.from_payload(job.payload)
+    except BadRunRequest as exc:
+        # Retrying cannot mend it: the job fails now, saying why (see JobRejected).
+        raise JobRejected(f"not a run request: {exc}") from None
+    repo_name, number = request.repo, request.number
+    installation_id = request.installation_id
+    clean = Outbound(list(deps.settings.known_secrets()), link_hosts(deps.settings))
     talker = await client_for(deps, installation_id, repo_name, clean, CONVERSE)
-    sticky = Sticky(talker, number, p.get("sticky_comment_id"), clean)
+    sticky = Sticky(talker, number, request.sticky_comment_id, clean)
     run = Run(
         deps,
         uuid.uuid4().hex[:12],
         repo_name,
         number,
-        str(p["verb"]),
+        request.verb,
         installation_id,
-        p,
+        request,
         clean,
         talker,
         sticky,
@@ -241,7 +284,7 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
 
 
 async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
-    deps, p, number, sticky = run.deps, run.p, run.number, run.sticky
+    deps, task, number, sticky = run.deps, run.request.task, run.number, run.sticky
     store = deps.store
     repository = await reader.repository()
     default_branch = str(repository["default_branch"])
@@ -250,15 +293,17 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     except RepoConfigError as exc:
         await sticky.show(run.progress("failed", reason=f"Shipmate cannot start: {exc}"))
         return
-    run.clean.add(*configured_secret_values(config))
-    issue = (
-        await reader.github.rest.issues.async_get(reader.owner, reader.repo, number)
-    ).raw_response.json()
-    pr = p.get("pr")
-    if pr:
-        base_sha: str | None = str(pr["head_sha"])
-    elif p.get("base_sha"):
-        base_sha = str(p["base_sha"])  # a deploy follow-up starts from what was deployed
+    granted = run_secrets(deps.settings, config, run.repo_name, run.installation_id, task.fork)
+    if granted.refused:
+        reason = f"Shipmate cannot start: {granted.reason}"
+        await sticky.show(run.progress("failed", reason=reason))
+        return
+    run.clean.add(*granted.values)
+    issue = await reader.issue(number)
+    if task.pr is not None:
+        base_sha: str | None = task.pr.head_sha
+    elif task.base_sha:
+        base_sha = task.base_sha  # a deploy follow-up starts from what was deployed
     else:
         base_sha = await reader.branch_sha(default_branch)
     if base_sha is None:
@@ -273,17 +318,17 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         number=number,
         kind=run.verb,
         base_sha=base_sha,
-        delivery_id=p.get("delivery_id"),
+        delivery_id=run.request.delivery_id,
         comment_id=sticky.comment_id,
     )
     await asyncio.to_thread(
         store.append_audit,
         "run.start",
         run_id=run.run_id,
-        delivery_id=p.get("delivery_id"),
-        actor=p.get("actor"),
+        delivery_id=run.request.delivery_id,
+        actor=run.request.actor,
         target=lock_key(run.repo_name, number),
-        detail={"verb": run.verb, "task": task_of(p)},
+        detail={"verb": run.verb, "task": task.fields()},
     )
     await sticky.show(run.progress("planning"))
 
@@ -293,8 +338,8 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
     )
     checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token)
     brief = Brief(
-        task=task_text(p, number, issue),
-        context=context_blocks(p, issue),
+        task=task_text(task, number, issue),
+        context=context_blocks(task, issue),
         instructions=config.instructions,
         test_command=config.test,
         plan_only=run.verb == "plan",
@@ -304,6 +349,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         config.max_cost_usd or deps.settings.max_cost_usd,
         config.timeout_seconds or deps.settings.run_timeout_seconds,
         cancelled=context.should_abort,
+        over_budget=lambda: over_budget(
+            store, monthly_caps(deps.settings, config), run.repo_name, run.installation_id
+        ),
     )
     shown_plan = ""
 
@@ -330,37 +378,50 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             store=store,
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
-            # A fork's code never runs with secrets.
-            secrets={} if p.get("fork") else None,
+            secrets=granted.secrets,
+            allow_networks=deps.settings.egress_allow_networks,
             on_tests=on_tests,
         )
     finally:
         deps.cache.release(checkout)
         await model.close()
-    await finish(run, done, base_sha, default_branch, issue)
+    await asyncio.to_thread(
+        save_artifacts,
+        store,
+        run.run_id,
+        transcript,
+        status=done.status,
+        diff=done.patch,
+        test_output=done.test_output,
+        clean=run.clean,
+    )
+    try:
+        await finish(run, done, base_sha, default_branch, issue)
+    finally:
+        done.discard()
 
 
-def task_text(p: Mapping[str, Any], number: int, issue: Mapping[str, Any]) -> str:
-    if p.get("pr"):
-        return str(p.get("task") or "Make the smallest change that fixes the feedback below.")
-    notes = f" ({p['notes']})" if p.get("notes") else ""
-    return str(p.get("task") or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
+def task_text(task: Task, number: int, issue: Mapping[str, Any]) -> str:
+    if task.pr is not None:
+        return task.instruction or "Make the smallest change that fixes the feedback below."
+    notes = f" ({task.notes})" if task.notes else ""
+    return (task.instruction or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
 
 
-def context_blocks(p: Mapping[str, Any], issue: Mapping[str, Any]) -> list[tuple[str, str]]:
-    label = str(p.get("feedback_label") or "feedback")
-    if p.get("pr"):
-        return [(label, str(p.get("feedback") or ""))]
+def context_blocks(task: Task, issue: Mapping[str, Any]) -> list[tuple[str, str]]:
+    label = task.feedback_label or "feedback"
+    if task.pr is not None:
+        return [(label, task.feedback or "")]
     blocks = [("issue body", str(issue.get("body") or ""))]
-    if p.get("feedback"):
-        blocks.append((label, str(p["feedback"])))
+    if task.feedback:
+        blocks.append((label, task.feedback))
     return blocks
 
 
 async def finish(
     run: Run, done: Execution, base_sha: str, default_branch: str, issue: dict[str, Any]
 ) -> None:
-    p, verb = run.p, run.verb
+    task, verb = run.request.task, run.verb
     common: dict[str, Any] = {
         "key": run.key,
         "verb": verb,
@@ -369,6 +430,7 @@ async def finish(
         "cost_usd": done.cost_usd,
         "steps": done.steps,
         "sandbox_seconds": done.sandbox_wall_seconds,
+        "run_url": run.url,
     }
     branch = None
     if done.status == "completed" and verb == "plan":
@@ -386,11 +448,11 @@ async def finish(
             reason=f"The run ended: {done.reason}",
             **common,
         )
-    elif not done.patch:
+    elif done.change is None:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
-    elif p.get("pr"):
-        final = await push_follow_up(run, done, base_sha, common)
-        branch = str(p["pr"]["head_ref"])
+    elif task.pr is not None:
+        final = await push_follow_up(run, task.pr, done, base_sha, common)
+        branch = task.pr.head_ref
     else:
         final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
     await run.sticky.show(final)
@@ -413,15 +475,15 @@ async def finish(
 
 
 async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
-    """Commit the patch on `branch` and push it with a token minted for this moment only."""
+    """Commit the reviewed tree on `branch` and push it with a token minted for this moment
+    only."""
+    if done.change is None or done.change.base_sha != base_sha:
+        raise RuntimeError("a completed run with a patch always holds its reviewed change")
     token = await run.token(PUBLISH)
     clone_url = str((await run.talker.repository()).get("clone_url"))
-    mirror = run.deps.cache.mirror(clone_url, base_sha, token)
     head_sha = await asyncio.to_thread(
-        commit_patch,
-        mirror,
-        base_sha,
-        done.patch,
+        publish,
+        done.change,
         branch,
         run.clean(commit_message(title, done.summary)),
         push_to=clone_url,
@@ -452,13 +514,13 @@ async def open_pull(
 ) -> tuple[Progress, str]:
     number = run.number
     issue_title = str(issue.get("title") or f"issue {number}")
-    title = str(run.p.get("title") or f"Fix #{number}: {issue_title}")[:250]
-    branch = f"shipmate/{number}-{slugify(str(run.p.get('title') or issue_title), 30)}"
+    title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
+    branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
     branch += f"-{run.run_id[:6]}"
     head_sha = await push(run, done, base_sha, branch, title)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
-    follow_up = bool(run.p.get("title"))
+    follow_up = bool(run.request.task.title)
     body = pr_body(
         shown,
         issue_number=None if follow_up else number,
@@ -473,17 +535,17 @@ async def open_pull(
         draft=done.tests_passed is False,
     )
     await run.audit("pull_request.create", f"{run.repo_name}#{pull.number}")
-    await report_check(run, publisher, shown, head_sha)
+    ledger = await asyncio.to_thread(ledger_text, run, done, pull.number, branch)
+    await report_check(run, publisher, shown, head_sha, ledger)
     return shown_result(done, common, pr_url=pull.html_url), branch
 
 
 async def push_follow_up(
-    run: Run, done: Execution, base_sha: str, common: dict[str, Any]
+    run: Run, pr: PullTarget, done: Execution, base_sha: str, common: dict[str, Any]
 ) -> Progress:
     """A follow-up commit on the PR's own branch, only if nobody pushed since the run began;
     each review comment it answers gets a reply in its thread."""
-    pr = run.p["pr"]
-    head_ref = str(pr["head_ref"])
+    head_ref = pr.head_ref
     if await run.talker.branch_sha(head_ref) != base_sha:
         return Progress(
             stage="stopped",
@@ -491,11 +553,14 @@ async def push_follow_up(
             "Comment `/shipmate retry` to start again from the new head.",
             **common,
         )
-    head_sha = await push(run, done, base_sha, head_ref, str(run.p.get("task") or "Follow-up"))
+    head_sha = await push(
+        run, done, base_sha, head_ref, run.request.task.instruction or "Follow-up"
+    )
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
-    await report_check(run, publisher, shown, head_sha)
-    await reply_in_threads(run, int(pr["number"]), pr.get("reply_to") or (), head_sha, done)
+    ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)
+    await report_check(run, publisher, shown, head_sha, ledger)
+    await reply_in_threads(run, pr.number, pr.reply_to, head_sha, done)
     return shown
 
 
@@ -514,9 +579,28 @@ async def reply_in_threads(
         await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))
 
 
-async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: str) -> None:
-    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary."""
+def ledger_text(run: Run, done: Execution, number: int, branch: str) -> str:
+    """What the change cost so far, this run included, for the check run."""
+    current = {
+        "id": run.run_id,
+        "cost_usd": done.cost_usd,
+        "sandbox_wall_seconds": done.sandbox_wall_seconds,
+        "sandbox_cpu_seconds": done.sandbox_cpu_seconds,
+        **done.usage.as_dict(),
+    }
+    ledger = change_so_far(run.deps.store, run.repo_name, number, branch, current)
+    lines = ledger_lines(ledger, rates_of(run.deps.settings))
+    return "## What this change cost so far\n\n" + "\n".join(lines)
+
+
+async def report_check(
+    run: Run, writer: RepoClient, shown: Progress, head_sha: str, ledger: str = ""
+) -> None:
+    """The `Shipmate` check run on a commit Shipmate pushed, with the sticky comment's summary
+    and the change's ledger."""
     title, summary = check_output(shown)
+    if ledger:
+        summary = f"{summary}\n\n{ledger}"[:65_000]
     await writer.create_check_run(
         name="Shipmate",
         head_sha=head_sha,
@@ -524,12 +608,5 @@ async def report_check(run: Run, writer: RepoClient, shown: Progress, head_sha: 
         conclusion="failure" if shown.tests_passed is False else "success",
         title=run.clean(title),
         summary=run.clean(summary),
-    )
-
-
-def deps_for(settings: Settings, store: Store) -> RunDeps | None:
-    if not settings.has_app_credentials:
-        return None
-    return RunDeps(
-        settings, store, GitHubApp(settings), CheckoutCache(Path(settings.data_dir) / "cache")
+        details_url=run.url,
     )

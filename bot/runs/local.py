@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,13 @@ from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfigError, Settings, parse_repo_config
 from bot.runs.execute import execute
-from bot.runs.publish import commit_message, commit_patch, free_branch
+from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
+from bot.sandbox.operator_secrets import Declaration, grant
+from bot.sandbox.operator_secrets import load as load_declarations
+from bot.security.files import read_repo_file
+from bot.security.redact import mask
 
 log = structlog.get_logger("shipmate.run")
 
@@ -68,12 +73,29 @@ class RunResult:
         return data
 
 
+CONFIG_BYTES = 256 * 1024
+
+
+def repo_config_text(tree: Path) -> str | None:
+    """`.github/shipmate.yml` of a checkout, read as a regular file beneath it (a symlink is no
+    config: it is refused with a reason, never followed); None when there is none."""
+    path = ".github/shipmate.yml"
+    found = read_repo_file(tree, path, CONFIG_BYTES)
+    if found is None:
+        if os.path.lexists(tree / path):
+            raise RepoConfigError("not a regular file (a symlink?), so it was not read")
+        return None
+    if found.truncated:
+        raise RepoConfigError(f"larger than {CONFIG_BYTES // 1024} KiB")
+    return found.text()
+
+
 def settings_caps(settings: Settings) -> Caps:
     return Caps(settings.max_steps, settings.max_cost_usd, settings.run_timeout_seconds)
 
 
 @dataclass
-class RunRequest:
+class LocalRun:
     """One `shipmate run`. The limits given here (CLI flags; None: not given) win over the
     repository's config, which wins over `defaults` (the settings)."""
 
@@ -84,12 +106,15 @@ class RunRequest:
     timeout_seconds: float | None
     transcript: Path | None
     allow_hosts: tuple[str, ...] = ()
+    # The operator's secret declarations and egress ranges (settings; never the repository).
+    declared: Mapping[str, Declaration] = field(default_factory=dict)
+    allow_networks: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
     defaults: Caps = field(default_factory=lambda: settings_caps(Settings.model_construct()))
 
 
 async def run_local(
-    request: RunRequest, *, model: Model, cache: CheckoutCache, store: Any | None = None
+    request: LocalRun, *, model: Model, cache: CheckoutCache, store: Any | None = None
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     repo = request.repo.resolve()
@@ -101,11 +126,20 @@ async def run_local(
     result = RunResult("failed", transcript=transcript_path, run_id=run_id)
     checkout = await asyncio.to_thread(cache.tree, str(repo), base_sha)
     try:
-        config_text = checkout.tree / ".github" / "shipmate.yml"
         try:
-            config = parse_repo_config(config_text.read_text() if config_text.is_file() else None)
+            config = parse_repo_config(repo_config_text(checkout.tree))
         except RepoConfigError as exc:
             result.reason = str(exc)
+            return result
+        granted = grant(
+            request.declared,
+            config.secrets,
+            repository=str(repo),
+            installation=None,
+            environ=os.environ,
+        )
+        if granted.refused:
+            result.reason = granted.reason
             return result
         brief = replace(
             request.brief,
@@ -139,6 +173,8 @@ async def run_local(
             store=store,
             run_id=run_id,
             allow_hosts=request.allow_hosts,
+            secrets=granted.secrets,
+            allow_networks=request.allow_networks,
             ca_dir=cache.root / "ca",
         )
         result.status, result.reason = done.status, done.reason
@@ -146,21 +182,24 @@ async def run_local(
         result.usage, result.cost_usd = done.usage, done.cost_usd
         result.sandbox_wall_seconds = done.sandbox_wall_seconds
         result.sandbox_cpu_seconds = done.sandbox_cpu_seconds
-        patch = done.patch
-        result.diff = patch
-        if patch and result.status == "completed":
-            branch = free_branch(repo, brief.task)
-            await asyncio.to_thread(
-                commit_patch,
-                repo,
-                base_sha,
-                patch,
-                branch,
-                commit_message(brief.task, done.summary),
-            )
-            result.branch = branch
-        elif result.status == "completed" and not brief.plan_only:
-            result.reason = "the run made no change"
+        result.diff = done.patch
+        try:
+            if done.change is not None and result.status == "completed":
+                branch = free_branch(repo, brief.task)
+                await asyncio.to_thread(
+                    publish,
+                    done.change,
+                    branch,
+                    commit_message(brief.task, done.summary),
+                    push_to=str(repo),
+                )
+                result.branch = branch
+            elif result.status == "completed" and not brief.plan_only:
+                result.reason = "the run made no change"
+        except CheckoutError as exc:
+            result.status, result.reason = "failed", f"the change could not be committed: {exc}"
+        finally:
+            done.discard()
     except SandboxUnavailable as exc:
         result.reason = f"the sandbox could not start: {exc}"
     finally:
@@ -197,7 +236,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     store = Store.from_settings(settings)
     store.migrate()
-    request = RunRequest(
+    request = LocalRun(
         repo=repo,
         brief=Brief(task=args.brief),
         max_steps=args.max_steps,
@@ -205,6 +244,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         timeout_seconds=args.timeout,
         transcript=transcript,
         allow_hosts=tuple(args.allow_host),
+        declared=load_declarations(settings),
+        allow_networks=tuple(settings.egress_allow_networks),
         defaults=settings_caps(settings),
     )
     cache = CheckoutCache(settings.data_dir / "cache")
@@ -223,6 +264,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         store.dispose()
+    # What the model wrote and the reasons pass the secret scanner's redaction on the way out;
+    # a held-back change's diff is never kept (bot/runs/execute.py).
+    result.reason, result.plan = mask(result.reason), mask(result.plan)
     if args.json:
         print(json.dumps(result.contract()))
     else:

@@ -1,40 +1,16 @@
-"""Shipmate, not the model, commits: the task's diff becomes one commit on a new `shipmate/…`
-branch. Done on the host in a throwaway clone, with hooks and the repository's config off;
-the user's working tree and current branch are never touched."""
+"""Shipmate, not the model, commits: the reviewed tree becomes one commit on a new `shipmate/…`
+branch. Done on the host in the review's own git directory, with hooks and every config but
+ours off; the user's working tree and current branch are never touched."""
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import RepoConfig, slugify
-from bot.sandbox.checkout import GIT_ENV, SAFE, CheckoutError, changed_paths, git
-from bot.security.scan import scan_diff
+from bot.config import slugify
+from bot.runs.change import Change
+from bot.sandbox.checkout import git
 
 AUTHOR = ("-c", "user.name=Shipmate", "-c", "user.email=shipmate@users.noreply.github.com")
-
-
-@dataclass(frozen=True)
-class HeldBack:
-    reason: str
-
-
-def review(patch: str, config: RepoConfig) -> HeldBack | None:
-    """Why a patch must not be committed (a secret, a protected path), or None."""
-    findings = scan_diff(patch)
-    if findings:
-        where = ", ".join(sorted({f"{f.path}:{f.line} ({f.rule})" for f in findings}))
-        return HeldBack(f"the change contains what looks like a secret: {where}")
-    protected = [p for p in changed_paths(patch) if config.is_protected(p)]
-    if protected:
-        return HeldBack(
-            "the change touches protected paths: "
-            + ", ".join(protected)
-            + " (a maintainer can opt in with allow_paths in .github/shipmate.yml)"
-        )
-    return None
 
 
 def free_branch(repo: Path, title: str) -> str:
@@ -48,45 +24,29 @@ def free_branch(repo: Path, title: str) -> str:
     return name
 
 
-def commit_patch(
-    repo: Path,
-    base_sha: str,
-    patch: str,
+def publish(
+    change: Change,
     branch: str,
     message: str,
     *,
-    push_to: str | None = None,
+    push_to: str,
     token: str | None = None,
 ) -> str:
-    """Apply `patch` on `base_sha` in a scratch clone of `repo` (a local repository or mirror),
-    commit, and push to `branch` of `push_to` (default: `repo`) — a plain push, never a force.
-    Returns the new commit's id."""
-    with tempfile.TemporaryDirectory(prefix="shipmate-commit-") as tmp:
-        work = Path(tmp) / "work"
-        git("clone", "--quiet", "--shared", "--no-checkout", str(repo), str(work))
-        git("checkout", "--quiet", "--detach", base_sha, cwd=work)
-        applied = subprocess.run(
-            ["git", *SAFE, "apply", "--index", "--binary", "--whitespace=nowarn", "-"],
-            cwd=work,
-            input=patch.encode(),
-            capture_output=True,
-            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **GIT_ENV},
-        )
-        if applied.returncode != 0:
-            raise CheckoutError(
-                f"the patch does not apply: {applied.stderr.decode(errors='replace')[:500]}"
-            )
-        git(*AUTHOR, "commit", "--quiet", "--no-verify", "-m", message, cwd=work)
-        sha = git("rev-parse", "HEAD", cwd=work).strip()
-        git(
-            "push",
-            "--quiet",
-            push_to or str(repo),
-            f"HEAD:refs/heads/{branch}",
-            cwd=work,
-            token=token,
-        )
-        return sha
+    """Commit the reviewed tree on its base and push it to `branch` of `push_to` (a local
+    repository or a URL) — a plain push, never a force. The commit is made here, from the tree
+    the review judged, so what lands is exactly what was reviewed. Returns the commit's id."""
+    sha = git(
+        *AUTHOR,
+        "commit-tree",
+        change.tree,
+        "-p",
+        change.base_sha,
+        "-m",
+        message,
+        cwd=change.git_dir,
+    ).strip()
+    git("push", "--quiet", push_to, f"{sha}:refs/heads/{branch}", cwd=change.git_dir, token=token)
+    return sha
 
 
 def commit_message(title: str, summary: str) -> str:

@@ -1,6 +1,6 @@
 """What Shipmate posts on GitHub: the sticky progress comment, the PR body and the check-run
 summary. Pure: a `Progress` in, markdown out. Callers pass the result through
-`bot.security.scan.outbound` before posting.
+`bot.security.redact.outbound` before posting.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Progress:
     pr_url: str | None = None
     reason: str = ""
     notes: tuple[str, ...] = ()
+    run_url: str | None = None  # the run's dashboard page, with SHIPMATE_PUBLIC_URL set
 
 
 def marker(key: str) -> str:
@@ -111,6 +112,8 @@ def sticky_comment(progress: Progress) -> str:
     if progress.pr_url:
         parts.append(f"Pull request: {progress.pr_url}")
     parts.extend(progress.notes)
+    if progress.run_url:
+        parts.append(f"[View the run in Shipmate]({progress.run_url})")
     if progress.steps or progress.cost_usd:
         parts.append(f"<sub>{cost_line(progress)}</sub>")
     return "\n\n".join(parts)

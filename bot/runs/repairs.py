@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.github.client import RepoClient
+from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
-from bot.security.scan import outbound
+from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
 from bot.triggers.context import Context
 
@@ -27,9 +29,8 @@ def is_ours(context: Context, pull: Mapping[str, Any]) -> bool:
 
 async def shipmate_pull(context: Context, repo: RepoClient, number: int) -> dict[str, Any] | None:
     """The PR if Shipmate opened it and it is still open."""
-    response = await repo.github.rest.pulls.async_get(repo.owner, repo.repo, number)
-    pull: dict[str, Any] = response.raw_response.json()
-    return pull if is_ours(context, pull) and pull.get("state") == "open" else None
+    pull = await repo.pull_data(number)
+    return pull if pull and is_ours(context, pull) and pull.get("state") == "open" else None
 
 
 def capped_marker(mark: str) -> str:
@@ -78,7 +79,7 @@ async def repair(
     log: str,
     label: str,
     note: str = "",
-    follow_up: dict[str, object] | None = None,
+    follow_up: Task | None = None,
 ) -> bool:
     """Start a repair run for a failure of `pull`, unless its attempts are used up or this
     commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
@@ -94,20 +95,20 @@ async def repair(
     head = pull["head"]
     if follow_up is None:
         verb, base_sha = "repair", str(head["sha"])
-        extra: dict[str, object] = {
-            "pr": {"number": number, "head_ref": head["ref"], "head_sha": head["sha"]},
-            "task": f"The check `{check}` fails on this pull request. Make the smallest change "
-            "that makes it pass, without touching anything else.",
-            "feedback": feedback,
-            "feedback_label": label,
-        }
+        task = Task(
+            pr=PullTarget(number=number, head_ref=head["ref"], head_sha=head["sha"]),
+            instruction=f"The check `{check}` fails on this pull request. Make the smallest "
+            "change that makes it pass, without touching anything else.",
+            feedback=feedback,
+            feedback_label=label,
+        )
     else:
-        verb, base_sha = "fix", str(follow_up["base_sha"])
-        extra = {**follow_up, "feedback": feedback, "feedback_label": label}
+        verb, base_sha = "fix", str(follow_up.base_sha)
+        task = replace(follow_up, feedback=feedback, feedback_label=label)
     if await already_done(context, number, verb, base_sha):
         context.log.info("repair.duplicate", check=check, base_sha=base_sha)
         return False
-    if not await enqueue_run(context, repo, number, verb, extra, quiet=True):
+    if not await enqueue_run(context, repo, number, verb, task, quiet=True):
         context.log.info("repair.busy", check=check)
         return False
     await asyncio.to_thread(context.store.bump_repair_attempt, context.repository, number, mark)

@@ -4,15 +4,22 @@ share. Decides and enqueues; the `run` job (bot/runs/job.py) does the work."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+import structlog
+
+from bot.config import RepoConfig, RepoConfigError
 from bot.github.client import RepoClient
+from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.job import lock_key, sticky_key
 from bot.runs.render import Progress, sticky_comment
+from bot.runs.request import BadRunRequest, RunRequest, Task, run_verb
 from bot.triggers.context import Context
 from bot.triggers.verbs import VERBS, help_text
 
 WRITERS = ("admin", "maintain", "write")
 EVERYONE = "*"  # the refusal is recorded per thread, not per user
+log = structlog.get_logger("shipmate.tasks")
 REFUSAL = (
     "Sorry, only people with write access to this repository can ask Shipmate to work on it. "
     "A maintainer can comment `/shipmate fix` for you."
@@ -40,8 +47,10 @@ async def handle(
     number: int,
     verb: str,
     notes: str = "",
-    extra: dict[str, object] | None = None,
+    task: Task | None = None,
 ) -> None:
+    """Answer `/shipmate <verb>` (or the label): help, stop and status at once; fix, plan,
+    apply and retry queue a run of `task` (what the handler decided) with `notes`."""
     assert context.repository is not None and context.installation_id is not None
     store = context.store
     if verb not in VERBS or verb == "help":
@@ -60,8 +69,9 @@ async def handle(
             await repo.comment(number, "Nothing has run here yet: there is nothing to retry.")
             return
         verb = str(runs[-1]["kind"])
-        extra = {**(await last_task(context, repo, str(runs[-1]["id"]))), **(extra or {})}
-        notes = str(extra.pop("notes", "") or "")
+        last = await last_task(context, repo, str(runs[-1]["id"]))
+        task = Task.from_fields({**last.fields(), **(task.fields() if task else {})})
+        notes = task.notes
     elif verb == "apply":
         plans = [r for r in runs if r["kind"] == "plan" and r.get("plan")]
         if not plans:
@@ -71,7 +81,7 @@ async def handle(
             return
         notes = f"follow this plan: {plans[-1]['plan']}"
         verb = "fix"
-    await enqueue_run(context, repo, number, verb, {"notes": notes, **(extra or {})})
+    await enqueue_run(context, repo, number, verb, replace(task or Task(), notes=notes))
 
 
 async def stop(context: Context, repo: RepoClient, number: int, *, quiet: bool) -> None:
@@ -108,18 +118,33 @@ async def status_text(context: Context, number: int) -> str:
     )
 
 
-async def last_task(context: Context, repo: RepoClient, run_id: str) -> dict[str, object]:
+async def last_task(context: Context, repo: RepoClient, run_id: str) -> Task:
     """What a run was asked to do (recorded when it started), with a pull request's head
     brought up to date so the retry starts from what is there now."""
     audit = await asyncio.to_thread(context.store.audit_for_run, run_id)
     start = next((a for a in audit if a["action"] == "run.start"), None)
-    task: dict[str, object] = dict(((start or {}).get("detail") or {}).get("task") or {})
-    pr = task.get("pr")
-    if isinstance(pr, dict):
-        pull = await repo.pull(int(pr["number"]))
+    try:
+        task = Task.from_fields(((start or {}).get("detail") or {}).get("task") or {})
+    except BadRunRequest as exc:
+        context.log.warning("task.unreadable", run_id=run_id, error=str(exc))
+        return Task()
+    if task.pr is not None:
+        pull = await repo.pull(task.pr.number)
         if pull is not None:
-            task["pr"] = {**pr, "head_sha": pull.head_sha}
+            task = task.starting_at(pull.head_sha)
     return task
+
+
+async def _over_budget(context: Context) -> str | None:
+    assert context.repository is not None
+    try:
+        config = await context.config()
+    except RepoConfigError:
+        config = RepoConfig()  # the run itself reports the invalid file
+    caps = monthly_caps(context.settings, config)
+    return await asyncio.to_thread(
+        over_budget, context.store, caps, context.repository, context.installation_id
+    )
 
 
 async def enqueue_run(
@@ -127,7 +152,7 @@ async def enqueue_run(
     repo: RepoClient,
     number: int,
     verb: str,
-    extra: dict[str, object],
+    task: Task,
     *,
     quiet: bool = False,
 ) -> bool:
@@ -144,21 +169,32 @@ async def enqueue_run(
                 number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
             )
         return False
+    refused = await _over_budget(context)
+    if refused:
+        await repo.comment(
+            number,
+            f"I can't start this: {refused}. The budget starts again on the 1st of next month "
+            "(UTC); an operator can raise it (SHIPMATE_REPO_MONTHLY_BUDGET_USD, "
+            "SHIPMATE_INSTALLATION_MONTHLY_BUDGET_USD).",
+        )
+        return False
     sticky: int | None = None
     if not quiet:
         queued = Progress(key=sticky_key(context.repository, number), verb=verb, stage="queued")
         sticky = await repo.comment(number, sticky_comment(queued))
-    payload = {
-        "repo": context.repository,
-        "number": number,
-        "verb": verb,
-        "installation_id": context.installation_id,
-        "delivery_id": context.delivery_id,
-        "actor": context.sender,
-        "sticky_comment_id": sticky,
-        **extra,
-    }
-    job = await asyncio.to_thread(queue.enqueue, "run", payload, lock_key=key, queueing_lock=key)
+    request = RunRequest(
+        repo=context.repository,
+        number=number,
+        verb=run_verb(verb),
+        installation_id=context.installation_id,
+        task=task,
+        delivery_id=context.delivery_id,
+        actor=context.sender or None,
+        sticky_comment_id=sticky,
+    )
+    job = await asyncio.to_thread(
+        queue.enqueue, "run", request.to_payload(), lock_key=key, queueing_lock=key
+    )
     if job is None:
         if sticky is not None:
             await repo.edit_comment(sticky, "A task for this is already queued.")

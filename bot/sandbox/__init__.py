@@ -73,6 +73,7 @@ async def open_sandbox(
                 task_id=spec.task_id,
                 upstream_ssl=upstream_ssl,
                 guarded=spec.guarded,
+                allow_networks=spec.allow_networks,
             )
             await proxy.start()
             sandbox.egress_socket = proxy.socket_path

@@ -9,6 +9,8 @@ from typing import Protocol
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX_FAILED = 125
+# A command given no timeout (none in its Limits either) still ends: after this long.
+DEFAULT_TIMEOUT_SECONDS = 600.0
 
 
 class SandboxUnavailable(Exception):
@@ -17,9 +19,10 @@ class SandboxUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one command. None means the backend's default."""
+    """Resource limits of one command. None means the backend's default (for the timeout:
+    DEFAULT_TIMEOUT_SECONDS; no command runs unbounded)."""
 
-    timeout_seconds: float | None = 600.0
+    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
     memory_mib: int | None = 2048
     max_processes: int | None = 512
     output_bytes: int = 1_000_000
@@ -46,8 +49,12 @@ class SandboxSpec:
     workspace: Path
     limits: Limits = field(default_factory=Limits)
     allow_hosts: Sequence[str] = ()
-    # NAME -> (real value, host it may go to). Inside, NAME holds a placeholder.
-    secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # NAME -> (real value, the HOST[:PORT] or hosts it may go to). Inside, NAME holds a
+    # placeholder. The operator's declarations decide these (bot/sandbox/operator_secrets.py).
+    secrets: Mapping[str, tuple[str, str | Sequence[str]]] = field(default_factory=dict)
+    # Address ranges beyond the public internet the egress proxy may reach (CIDRs), from the
+    # operator only: SHIPMATE_EGRESS_ALLOW_NETWORKS or `sandbox exec --allow-network`.
+    allow_networks: Sequence[str] = ()
     # Secret values found in the checkout: the egress proxy refuses any request carrying one.
     guarded: Sequence[str] = ()
     # Extra mounts: host path -> path inside.
@@ -76,5 +83,10 @@ class Sandbox(Protocol):
         timeout_seconds: float | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExecResult: ...
+
+    async def seal(self) -> None:
+        """Make the read-write binds (the dependency cache while `setup:` fills it) read-only
+        for every later command; their writes land in a layer dropped with the sandbox."""
+        ...
 
     async def close(self) -> None: ...

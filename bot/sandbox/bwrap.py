@@ -25,15 +25,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox import limits
+from bot.sandbox import identity, limits, seccomp
 from bot.sandbox.base import (
+    DEFAULT_TIMEOUT_SECONDS,
     EXIT_TIMEOUT,
     ExecResult,
     Limits,
     SandboxSpec,
     SandboxUnavailable,
 )
-from bot.sandbox.request import Capture, Pipes, render
+from bot.sandbox.identity import SandboxIdentity
+from bot.sandbox.request import Capture, Pipes, render, render_holder, seal_script
 
 INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
@@ -113,10 +115,18 @@ class BwrapSandbox:
         *,
         bwrap: str | None = None,
         cgroup_root: Path = limits.CGROUP_ROOT,
+        user: SandboxIdentity | None = None,
     ) -> None:
         self.spec = spec
         self.bwrap = find_bwrap(bwrap)
         self.cgroup_root = cgroup_root
+        # Who the sandbox's processes are on the host: never root (refused here if it would be).
+        self.user = user or identity.current()
+        self._owner = (self.user.uid, self.user.gid) if self.user.switch else None
+        try:
+            self._seccomp = seccomp.program()
+        except ValueError as exc:
+            raise SandboxUnavailable(f"{exc}: its sandboxes could plant setuid files") from exc
         self._scratch = Path(tempfile.mkdtemp(prefix=f"shipmate-{spec.task_id}-"))
         # The task's disk: a size-capped tmpfs mounted here in a user and mount namespace of
         # the sandbox's own (see `_start_holder`); the root tree, /tmp, home and the overlay's
@@ -126,6 +136,12 @@ class BwrapSandbox:
         self._disk.mkdir()
         self._io = self._scratch / "io"
         self._io.mkdir()
+        (self._io / "seccomp").write_bytes(self._seccomp)
+        if self._owner is not None:
+            # The holder drops to the sandbox uid: it works in these (and mounts the disk here).
+            for path in (self._scratch, self._disk, self._io, self._io / "seccomp"):
+                os.chown(path, *self._owner)
+        self._sealed = False
         self._holder: asyncio.subprocess.Process | None = None
         self._exited: asyncio.Task[int] | None = None
         self._ids = itertools.count(1)
@@ -150,11 +166,26 @@ class BwrapSandbox:
         """The sandbox's root tree, as the holder's mount namespace shows it."""
         return self._disk / "root"
 
+    def workspace_layers(self) -> tuple[Path, Path] | None:
+        """(merged view, upper layer) of the /workspace overlay, from the host: they exist only
+        in the holder's mount namespace. None when no command ever ran (nothing can differ).
+        Read them only between commands, when nothing of the sandbox runs (each command's
+        processes are killed when it ends)."""
+        if self.spec.overlay_lower is None:
+            raise SandboxUnavailable("this sandbox's /workspace is no overlay")
+        if self._holder is None:
+            return None
+        if self._holder.returncode is not None:
+            raise SandboxUnavailable("the sandbox's namespace holder is not running")
+        disk = Path(f"/proc/{self._holder.pid}/root{self._disk}")
+        return disk / "merged", disk / "upper"
+
     def argv(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """The bwrap command line for `command`, run from the holder; bwrap reports on fd 3
         (JSON lines, "exit-code" only once the command itself started)."""
         args = [
-            self.bwrap,
+            # The holder's own bind of it: the sandbox uid need not reach our bwrap's folder.
+            str(self._scratch / "stage" / "bwrap"),
             "--json-status-fd",
             "3",
             "--unshare-user",
@@ -170,6 +201,9 @@ class BwrapSandbox:
             "1000",
             "--gid",
             "1000",
+            # Filtered from the start: no file gets a setuid or setgid bit (bot/sandbox/seccomp.py).
+            "--seccomp",
+            "4",
             # Devices: only the ones the holder bound under /dev; everything else it mounted is
             # nodev, and a user namespace cannot make device nodes.
             "--dev-bind",
@@ -185,12 +219,17 @@ class BwrapSandbox:
             args += ["--setenv", key, value]
         return [*args, "--", *command]
 
-    def _layout(self, control_fd: int, group: limits.CgroupSet) -> dict[str, object]:
+    def _layout(self, control_fd: int, group: limits.CgroupSet, idmap_fd: int) -> dict[str, object]:
         cap = self.spec.limits.workspace_mib
         binds = [[str(host), inside, "ro"] for host, inside in self.spec.ro_binds.items()]
-        binds += [[str(host), inside, "rw"] for host, inside in self.spec.rw_binds.items()]
+        layers = [[str(host), inside] for host, inside in self.spec.layered_binds.items()]
+        if self._sealed:  # sealed before any command ran: layered from the start
+            layers += [[str(host), inside] for host, inside in self.spec.rw_binds.items()]
+        else:
+            binds += [[str(host), inside, "rw"] for host, inside in self.spec.rw_binds.items()]
         return {
             "disk": str(self._disk),
+            "bwrap": self.bwrap,
             "tmpfs": "mode=0700" + (f",size={cap}m" if cap else ""),
             "lower": str(self.spec.overlay_lower or ""),
             "workspace": str(self.spec.workspace),
@@ -198,12 +237,14 @@ class BwrapSandbox:
             "etc": list(_etc_entries()),
             "ca_bundle": str(self.ca_bundle or ""),
             "binds": binds,
-            "layers": [[str(host), inside] for host, inside in self.spec.layered_binds.items()],
+            "layers": layers,
             "port": self.bridge_port or 0,
             "control_fd": control_fd,
             "io": str(self._io),
-            "procs": [str(path) for path in group.procs_files()],
             "rlimits": self._rlimits(group),
+            "uid": self.user.uid,
+            "gid": self.user.gid,
+            "idmap_fd": idmap_fd,
         }
 
     async def _start_holder(self) -> asyncio.subprocess.Process:
@@ -219,29 +260,29 @@ class BwrapSandbox:
                     f"the sandbox's namespace holder exited ({self._holder.returncode}): "
                     "its /tmp, home and workspace changes are gone"
                 )
+            if self._owner is not None:
+                await asyncio.to_thread(self._hand_over)
+            group = self._cgroup()
+            idmap_fd = identity.idmap_userns(self.user) if self._owner is not None else -1
             ours, theirs = socket.socketpair()
+            layout = self._layout(theirs.fileno(), group, idmap_fd)
             try:
                 holder = await asyncio.create_subprocess_exec(
-                    "unshare",
-                    "--user",
-                    "--map-root-user",
-                    "--mount",
-                    "--net",
-                    "--",
                     sys.executable,
                     "-I",
                     "-S",
                     str(HOLDER),
-                    marshal.dumps(self._layout(theirs.fileno(), self._cgroup())).hex(),
+                    marshal.dumps(layout).hex(),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,
-                    pass_fds=(theirs.fileno(),),
+                    pass_fds=(theirs.fileno(), *([idmap_fd] if idmap_fd >= 0 else [])),
                     # The holder's shell is the parent of every bwrap, whose PID 1 keeps the
                     # environment it was started with (readable in /proc/1/environ): ours stays
-                    # out of it.
+                    # out of it, and so does our working directory.
                     env=SPAWN_ENV,
+                    cwd="/",
                 )
             except OSError as exc:
                 ours.close()
@@ -250,11 +291,33 @@ class BwrapSandbox:
                 ) from exc
             finally:
                 theirs.close()
-            with ours:
-                await self._holder_ready(holder, ours)
+            # Into the sandbox's cgroups (a v1 move waits for an RCU grace period) while it
+            # builds the root tree, and before it forks any command.
+            joining = asyncio.ensure_future(asyncio.to_thread(group.join, holder.pid))
+            try:
+                with ours:
+                    await self._holder_ready(holder, ours)
+            finally:
+                (moved,) = await asyncio.gather(joining, return_exceptions=True)
+            if isinstance(moved, BaseException):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(holder.pid, signal.SIGKILL)
+                await holder.wait()
+                raise SandboxUnavailable(f"could not move the sandbox into its cgroups: {moved}")
             self._holder = holder
             self._exited = asyncio.create_task(holder.wait())
             return holder
+
+    def _hand_over(self) -> None:
+        """The host folders the sandbox writes in place (the workspace when it is not an
+        overlay, the read-write binds) become the sandbox uid's, without setuid or setgid
+        bits: it writes there as that uid (documented for `sandbox exec --workdir`)."""
+        assert self._owner is not None
+        folders = list(self.spec.rw_binds)
+        if self.spec.overlay_lower is None:
+            folders.append(self.spec.workspace)
+        for folder in folders:
+            identity.give(folder, *self._owner)
 
     async def _holder_ready(
         self, holder: asyncio.subprocess.Process, control: socket.socket
@@ -327,27 +390,29 @@ class BwrapSandbox:
             raise ValueError("nothing to run")
         lim: Limits = self.spec.limits
         timeout = timeout_seconds if timeout_seconds is not None else lim.timeout_seconds
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT_SECONDS
         group = self._cgroup()
         started = time.monotonic()
         cpu_before, oom_before = group.cpu_seconds(), group.oom_kills()
         holder = await self._start_holder()
         name = f"r{next(self._ids)}"
         captured = (Capture(lim.output_bytes // 2), Capture(lim.output_bytes // 2))
-        pipes = Pipes(self._io, name, *captured)
+        pipes = Pipes(self._io, name, *captured, owner=self._owner)
         stdin_path = self._io / f"{name}.in"
         script = self._io / name
         try:
             if stdin is not None:
-                stdin_path.write_bytes(stdin)
-            script.write_text(
-                render(
-                    stdin=str(stdin_path) if stdin is not None else os.devnull,
-                    stdout=pipes.paths["out"],
-                    stderr=pipes.paths["err"],
-                    status=pipes.paths["status"],
-                    argv=self.argv(argv, self.environment(env)),
-                )
+                self._write(stdin_path, stdin)
+            text = render(
+                stdin=str(stdin_path) if stdin is not None else os.devnull,
+                stdout=pipes.paths["out"],
+                stderr=pipes.paths["err"],
+                status=pipes.paths["status"],
+                argv=self.argv(argv, self.environment(env)),
+                seccomp=str(self._io / "seccomp"),
             )
+            self._write(script, text.encode())
             self._request(holder, name)
             timed_out = await self._wait(pipes, group, holder.pid, allowed=timeout)
             status = pipes.status()
@@ -402,6 +467,44 @@ class BwrapSandbox:
         if cut:
             stderr += f"\n[shipmate: output cut: {cut} bytes were not kept]\n".encode()
         return ExecResult(code, stdout, stderr, False, cut, wall, cpu)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """A file in `_io` for the holder to read (it is the sandbox uid when we are root)."""
+        path.write_bytes(data)
+        if self._owner is not None:
+            os.chown(path, *self._owner)
+
+    async def seal(self) -> None:
+        """From now on the read-write binds (the dependency cache while `setup:` filled it)
+        are read-only for every command, under a layer on the task's disk that is dropped with
+        the sandbox: the holder remounts each bind read-only and mounts an overlay on it."""
+        if self._sealed:
+            return
+        self._sealed = True
+        if not self.spec.rw_binds or self._holder is None:
+            return  # no command has run: the holder will start with them layered
+        holder = self._holder
+        name = f"r{next(self._ids)}"
+        err = Capture(4096)
+        pipes = Pipes(self._io, name, Capture(4096), err, owner=self._owner)
+        try:
+            script = render_holder(
+                stdout=pipes.paths["out"],
+                stderr=pipes.paths["err"],
+                status=pipes.paths["status"],
+                script=seal_script(list(self.spec.rw_binds.values())),
+            )
+            self._write(self._io / name, script.encode())
+            self._request(holder, name)
+            await self._wait(pipes, self._cgroup(), holder.pid, allowed=30)
+            code = pipes.status().exit_code
+        finally:
+            pipes.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self._io / name).unlink()
+        if code != 0:
+            reason = err.result()[0].decode("utf-8", "replace").strip() or f"exit {code}"
+            raise SandboxUnavailable(f"could not make the dependency cache read-only: {reason}")
 
     async def _wait(
         self, pipes: Pipes, group: limits.CgroupSet, holder: int, *, allowed: float | None

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.sandbox.base import ExecResult, Sandbox
-
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -173,38 +171,6 @@ class CheckoutCache:
             return Checkout(repo_url, sha, target, mirror)
 
 
-async def diff(sandbox: Sandbox, base_sha: str) -> str:
-    """The task's change against `base_sha`, computed inside the sandbox (binary-safe patch)."""
-    result: ExecResult = await sandbox.exec(
-        [
-            "sh",
-            "-c",
-            'git add -A >/dev/null 2>&1 && git -c core.quotepath=off diff --cached --binary "$1"',
-            "diff",
-            base_sha,
-        ],
-        timeout_seconds=120,
-    )
-    if result.exit_code != 0:
-        raise CheckoutError(
-            f"could not compute the diff: {result.stderr.decode(errors='replace')[:500]}"
-        )
-    return result.stdout.decode("utf-8", errors="replace")
-
-
-def changed_paths(patch: str) -> list[str]:
-    """Paths a patch touches (both sides of renames)."""
-    paths: list[str] = []
-    for line in patch.splitlines():
-        if line.startswith("diff --git "):
-            parts = line.split(" ")
-            for part in parts[2:4]:
-                path = part[2:] if part[:2] in ("a/", "b/") else part
-                if path not in paths:
-                    paths.append(path)
-    return paths
-
-
 async def checkout_async(
     cache: CheckoutCache, repo_url: str, sha: str, token: str | None = None
 ) -> Checkout:
@@ -215,8 +181,6 @@ __all__: Sequence[str] = [
     "Checkout",
     "CheckoutCache",
     "CheckoutError",
-    "changed_paths",
     "checkout_async",
-    "diff",
     "git",
 ]

@@ -1,30 +1,32 @@
-"""The sandbox's namespace holder, run as `python -I -S holder.py LAYOUT` under
-`unshare --user --map-root-user --mount --net`.
+"""The sandbox's namespace holder, run as `python -I -S holder.py LAYOUT` (LAYOUT: a hex-encoded
+`marshal` of a dict of strings, numbers and lists; standard library only, one process, few
+imports: it starts in a few tens of milliseconds).
 
-It builds, once per sandbox, everything its commands share: a size-capped tmpfs (the task's
+It makes its own user, mount and network namespaces, in which it is root and, outside, the
+sandbox uid (bot/sandbox/identity.py), never host root. Started as root, it first binds each
+host folder the sandbox gets under `stage/` in a mount namespace of its own (so the sandbox uid
+need not be able to reach them: a checkout under /root), giving a tree to overlay that the uid
+does not own an idmapped mount (its files show as the uid's, so the task may change them in its
+layer while the tree stays root's), then drops to the sandbox uid for good.
+
+Then it builds, once per sandbox, everything its commands share: a size-capped tmpfs (the task's
 disk) holding the sandbox's whole root tree (the host's system folders read-only, a copy of the
 allowlisted /etc entries with the CA bundle, a minimal /dev, /tmp, home and /workspace — the
-checkout's copy-on-write overlay — and any extra binds), so that each command's bwrap needs only
-one recursive bind and a /proc; the loopback, with the egress proxy's listening socket on it
-(made here, inside the network namespace, and handed to Shipmate over `control_fd`); then says
-`ready` and becomes a small shell that holds the namespaces and starts each command.
+checkout's copy-on-write overlay — and any extra binds; every writable mount nosuid and nodev),
+so that each command's bwrap needs only one recursive bind and a /proc; the loopback, with the
+egress proxy's listening socket on it (handed to Shipmate over `control_fd`); takes the
+sandbox's rlimits, says `ready` and becomes a small shell that holds the namespaces and starts
+each command. Shipmate has moved it into the sandbox's cgroups meanwhile.
 
-Before that it joins the sandbox's cgroups and takes its rlimits. The shell reads a request id
-per line on stdin and runs the request file `<io>/<id>` (a script Shipmate wrote: redirect to
-the command's FIFOs, become bwrap) in a forked subshell, already inside every namespace and
-limit: no nsenter, no extra shell and no cgroup move per command. When stdin closes, every
-process it started is killed.
-
-Standard library only, and one process; it imports little (LAYOUT is a hex-encoded `marshal` of
-a dict of strings, numbers and lists, not JSON, and `_socket` stands in for `socket`): it starts
-in a few tens of milliseconds.
+The shell reads a request id per line on stdin and runs the request file `<io>/<id>` (a script
+Shipmate wrote: redirect to the command's FIFOs, become bwrap) in a forked subshell, already
+inside every namespace and limit: no nsenter, no extra shell and no cgroup move per command.
+When stdin closes, every process it started is killed.
 """
 
 from __future__ import annotations
 
 import _socket
-import _thread
-import ctypes
 import fcntl
 import marshal
 import os
@@ -35,13 +37,14 @@ import sys
 # `typing` alone would cost this process 7 ms at start; the checkers read the names from here.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
-MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
-ST_RELATIME = 4096
+    import bot.sandbox.mounts as mounts
+else:
+    sys.path.insert(0, os.path.dirname(__file__))  # -I leaves our own folder out
+    import mounts
+
+SAFE = mounts.MS_NOSUID | mounts.MS_NODEV  # every writable mount
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {
@@ -60,29 +63,6 @@ PRIVATE = (("tmp", "tmp"), ("home", "home/sandbox"), ("shm", "dev/shm"))
 LOOP = 'exec >/dev/null 2>&1; while read -r id; do ( . "$1/$id" ) & done; kill -9 0'
 
 
-def mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(
-        source.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode()
-    ):
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
-
-
-def bind(source: str, target: str, *, read_only: bool, devices: bool = False) -> None:
-    """Bind `source` on `target` (not its submounts), nosuid, nodev unless `devices`."""
-    if not os.path.exists(source):
-        raise OSError(f"Can't find source path {source}: No such file or directory")
-    mount(source, target, None, MS_BIND)
-    # Keep the flags the kernel locked on the original mount (noexec, atime...), add ours.
-    stat = os.statvfs(target)
-    kept = stat.f_flag & (MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
-    relatime = MS_RELATIME if stat.f_flag & ST_RELATIME else 0
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | kept | relatime
-    flags |= (MS_RDONLY if read_only else 0) | (0 if devices else MS_NODEV)
-    mount("", target, None, flags)
-
-
 def loopback_up() -> None:
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
@@ -91,16 +71,6 @@ def loopback_up() -> None:
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
     finally:
         s.close()
-
-
-def mount_point(path: str, like: str) -> None:
-    """An empty directory, or an empty file when `like` is a file, at `path`."""
-    if os.path.isdir(like):
-        os.makedirs(path, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not os.path.exists(path):
-            open(path, "w").close()
 
 
 def copy_file(source: str, target: str) -> None:
@@ -145,7 +115,7 @@ def overlay(lower: str, folder: str) -> str:
     for name in ("upper", "work", "merged"):
         os.makedirs(f"{folder}/{name}", exist_ok=True)
     layers = f"lowerdir={lower},upperdir={folder}/upper,workdir={folder}/work"
-    mount("overlay", f"{folder}/merged", "overlay", MS_NOSUID | MS_NODEV, layers)
+    mounts.mount("overlay", f"{folder}/merged", "overlay", SAFE, layers)
     return f"{folder}/merged"
 
 
@@ -177,7 +147,7 @@ def build(
     layers: list[list[str]],
 ) -> None:
     root = f"{disk}/root"
-    mount("shipmate", disk, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+    mounts.mount("shipmate", disk, "tmpfs", SAFE, tmpfs)
     for data, _ in PRIVATE:
         os.mkdir(f"{disk}/{data}")
     os.mkdir(root)
@@ -200,51 +170,62 @@ def build(
         open(f"{root}/dev/{name}", "w").close()
     for name, target in DEV_LINKS.items():
         os.symlink(target, f"{root}/dev/{name}")
-    mount(root, root, None, MS_BIND)
+    mounts.mount(root, root, None, mounts.MS_BIND)
     for kind, source, inside in system:
         if kind == "bind":
-            bind(source, f"{root}{inside}", read_only=True)
+            mounts.bind(source, f"{root}{inside}", read_only=True)
     for name in DEVICES:
-        bind(f"/dev/{name}", f"{root}/dev/{name}", read_only=False, devices=True)
-    mount("devpts", f"{root}/dev/pts", "devpts", MS_NOSUID, "newinstance,ptmxmode=0666,mode=620")
+        mounts.bind(f"/dev/{name}", f"{root}/dev/{name}", read_only=False, devices=True)
+    mounts.mount(
+        "devpts",
+        f"{root}/dev/pts",
+        "devpts",
+        mounts.MS_NOSUID,
+        "newinstance,ptmxmode=0666,mode=620",
+    )
     for data, inside in PRIVATE:
-        bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
-    bind(workspace, f"{root}/workspace", read_only=False)
+        mounts.bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
+    mounts.bind(workspace, f"{root}/workspace", read_only=False)
     extra = [(source, inside, mode == "ro") for source, inside, mode in binds]
     extra += [(source, inside, False) for source, inside in merged]
     # Parents before children: a bind inside another one lands on top of it.
     for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
-        mount_point(f"{root}{inside}", source)
-        bind(source, f"{root}{inside}", read_only=read_only)
-    mount("", root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        mounts.mount_point(f"{root}{inside}", source)
+        mounts.bind(source, f"{root}{inside}", read_only=read_only)
+    mounts.mount(
+        "",
+        root,
+        None,
+        mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY | SAFE,
+    )
 
 
-def join(procs: list[str]) -> Callable[[], None]:
-    """Join the sandbox's cgroups from a second thread (writing 0 to `cgroup.procs` moves the
-    whole process): on cgroup v1 the move waits for an RCU grace period, 5 to 15 ms, which then
-    passes while the root tree is built. Returns the wait for it, which re-raises its error."""
-    done = _thread.allocate_lock()
-    failed: list[OSError] = []
+def stage(layout: dict[str, Any], uid: int, userns_fd: int) -> None:
+    """Bind every host folder (and the CA bundle) the sandbox gets under `stage/`, and point
+    `layout` at those: the root tree is built from here, with no host path in its mount
+    options. Overlaid trees not owned by `uid` are idmapped when `userns_fd` is given."""
+    os.mkdir("stage")
+    count = iter(range(1 << 20))
 
-    def run() -> None:
-        try:
-            for path in procs:
-                with open(path, "w") as file:
-                    file.write("0")
-        except OSError as exc:
-            failed.append(exc)
-        finally:
-            done.release()
+    def put(source: str, *, read_only: bool, overlaid: bool = False) -> str:
+        target = f"stage/{next(count)}"
+        mounts.mount_point(target, source)
+        if overlaid and userns_fd >= 0 and os.stat(source).st_uid != uid:
+            mounts.idmapped(source, target, userns_fd)
+        else:
+            mounts.bind(source, target, read_only=read_only)
+        return target
 
-    done.acquire()
-    _thread.start_new_thread(run, ())
-
-    def wait() -> None:
-        done.acquire()
-        if failed:
-            raise failed[0]
-
-    return wait
+    mounts.mount_point("stage/bwrap", layout["bwrap"])
+    mounts.bind(layout.pop("bwrap"), "stage/bwrap", read_only=True)
+    if layout["lower"]:
+        layout["lower"] = put(layout["lower"], read_only=True, overlaid=True)
+    else:
+        layout["workspace"] = put(layout["workspace"], read_only=False)
+    if layout["ca_bundle"]:
+        layout["ca_bundle"] = put(layout["ca_bundle"], read_only=True)
+    layout["binds"] = [[put(a, read_only=m == "ro"), b, m] for a, b, m in layout["binds"]]
+    layout["layers"] = [[put(a, read_only=True, overlaid=True), b] for a, b in layout["layers"]]
 
 
 def confine(rlimits: dict[str, int]) -> None:
@@ -258,15 +239,28 @@ def confine(rlimits: dict[str, int]) -> None:
 def main(argv: list[str]) -> NoReturn:
     layout = marshal.loads(bytes.fromhex(argv[0]))  # noqa: S302 - written by our parent
     port, control_fd, io = layout.pop("port"), layout.pop("control_fd"), layout.pop("io")
-    procs, rlimits = layout.pop("procs"), layout.pop("rlimits")
-    joined = join(procs)
+    rlimits, uid, gid = layout.pop("rlimits"), layout.pop("uid"), layout.pop("gid")
+    userns_fd = layout.pop("idmap_fd")
+    # Relative paths from here: the mount options the sandbox can read name no host folder.
+    os.chdir(os.path.dirname(layout["disk"]))
+    layout["disk"] = os.path.basename(layout["disk"])
+    if os.geteuid() == 0:
+        mounts.unshare(mounts.CLONE_NEWNS)
+        mounts.mount("none", "/", None, mounts.MS_REC | mounts.MS_PRIVATE)
+        stage(layout, uid, userns_fd)
+        mounts.drop(uid, gid)
+        mounts.enter(uid, gid)
+    else:
+        mounts.enter(uid, gid)
+        stage(layout, uid, -1)
+    if userns_fd >= 0:
+        os.close(userns_fd)
     loopback_up()
     build(**layout)
     if port:
         listener(int(port), int(control_fd))
     else:
         os.close(int(control_fd))  # not for the commands to inherit
-    joined()
     confine(rlimits)
     print("ready", flush=True)
     os.execv("/bin/sh", ["/bin/sh", "-c", LOOP, "holder", str(io)])  # noqa: S606

@@ -22,6 +22,13 @@ class CgroupSet:
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs]
 
+    def join(self, pid: int) -> None:
+        """Move process `pid` (the sandbox's namespace holder, before it starts any command)
+        into every cgroup of the set. Done by Shipmate: the holder, the sandbox uid, may not."""
+        for path in self.procs_files():
+            with open(path, "w") as file:
+                file.write(str(pid))
+
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process that was ever in the cgroup (v2 `cpu.stat`, v1
         `cpuacct.usage` when there is a cpuacct cgroup), or None when it is not accounted."""

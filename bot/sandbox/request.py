@@ -54,21 +54,52 @@ class Capture:
         return bytes(self.head) + f"\n[... {cut} bytes cut ...]\n".encode() + bytes(self.tail), cut
 
 
-def render(*, stdin: str, stdout: str, stderr: str, status: str, argv: Sequence[str]) -> str:
+def render(
+    *, stdin: str, stdout: str, stderr: str, status: str, argv: Sequence[str], seccomp: str = ""
+) -> str:
     """The request script: every path and argument is quoted, so none is ever read as shell
-    syntax. The subshell becomes bwrap (`exec`: no process waits on it)."""
+    syntax. The subshell becomes bwrap (`exec`: no process waits on it), with the seccomp
+    filter (when given) on fd 4."""
     quoted = " ".join(shlex.quote(arg) for arg in argv)
     # The FIFOs are gone when Shipmate gave up on the request (timed out or cancelled before the
     # holder got to it): then nothing runs, rather than writing to new plain files.
     redirect = (
         f"[ -p {shlex.quote(stdout)} ] && [ -p {shlex.quote(stderr)} ] || exit 1\n"
         f"exec <{shlex.quote(stdin)} >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
-        f"3>{shlex.quote(status)} || exit 1"
+        f"3>{shlex.quote(status)}{f' 4<{shlex.quote(seccomp)}' if seccomp else ''} || exit 1"
     )
     # dash does not tell a subshell its own pid (bwrap's, once it execs); /proc/self, resolved by
     # the `cd` builtin, does (bwrap sets its own working directory).
     own_pid = 'cd -P /proc/self && echo "{\\"pid\\": ${PWD#/proc/}}" >&3'
-    return f"{redirect}\n{own_pid}\nexec {quoted}\n"
+    # Back to / : bwrap (and so the sandbox's /proc/1/environ) keeps PWD and OLDPWD.
+    return f"{redirect}\n{own_pid}\ncd /\nexec {quoted}\n"
+
+
+def render_holder(*, stdout: str, stderr: str, status: str, script: str) -> str:
+    """A request the holder runs itself, in its namespaces but outside any sandbox (mounts
+    on the root tree): `script` under `set -e`, its exit code reported as bwrap would."""
+    redirect = (
+        f"[ -p {shlex.quote(stdout)} ] && [ -p {shlex.quote(stderr)} ] || exit 1\n"
+        f"exec </dev/null >{shlex.quote(stdout)} 2>{shlex.quote(stderr)} "
+        f"3>{shlex.quote(status)} || exit 1"
+    )
+    return f'{redirect}\n(\nset -e\n{script}\n)\necho "{{\\"exit-code\\": $?}}" >&3\n'
+
+
+def seal_script(insides: Sequence[str]) -> str:
+    """The holder's commands that make each bind at `insides` (paths in the sandbox)
+    read-only, under an overlay whose upper layer is on the task's disk (relative paths: the
+    holder works in the sandbox's scratch folder)."""
+    lines = []
+    for index, inside in enumerate(insides):
+        target, layer = shlex.quote(f"disk/root{inside}"), f"disk/sealed/{index}"
+        options = f"lowerdir={target},upperdir={layer}/upper,workdir={layer}/work"
+        lines += [
+            f"mkdir -p {layer}/upper {layer}/work",
+            f"mount -o remount,bind,ro,nosuid,nodev {target}",
+            f"mount -t overlay -o nosuid,nodev,{options} overlay {target}",
+        ]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -94,7 +125,14 @@ class Pipes:
     """The FIFOs of one request, read without blocking into captures as data arrives, and its
     status file."""
 
-    def __init__(self, folder: Path, name: str, out: Capture, err: Capture) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        out: Capture,
+        err: Capture,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         self.paths = {kind: f"{folder}/{name}.{kind}" for kind in ("out", "err", "status")}
         self._fds: list[int] = []
         self._waits: list[asyncio.Future[None]] = []
@@ -104,6 +142,8 @@ class Pipes:
             for kind, sink in sinks.items():
                 path = self.paths[kind]
                 os.mkfifo(path, 0o600)
+                if owner is not None:
+                    os.chown(path, *owner)  # the holder's writers are the sandbox uid
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
                 self._fds.append(fd)
                 self._waits.append(self._drain(fd, sink))

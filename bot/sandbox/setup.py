@@ -1,6 +1,8 @@
 """The repository's `setup:` step (install dependencies) and the per-repository dependency cache
-it fills: keyed by the hash of the lock files, written by the first task that needs it, then
-shown to every later task with the same lock files as a layer whose writes are dropped."""
+it fills: keyed by the hash of the lock files, written by the `setup:` commands of the first
+task that needs it (as the sandbox uid), then shown to that task's agent and to every later task
+with the same lock files as a layer whose writes are dropped: the cache never changes after
+setup filled it, so no task leaves anything in it for the next one."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.sandbox.base import ExecResult, Sandbox
+from bot.security.files import read_repo_file
 
 LOCK_FILES = (
     "requirements.txt",
@@ -29,15 +32,21 @@ LOCK_FILES = (
     "composer.lock",
 )
 INSIDE_CACHE = "/home/sandbox/.cache"
+# The marker of a filled cache. Caches filled before setup alone could write them (".done", when
+# the agent's commands could too, as host root) are filled afresh.
+FILLED = ".sealed"
+# A longer lock file is hashed on its first LOCK_FILE_BYTES (with the rest it is still a key).
+LOCK_FILE_BYTES = 64 * 1024 * 1024
 
 
 def lock_hash(tree: Path) -> str:
-    """A hash of the lock files present in `tree` (same files, same hash)."""
+    """A hash of the lock files present in `tree` (same files, same hash). A lock file that is
+    a symlink counts as absent: the host never reads through one."""
     digest = hashlib.sha256()
     for name in LOCK_FILES:
-        path = tree / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        found = read_repo_file(tree, name, LOCK_FILE_BYTES)
+        if found is not None:
+            digest.update(name.encode() + b"\0" + found.data + b"\0")
     return digest.hexdigest()[:20]
 
 
@@ -57,7 +66,7 @@ class CacheMount:
 
     def complete(self) -> None:
         if self.writable:
-            (self.path.parent / f"{self.path.name}.done").touch()
+            (self.path.parent / f"{self.path.name}{FILLED}").touch()
 
 
 class DependencyCache:
@@ -67,7 +76,7 @@ class DependencyCache:
     def mount(self, repo_key: str, tree: Path) -> CacheMount:
         folder = self.root / repo_key
         path = folder / lock_hash(tree)
-        if (folder / f"{path.name}.done").exists():
+        if (folder / f"{path.name}{FILLED}").exists():
             return CacheMount(path, writable=False)
         # Not filled yet (or a previous fill failed half-way): start it afresh.
         shutil.rmtree(path, ignore_errors=True)
@@ -78,11 +87,15 @@ class DependencyCache:
 async def run_setup(
     sandbox: Sandbox, commands: Sequence[str], *, timeout_seconds: float = 900
 ) -> list[ExecResult]:
-    """Run each `setup:` command in the sandbox, stopping at the first failure."""
+    """Run each `setup:` command in the sandbox, stopping at the first failure; then the
+    dependency cache is sealed: read-only to every later command (the agent's)."""
     results: list[ExecResult] = []
-    for command in commands:
-        result = await sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout_seconds)
-        results.append(result)
-        if result.exit_code != 0:
-            break
+    try:
+        for command in commands:
+            result = await sandbox.exec(["bash", "-lc", command], timeout_seconds=timeout_seconds)
+            results.append(result)
+            if result.exit_code != 0:
+                break
+    finally:
+        await sandbox.seal()
     return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from bot.security.scan import long_lines, redact
+from bot.security.redact import long_lines, redact
 
 _SENSITIVE = ("token", "secret", "password", "private_key", "authorization", "api_key")
 

@@ -1,8 +1,7 @@
-"""Pure security functions: secret scanning and masking, redaction of outbound text, and hygiene
-for untrusted text (issue bodies, comments, logs) before the model or GitHub sees it.
+"""What a secret looks like: the rules, and `scan` of a text or of a diff's added lines.
 
-Nothing here performs I/O. Values found are never logged or returned in messages: a `Finding`
-carries the rule and the position, and the masked text says `[REDACTED:<rule>]`.
+Pure. Values found are never logged or returned in messages: a `Finding` carries the rule and the
+position; `bot.security.redact` replaces them.
 """
 
 from __future__ import annotations
@@ -11,11 +10,8 @@ import base64
 import binascii
 import math
 import re
-import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -240,31 +236,6 @@ def _merge(found: list[Finding]) -> list[Finding]:
     return result
 
 
-def mask(text: str) -> str:
-    """`text` with every secret replaced by `[REDACTED:<rule>]`."""
-    findings = scan(text)
-    if not findings:
-        return text
-    parts: list[str] = []
-    last = 0
-    for finding in findings:
-        parts.append(text[last : finding.start])
-        parts.append(f"[REDACTED:{finding.rule}]")
-        last = finding.end
-    parts.append(text[last:])
-    return "".join(parts)
-
-
-def redact(text: str, known: Iterable[str] = ()) -> str:
-    """Outbound text: known secret values (and their base64 forms) first, then scanner hits."""
-    for value in sorted({v for v in known if len(v) >= 6}, key=len, reverse=True):
-        text = text.replace(value, "[REDACTED]")
-        encoded = base64.b64encode(value.encode()).decode().rstrip("=")
-        if len(encoded) >= 8:
-            text = text.replace(encoded, "[REDACTED]")
-    return mask(text)
-
-
 @dataclass(frozen=True)
 class DiffFinding:
     """A secret on an added line of a unified diff."""
@@ -274,29 +245,40 @@ class DiffFinding:
     rule: str
 
 
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
-def scan_diff(diff: str) -> list[DiffFinding]:
-    """Secrets on the added lines of a unified diff (`git diff` output), with file and new line."""
-    findings: list[DiffFinding] = []
-    path = ""
-    new_line = 0
+def _added_lines(diff: str) -> list[tuple[str, int, str]]:
+    """(file, new line number, text) of every added line. A hunk's header says how many lines
+    it holds, and they are read as content whatever they start with: an added line `++ x`
+    reads `+++ x` in the diff, and is no file header. Lines are split on newlines only."""
     added: list[tuple[str, int, str]] = []
-    for raw in diff.splitlines():
+    path, new_line, old_left, new_left = "", 0, 0, 0
+    for raw in diff.split("\n"):
+        if old_left > 0 or new_left > 0:
+            if raw.startswith("+"):
+                added.append((path, new_line, raw[1:]))
+                new_line, new_left = new_line + 1, new_left - 1
+            elif raw.startswith("-"):
+                old_left -= 1
+            elif not raw.startswith("\\"):  # "\ No newline at end of file"
+                new_line, old_left, new_left = new_line + 1, old_left - 1, new_left - 1
+            continue
         if raw.startswith("+++ "):
             target = raw[4:].strip()
             path = target[2:] if target.startswith("b/") else target
             continue
         hunk = _HUNK.match(raw)
         if hunk:
-            new_line = int(hunk.group(1))
-            continue
-        if raw.startswith("+") and not raw.startswith("+++"):
-            added.append((path, new_line, raw[1:]))
-            new_line += 1
-        elif raw.startswith(" "):
-            new_line += 1
+            old_left = int(hunk.group(1) or 1)
+            new_line, new_left = int(hunk.group(2)), int(hunk.group(3) or 1)
+    return added
+
+
+def scan_diff(diff: str) -> list[DiffFinding]:
+    """Secrets on the added lines of a unified diff (`git diff` output), with file and new line."""
+    findings: list[DiffFinding] = []
+    added = _added_lines(diff)
     # Scan file by file so multi-line secrets (key blocks) are seen whole.
     by_path: dict[str, list[tuple[int, str]]] = {}
     for file, number, content in added:
@@ -306,200 +288,3 @@ def scan_diff(diff: str) -> list[DiffFinding]:
         for finding in scan(text):
             findings.append(DiffFinding(file, lines[finding.line - 1][0], finding.rule))
     return findings
-
-
-@dataclass(frozen=True)
-class FileFinding:
-    """A secret in a file of a checkout (`line` is 1-based). The value itself is not kept."""
-
-    path: str
-    line: int
-    rule: str
-
-
-@dataclass(frozen=True)
-class TreeScan:
-    """A checkout scan: where secrets are (safe to log) and their values (to redact, never log)."""
-
-    findings: tuple[FileFinding, ...] = ()
-    values: frozenset[str] = frozenset()
-
-
-MIN_KNOWN_LINE = 16
-
-
-def long_lines(value: str) -> set[str]:
-    """The lines of `value`, stripped, that are long enough to redact on their own (a line of a
-    key block printed alone)."""
-    return {line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_KNOWN_LINE}
-
-
-def secret_values(text: str, findings: Iterable[Finding]) -> set[str]:
-    """The exact secret strings behind `findings`; a multi-line secret (a key block) also gives
-    each of its long lines, so a command that prints one line of it is still redacted."""
-    values: set[str] = set()
-    for finding in findings:
-        value = text[finding.start : finding.end]
-        values.add(value)
-        if "\n" in value:
-            values |= long_lines(value)
-    return values
-
-
-def scan_files(files: Iterable[tuple[str, str]]) -> TreeScan:
-    """Scan `(path, text)` pairs; return the findings and the secret values they hold."""
-    findings: list[FileFinding] = []
-    values: set[str] = set()
-    for path, text in files:
-        found = scan(text)
-        findings.extend(FileFinding(path, f.line, f.rule) for f in found)
-        values |= secret_values(text, found)
-    return TreeScan(tuple(findings), frozenset(values))
-
-
-# Untrusted text ---------------------------------------------------------------------------------
-
-_HTML_COMMENT = re.compile(r"<!--[\s\S]*?(?:-->|$)")
-# Characters a reader does not see: format controls (zero-width, bidi, Unicode tags U+E0000-E007F,
-# which can spell out a whole hidden instruction), line/paragraph separators, the combining
-# grapheme joiner, variation selectors and the Hangul fillers.
-_INVISIBLE_EXTRA = frozenset(
-    {
-        *(0x034F, 0x115F, 0x1160, 0x2028, 0x2029, 0x3164, 0xFFA0),
-        *range(0x180B, 0x1810),
-        *range(0xFE00, 0xFE10),
-        *range(0xE0000, 0xE0080),
-        *range(0xE0100, 0xE01F0),
-    }
-)
-# `[x]: # (...)`, `[x]: <> (...)`, `[//]: # "..."`: link definitions nobody links to, which
-# GitHub does not render, used as hidden comments.
-_HIDDEN_MD = re.compile(r"(?m)^[ \t]*\[[^\]\n]*\]:[ \t]*(?:#|<>)(?:[ \t].*)?$")
-_HIDDEN_HTML = re.compile(
-    r"<(?P<tag>[a-z]+)\b[^>]*(?:hidden|display\s*:\s*none)[^>]*>[\s\S]*?</(?P=tag)\s*>",
-    re.IGNORECASE,
-)
-
-
-def sanitize_untrusted(text: str) -> str:
-    """Strip what a human reviewer cannot see but a model would read: HTML comments, hidden HTML
-    and markdown comments; make invisible and bidi control characters visible."""
-    text = _HTML_COMMENT.sub("", text)
-    text = _HIDDEN_HTML.sub("", text)
-    text = _HIDDEN_MD.sub("", text)
-    return "".join(f"<U+{ord(c):04X}>" if _is_invisible(c) else c for c in text)
-
-
-def _is_invisible(char: str) -> bool:
-    return ord(char) in _INVISIBLE_EXTRA or unicodedata.category(char) in ("Cf", "Co")
-
-
-_DATA_TAG = re.compile(r"<(\s*/?\s*untrusted-data)", re.IGNORECASE)
-
-
-def defuse_data_tags(text: str) -> str:
-    """`</untrusted-data>` in any case or spacing becomes `&lt;/untrusted-data>`."""
-    return _DATA_TAG.sub(r"&lt;\1", text)
-
-
-def untrusted_block(label: str, text: str, known: Iterable[str] = ()) -> str:
-    """Untrusted text as a delimited data block the brief tells the model never to obey.
-
-    Hidden content is stripped, secrets are masked (by rule and `known` value), and the
-    delimiter cannot be forged from inside: any occurrence in the text is defused.
-    """
-    tag = re.sub(r"[^a-z0-9_-]", "-", label.lower()) or "data"
-    body = defuse_data_tags(redact(sanitize_untrusted(text), known))
-    return f'<untrusted-data source="{tag}">\n{body}\n</untrusted-data>'
-
-
-def untrusted_line(text: str, limit: int = 300) -> str:
-    """Untrusted text that must sit in a trusted sentence (an issue title, a check name): one
-    line, nothing hidden, secrets masked, no data delimiters, at most `limit` characters."""
-    clean = defuse_data_tags(mask(sanitize_untrusted(text)))
-    clean = " ".join(clean.split())
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
-
-
-# Not after a letter or digit (an e-mail), `/` (a URL) or `@`; after `_` or `*` it still pings
-# (`_@alice_` is an italic mention).
-_MENTION = re.compile(r"(?<![A-Za-z0-9`/@])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[\w.-]+)?)")
-
-
-def neutralize_mentions(text: str) -> str:
-    """`@name` -> `@<zero-width space>name`, so posting the text pings nobody."""
-    return _MENTION.sub(lambda m: "@\u200b" + m.group(1), text)
-
-
-_CODE = re.compile(r"```[\s\S]*?(?:```|$)|~~~[\s\S]*?(?:~~~|$)|`[^`\n]+`")
-_HTML_LINK = re.compile(
-    r"<a\b[^>]*?\bhref\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>([\s\S]*?)</a\s*>", re.IGNORECASE
-)
-_HTML_SRC = re.compile(
-    r"<(?:img|source|video|iframe)\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)[\"']?[^>]*>", re.IGNORECASE
-)
-_MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\((<[^>\n]*>|\S+?)(?:\s+\"[^\"]*\")?\)")
-_AUTOLINK = re.compile(r"<((?:https?://|www\.)[^\s<>]+)>", re.IGNORECASE)
-_BARE_URL = re.compile(r"(?<![\w`/.@-])(?:https?://|www\.)[^\s<>`\"')\]]+", re.IGNORECASE)
-_URL_TAIL = ".,;:!?*_~"
-
-
-def _outside_code(text: str, change: Callable[[str], str]) -> str:
-    """`change` applied to the text outside code spans and fenced blocks (where links and
-    mentions are not rendered, and where an added backtick would end the span)."""
-    parts: list[str] = []
-    last = 0
-    for code in _CODE.finditer(text):
-        parts.append(change(text[last : code.start()]))
-        parts.append(code.group(0))
-        last = code.end()
-    parts.append(change(text[last:]))
-    return "".join(parts)
-
-
-def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
-    """Links to hosts not in `allowed_hosts` are shown as code, not made clickable: markdown
-    and HTML links, autolinks, bare URLs and `www.` names."""
-
-    def external(url: str) -> bool:
-        lowered = url.lower()
-        if lowered.startswith("www."):
-            lowered = "http://" + lowered
-        if not lowered.startswith(("http://", "https://", "//")):
-            return False
-        host = (urlsplit(lowered).hostname or "").lower()
-        return not any(host == h or host.endswith("." + h) for h in allowed_hosts)
-
-    def html(match: re.Match[str]) -> str:
-        url, label = match.groups()
-        return f"{label} (`{url}`)" if external(url) else match.group(0)
-
-    def src(match: re.Match[str]) -> str:
-        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
-
-    def md(match: re.Match[str]) -> str:
-        _image, label, url = match.groups()
-        url = url.strip("<>")
-        return f"{label} (`{url}`)" if external(url) else match.group(0)
-
-    def auto(match: re.Match[str]) -> str:
-        return f"`{match.group(1)}`" if external(match.group(1)) else match.group(0)
-
-    def bare(match: re.Match[str]) -> str:
-        url = match.group(0).rstrip(_URL_TAIL)
-        tail = match.group(0)[len(url) :]
-        return f"`{url}`{tail}" if external(url) else match.group(0)
-
-    def prose(part: str) -> str:
-        part = _HTML_LINK.sub(html, part)
-        part = _HTML_SRC.sub(src, part)
-        part = _MD_LINK.sub(md, part)
-        part = _AUTOLINK.sub(auto, part)
-        return _BARE_URL.sub(bare, part)
-
-    return _outside_code(text, prose)
-
-
-def outbound(text: str, *, known: Iterable[str] = (), allowed_hosts: Sequence[str] = ()) -> str:
-    """Everything Shipmate posts on GitHub passes here: redaction, mentions, links."""
-    return defang_links(neutralize_mentions(redact(text, known)), allowed_hosts)

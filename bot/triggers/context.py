@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from githubkit import GitHub
-from githubkit.webhooks import parse
-from pydantic import ValidationError
 
 from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.db.audit import StoreAudit
@@ -35,15 +33,6 @@ class Context:
     client_factory: ClientFactory | None = None
     _github: GitHub[Any] | None = field(default=None, repr=False)
     _config: RepoConfig | None = field(default=None, repr=False)
-
-    @property
-    def model(self) -> Any | None:
-        """githubkit's typed model of the event, or None when GitHub's payload does not fit it
-        (recorded payloads often leave out fields the schema calls required)."""
-        try:
-            return parse(self.event, json_bytes(self.payload))
-        except (ValidationError, ValueError, KeyError):
-            return None
 
     @property
     def sender(self) -> str:
@@ -79,12 +68,6 @@ class Context:
             branch = repository.get("default_branch") or await repo.default_branch()
             self._config = parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         return self._config
-
-
-def json_bytes(payload: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(payload).encode()
 
 
 __all__ = ["HANDLER", "ClientFactory", "Context"]

@@ -1,0 +1,100 @@
+"""One `shipmate eval`: where the answers come from, the run, the table and the JSON line.
+
+With a model, every answer is recorded under the eval's folder (printed), so the same eval
+replays offline with `--replay DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.agent.model import AnthropicModel, Model, ModelUnavailable
+from bot.config import Settings
+from bot.evaluation.answers import OracleModel, RecordingModel, ReplayModel
+from bot.evaluation.harness import EvalSettings, TaskResult, run_eval, summary
+from bot.evaluation.tasks import EvalTask, TaskFileError, load_tasks
+from bot.runs.local import settings_caps
+from bot.sandbox.checkout import CheckoutCache
+
+HEADER = f"{'task':<40} {'resolved':>8} {'status':>11} {'steps':>5} {'cost':>9} {'wall':>8}"
+
+
+def table_row(result: TaskResult) -> str:
+    return (
+        f"{result.instance_id:<40} {'yes' if result.resolved else 'no':>8} {result.status:>11} "
+        f"{result.steps:>5} {'$' + format(result.cost_usd, '.4f'):>9} {result.wall_s:>7.1f}s"
+    )
+
+
+ModelFor = Callable[[EvalTask], Model]
+
+
+def _model_source(
+    args: argparse.Namespace, settings: Settings, record_dir: Path
+) -> tuple[ModelFor, AnthropicModel | None]:
+    """A function task -> Model, and the model to close afterwards (None: nothing to close)."""
+    if args.oracle:
+        gold = args.oracle == "gold"
+        return (lambda task: OracleModel(settings.model, task.patch if gold else "")), None
+    if args.replay:
+        replay = Path(args.replay)
+        return (
+            lambda task: ReplayModel(settings.model, replay / f"{task.instance_id}.jsonl")
+        ), None
+    model = AnthropicModel.from_settings(settings)
+    return (lambda task: RecordingModel(model, record_dir / f"{task.instance_id}.jsonl")), model
+
+
+def eval_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        tasks = load_tasks(Path(args.tasks))
+    except TaskFileError as exc:
+        print(f"shipmate eval: {exc}", file=sys.stderr)
+        return 2
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    record_dir = Path(args.record) if args.record else settings.data_dir / "evals" / stamp
+    record_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model_for, closing = _model_source(args, settings, record_dir)
+    except ModelUnavailable as exc:
+        print(f"shipmate eval: {exc}", file=sys.stderr)
+        return 2
+    eval_settings = EvalSettings(
+        settings_caps(settings), CheckoutCache(settings.data_dir / "cache"), record_dir
+    )
+    out = sys.stderr if args.json else sys.stdout
+    print(HEADER, file=out, flush=True)
+
+    async def go() -> list[TaskResult]:
+        try:
+            return await run_eval(
+                tasks,
+                model_for,
+                eval_settings,
+                workers=args.workers,
+                on_result=lambda result: print(table_row(result), file=out, flush=True),
+            )
+        finally:
+            if closing is not None:
+                await closing.close()
+
+    started = time.monotonic()
+    results = asyncio.run(go())
+    totals = summary(results, time.monotonic() - started)
+    print(
+        f"resolved {totals['resolved']} of {totals['tasks']} ({totals['resolved_rate']:.0%}), "
+        f"cost ${totals['cost_usd']:.4f}, {totals['wall_s']:.1f} s; answers and transcripts in "
+        f"{record_dir}",
+        file=out,
+    )
+    (record_dir / "results.json").write_text(
+        json.dumps({"summary": totals, "tasks": [r.row() for r in results]}, indent=2)
+    )
+    if args.json:
+        print(json.dumps(totals))
+    return 0

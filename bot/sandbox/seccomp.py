@@ -1,0 +1,103 @@
+"""The seccomp filter every sandbox command runs under (bwrap `--seccomp`): no file gets a
+setuid or setgid bit from inside, whichever call would set it.
+
+The sandbox's uid is never host root (bot/sandbox/identity.py) and every mount it can write is
+nosuid, so a planted setuid file would give nothing inside and only the sandbox uid outside;
+this filter makes sure there is no such file at all on a host folder the sandbox writes (the
+workdir, the dependency cache). It refuses with EPERM: chmod, fchmod, fchmodat(2), and mknod,
+mkdir, open, openat and creat creating with S_ISUID or S_ISGID in the mode; openat2 (its mode
+is behind a pointer a filter cannot read) and io_uring (which bypasses seccomp) answer ENOSYS,
+so callers fall back to openat. Calls of another architecture (i386 or x32 on x86_64) are
+refused. A classic BPF program, assembled here: no libseccomp needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import struct
+
+S_ISUID_OR_ISGID = 0o6000
+O_CREAT_OR_TMPFILE = 0o100 | 0o20000000
+EPERM, ENOSYS = 1, 38
+RET_ALLOW = 0x7FFF0000
+RET_ERRNO = 0x00050000
+LD_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
+X32_BIT = 0x40000000
+
+# (audit arch, {syscall: (mode argument, flags argument or None)}, syscalls answered ENOSYS)
+ARCHES: dict[str, tuple[int, dict[int, tuple[int, int | None]], tuple[int, ...]]] = {
+    "x86_64": (
+        0xC000003E,
+        {
+            2: (2, 1),  # open
+            257: (3, 2),  # openat
+            85: (1, None),  # creat
+            90: (1, None),  # chmod
+            91: (1, None),  # fchmod
+            268: (2, None),  # fchmodat
+            452: (2, None),  # fchmodat2
+            133: (1, None),  # mknod
+            259: (2, None),  # mknodat
+            83: (1, None),  # mkdir
+            258: (2, None),  # mkdirat
+        },
+        (437, 425),  # openat2, io_uring_setup
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            56: (3, 2),  # openat
+            52: (1, None),  # fchmod
+            53: (2, None),  # fchmodat
+            452: (2, None),  # fchmodat2
+            33: (2, None),  # mknodat
+            34: (2, None),  # mkdirat
+        },
+        (437, 425),
+    ),
+}
+
+
+def _arg_low(index: int) -> int:
+    """Offset of the low 32 bits of argument `index` in struct seccomp_data (little-endian)."""
+    return 16 + 8 * index
+
+
+def _block(number: int, mode_arg: int, flags_arg: int | None) -> list[tuple[int, int, int, int]]:
+    """Instructions that, with the syscall number loaded, refuse `number` when its mode has a
+    setuid or setgid bit (and, for open calls, it creates a file), and else fall through."""
+    body: list[tuple[int, int, int, int]] = []
+    if flags_arg is not None:
+        # Not creating: allowed (skip the mode test: 3 instructions, and the final allow).
+        body += [(LD_ABS, 0, 0, _arg_low(flags_arg)), (JSET, 0, 3, O_CREAT_OR_TMPFILE)]
+    body += [
+        (LD_ABS, 0, 0, _arg_low(mode_arg)),
+        (JSET, 0, 1, S_ISUID_OR_ISGID),
+        (RET, 0, 0, RET_ERRNO | EPERM),
+        (RET, 0, 0, RET_ALLOW),
+    ]
+    return [(JEQ, 0, len(body), number), *body]
+
+
+@functools.cache
+def program(machine: str | None = None) -> bytes:
+    """The filter for this machine's architecture, as bwrap reads it (sock_filter array)."""
+    name = machine or platform.machine()
+    if name not in ARCHES:
+        raise ValueError(f"no seccomp filter for the {name} architecture")
+    arch, rules, missing = ARCHES[name]
+    code: list[tuple[int, int, int, int]] = [
+        (LD_ABS, 0, 0, 4),  # arch
+        (JEQ, 1, 0, arch),
+        (RET, 0, 0, RET_ERRNO | EPERM),
+        (LD_ABS, 0, 0, 0),  # nr
+    ]
+    if name == "x86_64":
+        code += [(JGE, 0, 1, X32_BIT), (RET, 0, 0, RET_ERRNO | EPERM)]
+    for number in missing:
+        code += [(JEQ, 0, 1, number), (RET, 0, 0, RET_ERRNO | ENOSYS)]
+    for number, (mode_arg, flags_arg) in rules.items():
+        code += _block(number, mode_arg, flags_arg)  # a block that does not match keeps nr
+    code.append((RET, 0, 0, RET_ALLOW))
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in code)

@@ -1,0 +1,104 @@
+"""handlers/commands.py with a recording fake of the repository client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.db.store import Store
+from bot.github.models import PullRequest
+from handlers import commands
+from tests.fakes import FakeRepo, context_for, queued_runs, recorded, store_at
+
+
+def _comment(
+    body: str, *, login: str = "alice", kind: str = "User", on_pull: bool = False
+) -> dict[str, Any]:
+    payload = recorded("issue_comment", "created.payload.json")
+    payload["comment"]["body"] = body
+    payload["sender"] = {"login": login, "type": kind}
+    payload["issue"]["number"] = 5
+    payload["issue"].pop("pull_request", None)
+    if on_pull:
+        payload["issue"]["pull_request"] = {
+            "url": "https://api.github.com/repos/octo/widgets/pulls/5"
+        }
+    return payload
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return store_at(tmp_path)
+
+
+@pytest.mark.anyio
+async def test_a_writers_fix_is_seen_and_queued(store: Store) -> None:
+    repo = FakeRepo()
+    payload = _comment("/shipmate fix carefully")
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    assert repo.called("react_eyes") == [(payload["comment"]["id"],)]
+    assert repo.called("permission") == [("alice",)]
+    assert "shipmate:task:octo-widgets-5" in repo.called("comment")[0][1]  # the sticky comment
+    (run,) = queued_runs(store)
+    assert run["repo"] == "octo/widgets" and run["number"] == 5 and run["verb"] == "fix"
+    assert run["notes"] == "carefully" and run["actor"] == "alice"
+    assert run["installation_id"] == 77 and run["sticky_comment_id"] == 1001
+
+
+@pytest.mark.anyio
+async def test_someone_without_write_access_is_refused_once(store: Store) -> None:
+    repo = FakeRepo(permission="read")
+    for _ in range(2):
+        await commands.router.dispatch(
+            context_for(store, "issue_comment", _comment("/shipmate fix", login="mallory"), repo)
+        )
+    refusals = [body for number, body in repo.called("comment") if "write access" in body]
+    assert len(refusals) == 1 and queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_bots_and_comments_without_a_command_are_ignored(store: Store) -> None:
+    repo = FakeRepo()
+    for payload in (
+        _comment("/shipmate fix", login="other[bot]", kind="Bot"),
+        _comment("> /shipmate fix\nquoted, so not a command"),
+        _comment("thanks!"),
+    ):
+        await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    assert repo.calls == [] and queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_a_fix_on_a_fork_pull_request_starts_from_its_head_without_secrets(
+    store: Store,
+) -> None:
+    head = "c0ffee" + "0" * 34
+    pull = PullRequest(5, "open", False, "feature", head, "mallory/widgets", "main", "https://x")
+    repo = FakeRepo(pull=pull)
+    payload = _comment("/shipmate fix", on_pull=True)
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    (run,) = queued_runs(store)
+    assert run["base_sha"] == head and run["fork"] is True
+    assert run["task"].startswith("Make the smallest change on top of pull request #5")
+
+
+@pytest.mark.anyio
+async def test_a_stop_anywhere_wins(store: Store) -> None:
+    repo = FakeRepo()
+    payload = _comment("/shipmate fix\n/shipmate stop")
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    assert queued_runs(store) == []
+    assert repo.called("comment") == [(5, "Nothing is running here.")]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_verb_gets_the_help(store: Store) -> None:
+    repo = FakeRepo()
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate dance"), repo)
+    )
+    ((number, body),) = repo.called("comment")
+    assert number == 5 and body.startswith("I don't know `/shipmate dance`.")
+    assert "/shipmate fix" in body and queued_runs(store) == []
