@@ -12,6 +12,8 @@
   `git clone --no-local` and `git worktree add` of the same mirror.
 - idle memory: the resident memory of a sandbox's processes (the namespace holder and everything
   below it) while its command sleeps.
+- image (benchmarks/sandbox_image.py): the first pull and unpack of a test image from a registry
+  on loopback, and the spawn of a sandbox on the cached image beside one on the host's folders.
 
 Last line: one JSON object with the figures.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sandbox_image import image_figures  # noqa: E402
 from bot.sandbox import open_sandbox  # noqa: E402
 from bot.sandbox.base import Limits, SandboxSpec  # noqa: E402
 from bot.sandbox.checkout import CheckoutCache  # noqa: E402
@@ -238,6 +241,8 @@ async def main() -> int:
             f"idle sandbox memory: RSS {idle:.1f} MiB, PSS {idle_pss:.1f} MiB "
             f"(target <= 10 MiB: RSS {'met' if idle <= 10 else 'NOT met'})"
         )
+        (work / "image").mkdir()
+        images = await image_figures(work / "image")
     figures = {
         "spawn_p50_ms": round(pct(ours, 0.5), 2),
         "spawn_p95_ms": round(pct(ours, 0.95), 2),
@@ -250,6 +255,7 @@ async def main() -> int:
         "idle_pss_mib": round(idle_pss, 2),
         "spawn_mean_ms": round(statistics.mean(ours), 2),
         "first_command_p50_ms": round(pct(starts, 0.5), 2),
+        **images,
     }
     print(json.dumps(figures))
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,13 @@ def model_factory(settings: Settings) -> Callable[[], Model]:
 def installation_clients(settings: Settings, github_app: GitHubApp) -> ClientFactory:
     """Handlers' installation clients, scoped to the delivery's repository."""
 
-    async def make(installation_id: int, repository: str | None) -> GitHub[Any]:
+    async def make(
+        installation_id: int,
+        repository: str | None,
+        permissions: Mapping[str, str] | None = None,
+    ) -> GitHub[Any]:
         return await github_app.installation_client(
-            installation_id, repository=repository, permissions=HANDLER
+            installation_id, repository=repository, permissions=permissions or HANDLER
         )
 
     return make

@@ -79,8 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="kill the command and everything it started after S seconds (default 600)",
     )
     exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
-    exec_.add_argument("--backend", choices=["auto", "bwrap", "docker"], default="auto")
+    # bubblewrap is the one backend: `docker` was offered but never existed (see the README).
+    exec_.add_argument("--backend", choices=["auto", "bwrap"], default="auto")
+    exec_.add_argument("--image", default=None, metavar="REF", help="run on this OCI image")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    _image_parser(sub)
 
     run = sub.add_parser("run", help="one agent run on a local git repository")
     run.add_argument("--repo", required=True, metavar="PATH")
@@ -117,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
     return parser
+
+
+def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    image = sub.add_parser("image", help="the image cache (environments)")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    pull = image_sub.add_parser("pull", help="pull an image into the cache and unpack it")
+    pull.add_argument("reference", metavar="REF")
+    image_sub.add_parser("ls", help="list cached images, most recently used first")
+    prune = image_sub.add_parser("prune", help="evict images past SHIPMATE_IMAGE_CACHE_MIB")
+    prune.add_argument("--all", action="store_true", help="evict every image not in use")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,6 +192,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.runs.local import run_command
 
         return run_command(args, settings)
+    if args.command == "image":
+        from bot.sandbox.image_command import image_command
+
+        return image_command(args, settings)
     if args.command == "report":
         from bot.runs.report import report_command
 

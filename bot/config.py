@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -134,7 +142,16 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=60.0, gt=0)
 
-    @field_validator("webhook_secret", mode="before")
+    # Environments: the OCI image a sandbox runs on when the repository names none (unset:
+    # the host's system folders); registries repositories may name (empty: any); registries
+    # reached over plain HTTP (host:port); credentials (a containers-auth.json file).
+    default_image: str | None = None
+    allowed_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    registry_auth_file: Path | None = None
+    image_cache_mib: int = Field(default=20480, ge=16)
+
+    @field_validator("webhook_secret", "allowed_registries", "insecure_registries", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -201,6 +218,21 @@ class Settings(BaseSettings):
             raise ConfigError("SHIPMATE_DATABASE_URL", f"not a database URL ({exc})") from None
         if self.private_key is not None or self.private_key_path is not None:
             self.private_key_pem()
+        self._check_image()
+
+    def _check_image(self) -> None:
+        from bot.sandbox.image import ImageError, RegistryPolicy, parse_reference
+
+        if self.default_image:
+            try:
+                reference = parse_reference(self.default_image)
+                RegistryPolicy(self.allowed_registries).check(reference)
+            except ImageError as exc:
+                raise ConfigError("SHIPMATE_DEFAULT_IMAGE", str(exc)) from None
+        if self.registry_auth_file is not None and not self.registry_auth_file.is_file():
+            raise ConfigError(
+                "SHIPMATE_REGISTRY_AUTH_FILE", f"{self.registry_auth_file} is not a file"
+            )
 
     def private_key_pem(self) -> str:
         """The App's private key as PEM text, checked to be an RSA private key."""
@@ -233,6 +265,29 @@ class NetworkConfig(BaseModel):
     allow: list[str] = Field(default_factory=list)
 
 
+class EnvironmentConfig(BaseModel):
+    """`environment:` — the OCI image the sandbox runs on: `image: REF`, or `devcontainer: PATH`
+    (a devcontainer.json in the repository, whose `image` is used)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = None
+    devcontainer: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvironmentConfig:
+        if (self.image is None) == (self.devcontainer is None):
+            raise ValueError("give exactly one of `image` or `devcontainer`")
+        if self.image is not None:
+            from bot.sandbox.image import ImageError, parse_reference
+
+            try:
+                parse_reference(self.image)
+            except ImageError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class RepoConfig(BaseModel):
     """`.github/shipmate.yml`. Every field is optional: the file narrows or extends defaults."""
 
@@ -257,6 +312,7 @@ class RepoConfig(BaseModel):
     max_attempts_per_failure: int = Field(default=3, gt=0)
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)
+    environment: EnvironmentConfig | None = None
 
     @field_validator("secrets", mode="before")
     @classmethod

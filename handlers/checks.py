@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.github.client import RepoClient
+from bot.github.client import RepoClient, WorkflowRun
 from bot.runs.repairs import repair, same_host, shipmate_pull
+from bot.triggers.ci_history import job_history, job_log_header
+from bot.triggers.ci_log import excerpt
+from bot.triggers.ci_rerun import rerun_flaky
+from bot.triggers.ci_verdict import classify
 from bot.triggers.context import Context
-from bot.triggers.events import CheckItem, CheckRun, CheckSuite, PullNumber, Status, WorkflowRun
+from bot.triggers.events import CheckItem, CheckRun, CheckSuite, PullNumber, Status
+from bot.triggers.events import WorkflowRun as WorkflowRunEvent
 from bot.triggers.routing import Router
 
 router = Router()
@@ -86,24 +91,48 @@ async def check_suite_failed(context: Context) -> None:
     await repair(context, repo, pull, check=name, log=logs, label=f"CI log of {name}")
 
 
-async def _workflow_log(repo: RepoClient, run_id: int) -> str:
-    logs = []
+async def _failed_jobs(repo: RepoClient, run_id: int) -> tuple[list[str], str]:
+    """The names of the run's failed jobs and their logs, one after another."""
+    names, logs = [], []
     for job in await repo.workflow_jobs(run_id):
         if job.conclusion in FAILED:
-            logs.append(f"== job {job.name} ==\n{await repo.job_log(job.id) or ''}")
-    return "\n".join(logs)
+            names.append(job.name)
+            logs.append(f"{job_log_header(job.name)}\n{await repo.job_log(job.id) or ''}")
+    return names, "\n".join(logs)
 
 
 @router.register("workflow_run", action="completed")
 async def workflow_run_failed(context: Context) -> None:
-    run = WorkflowRun.model_validate(context.payload).workflow_run
-    pull = await _failed_head(context, run)
+    """Flaky (passed on this commit, the network or runner failed, nothing the PR touched):
+    re-run the failed jobs once. Broken: a repair run, told what differs from the last pass."""
+    event_run = WorkflowRunEvent.model_validate(context.payload).workflow_run
+    pull = await _failed_head(context, event_run)
     if pull is None:
         return
     repo = await context.repo()
+    run = WorkflowRun.of(context.payload.get("workflow_run") or {})
     name = run.name or "workflow"
-    log = await _workflow_log(repo, run.id)
-    await repair(context, repo, pull, check=name, log=log, label=f"CI log of {name}")
+    failed, log = await _failed_jobs(repo, run.id)
+    base = str((pull.get("base") or {}).get("ref") or "") or None
+    history = await job_history(repo, run, failed, base)
+    verdict = classify(
+        excerpt(log, passing=history.passing_log).text.splitlines(),
+        conclusion=run.conclusion,
+        passed_on_same_commit=history.passed_on_same_commit,
+        changed_files=await repo.pull_files(int(pull["number"])),
+    )
+    context.log.info("ci.verdict", kind=verdict.kind, reason=verdict.reason, green=history.source)
+    if verdict.flaky and await rerun_flaky(context, repo, int(pull["number"]), run, verdict):
+        return
+    await repair(
+        context,
+        repo,
+        pull,
+        check=name,
+        log=log,
+        passing=history.passing_log,
+        label=f"CI log of {name}",
+    )
 
 
 @router.register("status")

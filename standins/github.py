@@ -124,6 +124,7 @@ class State:
     deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     collaborators: dict[tuple[str, str], str] = field(default_factory=dict)
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    reruns: list[int] = field(default_factory=list)  # workflow runs whose failed jobs re-ran
 
 
 _IDS = itertools.count(1001)
@@ -1422,8 +1423,21 @@ DEMO_PERMISSIONS = {
     "pull_requests": "write",
     "checks": "write",
     "statuses": "write",
-    "actions": "read",
+    "actions": "write",
     "deployments": "write",
+}
+
+
+# The demo repository: a failing test its tests show. The test runs with the standard library's
+# unittest on python3, which every Shipmate host has (the sandbox shows the host's folders when
+# no image is named), so the demo needs no package index and no image to pass once fixed.
+DEMO_FILES = {
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "test_calc.py": (
+        "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    ),
+    ".github/shipmate.yml": "test: python3 -m unittest -v\n",
 }
 
 
@@ -1431,14 +1445,7 @@ def demo(gh: GitHubStandIn) -> dict[str, str]:
     """An App "shipmate" installed on octo/widgets (a failing test, an issue, alice as a
     maintainer); the settings that point Shipmate at it, the private key written beside."""
     app = gh.create_app("shipmate")
-    gh.create_repo(
-        "octo/widgets",
-        {
-            "calc.py": "def add(a, b):\n    return a - b\n",
-            "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-            ".github/shipmate.yml": "test: python -m pytest -q\n",
-        },
-    )
+    gh.create_repo("octo/widgets", dict(DEMO_FILES))
     installation = gh.install(app, "octo", ["octo/widgets"], DEMO_PERMISSIONS)
     gh.add_collaborator("octo/widgets", "alice", "maintain")
     gh.create_issue("octo/widgets", "add() subtracts", "2 + 3 should be 5.", user="alice")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from standins import github_actions
 from standins import github_shapes as shapes
 from standins.github_common import (
     DEPLOYMENT_STATES,
@@ -213,6 +214,8 @@ def _commit_status(gh: GitHubStandIn, request: Request, repo: str, sha: str, kin
 def actions(
     gh: GitHubStandIn, request: Request, repo: str, rest: list[str], token: Token | None
 ) -> Response:
+    if request.method == "POST" or rest[:1] == ["workflows"] or rest[2:3] == ["attempts"]:
+        return github_actions.route(gh, request, repo, rest, token)
     if request.method != "GET":
         raise NotFound
     denied = gh._allowed(token, repo, "actions", "read")
@@ -232,7 +235,8 @@ def actions(
         if len(rest) == 2:
             return gh._json(public(run))
         if rest[2:] == ["jobs"]:
-            jobs = [public(j) for j in state.jobs.values() if j["run_id"] == run["id"]]
+            latest = github_actions.jobs_of(gh, run["id"], run["run_attempt"])
+            jobs = [public(j) for j in latest]
             return gh._paginate(request, jobs, key="jobs")
         raise NotFound
     if len(rest) in (2, 3) and rest[0] == "jobs":

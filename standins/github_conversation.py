@@ -148,11 +148,27 @@ def pulls(
                         body[name] if name != "base" else {**pull["base"], "ref": body["base"]}
                     )
         return gh._json(pull)
+    if rest[1:] == ["files"] and method == "GET":
+        return gh._paginate(request, _changed_files(gh, repo, pull))
     if rest[1] == "reviews":
         return _reviews(gh, request, repo, pull, rest[2:], body, token)
     if rest[1] == "comments":
         return _review_comments(gh, request, repo, pull, rest[2:], body, token)
     raise NotFound
+
+
+def _changed_files(gh: GitHubStandIn, repo: str, pull: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the pull request changes: the diff from its merge base with the base branch."""
+    path = gh.state.repos[repo].path
+    base = gh.branch_sha(repo, pull["base"]["ref"]) or ""
+    head = str(pull["head"]["sha"])
+    statuses = {"A": "added", "M": "modified", "D": "removed", "R": "renamed"}
+    out = git("diff", "--name-status", "--no-renames", f"{base}...{head}", cwd=path)
+    files = []
+    for line in out.splitlines():
+        status, _, name = line.partition("\t")
+        files.append({"filename": name, "status": statuses.get(status[:1], "modified")})
+    return files
 
 
 def _create_pull(

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "suite_check_runs": [],
     "workflow_jobs": [],
     "job_log": None,
+    "workflow_runs": [],
+    "attempt_jobs": [],
+    "pull_files": [],
 }
 
 

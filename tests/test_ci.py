@@ -36,21 +36,29 @@ def test_total_reduction_is_at_least_85_percent() -> None:
 
 
 def test_cut_places_are_marked() -> None:
-    log = "\n".join(["setup line"] * 50 + ["E       AssertionError: assert 1 == 2"] + ["tail"] * 5)
-    text = excerpt(log).text
-    assert text.splitlines() == [
-        "… 50 lines cut …",
-        "E       AssertionError: assert 1 == 2",
-        "… 5 lines cut …",
-    ]
+    log = "\n".join(
+        [f"setup line {i}" for i in range(50)]
+        + ["E       AssertionError: assert 1 == 2"]
+        + [f"tail {i}" for i in range(30)]
+    )
+    result = excerpt(log)
+    shown = cut = 0
+    for line in result.text.splitlines():
+        if line.startswith("… ") and line.endswith(" cut …"):
+            cut += int(line.split()[1])
+        else:
+            shown += 1
+    assert "E       AssertionError: assert 1 == 2" in result.text
+    assert cut > 0 and shown == result.kept_lines and shown + cut == result.total_lines == 81
 
 
-def test_normalize_drops_timestamps_colours_and_group_markers() -> None:
+def test_normalize_drops_timestamps_and_colours_one_line_for_each() -> None:
+    # Group markers stay: they say where a step begins, and line i stays line i of the log.
     log = (
         "2026-11-20T14:02:11.1234567Z ##[group]Run pytest\n"
         "2026-11-20T14:02:11.2234567Z \x1b[31mFAILED\x1b[0m x\n"
     )
-    assert normalize(log) == ["FAILED x"]
+    assert normalize(log) == ["##[group]Run pytest", "FAILED x"]
 
 
 def test_unrecognised_log_keeps_its_tail() -> None:
@@ -64,9 +72,9 @@ def test_budget_keeps_the_assertion_over_the_noise() -> None:
     log = "\n".join(
         [f"src/x.py:{i}: in f" for i in range(300)] + ["E       AssertionError: the one"]
     )
-    result = excerpt(log, max_lines=20)
+    result = excerpt(log, budget=100)
     assert "E       AssertionError: the one" in result.text
-    assert result.kept_lines == 20
+    assert approx_tokens(result.text) <= 100
 
 
 def test_first_error_prefers_the_error_itself() -> None:
@@ -82,10 +90,12 @@ def test_a_long_diff_does_not_crowd_out_the_assertion() -> None:
         + [f"E           {{'id': {i}}}," for i in range(400)]
         + ["tests/test_export.py:12: AssertionError"]
     )
-    text = excerpt(log, max_lines=40).text
+    text = excerpt(log, budget=400).text
     assert ">       assert export_all() == snapshot" in text
     assert "tests/test_export.py:12: AssertionError" in text
-    assert "{'id': 0}" in text and "{'id': 399}" not in text
+    # Its head and the step's last lines are kept; the middle of the diff is not.
+    assert "{'id': 0}" in text and "{'id': 200}" not in text
+    assert approx_tokens(text) <= 400
 
 
 def test_fingerprint_ignores_volatile_parts() -> None:

@@ -123,7 +123,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 ".github/shipmate.yml": "test: python3 -m unittest -q\n",
             },
         )
-        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        # What app.yml asks for: PUSH, and actions: write to re-run flaky jobs.
+        installation = gh.install(app, "octo", [REPO], {**PUSH, "actions": "write"})
         gh.add_collaborator(REPO, "alice", "write")
         gh.create_issue(REPO, "add() subtracts", "The tests fail.")
         settings = Settings.load(

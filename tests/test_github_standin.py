@@ -344,7 +344,15 @@ async def test_workflow_runs_jobs_logs_and_their_check_suite(gh: GitHubStandIn) 
     )
     client, repo = await _repo(gh, app, installation, HANDLER)
     assert await repo.workflow_run(run["id"]) == WorkflowRun(
-        run["id"], "CI", sha, "shipmate/fix", "completed", "failure", run["html_url"]
+        run["id"],
+        "CI",
+        sha,
+        "shipmate/fix",
+        "completed",
+        "failure",
+        run["html_url"],
+        run["workflow_id"],
+        1,
     )
     jobs = await repo.workflow_jobs(run["id"])
     assert [(j.name, j.conclusion, j.failed_steps) for j in jobs] == [

@@ -380,6 +380,43 @@ class RepoClient:
         )
         return [Job.of(d) for d in data.get("jobs") or []]
 
+    async def workflow_runs(
+        self, workflow_id: int, *, branch: str | None = None, head_sha: str | None = None
+    ) -> list[WorkflowRun]:
+        """A workflow's completed runs, newest first, on a branch or a commit."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        filters: dict[str, Any] = {"status": "completed", "per_page": 30}
+        if branch is not None:
+            filters["branch"] = branch
+        if head_sha is not None:
+            filters["head_sha"] = head_sha
+        data = await self._json(
+            lambda: rest.actions.async_list_workflow_runs(o, r, workflow_id, **filters)
+        )
+        return [WorkflowRun.of(d) for d in data.get("workflow_runs") or []]
+
+    async def attempt_jobs(self, run_id: int, attempt: int) -> list[Job]:
+        """The jobs of one attempt of a workflow run (a re-run is a new attempt)."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data = await self._json(
+            lambda: rest.actions.async_list_jobs_for_workflow_run_attempt(
+                o, r, run_id, attempt, per_page=100
+            )
+        )
+        return [Job.of(d) for d in data.get("jobs") or []]
+
+    async def rerun_failed_jobs(self, run_id: int) -> None:
+        """Start a new attempt of the run's failed jobs (needs `actions: write`)."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        await self.retry.call(lambda: rest.actions.async_re_run_workflow_failed_jobs(o, r, run_id))
+        await self._audited("actions.rerun_failed_jobs", f"/actions/runs/{run_id}")
+
+    async def pull_files(self, number: int) -> list[str]:
+        """The paths a pull request changes (GitHub lists up to 3,000)."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        data = await self._json(lambda: rest.pulls.async_list_files(o, r, number, per_page=100))
+        return [str(d.get("filename", "")) for d in data]
+
     async def job_log(self, job_id: int) -> str | None:
         """A job's plain-text log (GitHub answers 302 to a short-lived URL; we follow it), or
         None when it is gone."""

@@ -156,6 +156,8 @@ class WorkflowRun:
     status: str | None
     conclusion: str | None
     html_url: str
+    workflow_id: int = 0
+    run_attempt: int = 1
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> WorkflowRun:
@@ -167,6 +169,8 @@ class WorkflowRun:
             text_or_none(d.get("status")),
             text_or_none(d.get("conclusion")),
             str(d.get("html_url", "")),
+            int(d.get("workflow_id") or 0),
+            int(d.get("run_attempt") or 1),
         )
 
 

@@ -5,6 +5,7 @@ Shared by `shipmate run` and runs started from GitHub (bot/runs/job.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +24,11 @@ from bot.config import RepoConfig
 from bot.runs.change import Change, ChangeTooLarge, ReviewError
 from bot.runs.review import review, take_change
 from bot.sandbox import open_sandbox
-from bot.sandbox.base import Limits, SandboxSpec
+from bot.sandbox.base import ImageRoot, Limits, SandboxSpec
 from bot.sandbox.bwrap import BwrapSandbox
 from bot.sandbox.checkout import Checkout
+from bot.sandbox.environment import Environments
+from bot.sandbox.image import ImageError
 from bot.sandbox.setup import DependencyCache, run_setup
 from bot.security.tree_scan import scan_tree
 
@@ -122,6 +125,8 @@ async def execute(
     allow_networks: Sequence[str] = (),
     ca_dir: Path | None = None,
     on_tests: Callable[[], Awaitable[None]] | None = None,
+    # Where the image a repository's `environment:` names comes from; None: host folders only.
+    environments: Environments | None = None,
 ) -> Execution:
     done = Execution()
     secrets = secrets or {}
@@ -138,7 +143,16 @@ async def execute(
         where = [asdict(f) for f in found.findings]
         transcript.write("checkout_scan", findings=where)
         log.warning("checkout.secrets", run_id=run_id, findings=where)
+    holding = contextlib.AsyncExitStack()  # the image, kept from eviction while it runs
+    try:
+        image = await _environment(holding, environments, config, checkout.tree)
+    except ImageError as exc:
+        done.reason = f"the environment could not be prepared: {exc}"
+        return done
+    if image is not None:  # what the task ran on, exactly
+        transcript.write("environment", digest=image.digest)
     spec = SandboxSpec(
+        image=image,
         workspace=checkout.tree,
         overlay_lower=checkout.tree,
         ro_binds=checkout.ro_binds,
@@ -184,7 +198,7 @@ async def execute(
                 delivery_id=bound.get("delivery_id"),
             )
 
-    async with open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
+    async with holding, open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
         if deps is not None:
             results = await run_setup(
                 sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())
@@ -219,3 +233,17 @@ async def execute(
     if done.status == "completed":
         done.reason = ""
     return done
+
+
+async def _environment(
+    holding: contextlib.AsyncExitStack,
+    environments: Environments | None,
+    config: RepoConfig,
+    tree: Path,
+) -> ImageRoot | None:
+    """The image the task runs on (held by `holding`), or None for the host's folders."""
+    if environments is None:
+        if config.environment is not None:
+            raise ImageError("this Shipmate was started without an image cache")
+        return None
+    return await holding.enter_async_context(environments.root(config, tree))

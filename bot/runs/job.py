@@ -49,6 +49,7 @@ from bot.runs.report import change_so_far, rates_of
 from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
+from bot.sandbox.environment import Environments
 from bot.security.redact import outbound
 
 log = structlog.get_logger("shipmate.runs")
@@ -378,6 +379,7 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
             store=store,
             run_id=run.run_id,
             ca_dir=deps.cache.root / "ca",
+            environments=Environments.from_settings(deps.settings),
             secrets=granted.secrets,
             allow_networks=deps.settings.egress_allow_networks,
             on_tests=on_tests,

@@ -30,6 +30,7 @@ from bot.runs.execute import execute
 from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
+from bot.sandbox.environment import Environments
 from bot.sandbox.operator_secrets import Declaration, grant
 from bot.sandbox.operator_secrets import load as load_declarations
 from bot.security.files import read_repo_file
@@ -114,7 +115,12 @@ class LocalRun:
 
 
 async def run_local(
-    request: LocalRun, *, model: Model, cache: CheckoutCache, store: Any | None = None
+    request: LocalRun,
+    *,
+    model: Model,
+    cache: CheckoutCache,
+    store: Any | None = None,
+    environments: Environments | None = None,
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     repo = request.repo.resolve()
@@ -176,6 +182,7 @@ async def run_local(
             secrets=granted.secrets,
             allow_networks=request.allow_networks,
             ca_dir=cache.root / "ca",
+            environments=environments,
         )
         result.status, result.reason = done.status, done.reason
         result.plan, result.summary, result.steps = done.plan, done.summary, done.steps
@@ -253,7 +260,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> RunResult:
         model = AnthropicModel.from_settings(settings)
         try:
-            return await run_local(request, model=model, cache=cache, store=store)
+            environments = Environments.from_settings(settings)
+            return await run_local(
+                request, model=model, cache=cache, store=store, environments=environments
+            )
         finally:
             await model.close()
 

@@ -80,16 +80,18 @@ async def repair(
     label: str,
     note: str = "",
     follow_up: Task | None = None,
+    passing: str | None = None,
 ) -> bool:
     """Start a repair run for a failure of `pull`, unless its attempts are used up or this
     commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
     with it (a deploy of a merged PR), the run opens a follow-up PR described by `follow_up`.
-    `note` (a status's description) is shown whole, above the log's excerpt."""
+    `note` (a status's description) is shown whole, above the log's excerpt; `passing` (the same
+    job's log when it last passed) makes the lines only the failing log has count most."""
     assert context.repository is not None
     number = int(pull["number"])
-    cut = excerpt(log)
+    cut = excerpt(log, passing=passing)
     feedback = f"{note}\n{cut.text}".strip() if note else cut.text
-    mark = fingerprint(check, cut.first_error or note)
+    mark = fingerprint(check, cut.signature or note)
     if not await within_caps(context, repo, number, check=check, mark=mark):
         return False
     head = pull["head"]

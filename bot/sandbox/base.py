@@ -43,6 +43,21 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ImageRoot:
+    """An OCI image's unpacked root filesystem (bot/sandbox/image_cache.py), which the sandbox's
+    root tree is built from instead of the host's system folders. `rootfs` is only ever the
+    read-only lower layer of the task's own overlay; Env, WorkingDir and User come from the
+    image's config (User as numbers, which map inside the sandbox's user namespace only)."""
+
+    rootfs: Path
+    digest: str
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = ""
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     """Everything one sandbox is built from."""
 
@@ -67,6 +82,8 @@ class SandboxSpec:
     # When set, /workspace is a copy-on-write overlay over this read-only tree (a cached
     # checkout) instead of a bind of `workspace`; the task's changes live in its own upper layer.
     overlay_lower: Path | None = None
+    # When set, the root tree is this image's instead of the host's system folders.
+    image: ImageRoot | None = None
 
 
 class Sandbox(Protocol):

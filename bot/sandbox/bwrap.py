@@ -30,6 +30,7 @@ from bot.sandbox.base import (
     DEFAULT_TIMEOUT_SECONDS,
     EXIT_TIMEOUT,
     ExecResult,
+    ImageRoot,
     Limits,
     SandboxSpec,
     SandboxUnavailable,
@@ -70,6 +71,22 @@ ETC_ALLOW = (
 DISK_FULL_BYTES = 1024 * 1024
 HOLDER = Path(__file__).with_name("holder.py")
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Top-level folders an image's WorkingDir may not be (the checkout would hide them).
+SYSTEM_TOPS = (*ROOT_LINKS_OR_DIRS, "usr", "etc", "proc", "dev", "sys", "run", "var", "boot")
+PINNED_ENV = ("HOME", "TMPDIR", "SHIPMATE_SANDBOX", "PYTHONDONTWRITEBYTECODE")
+
+
+def image_workdir(image: ImageRoot | None) -> str:
+    """Where an image's commands start: its WorkingDir, which then shows the checkout as
+    `docker run -v "$PWD:$WORKDIR" -w "$WORKDIR"` would; "" (/workspace) when it names none, or
+    a system folder that showing the checkout there would hide."""
+    if image is None or not image.workdir.startswith("/"):
+        return ""
+    parts = [part for part in image.workdir.split("/") if part]
+    if not parts or "." in parts or ".." in parts or parts[0] in SYSTEM_TOPS:
+        return ""
+    path = "/" + "/".join(parts)
+    return "" if path in (INSIDE_WORKSPACE, INSIDE_HOME, INSIDE_TMP) else path
 
 
 def find_bwrap(explicit: str | None = None) -> str:
@@ -198,9 +215,9 @@ class BwrapSandbox:
             "--hostname",
             "sandbox",
             "--uid",
-            "1000",
+            str(self.spec.image.uid if self.spec.image else 1000),
             "--gid",
-            "1000",
+            str(self.spec.image.gid if self.spec.image else 1000),
             # Filtered from the start: no file gets a setuid or setgid bit (bot/sandbox/seccomp.py).
             "--seccomp",
             "4",
@@ -212,7 +229,7 @@ class BwrapSandbox:
             "--proc",
             "/proc",
             "--chdir",
-            INSIDE_WORKSPACE,
+            image_workdir(self.spec.image) or INSIDE_WORKSPACE,
             "--clearenv",
         ]
         for key, value in env.items():
@@ -227,14 +244,17 @@ class BwrapSandbox:
             layers += [[str(host), inside] for host, inside in self.spec.rw_binds.items()]
         else:
             binds += [[str(host), inside, "rw"] for host, inside in self.spec.rw_binds.items()]
+        image = self.spec.image
         return {
             "disk": str(self._disk),
             "bwrap": self.bwrap,
             "tmpfs": "mode=0700" + (f",size={cap}m" if cap else ""),
             "lower": str(self.spec.overlay_lower or ""),
             "workspace": str(self.spec.workspace),
-            "system": [list(entry) for entry in _system()],
-            "etc": list(_etc_entries()),
+            "system": [] if image else [list(entry) for entry in _system()],
+            "etc": [] if image else list(_etc_entries()),
+            "image": str(image.rootfs) if image else "",
+            "workdir": image_workdir(image),
             "ca_bundle": str(self.ca_bundle or ""),
             "binds": binds,
             "layers": layers,
@@ -371,6 +391,9 @@ class BwrapSandbox:
             # __pycache__ folders would end up in the task's diff.
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        if self.spec.image is not None:
+            # The image's own PATH, LANG, toolchain homes...; never our private folders' names.
+            env.update((k, v) for k, v in self.spec.image.env if k not in PINNED_ENV)
         env.update(self.extra_env)
         if extra:
             env.update(extra)

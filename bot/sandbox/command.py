@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ from bot.sandbox import identity, open_sandbox
 from bot.sandbox.base import (
     DEFAULT_TIMEOUT_SECONDS,
     EXIT_SANDBOX_FAILED,
+    ImageRoot,
     Limits,
     SandboxSpec,
     SandboxUnavailable,
@@ -76,6 +78,20 @@ def _ca_dir() -> Path:
     return Path(data_dir).resolve() / "cache" / "ca"
 
 
+async def _image(holding: contextlib.AsyncExitStack, reference: str | None) -> ImageRoot | None:
+    """`--image REF`'s root, pulled into the install's cache and held there by `holding`."""
+    if reference is None:
+        return None
+    from bot.sandbox.environment import Environments
+    from bot.sandbox.image import ImageError
+
+    environments = Environments.from_settings(Settings.load())
+    try:
+        return await holding.enter_async_context(environments.store.use(reference))
+    except ImageError as exc:
+        raise SandboxUnavailable(f"--image {reference}: {exc}") from None
+
+
 async def _run(
     args: argparse.Namespace, command: list[str], workdir: Path, temporary: str | None
 ) -> int:
@@ -83,18 +99,20 @@ async def _run(
         timeout_seconds=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_SECONDS,
         memory_mib=args.memory if args.memory is not None else Limits.memory_mib,
     )
-    spec = SandboxSpec(
-        workspace=workdir,
-        limits=limits,
-        allow_hosts=tuple(args.allow_host),
-        secrets=_secrets(args.secret),
-        allow_networks=_networks(args.allow_network),
-        task_id="exec",
-    )
     try:
-        async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
-            stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-            result = await sandbox.exec(command, stdin=stdin or None)
+        async with contextlib.AsyncExitStack() as holding:
+            spec = SandboxSpec(
+                workspace=workdir,
+                limits=limits,
+                allow_hosts=tuple(args.allow_host),
+                secrets=_secrets(args.secret),
+                allow_networks=_networks(args.allow_network),
+                task_id="exec",
+                image=await _image(holding, args.image),
+            )
+            async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
+                stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+                result = await sandbox.exec(command, stdin=stdin or None)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)

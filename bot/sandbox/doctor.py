@@ -97,6 +97,10 @@ def checks() -> list[tuple[str, bool, str]]:
     found.append(
         ("util-linux (unshare)", bool(unshare), unshare or "missing: apt-get install util-linux")
     )
+    skopeo = shutil.which("skopeo")
+    found.append(
+        ("skopeo (environments)", bool(skopeo), skopeo or "missing: apt-get install skopeo")
+    )
     user: identity.SandboxIdentity | None = None
     try:
         user = identity.current()

@@ -39,9 +39,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    import bot.sandbox.image_root as image_root
     import bot.sandbox.mounts as mounts
 else:
     sys.path.insert(0, os.path.dirname(__file__))  # -I leaves our own folder out
+    import image_root
     import mounts
 
 SAFE = mounts.MS_NOSUID | mounts.MS_NODEV  # every writable mount
@@ -99,7 +101,7 @@ def copy(source: str, target: str) -> None:
 def copy_etc(root: str, entries: list[str], ca_bundle: str) -> None:
     """A copy of the allowlisted /etc entries, with the sandbox's CA bundle. Copied, not bound:
     every mount here would be parsed again by each command's bwrap."""
-    os.mkdir(f"{root}/etc")
+    os.makedirs(f"{root}/etc", exist_ok=True)  # an image's own /etc is there already
     for name in entries:
         copy(f"/etc/{name}", f"{root}/etc/{name}")
     if ca_bundle:
@@ -134,6 +136,14 @@ def listener(port: int, control_fd: int) -> None:
         control.close()
 
 
+def image_points(disk: str, binds: list[list[str]], workdir: str) -> list[tuple[str, str]]:
+    """(source, path inside) of every mount an image's root gets: the task's own folders, the
+    binds and layers, the checkout again at the image's WorkingDir."""
+    points = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
+    points += [(entry[0], entry[1]) for entry in binds]
+    return points + ([(disk, workdir)] if workdir else [])
+
+
 def build(
     *,
     disk: str,
@@ -145,12 +155,17 @@ def build(
     ca_bundle: str,
     binds: list[list[str]],
     layers: list[list[str]],
+    image: str = "",
+    workdir: str = "",
 ) -> None:
     root = f"{disk}/root"
     mounts.mount("shipmate", disk, "tmpfs", SAFE, tmpfs)
     for data, _ in PRIVATE:
         os.mkdir(f"{disk}/{data}")
     os.mkdir(root)
+    if image:
+        points = image_points(disk, binds + layers, workdir)
+        image_root.lay_out(root, image, disk, points, (*DEVICES, *DEV_LINKS))
     if lower:
         workspace = overlay(lower, disk)
     merged = [
@@ -186,18 +201,21 @@ def build(
     for data, inside in PRIVATE:
         mounts.bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
     mounts.bind(workspace, f"{root}/workspace", read_only=False)
+    if workdir:
+        mounts.bind(workspace, f"{root}{workdir}", read_only=False)  # the image's WorkingDir
     extra = [(source, inside, mode == "ro") for source, inside, mode in binds]
     extra += [(source, inside, False) for source, inside in merged]
     # Parents before children: a bind inside another one lands on top of it.
     for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
         mounts.mount_point(f"{root}{inside}", source)
         mounts.bind(source, f"{root}{inside}", read_only=read_only)
-    mounts.mount(
-        "",
-        root,
-        None,
-        mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY | SAFE,
-    )
+    if not image:  # an image's root stays writable: its writes land on the task's disk
+        mounts.mount(
+            "",
+            root,
+            None,
+            mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY | SAFE,
+        )
 
 
 def stage(layout: dict[str, Any], uid: int, userns_fd: int) -> None:
@@ -224,6 +242,8 @@ def stage(layout: dict[str, Any], uid: int, userns_fd: int) -> None:
         layout["workspace"] = put(layout["workspace"], read_only=False)
     if layout["ca_bundle"]:
         layout["ca_bundle"] = put(layout["ca_bundle"], read_only=True)
+    if layout["image"]:  # shown as the uid's, as a checkout is: the image root is its layer
+        layout["image"] = put(layout["image"], read_only=True, overlaid=True)
     layout["binds"] = [[put(a, read_only=m == "ro"), b, m] for a, b, m in layout["binds"]]
     layout["layers"] = [[put(a, read_only=True, overlaid=True), b] for a, b in layout["layers"]]
 

@@ -5,7 +5,7 @@ longer base64 text, at any of the three byte alignments), JSON-escaped or revers
 replaces each such form in a response by the same form of the placeholder, so the real value never
 reaches the sandbox; and it refuses a request that carries any form of a value found in the
 checkout. A host that transforms a value arbitrarily (encrypts it, splits it with other text,
-re-wraps base64 over lines) is beyond this: see SECURITY-NOTES-egress.md.
+re-wraps base64 over lines) is beyond this: see docs/security-egress.md.
 """
 
 from __future__ import annotations

@@ -1,156 +1,316 @@
 """Cut a CI log down to the part that explains the failure. Pure: text in, text out.
 
-The excerpt keeps error lines, the failing test's assertion and traceback, and compiler errors
-with a little context, drops set-up noise and passing tests, and says where it cut. The first
-error also gives the failure's fingerprint, used to cap repair attempts per failure.
+Works without knowing the runner. Structure first: the failing step is the one whose exit line
+(`Process completed with exit code 1`, `The command "…" exited with 1.`, `Finished: FAILURE`, or
+a tool's own) comes first; its last lines are always kept, because tools print their verdict
+last. Then the lines that carry failure signals, weighted towards the end of that step, each with
+a little context, until the token budget is spent. Noise (progress, downloads, `npm ERR!`
+boilerplate, a frame repeated a hundred times) is dropped. With a passing run's log of the same
+job, lines that occur only in the failing log count most. The first error also gives the
+failure's fingerprint, used to cap repair attempts per failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-_TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
-_ACTIONS_MARKER = re.compile(r"^##\[(?:group|endgroup|section|command)\].*$")
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """A line pattern worth keeping, with how much context around it and how much it matters."""
-
-    pattern: re.Pattern[str]
-    before: int
-    after: int
-    priority: int
-
-
-def _anchor(pattern: str, before: int = 0, after: int = 0, priority: int = 2) -> Anchor:
-    return Anchor(re.compile(pattern), before, after, priority)
-
-
-# Priority 3: the assertion or the error itself: always kept. 2: where and what failed. 1: summary.
-ANCHORS: tuple[Anchor, ...] = (
-    # Python: pytest and unittest
-    _anchor(r"^E\s{2,}", before=0, after=0, priority=3),
-    _anchor(r"^>\s{3,}\S", before=2, after=0, priority=2),
-    _anchor(r"^\S[^:]*\.py:\d+: (?:in \S+|\w*(?:Error|Exception)\b)", priority=2),
-    _anchor(r"^_{3,} .+ _{3,}$", priority=2),
-    _anchor(r"^(?:FAILED|ERROR) \S+", priority=2),
-    _anchor(r"^(?:FAIL|ERROR): \S+", before=1, after=1, priority=2),
-    _anchor(r"^Traceback \(most recent call last\):", priority=2),
-    _anchor(r'^\s+File "[^"]+", line \d+', after=1, priority=2),
-    _anchor(r"^\w+(?:\.\w+)*(?:Error|Exception|Failure|Interrupt)\b(?::|$)", priority=3),
-    _anchor(r"^=+ (?:\d+ failed|.*\bfailed\b.*) .*=+$", priority=1),
-    _anchor(r"^FAILED \(.*(?:failures|errors)=\d+", priority=1),
-    # JavaScript: jest / vitest / node
-    _anchor(r"^\s*● ", after=1, priority=2),
-    _anchor(r"^\s*(?:Expected|Received)(?: [a-z ]+)?:\s", priority=3),
-    _anchor(r"^\s*expect\(", priority=3),
-    _anchor(r"^\s*at .+\((?!.*node_modules)[^()]+:\d+:\d+\)$", priority=1),
-    _anchor(r"^\s*>\s*\d+ \|", before=2, after=1, priority=3),
-    _anchor(r"^Tests:\s+.*failed", priority=1),
-    # Go
-    _anchor(r"^\s*--- FAIL: ", after=0, priority=2),
-    _anchor(r"^\s+\S+_test\.go:\d+: ", after=3, priority=3),
-    _anchor(r"^panic: ", after=8, priority=3),
-    _anchor(r"^FAIL\s+\S+", priority=1),
-    # Rust: cargo build and test
-    _anchor(r"^error(?:\[E\d+\])?: ", after=8, priority=3),
-    _anchor(r"^thread '.*' panicked at", after=4, priority=3),
-    _anchor(r"^---- \S+ stdout ----$", priority=2),
-    _anchor(r"^test result: FAILED", priority=1),
-    # Type checkers and compilers: mypy, tsc, gcc/clang, javac
-    _anchor(r"^\S+\.pyi?:\d+(?::\d+)?: error: ", priority=3),
-    _anchor(r"^\S+\.[cm]?[jt]sx?\(\d+,\d+\): error TS\d+: ", after=0, priority=3),
-    _anchor(r"^\S+\.[cm]?[jt]sx?:\d+:\d+ - error TS\d+: ", after=4, priority=3),
-    _anchor(
-        r"^\S+\.(?:c|cc|cpp|cxx|h|hpp|m|java|kt|swift|cs):\d+(?::\d+)?: (?:fatal )?error",
-        after=3,
-        priority=3,
-    ),
-    _anchor(r"^Found \d+ errors? in \d+ files?", priority=1),
-    # Generic
-    _anchor(r"^##\[error\]", priority=2),
-    _anchor(r"(?i)^(?:make|npm|yarn|pnpm)(?:\[\d+\])?: \*\*\*|^npm ERR! ", priority=1),
-    _anchor(r"(?i)\bprocess completed with exit code [1-9]", priority=1),
+from bot.triggers.ci_signals import (
+    boilerplate,
+    clean,
+    frame,
+    heading,
+    noise,
+    progress,
+    runner_exit,
+    shape,
+    signal,
+    step_start,
+    wrapper_exit,
 )
 
-_FIRST_ERROR_PRIORITY = 3
-_LONG_RUN = 12
+BUDGET_TOKENS = 2000
+_TAIL_SHARE = 0.4  # of the budget, for the failing step's last lines
+_TAIL_LINES = 40
+_LONG_LINE = 600  # characters shown of one line
+_CONTEXT_BEFORE, _CONTEXT_AFTER, _CONTINUATION = 2, 4, 30
+_PARAGRAPHS = 8  # anchors whose section is kept from its heading
+_GROW_UP, _GROW_DOWN = 120, 40  # how far context may widen around a seed
+_REPEATS = 12  # copies of one line kept before the rest count as repetition
 
 
 @dataclass(frozen=True)
 class Excerpt:
-    """The cut log, how many lines it kept of how many, and the first error line."""
+    """The cut log, which lines of `log.splitlines()` it kept, and the first error line."""
 
     text: str
-    kept_lines: int
+    kept: tuple[int, ...]
     total_lines: int
     first_error: str
+    signature: str = ""  # what identifies this failure among others: see `failure_signature`
+
+    @property
+    def kept_lines(self) -> int:
+        return len(self.kept)
+
+
+def approx_tokens(text: str) -> int:
+    """The usual estimate of model tokens: about four characters each."""
+    return (len(text.encode()) + 3) // 4
 
 
 def normalize(log: str) -> list[str]:
-    """Lines without colour codes, Actions timestamps or group markers."""
-    lines = []
-    for raw in log.splitlines():
-        line = _TIMESTAMP.sub("", _ANSI.sub("", raw)).rstrip()
-        if _ACTIONS_MARKER.match(line):
-            continue
-        lines.append(line)
-    return lines
+    """The log's lines as a reader sees them, one for each of `log.splitlines()`."""
+    return [clean(line) for line in log.splitlines()]
 
 
-def excerpt(log: str, max_lines: int = 150) -> Excerpt:
-    """The lines of `log` that explain the failure, in order, with `… N lines cut …` between."""
-    lines = normalize(log)
-    scores: dict[int, int] = {}
-    first_error = ""
-    previous: Anchor | None = None
-    run = 0
+def failing_step(lines: list[str]) -> tuple[int, int]:
+    """First and last line of the step that failed: the first runner exit line, else the last
+    tool exit line, else the end of the log; back to where that step began."""
+    end = next((i for i, line in enumerate(lines) if runner_exit(line)), None)
+    if end is None:
+        end = next((i for i in reversed(range(len(lines))) if lines[i].strip()), 0)
+    start = next((i for i in range(end - 1, -1, -1) if step_start(lines[i])), 0)
+    said = sum(1 for line in lines[start:end] if line.strip() and not noise(line))
+    if said < 8 and start > 0:
+        # A step that failed saying (next to) nothing: the step before it may have said why.
+        start = next((i for i in range(start - 1, -1, -1) if step_start(lines[i])), 0)
+    return start, end
+
+
+def _weights(lines: list[str], start: int, end: int, passing: str | None) -> list[float]:
+    """Each line's claim to a place in the excerpt."""
+    green = {shape(line) for line in normalize(passing)} if passing else None
+    weights = []
+    first_strong = False
     for index, line in enumerate(lines):
-        matched = next((a for a in ANCHORS if a.pattern.search(line)), None)
-        run = run + 1 if matched is not None and matched is previous else 1
-        previous = matched
-        if matched is None:
+        weight = signal(line)
+        if green is not None and line.strip():
+            new = shape(line) not in green
+            weight = weight + (2.0 if weight else 0.75) if new else weight * 0.25
+        if start <= index <= end:
+            weight *= 1 + (index - start) / (end - start + 1)
+            if weight >= 2.5 and not first_strong:
+                first_strong, weight = True, weight + 3  # the first error explains most
+        else:
+            weight *= 0.3 if index < start else 0.15
+        weights.append(weight)
+    _before_exits(lines, weights, start, end)
+    return weights
+
+
+def _before_exits(lines: list[str], weights: list[float], start: int, end: int) -> None:
+    """The lines just above a line saying a command failed say why: boost them."""
+    for index in range(start, end + 1):
+        if index != end and not wrapper_exit(lines[index]):
             continue
-        if matched.priority >= _FIRST_ERROR_PRIORITY and not first_error:
-            first_error = line.strip()
-        # A long run of one kind (a 400-line assertion diff) matters at its head, not its tail.
-        priority = matched.priority if run <= _LONG_RUN else 1
-        low = max(0, index - matched.before)
-        high = min(len(lines), index + matched.after + 1)
-        for keep in range(low, high):
-            weight = priority if keep == index else priority - 1
-            if lines[keep].strip() and weight > scores.get(keep, 0):
-                scores[keep] = weight
-    if not scores:
-        # Nothing recognisable: the tail is where runners say what went wrong.
-        tail = [i for i in range(max(0, len(lines) - 40), len(lines)) if lines[i].strip()]
-        scores = dict.fromkeys(tail, 1)
-    kept = _within_budget(scores, max_lines)
-    if not first_error and kept:
-        first_error = lines[kept[-1]].strip()
-    return Excerpt(_render(lines, kept), len(kept), len(lines), first_error)
+        boost, above = 3.0, index - 1
+        while boost > 0.5 and above >= start:
+            line = lines[above]
+            if line.strip() and not noise(line) and not wrapper_exit(line):
+                weights[above] += boost
+                boost -= 0.75
+            above -= 1
 
 
-def _within_budget(scores: dict[int, int], max_lines: int) -> list[int]:
-    if len(scores) <= max_lines:
-        return sorted(scores)
-    # The highest priorities first; among equals, the earliest (the first failure explains most).
-    ranked = sorted(scores, key=lambda i: (-scores[i], i))
-    return sorted(ranked[:max_lines])
+def _block(lines: list[str], anchor: int, low: int, high: int) -> range:
+    """The anchor with a little context, and the frames or indented lines that continue it."""
+    last = min(high, anchor + _CONTEXT_AFTER)
+    while last < min(high, anchor + _CONTINUATION) and (
+        frame(lines[last + 1]) or lines[last + 1][:1].isspace()
+    ):
+        last += 1
+    return range(max(low, anchor - _CONTEXT_BEFORE), last + 1)
 
 
-def _render(lines: list[str], kept: list[int]) -> str:
+class _Selection:
+    """Kept lines within a token budget, repetition and noise refused."""
+
+    def __init__(self, lines: list[str], budget: int) -> None:
+        self.lines, self.budget = lines, budget
+        self.kept: set[int] = set()
+        self.shapes: Counter[str] = Counter()
+        self.spent = 0
+        self.growing = False
+        self.filling = False
+
+    def cost(self, index: int) -> int:
+        return approx_tokens(self.lines[index][:_LONG_LINE]) + 1
+
+    def wanted(self, index: int) -> bool:
+        line = self.lines[index]
+        if index in self.kept or not line.strip():
+            return False
+        if progress(line):
+            return False
+        text = line.strip()
+        if boilerplate(line):
+            return self.growing and self.shapes[text] == 0
+        if index > 0 and self.lines[index - 1].strip() == text:
+            # A run of one line (recursion, a retry loop) shows once, unless it is a short
+            # hole between two kept lines.
+            return self.filling or self.shapes[text] == 0
+        return self.shapes[text] < _REPEATS
+
+    def add(self, indices: Iterable[int], *, partial: bool = False) -> bool:
+        """Keep these lines if all fit (or, when `partial`, as many as fit, in order)."""
+        chosen = [i for i in indices if self.wanted(i)]
+        total = sum(self.cost(i) + 4 for i in chosen)  # 4: a possible "… cut …" line
+        if not partial and self.spent + total > self.budget:
+            return False
+        for index in chosen:
+            if not self.wanted(index):
+                continue  # a copy of a line this call already kept
+            cost = self.cost(index) + 4
+            if self.spent + cost > self.budget:
+                return False
+            self.kept.add(index)
+            self.shapes[self.lines[index].strip()] += 1
+            self.spent += cost
+        return True
+
+
+def _tail(lines: list[str], start: int, end: int) -> list[int]:
+    """The failing step's last lines, newest first, within the tail's share of the budget."""
+    taken: list[int] = []
+    spent = 0
+    for index in range(end, start - 1, -1):
+        if not lines[index].strip() or noise(lines[index]):
+            continue
+        spent += approx_tokens(lines[index][:_LONG_LINE]) + 1
+        if spent > BUDGET_TOKENS * _TAIL_SHARE or len(taken) == _TAIL_LINES:
+            break
+        taken.append(index)
+    return taken
+
+
+def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS) -> Excerpt:
+    """The lines of `log` that explain the failure, in order, with `… N lines cut …` between.
+    `passing`: the log of the same job when it last passed, if known."""
+    lines = normalize(log)
+    if not lines:
+        return Excerpt("", (), 0, "")
+    start, end = failing_step(lines)
+    weights = _weights(lines, start, end, passing)
+    selection = _Selection(lines, budget)
+    last = max(i for i, line in enumerate(lines) if line.strip()) if any(lines) else end
+    selection.add([i for i in (start, end, last) if i != start or step_start(lines[i])])
+    selection.add(sorted(_tail(lines, start, end)[: _TAIL_LINES // 4]))
+    anchors = sorted((i for i, w in enumerate(weights) if w >= 0.75), key=lambda i: -weights[i])
+    for rank, anchor in enumerate(anchors[:200]):
+        if not selection.add(_block(lines, anchor, 0, len(lines) - 1)):
+            selection.add([anchor])
+        if rank < _PARAGRAPHS:
+            _paragraph(selection, anchor, start if anchor >= start else 0)
+        if rank == _PARAGRAPHS:
+            _fill_gaps(selection)
+            selection.add(_tail(lines, start, end), partial=True)
+    _fill_gaps(selection)
+    # Context is worth a share of the log, not the whole budget: a short log stays short.
+    selection.budget = min(budget, max(selection.spent, approx_tokens(log) // 5))
+    _grow(selection, [*anchors[:8], end], start, end)
+    kept = tuple(sorted(selection.kept))
+    return Excerpt(
+        _render(lines, kept),
+        kept,
+        len(lines),
+        _first_error(lines, kept, start, end),
+        failure_signature(lines, kept, start, end),
+    )
+
+
+def _fill_gaps(selection: _Selection, widest: int = 4) -> None:
+    """Lines between two kept ones a few lines apart: a hole costs more to read than to fill."""
+    selection.growing = True
+    kept = sorted(selection.kept)
+    selection.filling = True
+    for low, high in itertools.pairwise(kept):
+        if 1 < high - low <= widest + 1:
+            selection.add(range(low + 1, high))
+    selection.filling = False
+
+
+def _paragraph(selection: _Selection, anchor: int, floor: int) -> None:
+    """Up from an anchor to the heading that opens its section (a test's name, a rule), if it
+    is near; a failure's report starts there."""
+    lines = selection.lines
+    for top in range(anchor - 1, max(floor, anchor - 30) - 1, -1):
+        if heading(lines[top]):
+            selection.add(range(top, anchor), partial=True)
+            return
+
+
+def _grow(selection: _Selection, seeds: list[int], start: int, end: int) -> None:
+    """Spend what is left of the budget widening the kept regions around the seeds, mostly
+    upwards (a failure's heading comes before its error line), a few lines at a time."""
+    lines = selection.lines
+    selection.growing = True
+    frontier = {seed: (seed, seed) for seed in seeds}
+    while frontier:
+        for seed, (low, high) in list(frontier.items()):
+            floor, ceiling = (start, end) if start <= seed <= end else (0, len(lines) - 1)
+            floor, ceiling = max(floor, seed - _GROW_UP), min(ceiling, seed + _GROW_DOWN)
+            up = range(max(floor, low - 3), low)
+            down = range(high + 1, min(ceiling, high + 1) + 1)
+            if not up and not down:
+                del frontier[seed]
+                continue
+            if (
+                not selection.add([*up, *down], partial=True)
+                and selection.spent >= selection.budget - 8
+            ):
+                return
+            frontier[seed] = (up.start if up else low, down.stop - 1 if down else high)
+
+
+def _first_error(lines: list[str], kept: tuple[int, ...], start: int, end: int) -> str:
+    """The kept line of the failing step that says most, the earliest of equals."""
+    closing = end if runner_exit(lines[end]) else None
+    inside = [i for i in kept if start <= i <= end and i != closing] or list(kept)
+    if not inside:
+        return ""
+    best = max(inside, key=lambda i: (signal(lines[i]), -i))
+    if not signal(lines[best]):
+        best = inside[-1]  # nothing says "error": the step's last words
+    return lines[best].strip()
+
+
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def failure_signature(lines: list[str], kept: tuple[int, ...], start: int, end: int) -> str:
+    """The failing step's three strongest lines that say something specific (three words or
+    more: not a bare `[ERROR]` or `BUILD FAILURE`), with what changes between runs masked. One
+    line alone would make every Maven failure the same; three, chosen from the whole step
+    rather than what fit the budget, stay put when a rerun changes timings, ids and paths."""
+    closing = end if runner_exit(lines[end]) else None
+    inside = [i for i in range(start, end + 1) if i != closing and lines[i].strip()]
+    ranked = sorted(inside, key=lambda i: (-signal(lines[i]), i))
+    chosen: list[str] = []
+    for index in ranked:
+        masked = shape(lines[index])
+        if len(_WORD.findall(masked)) >= 3 and masked not in chosen:
+            chosen.append(masked)
+        if len(chosen) == 3:
+            break
+    if not chosen and kept:
+        chosen.append(shape(_first_error(lines, kept, start, end)))
+    return "\n".join(chosen)
+
+
+def _render(lines: list[str], kept: tuple[int, ...]) -> str:
     out: list[str] = []
     previous = -1
     for index in kept:
         gap = index - previous - 1
         if gap > 0:
             out.append(f"… {gap} line{'s' if gap != 1 else ''} cut …")
-        out.append(lines[index])
+        line = lines[index]
+        out.append(line if len(line) <= _LONG_LINE else f"{line[:_LONG_LINE]} … (line cut)")
         previous = index
     rest = len(lines) - previous - 1
     if kept and rest > 0:
@@ -158,18 +318,8 @@ def _render(lines: list[str], kept: list[int]) -> str:
     return "\n".join(out)
 
 
-_VOLATILE = re.compile(
-    r"0x[0-9a-f]+|\b[0-9a-f]{7,40}\b|\d+(?:\.\d+)?|'[^']*'|\"[^\"]*\"|\s+", re.IGNORECASE
-)
-
-
 def fingerprint(check_name: str, first_error: str) -> str:
-    """Stable id of a failure: the check's name and its first error with volatile parts removed."""
-    normalized = _VOLATILE.sub(" ", first_error.lower()).strip()
-    digest = hashlib.sha256(f"{check_name.strip().lower()}\n{normalized}".encode()).hexdigest()
-    return digest[:16]
-
-
-def approx_tokens(text: str) -> int:
-    """The usual estimate of model tokens: about four characters each."""
-    return (len(text.encode()) + 3) // 4
+    """Stable id of a failure: the check's name and its first error with what changes between
+    runs (times, durations, ids, temp paths, addresses) removed."""
+    key = f"{check_name.strip().lower()}\n{shape(first_error)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

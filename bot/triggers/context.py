@@ -3,9 +3,9 @@ client for the installation, a bound logger, the repository's config, and the qu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from githubkit import GitHub
 
@@ -15,7 +15,17 @@ from bot.db.store import Store
 from bot.github.client import HANDLER, RepoClient
 from bot.jobs.queue import Queue
 
-ClientFactory = Callable[[int, str | None], Awaitable[GitHub[Any]]]
+
+class ClientFactory(Protocol):
+    """Installation clients for one repository; `permissions` narrows the token (default: what
+    a handler may do, `HANDLER`)."""
+
+    def __call__(
+        self,
+        installation_id: int,
+        repository: str | None,
+        permissions: Mapping[str, str] | None = None,
+    ) -> Awaitable[GitHub[Any]]: ...
 
 
 @dataclass
@@ -56,6 +66,16 @@ class Context:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
         return RepoClient(await self.github(), self.repository, audit=StoreAudit(self.store))
+
+    async def repo_with(self, permissions: Mapping[str, str]) -> RepoClient:
+        """A client whose token carries only `permissions`, for the one step that needs more
+        than a handler may (re-running a workflow's jobs); never cached."""
+        if self.client_factory is None or self.installation_id is None:
+            raise RuntimeError("this delivery has no installation to act for")
+        if self.repository is None:
+            raise RuntimeError("this delivery has no repository")
+        github = await self.client_factory(self.installation_id, self.repository, permissions)
+        return RepoClient(github, self.repository, audit=StoreAudit(self.store))
 
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.

@@ -16,7 +16,7 @@ import pytest
 
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
-from bot.runs.local import RunRequest, RunResult, run_local
+from bot.runs.local import LocalRun, RunResult, run_local
 from bot.sandbox.checkout import CheckoutCache, git
 from standins.anthropic import MessagesStandIn, Turn
 
@@ -61,7 +61,7 @@ def script(model: MessagesStandIn, *commands: str) -> None:
 
 
 def run(repo: Path, tmp_path: Path) -> RunResult:
-    request = RunRequest(
+    request = LocalRun(
         repo=repo,
         brief=Brief(task="Make the change"),
         max_steps=10,

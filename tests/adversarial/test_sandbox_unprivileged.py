@@ -192,3 +192,104 @@ def test_serve_and_worker_say_at_start_when_tasks_will_be_refused(
     with capture_logs() as logs:
         user = identity.announce()
     assert user is not None and user.uid != 0 and logs == []
+
+
+LIST_SERVE_IMPORTS = """
+import sys, sysconfig, tempfile
+import bot.cli, bot.app, handlers
+import uvicorn.loops.auto, uvicorn.lifespan.on, uvicorn.protocols.http.httptools_impl
+import uvicorn.protocols.websockets.auto, uvicorn.protocols.http.auto, uvicorn.loops.uvloop
+try:
+    import uvloop, httptools, websockets, h11
+except ImportError:
+    pass
+from bot.config import Settings
+from bot.db.store import Store
+from bot.intake.app import create_app
+settings = Settings.load(data_dir=tempfile.mkdtemp())
+store = Store.from_settings(settings)
+store.migrate()
+create_app(settings, store, handlers.router)
+site = sysconfig.get_paths()["purelib"]
+print("\\n".join(sorted({m.__file__[len(site) + 1:].split("/")[0] for m in list(sys.modules.values())
+    if getattr(m, "__file__", None) and m.__file__.startswith(site + "/")})))
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an unprivileged user needs root")
+def test_a_non_root_shipmate_serve_starts_and_says_its_sandbox_uid(open_folder: Path) -> None:
+    """`shipmate serve` started by an ordinary user (from a copy that user can read) answers
+    /healthz and runs sandboxes as that user; the root start is tests/test_server.py's."""
+    import socket
+    import time
+    import urllib.request
+
+    python = _interpreter()
+    if python is None:
+        pytest.skip("no Python interpreter the unprivileged user may run")
+    code = open_folder / "code"
+    shutil.copytree(ROOT / "bot", code / "bot")
+    shutil.copytree(ROOT / "handlers", code / "handlers")
+    shutil.copy(ROOT / "app.yml", code / "app.yml")
+    listed = subprocess.run(
+        [sys.executable, "-c", LIST_SERVE_IMPORTS],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in listed.stdout.split():
+        source = site / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, code / name)
+    data = open_folder / "data"
+    data.mkdir()
+    os.chown(data, NOBODY, NOBODY)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(code),
+        "SHIPMATE_DATA_DIR": str(data),
+        "SHIPMATE_LOG_FORMAT": "json",
+    }
+    server = subprocess.Popen(
+        [*AS_NOBODY, python, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "1"],
+        cwd=code,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=2
+                ) as answer:
+                    assert json.loads(answer.read()) == {"status": "ok"}
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise AssertionError(server.communicate()[0].decode()) from None
+                time.sleep(0.3)
+        assert (data / "shipmate.db").stat().st_uid == NOBODY
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode(errors="replace")
+    assert "sandbox.refused" not in output, output
+    doctor = subprocess.run(
+        [*AS_NOBODY, python, "-m", "bot.cli", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=code,
+        env=env,
+    )
+    assert str(NOBODY) in doctor.stdout, doctor.stdout + doctor.stderr

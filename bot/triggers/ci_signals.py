@@ -1,0 +1,239 @@
+"""What a CI log line says, whatever ran it: cleaned text, failure signal, noise, step bounds.
+
+Pure and generic: words any tool uses when something fails (error, failed, exception, expected,
+not found…), the exit lines runners print when a step ends, and the boilerplate wrappers repeat.
+Runner- and tool-specific shapes (`##[error]`, pytest's `E   `, `[ERROR]`) only add to a score.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+SCAN = 400  # characters of a line that patterns look at: signals come early, and a
+# 3,000-character line would cost each pattern a scan of all of it.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]?")
+# GitHub Actions' timestamp, optionally after `gh run view --log`'s "job<TAB>step<TAB>".
+_TIMESTAMP = re.compile(r"^(?:[^\t]*\t[^\t]*\t)?\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
+_TRAVIS_MARK = re.compile(r"travis_(?:fold|time):[a-z]+:[^\s]*\s?")
+
+# A step ended badly: the runner's own words, then tools' generic ones.
+_RUNNER_EXIT = re.compile(
+    r'The command ".*" (?:exited|failed) with [1-9]\d*|Process completed with exit code [1-9]'
+    r"|^Finished: (?:FAILURE|ABORTED)|^ERROR: Job failed|marked build as failure"
+    r"|^Done\. Your build exited with [1-9]|^Command exited with code [1-9]"
+)
+_TOOL_EXIT = re.compile(
+    r"(?i)\bexit(?:ed)? (?:with )?(?:code|status) [1-9]|returned (?:a )?non-zero exit"
+    r"|^(?:BUILD FAILED|BUILD FAILURE|FAILURE: Build failed)|Command failed with exit code [1-9]"
+)
+_WRAPPER_EXIT = re.compile(
+    r"(?i)^npm ERR! code ELIFECYCLE|^error Command failed|^\s*make(?:\[\d+\])?: \*\*\* "
+    r"|^ELIFECYCLE|^\[ERROR\] Failed to execute goal|^FAILURE: |^\*\* \w+ FAILED \*\*"
+    r"|^Error: Process completed|^##\[error\]Process completed"
+)
+# Where a step (a command and its output) begins.
+_STEP_START = re.compile(
+    r"^##\[group\]Run |^\$ \S|^travis_fold:start:|^\[Pipeline\] (?:sh|bat|stage)\b"
+    r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :|^\[INFO\] --- "
+)
+_PROGRESS = re.compile(
+    r"(?i)\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
+    r"|resolving deltas|unpacking|collecting|requirement already|installing|setting up"
+    r"|preparing to unpack|selecting previously|processing triggers|extracting|pulling"
+    r"|progress|compiling|building|remote: (?:counting|compressing|enumerating|total)"
+    r"|\[INFO\] Download|npm warn|warning .*deprecated)"
+)
+_PROGRESS_BAR = re.compile(r"\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|\d+(?:\.\d+)? ?[KMG]i?B/s")
+_WRAPPER = re.compile(
+    r"(?i)^npm ERR! (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
+    r"A complete log|Exit status|\s*$|.*\blifecycle\b|Tell the author|You can get|"
+    r"not with npm itself|/.*_logs/)|^npm ERR! +\S+@\S+ \S+: `|^error Command failed with exit"
+    r"|^info Visit https://yarnpkg|^ELIFECYCLE|^\s*make(?:\[\d+\])?: \*\*\* \[|"
+    r"^\[ERROR\] (?:-> \[Help 1\]|\s*$|To see the full stack|Re-run Maven|For more information"
+    r"|\[Help 1\] http)"
+)
+_FRAME = re.compile(r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)")
+_NONE = re.compile(
+    r"(?i)\b(?:0|no) (?:errors?|failures?|failed|failing|warnings?)\b|(?:errors?|failures?|failed)"
+    r"(?: count)?[:=] ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
+    r"|\bon_?failure\b|set -e|\|\| true"
+)
+# (pattern, weight, words one of which the lowercased line must contain for the pattern to be
+# tried: most lines say nothing, and `in` is far cheaper than a case-blind regex).
+_SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
+    (
+        re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"),
+        3,
+        ("err", "fatal", "e  "),
+    ),
+    (
+        re.compile(r"(?i)exception\b|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump"),
+        3,
+        ("exception", "traceback", "panic", "segmentation", "core dump"),
+    ),
+    (
+        re.compile(r"\bFAIL(?:ED|URE|S)?\b|(?i:\bfail(?:ed|ure|s|ing)?\b)|✗|✖|✘|×|^not ok \d"),
+        2.5,
+        ("fail", "✗", "✖", "✘", "×", "not ok"),
+    ),
+    (
+        re.compile(r"(?i)\bassert(?:ion)?\w*|\bexpected\b|\bactual\b|\bbut (?:got|was)\b|^[-+] "),
+        2,
+        ("assert", "expected", "actual", "but ", "- ", "+ "),
+    ),
+    (re.compile(r"^##\[error\]"), 2, ("##[error]",)),
+    (
+        re.compile(
+            r"(?i)\b(?:not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
+            r"unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
+            r"timed? ?out|abort(?:ed|ing)?|killed|violations?|offenses?|mismatch|differ|"
+            r"unsatisfiable|conflict|broken|wrong|bad\b|does not|doesn't|is not|must be)"
+        ),
+        1.5,
+        (
+            "not",
+            "no such",
+            "can",
+            "could",
+            "unable",
+            "undefined",
+            "unresolved",
+            "missing",
+            "denied",
+            "refused",
+            "invalid",
+            "unexpected",
+            "illegal",
+            "incompatible",
+            "time",
+            "abort",
+            "killed",
+            "violation",
+            "offense",
+            "mismatch",
+            "differ",
+            "unsatisfiable",
+            "conflict",
+            "broken",
+            "wrong",
+            "bad",
+            "does",
+            "must be",
+        ),
+    ),
+    (
+        re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"),
+        1.5,
+        ("",),  # anchored at the start: cheap to try on any line
+    ),
+    (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
+)
+# A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
+_SUCCESS = re.compile(r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔)(?:\s*\[\s*\d+%\])?\s*$|^(?:ok|PASS|✓|✔)\s")
+_NONE_WORDS = ("0", "no ", "werror", "error", "fail", "set -e", "|| true")
+
+
+def _gate(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(word) for word in words))
+
+
+_GATES = tuple(_gate(words) for _, _, words in _SIGNALS)
+_ANY_GATE = _gate(tuple(word for _, _, words in _SIGNALS for word in words if word))
+_NONE_GATE = _gate(_NONE_WORDS)
+
+
+def clean(line: str) -> str:
+    """The text a reader sees: no colour, no timestamp, no Travis fold marks. (A progress bar's
+    carriage returns are line breaks to `str.splitlines()`; its lines are noise.)"""
+    line = _TIMESTAMP.sub("", _ANSI.sub("", line))
+    return _TRAVIS_MARK.sub("", line).rstrip()
+
+
+def runner_exit(line: str) -> bool:
+    """The runner says a step failed (GitHub Actions, Travis, Jenkins, GitLab)."""
+    return _RUNNER_EXIT.search(line[:SCAN]) is not None
+
+
+def tool_exit(line: str) -> bool:
+    """A tool or script says it exited non-zero."""
+    return _TOOL_EXIT.search(line[:SCAN]) is not None
+
+
+def wrapper_exit(line: str) -> bool:
+    """A line a wrapper (npm, yarn, make, a script) prints after what it ran failed: the lines
+    just above it say why."""
+    return tool_exit(line) or _WRAPPER_EXIT.search(line[:SCAN]) is not None
+
+
+_HEADING = re.compile(r"^\s*(?:[=_\-*#~]{3,}|\S.*\s[=_\-*#~]{3,}$)|^\s*(?:\d+\)|[●•✕✗]) \S|:$")
+
+
+def heading(line: str) -> bool:
+    """A rule or a title line that opens a section of output (pytest's `____ test ____`,
+    `1) TestName`, `Failures:`)."""
+    return _HEADING.search(line[:SCAN]) is not None
+
+
+def step_start(line: str) -> bool:
+    """A line that begins a step or a command's output."""
+    return _STEP_START.search(line[:SCAN]) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def progress(line: str) -> bool:
+    """Progress bars and download or install chatter: never worth a place."""
+    head = line[:SCAN]
+    if _PROGRESS.match(head) is not None:
+        return True
+    return ("%" in head or "[" in head or "B/s" in head) and _PROGRESS_BAR.search(head) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def boilerplate(line: str) -> bool:
+    """What wrappers print around a real error (npm ERR! lifecycle, Maven's help, make: ***):
+    kept at most once, and only beside lines that earned their place."""
+    return _WRAPPER.search(line[:SCAN]) is not None
+
+
+def noise(line: str) -> bool:
+    return progress(line) or boilerplate(line)
+
+
+def frame(line: str) -> bool:
+    """A stack frame or a traceback's location line."""
+    return _FRAME.search(line[:SCAN]) is not None
+
+
+def signal(line: str) -> float:
+    """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
+    text = line[:SCAN].strip()
+    if not text or noise(line) or _SUCCESS.search(line[-80:].strip()) is not None:
+        return 0.0
+    low = text.lower()
+    if _NONE_GATE.search(low) and _NONE.search(text):
+        text = _NONE.sub(" ", text)
+        low = text.lower()
+    anchored = _SIGNALS[6][0].match(text) is not None
+    if not anchored and _ANY_GATE.search(low) is None:
+        return 0.0  # most lines: one scan, no word of any signal
+    for (pattern, weight, _), gate in zip(_SIGNALS, _GATES, strict=True):
+        if gate.search(low) and pattern.search(text):  # heaviest first: the first is the weight
+            return weight
+    return 0.0
+
+
+_VOLATILE = re.compile(
+    r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"  # uuid
+    r"|0x[0-9a-f]+|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b"  # addresses, hashes
+    r"|(?:/tmp|/var/folders|/private/var|C:\\Users\\[^\\]+\\AppData\\Local\\Temp)[^\s:'\"]*"
+    r"|\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?Z?|\b\d\d:\d\d:\d\d(?:[.,]\d+)?"
+    r"|\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds?|m|min|minutes?)\b|\d+",
+    re.IGNORECASE,
+)
+
+
+def shape(line: str) -> str:
+    """The line with what changes between runs (times, durations, ids, temp paths, addresses,
+    numbers) masked: equal for the same line of two runs of one failure."""
+    return " ".join(_VOLATILE.sub("#", line.lower()).split())
