@@ -754,8 +754,10 @@ class Store:
         reason: str,
         at: float | None = None,
         delivery_id: str | None = None,
+        command: str | None = None,
     ) -> None:
-        """One egress request of a sandbox, as an audit row of its run."""
+        """One egress request of a sandbox, as an audit row of its run (with the command that
+        made it, when known; never a header or a body)."""
         self.append_audit(
             "egress.allowed" if allowed else "egress.denied",
             run_id=task_id,
@@ -767,6 +769,7 @@ class Store:
                 "bytes_out": bytes_out,
                 "bytes_in": bytes_in,
                 "reason": reason,
+                "command": command,
             },
             at=at,
         )
@@ -786,7 +789,10 @@ class Store:
                     "host": host,
                     "port": int(port),
                     "allowed": row["action"] == "egress.allowed",
-                    **{k: detail.get(k) for k in ("method", "bytes_out", "bytes_in", "reason")},
+                    **{
+                        k: detail.get(k)
+                        for k in ("method", "bytes_out", "bytes_in", "reason", "command")
+                    },
                 }
             )
         return found

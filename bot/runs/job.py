@@ -252,6 +252,15 @@ async def client_for(
     return RepoClient(github, repo_name)
 
 
+def refused_egress(store: Store, run_id: str) -> tuple[tuple[str, str, str | None], ...]:
+    """The distinct (host, method, command) the egress proxy refused during a run."""
+    seen: dict[tuple[str, str, str | None], None] = {}
+    for row in store.egress_for_task(run_id):
+        if not row["allowed"]:
+            seen[(str(row["host"]), str(row.get("method") or ""), row.get("command"))] = None
+    return tuple(seen)[:20]
+
+
 def link_hosts(settings: Settings) -> tuple[str, ...]:
     """GitHub, and Shipmate's own public address for links to a run's page."""
     public = urlsplit(settings.public_url or "").hostname
@@ -433,6 +442,7 @@ async def finish(
         "steps": done.steps,
         "sandbox_seconds": done.sandbox_wall_seconds,
         "run_url": run.url,
+        "refused": await asyncio.to_thread(refused_egress, run.deps.store, run.run_id),
     }
     branch = None
     if done.status == "completed" and verb == "plan":
