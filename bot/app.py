@@ -6,6 +6,7 @@ collaborators, the worker and the web app are built here and nowhere else; `ship
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ from githubkit import GitHub
 
 from bot.agent.model import AnthropicModel, Model, unusable
 from bot.config import ConfigError, Settings
-from bot.db.store import Store, open_store
+from bot.db.store import Store
 from bot.github.client import HANDLER, GitHubApp
 from bot.github.manifest import with_saved_credentials
 from bot.intake import server
 from bot.intake.app import ShipmateApp, create_app
-from bot.jobs.queue import Job, Queue, SQLQueue
+from bot.jobs.backends import Runner, make_runner, open_database
+from bot.jobs.maintenance import retention_every
+from bot.jobs.queue import Job, Queue
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import JobContext, JobHandler, Worker, install_stop_signals
 from bot.runs.job import RunDeps, run_job
 from bot.sandbox import operator_secrets
@@ -107,33 +111,32 @@ def job_handlers(
 
 def worker_for(
     settings: Settings, store: Store, queue: Queue, handlers: dict[str, JobHandler]
-) -> Worker:
-    """The worker `serve` and `worker` run: shared slots, webhook-only slots, the lease."""
-    return Worker(
-        queue,
-        handlers,
-        concurrency=settings.worker_concurrency,
-        dedicated={"webhook": settings.webhook_concurrency},
-        lease_seconds=settings.job_lease_seconds,
-        delivery_fields=store.delivery_log_fields,
-    )
+) -> Runner:
+    """The worker `serve` and `worker` run, of the queue's backend (bot/jobs/backends.py):
+    shared slots sized to the host unless set, webhook-only slots, the lease or heartbeat."""
+    return make_runner(settings, store, queue, handlers)
 
 
 def web_app(settings: Settings, *, with_worker: bool = True) -> tuple[ShipmateApp, Store]:
-    """The web app and its store; the worker (if any) runs in the app's lifespan."""
+    """The web app and its store, on a database at this code's schema version (else
+    `StartupError`); the worker (if any) runs in the app's lifespan, and on the SQL queue so
+    does retention (procrastinate's workers run it as a periodic task)."""
     router = handlers_router
-    store = open_store(settings)
-    queue = SQLQueue(store)
+    store, queue = open_database(settings)
     worker = worker_for(settings, store, queue, job_handlers(settings, store, queue, router=router))
+    duties = []
+    if isinstance(queue, SQLQueue):
+        duties.append(functools.partial(retention_every, settings, store, queue, 3600))
     app = create_app(
         settings,
         store,
         router,
         on_queued=worker.notify if with_worker else None,
-        lifespan=server.lifespan(settings, store, worker if with_worker else None),
+        lifespan=server.lifespan(settings, store, worker if with_worker else None, duties),
         queue=queue,
     )
-    worker.yield_to = app.busy
+    if isinstance(worker, Worker):
+        worker.yield_to = app.busy
     return app, store
 
 
@@ -168,26 +171,28 @@ def serve(
     target: Any
     if workers > 1:
         target = server.for_processes(with_worker, FACTORY)
-        open_store(settings).dispose()
+        open_database(settings)[0].dispose()  # refuse here, once, before any child starts
     else:
         target = web_app(settings, with_worker=with_worker)[0]
     return server.run(settings, target, host=host, port=port, workers=workers)
 
 
 def run_worker(settings: Settings) -> int:
-    """`shipmate worker`: a worker alone, until SIGTERM."""
+    """`shipmate worker`: a worker alone, until SIGTERM (then it drains)."""
     settings = with_saved_credentials(settings)
-    store = open_store(settings)
-    queue = SQLQueue(store)
+    store, queue = open_database(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
         worker = worker_for(settings, store, queue, job_handlers(settings, store, queue))
-        log.info("worker.started", worker_id=worker.worker_id)
+        if isinstance(worker, Worker):  # procrastinate's logs its own, with its capacity
+            log.info("worker.started", worker_id=worker.worker_id)
         await worker.run(stop)
-        log.info("worker.stopped")
+        log.info("worker.stopped", worker_id=worker.worker_id)
 
-    asyncio.run(main())
-    store.dispose()
+    try:
+        asyncio.run(main())
+    finally:
+        store.dispose()
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError
+from bot.config import ConfigError, StartupError
 
 
 def _positive(text: str) -> int:
@@ -36,7 +36,17 @@ def _parser() -> argparse.ArgumentParser:
         help="web server processes (default: SHIPMATE_WEB_PROCESSES, else one per CPU, at most 4)",
     )
 
-    sub.add_parser("worker", help="a queue worker only (for scale-out)")
+    worker = sub.add_parser("worker", help="a queue worker only (for scale-out)")
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="runs at once (default: SHIPMATE_WORKER_CONCURRENCY, else what the host's "
+        "memory and CPUs allow)",
+    )
+
+    sub.add_parser("migrate", help="bring the database's schema (ours and the queue's) up to date")
 
     sub.add_parser(
         "doctor",
@@ -132,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shipmate: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"shipmate: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -175,7 +188,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
         from bot.app import run_worker
 
+        if args.concurrency is not None:
+            settings = settings.model_copy(update={"worker_concurrency": args.concurrency})
         return run_worker(settings)
+    if args.command == "migrate":
+        from bot.jobs.backends import migrate_command
+
+        return migrate_command(settings)
     if args.command == "run":
         from bot.runs.local import run_command
 

@@ -64,6 +64,11 @@ class ConfigError(Exception):
         self.reason = reason
 
 
+class StartupError(Exception):
+    """A process cannot start as things are (e.g. its database is not migrated). `str()` is
+    one line saying why and what to run; the CLI prints it and exits 2."""
+
+
 class Settings(BaseSettings):
     """Process-wide settings. Field `x` is read from `SHIPMATE_X`."""
 
@@ -105,12 +110,25 @@ class Settings(BaseSettings):
     engineer_minutes_per_change: float = Field(default=120.0, gt=0)
     review_minutes_per_round: float = Field(default=15.0, ge=0)
 
-    # The queue.
-    worker_concurrency: int = 2
+    # The queue. "auto": procrastinate on PostgreSQL, the SQL queue on SQLite; "sql" keeps the
+    # SQL queue on PostgreSQL too.
+    queue_backend: Literal["auto", "sql", "procrastinate"] = "auto"
+    # Runs a worker takes at once; unset, as many as the host's memory and CPUs allow
+    # (bot/jobs/capacity.py). `shipmate worker --concurrency N` sets it too.
+    worker_concurrency: int | None = Field(default=None, ge=1)
     # Slots for webhook jobs alone, on top of worker_concurrency: 👀 never waits behind runs.
-    webhook_concurrency: int = 2
+    webhook_concurrency: int = Field(default=2, ge=1)
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 5
+    # procrastinate (PostgreSQL): each worker beats this often; one silent for
+    # `worker_stalled_seconds` is taken for dead and its jobs run again elsewhere.
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_seconds: float = Field(default=30.0, gt=0)
+    # On SIGTERM a worker takes no new job and gives the running ones this long to finish;
+    # the rest are released, to run again.
+    worker_grace_seconds: float = Field(default=30.0, ge=0)
+    # Retention: deliveries, finished jobs, transcripts and caches older than this go.
+    retention_days: float = Field(default=30.0, gt=0)
 
     # Secrets repositories may request by name: the operator's declarations (YAML or JSON).
     secrets_file: Path | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.triggers.routing import Router
 from handlers import (
+    check_actions,
     checks,
     commands,
     deployments,
@@ -21,6 +22,7 @@ router = Router(
     labels.router,
     reviews.router,
     checks.router,
+    check_actions.router,
     deployments.router,
     ledger.router,
 )

@@ -40,74 +40,80 @@ def _human(user: Any) -> bool:
     return user.get("type") != "Bot" and not login.endswith("[bot]") and bool(login)
 
 
-async def _record_job(context: Context, key: str, **values: Any) -> None:
-    if not str(values.get("head_branch") or "").startswith(BRANCH_PREFIX) or not context.repository:
+async def _record_job(
+    context: Context,
+    source: str,
+    item: dict[str, Any],
+    *,
+    branch: Any,
+    app: Any,
+    name: Any,
+    times: tuple[str, str] = ("started_at", "completed_at"),
+) -> None:
+    """One CI job (or suite) of a Shipmate branch, keyed by its source and GitHub id."""
+    if not str(branch or "").startswith(BRANCH_PREFIX) or not context.repository:
         return
+    started, completed, seconds = _duration(item.get(times[0]), item.get(times[1]))
     await asyncio.to_thread(
-        context.store.ledger.record_ci_job, key, repo=context.repository, **values
+        context.store.ledger.record_ci_job,
+        f"{source}:{item.get('id')}",
+        repo=context.repository,
+        head_branch=branch,
+        head_sha=item.get("head_sha"),
+        name=name,
+        app=app,
+        conclusion=item.get("conclusion"),
+        started_at=started,
+        completed_at=completed,
+        seconds=seconds,
     )
+
+
+def _other_ci(context: Context, item: dict[str, Any]) -> str | None:
+    """The slug of a CI app other than Actions (its jobs come as workflow_job) and Shipmate
+    (its own check is no CI), or None."""
+    app = (item.get("app") or {}).get("slug")
+    return None if app in (ACTIONS, context.settings.app_slug or "shipmate") else app
 
 
 @router.register("workflow_job", action="completed")
 async def workflow_job(context: Context) -> None:
     job = context.payload.get("workflow_job") or {}
-    started, completed, seconds = _duration(job.get("started_at"), job.get("completed_at"))
     await _record_job(
         context,
-        f"workflow_job:{job.get('id')}",
-        head_branch=job.get("head_branch"),
-        head_sha=job.get("head_sha"),
-        name=job.get("name"),
+        "workflow_job",
+        job,
+        branch=job.get("head_branch"),
         app=ACTIONS,
-        conclusion=job.get("conclusion"),
-        started_at=started,
-        completed_at=completed,
-        seconds=seconds,
+        name=job.get("name"),
     )
 
 
 @router.register("check_run", action="completed")
 async def check_run(context: Context) -> None:
     run = context.payload.get("check_run") or {}
-    app = (run.get("app") or {}).get("slug")
-    if app in (ACTIONS, context.settings.app_slug or "shipmate"):
-        return  # Actions' jobs come as workflow_job; our own check is no CI
-    started, completed, seconds = _duration(run.get("started_at"), run.get("completed_at"))
-    await _record_job(
-        context,
-        f"check_run:{run.get('id')}",
-        head_branch=(run.get("check_suite") or {}).get("head_branch"),
-        head_sha=run.get("head_sha"),
-        name=run.get("name"),
-        app=app,
-        conclusion=run.get("conclusion"),
-        started_at=started,
-        completed_at=completed,
-        seconds=seconds,
-    )
+    app = _other_ci(context, run)
+    if app is None:
+        return
+    branch = (run.get("check_suite") or {}).get("head_branch")
+    await _record_job(context, "check_run", run, branch=branch, app=app, name=run.get("name"))
 
 
 @router.register("check_suite", action="completed")
 async def check_suite(context: Context) -> None:
     """A CI app that reports suites without check runs is timed by the suite."""
     suite = context.payload.get("check_suite") or {}
-    app = (suite.get("app") or {}).get("slug")
-    if app in (ACTIONS, context.settings.app_slug or "shipmate"):
-        return
-    if suite.get("latest_check_runs_count"):
-        return  # its check runs are counted one by one
-    started, completed, seconds = _duration(suite.get("created_at"), suite.get("updated_at"))
+    app = _other_ci(context, suite)
+    if app is None or suite.get("latest_check_runs_count"):
+        return  # a suite's check runs are counted one by one
     await _record_job(
         context,
-        f"check_suite:{suite.get('id')}",
-        head_branch=suite.get("head_branch"),
-        head_sha=suite.get("head_sha"),
-        name=app,
+        "check_suite",
+        suite,
+        branch=suite.get("head_branch"),
         app=app,
-        conclusion=suite.get("conclusion"),
-        started_at=started,
-        completed_at=completed,
-        seconds=seconds,
+        name=app,
+        times=("created_at", "updated_at"),
     )
 
 

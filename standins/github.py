@@ -884,6 +884,8 @@ class GitHubStandIn:
             when=now_iso(),
         )
         run["_repo"] = repo
+        # GitHub keeps a check run's buttons but never shows them in its answers.
+        run["_actions"] = list(fields.get("actions") or [])
         self.state.check_runs[run["id"]] = run
         return run
 

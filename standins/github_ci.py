@@ -94,6 +94,9 @@ def _check_runs(
     denied = gh._allowed(token, repo, "checks", "write" if write else "read")
     if denied:
         return denied
+    if write and not _actions_fit(body.get("actions")):
+        # GitHub: at most three, label <= 20, identifier <= 20, description <= 40 characters.
+        return gh._invalid("CheckRun", "actions", "invalid")
     if not rest and method == "POST":
         missing = [f for f in ("name", "head_sha") if not body.get(f)]
         if missing:
@@ -112,10 +115,28 @@ def _check_runs(
     return gh._json(public(existing))
 
 
+def _actions_fit(actions: Any) -> bool:
+    if actions is None:
+        return True
+    limits = {"label": 20, "identifier": 20, "description": 40}
+    return (
+        isinstance(actions, list)
+        and len(actions) <= 3
+        and all(
+            isinstance(a, dict)
+            and set(a) == set(limits)
+            and all(isinstance(a[k], str) and 0 < len(a[k]) <= n for k, n in limits.items())
+            for a in actions
+        )
+    )
+
+
 def _update_check_run(gh: GitHubStandIn, run: dict[str, Any], body: Mapping[str, Any]) -> None:
     for name in ("name", "details_url", "external_id", "started_at", "status"):
         if name in body:
             run[name] = body[name]
+    if "actions" in body:
+        run["_actions"] = list(body["actions"] or [])
     if body.get("conclusion"):
         run.update(status="completed", conclusion=body["conclusion"])
     if run["status"] == "completed" and not run.get("completed_at"):

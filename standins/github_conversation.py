@@ -91,12 +91,18 @@ def _react(
     content = body.get("content")
     if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"):
         return gh._invalid("Reaction", "content", "invalid")
+    user = gh._user(gh._bot(token))
+    for existing in gh.state.reactions:
+        # As GitHub: the same user's same reaction again is the existing one, answered 200.
+        same_target = all(existing.get(key) == value for key, value in target.items())
+        if same_target and existing["content"] == content and existing["user"] == user:
+            return gh._json({k: v for k, v in existing.items() if k not in target}, 200)
     reaction_id = gh.next_id()
     reaction = {
         "id": reaction_id,
         "node_id": shapes.node_id("Reaction", reaction_id),
         "content": content,
-        "user": gh._user(gh._bot(token)),
+        "user": user,
         "created_at": now_iso(),
         **target,
     }

@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
+from bot.db.store import Store
+from bot.jobs.sql import SQLQueue
+
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -36,3 +39,11 @@ def postgres_schema() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
+
+
+def migrate_all(store: Store) -> SQLQueue:
+    """Our tables and the SQL queue's, as `shipmate migrate` makes them on SQLite; the queue."""
+    store.migrate()
+    queue = SQLQueue(store)
+    queue.migrate()
+    return queue

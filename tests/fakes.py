@@ -12,9 +12,10 @@ import structlog
 
 from bot.config import Settings
 from bot.db.store import Store
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from bot.triggers.context import Context
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.dbs import migrate_all
 
 # What RepoClient's calls answer when a test says nothing: no file, nobody, no comment.
 DEFAULTS: dict[str, Any] = {
@@ -69,7 +70,7 @@ class FakeContext(Context):
 
 def store_at(tmp_path: Path) -> Store:
     store = Store(f"sqlite:///{tmp_path / 'shipmate.db'}")
-    store.migrate()
+    migrate_all(store)
     return store
 
 

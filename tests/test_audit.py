@@ -11,7 +11,7 @@ from bot.db.audit import StoreAudit, print_audit
 from bot.db.store import Store
 from bot.github.client import PUSH, GitHubApp, RepoClient
 from standins.github import GitHubStandIn
-from tests.dbs import postgres_available, postgres_schema
+from tests.dbs import migrate_all, postgres_available, postgres_schema
 
 
 def test_audit_prints_actions_and_egress_in_time_order(
@@ -19,7 +19,7 @@ def test_audit_prints_actions_and_egress_in_time_order(
 ) -> None:
     settings = Settings.load(data_dir=tmp_path)
     store = Store.from_settings(settings)
-    store.migrate()
+    migrate_all(store)
     store.record_run("r1", repo="octo/widgets", status="completed")
     store.append_egress(
         task_id="r1",
@@ -58,8 +58,8 @@ def test_audit_prints_actions_and_egress_in_time_order(
 
 def _store(url: str) -> Store:
     store = Store(url)
-    store.migrate()
-    store.migrate()  # idempotent: a second start of the service changes nothing
+    migrate_all(store)
+    migrate_all(store)  # idempotent: a second start of the service changes nothing
     return store
 
 

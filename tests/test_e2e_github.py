@@ -21,13 +21,14 @@ from bot.config import Settings
 from bot.db.store import Store
 from bot.github.client import PUSH, GitHubApp
 from bot.intake.app import create_app
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import Worker
 from bot.runs.job import RunDeps
 from bot.sandbox.checkout import CheckoutCache
 from handlers import router
 from standins.anthropic import MessagesStandIn, Turn
 from standins.github import GitHubStandIn
+from tests.dbs import migrate_all
 from tests.scripts import edit_add
 from tests.servers import running
 
@@ -135,7 +136,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             data_dir=tmp_path / "data",
         )
         store = Store.from_settings(settings)
-        store.migrate()
+        migrate_all(store)
         with running(create_app(settings, store, router)) as base:
             yield World(gh, model, settings, store, SQLQueue(store), base, installation.id)
         store.dispose()

@@ -12,12 +12,12 @@ from pydantic import BaseModel, ValidationError
 
 from bot.config import Settings
 from bot.db.store import Delivery, Store
-from bot.jobs.queue import SQLQueue
 from bot.jobs.worker import Worker
 from bot.triggers import events
 from bot.triggers.delivery import DeliveryJob
 from handlers import router
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.dbs import migrate_all
 
 # Event (and action, for those whose other actions carry other shapes) -> model.
 MODELS: dict[tuple[str, str | None], type[BaseModel]] = {
@@ -66,8 +66,7 @@ def test_a_payload_without_what_a_handler_reads_is_refused_by_name() -> None:
 @pytest.mark.anyio
 async def test_such_a_delivery_fails_once_not_five_times(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", job_max_attempts=5)
-    store.migrate()
-    queue = SQLQueue(store)
+    queue = migrate_all(store)
     payload = json.loads((WEBHOOK_FIXTURES / "issue_comment" / "created.payload.json").read_text())
     payload["comment"] = {"body": "/shipmate fix"}  # no id
     delivery = Delivery("d-bad", "issue_comment", "created", json.dumps(payload).encode(), True)

@@ -37,6 +37,7 @@ from bot.intake.app import create_app
 from handlers import router
 from standins.github import GitHubStandIn
 from standins.server import free_port
+from tests.dbs import migrate_all
 from tests.servers import running
 
 
@@ -271,7 +272,7 @@ def test_rate_limit_headers_pagination_logs_and_unknown_routes(gh: GitHubStandIn
 def test_emitter_deliveries_are_accepted_by_the_app(gh: GitHubStandIn, tmp_path: Path) -> None:
     settings = Settings.load(webhook_secret="emit-secret", data_dir=tmp_path / "app")
     store = Store.from_settings(settings)
-    store.migrate()
+    migrate_all(store)
     with running(create_app(settings, store, router)) as base:
         response = gh.emit(
             "issue_comment",

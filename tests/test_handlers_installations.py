@@ -9,10 +9,11 @@ import structlog
 
 from bot.config import Settings
 from bot.db.store import Store
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from bot.triggers.context import Context
 from handlers import router
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.dbs import migrate_all
 
 
 def _context(store: Store, event: str, payload: dict[str, Any]) -> Context:
@@ -37,7 +38,7 @@ def _fixture(event: str, name: str) -> dict[str, Any]:
 @pytest.mark.anyio
 async def test_install_suspend_repositories_and_uninstall(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
+    migrate_all(store)
     created = _fixture("installation", "created.payload.json")
     installation_id = created["installation"]["id"]
     await router.dispatch(_context(store, "installation", created))

@@ -19,7 +19,7 @@ import structlog
 from bot.config import Settings, parse_repo_config
 from bot.db.ledger import month_start
 from bot.db.store import Delivery, Store
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from bot.runs.budgets import MonthlyCaps, monthly_caps, over_budget
 from bot.runs.costs import Rates
 from bot.runs.report import build_report, load_ledgers
@@ -27,6 +27,7 @@ from bot.triggers.context import Context
 from handlers import ledger as ledger_handlers
 from standins.anthropic import Turn
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.dbs import migrate_all
 from tests.scripts import edit_add
 from tests.test_e2e_github import World
 from tests.test_e2e_github import world as world
@@ -72,7 +73,7 @@ def ours(pull: dict[str, Any], number: int = 7) -> dict[str, Any]:
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.migrate()
+    migrate_all(store)
     return store
 
 
@@ -268,7 +269,9 @@ def test_month_spend_counts_this_month_only_by_repo_and_installation(store: Stor
     assert over_budget(store, MonthlyCaps(repo_usd=2.5), "octo/other", None) is None
     assert over_budget(store, MonthlyCaps(repo_usd=1.5), REPO, None) is None
     # An installation's spend: the runs its deliveries started, whichever repository.
-    store.accept_delivery(Delivery("d1", "issue_comment", "created", b"{}", True, 42, REPO))
+    SQLQueue(store).enqueue_deliveries(
+        [Delivery("d1", "issue_comment", "created", b"{}", True, 42, REPO)]
+    )
     spend(store, "e", "octo/third", 0.75, now, delivery="d1")
     assert store.ledger.month_spend(installation_id=42) == pytest.approx(0.75)
     assert over_budget(store, MonthlyCaps(installation_usd=1.0), REPO, 42) is None

@@ -25,6 +25,7 @@ from bot.github.manifest import (
 )
 from bot.intake.app import create_app
 from handlers import router
+from tests.dbs import migrate_all
 from tests.servers import running
 from tests.test_github import PEM
 
@@ -70,7 +71,7 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
     with running(github, lifespan="off") as api:
         settings = Settings.load(data_dir=tmp_path, github_api_url=api)
         store = Store.from_settings(settings)
-        store.migrate()
+        migrate_all(store)
         with running(create_app(settings, store, router)) as base:
             page = httpx.get(base + "/").text
             assert "Register GitHub App" in page
@@ -107,7 +108,7 @@ def test_app_yml_subscribes_to_exactly_the_routed_events() -> None:
 def test_callback_refuses_when_the_environment_configures_an_app(tmp_path: Path) -> None:
     settings = Settings.load(data_dir=tmp_path, app_id=1, private_key=PEM)
     store = Store.from_settings(settings)
-    store.migrate()
+    migrate_all(store)
     with running(create_app(settings, store, router)) as base:
         page = httpx.get(base + "/").text
         assert "Register GitHub App" not in page

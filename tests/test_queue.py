@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from bot.db.store import Store
-from bot.jobs.queue import Job, SQLQueue, backoff_seconds
+from bot.jobs.queue import Job, backoff_seconds
+from bot.jobs.sql import SQLQueue
+from tests.dbs import migrate_all
 
 
 @pytest.fixture
 def queue(db_url: str) -> SQLQueue:
     store = Store(db_url, job_max_attempts=3)
-    store.migrate()
+    migrate_all(store)
     return SQLQueue(store)
 
 
@@ -188,6 +190,37 @@ def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
     assert queue.claim("w", 30) is None
 
 
+def test_a_body_replayed_under_a_new_delivery_id_is_a_duplicate(queue: SQLQueue) -> None:
+    from bot.db.store import Delivery
+
+    def delivery(delivery_id: str) -> Delivery:
+        return Delivery(delivery_id, "issues", "opened", b"{}", True, 7, "o/r", 3, "cd" * 32)
+
+    assert queue.enqueue_deliveries([delivery("a")]) == ["queued"]
+    assert queue.enqueue_deliveries([delivery("b")]) == ["duplicate"]
+    assert queue.store.get_delivery("b") is None
+    assert queue.claim("w", 30) is not None and queue.claim("w", 30) is None
+
+
+def test_only_a_dead_job_is_retried_or_dropped(queue: SQLQueue) -> None:
+    dead = queue.enqueue("run", {"n": 1}, max_attempts=1)
+    waiting = queue.enqueue("run", {"n": 2})
+    job = queue.claim("w", 30)
+    assert job is not None and job.id == dead and queue.fail(job, "boom") == "dead"
+    assert [(j["id"], j["state"]) for j in queue.browse()] == [(waiting, "waiting"), (dead, "dead")]
+    assert not queue.retry_dead(waiting or 0) and not queue.drop_dead(waiting or 0)
+    assert queue.retry_dead(dead or 0) and not queue.retry_dead(dead or 0)
+    assert [j["state"] for j in queue.browse()] == ["waiting", "waiting"]
+    claimed = {job.id: job for job in (queue.claim("w", 30), queue.claim("w", 30)) if job}
+    assert claimed[dead or 0].attempts == 1  # counted from zero again
+    assert queue.complete(claimed[waiting or 0])
+    assert queue.fail(claimed[dead or 0], "boom again") == "dead"
+    assert queue.drop_dead(dead or 0) and not queue.retry_dead(dead or 0)
+    assert queue.browse() == [] and queue.counts() == {"done": 1, "dropped": 1}
+    # Retention forgets dropped jobs with the other finished ones.
+    assert queue.delete_finished_before(time.time() + 1) == 2
+
+
 def test_claim_takes_the_earliest_due_of_waiting_and_expired_jobs(queue: SQLQueue) -> None:
     abandoned = queue.enqueue("run", {"n": 1})
     queue.enqueue("webhook", {"n": 2})
@@ -209,7 +242,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     from bot.db.store import Delivery
 
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     queue = SQLQueue(store)
     steps = 0
 
@@ -223,7 +256,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
         conn.connection.dbapi_connection.set_progress_handler(count, 100)
 
     def backlog(first: int, n: int) -> None:
-        store.accept_deliveries(
+        SQLQueue(store).enqueue_deliveries(
             [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(first, first + n)]
         )
 
@@ -237,3 +270,21 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     small = claim_steps()
     backlog(100, 20_000)
     assert claim_steps() <= small + 20
+
+
+def test_deliveries_of_one_issue_are_handled_one_at_a_time(queue: SQLQueue) -> None:
+    from bot.db.store import Delivery
+
+    def on(number: int, delivery_id: str) -> Delivery:
+        return Delivery(delivery_id, "issue_comment", "created", b"{}", True, 7, "o/r", number)
+
+    queue.enqueue_deliveries([on(1, "a"), on(1, "b"), on(2, "c")])
+    first = queue.claim("w", 30)
+    other = queue.claim("w", 30)
+    assert first is not None and other is not None
+    assert (first.payload["delivery_id"], other.payload["delivery_id"]) == ("a", "c")
+    assert first.lock_key == "delivery:o/r#1"
+    assert queue.claim("w", 30) is None  # "b" waits for "a"
+    queue.complete(first)
+    after = queue.claim("w", 30)
+    assert after is not None and after.payload["delivery_id"] == "b"

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from bot.db.store import Store
-from bot.jobs.queue import Job, SQLQueue
+from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, Worker
 from bot.runs.job import run_job
 from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task, run_verb
+from tests.dbs import migrate_all
 
 # A payload as the version before RunRequest queued it (and as it is still written).
 OLD_PAYLOAD: dict[str, Any] = {
@@ -90,8 +91,7 @@ async def test_a_bad_run_job_fails_once_and_clearly(sqlite_url: str) -> None:
     """Dead-lettered at the first attempt with the reason; no retry loop, no GitHub call (the
     deps would fail loudly if anything reached them)."""
     store = Store(sqlite_url, job_max_attempts=5)
-    store.migrate()
-    queue = SQLQueue(store)
+    queue = migrate_all(store)
     deps: Any = object()  # not RunDeps: touching it would raise AttributeError, not BadRunRequest
 
     async def run(job: Job, context: JobContext) -> None:

@@ -15,6 +15,9 @@ from sqlalchemy import insert, select
 
 from bot.db import schema
 from bot.db.store import Delivery, FairLock, Store
+from bot.jobs import sql as sql_queue
+from bot.jobs.sql import SQLQueue
+from tests.dbs import migrate_all
 
 
 def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
@@ -32,18 +35,19 @@ def _delivery(delivery_id: str, handled: bool = True) -> Delivery:
 def _jobs(store: Store) -> list[dict[str, object]]:
     with store.engine.connect() as conn:
         return [
-            dict(r._mapping) for r in conn.execute(select(schema.jobs).order_by(schema.jobs.c.id))
+            dict(r._mapping)
+            for r in conn.execute(select(sql_queue.jobs).order_by(sql_queue.jobs.c.id))
         ]
 
 
 def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
     store = Store(db_url)
-    store.migrate()
-    statuses = store.accept_deliveries(
+    migrate_all(store)
+    statuses = SQLQueue(store).enqueue_deliveries(
         [_delivery("a"), _delivery("b", handled=False), _delivery("a"), _delivery("c")]
     )
     assert statuses == ["queued", "ignored", "duplicate", "queued"]
-    assert store.accept_delivery(_delivery("b")) == "duplicate"
+    assert _accept(store, _delivery("b")) == "duplicate"
     jobs = _jobs(store)
     assert sorted(j["payload"]["delivery_id"] for j in jobs) == ["a", "c"]  # type: ignore[index]
     stored = store.get_delivery("a")
@@ -68,18 +72,18 @@ def test_accept_queues_ignores_and_dedupes(db_url: str) -> None:
 
 def test_dedupe_survives_a_restart(sqlite_url: str) -> None:
     first = Store(sqlite_url)
-    first.migrate()
-    assert first.accept_delivery(_delivery("x")) == "queued"
+    migrate_all(first)
+    assert _accept(first, _delivery("x")) == "queued"
     first.dispose()
     second = Store(sqlite_url)
-    second.migrate()
-    assert second.accept_delivery(_delivery("x")) == "duplicate"
+    migrate_all(second)
+    assert _accept(second, _delivery("x")) == "duplicate"
     assert len(_jobs(second)) == 1
 
 
 def test_installations(db_url: str) -> None:
     store = Store(db_url)
-    store.migrate()
+    migrate_all(store)
     store.upsert_installation(1, "octo")
     store.add_repositories(1, ["octo/a", "octo/b"])
     store.add_repositories(1, ["octo/b"])
@@ -94,7 +98,7 @@ def test_installations(db_url: str) -> None:
 
 def test_runs_ledger_and_audit(db_url: str) -> None:
     store = Store(db_url)
-    store.migrate()
+    migrate_all(store)
     store.record_run("r1", repo="octo/widgets", number=3, kind="fix")
     store.record_model_call(
         "r1",
@@ -120,8 +124,8 @@ def test_payloads_are_stored_packed_and_read_back_byte_for_byte(db_url: str) -> 
 
     body = (WEBHOOK_FIXTURES / "issue_comment" / "created.payload.json").read_bytes()
     store = Store(db_url)
-    store.migrate()
-    store.accept_delivery(replace(_delivery("big"), payload=body))
+    migrate_all(store)
+    _accept(store, replace(_delivery("big"), payload=body))
     with store.engine.begin() as conn:
         stored = conn.execute(
             select(schema.deliveries.c.payload).where(schema.deliveries.c.delivery_id == "big")
@@ -145,7 +149,7 @@ def test_payloads_are_stored_packed_and_read_back_byte_for_byte(db_url: str) -> 
 
 def test_repair_attempts_and_refusals(db_url: str) -> None:
     store = Store(db_url)
-    store.migrate()
+    migrate_all(store)
     assert store.bump_repair_attempt("o/r", 5, "f1") == (1, 1)
     assert store.bump_repair_attempt("o/r", 5, "f1") == (2, 2)
     assert store.bump_repair_attempt("o/r", 5, "f2") == (1, 3)
@@ -166,7 +170,7 @@ def test_sqlite_writers_in_threads_queue_and_a_failed_transaction_frees_the_lock
     sqlite_url: str,
 ) -> None:
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     with contextlib.suppress(Exception), store.engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO nowhere VALUES (1)")
     errors: list[BaseException] = []
@@ -174,7 +178,7 @@ def test_sqlite_writers_in_threads_queue_and_a_failed_transaction_frees_the_lock
     def writer(name: str) -> None:
         try:
             for n in range(40):
-                store.accept_delivery(_delivery(f"{name}-{n}"))
+                _accept(store, _delivery(f"{name}-{n}"))
                 assert store.get_delivery(f"{name}-{n}") is not None
         except BaseException as exc:
             errors.append(exc)
@@ -245,7 +249,9 @@ def _accept_in_a_process(url: str, first: int, count: int) -> list[str]:
     store = Store(url)
     statuses = []
     for n in range(first, first + count, 5):
-        statuses += store.accept_deliveries([_delivery(f"d{i}") for i in range(n, n + 5)])
+        statuses += SQLQueue(store).enqueue_deliveries(
+            [_delivery(f"d{i}") for i in range(n, n + 5)]
+        )
     store.dispose()
     return statuses
 
@@ -253,7 +259,7 @@ def _accept_in_a_process(url: str, first: int, count: int) -> list[str]:
 def test_writers_in_several_processes_store_each_delivery_once(sqlite_url: str) -> None:
     """`serve --workers N`: processes whose ids overlap; every id is queued exactly once."""
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(3) as pool:
         results = pool.starmap(_accept_in_a_process, [(sqlite_url, 0, 300)] * 3)
@@ -265,13 +271,13 @@ def test_writers_in_several_processes_store_each_delivery_once(sqlite_url: str) 
 
 def test_closing_a_connection_mid_transaction_frees_the_write_lock(sqlite_url: str) -> None:
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     conn = store.engine.connect()
     conn.exec_driver_sql("SELECT 1")  # begins: holds the write lock
     closer = threading.Thread(target=conn.connection.dbapi_connection.close)  # type: ignore[union-attr]
     closer.start()
     closer.join(10)
-    writer = threading.Thread(target=store.accept_delivery, args=(_delivery("after"),))
+    writer = threading.Thread(target=_accept, args=(store, _delivery("after")))
     writer.start()
     writer.join(10)
     assert not writer.is_alive(), "the write lock was never released"
@@ -288,14 +294,14 @@ def test_the_intake_never_checkpoints_and_checkpoint_keeps_the_wal_bounded(
     from pathlib import Path
 
     store = Store(sqlite_url)
-    store.migrate()
+    migrate_all(store)
     wal = Path(f"{store.engine.url.database}-wal")
     # Random text, which packing hardly shrinks.
     payload = b'{"pad": "' + base64.b64encode(random.randbytes(15_000)) + b'"}'
 
     def burst(start: int, count: int) -> None:
         for n in range(start, start + count):
-            store.accept_deliveries(
+            SQLQueue(store).enqueue_deliveries(
                 [Delivery(f"d{n}", "ping", None, payload, handled=False, installation_id=None)]
             )
 
@@ -332,16 +338,23 @@ def test_migrate_indexes_only_the_jobs_that_have_a_lock(db_url: str) -> None:
     """A database of an earlier version (every job in the lock indexes) gets the partial
     indexes instead; migrating twice is harmless."""
     store = Store(db_url)
-    store.migrate()
+    migrate_all(store)
     with store.engine.begin() as conn:
         for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
             conn.exec_driver_sql(f"DROP INDEX {name}")
         conn.exec_driver_sql("CREATE INDEX ix_jobs_lock_key ON jobs (lock_key)")
         conn.exec_driver_sql("CREATE INDEX ix_jobs_queueing_lock ON jobs (queueing_lock)")
-    store.migrate()
-    store.migrate()  # and again: nothing left to do
+        # That version kept no schema versions.
+        conn.exec_driver_sql("DROP TABLE schema_versions")
+    migrate_all(store)
+    migrate_all(store)  # and again: nothing left to do
     indexes = _job_indexes(store)
     assert "ix_jobs_lock_key" not in indexes and "ix_jobs_queueing_lock" not in indexes
     for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
         assert "NOT NULL" in indexes[name].upper(), indexes[name]
     store.dispose()
+
+
+def _accept(store: Store, delivery: Delivery) -> str:
+    """One delivery through the queue's intake (it owns the transaction and the job rows)."""
+    return SQLQueue(store).enqueue_deliveries([delivery])[0]

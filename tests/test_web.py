@@ -19,13 +19,14 @@ from bot.config import Settings
 from bot.db.store import Store
 from bot.intake.app import create_app
 from bot.intake.webhooks import sign
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import Worker
 from bot.triggers.context import Context
 from bot.triggers.routing import Router
 from handlers import installations, ping
 from handlers import router as real_router
 from tests.conftest import WEBHOOK_FIXTURES
+from tests.dbs import migrate_all
 from tests.servers import running
 
 SECRET = "test-secret"
@@ -72,7 +73,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     store = Store.from_settings(settings)
-    store.migrate()
+    migrate_all(store)
     yield store
     store.dispose()
 
@@ -135,6 +136,7 @@ def test_every_recorded_payload_is_queued_or_ignored_as_the_real_router_routes_i
     jobs = []
     while (job := queue.claim("w", 30)) is not None:
         jobs.append(job.payload["delivery_id"])
+        queue.complete(job)  # the next delivery of the same issue or PR waits for this one
     assert sorted(jobs) == sorted(d for d, s in expected.items() if s == "queued")
 
 
@@ -231,7 +233,7 @@ def test_dedupe_survives_a_restart(settings: Settings) -> None:
     body = (WEBHOOK_FIXTURES / "issues" / "opened.payload.json").read_bytes()
     for expected in ((202, "ignored"), (200, "duplicate")):
         store = Store.from_settings(settings)
-        store.migrate()
+        migrate_all(store)
         with running(create_app(settings, store, real_router)) as base:
             response = _post(base, "issues", body, delivery="same-id")
             assert (response.status_code, response.json()["status"]) == expected

@@ -98,6 +98,30 @@ def test_fields_of_another_type_read_as_absent(body: bytes) -> None:
     assert (delivery.action, delivery.installation_id, delivery.repository) == (None, None, None)
 
 
+@pytest.mark.parametrize(
+    ("event", "payload", "number"),
+    [
+        ("issue_comment", {"issue": {"number": 5}, "comment": {"id": 1}}, 5),
+        ("pull_request", {"pull_request": {"number": 8}}, 8),
+        ("issues", {"issue": {"number": "5"}}, None),
+        ("issues", {"issue": {"number": True}}, None),
+        ("pull_request", {"pull_request": [8]}, None),
+        ("check_suite", {"check_suite": {"pull_requests": [{"number": 3}]}}, None),
+    ],
+)
+def test_the_issue_or_pull_request_number_is_read(
+    event: str, payload: dict[str, object], number: int
+) -> None:
+    # Each payload of its event's shape (bot/intake/shapes.py), so the intake takes it.
+    payload = {"action": "created", **payload}
+    body = json.dumps(payload).encode()
+    headers = _headers(body, **{"X-GitHub-Event": event})
+    assert parse_request(headers, body, ["s1"]).number == number
+    big = json.dumps({**payload, "n": 10**30}).encode()  # the orjson path
+    headers = _headers(big, **{"X-GitHub-Event": event})
+    assert parse_request(headers, big, ["s1"]).number == number
+
+
 def test_what_the_fast_parser_does_not_take_is_decided_by_orjson() -> None:
     from bot.intake.webhooks import _parsers
 

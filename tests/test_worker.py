@@ -13,8 +13,10 @@ import pytest
 import structlog
 
 from bot.db.store import Store
-from bot.jobs.queue import Job, SQLQueue
+from bot.jobs.queue import Job
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import JobContext, Worker
+from tests.dbs import migrate_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 @pytest.fixture
 def queue(sqlite_url: str) -> SQLQueue:
     store = Store(sqlite_url, job_max_attempts=2)
-    store.migrate()
+    migrate_all(store)
     return SQLQueue(store)
 
 

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from bot.db.store import Store
-from bot.jobs.queue import Job, SQLQueue
+from bot.jobs.queue import Job
+from bot.jobs.sql import SQLQueue
 from bot.jobs.worker import JobContext, Worker, install_stop_signals
 
 
@@ -23,7 +24,8 @@ def main() -> None:
         float(sys.argv[3]),
         float(sys.argv[4]),
     )
-    queue = SQLQueue(Store(url))
+    store = Store(url)
+    queue = SQLQueue(store)
 
     async def block(job: Job, context: JobContext) -> None:
         (folder / f"started-{os.getpid()}").write_text(str(job.id))

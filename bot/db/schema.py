@@ -1,4 +1,4 @@
-"""Every table Shipmate keeps, in one place. SQLAlchemy Core; SQLite or PostgreSQL.
+"""Every table of Shipmate's own, in one place. SQLAlchemy Core; SQLite or PostgreSQL.
 
 Times are UNIX seconds (float) so both databases store and compare them the same way.
 """
@@ -47,43 +47,25 @@ delivery_digests = Table(
     Column("delivery_id", String(100), nullable=False),
 )
 
-jobs = Table(
-    "jobs",
+# The queue's tables are the queue's own (bot/jobs/): the SQL queue's `jobs`, or
+# procrastinate's schema on PostgreSQL.
+
+# Who is taking jobs: each worker process writes its row every heartbeat (capacity, jobs
+# running, "running" or "draining"), for the dashboard's queue page; a stale heartbeat is a
+# worker that was killed or lost its host.
+workers = Table(
+    "workers",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(50), nullable=False),
-    Column("payload", JSON, nullable=False),
-    # waiting -> running -> done | waiting (retry) | dead; aborted when cancelled while waiting.
-    Column("state", String(20), nullable=False, default="waiting"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("max_attempts", Integer, nullable=False),
-    Column("lock_key", String(300)),
-    Column("queueing_lock", String(300)),
-    Column("run_at", Float, nullable=False),
-    Column("lease_until", Float),
-    Column("worker_id", String(100)),
-    Column("abort_requested", Boolean, nullable=False, default=False),
-    Column("last_error", Text),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-    Index("ix_jobs_state_run_at", "state", "run_at"),
+    Column("id", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("backend", String(20), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("running", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
 )
-# Most jobs (every webhook job) have neither lock: only the ones set are indexed, which spares
-# each delivery two index entries, and each of the intake's commits two index pages.
-Index(
-    "ix_jobs_lock_key_set",
-    jobs.c.lock_key,
-    sqlite_where=jobs.c.lock_key.is_not(None),
-    postgresql_where=jobs.c.lock_key.is_not(None),
-)
-Index(
-    "ix_jobs_queueing_lock_set",
-    jobs.c.queueing_lock,
-    sqlite_where=jobs.c.queueing_lock.is_not(None),
-    postgresql_where=jobs.c.queueing_lock.is_not(None),
-)
-# Indexes of earlier versions, which `Store.migrate` drops.
-DROPPED_INDEXES = ("ix_jobs_lock_key", "ix_jobs_queueing_lock")
 
 installations = Table(
     "installations",

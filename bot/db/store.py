@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from isal import isal_zlib
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,11 +25,14 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from bot.config import ConfigError, Settings
-from bot.db import schema
+from bot.db import migrations, schema
 from bot.db.ledger import LedgerTables
+from bot.db.migrations import SchemaPart
 from bot.db.views import DashboardViews
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
+# The version of our tables that this code reads and writes (see `Store.schema_part`).
+SCHEMA_VERSION = "1"
 
 
 def pack_payload(payload: bytes) -> bytes:
@@ -58,8 +60,19 @@ class Delivery:
     handled: bool
     installation_id: int | None = None
     repository: str | None = None
+    # The issue or pull request it is about, when it names one.
+    number: int | None = None
     # The verified signature of the body; a body already accepted is a duplicate (a replay).
     digest: str | None = None
+
+    @property
+    def lock_key(self) -> str | None:
+        """The lock of its job: the deliveries of one issue or PR are handled one at a time,
+        in order (a `fix` then a `stop`, a label added then removed). Not the run's lock
+        (`bot/runs/`): a `stop` must not wait for the run it stops."""
+        if self.repository is None or self.number is None:
+            return None
+        return f"delivery:{self.repository}#{self.number}"
 
 
 @dataclass(frozen=True)
@@ -82,17 +95,8 @@ class Installation:
     suspended: bool
 
 
-JOB_COLUMNS = (
-    "kind",
-    "payload",
-    "state",
-    "attempts",
-    "max_attempts",
-    "run_at",
-    "abort_requested",
-    "created_at",
-    "updated_at",
-)
+# A delivery ready to insert: the delivery, its status, its packed payload.
+PreparedDelivery = tuple[Delivery, DeliveryStatus, bytes]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -281,9 +285,10 @@ def _append_only_ddl(dialect: str, table: str) -> list[str]:
     return []
 
 
-def open_store(settings: Settings) -> Store:
-    """The store, migrated, for start-up. Raise `ConfigError` naming the setting at fault when
-    the data dir cannot be created or the database cannot be used."""
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store for start-up, migrated unless `migrate` is False (`serve` and `worker` check
+    the schema's versions first: bot/jobs/backends.py). Raise `ConfigError` naming the
+    setting at fault when the data dir cannot be created or the database cannot be used."""
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -304,7 +309,11 @@ def open_store(settings: Settings) -> Store:
             "SHIPMATE_DATABASE_URL", f"cannot create the folder of {url.database} ({exc.strerror})"
         ) from None
     try:
-        store.migrate()
+        if migrate:
+            store.migrate()
+        else:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         store.dispose()
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -330,16 +339,20 @@ class Store:
     def from_settings(cls, settings: Settings) -> Store:
         return cls(settings.resolved_database_url, job_max_attempts=settings.job_max_attempts)
 
+    def schema_part(self) -> SchemaPart:
+        """Our tables as one part of the schema (`bot/db/migrations.py`)."""
+        return SchemaPart("shipmate", SCHEMA_VERSION, self._apply_schema)
+
+    def _apply_schema(self, conn: Connection, recorded: str | None) -> None:
+        # Version 1 is every table as of the first versioned Shipmate: on a database of an
+        # unversioned one (recorded None, tables there) this adds what it lacks.
+        schema.metadata.create_all(conn)
+        for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
+            conn.exec_driver_sql(statement)
+
     def migrate(self) -> None:
-        schema.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            # On PostgreSQL the first of these takes the lock that serialises migrations.
-            for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
-                conn.exec_driver_sql(statement)
-            for name in schema.DROPPED_INDEXES:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-            for index in schema.jobs.indexes:  # an existing table gets the ones it lacks
-                index.create(conn, checkfirst=True)
+        """Bring our tables to SCHEMA_VERSION (the queue migrates its own)."""
+        migrations.migrate(self.engine, [self.schema_part()])
 
     def dispose(self) -> None:
         if self._intake is not None:
@@ -370,7 +383,7 @@ class Store:
         finally:
             raw.close()
 
-    def _intake_connection(self) -> Any:
+    def intake_connection(self) -> Any:
         """The SQLite connection the intake keeps for itself: its transactions skip the pool
         and SQLAlchemy's per-transaction work (this is most of a delivery's cost), and it never
         runs a checkpoint inside its commits."""
@@ -395,18 +408,17 @@ class Store:
 
     # Deliveries ----------------------------------------------------------------------------
 
-    def accept_deliveries(self, batch: Sequence[Delivery]) -> list[DeliveryStatus]:
-        """Store each delivery and, for handled ones, its job, in ONE transaction.
-
-        A delivery id already stored, or repeated in the batch, is a duplicate and writes nothing.
-        This is the intake's hot path: on SQLite it talks to the driver directly, skipping
-        SQLAlchemy's per-statement overhead (the same SQL, one transaction, one commit).
-        """
-        now = time.time()
+    def prepare_deliveries(
+        self, batch: Sequence[Delivery]
+    ) -> tuple[list[DeliveryStatus], list[PreparedDelivery]]:
+        """Each delivery's status as far as the batch tells (a repeat within it is a
+        duplicate), and the rows to insert, their payloads packed here, before the
+        transaction, so the write lock is held no longer. The queue's `enqueue_deliveries`
+        inserts them with its jobs in ONE transaction, and `settle_statuses` says which were
+        duplicates of stored ones."""
         statuses: list[DeliveryStatus] = []
         seen: set[str] = set()
-        # Each with its payload packed before the transaction: the write lock is held no longer.
-        rows: list[tuple[Delivery, DeliveryStatus, bytes]] = []
+        rows: list[PreparedDelivery] = []
         for delivery in batch:
             if delivery.delivery_id in seen:
                 statuses.append("duplicate")
@@ -415,46 +427,35 @@ class Store:
             status: DeliveryStatus = "queued" if delivery.handled else "ignored"
             rows.append((delivery, status, pack_payload(delivery.payload)))
             statuses.append(status)
-        if self.dialect == "sqlite":
-            connection = self._intake_connection()
-            connection.begin_immediate()
-            try:
-                inserted = self._insert_deliveries_sqlite(connection, rows, now)
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
-        else:
-            with self.engine.begin() as conn:
-                inserted = self._insert_deliveries(conn, rows, now)
-        accepted = iter(inserted)
-        for index, status in enumerate(statuses):
-            if status != "duplicate" and not next(accepted):
-                statuses[index] = "duplicate"
-        return statuses
+        return statuses, rows
 
-    def _job_row(self, delivery: Delivery, now: float) -> dict[str, Any]:
+    @staticmethod
+    def settle_statuses(
+        statuses: list[DeliveryStatus], inserted: list[bool]
+    ) -> list[DeliveryStatus]:
+        """`statuses` with each row the database already had (not inserted) a duplicate."""
+        settled = list(statuses)
+        accepted = iter(inserted)
+        for index, status in enumerate(settled):
+            if status != "duplicate" and not next(accepted):
+                settled[index] = "duplicate"
+        return settled
+
+    @staticmethod
+    def webhook_job_payload(delivery: Delivery) -> dict[str, Any]:
+        """A delivery's job: what every log line of the job carries, known without loading
+        the delivery."""
         return {
-            "kind": "webhook",
-            # What every log line of the job carries, known without loading the delivery.
-            "payload": {
-                "delivery_id": delivery.delivery_id,
-                "event": delivery.event,
-                "repo": delivery.repository,
-                "installation_id": delivery.installation_id,
-            },
-            "state": "waiting",
-            "attempts": 0,
-            "max_attempts": self.job_max_attempts,
-            "run_at": now,
-            "abort_requested": False,
-            "created_at": now,
-            "updated_at": now,
+            "delivery_id": delivery.delivery_id,
+            "event": delivery.event,
+            "repo": delivery.repository,
+            "installation_id": delivery.installation_id,
         }
 
-    def _insert_deliveries(
-        self, conn: Connection, rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]], now: float
+    def insert_deliveries(
+        self, conn: Connection, rows: Sequence[PreparedDelivery], now: float
     ) -> list[bool]:
+        """Insert `rows` in the caller's transaction; True for each one that was new."""
         insert_delivery = (
             self._insert(schema.deliveries)
             .on_conflict_do_nothing(index_elements=["delivery_id"])
@@ -466,7 +467,6 @@ class Store:
             .returning(schema.delivery_digests.c.digest)
         )
         inserted: list[bool] = []
-        jobs: list[dict[str, Any]] = []
         for delivery, status, payload in rows:
             if delivery.digest is not None:
                 fresh_body = conn.execute(
@@ -490,65 +490,42 @@ class Store:
                 },
             ).first()
             inserted.append(row is not None)
-            if row is not None and delivery.handled:
-                jobs.append(self._job_row(delivery, now))
-        if jobs:
-            conn.execute(insert(schema.jobs), jobs)
         return inserted
 
-    def _insert_deliveries_sqlite(
-        self,
-        connection: _WriteLockedConnection,
-        rows: Sequence[tuple[Delivery, DeliveryStatus, bytes]],
-        now: float,
+    @staticmethod
+    def insert_deliveries_sqlite(
+        cursor: sqlite3.Cursor, rows: Sequence[PreparedDelivery], now: float
     ) -> list[bool]:
-        cursor = connection.cursor()
+        """`insert_deliveries` on the intake's own SQLite connection (`intake_connection`),
+        skipping SQLAlchemy's per-statement overhead: the intake's hot path."""
         inserted: list[bool] = []
-        jobs: list[tuple[Any, ...]] = []
-        try:
-            for delivery, status, payload in rows:
-                if delivery.digest is not None:
-                    cursor.execute(
-                        "INSERT INTO delivery_digests (digest, delivery_id) VALUES (?, ?)"
-                        " ON CONFLICT (digest) DO NOTHING RETURNING digest",
-                        (delivery.digest, delivery.delivery_id),
-                    )
-                    if cursor.fetchone() is None:
-                        inserted.append(False)
-                        continue
+        for delivery, status, payload in rows:
+            if delivery.digest is not None:
                 cursor.execute(
-                    "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
-                    " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
-                    (
-                        delivery.delivery_id,
-                        delivery.event,
-                        delivery.action,
-                        delivery.installation_id,
-                        delivery.repository,
-                        payload,
-                        status,
-                        now,
-                    ),
+                    "INSERT INTO delivery_digests (digest, delivery_id) VALUES (?, ?)"
+                    " ON CONFLICT (digest) DO NOTHING RETURNING digest",
+                    (delivery.digest, delivery.delivery_id),
                 )
-                fresh = cursor.fetchone() is not None
-                inserted.append(fresh)
-                if fresh and delivery.handled:
-                    job = self._job_row(delivery, now)
-                    job["payload"] = orjson.dumps(job["payload"]).decode()
-                    jobs.append(tuple(job[column] for column in JOB_COLUMNS))
-            if jobs:
-                columns = ", ".join(JOB_COLUMNS)
-                cursor.executemany(
-                    f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})",  # noqa: S608
-                    jobs,
-                )
-        finally:
-            cursor.close()
+                if cursor.fetchone() is None:
+                    inserted.append(False)
+                    continue
+            cursor.execute(
+                "INSERT INTO deliveries (delivery_id, event, action, installation_id,"
+                " repository, payload, status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+                (
+                    delivery.delivery_id,
+                    delivery.event,
+                    delivery.action,
+                    delivery.installation_id,
+                    delivery.repository,
+                    payload,
+                    status,
+                    now,
+                ),
+            )
+            inserted.append(cursor.fetchone() is not None)
         return inserted
-
-    def accept_delivery(self, delivery: Delivery) -> DeliveryStatus:
-        return self.accept_deliveries([delivery])[0]
 
     def get_delivery(self, delivery_id: str) -> StoredDelivery | None:
         with self.engine.connect() as conn:
@@ -600,6 +577,16 @@ class Store:
             query = query.where(schema.deliveries.c.status == status)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def delete_deliveries_before(self, cutoff: float) -> int:
+        """Retention: deliveries received before `cutoff` whose job is over (any status but
+        queued)."""
+        table = schema.deliveries
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delete(table).where(table.c.received_at < cutoff, table.c.status != "queued")
+            )
+            return int(result.rowcount)
 
     # Installations -------------------------------------------------------------------------
 
@@ -767,8 +754,10 @@ class Store:
         reason: str,
         at: float | None = None,
         delivery_id: str | None = None,
+        command: str | None = None,
     ) -> None:
-        """One egress request of a sandbox, as an audit row of its run."""
+        """One egress request of a sandbox, as an audit row of its run (with the command that
+        made it, when known; never a header or a body)."""
         self.append_audit(
             "egress.allowed" if allowed else "egress.denied",
             run_id=task_id,
@@ -780,6 +769,7 @@ class Store:
                 "bytes_out": bytes_out,
                 "bytes_in": bytes_in,
                 "reason": reason,
+                "command": command,
             },
             at=at,
         )
@@ -799,7 +789,10 @@ class Store:
                     "host": host,
                     "port": int(port),
                     "allowed": row["action"] == "egress.allowed",
-                    **{k: detail.get(k) for k in ("method", "bytes_out", "bytes_in", "reason")},
+                    **{
+                        k: detail.get(k)
+                        for k in ("method", "bytes_out", "bytes_in", "reason", "command")
+                    },
                 }
             )
         return found

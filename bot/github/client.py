@@ -305,10 +305,11 @@ class RepoClient:
         title: str | None = None,
         summary: str | None = None,
         details_url: str | None = None,
+        actions: Sequence[Mapping[str, str]] | None = None,
     ) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": status}
-        payload.update(_check_fields(conclusion, title, summary, details_url))
+        payload.update(_check_fields(conclusion, title, summary, details_url, actions))
         run = CheckRun.of(await self._json(lambda: rest.checks.async_create(o, r, data=payload)))  # type: ignore[call-overload]
         await self._audited("check_run.create", f"@{head_sha}", name=name, status=status)
         return run
@@ -322,10 +323,11 @@ class RepoClient:
         title: str | None = None,
         summary: str | None = None,
         details_url: str | None = None,
+        actions: Sequence[Mapping[str, str]] | None = None,
     ) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {} if status is None else {"status": status}
-        payload.update(_check_fields(conclusion, title, summary, details_url))
+        payload.update(_check_fields(conclusion, title, summary, details_url, actions))
         run = CheckRun.of(
             await self._json(lambda: rest.checks.async_update(o, r, check_run_id, data=payload))  # type: ignore[call-overload]
         )
@@ -448,9 +450,16 @@ class RepoClient:
 
 
 def _check_fields(
-    conclusion: str | None, title: str | None, summary: str | None, details_url: str | None
+    conclusion: str | None,
+    title: str | None,
+    summary: str | None,
+    details_url: str | None,
+    actions: Sequence[Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
+    if actions is not None:
+        # Buttons on the check run (at most three); GitHub sends check_run.requested_action.
+        fields["actions"] = [dict(action) for action in actions]
     if conclusion is not None:
         # A conclusion implies the run is done; GitHub requires both together.
         fields["status"] = "completed"

@@ -37,7 +37,8 @@ from bot.github.manifest import (
 )
 from bot.intake.dashboard import dashboard_app
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
-from bot.jobs.queue import Queue, SQLQueue
+from bot.jobs.queue import Queue
+from bot.jobs.sql import SQLQueue
 from bot.triggers.routing import Router
 
 log = structlog.get_logger("shipmate.web")
@@ -191,6 +192,7 @@ class WebhookIntake:
             installation_id=incoming.installation_id,
             repository=incoming.repository,
             digest=incoming.digest,
+            number=incoming.number,
         )
         try:
             status = await self.writer.submit(delivery)

@@ -23,7 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings
 from bot.db.store import Store
-from bot.jobs.worker import Worker
+from bot.jobs.backends import Runner
 
 log = structlog.get_logger("shipmate.server")
 
@@ -32,17 +32,20 @@ Duty = Callable[[asyncio.Event], Awaitable[None]]
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
 
-def lifespan(settings: Settings, store: Store, worker: Worker | None) -> Lifespan:
-    """The app's lifespan: the leading process of `serve` runs the WAL checkpoints and the
-    in-process `worker` (if any) until shutdown, then the store is closed."""
+def lifespan(
+    settings: Settings, store: Store, worker: Runner | None, duties: Sequence[Duty] = ()
+) -> Lifespan:
+    """The app's lifespan: the leading process of `serve` runs the WAL checkpoints, the
+    in-process `worker` (if any) and the other `duties` (the SQL queue's retention) until
+    shutdown, then the store is closed."""
 
     @contextlib.asynccontextmanager
     async def running(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25)]
+        leader_duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25), *duties]
         if worker is not None:
-            duties.append(worker.run)
-        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, duties))
+            leader_duties.append(worker.run)
+        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, leader_duties))
         log.info(
             "serve.started", worker=worker is not None, app_configured=settings.has_app_credentials
         )

@@ -16,23 +16,34 @@ from typing import Any
 
 import structlog
 
+from bot.db import workers
+from bot.jobs.capacity import Load, report_load
 from bot.jobs.queue import Job, Queue
+from bot.jobs.sql import SQLQueue
 
 log = structlog.get_logger("shipmate.worker")
 
 
 @dataclass
 class JobContext:
-    """What a job handler gets besides the job: cooperative cancel and a bound logger."""
+    """What a job handler gets besides the job: cooperative cancel and a bound logger.
+
+    `abort` is the backend's own answer to "was this job asked to stop?" (procrastinate's
+    worker knows it in memory, by NOTIFY); without it the queue is asked."""
 
     job: Job
     queue: Queue
     log: Any
+    abort: Callable[[], bool] | None = None
 
     def should_abort(self) -> bool:
+        if self.abort is not None:
+            return self.abort()
         return self.queue.should_abort(self.job.id)
 
     async def should_abort_async(self) -> bool:
+        if self.abort is not None:
+            return self.abort()
         return await asyncio.to_thread(self.queue.should_abort, self.job.id)
 
 
@@ -64,7 +75,7 @@ def job_log_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
 class Worker:
     def __init__(
         self,
-        queue: Queue,
+        queue: SQLQueue,
         handlers: Mapping[str, JobHandler],
         *,
         concurrency: int = 1,
@@ -74,6 +85,7 @@ class Worker:
         grace_seconds: float = 30.0,
         worker_id: str | None = None,
         delivery_fields: DeliveryFields | None = None,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
@@ -85,6 +97,9 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        capacity = self.concurrency + sum(self.dedicated.values())
+        self.load = Load(capacity=capacity, backend="sql", worker_id=self.worker_id)
+        self.heartbeat_seconds = heartbeat_seconds
         self.wake = asyncio.Event()
         self.delivery_fields = delivery_fields
         # In `serve`: whether the intake in this process is taking a burst of deliveries. The
@@ -103,7 +118,16 @@ class Worker:
         for kind, count in self.dedicated.items():
             lanes += [(kind,)] * count
         slots = [asyncio.create_task(self._slot(stop, kinds)) for kinds in lanes]
-        await asyncio.gather(*slots)
+        store = self.queue.store
+        reporting = asyncio.create_task(report_load(store, self.load, stop, self.heartbeat_seconds))
+        try:
+            await stop.wait()
+            self.load.state = "draining"
+            await asyncio.to_thread(self.load.report, store)
+            await asyncio.gather(*slots)
+        finally:
+            reporting.cancel()
+            await asyncio.to_thread(workers.remove, store.engine, self.worker_id)
 
     async def _step_back(self, stop: asyncio.Event) -> None:
         """While the intake is busy, wait (up to `busy_claim_seconds`) before the next claim."""
@@ -157,25 +181,36 @@ class Worker:
                 log.error("job.unknown_kind")
                 return
             context = JobContext(job=job, queue=self.queue, log=log.bind(job_id=job.id))
-            task = asyncio.create_task(handler(job, context))
-            beat = asyncio.create_task(self._heartbeat(job, task))
-            stopping = asyncio.create_task(stop.wait())
+            self.load.running += 1
             try:
-                await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not task.done():
-                    log.info("job.finishing_before_shutdown", grace_seconds=self.grace_seconds)
-                    await asyncio.wait({task}, timeout=self.grace_seconds)
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                    await asyncio.to_thread(self.queue.release, job)
-                    log.info("job.released")
-                    return
+                await self._supervise(job, handler(job, context), stop)
             finally:
-                beat.cancel()
-                stopping.cancel()
-            await self._settle(job, task)
+                self.load.running -= 1
+
+    async def _supervise(
+        self, job: Job, work: Coroutine[Any, Any, None], stop: asyncio.Event
+    ) -> None:
+        """Run the job's handler with its heartbeat; at `stop`, give it the grace time, then
+        release it."""
+        task = asyncio.create_task(work)
+        beat = asyncio.create_task(self._heartbeat(job, task))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                log.info("job.finishing_before_shutdown", grace_seconds=self.grace_seconds)
+                await asyncio.wait({task}, timeout=self.grace_seconds)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                await asyncio.to_thread(self.queue.release, job)
+                log.info("job.released")
+                return
+        finally:
+            beat.cancel()
+            stopping.cancel()
+        await self._settle(job, task)
 
     async def _log_fields(self, job: Job) -> dict[str, Any]:
         """delivery_id, github_event, repo and installation_id for every line of the job; a job

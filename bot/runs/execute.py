@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from bot.sandbox.checkout import Checkout
 from bot.sandbox.environment import Environments
 from bot.sandbox.image import ImageError
 from bot.sandbox.setup import DependencyCache, run_setup
+from bot.security.redact import mask
 from bot.security.tree_scan import scan_tree
 
 log = structlog.get_logger("shipmate.execute")
@@ -56,6 +58,24 @@ class Execution:
         if self.change is not None:
             self.change.discard()
             self.change = None
+
+
+HEADER_OR_DATA = re.compile(
+    r"""(-H|--header|-d|--data(?:-\w+)?|-F|--form|-u|--user|--cookie|-b)[=\s]+('[^']*'|"[^"]*"|\S+)"""
+)
+URL_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+def shown_command(argv: tuple[str, ...] | None, limit: int = 200) -> str | None:
+    """A command as a person would read it: a shell's script rather than `bash -lc`."""
+    if not argv:
+        return None
+    text = argv[-1] if argv[:1] == ("bash",) and len(argv) >= 3 else " ".join(argv)
+    text = mask(" ".join(text.split()))
+    # What a request would carry stays out: header and data arguments, URL queries.
+    text = HEADER_OR_DATA.sub(lambda m: f"{m.group(1)} …", text)
+    text = URL_QUERY.sub("?…", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def take(done: Execution, sandbox: BwrapSandbox, checkout: Checkout, base_sha: str) -> None:
@@ -182,8 +202,10 @@ async def execute(
             )
 
     bound = structlog.contextvars.get_contextvars()
+    started: list[BwrapSandbox] = []
 
     def egress(event: Any) -> None:
+        running = started[0].running if started else None
         if store is not None:
             store.append_egress(
                 task_id=event.task_id,
@@ -196,9 +218,11 @@ async def execute(
                 reason=event.reason,
                 at=event.at.timestamp(),
                 delivery_id=bound.get("delivery_id"),
+                command=shown_command(running),
             )
 
     async with holding, open_sandbox(spec, audit=egress, ca_dir=ca_dir) as sandbox:
+        started.append(sandbox)
         if deps is not None:
             results = await run_setup(
                 sandbox, config.setup, timeout_seconds=max(1.0, budget.remaining())

@@ -67,7 +67,15 @@ PUBLISH: Mapping[str, str] = {
     "pull_requests": "write",
     "checks": "write",
 }
+CHECKS: Mapping[str, str] = {"metadata": "read", "checks": "write"}
 LINK_HOSTS = ("github.com",)
+# The `Shipmate` check run's buttons; GitHub sends check_run.requested_action (handlers/).
+STOP_ACTION = {
+    "label": "Stop",
+    "description": "Stop this task; nothing is pushed",
+    "identifier": "stop",
+}
+RETRY_ACTION = {"label": "Retry", "description": "Run this task again", "identifier": "retry"}
 
 
 def lock_key(repo: str, number: int) -> str:
@@ -189,6 +197,8 @@ class Run:
     clean: Outbound
     talker: RepoClient
     sticky: Sticky
+    # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
+    live_check: int | None = None
 
     @property
     def key(self) -> str:
@@ -250,6 +260,15 @@ async def client_for(
         installation_id, repository=repo_name, permissions=permissions
     )
     return RepoClient(github, repo_name)
+
+
+def refused_egress(store: Store, run_id: str) -> tuple[tuple[str, str, str | None], ...]:
+    """The distinct (host, method, command) the egress proxy refused during a run."""
+    seen: dict[tuple[str, str, str | None], None] = {}
+    for row in store.egress_for_task(run_id):
+        if not row["allowed"]:
+            seen[(str(row["host"]), str(row.get("method") or ""), row.get("command"))] = None
+    return tuple(seen)[:20]
 
 
 def link_hosts(settings: Settings) -> tuple[str, ...]:
@@ -332,6 +351,8 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         detail={"verb": run.verb, "task": task.fields()},
     )
     await sticky.show(run.progress("planning"))
+    if task.pr is not None:
+        await start_check(run, base_sha)
 
     read_token = await run.token(READ_ONLY)
     clone_url = str(
@@ -433,6 +454,7 @@ async def finish(
         "steps": done.steps,
         "sandbox_seconds": done.sandbox_wall_seconds,
         "run_url": run.url,
+        "refused": await asyncio.to_thread(refused_egress, run.deps.store, run.run_id),
     }
     branch = None
     if done.status == "completed" and verb == "plan":
@@ -458,6 +480,7 @@ async def finish(
     else:
         final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
     await run.sticky.show(final)
+    await end_check(run, final)
     await run.audit("comment.edit", f"{run.repo_name}#{run.number}")
     await asyncio.to_thread(
         run.deps.store.update_run,
@@ -611,4 +634,37 @@ async def report_check(
         title=run.clean(title),
         summary=run.clean(summary),
         details_url=run.url,
+        actions=[RETRY_ACTION] if shown.tests_passed is False else [],
     )
+
+
+async def start_check(run: Run, head_sha: str) -> None:
+    """While the task runs, the pull request's head shows it, with a Stop button."""
+    checks = await run.client(CHECKS)
+    live = await checks.create_check_run(
+        name="Shipmate",
+        head_sha=head_sha,
+        status="in_progress",
+        title=f"Working: /shipmate {run.verb}",
+        summary="Shipmate is working on this pull request. **Stop** cancels it.",
+        details_url=run.url,
+        actions=[STOP_ACTION],
+    )
+    run.live_check = live.id
+
+
+async def end_check(run: Run, final: Progress) -> None:
+    """The in-progress check run ends with the task: its buttons go, Retry after a failure."""
+    if run.live_check is None:
+        return
+    failed = final.stage in ("failed", "blocked", "stopped") or final.tests_passed is False
+    title, summary = check_output(final)
+    checks = await run.client(CHECKS)
+    await checks.update_check_run(
+        run.live_check,
+        conclusion="failure" if failed else "neutral",
+        title=run.clean(title),
+        summary=run.clean(summary),
+        actions=[RETRY_ACTION] if failed else [],
+    )
+    run.live_check = None

@@ -50,6 +50,27 @@ class Progress:
     reason: str = ""
     notes: tuple[str, ...] = ()
     run_url: str | None = None  # the run's dashboard page, with SHIPMATE_PUBLIC_URL set
+    # Egress the proxy refused: (host, method, the command that tried), never headers or body.
+    refused: tuple[tuple[str, str, str | None], ...] = ()
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\n", " ") + "`"
+
+
+def refused_block(refused: tuple[tuple[str, str, str | None], ...], *, heading: bool = True) -> str:
+    """Each host the sandbox was refused, how, and by which command; and how to allow it."""
+    lines = ["**Network access refused**", ""] if heading else []
+    for host, method, command in refused:
+        line = f"- {_code(host)} ({method or 'request'})"
+        if command:
+            line += f" by {_code(command)}"
+        lines.append(line)
+    lines.append(
+        "\nTo allow a host, list it under `network: {allow: [...]}` in `.github/shipmate.yml` on "
+        "the default branch: a change a human reviews and merges."
+    )
+    return "\n".join(lines)
 
 
 def marker(key: str) -> str:
@@ -112,6 +133,8 @@ def sticky_comment(progress: Progress) -> str:
     if progress.pr_url:
         parts.append(f"Pull request: {progress.pr_url}")
     parts.extend(progress.notes)
+    if progress.refused:
+        parts.append(refused_block(progress.refused))
     if progress.run_url:
         parts.append(f"[View the run in Shipmate]({progress.run_url})")
     if progress.steps or progress.cost_usd:
@@ -138,6 +161,10 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     if progress.test_summary:
         tested += "\n\n" + _fence(progress.test_summary)
     parts.append("## How it was tested\n\n" + tested)
+    if progress.refused:
+        parts.append(
+            "## Network access refused\n\n" + refused_block(progress.refused, heading=False)
+        )
     parts.append("## Cost\n\n" + cost_line(progress))
     parts.append(
         "<sub>Opened by Shipmate. Review it like any change: Shipmate never merges. "

@@ -137,6 +137,8 @@ class BwrapSandbox:
         self.spec = spec
         self.bwrap = find_bwrap(bwrap)
         self.cgroup_root = cgroup_root
+        # The command running now (one at a time), so an egress request can be told by whom.
+        self.running: tuple[str, ...] | None = None
         # Who the sandbox's processes are on the host: never root (refused here if it would be).
         self.user = user or identity.current()
         self._owner = (self.user.uid, self.user.gid) if self.user.switch else None
@@ -419,6 +421,7 @@ class BwrapSandbox:
         started = time.monotonic()
         cpu_before, oom_before = group.cpu_seconds(), group.oom_kills()
         holder = await self._start_holder()
+        self.running = tuple(argv)
         name = f"r{next(self._ids)}"
         captured = (Capture(lim.output_bytes // 2), Capture(lim.output_bytes // 2))
         pipes = Pipes(self._io, name, *captured, owner=self._owner)
@@ -446,6 +449,7 @@ class BwrapSandbox:
                 )
         finally:
             group.kill_all(spare=holder.pid)
+            self.running = None
             oom = group.oom_kills() > oom_before  # this command's, not an earlier one's
             pipes.close()
             for path in (script, stdin_path):

@@ -36,6 +36,11 @@ class DeliveryJob:
         stored = await asyncio.to_thread(self.store.get_delivery, delivery_id)
         if stored is None:
             raise LookupError(f"delivery {delivery_id} is not stored")
+        if stored.status == "handled":
+            # Its job ran to the end but was not marked done (its worker died in between):
+            # handling it again would answer twice.
+            log.info("delivery.already_handled", delivery_id=delivery_id)
+            return
         bound = {
             "delivery_id": delivery_id,
             "github_event": stored.event,

@@ -1,0 +1,286 @@
+"""Beyond one machine: two `shipmate serve --no-worker` and three `shipmate worker` processes on
+one PostgreSQL (a fresh schema), the GitHub stand-in, 1,000 command comments across 50 issues
+and pull requests, and one web and one worker process SIGKILLed half-way. Afterwards every
+accepted delivery was handled once, one 👀 per comment, no two jobs of one thread overlapped,
+and no job is lost or left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine
+
+from bot.github.auth import PUSH
+from standins.github import GitHubStandIn
+from tests.dbs import postgres_available, postgres_schema
+from tests.servers import free_port
+
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
+
+SECRET = "scale-secret"
+REPO = "octo/widgets"
+DELIVERIES = int(os.environ.get("SHIPMATE_TEST_DELIVERIES", "1000"))
+ISSUES, PULLS = 40, 10
+KILL_AFTER = DELIVERIES * 2 // 5
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until(predicate: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.1)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+class Cluster:
+    """The processes, their settings, and the database they share."""
+
+    def __init__(
+        self, root: Path, url: str, gh: GitHubStandIn, env: dict[str, str], installation: int
+    ) -> None:
+        self.root, self.url, self.gh, self.env = root, url, gh, env
+        self.installation_id = installation
+        self.webs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.engine = create_engine(url)
+
+    def start(self, stack: ExitStack) -> None:
+        migrate = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "migrate"], env=self.env, capture_output=True
+        )
+        assert migrate.returncode == 0, migrate.stderr.decode()
+        for n in range(2):
+            port = free_port()
+            args = ["serve", "--no-worker", "--workers", "1", "--port", str(port)]
+            web = _start(args, self._env(f"web{n}"), self.root / f"web{n}.log")
+            stack.callback(_stop, web)
+            self.webs.append((f"http://127.0.0.1:{port}", web))
+        for n in range(3):
+            args = ["worker", "--concurrency", "1"]
+            worker = _start(args, self._env(f"worker{n}"), self.root / f"worker{n}.log")
+            stack.callback(_stop, worker)
+            self.workers.append(worker)
+        for base, _ in self.webs:
+            _wait_until(lambda base=base: _healthy(base), 30, f"{base} healthy")
+        _wait_until(lambda: self.scalar("SELECT count(*) FROM workers") == 3, 30, "workers up")
+
+    def _env(self, name: str) -> dict[str, str]:
+        return {**self.env, "SHIPMATE_DATA_DIR": str(self.root / name)}
+
+    def scalar(self, query: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql(query).scalar()
+
+    def rows(self, query: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.exec_driver_sql(query))
+
+
+def _threads(gh: GitHubStandIn) -> list[tuple[int, bool]]:
+    """(number, is a pull request) of 40 issues and 10 pull requests."""
+    threads = [(int(gh.create_issue(REPO, f"issue {n}")["number"]), False) for n in range(ISSUES)]
+    for n in range(PULLS):
+        gh.commit(REPO, f"feature-{n}", {f"f{n}.txt": "x\n"})
+        threads.append(
+            (int(gh.create_pull(REPO, f"feature-{n}", f"pr {n}", "bob")["number"]), True)
+        )
+    return threads
+
+
+def _deliveries(gh: GitHubStandIn, installation_id: int) -> list[tuple[dict[str, str], bytes]]:
+    threads = _threads(gh)
+    made = []
+    for n in range(DELIVERIES):
+        number, is_pull = threads[n % len(threads)]
+        text = "/shipmate help" if n % 2 else "/shipmate status"
+        comment = gh.create_comment(REPO, number, text, "alice")
+        issue: dict[str, Any] = {"number": number, "title": f"thread {number}", "body": ""}
+        if is_pull:
+            issue["pull_request"] = {"url": f"{gh.url}/repos/{REPO}/pulls/{number}"}
+        overrides = {
+            "comment": {"id": comment["id"], "body": text, "user": {"login": "alice"}},
+            "issue": issue,
+        }
+        made.append(
+            gh.delivery(
+                "issue_comment",
+                "created",
+                overrides,
+                secret=SECRET,
+                repo=REPO,
+                sender="alice",
+                installation_id=installation_id,
+            )
+        )
+    return made
+
+
+def _send(cluster: Cluster, deliveries: list[tuple[dict[str, str], bytes]]) -> dict[str, str]:
+    """Send each delivery to the web processes in turn; one that fails in transit (its process
+    was killed) is sent again to the other, with the same id, as GitHub's redelivery would.
+    Kill a worker and a web process after KILL_AFTER. Returns delivery id -> final status."""
+    answers: dict[str, str] = {}
+    sent = Counter[str]()
+    clients = threading.local()  # one client a thread: a new one costs a TLS context
+
+    def one(index: int) -> None:
+        headers, body = deliveries[index]
+        if not hasattr(clients, "client"):
+            clients.client = httpx.Client(timeout=30)
+        for attempt in range(4):
+            base, _ = cluster.webs[(index + attempt) % 2]
+            try:
+                response = clients.client.post(
+                    f"{base}/api/github/webhooks", content=body, headers=headers
+                )
+            except httpx.TransportError:
+                sent["lost in transit"] += 1
+                continue
+            answers[headers["X-GitHub-Delivery"]] = response.json()["status"]
+            return
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(KILL_AFTER)))
+        cluster.workers[0].send_signal(signal.SIGKILL)
+        cluster.webs[0][1].send_signal(signal.SIGKILL)
+        list(pool.map(one, range(KILL_AFTER, DELIVERIES)))
+    print(f"resent after a transport error: {sent['lost in transit']}")
+    return answers
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with ExitStack() as stack:
+        url = stack.enter_context(postgres_schema())
+        gh = stack.enter_context(GitHubStandIn(tmp_path / "gh"))
+        app = gh.create_app("shipmate")
+        gh.create_repo(REPO, {"README.md": "hello\n"})
+        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        gh.add_collaborator(REPO, "alice", "write")
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SHIPMATE_")},
+            "SHIPMATE_DATABASE_URL": url,
+            "SHIPMATE_APP_ID": str(app.id),
+            "SHIPMATE_APP_SLUG": "shipmate",
+            "SHIPMATE_PRIVATE_KEY": app.private_key_pem,
+            "SHIPMATE_GITHUB_API_URL": gh.url,
+            "SHIPMATE_WEBHOOK_SECRET": SECRET,
+            "SHIPMATE_LOG_LEVEL": os.environ.get("SHIPMATE_TEST_LOG_LEVEL", "warning"),
+            "SHIPMATE_WORKER_HEARTBEAT_SECONDS": "1",
+            "SHIPMATE_WORKER_STALLED_SECONDS": "5",
+        }
+        found = Cluster(tmp_path, url, gh, env, installation.id)
+        found.start(stack)
+        yield found
+        found.engine.dispose()
+
+
+def test_many_processes_lose_and_double_nothing(cluster: Cluster) -> None:
+    gh = cluster.gh
+    deliveries = _deliveries(gh, cluster.installation_id)
+    started = time.monotonic()
+    answers = _send(cluster, deliveries)
+    print(f"sent in {time.monotonic() - started:.1f} s")
+    accepted = {d for d, status in answers.items() if status in ("queued", "duplicate")}
+    assert len(answers) == DELIVERIES and set(answers.values()) <= {"queued", "duplicate"}
+    _wait_until(
+        lambda: (
+            cluster.scalar(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND task_name = 'webhook'"
+            )
+            == 0
+        ),
+        60,
+        "every job finished",
+    )
+    elapsed = time.monotonic() - started
+
+    statuses = dict(cluster.rows("SELECT delivery_id, status FROM deliveries"))
+    assert accepted <= set(statuses) and set(statuses.values()) == {"handled"}
+    jobs = cluster.rows(
+        "SELECT args->>'delivery_id', status, attempts FROM procrastinate_jobs"
+        " WHERE task_name = 'webhook'"
+    )
+    per_delivery = Counter(delivery for delivery, _, _ in jobs)
+    assert set(per_delivery) == accepted and set(per_delivery.values()) == {1}
+    assert {status for _, status, _ in jobs} == {"succeeded"}
+    recovered = [d for d, _, attempts in jobs if attempts > 1]
+
+    comments = [c for c in gh.state.comments.values() if c["body"].startswith("/shipmate")]
+    eyes = Counter(r["comment_id"] for r in gh.state.reactions if r["content"] == "eyes")
+    assert len(comments) == DELIVERIES and all(eyes[c["id"]] == 1 for c in comments)
+    reaction_posts = sum(1 for r in gh.requests if r.path.endswith("/reactions"))
+    answers_on = Counter(
+        c["issue"] for c in gh.state.comments.values() if c["user"]["login"] == "shipmate[bot]"
+    )
+    asked_on = Counter(c["issue"] for c in comments)
+    doubled = sum(answers_on[n] - asked_on[n] for n in asked_on)
+    assert all(answers_on[n] >= asked_on[n] for n in asked_on)
+    # Only a job whose worker was killed after it answered, before it was marked done, runs
+    # its answer again.
+    assert doubled <= len(recovered)
+
+    overlaps = _overlapping_jobs_of_one_thread(cluster)
+    assert overlaps == []
+    print(
+        f"accepted {len(accepted)} deliveries in {elapsed:.1f} s; jobs {len(jobs)}, "
+        f"run again after the kill {len(recovered)}; 👀 {sum(eyes.values())} "
+        f"({reaction_posts} reaction requests); answers doubled {doubled}; overlaps 0"
+    )
+
+
+def _overlapping_jobs_of_one_thread(cluster: Cluster) -> list[str]:
+    """Locks (threads) two of whose jobs were ever running at once: each job's time running
+    is from a 'started' event to the event that ended it (done, failed, retried)."""
+    events = cluster.rows(
+        "SELECT j.lock, e.job_id, e.type, e.at FROM procrastinate_events e"
+        " JOIN procrastinate_jobs j ON j.id = e.job_id"
+        " WHERE j.task_name = 'webhook' ORDER BY e.at, e.id"
+    )
+    running: dict[str, set[int]] = {}
+    overlapping = set()
+    for lock, job_id, kind, _ in events:
+        held = running.setdefault(lock, set())
+        if kind == "started":
+            if held:
+                overlapping.add(lock)
+            held.add(job_id)
+        elif kind in ("succeeded", "failed", "deferred_for_retry", "aborted"):
+            held.discard(job_id)
+    return sorted(overlapping)
