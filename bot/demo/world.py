@@ -18,7 +18,7 @@ import uvicorn
 from bot.config import Settings
 from bot.db.store import Store
 from bot.demo import script
-from bot.jobs.queue import SQLQueue
+from bot.jobs.sql import SQLQueue
 from standins.anthropic import MessagesStandIn, Turn
 from standins.github import DEMO_PERMISSIONS, GitHubStandIn
 from standins.server import free_port
