@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         help="no model: apply the task's own patch (gold) or nothing (empty)",
     )
     evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+
+    demo = sub.add_parser("demo", help="the whole loop against stand-ins (from a source checkout)")
+    demo.add_argument("--keep", action="store_true", help="leave it all running until Ctrl-C")
     return parser
 
 
@@ -158,6 +161,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.sandbox.doctor import doctor
 
         return doctor()
+    if args.command == "demo":
+        from bot.demo.command import demo_command
+
+        return demo_command(args)
     from bot.app import load_settings
 
     settings = load_settings()

@@ -1,0 +1,65 @@
+"""`shipmate demo`: the whole loop, run as a user runs it (a subprocess), in bounded time."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+
+
+@needs_bwrap
+@pytest.mark.e2e
+def test_the_demo_plays_the_whole_loop_and_names_the_pull_requests() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert re.search(r"dashboard:  http://127\.0\.0\.1:\d+/dashboard/", out)
+    assert re.search(r"admin token: \S{20,}", out)
+    for step in (
+        "alice opened issue #1",
+        "Shipmate opened pull request #2",
+        "CI failed; Shipmate pushed repair commit",
+        "Shipmate pushed revision",
+        "Shipmate opened follow-up #3",
+    ):
+        assert step in out
+    summary = out[out.index("Summary:") :]
+    assert re.search(r'pull request #2 "Fix #1: add\(\) subtracts": http://\S+/pull/2', summary)
+    assert re.search(r'follow-up #3 "Fix the failed production deploy of #2": \S+/pull/3', summary)
+    # The fix, the repair and the revision: three commits on the first pull request.
+    assert re.search(r"commits Shipmate pushed to #2: \w{7}, \w{7}, \w{7}\n", summary)
+    assert "Traceback" not in done.stderr
+
+
+BLOCK_STANDINS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "standins" or name.startswith("standins."):
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, Block())
+from bot.cli import main
+sys.exit(main(["demo"]))
+"""
+
+
+def test_without_the_stand_ins_the_demo_says_to_run_it_from_a_checkout() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_STANDINS], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "run `shipmate demo` from a checkout" in done.stdout and "Traceback" not in done.stderr
