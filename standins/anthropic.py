@@ -613,18 +613,49 @@ class MessagesStandIn:
         yield event("message_stop", {"type": "message_stop"})
 
 
+def script_from_file(path: str) -> list[Turn]:
+    """Turns from a JSON file: each {"text": T} or {"tool": NAME, "input": {...}, "text": T?}."""
+    import json
+    from pathlib import Path
+
+    entries = json.loads(Path(path).read_text())
+    if not isinstance(entries, list):
+        raise SystemExit(f"{path}: a script is a JSON list of turns")
+    turns = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise SystemExit(f"{path}: turn {number} is not an object")
+        if "tool" in entry:
+            turns.append(
+                Turn.tool_use(
+                    str(entry["tool"]), dict(entry.get("input") or {}), text=entry.get("text")
+                )
+            )
+        elif "text" in entry:
+            turns.append(Turn.text(str(entry["text"])))
+        else:
+            raise SystemExit(f"{path}: turn {number} has neither text nor tool")
+    return turns
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m standins.anthropic [--port N] [--text ANSWER]`: serve until interrupted,
-    answering every request with the same text turn."""
+    """`python -m standins.anthropic [--port N] [--text ANSWER | --script FILE]`: serve until
+    interrupted, answering every request with the same text turn, or with the turns of a script
+    file (a JSON list of {"text": ...} or {"tool": NAME, "input": {...}, "text": ...}), in
+    order."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m standins.anthropic")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--text", default="Nothing to do.")
+    parser.add_argument("--script", default=None, metavar="FILE", help="a JSON list of turns")
     args = parser.parse_args(argv)
     standin = MessagesStandIn(port=args.port)
-    answer = Turn.text(args.text)
-    standin.script([lambda _body: answer] * 100_000)
+    if args.script:
+        standin.script(script_from_file(args.script))
+    else:
+        answer = Turn.text(args.text)
+        standin.script([lambda _body: answer] * 100_000)
     with standin:
         print(f"ANTHROPIC_BASE_URL={standin.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
