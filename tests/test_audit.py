@@ -125,6 +125,7 @@ def test_egress_rows_are_audit_rows_of_the_run(tmp_path: Path) -> None:
         "bytes_in": 0,
         "allowed": False,
         "reason": "not allowed",
+        "command": None,  # no sandbox command was running (a request made outside one)
     }
     store.dispose()
 
