@@ -5,7 +5,9 @@ fails the test. Screenshots go to docs/ (the README shows them)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from standins.anthropic import Turn
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+SHOTS = Path(tempfile.gettempdir()) / "shipmate-dashboard-screenshots"
 TOKEN = "dashboard-admin-token-for-tests"
 pytestmark = [
     pytest.mark.e2e,
@@ -85,8 +88,13 @@ def a_dead_job(world: World) -> int:
 
 
 def shot(tab: Page, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    tab.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+    """A screenshot: into docs/ (what the README shows) with UPDATE_SCREENSHOTS=1,
+    else beside the test's other temporary files, so a test run leaves the tree as it was."""
+    folder = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"dashboard-{name}.png"
+    tab.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 1000
 
 
 def sign_in(tab: Page, base: str) -> None:
