@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.github.client import RepoClient
-from bot.runs.repairs import is_ours, repair, shipmate_pull
+from bot.runs.ours import is_ours
+from bot.runs.repairs import repair, shipmate_pull
 from bot.runs.request import Task
 from bot.triggers.context import Context
 from bot.triggers.deploy_log import allowed, fetch_log

@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -473,7 +473,7 @@ async def finish(
             **common,
         )
     elif done.change is None:
-        final = Progress(stage="no_change", reason="No change was needed.", **common)
+        final = no_change(done, common)
     elif task.pr is not None:
         final = await push_follow_up(run, task.pr, done, base_sha, common)
         branch = task.pr.head_ref
@@ -497,6 +497,27 @@ async def finish(
         **done.usage.as_dict(),
     )
     log.info("run.finished", run_id=run.run_id, status=done.status, pr=final.pr_url)
+
+
+def no_change(done: Execution, common: dict[str, Any]) -> Progress:
+    """A run that changed nothing: "no change was needed" only when the tests, which Shipmate
+    ran itself, pass."""
+    if done.tests_passed:
+        reason = "No change was needed: the tests pass."
+    elif done.tests_passed is False:
+        reason = "I made no change, and the tests fail."
+    else:
+        reason = (
+            "I made no change. The repository names no test command (`test:` in "
+            "`.github/shipmate.yml`), so nothing showed whether one was needed."
+        )
+    return Progress(
+        stage="no_change",
+        reason=reason,
+        tests_passed=done.tests_passed,
+        test_summary=done.test_output[-1500:],
+        **common,
+    )
 
 
 async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
@@ -582,6 +603,9 @@ async def push_follow_up(
         run, done, base_sha, head_ref, run.request.task.instruction or "Follow-up"
     )
     shown = shown_result(done, common)
+    if pr.number != run.number:  # asked on the issue: name the pull request it changed
+        pull = await run.talker.pull(pr.number)
+        shown = replace(shown, pr_url=pull.html_url if pull else None)
     publisher = await run.client(PUBLISH)
     ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)
     await report_check(run, publisher, shown, head_sha, ledger)
