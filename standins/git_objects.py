@@ -79,26 +79,39 @@ def build_tree(repo: Path, base_tree: str | None, entries: list[TreeEntry]) -> s
             run_git(repo, "read-tree", base_tree, index=index)
         else:
             run_git(repo, "read-tree", "--empty", index=index)
-        for entry in entries:
-            _apply(repo, index, entry)
+        listed = run_git(repo, "ls-files", "-z", index=index).decode("utf-8", "surrogateescape")
+        present = set(filter(None, listed.split("\0")))
+        lines = [line for entry in entries for line in _index_lines(repo, present, entry)]
+        if lines:
+            data = "".join(lines).encode("utf-8", "surrogateescape")
+            run_git(repo, "update-index", "-z", "--add", "--index-info", data=data, index=index)
         return run_git(repo, "write-tree", index=index).decode().strip()
 
 
-def _apply(repo: Path, index: Path, entry: TreeEntry) -> None:
-    listed = run_git(repo, "ls-files", "-z", index=index).decode("utf-8", "surrogateescape")
-    inside = [p for p in listed.split("\0") if p == entry.path or p.startswith(entry.path + "/")]
-    lines = [f"0 {ZERO}\t{path}\0" for path in inside]
-    if entry.sha is not None and entry.mode == "040000":
+def _index_lines(repo: Path, present: set[str], entry: TreeEntry) -> list[str]:
+    """`update-index --index-info` lines for one entry: whatever is at its path (a folder
+    whole) goes, then what it names arrives; `present` follows along."""
+    inside = [p for p in present if p == entry.path or p.startswith(entry.path + "/")]
+    present.difference_update(inside)
+    lines = [f"0 {ZERO}\t{path}\0" for path in sorted(inside)]
+    if entry.sha is None:
+        return lines
+    arriving: list[tuple[str, str, str]] = []
+    if entry.mode == "040000":
         below = run_git(repo, "ls-tree", "-r", "-z", entry.sha).decode("utf-8", "surrogateescape")
         for line in filter(None, below.split("\0")):
             meta, _, name = line.partition("\t")
             mode, _, sha = meta.split(" ")
-            lines.append(f"{mode} {sha}\t{entry.path}/{name}\0")
-    elif entry.sha is not None:
-        lines.append(f"{entry.mode} {entry.sha}\t{entry.path}\0")
-    if lines:
-        data = "".join(lines).encode("utf-8", "surrogateescape")
-        run_git(repo, "update-index", "-z", "--add", "--index-info", data=data, index=index)
+            arriving.append((mode, sha, f"{entry.path}/{name}"))
+    else:
+        arriving.append((entry.mode, entry.sha, entry.path))
+    for mode, sha, path in arriving:
+        # A file where a folder of the new path was (or the reverse) is replaced, as git does.
+        parents = {path.rsplit("/", n)[0] for n in range(1, path.count("/") + 1)}
+        present.difference_update(parents & present)
+        present.add(path)
+        lines.append(f"{mode} {sha}\t{path}\0")
+    return lines
 
 
 def tree_listing(repo: Path, sha: str, recursive: bool) -> list[dict[str, str | int]]:

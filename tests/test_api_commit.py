@@ -169,7 +169,12 @@ async def test_a_commit_made_through_the_api_is_the_reviewed_tree_and_verified(
     gh.fail("POST /repos/{owner}/{repo}/git/blobs", "secondary_limit", times=1, seconds=7)
     database = await _database(gh, RetryPolicy(sleep=sleep))
     commit = await commit_through_api(
-        database, change, "Add assets\n\nBody.", branch="shipmate/1-assets", new_branch=True
+        database,
+        change,
+        "Add assets\n\nBody.",
+        branch="shipmate/1-assets",
+        new_branch=True,
+        tree_batch=4,  # two trees, the second built on the first
     )
     assert waits == [7.0]  # the retry-after GitHub sent
     assert commit.verified and commit.reason == "valid" and commit.tree == change.tree
@@ -184,6 +189,17 @@ async def test_a_commit_made_through_the_api_is_the_reviewed_tree_and_verified(
     assert "README.md" not in listing and "notes/inner.txt" in listing
     blobs = [r for r in gh.requests if r.path.endswith("/git/blobs") and r.status == 201]
     assert len(blobs) == 4  # logo.bin and copy.bin are one blob
+    trees = [r for r in gh.requests if r.path.endswith("/git/trees")]
+    assert [len(r.body["tree"]) for r in trees] == [4, 3]
+    assert trees[0].body["base_tree"] == _git(bare, "rev-parse", f"{change.base_sha}^{{tree}}")
+    between = trees[1].body["base_tree"]  # the first tree GitHub built: README.md gone already
+    assert "README.md" not in _git(bare, "ls-tree", "--name-only", between).split()
+    assert trees[0].body["tree"][0] == {
+        "path": "README.md",
+        "mode": "100644",
+        "type": "blob",
+        "sha": None,
+    }
     (push,) = gh.state.pushes
     assert push["pusher"] == "shipmate[bot]" and push["old"] is None and push["new"] == head
     message = _show(bare, head).decode()

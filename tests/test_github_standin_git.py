@@ -70,6 +70,18 @@ async def test_trees_are_real_objects_and_bad_entries_are_refused(gh: GitHubStan
         "bin/x",
         "calc.py",
     ]
+    docs = _git(gh, "rev-parse", "main:docs")
+    grafted = await git.async_create_tree(
+        OWNER,
+        NAME,
+        base_tree=base_tree,
+        tree=[
+            {"path": "more/docs", "mode": "040000", "type": "tree", "sha": docs},
+            {**good, "path": "calc.py/inner", "mode": "100644"},  # a file becomes a folder
+        ],
+    )
+    names = _git(gh, "ls-tree", "-r", "--name-only", grafted.json()["sha"]).split()
+    assert names == ["calc.py/inner", "docs/a.md", "more/docs/a.md"]
     for bad, said in [
         ({**good, "mode": "100600"}, "tree.mode"),
         ({**good, "type": "tree"}, "does not fit mode"),

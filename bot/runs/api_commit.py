@@ -148,7 +148,13 @@ def prepare(change: Change, message: str) -> Prepared:
 
 
 async def commit_through_api(
-    database: GitDatabase, change: Change, message: str, *, branch: str, new_branch: bool
+    database: GitDatabase,
+    change: Change,
+    message: str,
+    *,
+    branch: str,
+    new_branch: bool,
+    tree_batch: int = TREE_BATCH,
 ) -> GitCommit:
     """Make the reviewed change's commit on GitHub and move `branch` to it (create it when
     `new_branch`). Raises NotPublished, the branch untouched, when anything differs."""
@@ -156,7 +162,7 @@ async def commit_through_api(
     reviewed = prepared.reviewed_tree
     await send_blobs(database, prepared.contents)
     tree = prepared.base_tree
-    for batch in batches(tree_items(prepared.changed)):
+    for batch in batches(tree_items(prepared.changed), tree_batch):
         tree = await database.create_tree(tree, [item.as_json() for item in batch])
     if tree != reviewed:
         raise TreeMismatch(f"GitHub built tree {tree}, not the reviewed {reviewed}")
