@@ -1,7 +1,8 @@
 """The smallest change, enforced (issue 20, item 1): a change over the scope budget is held back —
 no branch pushed, no pull request, the sticky comment lists its files and sizes and how to go on
 — until a maintainer's `/shipmate apply --large` publishes exactly it; someone without write
-access is refused. A revision on a pull request obeys the same budget for its own diff."""
+access is refused. Revisions and repairs on a pull request obey the same budget for their own
+diff."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from standins.anthropic import Turn
 from tests.scripts import edit_add
 from tests.test_e2e_check_actions import review
-from tests.test_e2e_github import REPO, World, _shipmate_pr
+from tests.test_e2e_github import REPO, World, _failing_workflow, _shipmate_pr
 from tests.test_e2e_github import world as world
 
 pytestmark = [
@@ -136,3 +137,17 @@ def test_a_revision_obeys_the_budget_for_its_own_diff(world: World) -> None:
         "e.py",
     ]
     assert len(gh.state.pulls) == 1  # onto the pull request's own branch
+
+
+def test_a_repair_over_the_budget_is_held_back(world: World) -> None:
+    world.gh.commit(REPO, "main", {".github/shipmate.yml": "scope: {max_lines: 3}\n"})
+    pull = _shipmate_pr(world)
+    lines = "printf 'a\\nb\\nc\\nd\\n' > helpers.py"
+    world.model.script([Turn.text("1. Fix add()."), Turn.tool_use("bash", {"command": lines})])
+    world.model.script([edit_add(), Turn.text("Fixed add() with helpers.")])
+    _failing_workflow(world, pull)
+    world.work()
+    assert world.gh.state.pushes == []
+    (held,) = stickies(world, int(pull["number"]))
+    assert "6 changed lines (at most 3)" in held and "- `helpers.py`: +4 −0" in held
+    assert "`/shipmate repair`" in held and "`/shipmate apply --large`" in held
