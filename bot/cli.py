@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="no model: apply the task's own patch (gold) or nothing (empty)",
     )
+    evaluate.add_argument(
+        "--deploy",
+        action="store_true",
+        help="the deploy test: each task a recorded failed deploy (examples/eval/deploy)",
+    )
     evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
 
     demo = sub.add_parser("demo", help="the whole loop against stand-ins (from a source checkout)")
