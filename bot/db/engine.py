@@ -177,6 +177,12 @@ def create_db_engine(url: str, write_lock: FairLock | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def fetch_rows(engine: Engine, query: Any) -> list[dict[str, Any]]:
+    """The rows of a SELECT, each as a dict of its columns."""
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
 class TableAccess:
     """What each family of tables (deliveries, installations, runs) reads and writes through."""
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import schema
-from bot.db.engine import TableAccess
+from bot.db.engine import TableAccess, fetch_rows
 
 
 class RunTables(TableAccess):
@@ -33,13 +33,12 @@ class RunTables(TableAccess):
 
     def runs_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         table = schema.runs
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table)
-                .where(table.c.repo == repo, table.c.number == number)
-                .order_by(table.c.created_at)
-            )
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine,
+            select(table)
+            .where(table.c.repo == repo, table.c.number == number)
+            .order_by(table.c.created_at),
+        )
 
     def record_model_call(self, run_id: str, seq: int, model: str, **values: Any) -> None:
         values.setdefault("created_at", time.time())
@@ -50,9 +49,9 @@ class RunTables(TableAccess):
 
     def model_calls(self, run_id: str) -> list[dict[str, Any]]:
         table = schema.model_calls
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.seq))
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine, select(table).where(table.c.run_id == run_id).order_by(table.c.seq)
+        )
 
     def append_audit(
         self,
@@ -81,11 +80,10 @@ class RunTables(TableAccess):
     def audit_for_run(self, run_id: str) -> list[dict[str, Any]]:
         """Every audit row of a run (GitHub actions and egress), in time order."""
         table = schema.audit_log
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table).where(table.c.run_id == run_id).order_by(table.c.at, table.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine,
+            select(table).where(table.c.run_id == run_id).order_by(table.c.at, table.c.id),
+        )
 
     def append_egress(
         self,

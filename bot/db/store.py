@@ -17,6 +17,7 @@ from bot.config import ConfigError, Settings
 from bot.db import migrations, schema
 from bot.db.deliveries import DeliveryTables
 from bot.db.engine import FairLock, create_db_engine, writer_lock_path
+from bot.db.held import HeldChanges
 from bot.db.installations import InstallationTables
 from bot.db.ledger import LedgerTables
 from bot.db.migrations import SchemaPart
@@ -24,7 +25,7 @@ from bot.db.runs import RunTables
 from bot.db.views import DashboardViews
 
 # The version of our tables that this code reads and writes (see `Store.schema_part`).
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 def _append_only_ddl(dialect: str, table: str) -> list[str]:
@@ -112,7 +113,8 @@ class Store(DeliveryTables, InstallationTables, RunTables):
 
     def _apply_schema(self, conn: Connection, recorded: str | None) -> None:
         # Version 1 is every table as of the first versioned Shipmate: on a database of an
-        # unversioned one (recorded None, tables there) this adds what it lacks.
+        # unversioned one (recorded None, tables there) this adds what it lacks. Version 2 adds
+        # held_changes: create_all makes the tables a database lacks, and only those.
         schema.metadata.create_all(conn)
         for statement in _append_only_ddl(self.dialect, schema.audit_log.name):
             conn.exec_driver_sql(statement)
@@ -171,6 +173,11 @@ class Store(DeliveryTables, InstallationTables, RunTables):
     def views(self) -> DashboardViews:
         """What the dashboard reads (bot/db/views.py)."""
         return DashboardViews(self.engine)
+
+    @property
+    def held(self) -> HeldChanges:
+        """Changes held back for their size (bot/db/held.py)."""
+        return HeldChanges(self.engine)
 
     @property
     def ledger(self) -> LedgerTables:
