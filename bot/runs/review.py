@@ -32,7 +32,15 @@ from bot.runs.change import (
     host_git_input,
     update_index,
 )
-from bot.runs.scope import Scope, ScopeBudget, measure, parse_numstat
+from bot.runs.scope import (
+    Scope,
+    ScopeBudget,
+    content_weight,
+    counted_sizes,
+    measure,
+    parse_numstat,
+    patch_files,
+)
 from bot.runs.workspace import TooLarge, join_path, read_entry, touched
 from bot.sandbox.checkout import SAFE, Checkout
 from bot.security.files import read_repo_file
@@ -234,20 +242,35 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
 
 
 def measure_scope(change: Change) -> Scope:
-    """The change's size for the scope budget (bot/runs/scope.py), renames detected."""
-    numstat = host_git(
-        change.git_dir,
-        "diff-tree",
-        "-r",
-        "-z",
-        "--numstat",
-        "-M",
-        "--no-ext-diff",
-        "--no-textconv",
-        change.base_sha,
-        change.tree,
+    """The change's size for the scope budget (bot/runs/scope.py), renames detected: numstat's
+    files and lines, each line counted by its size and each binary file by its content."""
+    diff = ("diff-tree", "-r", "-M", "--no-ext-diff", "--no-textconv")
+    numstat = host_git(change.git_dir, *diff, "-z", "--numstat", change.base_sha, change.tree)
+    patch = host_git(change.git_dir, *diff, "-p", "--full-index", change.base_sha, change.tree)
+    files = patch_files(patch)
+    wanted = sorted({blob for file in files for blob in file.blobs})
+    blobs = host_git_input(
+        change.git_dir, "".join(f"{blob}\n" for blob in wanted).encode(), "cat-file", "--batch"
     )
-    return measure(parse_numstat(numstat))
+    try:
+        lines = {blob: content_weight(data) for blob, data in batch_blobs(blobs).items()}
+        return measure(counted_sizes(parse_numstat(numstat), files, lines))
+    except (ValueError, KeyError) as exc:
+        raise ReviewError(f"the change could not be measured: {exc}") from None
+
+
+def batch_blobs(output: bytes) -> dict[str, bytes]:
+    """`git cat-file --batch` output: `<id> blob <size>\\n<content>\\n` for each blob."""
+    found: dict[str, bytes] = {}
+    at = 0
+    while at < len(output):
+        end = output.index(b"\n", at)
+        blob, kind, size = output[at:end].decode().split(" ")
+        if kind != "blob":
+            raise ValueError(f"{blob} is a {kind}, not a blob")
+        found[blob] = output[end + 1 : end + 1 + int(size)]
+        at = end + 2 + int(size)
+    return found
 
 
 def scope_budget(config: RepoConfig) -> ScopeBudget:
