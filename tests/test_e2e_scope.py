@@ -199,3 +199,32 @@ def test_a_publish_cut_short_after_its_push_is_published_by_its_retry(
     assert git(world, "rev-parse", f"{head}^{{tree}}").strip() == held.tree
     (run,) = world.store.runs_for(REPO, 1)
     assert run["status"] == "completed" and run["branch"] == pull["head"]["ref"]
+
+
+# Twelve files whose paths are 2,400 characters long: their list and their diff pass what GitHub
+# takes in one comment unless the sticky comment is cut to fit.
+LONG_NAMES = (
+    "D=$(printf 'x%.0s' $(seq 1 199)); P=$D/$D/$D/$D/$D/$D/$D/$D/$D/$D/$D/$D; mkdir -p $P; "
+    "for n in $(seq 1 12); do printf 'v\\n' > $P/part_$n.py; done"
+)
+
+
+def test_a_held_change_with_long_names_is_still_held(world: World) -> None:
+    world.model.script(
+        [
+            Turn.text("1. Add twelve modules."),
+            Turn.tool_use("bash", {"command": LONG_NAMES}),
+            Turn.text("Added twelve modules."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "held"
+    held = stickies(world)[-1]
+    assert "12 files (at most 10)" in held and len(held) <= 65_536
+    assert "part_12.py`: +1 −0" in held and "…" in held
+    world.comment("/shipmate apply --large")
+    world.work()
+    (pull,) = world.gh.state.pulls.values()
+    assert pull["html_url"] in stickies(world)[-1]
