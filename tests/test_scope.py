@@ -4,16 +4,21 @@ from its stored patch as exactly the tree that was reviewed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from bot.config import RepoConfig
+from bot.db.held import HeldChange
 from bot.runs import execute
-from bot.runs.change import Change, ReviewError, patch_bytes
+from bot.runs.change import Change, ReviewError, changed_entries, describe, patch_bytes
 from bot.runs.execute import Execution, judge
+from bot.runs.held import held_execution, hold
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.review import measure_scope, rebuild_change
 from bot.runs.scope import (
@@ -332,3 +337,30 @@ def test_a_change_that_cannot_be_measured_is_not_published(
     judge(done, RepoConfig())
     assert (done.status, done.change, done.patch) == ("failed", None, "")
     assert "could not be measured" in done.reason and done.over_scope is None
+
+
+def test_a_published_held_change_shows_its_plan_as_the_run_cleaned_it(change: Change) -> None:
+    """`apply --large` knows none of the run's secrets: what it shows again of the run (the plan
+    too, which the runs table keeps raw) must be what the run's own redaction let out."""
+    change.changed = changed_entries(change.git_dir, change.base_sha, change.tree)
+    describe(change)
+    stored: dict[str, Any] = {}
+    store = SimpleNamespace(held=SimpleNamespace(hold=lambda *a, **kw: stored.update(kw)))
+    done = Execution(status="completed", plan="1. Use s3cr3t.", summary="Did it.", change=change)
+    done.scope, done.scope_budget = measure_scope(change), ScopeBudget(1, 400)
+    asyncio.run(
+        hold(store, "abc123", ("o/r", 1), done, {"key": "k", "verb": "fix"}, cleaned)  # type: ignore[arg-type]
+    )
+    held = HeldChange(
+        "abc123", "o/r", 1, change.base_sha, change.tree, stored["patch"], stored["detail"]
+    )
+    checkout = Checkout("unused", change.base_sha, change.git_dir.parent, change.git_dir)
+    again = held_execution(held, {"plan": "1. Use s3cr3t."}, checkout, RepoConfig())
+    try:
+        assert again.plan == "1. Use [REDACTED]." and again.summary == "Did it."
+    finally:
+        again.discard()
+
+
+def cleaned(text: str) -> str:
+    return text.replace("s3cr3t", "[REDACTED]")
