@@ -20,7 +20,7 @@ from bot.runs.change import Change, ReviewError, changed_entries, describe, patc
 from bot.runs.execute import Execution, judge
 from bot.runs.held import held_execution, hold
 from bot.runs.render import Progress, sticky_comment
-from bot.runs.review import measure_scope, rebuild_change
+from bot.runs.review import measure_scope, rebuild_change, review
 from bot.runs.scope import (
     LINE_BYTES,
     FileSize,
@@ -364,3 +364,27 @@ def test_a_published_held_change_shows_its_plan_as_the_run_cleaned_it(change: Ch
 
 def cleaned(text: str) -> str:
     return text.replace("s3cr3t", "[REDACTED]")
+
+
+def test_a_secret_in_a_binary_file_is_held_back(tmp_path: Path) -> None:
+    """The secret scan reads a diff's added lines; a binary file's patch has none (base85), so
+    one NUL byte hid a token from it. A held change is reviewed again before `apply --large`
+    publishes it, by the same review."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, {"a.txt": b"a\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    token = b"ghp_" + b"A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    write(repo, {"data.bin": b"\0\x01 token=" + token + b"\n", "logo.png": bytes(range(256))})
+    git(repo, "add", "-A")
+    change = Change(repo / ".git", base, git(repo, "write-tree"))
+    change.changed = changed_entries(change.git_dir, base, change.tree)
+    describe(change)
+    assert "GIT binary patch" in change.patch
+    held = review(change, RepoConfig())
+    assert held is not None
+    assert held.reason == "the change contains what looks like a secret: data.bin (github-token)"
+    assert token.decode() not in held.reason

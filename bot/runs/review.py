@@ -25,6 +25,7 @@ from bot.runs.change import (
     Change,
     ChangeTooLarge,
     ReviewError,
+    blob_contents,
     changed_entries,
     describe,
     host_env,
@@ -214,9 +215,11 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
             f"the change is too large to review: {change.new_bytes} bytes of new content "
             f"(at most {MAX_CHANGE_BYTES})"
         )
-    findings = scan_diff(change.patch)
-    if findings:
-        where = ", ".join(sorted({f"{f.path}:{f.line} ({f.rule})" for f in findings}))
+    found = {f"{f.path}:{f.line} ({f.rule})" for f in scan_diff(change.patch)}
+    for path, data in change.binary.items():  # bytes as they are: a secret's are ASCII
+        found |= {f"{shown(path)} ({f.rule})" for f in scan(data.decode("latin-1"))}
+    if found:
+        where = ", ".join(sorted(found))
         return HeldBack(f"the change contains what looks like a secret: {where}")
     paths = [entry.path for entry in change.changed]
     if any(scan(path) for path in paths):
@@ -249,28 +252,13 @@ def measure_scope(change: Change) -> Scope:
     patch = host_git(change.git_dir, *diff, "-p", "--full-index", change.base_sha, change.tree)
     files = patch_files(patch)
     wanted = sorted({blob for file in files for blob in file.blobs})
-    blobs = host_git_input(
-        change.git_dir, "".join(f"{blob}\n" for blob in wanted).encode(), "cat-file", "--batch"
-    )
+    lines = {
+        blob: content_weight(data) for blob, data in blob_contents(change.git_dir, wanted).items()
+    }
     try:
-        lines = {blob: content_weight(data) for blob, data in batch_blobs(blobs).items()}
         return measure(counted_sizes(parse_numstat(numstat), files, lines))
     except (ValueError, KeyError) as exc:
         raise ReviewError(f"the change could not be measured: {exc}") from None
-
-
-def batch_blobs(output: bytes) -> dict[str, bytes]:
-    """`git cat-file --batch` output: `<id> blob <size>\\n<content>\\n` for each blob."""
-    found: dict[str, bytes] = {}
-    at = 0
-    while at < len(output):
-        end = output.index(b"\n", at)
-        blob, kind, size = output[at:end].decode().split(" ")
-        if kind != "blob":
-            raise ValueError(f"{blob} is a {kind}, not a blob")
-        found[blob] = output[end + 1 : end + 1 + int(size)]
-        at = end + 2 + int(size)
-    return found
 
 
 def scope_budget(config: RepoConfig) -> ScopeBudget:
