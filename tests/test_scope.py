@@ -18,7 +18,7 @@ from bot.db.held import HeldChange
 from bot.runs import execute
 from bot.runs.change import Change, ReviewError, changed_entries, describe, patch_bytes
 from bot.runs.execute import Execution, judge
-from bot.runs.held import held_execution, hold
+from bot.runs.held import held_execution, held_for, hold
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.review import measure_scope, rebuild_change, review
 from bot.runs.scope import (
@@ -32,6 +32,7 @@ from bot.runs.scope import (
 )
 from bot.runs.scope import parse_numstat as numstat
 from bot.sandbox.checkout import Checkout
+from tests.fakes import store_at
 
 MOVED = "".join(f"line {n}\n" for n in range(20))
 
@@ -388,3 +389,17 @@ def test_a_secret_in_a_binary_file_is_held_back(tmp_path: Path) -> None:
     assert held is not None
     assert held.reason == "the change contains what looks like a secret: data.bin (github-token)"
     assert token.decode() not in held.reason
+
+
+def test_only_the_thread_that_held_a_change_can_publish_it_and_only_once(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.held.hold(
+        "abc123", repo="o/r", number=1, base_sha="a" * 40, tree="b" * 40, patch=b"p", detail={}
+    )
+    assert held_for(store, "abc123", "o/r", 2) == "Nothing is held back here to publish."
+    assert held_for(store, "abc123", "o/other", 1) == "Nothing is held back here to publish."
+    assert held_for(store, "fff000", "o/r", 1) == "Nothing is held back here to publish."
+    held = held_for(store, "abc123", "o/r", 1)
+    assert isinstance(held, HeldChange) and held.patch == b"p"
+    assert store.held.mark_published("abc123", "alice")
+    assert held_for(store, "abc123", "o/r", 1) == "That change was published already."
