@@ -40,6 +40,7 @@ _LONG_LINE = 600  # characters shown of one line
 _CONTEXT_BEFORE, _CONTEXT_AFTER, _CONTINUATION = 2, 4, 30
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
 _GROW_UP, _GROW_DOWN = 120, 40  # how far context may widen around a seed
+_CONTINUES = (" ", "\t", "-", "+", "@")  # first characters of an indented or a diff's line
 _REPEATS = 12  # copies of one line kept before the rest count as repetition
 
 
@@ -117,14 +118,27 @@ def _before_exits(lines: list[str], weights: list[float], start: int, end: int) 
             above -= 1
 
 
+def _said(lines: list[str], start: int, step: int, count: int, stop: int) -> int:
+    """The index `count` lines with text away from `start` (in direction `step`), blank lines
+    not counted: a double-spaced log is as near as a dense one. Never past `stop`."""
+    index = start
+    while count > 0 and index != stop:
+        index += step
+        if lines[index].strip():
+            count -= 1
+    return index
+
+
 def _block(lines: list[str], anchor: int, low: int, high: int) -> range:
     """The anchor with a little context, and the frames or indented lines that continue it."""
-    last = min(high, anchor + _CONTEXT_AFTER)
-    while last < min(high, anchor + _CONTINUATION) and (
-        frame(lines[last + 1]) or lines[last + 1][:1].isspace()
-    ):
-        last += 1
-    return range(max(low, anchor - _CONTEXT_BEFORE), last + 1)
+    last = _said(lines, anchor, 1, _CONTEXT_AFTER, high)
+    reach = _said(lines, anchor, 1, _CONTINUATION, high)
+    while last < reach:
+        following = _said(lines, last, 1, 1, high)
+        if not (frame(lines[following]) or lines[following][:1] in _CONTINUES):
+            break
+        last = following
+    return range(_said(lines, anchor, -1, _CONTEXT_BEFORE, low), last + 1)
 
 
 class _Selection:
@@ -211,8 +225,16 @@ def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS
             selection.add(_tail(lines, start, end), partial=True)
     _fill_gaps(selection)
     # Context is worth a share of the log, not the whole budget: a short log stays short.
-    selection.budget = min(budget, max(selection.spent, approx_tokens(log) // 5))
-    _grow(selection, [*anchors[:8], end], start, end)
+    cap = min(budget, max(selection.spent, approx_tokens(log) // 5))
+    selection.budget = cap
+    for _ in range(3):
+        _grow(selection, [*anchors[:8], end], start, end)
+        _fill_gaps(selection)
+        # What a line costs is guessed high (a "… cut …" line for each): spend the rest.
+        unspent = cap - approx_tokens(_render(lines, tuple(sorted(selection.kept))))
+        if unspent < 40:
+            break
+        selection.budget += unspent - 20
     kept = tuple(sorted(selection.kept))
     return Excerpt(
         _render(lines, kept),
@@ -307,7 +329,7 @@ def _render(lines: list[str], kept: tuple[int, ...]) -> str:
     previous = -1
     for index in kept:
         gap = index - previous - 1
-        if gap > 0:
+        if gap > 0 and any(line.strip() for line in lines[previous + 1 : index]):
             out.append(f"… {gap} line{'s' if gap != 1 else ''} cut …")
         line = lines[index]
         out.append(line if len(line) <= _LONG_LINE else f"{line[:_LONG_LINE]} … (line cut)")
