@@ -227,15 +227,18 @@ def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS
     # Context is worth a share of the log, not the whole budget: a short log stays short.
     cap = min(budget, max(selection.spent, approx_tokens(log) // 5))
     selection.budget = cap
+    kept: tuple[int, ...] = ()
     for _ in range(3):
         _grow(selection, [*anchors[:8], end], start, end)
         _fill_gaps(selection)
         # What a line costs is guessed high (a "… cut …" line for each): spend the rest.
         unspent = cap - approx_tokens(_render(lines, tuple(sorted(selection.kept))))
+        if unspent < 0 and kept:
+            break  # the guess was low this time: the last selection that fitted
+        kept = tuple(sorted(selection.kept))
         if unspent < 40:
             break
         selection.budget += unspent - 20
-    kept = tuple(sorted(selection.kept))
     return Excerpt(
         _render(lines, kept),
         kept,

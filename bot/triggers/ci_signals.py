@@ -56,19 +56,27 @@ _WRAPPER = re.compile(
 _FRAME = re.compile(r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)")
 _NONE = re.compile(
     r"(?i)\b(?:0|no) (?:errors?|failures?|failed|failing|warnings?)\b|(?:errors?|failures?|failed)"
-    r"(?: count)?[:=] ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
+    r"(?: count)?[:=]? ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
     r"|\bon_?failure\b|set -e|\|\| true"
 )
 # (pattern, weight, words one of which the lowercased line must contain for the pattern to be
 # tried: most lines say nothing, and `in` is far cheaper than a case-blind regex).
 _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (
-        re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"),
+        # `error` as a word of a sentence or a flag (`errlog_type error`) says less: below.
+        re.compile(
+            r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|(?-i:\bERROR\b|\bError\b)"
+        ),
         3,
         ("err", "fatal", "e  "),
     ),
     (
-        re.compile(r"(?i)exception\b|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump"),
+        # An exception by its name (`NullPointerException`, `Exception:`), not a test's words
+        # ("rejects illegal headers with an exception"): those are below.
+        re.compile(
+            r"\w*Exception\b|EXCEPTION"
+            r"|(?i:\bexception:|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump)"
+        ),
         3,
         ("exception", "traceback", "panic", "segmentation", "core dump"),
     ),
@@ -85,13 +93,15 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (re.compile(r"^##\[error\]"), 2, ("##[error]",)),
     (
         re.compile(
-            r"(?i)\b(?:not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
+            r"(?i)\b(?:error|exception|not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
             r"unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
             r"timed? ?out|abort(?:ed|ing)?|killed|violations?|offenses?|mismatch|differ|"
             r"unsatisfiable|conflict|broken|wrong|bad\b|does not|doesn't|is not|must be)"
         ),
         1.5,
         (
+            "error",
+            "exception",
             "not",
             "no such",
             "can",
@@ -130,7 +140,21 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
 )
 # A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
-_SUCCESS = re.compile(r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔)(?:\s*\[\s*\d+%\])?\s*$|^(?:ok|PASS|✓|✔)\s")
+# A line reporting a success or a skip, whatever words its test's name holds ("test_npm_err
+# PASSED", "[+] - error in one container…", "…NoSuchElementException SKIPPED").
+_SUCCESS = re.compile(
+    r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔|\bSKIP(?:PED)?|\bIGNORED|\bPENDING)(?:\s*\[\s*\d+%\])?\s*$"
+    r"|^(?:ok|PASS|✓|✔|\[\+\])\s"
+)
+# A warning, whatever it warns of ("Warning: this expression will fail with a 'badarith'
+# exception"): worth what a warning is worth.
+_WARNING = re.compile(r"(?i)(?:^|[\s:\[(])warn(?:ing)?\b\]?:?\s|^\[?warn(?:ing)?\]")
+# Rules drawn with dashes (`- - - -`, `-----`) are not a diff's lines.
+_RULE = re.compile(r"^[\s\W_]*$")
+# An error that a warning line may still report ("warning: … error: …", "WARN … Exception:").
+_STRONG = re.compile(
+    r"(?i)\berror(?:\[\w+\])?:|\bfatal:|\w+(?:Error|Exception):|\btraceback\b|\bpanic:"
+)
 _NONE_WORDS = ("0", "no ", "werror", "error", "fail", "set -e", "|| true")
 
 
@@ -208,8 +232,10 @@ def frame(line: str) -> bool:
 def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
-    if not text or noise(line) or _SUCCESS.search(line[-80:].strip()) is not None:
+    if not text or noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
         return 0.0
+    if _WARNING.search(text) is not None and _STRONG.search(text) is None:
+        return _SIGNALS[-1][1]
     low = text.lower()
     if _NONE_GATE.search(low) and _NONE.search(text):
         text = _NONE.sub(" ", text)
