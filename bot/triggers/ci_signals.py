@@ -19,7 +19,8 @@ _TRAVIS_MARK = re.compile(r"travis_(?:fold|time):[a-z]+:[^\s]*\s?")
 
 # A step ended badly: the runner's own words, then tools' generic ones.
 _RUNNER_EXIT = re.compile(
-    r'The command ".*" (?:exited|failed) with [1-9]\d*|Process completed with exit code [1-9]'
+    r'The command ".*" (?:exited|failed) with [1-9]\d*|^" (?:exited|failed) with [1-9]\d*\.$'
+    r"|Process completed with exit code [1-9]"
     r"|^Finished: (?:FAILURE|ABORTED)|^ERROR: Job failed|marked build as failure"
     r"|^Done\. Your build exited with [1-9]|^Command exited with code [1-9]"
 )
@@ -35,7 +36,7 @@ _WRAPPER_EXIT = re.compile(
 # Where a step (a command and its output) begins.
 _STEP_START = re.compile(
     r"^##\[group\]Run |^\$ \S|^travis_fold:start:|^\[Pipeline\] (?:sh|bat|stage)\b"
-    r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :|^\[INFO\] --- "
+    r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :"
 )
 _PROGRESS = re.compile(
     r"(?i)\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
@@ -46,12 +47,12 @@ _PROGRESS = re.compile(
 )
 _PROGRESS_BAR = re.compile(r"\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|\d+(?:\.\d+)? ?[KMG]i?B/s")
 _WRAPPER = re.compile(
-    r"(?i)^npm ERR! (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
-    r"A complete log|Exit status|\s*$|.*\blifecycle\b|Tell the author|You can get|"
-    r"not with npm itself|/.*_logs/)|^npm ERR! +\S+@\S+ \S+: `|^error Command failed with exit"
+    r"(?i)^npm ERR!(?:\s*$| (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
+    r"A complete log|Exit status|.*\blifecycle\b|Tell the author|You can get|"
+    r"not with npm itself|/.*_logs/))|^npm ERR! +\S+@\S+ \S+: `|^error Command failed with exit"
     r"|^info Visit https://yarnpkg|^ELIFECYCLE|^\s*make(?:\[\d+\])?: \*\*\* \[|"
-    r"^\[ERROR\] (?:-> \[Help 1\]|\s*$|To see the full stack|Re-run Maven|For more information"
-    r"|\[Help 1\] http)"
+    r"^\[ERROR\](?:\s*$| (?:-> \[Help 1\]|To see the full stack|Re-run Maven|For more information"
+    r"|\[Help 1\] http|After correcting the problems|\s*mvn <\w+> -rf ))"
 )
 _FRAME = re.compile(r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)")
 _NONE = re.compile(
@@ -93,8 +94,8 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (re.compile(r"^##\[error\]"), 2, ("##[error]",)),
     (
         re.compile(
-            r"(?i)\b(?:error|exception|not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
-            r"unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
+            r"(?i)\b(?:error|exception|not found|no such|cannot|can't|could ?n[o']t|unable to|"
+            r"undefined|unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
             r"timed? ?out|abort(?:ed|ing)?|killed|violations?|offenses?|mismatch|differ|"
             r"unsatisfiable|conflict|broken|wrong|bad\b|does not|doesn't|is not|must be)"
         ),
@@ -149,6 +150,12 @@ _SUCCESS = re.compile(
 # A warning, whatever it warns of ("Warning: this expression will fail with a 'badarith'
 # exception"): worth what a warning is worth.
 _WARNING = re.compile(r"(?i)(?:^|[\s:\[(])warn(?:ing)?\b\]?:?\s|^\[?warn(?:ing)?\]")
+# A program's own log record at a level that never reports the failure: `DEBUG`/`TRACE`
+# anywhere near the start, `INFO` after a time stamp or opening the line (not Maven's `[INFO]`).
+_CHATTER = re.compile(
+    r"^.{0,80}?\b(?:DEBUG|TRACE|FINE(?:ST)?)\b|^.{0,40}?\d\d:\d\d:\d\d\S*\s.{0,40}?\bINFO\b"
+    r"|^(?:INFO|DEBUG|TRACE|FINE)(?::|\s)"
+)
 # Rules drawn with dashes (`- - - -`, `-----`) are not a diff's lines.
 _RULE = re.compile(r"^[\s\W_]*$")
 # An error that a warning line may still report ("warning: … error: …", "WARN … Exception:").
@@ -233,6 +240,8 @@ def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
     if not text or noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
+        return 0.0
+    if _CHATTER.search(text) is not None:
         return 0.0
     if _WARNING.search(text) is not None and _STRONG.search(text) is None:
         return _SIGNALS[-1][1]

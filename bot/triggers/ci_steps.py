@@ -1,0 +1,72 @@
+"""Where the step that failed begins and ends in a CI log, whatever ran it. Pure.
+
+The end is the runner's first exit line (`##[error]Process completed with exit code 1`,
+`The command "…" exited with 1.`, `Finished: FAILURE`), else the log's last line. The start is
+the line the runner opened that step with: for Travis, the `$ command` its exit line names;
+otherwise the nearest step banner above the end (`##[group]Run …`, `$ …`, `[Pipeline] sh`,
+a Docker or Maven step). A step that said next to nothing (a check of what an earlier step
+left, `[ -n "$VERSION" ]`) takes in the steps before it until something was said: their words
+are the cause.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.triggers.ci_signals import noise, runner_exit, step_start
+
+SAID_ENOUGH = 8  # lines of output that make a step its own explanation
+_WIDEN = 3  # steps above a silent one looked into, at most
+_NAMED = re.compile(r'The command "(.*?)(?:" (?:exited|failed) with [1-9]\d*.*)?$')
+_GROUP_OPEN, _GROUP_CLOSE = re.compile(r"^##\[group\]"), re.compile(r"^##\[endgroup\]")
+
+
+def _named_command(lines: list[str], end: int) -> str | None:
+    """The command a Travis exit line names, its first line if it spans several."""
+    for index in range(end, max(-1, end - 60), -1):
+        match = _NAMED.search(lines[index])
+        if match:
+            return match.group(1).strip() or None
+    return None
+
+
+def _command_start(lines: list[str], end: int) -> int | None:
+    """The `$ command` line that began the step whose exit line is at `end`."""
+    command = _named_command(lines, end)
+    if command is None:
+        return None
+    echoed = f"$ {command}"
+    return next((i for i in range(end - 1, -1, -1) if lines[i].startswith(echoed)), None)
+
+
+def _previous_start(lines: list[str], start: int) -> int:
+    return next((i for i in range(start - 1, -1, -1) if step_start(lines[i])), 0)
+
+
+def output_lines(lines: list[str], start: int, end: int) -> int:
+    """Lines a step printed between `start` and `end`: not blank, not noise, and not the
+    script that GitHub Actions echoes between `##[group]` and `##[endgroup]`."""
+    said, echoed = 0, False
+    for line in lines[start + 1 : end]:
+        if _GROUP_OPEN.match(line):
+            echoed = True
+        elif _GROUP_CLOSE.match(line):
+            echoed = False
+        elif not echoed and line.strip() and not noise(line):
+            said += 1
+    return said
+
+
+def failing_step(lines: list[str]) -> tuple[int, int]:
+    """First and last line of the step that failed."""
+    end = next((i for i, line in enumerate(lines) if runner_exit(line)), None)
+    if end is None:
+        end = next((i for i in reversed(range(len(lines))) if lines[i].strip()), 0)
+    start = _command_start(lines, end)
+    if start is None:
+        start = _previous_start(lines, end)
+    for _ in range(_WIDEN):
+        if start == 0 or output_lines(lines, start, end) >= SAID_ENOUGH:
+            break
+        start = _previous_start(lines, start)
+    return start, end
