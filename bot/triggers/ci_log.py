@@ -90,7 +90,8 @@ def _before_exits(lines: list[str], weights: list[float], start: int, end: int) 
         boost, above = 3.0, index - 1
         while boost > 0.5 and above >= start:
             line = lines[above]
-            if line.strip() and not noise(line) and not wrapper_exit(line):
+            says = _WORDS.search(_TAG.sub("", line))  # not a rule, bare or `[INFO] ----`
+            if says and not noise(line) and not wrapper_exit(line):
                 weights[above] += boost
                 boost -= 0.75
             above -= 1
@@ -174,6 +175,7 @@ def _first_error(lines: list[str], kept: tuple[int, ...], start: int, end: int) 
 
 
 _WORD = re.compile(r"[A-Za-z]{3,}")
+_TAG, _WORDS = re.compile(r"^\[\w+\]"), re.compile(r"[^\W\d_]{2}")
 
 
 def failure_signature(lines: list[str], kept: tuple[int, ...], start: int, end: int) -> str:

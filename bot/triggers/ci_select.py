@@ -137,18 +137,23 @@ def said(lines: list[str], start: int, step: int, count: int, stop: int) -> int:
     return index
 
 
+def _lead(line: str) -> tuple[str, ...]:
+    """A line's first three words: alike lines of a list share them (`Unable to create …`)."""
+    return tuple(line.split()[:3])
+
+
 def block(lines: list[str], anchor: int) -> range:
     """The anchor with a little context, and the frames or indented lines that continue it."""
     high = len(lines) - 1
     last = said(lines, anchor, 1, _CONTEXT_AFTER, high)
     reach = said(lines, anchor, 1, _CONTINUATION, high)
-    frames = 0
+    frames, lead = 0, _lead(lines[anchor])
     while last < reach and frames < _FRAMES:
         following = said(lines, last, 1, 1, high)
         if frame(lines[following]):
             frames += 1
-        elif lines[following][:1] not in _CONTINUES:
-            break
+        elif lines[following][:1] not in _CONTINUES and _lead(lines[following]) != lead:
+            break  # not indented, not a diff's, not one more of a list of alike lines
         last = following
     return range(said(lines, anchor, -1, _CONTEXT_BEFORE, 0), last + 1)
 

@@ -30,7 +30,7 @@ _TOOL_EXIT = re.compile(
 )
 _WRAPPER_EXIT = re.compile(
     r"(?i)^npm ERR! code ELIFECYCLE|^error Command failed|^\s*make(?:\[\d+\])?: \*\*\* "
-    r"|^ELIFECYCLE|^\[ERROR\] Failed to execute goal|^FAILURE: |^\*\* \w+ FAILED \*\*"
+    r"|^ELIFECYCLE|^FAILURE: |^\*\* \w+ FAILED \*\*"
     r"|^Error: Process completed|^##\[error\]Process completed"
 )
 # Where a step (a command and its output) begins.
@@ -54,7 +54,11 @@ _WRAPPER = re.compile(
     r"^\[ERROR\](?:\s*$| (?:-> \[Help 1\]|To see the full stack|Re-run Maven|For more information"
     r"|\[Help 1\] http|After correcting the problems|\s*mvn <\w+> -rf ))"
 )
-_FRAME = re.compile(r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)")
+# A stack frame: indented (Java, Python, Ruby, gdb), or not but ending in its place
+# (PowerShell's `at Verify-Equal, /path/Verify-Equal.ps1:16`, `at <ScriptBlock>, <No file>:1`).
+_FRAME = re.compile(
+    r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)|^at \S.*:\d+\)?$"
+)
 _NONE = re.compile(
     r"(?i)\b(?:0|no) (?:errors?|failures?|failed|failing|warnings?)\b|(?:errors?|failures?|failed)"
     r"(?: count)?[:=]? ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
@@ -75,7 +79,7 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
         # An exception by its name (`NullPointerException`, `Exception:`), not a test's words
         # ("rejects illegal headers with an exception"): those are below.
         re.compile(
-            r"\w*Exception\b|EXCEPTION"
+            r"\w(?:Exception|Error)\b|\.Exception\b|\bException:|EXCEPTION"
             r"|(?i:\bexception:|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump)"
         ),
         3,
@@ -236,22 +240,23 @@ def frame(line: str) -> bool:
     return _FRAME.search(line[:SCAN]) is not None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
-    if not text or noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
+    low = text.lower()
+    anchored = _SIGNALS[6][0].match(text) is not None
+    if not anchored and _ANY_GATE.search(low) is None:
+        return 0.0  # most lines: one scan, no word of any signal
+    if noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
         return 0.0
     if _CHATTER.search(text) is not None:
         return 0.0
     if _WARNING.search(text) is not None and _STRONG.search(text) is None:
         return _SIGNALS[-1][1]
-    low = text.lower()
     if _NONE_GATE.search(low) and _NONE.search(text):
         text = _NONE.sub(" ", text)
         low = text.lower()
-    anchored = _SIGNALS[6][0].match(text) is not None
-    if not anchored and _ANY_GATE.search(low) is None:
-        return 0.0  # most lines: one scan, no word of any signal
     for (pattern, weight, _), gate in zip(_SIGNALS, _GATES, strict=True):
         if gate.search(low) and pattern.search(text):  # heaviest first: the first is the weight
             return weight
