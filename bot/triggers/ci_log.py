@@ -32,6 +32,7 @@ from bot.triggers.ci_steps import failing_step
 BUDGET_TOKENS = 2000
 _TAIL_SHARE = 0.4  # of the budget, for the failing step's last lines
 _TAIL_LINES = 40
+_ANCHOR = 0.75  # weight that makes a line worth keeping with its context
 _COPIES = 2  # anchors saying the same thing taken in turn, before the rest of their copies
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
 
@@ -79,7 +80,19 @@ def _weights(lines: list[str], start: int, end: int, passing: str | None) -> lis
             weight *= 0.3 if index < start else 0.15
         weights.append(weight)
     _before_exits(lines, weights, start, end)
+    _first_showing(lines, weights)
     return weights
+
+
+def _first_showing(lines: list[str], weights: list[float]) -> None:
+    """An error the log says again (a summary repeating it, a retried command failing the same
+    way) is worth, where it first showed, as much as its weightiest copy: its context is there."""
+    first: dict[str, int] = {}
+    for index, weight in enumerate(weights):
+        if weight >= _ANCHOR:
+            key = shape(_TAG.sub("", lines[index]))
+            at = first.setdefault(key, index)
+            weights[at] = max(weights[at], weight)
 
 
 def _before_exits(lines: list[str], weights: list[float], start: int, end: int) -> None:
@@ -137,7 +150,7 @@ def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS
     selection.add([i for i in (start, end, last) if i != start or step_start(lines[i])])
     selection.add(sorted(_tail(lines, start, end)[: _TAIL_LINES // 4]))
     anchors = _distinct_first(
-        lines, sorted((i for i, w in enumerate(weights) if w >= 0.75), key=lambda i: -weights[i])
+        lines, sorted((i for i, w in enumerate(weights) if w >= _ANCHOR), key=lambda i: -weights[i])
     )
     for rank, anchor in enumerate(anchors[:200]):
         if not selection.add(block(lines, anchor)):

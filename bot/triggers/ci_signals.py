@@ -64,6 +64,9 @@ _NONE = re.compile(
     r"(?: count)?[:=]? ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
     r"|\bon_?failure\b|set -e|\|\| true"
 )
+# A numbered failure (`1) …`), a bullet, a located diagnostic (`src/x.c:12:3: …`).
+_WARNED = 0.5  # what a warning weighs
+_LOCATED = re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s")
 # (pattern, weight, words one of which the lowercased line must contain for the pattern to be
 # tried: most lines say nothing, and `in` is far cheaper than a case-blind regex).
 _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
@@ -86,9 +89,15 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
         ("exception", "traceback", "panic", "segmentation", "core dump"),
     ),
     (
-        re.compile(r"\bFAIL(?:ED|URE|S)?\b|(?i:\bfail(?:ed|ure|s|ing)?\b)|✗|✖|✘|×|^not ok \d"),
+        # A verdict in capitals (`*** FAILED ***`, `FAIL: test_x`) or a cross.
+        re.compile(r"\bFAIL(?:ED|URE|S)?\b|✗|✖|✘|^not ok \d"),
+        3,
+        ("fail", "✗", "✖", "✘", "not ok"),
+    ),
+    (
+        re.compile(r"(?i:\bfail(?:ed|ure|s|ing)?\b)|×"),
         2.5,
-        ("fail", "✗", "✖", "✘", "×", "not ok"),
+        ("fail", "×"),
     ),
     (
         re.compile(r"(?i)\bassert(?:ion)?\w*|\bexpected\b|\bactual\b|\bbut (?:got|was)\b|^[-+] "),
@@ -137,12 +146,8 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
             "must be",
         ),
     ),
-    (
-        re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"),
-        1.5,
-        ("",),  # anchored at the start: cheap to try on any line
-    ),
-    (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
+    (_LOCATED, 1.5, ("",)),  # anchored at the start: cheap to try on any line
+    (re.compile(r"(?i)\bwarn(?:ing)?\b"), _WARNED, ("warn",)),
 )
 # A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
 # A line reporting a success or a skip, whatever words its test's name holds ("test_npm_err
@@ -162,6 +167,8 @@ _CHATTER = re.compile(
 )
 # Rules drawn with dashes (`- - - -`, `-----`) are not a diff's lines.
 _RULE = re.compile(r"^[\s\W_]*$")
+_ERROR_TAG = re.compile(r"(?i)^\[error\]\s*")
+_TAG_WEIGHT = 1.5
 # An error that a warning line may still report ("warning: … error: …", "WARN … Exception:").
 _STRONG = re.compile(
     r"(?i)\berror(?:\[\w+\])?:|\bfatal:|\w+(?:Error|Exception):|\btraceback\b|\bpanic:"
@@ -245,7 +252,7 @@ def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
     low = text.lower()
-    anchored = _SIGNALS[6][0].match(text) is not None
+    anchored = _LOCATED.match(text) is not None
     if not anchored and _ANY_GATE.search(low) is None:
         return 0.0  # most lines: one scan, no word of any signal
     if noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
@@ -253,10 +260,20 @@ def signal(line: str) -> float:
     if _CHATTER.search(text) is not None:
         return 0.0
     if _WARNING.search(text) is not None and _STRONG.search(text) is None:
-        return _SIGNALS[-1][1]
+        return _WARNED
     if _NONE_GATE.search(low) and _NONE.search(text):
         text = _NONE.sub(" ", text)
         low = text.lower()
+    tagged = _ERROR_TAG.match(text)
+    if tagged:
+        # A tool's `[error]` level alone says little (sbt's `[error] Total time: 16 s`): what
+        # follows it decides, the tag adds to it.
+        return _TAG_WEIGHT + _weight(text[tagged.end() :])
+    return _weight(text)
+
+
+def _weight(text: str) -> float:
+    low = text.lower()
     for (pattern, weight, _), gate in zip(_SIGNALS, _GATES, strict=True):
         if gate.search(low) and pattern.search(text):  # heaviest first: the first is the weight
             return weight
