@@ -152,9 +152,13 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
 # A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
 # A line reporting a success or a skip, whatever words its test's name holds ("test_npm_err
 # PASSED", "[+] - error in one container…", "…NoSuchElementException SKIPPED").
-_SUCCESS = re.compile(
-    r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔|\bSKIP(?:PED)?|\bIGNORED|\bPENDING)(?:\s*\[\s*\d+%\])?\s*$"
-    r"|^(?:ok|PASS|✓|✔|\[\+\])\s"
+# An expected failure (`XFAIL`) is one too.
+_SUCCESS_END = re.compile(
+    r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔|\bSKIP(?:PED)?|\bIGNORED|\bPENDING|\bX(?:FAIL|PASS)(?:ED)?)"
+    r"(?:\s*\[\s*\d+%\])?\s*$"
+)
+_SUCCESS_START = re.compile(
+    r"^(?:ok|PASS|SKIP(?:PED)?|XFAIL|XPASS|✓|✔|\[\+\])\s|^.{0,200}\bXFAIL\b"
 )
 # A warning, whatever it warns of ("Warning: this expression will fail with a 'badarith'
 # exception"): worth what a warning is worth.
@@ -255,7 +259,11 @@ def signal(line: str) -> float:
     anchored = _LOCATED.match(text) is not None
     if not anchored and _ANY_GATE.search(low) is None:
         return 0.0  # most lines: one scan, no word of any signal
-    if noise(line) or _RULE.match(text) or _SUCCESS.search(text[-80:]) is not None:
+    if (
+        noise(line)
+        or _RULE.match(text)
+        or (_SUCCESS_END.search(text[-80:]) or _SUCCESS_START.search(text))
+    ):
         return 0.0
     if _CHATTER.search(text) is not None:
         return 0.0
