@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bot.triggers.ci_select import LONG_LINE, Selection, block, fill_gaps, grow, paragraph, render
 from bot.triggers.ci_signals import (
+    SCAN,
     clean,
     noise,
     runner_exit,
@@ -32,6 +33,11 @@ from bot.triggers.ci_steps import failing_step
 BUDGET_TOKENS = 2000
 _TAIL_SHARE = 0.4  # of the budget, for the failing step's last lines
 _TAIL_LINES = 40
+# A test's or a file's name (`tests/test_x.py::test_y`, `ext/x/tests/bug1.phpt`, `Foo#bar`).
+_NAME = re.compile(r"(?<![\w/.-])[\w./-]*\w(?:\.[A-Za-z]{1,6}|::\w+|#\w+)(?:::\w+)*(?![\w/-])")
+_SUMMARY_LINES = 60  # the step's last lines, where a summary names what failed
+_FAILING = 2.5  # a line's own signal that says something failed
+_NAMED_WEIGHT = 5.0  # what the first failure line naming a summarised name is worth
 _ANCHOR = 0.75  # weight that makes a line worth keeping with its context
 _COPIES = 2  # anchors saying the same thing taken in turn, before the rest of their copies
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
@@ -81,7 +87,28 @@ def _weights(lines: list[str], start: int, end: int, passing: str | None) -> lis
         weights.append(weight)
     _before_exits(lines, weights, start, end)
     _first_showing(lines, weights)
+    _summarised(lines, weights, start, end)
     return weights
+
+
+def _summarised(lines: list[str], weights: list[float], start: int, end: int) -> None:
+    """A summary at the step's end names what failed (`FAILED tests/test_x.py::test_y`, a
+    test's file in brackets): the failure line that first named it, above, holds the detail."""
+    summary = [i for i in range(start, end + 1) if lines[i].strip()][-_SUMMARY_LINES:]
+    if not summary or summary[0] <= start:
+        return
+    names = {name for i in summary for name in _NAME.findall(lines[i][:SCAN])}
+    if not names:
+        return
+    named = re.compile("|".join(re.escape(name) for name in sorted(names, key=len, reverse=True)))
+    found: set[str] = set()
+    for index in range(start, summary[0]):
+        if weights[index] < _ANCHOR or signal(lines[index]) < _FAILING:
+            continue
+        match = named.search(lines[index][:SCAN])
+        if match and match.group() not in found:
+            found.add(match.group())
+            weights[index] = max(weights[index], _NAMED_WEIGHT)
 
 
 def _first_showing(lines: list[str], weights: list[float]) -> None:

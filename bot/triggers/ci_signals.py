@@ -175,7 +175,7 @@ _ERROR_TAG = re.compile(r"(?i)^\[error\]\s*")
 _TAG_WEIGHT = 1.5
 # An error that a warning line may still report ("warning: … error: …", "WARN … Exception:").
 _STRONG = re.compile(
-    r"(?i)\berror(?:\[\w+\])?:|\bfatal:|\w+(?:Error|Exception):|\btraceback\b|\bpanic:"
+    r"(?i)\berror(?:\[\w+\])?:|\bfatal:|(?:Error|Exception):|\btraceback\b|\bpanic:"
 )
 _NONE_WORDS = ("0", "no ", "werror", "error", "fail", "set -e", "|| true")
 
