@@ -43,8 +43,8 @@ _PROGRESS = re.compile(
     r"|resolving deltas|unpacking|collecting|requirement already|installing|setting up"
     r"|preparing to unpack|selecting previously|processing triggers|extracting|pulling"
     r"|progress|compiling|building|remote: (?:counting|compressing|enumerating|total)"
-    r"|\[INFO\] Download|npm warn|warning .*deprecated)"
-)
+    r"|\[INFO\] Download(?:ing|ed)|npm warn|warning .*deprecated)\b(?![._-]\w)"
+)  # a word, not a name's start: `downloader_test.go:679: failed…` is no download
 _PROGRESS_BAR = re.compile(r"\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|\d+(?:\.\d+)? ?[KMG]i?B/s")
 _WRAPPER = re.compile(
     r"(?i)^npm ERR!(?:\s*$| (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
