@@ -1,45 +1,32 @@
 """Cut a CI log down to the part that explains the failure. Pure: text in, text out.
 
-Works without knowing the runner. Structure first: the failing step is the one whose exit line
-(`Process completed with exit code 1`, `The command "…" exited with 1.`, `Finished: FAILURE`, or
-a tool's own) comes first; its last lines are always kept, because tools print their verdict
-last. Then the lines that carry failure signals, weighted towards the end of that step, each with
-a little context, until the token budget is spent. Noise (progress, downloads, `npm ERR!`
-boilerplate, a frame repeated a hundred times) is dropped. With a passing run's log of the same
-job, lines that occur only in the failing log count most. The first error also gives the
-failure's fingerprint, used to cap repair attempts per failure.
+Works without knowing the runner. Structure first (`ci_steps`): the step that failed, from the
+line that opened it to the runner's first exit line; its last lines are always kept, because
+tools print their verdict last. Then the lines that carry failure signals (`ci_signals`),
+weighed by where they stand and what the log's structure says of them (`ci_weights`), each
+with a little context, until the token budget is spent (`ci_select`). Noise (progress,
+downloads, `npm ERR!` and Maven boilerplate, a frame repeated a hundred times) is dropped. With
+a passing run's log of the same job, lines that occur only in the failing log count most. The
+failing step's strongest lines also give the failure's fingerprint, used to cap repair
+attempts per failure.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 from bot.triggers.ci_select import LONG_LINE, Selection, block, fill_gaps, grow, paragraph, render
-from bot.triggers.ci_signals import (
-    SCAN,
-    clean,
-    noise,
-    runner_exit,
-    shape,
-    signal,
-    step_start,
-    wrapper_exit,
-)
-from bot.triggers.ci_steps import failing_step
+from bot.triggers.ci_signals import noise, normalize, shape, signal
+from bot.triggers.ci_steps import failing_step, runner_exit, step_start
+from bot.triggers.ci_weights import anchors_of, line_weights
+
+__all__ = ["BUDGET_TOKENS", "Excerpt", "approx_tokens", "excerpt", "fingerprint", "normalize"]
 
 BUDGET_TOKENS = 2000
 _TAIL_SHARE = 0.4  # of the budget, for the failing step's last lines
 _TAIL_LINES = 40
-# A test's or a file's name (`tests/test_x.py::test_y`, `ext/x/tests/bug1.phpt`, `Foo#bar`).
-_NAME = re.compile(r"(?<![\w/.-])[\w./-]*\w(?:\.[A-Za-z]{1,6}|::\w+|#\w+)(?:::\w+)*(?![\w/-])")
-_SUMMARY_LINES = 60  # the step's last lines, where a summary names what failed
-_FAILING = 2.5  # a line's own signal that says something failed
-_NAMED_WEIGHT = 5.0  # what the first failure line naming a summarised name is worth
-_ANCHOR = 0.75  # weight that makes a line worth keeping with its context
-_COPIES = 2  # anchors saying the same thing taken in turn, before the rest of their copies
 _PARAGRAPHS = 8  # anchors whose section is kept from its heading
 
 
@@ -63,93 +50,6 @@ def approx_tokens(text: str) -> int:
     return (len(text.encode()) + 3) // 4
 
 
-def normalize(log: str) -> list[str]:
-    """The log's lines as a reader sees them, one for each of `log.splitlines()`."""
-    return [clean(line) for line in log.splitlines()]
-
-
-def _weights(lines: list[str], start: int, end: int, passing: str | None) -> list[float]:
-    """Each line's claim to a place in the excerpt."""
-    green = {shape(line) for line in normalize(passing)} if passing else None
-    weights = []
-    first_strong = False
-    for index, line in enumerate(lines):
-        weight = signal(line)
-        if green is not None and line.strip():
-            new = shape(line) not in green
-            weight = weight + (2.0 if weight else 0.75) if new else weight * 0.25
-        if start <= index <= end:
-            weight *= 1 + (index - start) / (end - start + 1)
-            if weight >= 2.5 and not first_strong:
-                first_strong, weight = True, weight + 3  # the first error explains most
-        else:
-            weight *= 0.3 if index < start else 0.15
-        weights.append(weight)
-    _before_exits(lines, weights, start, end)
-    _first_showing(lines, weights)
-    _summarised(lines, weights, start, end)
-    return weights
-
-
-def _summarised(lines: list[str], weights: list[float], start: int, end: int) -> None:
-    """A summary at the step's end names what failed (`FAILED tests/test_x.py::test_y`, a
-    test's file in brackets): the failure line that first named it, above, holds the detail."""
-    summary = [i for i in range(start, end + 1) if lines[i].strip()][-_SUMMARY_LINES:]
-    if not summary or summary[0] <= start:
-        return
-    names = {name for i in summary for name in _NAME.findall(lines[i][:SCAN])}
-    if not names:
-        return
-    named = re.compile("|".join(re.escape(name) for name in sorted(names, key=len, reverse=True)))
-    found: set[str] = set()
-    for index in range(start, summary[0]):
-        if weights[index] < _ANCHOR or signal(lines[index]) < _FAILING:
-            continue
-        match = named.search(lines[index][:SCAN])
-        if match and match.group() not in found:
-            found.add(match.group())
-            weights[index] = max(weights[index], _NAMED_WEIGHT)
-
-
-def _first_showing(lines: list[str], weights: list[float]) -> None:
-    """An error the log says again (a summary repeating it, a retried command failing the same
-    way) is worth, where it first showed, as much as its weightiest copy: its context is there."""
-    first: dict[str, int] = {}
-    for index, weight in enumerate(weights):
-        if weight >= _ANCHOR:
-            key = shape(_TAG.sub("", lines[index]))
-            at = first.setdefault(key, index)
-            weights[at] = max(weights[at], weight)
-
-
-def _before_exits(lines: list[str], weights: list[float], start: int, end: int) -> None:
-    """The lines just above a line saying a command failed say why: boost them."""
-    for index in range(start, end + 1):
-        if index != end and not wrapper_exit(lines[index]):
-            continue
-        boost, above = 3.0, index - 1
-        while boost > 0.5 and above >= start:
-            line = lines[above]
-            says = _WORDS.search(_TAG.sub("", line))  # not a rule, bare or `[INFO] ----`
-            if says and not noise(line) and not wrapper_exit(line):
-                weights[above] += boost
-                boost -= 0.75
-            above -= 1
-
-
-def _distinct_first(lines: list[str], anchors: list[int]) -> list[int]:
-    """The anchors, those that repeat one already met twice (the same exception thrown again,
-    the same error from another test) after all the others: a third copy says little new."""
-    seen: Counter[str] = Counter()
-    first: list[int] = []
-    again: list[int] = []
-    for anchor in anchors:
-        key = shape(lines[anchor])
-        (again if seen[key] >= _COPIES else first).append(anchor)
-        seen[key] += 1
-    return first + again
-
-
 def _tail(lines: list[str], start: int, end: int) -> list[int]:
     """The failing step's last lines, newest first, within the tail's share of the budget."""
     taken: list[int] = []
@@ -171,14 +71,12 @@ def excerpt(log: str, *, passing: str | None = None, budget: int = BUDGET_TOKENS
     if not lines:
         return Excerpt("", (), 0, "")
     start, end = failing_step(lines)
-    weights = _weights(lines, start, end, passing)
+    weights = line_weights(lines, start, end, normalize(passing) if passing else None)
     selection = Selection(lines, budget)
     last = max(i for i, line in enumerate(lines) if line.strip()) if any(lines) else end
     selection.add([i for i in (start, end, last) if i != start or step_start(lines[i])])
     selection.add(sorted(_tail(lines, start, end)[: _TAIL_LINES // 4]))
-    anchors = _distinct_first(
-        lines, sorted((i for i, w in enumerate(weights) if w >= _ANCHOR), key=lambda i: -weights[i])
-    )
+    anchors = anchors_of(lines, weights)
     for rank, anchor in enumerate(anchors[:200]):
         if not selection.add(block(lines, anchor)):
             selection.add([anchor])
@@ -215,7 +113,6 @@ def _first_error(lines: list[str], kept: tuple[int, ...], start: int, end: int) 
 
 
 _WORD = re.compile(r"[A-Za-z]{3,}")
-_TAG, _WORDS = re.compile(r"^\[\w+\]"), re.compile(r"[^\W\d_]{2}")
 
 
 def failure_signature(lines: list[str], kept: tuple[int, ...], start: int, end: int) -> str:

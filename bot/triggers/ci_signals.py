@@ -1,8 +1,11 @@
-"""What a CI log line says, whatever ran it: cleaned text, failure signal, noise, step bounds.
+"""What a CI log line says, whatever ran it: cleaned text, failure signal, noise.
 
 Pure and generic: words any tool uses when something fails (error, failed, exception, expected,
-not found…), the exit lines runners print when a step ends, and the boilerplate wrappers repeat.
-Runner- and tool-specific shapes (`##[error]`, pytest's `E   `, `[ERROR]`) only add to a score.
+not found…), weighed by how they are said (`error:` and `NullPointerException` more than
+"rejects headers with an exception"); lines that say nothing failed, whatever words they hold
+(a passed or skipped test, a warning, a DEBUG record, a rule); the boilerplate wrappers repeat
+and the progress chatter of downloads and installs. Runner- and tool-specific shapes
+(`##[error]`, pytest's `E   `, `[error]`) only add to a score.
 """
 
 from __future__ import annotations
@@ -17,27 +20,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 _TIMESTAMP = re.compile(r"^(?:[^\t]*\t[^\t]*\t)?\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
 _TRAVIS_MARK = re.compile(r"travis_(?:fold|time):[a-z]+:[^\s]*\s?")
 
-# A step ended badly: the runner's own words, then tools' generic ones.
-_RUNNER_EXIT = re.compile(
-    r'The command ".*" (?:exited|failed) with [1-9]\d*|^" (?:exited|failed) with [1-9]\d*\.$'
-    r"|Process completed with exit code [1-9]"
-    r"|^Finished: (?:FAILURE|ABORTED)|^ERROR: Job failed|marked build as failure"
-    r"|^Done\. Your build exited with [1-9]|^Command exited with code [1-9]"
-)
-_TOOL_EXIT = re.compile(
-    r"(?i)\bexit(?:ed)? (?:with )?(?:code|status) [1-9]|returned (?:a )?non-zero exit"
-    r"|^(?:BUILD FAILED|BUILD FAILURE|FAILURE: Build failed)|Command failed with exit code [1-9]"
-)
-_WRAPPER_EXIT = re.compile(
-    r"(?i)^npm ERR! code ELIFECYCLE|^error Command failed|^\s*make(?:\[\d+\])?: \*\*\* "
-    r"|^ELIFECYCLE|^FAILURE: |^\*\* \w+ FAILED \*\*"
-    r"|^Error: Process completed|^##\[error\]Process completed"
-)
-# Where a step (a command and its output) begins.
-_STEP_START = re.compile(
-    r"^##\[group\]Run |^\$ \S|^travis_fold:start:|^\[Pipeline\] (?:sh|bat|stage)\b"
-    r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :"
-)
 _PROGRESS = re.compile(
     r"(?i)\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
     r"|resolving deltas|unpacking|collecting|requirement already|installing|setting up"
@@ -196,20 +178,9 @@ def clean(line: str) -> str:
     return _TRAVIS_MARK.sub("", line).rstrip()
 
 
-def runner_exit(line: str) -> bool:
-    """The runner says a step failed (GitHub Actions, Travis, Jenkins, GitLab)."""
-    return _RUNNER_EXIT.search(line[:SCAN]) is not None
-
-
-def tool_exit(line: str) -> bool:
-    """A tool or script says it exited non-zero."""
-    return _TOOL_EXIT.search(line[:SCAN]) is not None
-
-
-def wrapper_exit(line: str) -> bool:
-    """A line a wrapper (npm, yarn, make, a script) prints after what it ran failed: the lines
-    just above it say why."""
-    return tool_exit(line) or _WRAPPER_EXIT.search(line[:SCAN]) is not None
+def normalize(log: str) -> list[str]:
+    """The log's lines as a reader sees them, one for each of `log.splitlines()`."""
+    return [clean(line) for line in log.splitlines()]
 
 
 _HEADING = re.compile(r"^\s*(?:[=_\-*#~]{3,}|\S.*\s[=_\-*#~]{3,}$)|^\s*(?:\d+\)|[●•✕✗]) \S|:$")
@@ -219,11 +190,6 @@ def heading(line: str) -> bool:
     """A rule or a title line that opens a section of output (pytest's `____ test ____`,
     `1) TestName`, `Failures:`)."""
     return _HEADING.search(line[:SCAN]) is not None
-
-
-def step_start(line: str) -> bool:
-    """A line that begins a step or a command's output."""
-    return _STEP_START.search(line[:SCAN]) is not None
 
 
 @functools.lru_cache(maxsize=8192)
