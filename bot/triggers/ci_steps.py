@@ -6,16 +6,16 @@ the line the runner opened that step with: for Travis, the `$ command` its exit 
 otherwise the nearest step banner above the end (`##[group]Run …`, `$ …`, `[Pipeline] sh`, a
 Docker build step, a Gradle task; not a Maven plugin's banner: a multi-module build fails in
 one module and goes on to the next). A step that said next to nothing (a check of what an
-earlier step left, `[ -n "$VERSION" ]`) takes in the steps before it until something was said:
-their words are the cause. Also here: the lines by which wrappers and tools say that what they
-ran failed (`make: ***`, `error Command failed`, `BUILD FAILURE`).
+earlier step left, `[ -n "$VERSION" ]`) takes in the steps before it until something was said,
+or something said what failed: their words are the cause. Also here: the lines by which
+wrappers and tools say that what they ran failed (`make: ***`, `error Command failed`).
 """
 
 from __future__ import annotations
 
 import re
 
-from bot.triggers.ci_signals import SCAN, noise
+from bot.triggers.ci_signals import SCAN, noise, signal
 
 # A step ended badly: the runner's own words, then tools' generic ones.
 _RUNNER_EXIT = re.compile(
@@ -40,6 +40,7 @@ _STEP_START = re.compile(
 )
 
 SAID_ENOUGH = 8  # lines of output that make a step its own explanation
+_FAILED = 2.5  # a line's signal that says what failed
 _WIDEN = 3  # steps above a silent one looked into, at most
 _NAMED = re.compile(r'The command "(.*?)(?:" (?:exited|failed) with [1-9]\d*.*)?$')
 _GROUP_OPEN, _GROUP_CLOSE = re.compile(r"^##\[group\]"), re.compile(r"^##\[endgroup\]")
@@ -91,7 +92,7 @@ def _previous_start(lines: list[str], start: int) -> int:
 def output_lines(lines: list[str], start: int, end: int) -> int:
     """Lines a step printed between `start` and `end`: not blank, not noise, and not the
     script that GitHub Actions echoes between `##[group]` and `##[endgroup]`."""
-    said, echoed = 0, False
+    said, echoed = 0, _GROUP_OPEN.match(lines[start]) is not None
     for line in lines[start + 1 : end]:
         if _GROUP_OPEN.match(line):
             echoed = True
@@ -113,5 +114,7 @@ def failing_step(lines: list[str]) -> tuple[int, int]:
     for _ in range(_WIDEN):
         if start == 0 or output_lines(lines, start, end) >= SAID_ENOUGH:
             break
+        if any(signal(line) >= _FAILED for line in lines[start + 1 : end]):
+            break  # it said little, but it said what failed
         start = _previous_start(lines, start)
     return start, end
