@@ -39,6 +39,9 @@ _STAGE_LINE: dict[str, str] = {
 _MARKER = "<!-- shipmate:task:{key} -->"
 _MARKER_RE = re.compile(r"<!-- shipmate:task:([^ ]+) -->")
 _DIFF_LIMIT = 60_000
+# GitHub refuses a comment over 65,536 characters; the diff gives way to fit (and whatever else
+# is too long is cut), with room for outbound redaction's marks.
+_BODY_LIMIT = 65_000
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,12 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
-def _diff_block(diff: str) -> str:
+def _diff_block(diff: str, limit: int = _DIFF_LIMIT) -> str:
     shown = diff
     note = ""
-    if len(diff) > _DIFF_LIMIT:
-        shown = diff[:_DIFF_LIMIT]
-        note = f"\n\n_The diff is cut at {_DIFF_LIMIT:,} characters; the branch has all of it._"
+    if len(diff) > limit:
+        shown = diff[:limit]
+        note = f"\n\n_The diff is cut at {limit:,} characters; the branch has all of it._"
     files = len(re.findall(r"(?m)^diff --git ", diff))
     added = len(re.findall(r"(?m)^\+(?!\+\+)", diff))
     removed = len(re.findall(r"(?m)^-(?!--)", diff))
@@ -138,8 +141,7 @@ def sticky_comment(progress: Progress) -> str:
         verdict = "passed" if progress.tests_passed else "did not pass"
         summary = f"\n\n{_fence(progress.test_summary)}" if progress.test_summary else ""
         parts.append(f"**Tests** {verdict}.{summary}")
-    if progress.diff:
-        parts.append(_diff_block(progress.diff))
+    diff_at = len(parts)
     if progress.pr_url:
         parts.append(f"Pull request: {progress.pr_url}")
     parts.extend(progress.notes)
@@ -149,7 +151,12 @@ def sticky_comment(progress: Progress) -> str:
         parts.append(f"[View the run in Shipmate]({progress.run_url})")
     if progress.steps or progress.cost_usd:
         parts.append(f"<sub>{cost_line(progress)}</sub>")
-    return "\n\n".join(parts)
+    if progress.diff:
+        # What the rest leaves, less the block's own frame and note.
+        room = _BODY_LIMIT - len("\n\n".join(parts)) - 300
+        if room > 0:
+            parts.insert(diff_at, _diff_block(progress.diff, min(_DIFF_LIMIT, room)))
+    return "\n\n".join(parts)[:_BODY_LIMIT]
 
 
 def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = None) -> str:
