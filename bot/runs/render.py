@@ -42,6 +42,8 @@ _DIFF_LIMIT = 60_000
 # GitHub refuses a comment over 65,536 characters; the diff gives way to fit (and whatever else
 # is too long is cut), with room for outbound redaction's marks.
 _BODY_LIMIT = 65_000
+# A plan is the agent's prose: the pull request shows this much of it.
+_PLAN_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     elif issue_number is not None:
         parts.append(f"Fixes #{issue_number}")
     if progress.plan:
-        parts.append("## Plan\n\n" + progress.plan.strip())
+        parts.append("## Plan\n\n" + _cut(progress.plan.strip(), _PLAN_LIMIT))
     if progress.tests_passed is None:
         tested = "The tests were not run."
     elif progress.tests_passed:
@@ -176,7 +178,12 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     else:
         tested = "The tests did **not** pass in Shipmate's sandbox, so this is a draft."
     if progress.test_summary:
-        tested += "\n\n" + _fence(progress.test_summary)
+        summary = progress.test_summary
+        if len(summary) > _PLAN_LIMIT:  # the end of a test run's output says what failed
+            summary = (
+                f"… ({len(summary) - _PLAN_LIMIT:,} characters cut)\n" + summary[-_PLAN_LIMIT:]
+            )
+        tested += "\n\n" + _fence(summary)
     parts.append("## How it was tested\n\n" + tested)
     parts.extend(progress.notes)
     if progress.refused:
@@ -188,7 +195,14 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
         "<sub>Opened by Shipmate. Review it like any change: Shipmate never merges. "
         "Comment `/shipmate stop` to cancel work on it.</sub>"
     )
-    return "\n\n".join(parts)
+    # GitHub refuses a body over 65,536 characters, and the pull request with it.
+    return "\n\n".join(parts)[:_BODY_LIMIT]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + f"\n\n… (cut: {len(text) - limit:,} more characters)"
 
 
 def check_output(progress: Progress) -> tuple[str, str]:
