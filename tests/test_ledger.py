@@ -17,8 +17,9 @@ import pytest
 import structlog
 
 from bot.config import Settings, parse_repo_config
+from bot.db.deliveries import Delivery
 from bot.db.ledger import month_start
-from bot.db.store import Delivery, Store
+from bot.db.store import Store
 from bot.jobs.sql import SQLQueue
 from bot.runs.budgets import MonthlyCaps, monthly_caps, over_budget
 from bot.runs.costs import Rates

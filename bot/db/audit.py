@@ -7,26 +7,13 @@ import asyncio
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from bot.config import Settings
+from bot.db.runs import RunTables
 from bot.db.store import Store
-
-
-class AuditLog(Protocol):
-    def append_audit(
-        self,
-        action: str,
-        *,
-        run_id: str | None = None,
-        delivery_id: str | None = None,
-        actor: str | None = None,
-        target: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        at: float | None = None,
-    ) -> None: ...
 
 
 class StoreAudit:
@@ -35,7 +22,7 @@ class StoreAudit:
 
     def __init__(
         self,
-        log: AuditLog,
+        log: RunTables,
         *,
         run_id: str | None = None,
         delivery_id: str | None = None,

@@ -41,8 +41,10 @@ from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
 from bot.runs.artifacts import save_artifacts
 from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.change import ReviewError
 from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
+from bot.runs.held import held_execution, held_for, hold, large_note
 from bot.runs.publish import commit_message, publish
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
@@ -300,7 +302,53 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         talker,
         sticky,
     )
+    if request.task.publish is not None:
+        await publish_held(run, request.task.publish)
+        return
     await start(run, await run.client(READ_ONLY), context)
+
+
+async def publish_held(run: Run, held_id: str) -> None:
+    """`/shipmate apply --large`: the change run `held_id` held back for its size, published as
+    it was reviewed (bot/runs/held.py); the held run's own record is the one completed."""
+    store = run.deps.store
+    held = await asyncio.to_thread(held_for, store, held_id, run.repo_name, run.number)
+    held_run = await asyncio.to_thread(store.get_run, held_id)
+    if isinstance(held, str) or held_run is None:
+        await run.sticky.show(run.progress("failed", reason=str(held)))
+        return
+    reader = await run.client(READ_ONLY)
+    repository = await reader.repository()
+    default_branch = str(repository["default_branch"])
+    try:
+        config = parse_repo_config(await reader.file_text(".github/shipmate.yml", default_branch))
+        read_token = await run.token(READ_ONLY)
+        checkout = await asyncio.to_thread(
+            run.deps.cache.tree, clone_url_of(run, repository), held.base_sha, read_token
+        )
+        try:
+            done = await asyncio.to_thread(held_execution, held, held_run, checkout, config)
+        finally:
+            run.deps.cache.release(checkout)
+    except (RepoConfigError, ReviewError) as exc:
+        reason = f"The held change cannot be published: {exc}"
+        await run.sticky.show(run.progress("failed", reason=reason))
+        return
+    run.run_id = held_id
+    try:
+        final = await finish(
+            run, done, held.base_sha, default_branch, await reader.issue(run.number)
+        )
+    finally:
+        done.discard()
+    if final.stage == "done":
+        await asyncio.to_thread(store.held.mark_published, held_id, run.request.actor)
+        await run.audit("change.published", lock_key(run.repo_name, run.number), large=True)
+
+
+def clone_url_of(run: Run, repository: Mapping[str, Any]) -> str:
+    fallback = f"{run.deps.settings.github_api_url}/{run.repo_name}.git"
+    return str(repository.get("clone_url") or fallback)
 
 
 async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
@@ -355,10 +403,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         await start_check(run, base_sha)
 
     read_token = await run.token(READ_ONLY)
-    clone_url = str(
-        repository.get("clone_url") or f"{deps.settings.github_api_url}/{run.repo_name}.git"
+    checkout = await asyncio.to_thread(
+        deps.cache.tree, clone_url_of(run, repository), base_sha, read_token
     )
-    checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token)
     brief = Brief(
         task=task_text(task, number, issue),
         context=context_blocks(task, issue),
@@ -443,7 +490,7 @@ def context_blocks(task: Task, issue: Mapping[str, Any]) -> list[tuple[str, str]
 
 async def finish(
     run: Run, done: Execution, base_sha: str, default_branch: str, issue: dict[str, Any]
-) -> None:
+) -> Progress:
     task, verb = run.request.task, run.verb
     common: dict[str, Any] = {
         "key": run.key,
@@ -456,6 +503,8 @@ async def finish(
         "run_url": run.url,
         "refused": await asyncio.to_thread(refused_egress, run.deps.store, run.run_id),
     }
+    if task.publish is not None and done.over_scope:
+        common["notes"] = (large_note(done.over_scope, run.request.actor),)
     branch = None
     if done.status == "completed" and verb == "plan":
         final = Progress(stage="done", **common)
@@ -474,6 +523,10 @@ async def finish(
         )
     elif done.change is None:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
+    elif done.over_scope and task.publish is None:
+        where = (run.repo_name, run.number)
+        final = await hold(run.deps.store, run.run_id, where, done, common, run.clean)
+        await run.audit("change.held", lock_key(*where), reason=done.over_scope)
     elif task.pr is not None:
         final = await push_follow_up(run, task.pr, done, base_sha, common)
         branch = task.pr.head_ref
@@ -485,7 +538,7 @@ async def finish(
     await asyncio.to_thread(
         run.deps.store.update_run,
         run.run_id,
-        status="stopped" if final.stage == "stopped" else done.status,
+        status=final.stage if final.stage in ("stopped", "held") else done.status,
         reason=done.reason,
         branch=branch,
         plan=done.plan,
@@ -497,6 +550,7 @@ async def finish(
         **done.usage.as_dict(),
     )
     log.info("run.finished", run_id=run.run_id, status=done.status, pr=final.pr_url)
+    return final
 
 
 async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:

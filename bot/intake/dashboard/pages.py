@@ -27,6 +27,7 @@ STATUSES = (
     "completed",
     "failed",
     "blocked",
+    "held",
     "cost_limit",
     "step_limit",
     "timeout",
