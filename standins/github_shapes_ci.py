@@ -94,6 +94,9 @@ def check_output(url: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+RUN_URLS = ("jobs", "logs", "artifacts", "cancel", "rerun")
+
+
 def workflow_run(
     *,
     run_id: int,
@@ -134,12 +137,8 @@ def workflow_run(
         "run_started_at": when,
         "actor": actor,
         "triggering_actor": actor,
-        "jobs_url": f"{api}/jobs",
-        "logs_url": f"{api}/logs",
+        **{f"{kind}_url": f"{api}/{kind}" for kind in RUN_URLS},
         "check_suite_url": f"{repo['url']}/check-suites/{suite_id}",
-        "artifacts_url": f"{api}/artifacts",
-        "cancel_url": f"{api}/cancel",
-        "rerun_url": f"{api}/rerun",
         "previous_attempt_url": None,
         "workflow_url": f"{repo['url']}/actions/workflows/{workflow_id}",
         "head_commit": head_commit,

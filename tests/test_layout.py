@@ -298,10 +298,6 @@ NOT_YET_SIZED = {
     "bot/sandbox/holder.py",
     "bot/sandbox/proxy.py",
     "bot/triggers/ci_log.py",
-    "standins/github.py",
-    "standins/github_ci.py",
-    "standins/github_conversation.py",
-    "standins/github_shapes.py",
 }
 
 
