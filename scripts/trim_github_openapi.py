@@ -40,8 +40,10 @@ OPERATIONS = (
     ("get", "/repos/{owner}/{repo}/branches/{branch}"),
     ("get", "/repos/{owner}/{repo}/contents/{path}"),
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
+    ("get", "/repos/{owner}/{repo}/commits/{ref}"),
     # The git database
     ("post", "/repos/{owner}/{repo}/git/blobs"),
+    ("get", "/repos/{owner}/{repo}/git/blobs/{file_sha}"),
     ("post", "/repos/{owner}/{repo}/git/trees"),
     ("get", "/repos/{owner}/{repo}/git/trees/{tree_sha}"),
     ("post", "/repos/{owner}/{repo}/git/commits"),

@@ -52,6 +52,7 @@ class Report:
     refused: list[str] = field(default_factory=list)  # valid probes that did not answer 2xx
     foreign: list[str] = field(default_factory=list)  # undescribed pairs that answered 2xx
     foreign_tried: int = 0
+    missing_tried: int = 0
     invalid_tried: int = 0
     invalid_accepted: list[str] = field(default_factory=list)
 
@@ -380,8 +381,42 @@ def run(world: World) -> Report:
             answer = send(world, probe, body)
             if answer.status_code < 400:
                 report.invalid_accepted.append(f"{label} {name}: {answer.status_code}")
+            elif operation.response_pointer(answer.status_code, spec):
+                check_answer(spec, operation, answer, report, f"{label} {name}")
+    _missing(world, spec, report)
     _foreign(world, spec, report)
     return report
+
+
+def _missing(world: World, spec: Description, report: Report) -> None:
+    """What a path names that does not exist is a 404, in GitHub's shape where it has one."""
+    for probe in probes(world):
+        operation = spec.operation(probe.method, probe.path)
+        assert operation is not None
+        for name in sorted(operation.integer_params & set(probe.params)):
+            absent = Probe(
+                probe.method, probe.path, {**probe.params, name: 987654321}, auth=probe.auth
+            )
+            answer = send(world, absent, probe.body)
+            label = f"{probe.method} {probe.path} with no such {name}"
+            report.missing_tried += 1
+            if answer.status_code != 404:
+                report.refused.append(f"{label}: {answer.status_code}, not 404")
+            elif operation.response_pointer(404, spec):
+                check_answer(spec, operation, answer, report, label)
+
+
+FOREIGN_PATHS = (
+    "/nope/nothing",
+    "/repos/{owner}/{repo}/collaborators/alice/permission/extra",
+    "/repos/{owner}/{repo}/issues/1/comments/2",
+    "/repos/{owner}/{repo}/issues/comments",
+    "/repos/{owner}/{repo}/branches",
+    "/repos/{owner}/{repo}/check-runs",
+    "/repos/{owner}/{repo}/pulls/1/merge",
+    "/repos/{owner}/{repo}/actions/runs/1/rerun",
+    "/repos/{owner}/{repo}/deployments/1/statuses/2/extra",
+)
 
 
 def _foreign(world: World, spec: Description, report: Report) -> None:
@@ -395,6 +430,14 @@ def _foreign(world: World, spec: Description, report: Report) -> None:
                 continue
             report.foreign_tried += 1
             answer = send(world, probe, probe.body or {}, method=method)
+            if 200 <= answer.status_code < 300:
+                report.foreign.append(f"{method} {path}: {answer.status_code}")
+    for path in FOREIGN_PATHS:
+        for method in (m.upper() for m in METHODS):
+            if spec.operation(method, path) is not None:
+                continue
+            report.foreign_tried += 1
+            answer = send(world, Probe(method, path), {}, method=method)
             if 200 <= answer.status_code < 300:
                 report.foreign.append(f"{method} {path}: {answer.status_code}")
 
