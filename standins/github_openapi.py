@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import referencing
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, relevance
 from referencing.jsonschema import DRAFT202012
 
 DESCRIPTION = (
@@ -109,8 +109,8 @@ class Description:
             if not operation.body_required:
                 return None
             body = {}
-        error = next(iter(self.validator(operation.body_pointer).iter_errors(body)), None)
-        return None if error is None else _github_message(error)
+        errors = list(self.validator(operation.body_pointer).iter_errors(body))
+        return _github_message(max(errors, key=relevance)) if errors else None
 
     def answer_problems(self, operation: Operation, status: int, data: Any) -> list[str]:
         """How a JSON answer misses the description's schema for that status (empty: it fits;
@@ -215,7 +215,8 @@ JSON_TYPES |= {"boolean": "a boolean", "object": "an object", "array": "an array
 def _github_message(error: ValidationError) -> str:
     """GitHub's wording of a schema failure ("\\"base\\" wasn't supplied.", "For
     'properties/status', 5 is not a string.")."""
-    where = "/".join(f"properties/{part}" for part in error.absolute_path if isinstance(part, str))
+    parts = [f"properties/{part}" for part in error.absolute_path if isinstance(part, str)]
+    where = "/".join(parts) or "body"
     value, expected = json.dumps(error.instance), cast(Any, error.validator_value)
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
@@ -226,7 +227,10 @@ def _github_message(error: ValidationError) -> str:
         types = expected if isinstance(expected, list) else [expected]
         wanted = " or ".join(JSON_TYPES.get(str(t), str(t)) for t in types)
         return f"For '{where}', {value} is not {wanted}."
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        each = dict.fromkeys(_github_message(sub) for sub in error.context)
+        return "\n".join(['No subschema in "anyOf" matched.', *each])
     if error.validator == "enum":
         members = ", ".join(json.dumps(m) for m in expected)
         return f"For '{where}', {value} is not a member of [{members}]."
-    return f"For '{where or 'body'}', {error.message}."
+    return f"For '{where}', {error.message}."
