@@ -17,7 +17,8 @@ from scripts.trim_github_openapi import OPERATIONS
 from standins.github import GitHubStandIn
 from standins.github_openapi import DESCRIPTION, Description, _json_schema, description
 from standins.github_routes import routes
-from tests.standin_probe import World, probes, run, summary
+from tests.standin_probe import run, summary
+from tests.standin_world import World, probes
 
 
 @pytest.fixture(scope="module")
