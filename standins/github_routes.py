@@ -18,6 +18,7 @@ from standins import (
     github_apps,
     github_ci,
     github_deployments,
+    github_git,
     github_issues,
     github_pulls,
     github_repos,
@@ -52,6 +53,21 @@ def _repo_routes() -> list[Route]:
             REPO + "/collaborators/{username}/permission",
             github_repos.collaborator_permission,
         ),
+    ]
+
+
+def _git_routes() -> list[Route]:
+    git, read, write = REPO + "/git", "contents:read", "contents:write"
+    return [
+        Route("POST", git + "/blobs", github_git.create_blob, write),
+        Route("GET", git + "/blobs/{file_sha}", github_git.get_blob, read),
+        Route("POST", git + "/trees", github_git.create_tree, write),
+        Route("GET", git + "/trees/{tree_sha}", github_git.get_tree, read),
+        Route("POST", git + "/commits", github_git.create_commit, write),
+        Route("GET", git + "/commits/{commit_sha}", github_git.get_commit, read),
+        Route("POST", git + "/refs", github_git.create_ref, write),
+        Route("PATCH", git + "/refs/{ref}", github_git.update_ref, write),
+        Route("GET", REPO + "/commits/{ref}", github_git.get_rest_commit, read),
     ]
 
 
@@ -171,6 +187,7 @@ def routes() -> dict[tuple[str, str], Route]:
     table = [
         *_app_routes(),
         *_repo_routes(),
+        *_git_routes(),
         *_issue_routes(),
         *_pull_routes(),
         *_check_routes(),

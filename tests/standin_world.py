@@ -6,8 +6,10 @@ read, then reads of what the writes changed."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -135,7 +137,13 @@ def _installation_token(gh: GitHubStandIn, app: Any, installation_id: int) -> st
 
 
 def probes(w: World) -> list[Probe]:
-    return [*_app_probes(w), *_issue_probes(w), *_pull_probes(w), *_check_probes(w)]
+    return [
+        *_app_probes(w),
+        *_git_probes(w),
+        *_issue_probes(w),
+        *_pull_probes(w),
+        *_check_probes(w),
+    ]
 
 
 def _app_probes(w: World) -> list[Probe]:
@@ -157,6 +165,30 @@ def _app_probes(w: World) -> list[Probe]:
         Probe("GET", R + "/collaborators/{username}/permission", {"username": "alice"}),
         Probe("GET", R + "/git/ref/{ref}", {"ref": "heads/main"}),
     ]
+
+
+def _git_probes(w: World) -> list[Probe]:
+    git, path = R + "/git", w.gh.state.repos[REPO].path
+    tree = _git(path, "rev-parse", f"{w.main}^{{tree}}")
+    blob = _git(path, "rev-parse", f"{w.main}:README.md")
+    entry = {"path": "n.txt", "mode": "100644", "type": "blob", "content": "n\n"}
+    return [
+        Probe("POST", git + "/blobs", body={"content": "aGk=", "encoding": "base64"}),
+        Probe("GET", git + "/blobs/{file_sha}", {"file_sha": blob}),
+        Probe("POST", git + "/trees", body={"base_tree": tree, "tree": [entry]}),
+        Probe("GET", git + "/trees/{tree_sha}", {"tree_sha": tree}),
+        Probe("POST", git + "/commits", body={"message": "m", "tree": tree, "parents": [w.main]}),
+        Probe("GET", git + "/commits/{commit_sha}", {"commit_sha": w.main}),
+        Probe("GET", R + "/commits/{ref}", {"ref": w.main}),
+        Probe("POST", git + "/refs", body={"ref": "refs/heads/probe", "sha": w.main}),
+        Probe("PATCH", git + "/refs/{ref}", {"ref": "heads/probe"}, {"sha": w.head}),
+    ]
+
+
+def _git(path: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=path, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _issue_probes(w: World) -> list[Probe]:

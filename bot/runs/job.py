@@ -37,15 +37,17 @@ from bot.config import (
 )
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
+from bot.github.git_data import GitDatabase
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
+from bot.runs.api_commit import BranchMoved, NotPublished, commit_through_api
 from bot.runs.artifacts import save_artifacts
 from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.change import ReviewError
 from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
 from bot.runs.held import held_execution, held_for, hold, large_note
-from bot.runs.publish import commit_message, publish
+from bot.runs.publish import commit_message
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
 from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
@@ -527,11 +529,8 @@ async def finish(
         where = (run.repo_name, run.number)
         final = await hold(run.deps.store, run.run_id, where, done, common, run.clean)
         await run.audit("change.held", lock_key(*where), reason=done.over_scope)
-    elif task.pr is not None:
-        final = await push_follow_up(run, task.pr, done, base_sha, common)
-        branch = task.pr.head_ref
     else:
-        final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
+        final, branch = await publish_change(run, done, base_sha, default_branch, issue, common)
     await run.sticky.show(final)
     await end_check(run, final)
     await run.audit("comment.edit", f"{run.repo_name}#{run.number}")
@@ -553,23 +552,57 @@ async def finish(
     return final
 
 
-async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
-    """Commit the reviewed tree on `branch` and push it with a token minted for this moment
-    only."""
+async def publish_change(
+    run: Run,
+    done: Execution,
+    base_sha: str,
+    default_branch: str,
+    issue: dict[str, Any],
+    common: dict[str, Any],
+) -> tuple[Progress, str | None]:
+    """A follow-up commit on the PR's branch, or a new branch and pull request; when GitHub
+    would not take the commit as reviewed, or the branch moved, nothing is pushed and the
+    sticky comment says so."""
+    task = run.request.task
+    try:
+        if task.pr is not None:
+            return await push_follow_up(run, task.pr, done, base_sha, common), task.pr.head_ref
+        return await open_pull(run, done, base_sha, default_branch, issue, common)
+    except NotPublished as exc:
+        log.warning("run.not_published", run_id=run.run_id, reason=str(exc))
+        if isinstance(exc, BranchMoved) and task.pr is not None:
+            return moved(task.pr.head_ref, common), None
+        reason = f"The commit was not made: {exc}. Nothing was pushed."
+        return Progress(stage="failed", reason=reason, **common), None
+
+
+def moved(head_ref: str, common: dict[str, Any]) -> Progress:
+    return Progress(
+        stage="stopped",
+        reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
+        "Comment `/shipmate retry` to start again from the new head.",
+        **common,
+    )
+
+
+async def push(
+    run: Run, done: Execution, base_sha: str, branch: str, title: str, *, new_branch: bool
+) -> str:
+    """The reviewed tree becomes a commit GitHub makes (and signs) through its Git database
+    API, with a client minted for this moment only; `branch` moves to it only from
+    `base_sha` (a fast-forward), or is created."""
     if done.change is None or done.change.base_sha != base_sha:
         raise RuntimeError("a completed run with a patch always holds its reviewed change")
-    token = await run.token(PUBLISH)
-    clone_url = str((await run.talker.repository()).get("clone_url"))
-    head_sha = await asyncio.to_thread(
-        publish,
+    publisher = await run.client(PUBLISH)
+    commit = await commit_through_api(
+        GitDatabase(publisher),
         done.change,
-        branch,
         run.clean(commit_message(title, done.summary)),
-        push_to=clone_url,
-        token=token,
+        branch=branch,
+        new_branch=new_branch,
     )
-    await run.audit("git.push", branch, sha=head_sha)
-    return head_sha
+    await run.audit("git.push", branch, sha=commit.sha, verified=commit.verified, via="api")
+    return commit.sha
 
 
 def shown_result(done: Execution, common: dict[str, Any], **extra: Any) -> Progress:
@@ -596,7 +629,7 @@ async def open_pull(
     title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
     branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
     branch += f"-{run.run_id[:6]}"
-    head_sha = await push(run, done, base_sha, branch, title)
+    head_sha = await push(run, done, base_sha, branch, title, new_branch=True)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
     follow_up = bool(run.request.task.title)
@@ -626,15 +659,9 @@ async def push_follow_up(
     each review comment it answers gets a reply in its thread."""
     head_ref = pr.head_ref
     if await run.talker.branch_sha(head_ref) != base_sha:
-        return Progress(
-            stage="stopped",
-            reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
-            "Comment `/shipmate retry` to start again from the new head.",
-            **common,
-        )
-    head_sha = await push(
-        run, done, base_sha, head_ref, run.request.task.instruction or "Follow-up"
-    )
+        return moved(head_ref, common)
+    title = run.request.task.instruction or "Follow-up"
+    head_sha = await push(run, done, base_sha, head_ref, title, new_branch=False)
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
     ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)
