@@ -64,9 +64,14 @@ class LedgerTables:
             ).first()
         return row is not None
 
-    def opened_pulls(self, repo: str | None, since: float) -> list[dict[str, Any]]:
+    def opened_pulls(
+        self, repo: str | None, since: float, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Pull requests opened in [since, until)."""
         table = schema.pr_activity
         query = select(table).where(table.c.kind == "opened", table.c.at >= since)
+        if until is not None:
+            query = query.where(table.c.at < until)
         if repo:
             query = query.where(table.c.repo == repo)
         return fetch_rows(self.engine, query.order_by(table.c.at))
@@ -80,9 +85,14 @@ class LedgerTables:
             .order_by(table.c.created_at),
         )
 
-    def runs_since(self, repo: str | None, since: float) -> list[dict[str, Any]]:
+    def runs_since(
+        self, repo: str | None, since: float, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs started in [since, until)."""
         table = schema.runs
         query = select(table).where(table.c.created_at >= since)
+        if until is not None:
+            query = query.where(table.c.created_at < until)
         if repo:
             query = query.where(table.c.repo == repo)
         return fetch_rows(self.engine, query.order_by(table.c.created_at))

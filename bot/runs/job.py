@@ -42,6 +42,7 @@ from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
 from bot.runs.api_commit import BranchMoved, NotPublished, commit_through_api
 from bot.runs.artifacts import save_artifacts
+from bot.runs.briefs import context_blocks, task_text
 from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.change import ReviewError
 from bot.runs.costs import ledger_lines
@@ -50,7 +51,7 @@ from bot.runs.held import held_execution, held_for, hold, large_note
 from bot.runs.publish import commit_message
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
-from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
+from bot.runs.request import BadRunRequest, PullTarget, RunRequest
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
 from bot.sandbox.environment import Environments
@@ -471,23 +472,6 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         await finish(run, done, base_sha, default_branch, issue)
     finally:
         done.discard()
-
-
-def task_text(task: Task, number: int, issue: Mapping[str, Any]) -> str:
-    if task.pr is not None:
-        return task.instruction or "Make the smallest change that fixes the feedback below."
-    notes = f" ({task.notes})" if task.notes else ""
-    return (task.instruction or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
-
-
-def context_blocks(task: Task, issue: Mapping[str, Any]) -> list[tuple[str, str]]:
-    label = task.feedback_label or "feedback"
-    if task.pr is not None:
-        return [(label, task.feedback or "")]
-    blocks = [("issue body", str(issue.get("body") or ""))]
-    if task.feedback:
-        blocks.append((label, task.feedback))
-    return blocks
 
 
 async def finish(
