@@ -8,13 +8,14 @@ request.\\n\\n..."). Each credential's rate limit counts down as it is used."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import re
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,6 +26,9 @@ from standins.github_common import DOCS, Call, NotFound
 from standins.github_core import Core, Recorded
 from standins.github_openapi import description
 from standins.github_routes import RULES, Route, routes
+
+if TYPE_CHECKING:
+    from standins.github import GitHubStandIn
 
 FAULT_KINDS = (
     "rate_limit",
@@ -131,7 +135,7 @@ class Http(Core):
         self.requests.append(record)
         response = await self._fault(f"{request.method} {path}")
         if response is None:
-            response = self._answer(request, path, body)
+            response = await self._answer(request, path, body)
             self._count_request(request, response)
         record.status = response.status_code
         return response
@@ -143,7 +147,7 @@ class Http(Core):
         response.headers["x-ratelimit-remaining"] = str(max(0, 5000 - used))
         response.headers["x-ratelimit-used"] = str(used)
 
-    def _answer(self, request: Request, path: str, body: Any) -> Response:
+    async def _answer(self, request: Request, path: str, body: Any) -> Response:
         """The route's answer; what GitHub would refuse is refused, never a bare 500. A request
         the stand-in could not handle answers 422 and is kept in `errors` for the test."""
         found = description().match(request.method, path)
@@ -164,7 +168,8 @@ class Http(Core):
             self.refused.append(f"{request.method} {path}: {problem}")
             return self._error(422, f"Invalid request.\n\n{problem}", docs=operation.docs)
         try:
-            return route.handler(self, call)  # type: ignore[arg-type]
+            answer = route.handler(cast("GitHubStandIn", self), call)
+            return await answer if inspect.isawaitable(answer) else answer
         except NotFound:
             return self._error(404, "Not Found")
         except (*HANDLER_ERRORS, subprocess.SubprocessError) as exc:

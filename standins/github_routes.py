@@ -7,7 +7,7 @@ the stand-in enforces, worded as GitHub words its 422s."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from standins.github_common import Call
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
 
-Handler = Callable[["GitHubStandIn", Call], Response]
+Handler = Callable[["GitHubStandIn", Call], Response | Awaitable[Response]]
 REPO = "/repos/{owner}/{repo}"
 
 
