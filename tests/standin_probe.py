@@ -19,7 +19,8 @@ import httpx
 
 from standins.github import GitHubStandIn
 from standins.github_openapi import METHODS, Description, Operation, description
-from tests.standin_world import Probe, World, probes
+from tests.standin_requests import probes
+from tests.standin_world import Probe, World
 
 
 @dataclass

@@ -18,7 +18,8 @@ from standins.github import GitHubStandIn
 from standins.github_openapi import DESCRIPTION, Description, _json_schema, description
 from standins.github_routes import routes
 from tests.standin_probe import run, summary
-from tests.standin_world import World, probes
+from tests.standin_requests import probes
+from tests.standin_world import World
 
 
 @pytest.fixture(scope="module")
