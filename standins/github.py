@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from standins import github_git
+from standins import github_git, github_hooks, github_oauth
 from standins.github_common import App, Installation, Repo, Token
 from standins.github_setup_ci import CISetup
 from standins.github_setup_pulls import PullSetup
@@ -34,6 +34,8 @@ class GitHubStandIn(SmartHttp, Webhooks, PullSetup, CISetup):
     def __init__(self, root: Path, port: int | None = None, first_id: int | None = None) -> None:
         super().__init__(root, first_id)
         self.git_database = github_git.GitDatabase()
+        self.oauth = github_oauth.OAuthWeb(self)
+        self.hooks = github_hooks.HookDeliveries(self)
         self._server = ServerThread(self._starlette(), port=port)
 
     def __enter__(self) -> GitHubStandIn:

@@ -25,7 +25,7 @@ from starlette.routing import Route as StarletteRoute
 from standins.github_common import DOCS, Call, NotFound
 from standins.github_core import Core, Recorded
 from standins.github_openapi import description
-from standins.github_routes import RULES, Route, routes
+from standins.github_routes import RULES, WEB, Handler, Route, routes
 
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
@@ -150,6 +150,11 @@ class Http(Core):
     async def _answer(self, request: Request, path: str, body: Any) -> Response:
         """The route's answer; what GitHub would refuse is refused, never a bare 500. A request
         the stand-in could not handle answers 422 and is kept in `errors` for the test."""
+        web = WEB.get((request.method, path))
+        if web is not None:
+            return await self._run(
+                web, Call(request, {}, body if isinstance(body, dict) else {}, None)
+            )
         found = description().match(request.method, path)
         route = self._routes.get((found[0].method, found[0].path)) if found else None
         if found is None or route is None:
@@ -167,13 +172,16 @@ class Http(Core):
         if problem:
             self.refused.append(f"{request.method} {path}: {problem}")
             return self._error(422, f"Invalid request.\n\n{problem}", docs=operation.docs)
+        return await self._run(route.handler, call)
+
+    async def _run(self, handler: Handler, call: Call) -> Response:
         try:
-            answer = route.handler(cast("GitHubStandIn", self), call)
+            answer = handler(cast("GitHubStandIn", self), call)
             return await answer if inspect.isawaitable(answer) else answer
         except NotFound:
             return self._error(404, "Not Found")
         except (*HANDLER_ERRORS, subprocess.SubprocessError) as exc:
-            self.errors.append(f"{request.method} {path}: {exc!r}")
+            self.errors.append(f"{call.method} {call.request.url.path}: {exc!r}")
             return self._error(422, f"Invalid request.\n\n{exc!r}")
 
     def _authorize(self, route: Route, call: Call) -> Response | None:

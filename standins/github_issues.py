@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from standins import github_shapes as shapes
-from standins.github_common import Call, NotFound, Token, now_iso
+from standins.github_common import DOCS, Call, NotFound, Token, now_iso
 
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
 
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+COMMENT_LIMIT = 65_536  # characters of a comment's body, as GitHub takes them
 
 
 def _target(gh: GitHubStandIn, call: Call) -> tuple[int, dict[str, Any]]:
@@ -54,7 +55,7 @@ def list_comments(gh: GitHubStandIn, call: Call) -> Response:
 
 def create_comment(gh: GitHubStandIn, call: Call) -> Response:
     number, _ = _target(gh, call)
-    denied = _allowed_on(gh, call, number)
+    denied = _allowed_on(gh, call, number) or _too_long(gh, call.body)
     if denied:
         return denied
     comment = gh.create_comment(call.repo, number, call.body["body"], gh._bot(call.token))
@@ -75,10 +76,25 @@ def get_comment(gh: GitHubStandIn, call: Call) -> Response:
 
 def update_comment(gh: GitHubStandIn, call: Call) -> Response:
     comment, denied = _comment(gh, call)
+    denied = denied or _too_long(gh, call.body)
     if denied:
         return denied
     comment.update(body=call.body["body"], updated_at=now_iso())
     return gh._json(shapes.issue_comment(gh.url, comment))
+
+
+def _too_long(gh: GitHubStandIn, body: Mapping[str, Any]) -> Response | None:
+    """GitHub's answer to a comment body over 65,536 characters."""
+    if len(str(body.get("body") or "")) <= COMMENT_LIMIT:
+        return None
+    error = {
+        "resource": "IssueComment",
+        "code": "unprocessable",
+        "field": "data",
+        "message": f"Body is too long (maximum is {COMMENT_LIMIT} characters)",
+    }
+    answer = {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS}
+    return gh._json({**answer, "status": "422"}, 422)
 
 
 def react_to_comment(gh: GitHubStandIn, call: Call) -> Response:

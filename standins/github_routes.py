@@ -19,7 +19,9 @@ from standins import (
     github_ci,
     github_deployments,
     github_git,
+    github_hooks,
     github_issues,
+    github_oauth,
     github_pulls,
     github_repos,
     github_reviews,
@@ -39,7 +41,7 @@ class Route:
     path: str
     handler: Handler
     permission: str = ""  # "checks:write": what an installation token needs beyond metadata
-    auth: str = "token"  # "token": an installation token; "app": the App's JWT
+    auth: str = "token"  # "token": an installation token; "app": the App's JWT; "user"
 
 
 def _repo_routes() -> list[Route]:
@@ -179,7 +181,30 @@ def _app_routes() -> list[Route]:
             auth="app",
         ),
         Route("GET", REPO + "/installation", github_apps.repo_installation, auth="app"),
+        Route("GET", "/app/hook/deliveries", github_hooks.list_deliveries, auth="app"),
+        Route(
+            "POST",
+            "/app/hook/deliveries/{delivery_id}/attempts",
+            github_hooks.redeliver,
+            auth="app",
+        ),
+        # A user's token (the OAuth web flow's); each handler checks it.
+        Route("GET", "/user", github_oauth.get_user, auth="user"),
+        Route("GET", "/user/installations", github_oauth.user_installations, auth="user"),
+        Route(
+            "GET",
+            "/user/installations/{installation_id}/repositories",
+            github_oauth.installation_repositories,
+            auth="user",
+        ),
     ]
+
+
+# github.com's pages, not the REST API: GitHub's REST description does not hold them.
+WEB: dict[tuple[str, str], Handler] = {
+    ("GET", "/login/oauth/authorize"): github_oauth.authorize,
+    ("POST", "/login/oauth/access_token"): github_oauth.exchange,
+}
 
 
 def routes() -> dict[tuple[str, str], Route]:

@@ -6,20 +6,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from standins import webhook_payloads as payloads
 from standins.github_core import Core
 
+if TYPE_CHECKING:
+    from standins.github_hooks import HookDeliveries
+
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github-webhooks"
 
 
 class Webhooks(Core):
+    hooks: HookDeliveries  # every delivery sent, for GitHub's delivery API
+
     def delivery(
         self,
         event: str,
@@ -92,4 +98,7 @@ class Webhooks(Core):
             head_sha=head_sha,
             installation_id=installation_id,
         )
-        return httpx.post(to, content=body, headers=headers, timeout=30)
+        started = time.monotonic()
+        answer = httpx.post(to, content=body, headers=headers, timeout=30)
+        self.hooks.record(to, headers, body, json.loads(body), answer, time.monotonic() - started)
+        return answer

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -32,7 +33,7 @@ class Probe:
     path: str  # GitHub's template
     params: Mapping[str, Any] = field(default_factory=dict)
     body: Any = None
-    auth: str = "token"  # "token" (installation), "jwt" (the App)
+    auth: str = "token"  # "token" (installation), "jwt" (the App), "user" (alice's, by OAuth)
     query: str = ""
 
     def url(self) -> str:
@@ -85,13 +86,30 @@ class World:
         self.token = _installation_token(gh, self.app, self.installation.id)
         self.client = httpx.Client(timeout=30)
         self.jwt = _jwt(self.app)  # signing takes a tenth of a second: once
+        self.user_token = _user_token(gh, self.app, self.client)
+        gh.emit("ping", None, to=f"{gh.url}/nowhere", secret=self.app.webhook_secret)
+        self.delivery = gh.hooks.sent[-1].id
 
     def headers(self, auth: str) -> dict[str, str]:
         if auth == "jwt":
             return {"Authorization": f"Bearer {self.jwt}"}
         if auth == "token":
             return {"Authorization": f"token {self.token}"}
+        if auth == "user":
+            return {"Authorization": f"token {self.user_token}"}
         return {}
+
+
+def _user_token(gh: GitHubStandIn, app: Any, client: httpx.Client) -> str:
+    """alice's token through the OAuth web flow, as the dashboard signs her in."""
+    client_id, secret = gh.oauth.client_for(app)
+    gh.oauth.signed_in = "alice"
+    query = {"client_id": client_id, "redirect_uri": "http://127.0.0.1/back", "state": "s"}
+    sent_back = client.get(f"{gh.url}/login/oauth/authorize", params=query)
+    code = parse_qs(urlsplit(sent_back.headers["location"]).query)["code"][0]
+    exchange = {"client_id": client_id, "client_secret": secret, "code": code}
+    answer = client.post(f"{gh.url}/login/oauth/access_token", json=exchange)
+    return str(answer.json()["access_token"])
 
 
 def _jwt(app: Any) -> str:

@@ -286,7 +286,6 @@ NOT_YET_SIZED = {
     "bot/cli.py",
     "bot/config.py",
     "bot/github/client.py",
-    "bot/intake/app.py",
     "bot/intake/dashboard/__init__.py",
     "bot/jobs/procrastinate_worker.py",
     "bot/jobs/sql.py",
@@ -297,7 +296,6 @@ NOT_YET_SIZED = {
     "bot/sandbox/bwrap.py",
     "bot/sandbox/holder.py",
     "bot/sandbox/proxy.py",
-    "bot/triggers/ci_log.py",
 }
 
 

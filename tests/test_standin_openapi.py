@@ -83,6 +83,18 @@ def test_a_refused_body_gets_githubs_422_and_is_recorded(world: World) -> None:
     assert len(world.gh.refused) == before + 3
 
 
+def test_a_comment_too_long_is_githubs_validation_failed(world: World) -> None:
+    path = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
+    too_long = _post(world, path.replace("{issue_number}", "1"), {"body": "x" * 65_537})
+    assert too_long.status_code == 422
+    assert (
+        too_long.json()["errors"][0]["message"] == "Body is too long (maximum is 65536 characters)"
+    )
+    operation = description().operation("POST", path)
+    assert operation is not None
+    assert description().answer_problems(operation, 422, too_long.json()) == []
+
+
 def test_githubs_rules_in_prose_are_held_too(world: World) -> None:
     """A check run completed without a conclusion, one set to `stale`, a pull request without
     a title: the schema lets them through, GitHub's text does not."""
