@@ -149,11 +149,12 @@ class ProcrastinateWorker:
             self.app.periodic(cron="17 * * * *", periodic_id="retain")(retain)
 
     def _task_for(self, kind: str, handler: JobHandler) -> Callable[..., Awaitable[None]]:
-        # A plain function that returns the job's coroutine: procrastinate then leaves a user's
-        # abort to the job (it polls should_abort and stops cleanly) instead of cancelling it
-        # mid-step. A shutdown's abort is ours to handle (`_until_shutdown`).
-        def task(job_context: procrastinate.JobContext, **payload: Any) -> Awaitable[None]:
-            return self._run_job(job_context, kind, handler, payload)
+        # A coroutine function, which procrastinate awaits on its own loop (a plain function
+        # would cost a hop through its thread pool for every job). procrastinate cancels such
+        # a task when a user asks it to stop; `_until_shutdown` turns that back into our
+        # cooperative abort (the job polls should_abort and stops cleanly between steps).
+        async def task(job_context: procrastinate.JobContext, **payload: Any) -> None:
+            await self._run_job(job_context, kind, handler, payload)
 
         task.__name__ = kind
         return task
@@ -214,15 +215,23 @@ class ProcrastinateWorker:
     async def _until_shutdown(
         self, work: Awaitable[None], job_context: procrastinate.JobContext
     ) -> None:
-        """Run `work`; when the worker's shutdown gives up waiting for it (after the grace
-        time), cancel it and release the job (procrastinate puts it back, to run again)."""
+        """Run `work` to its end. A user's stop reaches it through should_abort, never as a
+        cancel mid-step: procrastinate's cancel for it is taken back. When the worker's
+        shutdown gives up waiting for it (after the grace time), cancel it and release the
+        job (procrastinate puts it back, to run again)."""
         task = asyncio.ensure_future(work)
         while not task.done():
-            await asyncio.wait({task}, timeout=0.25)
+            try:
+                await asyncio.wait({task}, timeout=0.25)
+            except asyncio.CancelledError:
+                if job_context.abort_reason() is None:  # not procrastinate's abort
+                    await _cancelled(task)
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
             if not task.done() and job_context.abort_reason() is AbortReason.SHUTDOWN:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _cancelled(task)
                 log.info("job.released")
                 raise procrastinate_exceptions.JobAborted("released at shutdown")
         task.result()
@@ -311,6 +320,12 @@ class ProcrastinateWorker:
             reporting.cancel()
             await pool.close()
             await asyncio.to_thread(workers.remove, store.engine, self.worker_id)
+
+
+async def _cancelled(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def _first(stop: asyncio.Event, running: list[asyncio.Task[None]]) -> None:
