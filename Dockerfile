@@ -4,7 +4,8 @@ WORKDIR /src
 COPY pyproject.toml README.md app.yml ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With PostgreSQL's driver and procrastinate: the same image runs on SQLite or PostgreSQL.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 
 FROM python:3.11-slim
 # bubblewrap: the sandbox; git: checkouts. Run the container with user namespaces
@@ -13,7 +14,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap git ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 shipmate \
-    && mkdir /data && chown shipmate /data
+    && mkdir -p /data/runs && chown -R shipmate /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER shipmate
