@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="what changes cost, beside an engineer doing them")
     report.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
     report.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="default: 30 days ago")
+    report.add_argument(
+        "--until", default=None, metavar="YYYY-MM-DD", help="the last day (default: today)"
+    )
     report.add_argument("--json", action="store_true", help="print one JSON object")
 
     evaluate = sub.add_parser("eval", help="the agent on SWE-bench-style tasks, graded by tests")
@@ -117,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["gold", "empty"],
         default=None,
         help="no model: apply the task's own patch (gold) or nothing (empty)",
+    )
+    evaluate.add_argument(
+        "--deploy",
+        action="store_true",
+        help="the deploy test: each task a recorded failed deploy (examples/eval/deploy)",
     )
     evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -288,6 +289,17 @@ class EnvironmentConfig(BaseModel):
         return self
 
 
+class ScopeConfig(BaseModel):
+    """`scope:` — the largest change published without `/shipmate apply --large`: changed files
+    and changed lines (added plus removed), generated files (lock files, snapshots) not counted
+    (bot/runs/scope.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_files: StrictInt = Field(default=10, gt=0)
+    max_lines: StrictInt = Field(default=400, gt=0)
+
+
 class RepoConfig(BaseModel):
     """`.github/shipmate.yml`. Every field is optional: the file narrows or extends defaults."""
 
@@ -313,6 +325,7 @@ class RepoConfig(BaseModel):
     max_attempts_per_pr: int = Field(default=5, gt=0)
     deploy_log_hosts: list[str] = Field(default_factory=list)
     environment: EnvironmentConfig | None = None
+    scope: ScopeConfig = Field(default_factory=ScopeConfig)
 
     @field_validator("secrets", mode="before")
     @classmethod
@@ -328,6 +341,13 @@ class RepoConfig(BaseModel):
                 raise ValueError(f"{name!r} is not a secret's name (an environment variable name)")
             if is_shipmate_setting(name):
                 raise ValueError(f"{name} is one of Shipmate's own settings, never a secret")
+        return value
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, dict | ScopeConfig):
+            raise ValueError("give a mapping, e.g. `scope: {max_files: 10, max_lines: 400}`")
         return value
 
     def is_protected(self, path: str) -> bool:

@@ -28,6 +28,14 @@ async def comment_created(context: Context) -> None:
         return
     # A stop anywhere in the comment wins over whatever else it asks.
     command = next((c for c in commands if c.verb == "stop"), commands[0])
+    if command.known and command.misplaced:
+        flags = ", ".join(f"`{flag}`" for flag in command.misplaced)
+        await repo.comment(
+            number,
+            f"`/shipmate {command.verb}` takes no {flags}: `--large` goes with "
+            "`/shipmate apply`, to publish a change held back for its size.",
+        )
+        return
     task = Task()
     if event.issue.pull_request is not None and command.verb in ("fix", "plan", "apply"):
         pull = await repo.pull(number)
@@ -40,4 +48,4 @@ async def comment_created(context: Context) -> None:
                 instruction=f"Make the smallest change on top of pull request #{number}"
                 + (" that does what is asked" if command.args else " that makes its tests pass"),
             )
-    await handle(context, repo, number, command.verb, command.args, task)
+    await handle(context, repo, number, command.verb, command.args, task, large=command.large)

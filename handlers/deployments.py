@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.github.client import RepoClient
+from bot.runs.deploys import deploy_repair, failed
 from bot.runs.repairs import is_ours, repair, shipmate_pull
-from bot.runs.request import Task
 from bot.triggers.context import Context
-from bot.triggers.deploy_log import allowed, fetch_log
+from bot.triggers.deploy_log import fetch_log, log_url
 from bot.triggers.events import DeploymentItem, DeploymentStatus
 from bot.triggers.routing import Router
 
@@ -40,31 +40,24 @@ async def deployed_pull(
 @router.register("deployment_status", action="created")
 async def deployment_failed(context: Context) -> None:
     event = DeploymentStatus.model_validate(context.payload)
-    status, deployment = event.deployment_status, event.deployment
-    if status.state not in ("failure", "error"):
+    if not failed(event):
         return
     repo = await context.repo()
-    pull = await deployed_pull(context, repo, deployment)
+    pull = await deployed_pull(context, repo, event.deployment)
     if pull is None:
         return
     hosts = (await context.config()).deploy_log_hosts
-    url = next((u for u in (status.log_url, status.target_url) if u and allowed(u, hosts)), "")
+    status = event.deployment_status
+    url = log_url(status.log_url, status.target_url, hosts)
     log = await fetch_log(url, hosts) if url else ""
-    environment = deployment.environment or "deploy"
-    number = int(pull["number"])
-    description = status.description or "The deploy failed without a description."
+    plan = deploy_repair(event, int(pull["number"]), str(pull["head"]["sha"]))
     await repair(
         context,
         repo,
         pull,
-        check=f"deploy to {environment}",
+        check=plan.check,
         log=log,
-        note=description,
-        label=f"deploy log ({environment})",
-        follow_up=Task(
-            base_sha=deployment.sha or str(pull["head"]["sha"]),
-            title=f"Fix the failed {environment} deploy of #{number}",
-            instruction=f"The deploy health check for `{environment}` failed after #{number} "
-            "was deployed. Make the smallest change that fixes it.",
-        ),
+        note=plan.note,
+        label=plan.label,
+        follow_up=plan.follow_up,
     )

@@ -10,6 +10,19 @@ from typing import Any
 
 from bot.runs.repairs import is_ours
 from bot.triggers.context import Context
+from bot.triggers.events import Account, App
+from bot.triggers.ledger_events import (
+    LedgerCheckRun,
+    LedgerCheckSuite,
+    Pull,
+    PullComment,
+    PullRequest,
+    Remark,
+    ReviewComment,
+    ReviewSubmitted,
+    Timed,
+    WorkflowJob,
+)
 from bot.triggers.routing import Router
 
 router = Router()
@@ -34,86 +47,86 @@ def _duration(start: Any, end: Any) -> tuple[float | None, float | None, float]:
     return started, completed, max(0.0, completed - started)
 
 
-def _human(user: Any) -> bool:
-    user = user or {}
-    login = str(user.get("login") or "")
-    return user.get("type") != "Bot" and not login.endswith("[bot]") and bool(login)
+def _human(user: Account | None) -> bool:
+    login = user.login if user else ""
+    return bool(login) and user is not None and user.type != "Bot" and not login.endswith("[bot]")
+
+
+def _ours(context: Context, pull: Pull) -> bool:
+    return is_ours(context, pull.model_dump())
 
 
 async def _record_job(
     context: Context,
     source: str,
-    item: dict[str, Any],
+    item: Timed,
     *,
-    branch: Any,
-    app: Any,
-    name: Any,
-    times: tuple[str, str] = ("started_at", "completed_at"),
+    branch: str | None,
+    app: str | None,
+    name: str | None,
+    times: tuple[str | None, str | None],
 ) -> None:
     """One CI job (or suite) of a Shipmate branch, keyed by its source and GitHub id."""
-    if not str(branch or "").startswith(BRANCH_PREFIX) or not context.repository:
+    if not (branch or "").startswith(BRANCH_PREFIX) or not context.repository:
         return
-    started, completed, seconds = _duration(item.get(times[0]), item.get(times[1]))
+    started, completed, seconds = _duration(*times)
     await asyncio.to_thread(
         context.store.ledger.record_ci_job,
-        f"{source}:{item.get('id')}",
+        f"{source}:{item.id}",
         repo=context.repository,
         head_branch=branch,
-        head_sha=item.get("head_sha"),
+        head_sha=item.head_sha,
         name=name,
         app=app,
-        conclusion=item.get("conclusion"),
+        conclusion=item.conclusion,
         started_at=started,
         completed_at=completed,
         seconds=seconds,
     )
 
 
-def _other_ci(context: Context, item: dict[str, Any]) -> str | None:
+def _other_ci(context: Context, app: App | None) -> str | None:
     """The slug of a CI app other than Actions (its jobs come as workflow_job) and Shipmate
     (its own check is no CI), or None."""
-    app = (item.get("app") or {}).get("slug")
-    return None if app in (ACTIONS, context.settings.app_slug or "shipmate") else app
+    slug = app.slug if app else None
+    return None if slug in (ACTIONS, context.settings.app_slug or "shipmate") else slug
 
 
 @router.register("workflow_job", action="completed")
 async def workflow_job(context: Context) -> None:
-    job = context.payload.get("workflow_job") or {}
+    job = WorkflowJob.model_validate(context.payload).workflow_job
+    times = (job.started_at, job.completed_at)
     await _record_job(
         context,
         "workflow_job",
         job,
-        branch=job.get("head_branch"),
+        branch=job.head_branch,
         app=ACTIONS,
-        name=job.get("name"),
+        name=job.name,
+        times=times,
     )
 
 
 @router.register("check_run", action="completed")
 async def check_run(context: Context) -> None:
-    run = context.payload.get("check_run") or {}
-    app = _other_ci(context, run)
+    run = LedgerCheckRun.model_validate(context.payload).check_run
+    app = _other_ci(context, run.app)
     if app is None:
         return
-    branch = (run.get("check_suite") or {}).get("head_branch")
-    await _record_job(context, "check_run", run, branch=branch, app=app, name=run.get("name"))
+    branch, times = run.check_suite.head_branch, (run.started_at, run.completed_at)
+    await _record_job(context, "check_run", run, branch=branch, app=app, name=run.name, times=times)
 
 
 @router.register("check_suite", action="completed")
 async def check_suite(context: Context) -> None:
     """A CI app that reports suites without check runs is timed by the suite."""
-    suite = context.payload.get("check_suite") or {}
-    app = _other_ci(context, suite)
-    if app is None or suite.get("latest_check_runs_count"):
+    suite = LedgerCheckSuite.model_validate(context.payload).check_suite
+    app = _other_ci(context, suite.app)
+    if app is None or suite.latest_check_runs_count:
         return  # a suite's check runs are counted one by one
+    times = (suite.created_at, suite.updated_at)
     await _record_job(
-        context,
-        "check_suite",
-        suite,
-        branch=suite.get("head_branch"),
-        app=app,
-        name=app,
-        times=("created_at", "updated_at"),
+        context, "check_suite", suite, branch=suite.head_branch, app=app, name=app, times=times
     )
 
 
@@ -132,55 +145,50 @@ async def _activity(context: Context, key: str, number: int, kind: str, **values
 
 @router.register("pull_request", action="opened")
 async def pull_opened(context: Context) -> None:
-    pull = context.payload.get("pull_request") or {}
-    if not is_ours(context, pull):
+    pull = PullRequest.model_validate(context.payload).pull_request
+    if not _ours(context, pull):
         return
     await _activity(
         context,
         "opened",
-        int(pull["number"]),
+        pull.number,
         "opened",
-        actor=(pull.get("user") or {}).get("login"),
-        branch=(pull.get("head") or {}).get("ref"),
-        at=seconds_of(pull.get("created_at")) or 0.0,
+        actor=pull.user.login if pull.user else None,
+        branch=pull.head.ref,
+        at=seconds_of(pull.created_at) or 0.0,
     )
 
 
 @router.register("pull_request", action="closed")
 async def pull_closed(context: Context) -> None:
-    pull = context.payload.get("pull_request") or {}
-    if not is_ours(context, pull):
+    event = PullRequest.model_validate(context.payload)
+    pull = event.pull_request
+    if not _ours(context, pull):
         return
-    merged = bool(pull.get("merged"))
-    at = seconds_of(pull.get("merged_at") if merged else pull.get("closed_at"))
-    await _activity(
-        context,
-        "merged" if merged else "closed",
-        int(pull["number"]),
-        "merged" if merged else "closed",
-        actor=(context.payload.get("sender") or {}).get("login"),
-        at=at or 0.0,
-    )
+    kind = "merged" if pull.merged else "closed"
+    at = seconds_of(pull.merged_at if pull.merged else pull.closed_at)
+    actor = event.sender.login if event.sender else None
+    await _activity(context, kind, pull.number, kind, actor=actor, at=at or 0.0)
 
 
 @router.register("pull_request_review", action="submitted")
 async def review_submitted(context: Context) -> None:
-    pull = context.payload.get("pull_request") or {}
-    review = context.payload.get("review") or {}
-    if not is_ours(context, pull) or not _human(review.get("user")):
+    event = ReviewSubmitted.model_validate(context.payload)
+    pull, review = event.pull_request, event.review
+    if not _ours(context, pull) or not _human(review.user):
         return
     await _activity(
         context,
-        f"review:{review.get('id')}",
-        int(pull["number"]),
+        f"review:{review.id}",
+        pull.number,
         "review",
-        actor=(review.get("user") or {}).get("login"),
-        at=seconds_of(review.get("submitted_at")) or 0.0,
+        actor=review.user.login if review.user else None,
+        at=seconds_of(review.submitted_at) or 0.0,
     )
 
 
-async def _comment(context: Context, number: int, comment: dict[str, Any]) -> None:
-    if not _human(comment.get("user")):
+async def _comment(context: Context, number: int, comment: Remark) -> None:
+    if not _human(comment.user):
         return
     if not await asyncio.to_thread(
         context.store.ledger.is_shipmate_pull, context.repository or "", number
@@ -188,23 +196,23 @@ async def _comment(context: Context, number: int, comment: dict[str, Any]) -> No
         return
     await _activity(
         context,
-        f"comment:{comment.get('id')}",
+        f"comment:{comment.id}",
         number,
         "comment",
-        actor=(comment.get("user") or {}).get("login"),
-        at=seconds_of(comment.get("created_at")) or 0.0,
+        actor=comment.user.login if comment.user else None,
+        at=seconds_of(comment.created_at) or 0.0,
     )
 
 
 @router.register("pull_request_review_comment", action="created")
 async def review_comment(context: Context) -> None:
-    pull = context.payload.get("pull_request") or {}
-    await _comment(context, int(pull.get("number") or 0), context.payload.get("comment") or {})
+    event = ReviewComment.model_validate(context.payload)
+    await _comment(context, event.pull_request.number, event.comment)
 
 
 @router.register("issue_comment", action="created")
 async def pull_comment(context: Context) -> None:
-    issue = context.payload.get("issue") or {}
-    if not issue.get("pull_request"):
+    event = PullComment.model_validate(context.payload)
+    if event.issue.pull_request is None:
         return
-    await _comment(context, int(issue.get("number") or 0), context.payload.get("comment") or {})
+    await _comment(context, event.issue.number, event.comment)

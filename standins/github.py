@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 from standins import github_ci as ci
 from standins import github_conversation as talk
+from standins import github_git
 from standins import github_shapes as shapes
 from standins import webhook_payloads as payloads
 from standins.github_common import (
@@ -147,6 +148,7 @@ class GitHubStandIn:
         # A stand-in in another process passes its own `first_id` for the same reason.
         self._ids = _IDS if first_id is None else itertools.count(first_id)
         self._log_urls: dict[str, tuple[str, float]] = {}
+        self.git_database = github_git.GitDatabase()
         self._server = ServerThread(self._app(), port=port)
 
     # Set-up -------------------------------------------------------------------------------
@@ -1164,6 +1166,10 @@ class GitHubStandIn:
             return self._json(
                 {"permission": legacy, "role_name": role, "user": self._user(rest[1])}
             )
+        if rest[0] == "git" and len(rest) >= 2 and rest[1] != "ref":
+            return github_git.routes(self, request, repo, rest[1:], body, token)
+        if rest[0] == "commits" and len(rest) == 2 and method == "GET":
+            return github_git.rest_commit(self, repo, rest[1], token)
         if rest[0] == "issues":
             return talk.issues(self, request, repo, rest[1:], body, token)
         if rest[0] == "pulls":

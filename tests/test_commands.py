@@ -62,3 +62,18 @@ def test_help_lists_every_verb() -> None:
 
 def test_empty_body() -> None:
     assert parse_commands(None) == [] and parse_commands("") == []
+
+
+def test_apply_takes_large_and_no_other_verb_does() -> None:
+    (apply,) = parse_commands("/shipmate apply --large")
+    assert apply == Command("apply", "", 1, frozenset({"--large"}))
+    assert apply.large and not apply.misplaced
+    (plain,) = parse_commands("/shipmate apply")
+    assert not plain.large and not plain.misplaced
+    (shouted,) = parse_commands("/shipmate APPLY --LARGE please")
+    assert shouted.large and shouted.args == "please"
+    (fix,) = parse_commands("/shipmate fix --large the parser")
+    assert not fix.large and fix.misplaced == ["--large"] and fix.args == "the parser"
+    (notes,) = parse_commands("/shipmate fix --larger-font")  # not the flag: notes as given
+    assert notes.args == "--larger-font" and not notes.flags
+    assert "apply --large" in help_text()

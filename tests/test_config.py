@@ -97,6 +97,32 @@ def test_repo_config_wrong_type_names_the_line() -> None:
     assert info.value.line == 2
 
 
+def test_the_scope_budget_defaults_to_ten_files_and_400_lines() -> None:
+    assert parse_repo_config(None).scope.model_dump() == {"max_files": 10, "max_lines": 400}
+    config = parse_repo_config("test: pytest\nscope: {max_files: 3}\n")
+    assert (config.scope.max_files, config.scope.max_lines) == (3, 400)
+    config = parse_repo_config("scope:\n  max_files: 30\n  max_lines: 2000\n")
+    assert (config.scope.max_files, config.scope.max_lines) == (30, 2000)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("test: x\nscope: {max_files: 0}\n", 2, "scope.max_files: Input should be greater than 0"),
+        ("scope:\n  max_lines: -5\n", 2, "scope.max_lines: Input should be greater than 0"),
+        ("scope:\n  max_lines: '400'\n", 2, "scope.max_lines: Input should be a valid integer"),
+        ("scope:\n  max_files: true\n", 2, "scope.max_files: Input should be a valid integer"),
+        ("scope:\n  files: 3\n", 2, "scope.files: Extra inputs are not permitted"),
+        ("label: x\nscope: 10\n", 2, "scope: give a mapping, e.g. `scope: {max_files: 10"),
+    ],
+)
+def test_a_bad_scope_budget_is_reported_with_its_line(text: str, line: int, message: str) -> None:
+    with pytest.raises(RepoConfigError) as info:
+        parse_repo_config(text)
+    assert info.value.line == line
+    assert message in str(info.value)
+
+
 def test_repo_config_bad_yaml_names_the_line() -> None:
     with pytest.raises(RepoConfigError) as info:
         parse_repo_config("setup:\n  - a\n - b: [\n")

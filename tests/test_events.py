@@ -11,7 +11,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from bot.config import Settings
-from bot.db.store import Delivery, Store
+from bot.db.deliveries import Delivery
+from bot.db.store import Store
 from bot.jobs.worker import Worker
 from bot.triggers import events
 from bot.triggers.delivery import DeliveryJob

@@ -102,3 +102,68 @@ async def test_an_unknown_verb_gets_the_help(store: Store) -> None:
     ((number, body),) = repo.called("comment")
     assert number == 5 and body.startswith("I don't know `/shipmate dance`.")
     assert "/shipmate fix" in body and queued_runs(store) == []
+
+
+def _held_run(store: Store, run_id: str = "abc123def456", kind: str = "fix") -> None:
+    """A run on issue 5 that held its change back for its size, as the run job records it."""
+    store.record_run(run_id, repo="octo/widgets", number=5, kind=kind, base_sha="a" * 40)
+    task = {"task": "Split it", "notes": "gently"}
+    store.append_audit("run.start", run_id=run_id, detail={"verb": kind, "task": task})
+    store.update_run(run_id, status="held")
+
+
+@pytest.mark.anyio
+async def test_apply_large_publishes_the_held_change_without_the_agent(store: Store) -> None:
+    _held_run(store)
+    repo = FakeRepo()
+    payload = _comment("/shipmate apply --large")
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    assert repo.called("permission") == [("alice",)]
+    (run,) = queued_runs(store)
+    assert run["publish"] == "abc123def456" and run["verb"] == "fix"
+    assert run["task"] == "Split it" and run["notes"] == "gently" and run["actor"] == "alice"
+
+
+@pytest.mark.anyio
+async def test_apply_on_a_held_change_says_large_is_needed(store: Store) -> None:
+    _held_run(store)
+    store.update_run("abc123def456", plan="1. Split it.")
+    repo = FakeRepo()
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate apply"), repo)
+    )
+    ((_, body),) = repo.called("comment")
+    assert "scope budget" in body and "`/shipmate apply --large`" in body
+    assert queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_apply_large_with_nothing_held_says_so(store: Store) -> None:
+    store.record_run("fedcba654321", repo="octo/widgets", number=5, kind="plan", plan="1. Do.")
+    store.update_run("fedcba654321", status="completed")
+    repo = FakeRepo()
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate apply --large"), repo)
+    )
+    ((_, body),) = repo.called("comment")
+    assert body.startswith("Nothing is held back here") and queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_apply_large_needs_write_access(store: Store) -> None:
+    _held_run(store)
+    repo = FakeRepo(permission="read")
+    payload = _comment("/shipmate apply --large", login="mallory")
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    ((_, body),) = repo.called("comment")
+    assert "only people with write access" in body and queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_large_goes_with_apply_only(store: Store) -> None:
+    repo = FakeRepo()
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate fix --large all of it"), repo)
+    )
+    ((_, body),) = repo.called("comment")
+    assert body.startswith("`/shipmate fix` takes no `--large`") and queued_runs(store) == []

@@ -279,34 +279,57 @@ def test_the_http_client_check_sees_a_client(tmp_path: Path) -> None:
     assert [name for _, name in _calls(sample)] == ["httpx.AsyncClient"]
 
 
-# Sizes, in the rooms whose modules this layout wrote or split (the others are measured by the
-# final sweep): no module over 300 lines, no function over 50.
-SIZED = [
-    "bot/app.py",
-    "bot/agent",
-    "bot/security",
-    "bot/triggers/delivery.py",
-    "bot/triggers/deploy_log.py",
-    "bot/intake/server.py",
-]
+# Sizes: no module over 300 lines, no function over 50, in the product and the stand-ins. The
+# modules below are not there yet (issue 14 item 7); the list only shrinks: a module that meets the
+# limits must leave it, and no other module may break them.
+NOT_YET_SIZED = {
+    "bot/cli.py",
+    "bot/config.py",
+    "bot/github/client.py",
+    "bot/intake/app.py",
+    "bot/intake/dashboard/__init__.py",
+    "bot/jobs/procrastinate_worker.py",
+    "bot/jobs/sql.py",
+    "bot/runs/execute.py",
+    "bot/runs/job.py",
+    "bot/runs/local.py",
+    "bot/runs/tasks.py",
+    "bot/sandbox/bwrap.py",
+    "bot/sandbox/holder.py",
+    "bot/sandbox/proxy.py",
+    "bot/triggers/ci_log.py",
+    "standins/github.py",
+    "standins/github_ci.py",
+    "standins/github_conversation.py",
+    "standins/github_shapes.py",
+}
 
 
 def _sized_files() -> list[Path]:
-    files: list[Path] = []
-    for entry in SIZED:
-        path = ROOT / entry
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    return files
+    return sorted(
+        p for room in ("bot", "handlers", "standins") for p in (ROOT / room).rglob("*.py")
+    )
+
+
+def _oversize(path: Path) -> list[str]:
+    text = path.read_text()
+    lines = text.count("\n")
+    found = [f"{lines} lines"] if lines > 300 else []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > 50:
+                found.append(f"{node.name}: {length} lines")
+    return found
 
 
 @pytest.mark.parametrize("path", _sized_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_modules_and_functions_are_small(path: Path) -> None:
-    lines = path.read_text().count("\n")
-    assert lines <= 300, f"{lines} lines"
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            length = (node.end_lineno or node.lineno) - node.lineno + 1
-            assert length <= 50, f"{node.name}: {length} lines"
+    name = str(path.relative_to(ROOT))
+    if name in NOT_YET_SIZED:
+        assert _oversize(path), f"{name} meets the limits now: take it off NOT_YET_SIZED"
+    else:
+        assert _oversize(path) == []
 
 
 # `github.rest.pulls.async_get(...)`, or `rest.pulls.async_get(...)` from `rest = github.rest`.

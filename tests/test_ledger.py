@@ -17,8 +17,9 @@ import pytest
 import structlog
 
 from bot.config import Settings, parse_repo_config
+from bot.db.deliveries import Delivery
 from bot.db.ledger import month_start
-from bot.db.store import Delivery, Store
+from bot.db.store import Store
 from bot.jobs.sql import SQLQueue
 from bot.runs.budgets import MonthlyCaps, monthly_caps, over_budget
 from bot.runs.costs import Rates
@@ -206,10 +207,12 @@ async def test_report_json_matches_a_hand_computed_case(store: Store, tmp_path: 
     assert report["ratio"] == pytest.approx(round(120 / 10.52, 2))
     assert report["review"] == {
         "median_hours_to_first_review": 2.0,
+        "median_hours_to_merge_or_close": 24.0,
         "rounds_per_change": 1.0,
         "human_comments_per_change": 2.0,
     }
     assert report["repos"][REPO]["prs_merged"] == 1
+    assert report["repos"][REPO]["review"] == report["review"]
     assert report["weekly"] == [
         {"week": "2026-W49", "runs": 2, "cost_usd": 0.4, "prs_opened": 1, "prs_merged": 1}
     ]
@@ -222,6 +225,22 @@ async def test_report_json_matches_a_hand_computed_case(store: Store, tmp_path: 
         timeout=60,
     )
     assert json.loads(other.stdout)["prs_opened"] == 0
+    # A period that ends the day before the change (and its runs) began has none of it.
+    for until, opened, runs in (("2026-11-30", 0, 0), ("2026-12-01", 1, 2)):
+        period = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "bot.cli", "report", "--json"),
+                *("--since", "2026-11-01", "--until", until),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        figures = json.loads(period.stdout)
+        assert (figures["until"], figures["prs_opened"], figures["runs"]) == (until, opened, runs)
     bad = subprocess.run(
         [sys.executable, "-m", "bot.cli", "report", "--since", "last week"],
         cwd=ROOT,

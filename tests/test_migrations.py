@@ -22,7 +22,7 @@ def test_a_fresh_sqlite_file_is_migrated_at_start(tmp_path: Path) -> None:
     store, queue = open_database(_settings(tmp_path))
     assert isinstance(queue, SQLQueue)
     with store.engine.connect() as conn:
-        assert migrations.recorded_versions(conn) == {"shipmate": "1", "queue": "1"}
+        assert migrations.recorded_versions(conn) == {"shipmate": "2", "queue": "1"}
     assert queue.enqueue("run", {}) is not None
     store.dispose()
 
@@ -41,7 +41,7 @@ def test_migrate_applies_each_part_once_in_order(
 ) -> None:
     settings = _settings(tmp_path)
     assert migrate_command(settings) == 0
-    assert "shipmate none -> 1, queue none -> 1" in capsys.readouterr().out
+    assert "shipmate none -> 2, queue none -> 1" in capsys.readouterr().out
     store, _ = open_database(settings)
     calls: list[str | None] = []
     part = SchemaPart("extra", "1.10", lambda conn, recorded: calls.append(recorded))
@@ -56,3 +56,24 @@ def test_migrate_applies_each_part_once_in_order(
 
 def test_versions_compare_as_numbers() -> None:
     assert version_key("3.10.0") > version_key("3.9.1") > version_key("3")
+
+
+def test_a_version_1_database_gains_the_held_changes_table(tmp_path: Path) -> None:
+    store, _ = open_database(_settings(tmp_path))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE held_changes")
+        conn.exec_driver_sql("UPDATE schema_versions SET version = '1' WHERE part = 'shipmate'")
+    store.dispose()
+    store, _ = open_database(_settings(tmp_path))  # SQLite: migrated at start
+    with store.engine.connect() as conn:
+        assert migrations.recorded_versions(conn)["shipmate"] == "2"
+    patch = b"diff --git a/x b/x\n" + bytes(range(256))
+    store.held.hold(
+        "r1", repo="o/r", number=3, base_sha="a" * 40, tree="b" * 40, patch=patch, detail={}
+    )
+    held = store.held.get("r1")
+    assert held is not None and held.patch == patch and held.published_at is None
+    assert store.held.mark_published("r1", "alice") and not store.held.mark_published("r1", "bob")
+    published = store.held.get("r1")
+    assert published is not None and published.published_at is not None
+    store.dispose()

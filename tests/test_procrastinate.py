@@ -15,8 +15,9 @@ import pytest
 
 from bot.config import Settings
 from bot.db import workers
+from bot.db.deliveries import Delivery
 from bot.db.migrations import SchemaNotReady
-from bot.db.store import Delivery, Store
+from bot.db.store import Store
 from bot.jobs.backends import make_runner, migrate_command, open_database
 from bot.jobs.procrastinate_queue import ProcrastinateQueue
 from bot.jobs.procrastinate_worker import ProcrastinateWorker

@@ -175,7 +175,7 @@ def test_the_same_worker_cannot_finish_an_older_attempt(queue: SQLQueue) -> None
 
 
 def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
-    from bot.db.store import Delivery
+    from bot.db.deliveries import Delivery
 
     def delivery(delivery_id: str, handled: bool) -> Delivery:
         return Delivery(delivery_id, "issues", "opened", b"{}", handled, 7, "o/r")
@@ -191,7 +191,7 @@ def test_enqueue_deliveries_stores_each_with_its_job(queue: SQLQueue) -> None:
 
 
 def test_a_body_replayed_under_a_new_delivery_id_is_a_duplicate(queue: SQLQueue) -> None:
-    from bot.db.store import Delivery
+    from bot.db.deliveries import Delivery
 
     def delivery(delivery_id: str) -> Delivery:
         return Delivery(delivery_id, "issues", "opened", b"{}", True, 7, "o/r", 3, "cd" * 32)
@@ -239,7 +239,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     work must not grow with the number of waiting jobs."""
     from sqlalchemy import event
 
-    from bot.db.store import Delivery
+    from bot.db.deliveries import Delivery
 
     store = Store(sqlite_url)
     migrate_all(store)
@@ -273,7 +273,7 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
 
 
 def test_deliveries_of_one_issue_are_handled_one_at_a_time(queue: SQLQueue) -> None:
-    from bot.db.store import Delivery
+    from bot.db.deliveries import Delivery
 
     def on(number: int, delivery_id: str) -> Delivery:
         return Delivery(delivery_id, "issue_comment", "created", b"{}", True, 7, "o/r", number)

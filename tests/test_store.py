@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from bot.db import schema
-from bot.db.store import Delivery, FairLock, Store
+from bot.db.deliveries import Delivery
+from bot.db.engine import FairLock
+from bot.db.store import Store
 from bot.jobs import sql as sql_queue
 from bot.jobs.sql import SQLQueue
 from tests.dbs import migrate_all

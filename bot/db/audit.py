@@ -7,28 +7,13 @@ import asyncio
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db import schema
+from bot.db.runs import RunTables
 from bot.db.store import Store
-
-
-class AuditLog(Protocol):
-    def append_audit(
-        self,
-        action: str,
-        *,
-        run_id: str | None = None,
-        delivery_id: str | None = None,
-        actor: str | None = None,
-        target: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        at: float | None = None,
-    ) -> None: ...
 
 
 class StoreAudit:
@@ -37,7 +22,7 @@ class StoreAudit:
 
     def __init__(
         self,
-        log: AuditLog,
+        log: RunTables,
         *,
         run_id: str | None = None,
         delivery_id: str | None = None,
@@ -95,16 +80,3 @@ def print_audit(settings: Settings, run_id: str) -> int:
         return 0
     finally:
         store.dispose()
-
-
-def delivery_actions(store: Store, delivery_id: str) -> list[dict[str, Any]]:
-    """What a delivery's own job did (not a run's), in time order: what a later attempt of
-    that job reads so as not to do it twice."""
-    table = schema.audit_log
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.action, table.c.target, table.c.detail)
-            .where(table.c.delivery_id == delivery_id, table.c.run_id.is_(None))
-            .order_by(table.c.at, table.c.id)
-        )
-        return [dict(row._mapping) for row in rows]

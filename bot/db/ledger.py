@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 
 from bot.db import schema
+from bot.db.engine import fetch_rows
 
 
 def month_start(now: float | None = None) -> float:
@@ -40,21 +41,18 @@ class LedgerTables:
 
     def ci_jobs_for(self, repo: str, branch: str) -> list[dict[str, Any]]:
         table = schema.ci_jobs
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table).where(table.c.repo == repo, table.c.head_branch == branch)
-            )
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine, select(table).where(table.c.repo == repo, table.c.head_branch == branch)
+        )
 
     def activity_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         table = schema.pr_activity
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table)
-                .where(table.c.repo == repo, table.c.number == number)
-                .order_by(table.c.at)
-            )
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine,
+            select(table)
+            .where(table.c.repo == repo, table.c.number == number)
+            .order_by(table.c.at),
+        )
 
     def is_shipmate_pull(self, repo: str, number: int) -> bool:
         table = schema.pr_activity
@@ -66,31 +64,38 @@ class LedgerTables:
             ).first()
         return row is not None
 
-    def opened_pulls(self, repo: str | None, since: float) -> list[dict[str, Any]]:
+    def opened_pulls(
+        self, repo: str | None, since: float, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Pull requests opened in [since, until)."""
         table = schema.pr_activity
         query = select(table).where(table.c.kind == "opened", table.c.at >= since)
+        if until is not None:
+            query = query.where(table.c.at < until)
         if repo:
             query = query.where(table.c.repo == repo)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query.order_by(table.c.at))]
+        return fetch_rows(self.engine, query.order_by(table.c.at))
 
     def runs_of_branch(self, repo: str, branch: str) -> list[dict[str, Any]]:
         table = schema.runs
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(table)
-                .where(table.c.repo == repo, table.c.branch == branch)
-                .order_by(table.c.created_at)
-            )
-            return [dict(row._mapping) for row in rows]
+        return fetch_rows(
+            self.engine,
+            select(table)
+            .where(table.c.repo == repo, table.c.branch == branch)
+            .order_by(table.c.created_at),
+        )
 
-    def runs_since(self, repo: str | None, since: float) -> list[dict[str, Any]]:
+    def runs_since(
+        self, repo: str | None, since: float, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs started in [since, until)."""
         table = schema.runs
         query = select(table).where(table.c.created_at >= since)
+        if until is not None:
+            query = query.where(table.c.created_at < until)
         if repo:
             query = query.where(table.c.repo == repo)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query.order_by(table.c.created_at))]
+        return fetch_rows(self.engine, query.order_by(table.c.created_at))
 
     def month_spend(
         self,

@@ -209,3 +209,22 @@ config_checks = Table(
     Column("error", Text),  # None: valid
     Column("at", Float, nullable=False),
 )
+
+# A change held back for its size (bot/runs/held.py), kept so that `/shipmate apply --large`
+# publishes exactly it: the patch (zlib, `git diff --binary --full-index`) against `base_sha`,
+# the tree it must rebuild, and what the run said of it. `published_at` once it is pushed.
+held_changes = Table(
+    "held_changes",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("repo", String(300), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("base_sha", String(64), nullable=False),
+    Column("tree", String(64), nullable=False),
+    Column("patch", LargeBinary, nullable=False),
+    Column("detail", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("published_at", Float),
+    Column("published_by", String(200)),
+    Index("ix_held_changes_repo_number", "repo", "number"),
+)

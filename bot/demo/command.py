@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -47,5 +48,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def _wait_for_interrupt() -> None:
+    """Until Ctrl-C, or a SIGTERM (a background demo: its shell ignores SIGINT for it)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
-        threading.Event().wait()
+        stop.wait()

@@ -26,7 +26,7 @@ def play(root: Path, *, keep: bool, wait: Callable[[], None]) -> int:
         printer.summary(story, _costs(world))
         if keep:
             world.answer_forever("Nothing more to do here: this is the demo's model stand-in.")
-            printer.keeping(world.webhook_url, world.secret, world.gh.url)
+            printer.keeping(world.webhook_url, world.secret, world.gh.url, world.settings.data_dir)
             wait()
         return 0
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from bot.demo.steps import Story
@@ -45,7 +46,7 @@ class Printer:
         self.line(f"  commits Shipmate pushed to #{story.pull.get('number')}: {shas}")
         self.line(f"  {costs}")
 
-    def keeping(self, webhook_url: str, secret: str, github: str) -> None:
+    def keeping(self, webhook_url: str, secret: str, github: str, data_dir: Path) -> None:
         self.line()
         self.line("Everything keeps running (--keep); Ctrl-C stops it. To drive it by hand:")
         self.line(
@@ -53,3 +54,4 @@ class Printer:
             f"--repo octo/widgets --issue 1 --body '/shipmate plan'"
         )
         self.line(f"  (the GitHub stand-in's REST API is at {github})")
+        self.line(f"What it all cost: SHIPMATE_DATA_DIR={data_dir} shipmate report")

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.demo import script
 from bot.demo.world import SENDER_BOT, World
+from standins.github_common import public
 
 BOT = "shipmate[bot]"
+ALICE = {"login": "alice", "type": "User"}
+CI_SECONDS = 160  # how long the demo's type check ran before it failed
 
 
 class StepFailed(Exception):
@@ -49,6 +53,14 @@ def _last_push_after(world: World, count: int, what: str) -> str:
     return str(pushes[-1]["new"])
 
 
+def _pull_event(world: World, action: str, pull: dict[str, Any], sender: dict[str, Any]) -> None:
+    """What GitHub delivers when a pull request is opened or closed (the ledger's record)."""
+    shown = public(world.gh.state.pulls[(script.REPO, pull["number"])])
+    world.emit(
+        "pull_request", action, {"number": shown["number"], "pull_request": shown, "sender": sender}
+    )
+
+
 def open_issue(world: World, story: Story) -> str:
     issue = world.gh.create_issue(script.REPO, script.ISSUE_TITLE, script.ISSUE_BODY, "alice")
     story.issue = issue["number"]
@@ -59,7 +71,7 @@ def ask_for_a_fix(world: World, story: Story) -> str:
     world.script(script.fix_turns())
     body = "Could you take this one?\n/shipmate fix"
     made = world.gh.create_comment(script.REPO, story.issue, body, "alice")
-    alice = {"login": "alice", "type": "User"}
+    alice = ALICE
     issue = {"number": story.issue, "title": script.ISSUE_TITLE, "body": script.ISSUE_BODY}
     world.emit(
         "issue_comment",
@@ -76,6 +88,8 @@ def ask_for_a_fix(world: World, story: Story) -> str:
         raise StepFailed("Shipmate opened no pull request for the issue")
     story.pull = pulls[-1]
     story.commits.append(story.pull["head"]["sha"])
+    _pull_event(world, "opened", story.pull, {"login": BOT, "type": "Bot"})
+    world.settle()
     return f"Shipmate opened pull request #{story.pull['number']}: {story.pull['html_url']}"
 
 
@@ -92,6 +106,8 @@ def fail_ci(world: World, story: Story) -> str:
     )
     mentioned = [{"number": story.pull["number"], "head": {"ref": head_ref, "sha": head_sha}}]
     (job,) = [j for j in world.gh.state.jobs.values() if j.get("run_id") == run["id"]]
+    started = datetime.fromisoformat(job["completed_at"].replace("Z", "+00:00"))
+    job["started_at"] = (started - timedelta(seconds=CI_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     _emit_ci(world, run, job, mentioned)
     world.settle()
     commit = _last_push_after(world, pushed, "repair commit after the failed CI")
@@ -109,6 +125,7 @@ def _emit_ci(world: World, run: dict[str, Any], job: dict[str, Any], mentioned: 
     suite = {"id": run["check_suite_id"], "head_branch": run["head_branch"], **head, **actions}
     world.emit("check_suite", "completed", {"check_suite": suite, "sender": SENDER_BOT})
     world.emit("workflow_run", "completed", {"workflow_run": run, "sender": SENDER_BOT})
+    world.emit("workflow_job", "completed", {"workflow_job": public(job), "sender": SENDER_BOT})
 
 
 def request_changes(world: World, story: Story) -> str:
@@ -123,20 +140,14 @@ def request_changes(world: World, story: Story) -> str:
         script.REVIEW_BODY,
         [script.REVIEW_COMMENT],
     )
-    world.emit(
-        "pull_request_review",
-        "submitted",
-        {
-            "review": {
-                "id": review["id"],
-                "state": "changes_requested",
-                "body": script.REVIEW_BODY,
-                "user": {"login": "alice"},
-            },
-            "pull_request": {"number": number},
-            "sender": {"login": "alice", "type": "User"},
-        },
-    )
+    pull = public(world.gh.state.pulls[(script.REPO, number)])
+    shown = {"pull_request": pull, "sender": ALICE}
+    world.emit("pull_request_review", "submitted", {"review": public(review), **shown})
+    for comment in world.gh.state.review_comments.values():
+        if comment.get("pull_request_review_id") == review["id"]:
+            world.emit(
+                "pull_request_review_comment", "created", {"comment": public(comment), **shown}
+            )
     world.settle()
     commit = _last_push_after(world, pushed, "revision after the review")
     story.commits.append(commit)
@@ -147,6 +158,7 @@ def fail_deploy(world: World, story: Story) -> str:
     world.script(script.follow_up_turns())
     number = story.pull["number"]
     merged = world.gh.merge_pull(script.REPO, number)
+    _pull_event(world, "closed", story.pull, {"login": "octocat", "type": "User"})
     deployment = world.gh.create_deployment(script.REPO, ref="main", sha=merged)
     status = world.gh.add_deployment_status(
         script.REPO, deployment["id"], state="failure", description=script.DEPLOY_DESCRIPTION
@@ -165,6 +177,8 @@ def fail_deploy(world: World, story: Story) -> str:
     if not later:
         raise StepFailed(f"Shipmate opened no follow-up after the failed deploy of #{number}")
     story.follow_up = later[-1]
+    _pull_event(world, "opened", story.follow_up, {"login": BOT, "type": "Bot"})
+    world.settle()
     return (
         f"alice merged #{number}; its deploy failed its health check; Shipmate opened "
         f"follow-up #{story.follow_up['number']}: {story.follow_up['html_url']}"

@@ -1,16 +1,17 @@
 """Runs an eval: each task checked out at its base commit, through `run_local` (checkout cache,
-sandbox, agent loop, review, commit), then graded in a fresh sandbox. Tasks run `workers` at a
-time; one task's failure is its own row, never the end of the eval."""
+sandbox, agent loop, review, commit) with its brief (the problem statement, or for the deploy
+test what the deploy repair path makes of a failed deploy), then graded in a fresh sandbox.
+Tasks run `workers` at a time; one task's failure is its own row, never the end of the eval."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from bot.agent.budget import Caps
 from bot.agent.model import Model
@@ -70,6 +71,16 @@ def _check_out(task: EvalTask, into: Path) -> None:
 
 
 async def run_task(task: EvalTask, model: Model, settings: EvalSettings) -> TaskResult:
+    """The repository test: the problem statement is the brief."""
+    brief = Brief(task=TASK_LINE, context=[("problem statement", task.problem_statement)])
+    return await run_graded(task, brief, model, settings)
+
+
+async def run_graded(
+    task: EvalTask, brief: Brief, model: Model, settings: EvalSettings
+) -> TaskResult:
+    """`brief` run on a fresh clone of the task's repository at its base commit, and the
+    resulting commit (the base commit when the run made none) graded by the task's tests."""
     started = time.monotonic()
 
     def ended(status: str, reason: str, **values: Any) -> TaskResult:
@@ -90,7 +101,7 @@ async def run_task(task: EvalTask, model: Model, settings: EvalSettings) -> Task
             return ended("failed", f"checkout: {exc}")
         request = LocalRun(
             repo=repo,
-            brief=Brief(task=TASK_LINE, context=[("problem statement", task.problem_statement)]),
+            brief=brief,
             max_steps=None,
             max_cost_usd=None,
             timeout_seconds=None,
@@ -114,19 +125,34 @@ async def run_task(task: EvalTask, model: Model, settings: EvalSettings) -> Task
     )
 
 
+class Answerable(Protocol):
+    """What picking a task's answers needs of it (`EvalTask`, `DeployTask`)."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def patch(self) -> str: ...
+
+
+T = TypeVar("T", bound=Answerable)
+RunOne = Callable[[T, Model, EvalSettings], Awaitable[TaskResult]]
+
+
 async def run_eval(
-    tasks: Sequence[EvalTask],
-    model_for: Callable[[EvalTask], Model],
+    tasks: Sequence[T],
+    model_for: Callable[[T], Model],
     settings: EvalSettings,
+    run: RunOne[T],
     *,
     workers: int = 1,
     on_result: Callable[[TaskResult], None] = lambda result: None,
 ) -> list[TaskResult]:
     gate = asyncio.Semaphore(workers)
 
-    async def one(task: EvalTask) -> TaskResult:
+    async def one(task: T) -> TaskResult:
         async with gate:
-            result = await run_task(task, model_for(task), settings)
+            result = await run(task, model_for(task), settings)
         on_result(result)
         return result
 

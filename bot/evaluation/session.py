@@ -1,4 +1,5 @@
-"""One `shipmate eval`: where the answers come from, the run, the table and the JSON line.
+"""One `shipmate eval`: the tasks (the repository test, or with `--deploy` the deploy test),
+where the answers come from, the run, the table and the JSON line.
 
 With a model, every answer is recorded under the eval's folder (printed), so the same eval
 replays offline with `--replay DIR`."""
@@ -12,11 +13,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.agent.model import AnthropicModel, Model, ModelUnavailable
 from bot.config import Settings
 from bot.evaluation.answers import OracleModel, RecordingModel, ReplayModel
-from bot.evaluation.harness import EvalSettings, TaskResult, run_eval, summary
+from bot.evaluation.deploy import run_deploy_task
+from bot.evaluation.deploy_tasks import DeployTask, load_deploy_tasks
+from bot.evaluation.harness import (
+    Answerable,
+    EvalSettings,
+    RunOne,
+    TaskResult,
+    run_eval,
+    run_task,
+    summary,
+)
 from bot.evaluation.tasks import EvalTask, TaskFileError, load_tasks
 from bot.runs.local import settings_caps
 from bot.sandbox.checkout import CheckoutCache
@@ -31,7 +43,7 @@ def table_row(result: TaskResult) -> str:
     )
 
 
-ModelFor = Callable[[EvalTask], Model]
+ModelFor = Callable[[Answerable], Model]
 
 
 def _model_source(
@@ -50,9 +62,18 @@ def _model_source(
     return (lambda task: RecordingModel(model, record_dir / f"{task.instance_id}.jsonl")), model
 
 
+def _tasks(args: argparse.Namespace) -> tuple[list[Any], RunOne[Any]]:
+    """The task file as repository-test or (`--deploy`) deploy-test tasks, and how each runs."""
+    if args.deploy:
+        deploys: list[DeployTask] = load_deploy_tasks(Path(args.tasks))
+        return deploys, run_deploy_task
+    repository: list[EvalTask] = load_tasks(Path(args.tasks))
+    return repository, run_task
+
+
 def eval_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        tasks = load_tasks(Path(args.tasks))
+        tasks, run = _tasks(args)
     except TaskFileError as exc:
         print(f"shipmate eval: {exc}", file=sys.stderr)
         return 2
@@ -76,6 +97,7 @@ def eval_command(args: argparse.Namespace, settings: Settings) -> int:
                 tasks,
                 model_for,
                 eval_settings,
+                run,
                 workers=args.workers,
                 on_result=lambda result: print(table_row(result), file=out, flush=True),
             )

@@ -71,25 +71,35 @@ def parse_task(data: Any, where: str, base: Path) -> EvalTask:
     )
 
 
-def parse_tasks(text: str, base: Path, name: str = "tasks") -> list[EvalTask]:
-    tasks: list[EvalTask] = []
-    seen: set[str] = set()
+def task_lines(text: str, name: str) -> list[tuple[str, Any]]:
+    """(where, JSON value) of each line that is not blank; `where` is "name:line"."""
+    found: list[tuple[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
         try:
-            data = json.loads(line)
+            found.append((where, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise TaskFileError(f"{where}: not JSON ({exc.msg})") from None
-        task = parse_task(data, where, base)
-        if task.instance_id in seen:
-            raise TaskFileError(f"{where}: instance_id {task.instance_id!r} appears twice")
-        seen.add(task.instance_id)
-        tasks.append(task)
-    if not tasks:
+    if not found:
         raise TaskFileError(f"{name}: no tasks")
-    return tasks
+    return found
+
+
+def check_unique(ids: list[tuple[str, str]]) -> None:
+    """Each (where, instance_id) names a task no line before it named."""
+    seen: set[str] = set()
+    for where, instance_id in ids:
+        if instance_id in seen:
+            raise TaskFileError(f"{where}: instance_id {instance_id!r} appears twice")
+        seen.add(instance_id)
+
+
+def parse_tasks(text: str, base: Path, name: str = "tasks") -> list[EvalTask]:
+    found = [(where, parse_task(data, where, base)) for where, data in task_lines(text, name)]
+    check_unique([(where, task.instance_id) for where, task in found])
+    return [task for _, task in found]
 
 
 def load_tasks(path: Path) -> list[EvalTask]:

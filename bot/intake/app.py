@@ -23,7 +23,8 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
-from bot.db.store import Delivery, DeliveryStatus, Store
+from bot.db.deliveries import Delivery, DeliveryStatus
+from bot.db.store import Store
 from bot.github.auth import GitHubApp
 from bot.github.manifest import (
     CODE,

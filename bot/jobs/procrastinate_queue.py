@@ -24,8 +24,9 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from bot.db.deliveries import Delivery, DeliveryStatus
 from bot.db.migrations import SchemaPart, version_key
-from bot.db.store import Delivery, DeliveryStatus, Store
+from bot.db.store import Store
 
 # Our names for procrastinate's states, as `counts` and the dashboard show them.
 STATES = {

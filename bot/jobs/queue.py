@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bot.db.deliveries import Delivery, DeliveryStatus
 from bot.db.migrations import SchemaPart
-from bot.db.store import Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from bot.db import migrations
+from bot.db.deliveries import Delivery, DeliveryStatus, PreparedDelivery
 from bot.db.migrations import SchemaPart
-from bot.db.store import Delivery, DeliveryStatus, PreparedDelivery, Store
+from bot.db.store import Store
 from bot.jobs.queue import Job, Outcome, backoff_seconds
 
 metadata = MetaData()

@@ -125,19 +125,24 @@ def describe(change: Change) -> None:
             target = host_git(change.git_dir, "cat-file", "blob", entry.new_object)
             change.symlinks[entry.path] = target.decode("utf-8", errors="surrogateescape")
     if change.changed and change.new_bytes <= MAX_CHANGE_BYTES:
-        patch = host_git(
-            change.git_dir,
-            "diff-tree",
-            "-p",
-            "--binary",
-            "--no-renames",
-            "--full-index",
-            "--no-ext-diff",
-            "--no-textconv",
-            change.base_sha,
-            change.tree,
-        )
-        change.patch = patch.decode("utf-8", errors="replace")
+        change.patch = patch_bytes(change).decode("utf-8", errors="replace")
+
+
+def patch_bytes(change: Change) -> bytes:
+    """The change as a patch `git apply --binary` rebuilds exactly: full object ids, binary
+    contents, modes and symlinks, no renames and none of the repository's diff drivers."""
+    return host_git(
+        change.git_dir,
+        "diff-tree",
+        "-p",
+        "--binary",
+        "--no-renames",
+        "--full-index",
+        "--no-ext-diff",
+        "--no-textconv",
+        change.base_sha,
+        change.tree,
+    )
 
 
 def host_git_input(git_dir: Path, data: bytes, *args: str, index: Path | None = None) -> bytes:

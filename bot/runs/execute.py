@@ -23,7 +23,8 @@ from bot.agent.tools import Tools
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
 from bot.runs.change import Change, ChangeTooLarge, ReviewError
-from bot.runs.review import review, take_change
+from bot.runs.review import measure_scope, review, scope_budget, take_change
+from bot.runs.scope import Scope, ScopeBudget
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import ImageRoot, Limits, SandboxSpec
 from bot.sandbox.bwrap import BwrapSandbox
@@ -53,6 +54,17 @@ class Execution:
     sandbox_cpu_seconds: float = 0.0
     # The reviewed tree, to be pushed as is; its caller discards it (bot/runs/review.py).
     change: Change | None = None
+    # Its size and the repository's scope budget: a run from GitHub holds back a change over
+    # it until a maintainer says `/shipmate apply --large` (bot/runs/held.py).
+    scope: Scope | None = None
+    scope_budget: ScopeBudget | None = None
+
+    @property
+    def over_scope(self) -> str | None:
+        """Why the change is over the scope budget, or None."""
+        if self.scope is None or self.scope_budget is None:
+            return None
+        return self.scope.over(self.scope_budget)
 
     def discard(self) -> None:
         if self.change is not None:
@@ -124,6 +136,8 @@ def judge(done: Execution, config: RepoConfig) -> None:
     if held is not None:
         done.status, done.reason, done.patch = "blocked", held.reason, ""
         done.discard()
+        return
+    done.scope, done.scope_budget = measure_scope(done.change), scope_budget(config)
 
 
 async def execute(

@@ -37,16 +37,21 @@ from bot.config import (
 )
 from bot.db.store import Store
 from bot.github.client import GitHubApp, RepoClient
+from bot.github.git_data import GitDatabase
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
+from bot.runs.api_commit import BranchMoved, NotPublished, commit_through_api
 from bot.runs.artifacts import save_artifacts
+from bot.runs.briefs import context_blocks, task_text
 from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.change import ReviewError
 from bot.runs.costs import ledger_lines
 from bot.runs.execute import Execution, execute
-from bot.runs.publish import commit_message, publish
+from bot.runs.held import held_execution, held_for, hold, large_note
+from bot.runs.publish import commit_message
 from bot.runs.render import Progress, check_output, pr_body, sticky_comment
 from bot.runs.report import change_so_far, rates_of
-from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task
+from bot.runs.request import BadRunRequest, PullTarget, RunRequest
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
 from bot.sandbox.environment import Environments
@@ -300,7 +305,53 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         talker,
         sticky,
     )
+    if request.task.publish is not None:
+        await publish_held(run, request.task.publish)
+        return
     await start(run, await run.client(READ_ONLY), context)
+
+
+async def publish_held(run: Run, held_id: str) -> None:
+    """`/shipmate apply --large`: the change run `held_id` held back for its size, published as
+    it was reviewed (bot/runs/held.py); the held run's own record is the one completed."""
+    store = run.deps.store
+    held = await asyncio.to_thread(held_for, store, held_id, run.repo_name, run.number)
+    held_run = await asyncio.to_thread(store.get_run, held_id)
+    if isinstance(held, str) or held_run is None:
+        await run.sticky.show(run.progress("failed", reason=str(held)))
+        return
+    reader = await run.client(READ_ONLY)
+    repository = await reader.repository()
+    default_branch = str(repository["default_branch"])
+    try:
+        config = parse_repo_config(await reader.file_text(".github/shipmate.yml", default_branch))
+        read_token = await run.token(READ_ONLY)
+        checkout = await asyncio.to_thread(
+            run.deps.cache.tree, clone_url_of(run, repository), held.base_sha, read_token
+        )
+        try:
+            done = await asyncio.to_thread(held_execution, held, held_run, checkout, config)
+        finally:
+            run.deps.cache.release(checkout)
+    except (RepoConfigError, ReviewError) as exc:
+        reason = f"The held change cannot be published: {exc}"
+        await run.sticky.show(run.progress("failed", reason=reason))
+        return
+    run.run_id = held_id
+    try:
+        final = await finish(
+            run, done, held.base_sha, default_branch, await reader.issue(run.number)
+        )
+    finally:
+        done.discard()
+    if final.stage == "done":
+        await asyncio.to_thread(store.held.mark_published, held_id, run.request.actor)
+        await run.audit("change.published", lock_key(run.repo_name, run.number), large=True)
+
+
+def clone_url_of(run: Run, repository: Mapping[str, Any]) -> str:
+    fallback = f"{run.deps.settings.github_api_url}/{run.repo_name}.git"
+    return str(repository.get("clone_url") or fallback)
 
 
 async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
@@ -355,10 +406,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         await start_check(run, base_sha)
 
     read_token = await run.token(READ_ONLY)
-    clone_url = str(
-        repository.get("clone_url") or f"{deps.settings.github_api_url}/{run.repo_name}.git"
+    checkout = await asyncio.to_thread(
+        deps.cache.tree, clone_url_of(run, repository), base_sha, read_token
     )
-    checkout = await asyncio.to_thread(deps.cache.tree, clone_url, base_sha, read_token)
     brief = Brief(
         task=task_text(task, number, issue),
         context=context_blocks(task, issue),
@@ -424,26 +474,9 @@ async def start(run: Run, reader: RepoClient, context: JobContext) -> None:
         done.discard()
 
 
-def task_text(task: Task, number: int, issue: Mapping[str, Any]) -> str:
-    if task.pr is not None:
-        return task.instruction or "Make the smallest change that fixes the feedback below."
-    notes = f" ({task.notes})" if task.notes else ""
-    return (task.instruction or f"Resolve issue #{number}: {issue.get('title', '')}") + notes
-
-
-def context_blocks(task: Task, issue: Mapping[str, Any]) -> list[tuple[str, str]]:
-    label = task.feedback_label or "feedback"
-    if task.pr is not None:
-        return [(label, task.feedback or "")]
-    blocks = [("issue body", str(issue.get("body") or ""))]
-    if task.feedback:
-        blocks.append((label, task.feedback))
-    return blocks
-
-
 async def finish(
     run: Run, done: Execution, base_sha: str, default_branch: str, issue: dict[str, Any]
-) -> None:
+) -> Progress:
     task, verb = run.request.task, run.verb
     common: dict[str, Any] = {
         "key": run.key,
@@ -456,6 +489,8 @@ async def finish(
         "run_url": run.url,
         "refused": await asyncio.to_thread(refused_egress, run.deps.store, run.run_id),
     }
+    if task.publish is not None and done.over_scope:
+        common["notes"] = (large_note(done.over_scope, run.request.actor),)
     branch = None
     if done.status == "completed" and verb == "plan":
         final = Progress(stage="done", **common)
@@ -474,18 +509,19 @@ async def finish(
         )
     elif done.change is None:
         final = Progress(stage="no_change", reason="No change was needed.", **common)
-    elif task.pr is not None:
-        final = await push_follow_up(run, task.pr, done, base_sha, common)
-        branch = task.pr.head_ref
+    elif done.over_scope and task.publish is None:
+        where = (run.repo_name, run.number)
+        final = await hold(run.deps.store, run.run_id, where, done, common, run.clean)
+        await run.audit("change.held", lock_key(*where), reason=done.over_scope)
     else:
-        final, branch = await open_pull(run, done, base_sha, default_branch, issue, common)
+        final, branch = await publish_change(run, done, base_sha, default_branch, issue, common)
     await run.sticky.show(final)
     await end_check(run, final)
     await run.audit("comment.edit", f"{run.repo_name}#{run.number}")
     await asyncio.to_thread(
         run.deps.store.update_run,
         run.run_id,
-        status="stopped" if final.stage == "stopped" else done.status,
+        status=final.stage if final.stage in ("stopped", "held") else done.status,
         reason=done.reason,
         branch=branch,
         plan=done.plan,
@@ -497,25 +533,60 @@ async def finish(
         **done.usage.as_dict(),
     )
     log.info("run.finished", run_id=run.run_id, status=done.status, pr=final.pr_url)
+    return final
 
 
-async def push(run: Run, done: Execution, base_sha: str, branch: str, title: str) -> str:
-    """Commit the reviewed tree on `branch` and push it with a token minted for this moment
-    only."""
+async def publish_change(
+    run: Run,
+    done: Execution,
+    base_sha: str,
+    default_branch: str,
+    issue: dict[str, Any],
+    common: dict[str, Any],
+) -> tuple[Progress, str | None]:
+    """A follow-up commit on the PR's branch, or a new branch and pull request; when GitHub
+    would not take the commit as reviewed, or the branch moved, nothing is pushed and the
+    sticky comment says so."""
+    task = run.request.task
+    try:
+        if task.pr is not None:
+            return await push_follow_up(run, task.pr, done, base_sha, common), task.pr.head_ref
+        return await open_pull(run, done, base_sha, default_branch, issue, common)
+    except NotPublished as exc:
+        log.warning("run.not_published", run_id=run.run_id, reason=str(exc))
+        if isinstance(exc, BranchMoved) and task.pr is not None:
+            return moved(task.pr.head_ref, common), None
+        reason = f"The commit was not made: {exc}. Nothing was pushed."
+        return Progress(stage="failed", reason=reason, **common), None
+
+
+def moved(head_ref: str, common: dict[str, Any]) -> Progress:
+    return Progress(
+        stage="stopped",
+        reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
+        "Comment `/shipmate retry` to start again from the new head.",
+        **common,
+    )
+
+
+async def push(
+    run: Run, done: Execution, base_sha: str, branch: str, title: str, *, new_branch: bool
+) -> str:
+    """The reviewed tree becomes a commit GitHub makes (and signs) through its Git database
+    API, with a client minted for this moment only; `branch` moves to it only from
+    `base_sha` (a fast-forward), or is created."""
     if done.change is None or done.change.base_sha != base_sha:
         raise RuntimeError("a completed run with a patch always holds its reviewed change")
-    token = await run.token(PUBLISH)
-    clone_url = str((await run.talker.repository()).get("clone_url"))
-    head_sha = await asyncio.to_thread(
-        publish,
+    publisher = await run.client(PUBLISH)
+    commit = await commit_through_api(
+        GitDatabase(publisher),
         done.change,
-        branch,
         run.clean(commit_message(title, done.summary)),
-        push_to=clone_url,
-        token=token,
+        branch=branch,
+        new_branch=new_branch,
     )
-    await run.audit("git.push", branch, sha=head_sha)
-    return head_sha
+    await run.audit("git.push", branch, sha=commit.sha, verified=commit.verified, via="api")
+    return commit.sha
 
 
 def shown_result(done: Execution, common: dict[str, Any], **extra: Any) -> Progress:
@@ -542,7 +613,7 @@ async def open_pull(
     title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
     branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
     branch += f"-{run.run_id[:6]}"
-    head_sha = await push(run, done, base_sha, branch, title)
+    head_sha = await push(run, done, base_sha, branch, title, new_branch=True)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
     follow_up = bool(run.request.task.title)
@@ -572,15 +643,9 @@ async def push_follow_up(
     each review comment it answers gets a reply in its thread."""
     head_ref = pr.head_ref
     if await run.talker.branch_sha(head_ref) != base_sha:
-        return Progress(
-            stage="stopped",
-            reason=f"`{head_ref}` moved while I worked (someone pushed), so I pushed nothing. "
-            "Comment `/shipmate retry` to start again from the new head.",
-            **common,
-        )
-    head_sha = await push(
-        run, done, base_sha, head_ref, run.request.task.instruction or "Follow-up"
-    )
+        return moved(head_ref, common)
+    title = run.request.task.instruction or "Follow-up"
+    head_sha = await push(run, done, base_sha, head_ref, title, new_branch=False)
     shown = shown_result(done, common)
     publisher = await run.client(PUBLISH)
     ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)

@@ -1,4 +1,4 @@
-"""Shipmate, not the model, commits: the reviewed tree becomes one commit on a new `shipmate/…`
+"""Shipmate, not the model, commits: the reviewed tree becomes one commit on a `shipmate/…`
 branch. Done on the host in the review's own git directory, with hooks and every config but
 ours off; the user's working tree and current branch are never touched."""
 
@@ -24,18 +24,10 @@ def free_branch(repo: Path, title: str) -> str:
     return name
 
 
-def publish(
-    change: Change,
-    branch: str,
-    message: str,
-    *,
-    push_to: str,
-    token: str | None = None,
-) -> str:
-    """Commit the reviewed tree on its base and push it to `branch` of `push_to` (a local
-    repository or a URL) — a plain push, never a force. The commit is made here, from the tree
-    the review judged, so what lands is exactly what was reviewed. Returns the commit's id."""
-    sha = git(
+def local_commit(change: Change, message: str) -> str:
+    """The reviewed tree as one commit on its base, in the review's own git directory: the
+    source of what is published, whether pushed here or recreated through GitHub's API."""
+    return git(
         *AUTHOR,
         "commit-tree",
         change.tree,
@@ -45,6 +37,22 @@ def publish(
         message,
         cwd=change.git_dir,
     ).strip()
+
+
+def publish(
+    change: Change,
+    branch: str,
+    message: str,
+    *,
+    push_to: str,
+    token: str | None = None,
+) -> str:
+    """Commit the reviewed tree on its base and push it to `branch` of `push_to` (a local
+    repository, for `shipmate run`) — a plain push, never a force. The commit is made here,
+    from the tree the review judged, so what lands is exactly what was reviewed. Returns the
+    commit's id. On GitHub, Shipmate's commits are made through its API instead
+    (`bot.runs.api_commit`), so GitHub signs them."""
+    sha = local_commit(change, message)
     git("push", "--quiet", push_to, f"{sha}:refs/heads/{branch}", cwd=change.git_dir, token=token)
     return sha
 

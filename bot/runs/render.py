@@ -12,7 +12,16 @@ from typing import Literal
 from bot.agent.ledger import Usage
 
 Stage = Literal[
-    "queued", "planning", "running", "testing", "done", "no_change", "failed", "blocked", "stopped"
+    "queued",
+    "planning",
+    "running",
+    "testing",
+    "done",
+    "no_change",
+    "failed",
+    "blocked",
+    "held",
+    "stopped",
 ]
 
 _STAGE_LINE: dict[str, str] = {
@@ -24,6 +33,7 @@ _STAGE_LINE: dict[str, str] = {
     "no_change": "✅ Done: no change was needed",
     "failed": "❌ Failed",
     "blocked": "🛑 Held back",
+    "held": "✋ Held back: over the scope budget",
     "stopped": "⏹️ Stopped",
 }
 _MARKER = "<!-- shipmate:task:{key} -->"
@@ -161,6 +171,7 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     if progress.test_summary:
         tested += "\n\n" + _fence(progress.test_summary)
     parts.append("## How it was tested\n\n" + tested)
+    parts.extend(progress.notes)
     if progress.refused:
         parts.append(
             "## Network access refused\n\n" + refused_block(progress.refused, heading=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,48 @@ async def already_done(context: Context, number: int, verb: str, base_sha: str) 
     return any(r["kind"] == verb and r["base_sha"] == base_sha for r in runs)
 
 
+@dataclass(frozen=True)
+class RepairPlan:
+    """The run a failure asks for: its verb, the commit it starts from, the task, and the
+    failure's fingerprint (what the attempt caps count by)."""
+
+    verb: str
+    base_sha: str
+    task: Task
+    mark: str
+
+
+def repair_plan(
+    pull: Mapping[str, Any],
+    *,
+    check: str,
+    log: str,
+    label: str,
+    note: str = "",
+    follow_up: Task | None = None,
+    passing: str | None = None,
+) -> RepairPlan:
+    """Pure: the log cut to its excerpt, `note` above it, as the task's feedback. Without
+    `follow_up` the run pushes onto the PR's branch; with it (a deploy of a merged PR), the run
+    opens the follow-up PR `follow_up` describes."""
+    number = int(pull["number"])
+    cut = excerpt(log, passing=passing)
+    feedback = f"{note}\n{cut.text}".strip() if note else cut.text
+    mark = fingerprint(check, cut.signature or note)
+    head = pull["head"]
+    if follow_up is None:
+        task = Task(
+            pr=PullTarget(number=number, head_ref=head["ref"], head_sha=head["sha"]),
+            instruction=f"The check `{check}` fails on this pull request. Make the smallest "
+            "change that makes it pass, without touching anything else.",
+            feedback=feedback,
+            feedback_label=label,
+        )
+        return RepairPlan("repair", str(head["sha"]), task, mark)
+    task = replace(follow_up, feedback=feedback, feedback_label=label)
+    return RepairPlan("fix", str(follow_up.base_sha), task, mark)
+
+
 async def repair(
     context: Context,
     repo: RepoClient,
@@ -82,38 +124,26 @@ async def repair(
     follow_up: Task | None = None,
     passing: str | None = None,
 ) -> bool:
-    """Start a repair run for a failure of `pull`, unless its attempts are used up or this
-    commit is already being repaired. Without `follow_up` the run pushes onto the PR's branch;
-    with it (a deploy of a merged PR), the run opens a follow-up PR described by `follow_up`.
-    `note` (a status's description) is shown whole, above the log's excerpt; `passing` (the same
-    job's log when it last passed) makes the lines only the failing log has count most."""
+    """Start a repair run for a failure of `pull` (see `repair_plan`), unless its attempts are
+    used up or this commit is already being repaired. `note` (a status's description) is shown
+    whole, above the log's excerpt; `passing` (the same job's log when it last passed) makes the
+    lines only the failing log has count most."""
     assert context.repository is not None
     number = int(pull["number"])
-    cut = excerpt(log, passing=passing)
-    feedback = f"{note}\n{cut.text}".strip() if note else cut.text
-    mark = fingerprint(check, cut.signature or note)
-    if not await within_caps(context, repo, number, check=check, mark=mark):
+    plan = repair_plan(
+        pull, check=check, log=log, label=label, note=note, follow_up=follow_up, passing=passing
+    )
+    if not await within_caps(context, repo, number, check=check, mark=plan.mark):
         return False
-    head = pull["head"]
-    if follow_up is None:
-        verb, base_sha = "repair", str(head["sha"])
-        task = Task(
-            pr=PullTarget(number=number, head_ref=head["ref"], head_sha=head["sha"]),
-            instruction=f"The check `{check}` fails on this pull request. Make the smallest "
-            "change that makes it pass, without touching anything else.",
-            feedback=feedback,
-            feedback_label=label,
-        )
-    else:
-        verb, base_sha = "fix", str(follow_up.base_sha)
-        task = replace(follow_up, feedback=feedback, feedback_label=label)
-    if await already_done(context, number, verb, base_sha):
-        context.log.info("repair.duplicate", check=check, base_sha=base_sha)
+    if await already_done(context, number, plan.verb, plan.base_sha):
+        context.log.info("repair.duplicate", check=check, base_sha=plan.base_sha)
         return False
-    if not await enqueue_run(context, repo, number, verb, task, quiet=True):
+    if not await enqueue_run(context, repo, number, plan.verb, plan.task, quiet=True):
         context.log.info("repair.busy", check=check)
         return False
-    await asyncio.to_thread(context.store.bump_repair_attempt, context.repository, number, mark)
+    await asyncio.to_thread(
+        context.store.bump_repair_attempt, context.repository, number, plan.mark
+    )
     return True
 
 

@@ -1,6 +1,8 @@
 """`shipmate report`: runs, pull requests opened and merged, the four costs of a merged change
 (model, sandbox, CI, review) beside an engineer doing it, the review figures, and a weekly trend;
-for all repositories and for each. The figures are pure functions of the stored ledger."""
+for all repositories and for each, over a period (`--since`, `--until`). The review figures are
+the essay's review test, the costs beside the engineer's its cost test. The figures are pure
+functions of the stored ledger."""
 
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ def _mean(values: Sequence[float]) -> float:
     return round(statistics.fmean(values), 6) if values else 0.0
 
 
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
 def figures(
     ledgers: Sequence[ChangeLedger], runs: Sequence[Mapping[str, Any]], rates: Rates
 ) -> dict[str, Any]:
@@ -47,6 +53,7 @@ def figures(
     per_change = {k: _mean([ledger.dollars(rates)[k] for ledger in merged]) for k in COSTS}
     engineer = rates.engineer_hourly_usd * rates.engineer_minutes_per_change / 60
     waits = [w for w in (ledger.hours_to_first_review() for ledger in ledgers) if w is not None]
+    closes = [c for c in (ledger.hours_to_close() for ledger in ledgers) if c is not None]
     return {
         "runs": len(runs),
         "run_cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in runs), 6),
@@ -58,7 +65,8 @@ def figures(
         if merged and per_change["total"]
         else None,
         "review": {
-            "median_hours_to_first_review": round(statistics.median(waits), 3) if waits else None,
+            "median_hours_to_first_review": _median(waits),
+            "median_hours_to_merge_or_close": _median(closes),
             "rounds_per_change": _mean([float(ledger.review_rounds) for ledger in ledgers]),
             "human_comments_per_change": _mean(
                 [float(ledger.human_comments) for ledger in ledgers]
@@ -93,12 +101,16 @@ def build_report(
     *,
     since: float,
     repo: str | None,
+    until: float | None = None,
 ) -> dict[str, Any]:
+    """`until` is where the period ends (exclusive); None: now."""
     repos = sorted(
         {ledger.repo for ledger in ledgers} | {str(r["repo"]) for r in runs if r.get("repo")}
     )
+    last_day = None if until is None else datetime.fromtimestamp(until - 1, UTC).date()
     return {
         "since": datetime.fromtimestamp(since, UTC).date().isoformat(),
+        "until": last_day.isoformat() if last_day else None,
         "repo": repo,
         **figures(ledgers, runs, rates),
         "weekly": weekly(ledgers, runs),
@@ -114,24 +126,40 @@ def build_report(
 
 
 def _review_line(review: Mapping[str, Any]) -> str:
+    def hours(value: float | None) -> str:
+        return "-" if value is None else f"{value:g} h"
+
     return (
-        f"review: median {review['median_hours_to_first_review']} h to the first review, "
+        f"review: median {hours(review['median_hours_to_first_review'])} to the first review, "
+        f"{hours(review['median_hours_to_merge_or_close'])} to merge or close; "
         f"{review['rounds_per_change']:.1f} rounds and {review['human_comments_per_change']:.1f} "
         "human comments a change"
     )
 
 
-def render(report: Mapping[str, Any]) -> str:
-    per = report["per_merged_change_usd"]
-    ratio = report["ratio"]
-    lines = [
-        f"Shipmate report since {report['since']}"
-        + (f" for {report['repo']}" if report["repo"] else ""),
-        f"runs: {report['runs']} (${report['run_cost_usd']:.2f} of model time)",
-        f"pull requests: {report['prs_opened']} opened, {report['prs_merged']} merged",
+def _cost_lines(report: Mapping[str, Any]) -> list[str]:
+    per, ratio = report["per_merged_change_usd"], report["ratio"]
+    return [
         "per merged change: " + ", ".join(f"{k} ${per[k]:.2f}" for k in COSTS),
         f"an engineer doing it: ${report['engineer_usd_per_change']:.2f}"
         + (f" -> the agent is {ratio:g}x cheaper" if ratio else " (no merged change to compare)"),
+    ]
+
+
+def _counts(report: Mapping[str, Any]) -> list[str]:
+    return [
+        f"runs: {report['runs']} (${report['run_cost_usd']:.2f} of model time)",
+        f"pull requests: {report['prs_opened']} opened, {report['prs_merged']} merged, "
+        f"{report['ci_minutes']:g} CI minutes",
+    ]
+
+
+def render(report: Mapping[str, Any]) -> str:
+    period = f"since {report['since']}" + (f" until {report['until']}" if report["until"] else "")
+    lines = [
+        f"Shipmate report {period}" + (f" for {report['repo']}" if report["repo"] else ""),
+        *_counts(report),
+        *_cost_lines(report),
         _review_line(report["review"]),
         "weekly:",
     ]
@@ -141,10 +169,9 @@ def render(report: Mapping[str, Any]) -> str:
             f"{week['prs_opened']} opened, {week['prs_merged']} merged"
         )
     for name, repo_figures in report["repos"].items():
-        lines.append(
-            f"{name}: {repo_figures['runs']} runs, {repo_figures['prs_merged']} merged, "
-            f"${repo_figures['per_merged_change_usd']['total']:.2f} a merged change"
-        )
+        lines.append(f"{name}:")
+        parts = [*_counts(repo_figures), *_cost_lines(repo_figures)]
+        lines += [f"  {line}" for line in (*parts, _review_line(repo_figures["review"]))]
     return "\n".join(lines)
 
 
@@ -158,9 +185,12 @@ def _storage(paths: Iterable[str]) -> int:
     return total
 
 
-def load_ledgers(store: Any, repo: str | None, since: float) -> list[ChangeLedger]:
+def load_ledgers(
+    store: Any, repo: str | None, since: float, until: float | None = None
+) -> list[ChangeLedger]:
+    """The changes opened in [since, until), each with all its runs, CI and review."""
     ledgers = []
-    for pull in store.ledger.opened_pulls(repo, since):
+    for pull in store.ledger.opened_pulls(repo, since, until):
         tables = store.ledger
         runs = tables.runs_of_branch(pull["repo"], pull["branch"])
         ledgers.append(
@@ -203,21 +233,36 @@ def parse_since(text: str | None, now: float | None = None) -> float:
         ) from None
 
 
+def parse_until(text: str | None) -> float | None:
+    """The period's last day (YYYY-MM-DD, UTC, included): the end of that day; unset: None."""
+    if not text:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--until takes a date as YYYY-MM-DD, not {text!r}"
+        ) from None
+    return day.timestamp() + 86400
+
+
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db.store import Store
 
     try:
-        since = parse_since(args.since)
+        since, until = parse_since(args.since), parse_until(args.until)
     except argparse.ArgumentTypeError as exc:
         print(f"shipmate report: {exc}", file=sys.stderr)
         return 2
     store = Store.from_settings(settings)
     try:
         store.migrate()
-        ledgers = load_ledgers(store, args.repo, since)
-        runs = store.ledger.runs_since(args.repo, since)
+        ledgers = load_ledgers(store, args.repo, since, until)
+        runs = store.ledger.runs_since(args.repo, since, until)
     finally:
         store.dispose()
-    report = build_report(ledgers, runs, rates_of(settings), since=since, repo=args.repo)
+    report = build_report(
+        ledgers, runs, rates_of(settings), since=since, repo=args.repo, until=until
+    )
     print(json.dumps(report) if args.json else render(report))
     return 0

@@ -2,9 +2,10 @@
 a handler decided on, stored as the job's payload, and read back, validated, by the run.
 
 The payload keeps the flat shape of earlier versions (`repo`, `number`, `verb`, ..., and the task's
-`pr`, `notes`, `fork`, `base_sha`, `task`, `feedback`, `feedback_label`, `title`), so jobs queued
-before an upgrade, and the tasks recorded for `/shipmate retry`, still read. A payload that is not
-a run request raises `BadRunRequest` naming the field: the job fails once, clearly.
+`pr`, `notes`, `fork`, `base_sha`, `task`, `feedback`, `feedback_label`, `title`, `publish`), so
+jobs queued before an upgrade, and the tasks recorded for `/shipmate retry`, still read. A
+payload that is not a run request raises `BadRunRequest` naming the field: the job fails once,
+clearly.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Task:
     feedback: StrictStr | None = None
     feedback_label: StrictStr | None = None
     title: StrictStr | None = None
+    # `/shipmate apply --large`: publish the change this run held back for its size, as it was
+    # reviewed, instead of running the agent (bot/runs/held.py).
+    publish: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{6,40}$")] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The payload's task fields: those set, under their payload names."""

@@ -32,6 +32,7 @@ from bot.runs.change import (
     host_git_input,
     update_index,
 )
+from bot.runs.scope import Scope, ScopeBudget, measure, parse_numstat
 from bot.runs.workspace import TooLarge, join_path, read_entry, touched
 from bot.sandbox.checkout import SAFE, Checkout
 from bot.security.files import read_repo_file
@@ -48,16 +49,8 @@ def take_change(layers: tuple[Path, Path], checkout: Checkout, base_sha: str) ->
         # Never read a missing layer as an empty one: that would be "every file deleted".
         if not layer.is_dir() or layer.is_symlink():
             raise ReviewError(f"the sandbox's workspace cannot be read at {layer}")
-    scratch = Path(tempfile.mkdtemp(prefix="shipmate-review-"))
-    git_dir = scratch / "review.git"
+    scratch, git_dir = review_git_dir(checkout)
     try:
-        git_dir.mkdir()
-        host_git(git_dir, "init", "--quiet")
-        host_git(git_dir, "config", "core.bare", "false")
-        stores = [checkout.mirror / "objects", checkout.tree / ".git" / "objects"]
-        (git_dir / "objects" / "info" / "alternates").write_text(
-            "".join(f"{store}\n" for store in stores if store.is_dir())
-        )
         index = scratch / "index"
         host_git(git_dir, "read-tree", base_sha, index=index)
         base = tracked(git_dir, base_sha)
@@ -78,6 +71,47 @@ def take_change(layers: tuple[Path, Path], checkout: Checkout, base_sha: str) ->
             f"the change is too large to review: its new content passes {MAX_CHANGE_BYTES} "
             f"bytes (at {shown(str(exc))})"
         ) from None
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def review_git_dir(checkout: Checkout) -> tuple[Path, Path]:
+    """A scratch folder and, in it, a new git directory of ours that reads the checkout's
+    objects (the base commit's) through alternates; the caller removes the scratch folder."""
+    scratch = Path(tempfile.mkdtemp(prefix="shipmate-review-"))
+    git_dir = scratch / "review.git"
+    try:
+        git_dir.mkdir()
+        host_git(git_dir, "init", "--quiet")
+        host_git(git_dir, "config", "core.bare", "false")
+        stores = [checkout.mirror / "objects", checkout.tree / ".git" / "objects"]
+        (git_dir / "objects" / "info" / "alternates").write_text(
+            "".join(f"{store}\n" for store in stores if store.is_dir())
+        )
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return scratch, git_dir
+
+
+def rebuild_change(checkout: Checkout, patch: bytes, tree: str) -> Change:
+    """A held-back change again, from its patch on the checkout's commit: exactly the tree that
+    was reviewed (`tree`), or a `ReviewError`."""
+    base_sha = checkout.sha
+    scratch, git_dir = review_git_dir(checkout)
+    try:
+        index = scratch / "index"
+        host_git(git_dir, "read-tree", base_sha, index=index)
+        apply = ("apply", "--cached", "--binary", "--whitespace=nowarn", "-")
+        host_git_input(git_dir, patch, *apply, index=index)
+        rebuilt = host_git(git_dir, "write-tree", index=index).decode().strip()
+        if rebuilt != tree:
+            raise ReviewError(f"the patch rebuilds tree {rebuilt}, not the reviewed {tree}")
+        change = Change(git_dir, base_sha, tree)
+        change.changed = changed_entries(git_dir, base_sha, tree)
+        describe(change)
+        return change
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -197,6 +231,27 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
     if submodules:
         return HeldBack("the change touches submodules: " + ", ".join(map(shown, submodules)))
     return None
+
+
+def measure_scope(change: Change) -> Scope:
+    """The change's size for the scope budget (bot/runs/scope.py), renames detected."""
+    numstat = host_git(
+        change.git_dir,
+        "diff-tree",
+        "-r",
+        "-z",
+        "--numstat",
+        "-M",
+        "--no-ext-diff",
+        "--no-textconv",
+        change.base_sha,
+        change.tree,
+    )
+    return measure(parse_numstat(numstat))
+
+
+def scope_budget(config: RepoConfig) -> ScopeBudget:
+    return ScopeBudget(config.scope.max_files, config.scope.max_lines)
 
 
 def shown(path: str) -> str:

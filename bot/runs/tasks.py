@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
 from bot.config import RepoConfig, RepoConfigError
 from bot.github.client import RepoClient
 from bot.runs.budgets import monthly_caps, over_budget
+from bot.runs.held import NEEDS_LARGE, NOTHING_HELD, last_held
 from bot.runs.job import lock_key, sticky_key
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.request import BadRunRequest, RunRequest, Task, run_verb
@@ -48,9 +50,12 @@ async def handle(
     verb: str,
     notes: str = "",
     task: Task | None = None,
+    *,
+    large: bool = False,
 ) -> None:
     """Answer `/shipmate <verb>` (or the label): help, stop and status at once; fix, plan,
-    apply and retry queue a run of `task` (what the handler decided) with `notes`."""
+    apply and retry queue a run of `task` (what the handler decided) with `notes`; `apply`
+    after a change held back for its size needs `large` (`apply --large`) and publishes it."""
     assert context.repository is not None and context.installation_id is not None
     store = context.store
     if verb not in VERBS or verb == "help":
@@ -73,6 +78,10 @@ async def handle(
         task = Task.from_fields({**last.fields(), **(task.fields() if task else {})})
         notes = task.notes
     elif verb == "apply":
+        held = last_held(runs)
+        if large or held is not None:
+            await apply_held(context, repo, number, held, large=large)
+            return
         plans = [r for r in runs if r["kind"] == "plan" and r.get("plan")]
         if not plans:
             await repo.comment(
@@ -82,6 +91,24 @@ async def handle(
         notes = f"follow this plan: {plans[-1]['plan']}"
         verb = "fix"
     await enqueue_run(context, repo, number, verb, replace(task or Task(), notes=notes))
+
+
+async def apply_held(
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    held: dict[str, Any] | None,
+    *,
+    large: bool,
+) -> None:
+    """`/shipmate apply --large` publishes the change the last run held back for its size, as it
+    was reviewed (a `run` job that does not run the agent); without `--large`, say it is needed."""
+    if held is None or not large:
+        await repo.comment(number, NOTHING_HELD if held is None else NEEDS_LARGE)
+        return
+    task = await last_task(context, repo, str(held["id"]))
+    publish = replace(task, publish=str(held["id"]))
+    await enqueue_run(context, repo, number, str(held["kind"]), publish)
 
 
 async def stop(context: Context, repo: RepoClient, number: int, *, quiet: bool) -> None:

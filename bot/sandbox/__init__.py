@@ -10,6 +10,7 @@ import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.sandbox.base import (
     EXIT_SANDBOX_FAILED,
@@ -21,6 +22,9 @@ from bot.sandbox.base import (
     SandboxUnavailable,
 )
 from bot.sandbox.bwrap import BwrapSandbox
+
+if TYPE_CHECKING:
+    from bot.sandbox.proxy import EgressProxy
 
 BRIDGE_PORT = 3128
 
@@ -50,31 +54,11 @@ async def open_sandbox(
     if backend not in ("auto", "bwrap"):
         raise SandboxUnavailable(f"the {backend} backend is not available on this host")
     sandbox = BwrapSandbox(spec, bwrap=bwrap)
-    proxy = None
+    proxy: EgressProxy | None = None
     private: list[Path] = []
     try:
         if spec.allow_hosts or spec.secrets:
-            from bot.sandbox.ca import CertificateAuthority
-            from bot.sandbox.proxy import EgressProxy
-
-            socket_dir = Path(tempfile.mkdtemp(prefix="shipmate-egress-"))
-            private.append(socket_dir)
-            if ca_dir is None:
-                # No install-wide CA given: a throwaway one, kept apart from anything mounted.
-                ca_dir = Path(tempfile.mkdtemp(prefix="shipmate-ca-"))
-                private.append(ca_dir)
-            ca = CertificateAuthority.load_or_create(ca_dir)
-            proxy = EgressProxy(
-                socket_path=socket_dir / "egress.sock",
-                allow_hosts=spec.allow_hosts,
-                secrets=spec.secrets,
-                ca=ca,
-                audit=audit,
-                task_id=spec.task_id,
-                upstream_ssl=upstream_ssl,
-                guarded=spec.guarded,
-                allow_networks=spec.allow_networks,
-            )
+            proxy = _egress_proxy(spec, audit, ca_dir, upstream_ssl, private)
             await proxy.start()
             sandbox.egress_socket = proxy.socket_path
             sandbox.bridge_port = BRIDGE_PORT
@@ -90,3 +74,33 @@ async def open_sandbox(
         for folder in private:
             shutil.rmtree(folder, ignore_errors=True)
         await sandbox.close()
+
+
+def _egress_proxy(
+    spec: SandboxSpec,
+    audit: Callable[..., None] | None,
+    ca_dir: Path | None,
+    upstream_ssl: ssl.SSLContext | None,
+    private: list[Path],
+) -> EgressProxy:
+    """The task's egress proxy on a socket of its own; the folders made for it go in `private`."""
+    from bot.sandbox.ca import CertificateAuthority
+    from bot.sandbox.proxy import EgressProxy
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="shipmate-egress-"))
+    private.append(socket_dir)
+    if ca_dir is None:
+        # No install-wide CA given: a throwaway one, kept apart from anything mounted.
+        ca_dir = Path(tempfile.mkdtemp(prefix="shipmate-ca-"))
+        private.append(ca_dir)
+    return EgressProxy(
+        socket_path=socket_dir / "egress.sock",
+        allow_hosts=spec.allow_hosts,
+        secrets=spec.secrets,
+        ca=CertificateAuthority.load_or_create(ca_dir),
+        audit=audit,
+        task_id=spec.task_id,
+        upstream_ssl=upstream_ssl,
+        guarded=spec.guarded,
+        allow_networks=spec.allow_networks,
+    )

@@ -56,51 +56,40 @@ def tasks(user: identity.SandboxIdentity | None) -> tuple[bool, str]:
     return True, f"a sandbox started as {user.uid}, kept /proc/sys read-only, wrote as its uid"
 
 
+def _bwrap_checks() -> tuple[str | None, list[tuple[str, bool, str]]]:
+    """bubblewrap and the namespaces it can make: (its path, the rows)."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        missing = "not installed: apt-get install bubblewrap"
+        return None, [("bubblewrap", False, missing), ("namespaces", False, "bwrap missing")]
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+    probe = subprocess.run(
+        [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+        capture_output=True,
+        text=True,
+    )
+    userns = probe.returncode == 0
+    detail = "user, pid, net, ipc, uts, mount namespaces" if userns else probe.stderr.strip()
+    return bwrap, [("bubblewrap", True, version), ("namespaces", userns, detail)]
+
+
+def _tool(name: str, feature: str, package: str) -> tuple[str, bool, str]:
+    found = shutil.which(name)
+    return feature, bool(found), found or f"missing: apt-get install {package}"
+
+
 def checks() -> list[tuple[str, bool, str]]:
     """(feature, available, detail) for each isolation feature."""
-    found: list[tuple[str, bool, str]] = []
-    bwrap = shutil.which("bwrap")
-    version = ""
-    if bwrap:
-        version = subprocess.run(
-            [bwrap, "--version"], capture_output=True, text=True
-        ).stdout.strip()
-    found.append(
-        ("bubblewrap", bool(bwrap), version or "not installed: apt-get install bubblewrap")
-    )
-    userns = False
-    detail = "bwrap missing"
-    if bwrap:
-        probe = subprocess.run(
-            [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
-            capture_output=True,
-            text=True,
-        )
-        userns = probe.returncode == 0
-        detail = "user, pid, net, ipc, uts, mount namespaces" if userns else probe.stderr.strip()
-    found.append(("namespaces", userns, detail))
+    bwrap, found = _bwrap_checks()
     max_userns = _read("/proc/sys/user/max_user_namespaces") or "?"
     found.append(("user namespaces allowed", max_userns not in ("0", "?"), f"max {max_userns}"))
     kind = limits.detect()
-    found.append(
-        (
-            "cgroups",
-            kind != "none",
-            {"v2": "v2 (memory, pids)", "v1": "v1 (memory, pids)"}.get(
-                kind, "not writable: rlimits only"
-            ),
-        )
-    )
+    cgroups = {"v2": "v2 (memory, pids)", "v1": "v1 (memory, pids)"}
+    found.append(("cgroups", kind != "none", cgroups.get(kind, "not writable: rlimits only")))
     seccomp = _read("/proc/sys/kernel/seccomp/actions_avail")
     found.append(("seccomp", seccomp is not None, seccomp or "not available"))
-    unshare = shutil.which("unshare")
-    found.append(
-        ("util-linux (unshare)", bool(unshare), unshare or "missing: apt-get install util-linux")
-    )
-    skopeo = shutil.which("skopeo")
-    found.append(
-        ("skopeo (environments)", bool(skopeo), skopeo or "missing: apt-get install skopeo")
-    )
+    found.append(_tool("unshare", "util-linux (unshare)", "util-linux"))
+    found.append(_tool("skopeo", "skopeo (environments)", "skopeo"))
     user: identity.SandboxIdentity | None = None
     try:
         user = identity.current()

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from githubkit import GitHub
 
 from bot.config import RepoConfig, Settings, parse_repo_config
-from bot.db.audit import StoreAudit, delivery_actions
+from bot.db.audit import StoreAudit
 from bot.db.store import Store
 from bot.github.client import HANDLER, RepoClient
 from bot.github.replies import Replies
@@ -85,7 +85,7 @@ class Context:
             self._earlier = []
             if self.attempt > 1:
                 self._earlier = await asyncio.to_thread(
-                    delivery_actions, self.store, self.delivery_id
+                    self.store.audit_for_delivery, self.delivery_id
                 )
         return self._earlier
 

@@ -19,6 +19,11 @@ def allowed(url: str | None, hosts: Sequence[str]) -> bool:
     return bool(url) and (urlsplit(url).hostname or "") in hosts
 
 
+def log_url(log: str | None, target: str | None, hosts: Sequence[str]) -> str:
+    """The status's `log_url`, else its `target_url`, whichever is on a listed host; or ""."""
+    return next((url for url in (log, target) if url and allowed(url, hosts)), "")
+
+
 async def fetch_log(
     url: str, hosts: Sequence[str], transport: httpx.AsyncBaseTransport | None = None
 ) -> str:

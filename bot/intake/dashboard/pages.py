@@ -28,6 +28,7 @@ STATUSES = (
     "completed",
     "failed",
     "blocked",
+    "held",
     "cost_limit",
     "step_limit",
     "timeout",
