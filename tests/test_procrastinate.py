@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.db import workers
 from bot.db.deliveries import Delivery
 from bot.db.migrations import SchemaNotReady
-from bot.db.store import Store
+from bot.db.store import SCHEMA_VERSION, Store
 from bot.jobs.backends import make_runner, migrate_command, open_database
 from bot.jobs.procrastinate_queue import ProcrastinateQueue
 from bot.jobs.procrastinate_worker import ProcrastinateWorker
@@ -98,7 +98,8 @@ def test_serve_and_worker_refuse_an_unmigrated_or_newer_database(settings: Setti
     with store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE schema_versions SET version = '99' WHERE part = 'shipmate'")
     store.dispose()
-    with pytest.raises(SchemaNotReady, match=r"newer than this Shipmate's 1: upgrade Shipmate"):
+    newer = rf"newer than this Shipmate's {SCHEMA_VERSION}: upgrade Shipmate"
+    with pytest.raises(SchemaNotReady, match=newer):
         open_database(settings)
 
 
