@@ -85,7 +85,25 @@ def wait_done(queue: Queue, count: int, within: float = 600) -> None:
         time.sleep(0.05)
 
 
-def figures(started: Started) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU time of each process (Linux /proc), by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def backends(queue: Queue, tag: str) -> list[int]:
+    """The PostgreSQL backends of the worker processes (their application_name is `tag`)."""
+    query = "SELECT pid FROM pg_stat_activity WHERE application_name = %(tag)s"
+    with queue.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        return [int(pid) for pid in conn.exec_driver_sql(query, {"tag": tag}).scalars()]
+
+
+def figures(started: Started, cpu: float, jobs: int) -> dict[str, float]:
     backlog = [at for phase, _, at in started if phase == "backlog"]
     paced = [(at - t) * 1000 for phase, t, at in started if phase == "paced"]
     span = max(backlog) - min(backlog)
@@ -93,6 +111,10 @@ def figures(started: Started) -> dict[str, float]:
         "jobs_per_s": round((len(backlog) - 1) / span, 1) if span > 0 else float("nan"),
         "claim_p50_ms": round(pct(paced, 0.50), 2),
         "claim_p99_ms": round(pct(paced, 0.99), 2),
+        # CPU time a job took (the workers and their PostgreSQL backends, or the one SQLite
+        # process), and the jobs/s it allows on this machine's CPUs with nothing else running.
+        "cpu_ms_per_job": round(cpu * 1000 / jobs, 3),
+        "cpu_bound_jobs_per_s": round((os.cpu_count() or 1) * jobs / cpu) if cpu else 0,
     }
 
 
@@ -124,19 +146,24 @@ def paced_enqueue(queue: Queue, args: argparse.Namespace, base: int) -> int:
     return count
 
 
-def in_process(settings: Settings, args: argparse.Namespace, slots: int) -> Started:
+def in_process(settings: Settings, args: argparse.Namespace, slots: int) -> tuple[Started, float]:
     """SQLite: the worker in this process, woken by each enqueue, as in `shipmate serve`."""
     settings = settings.model_copy(update={"worker_concurrency": slots})
     store, queue = open_database(settings)
     started, noop = recorder()
+    cpu = 0.0
 
     async def run() -> None:
+        nonlocal cpu
         runner = runner_for(settings, store, queue, noop)
         stop = asyncio.Event()
         task = asyncio.create_task(runner.run(stop))
         await asyncio.to_thread(fill, queue, args.jobs, args.locks)
+        before = os.times()
         runner.notify()
         await asyncio.to_thread(wait_done, queue, args.jobs)
+        after = os.times()
+        cpu = after.user + after.system - before.user - before.system
         count = int(args.rate * args.seconds)
         loop = asyncio.get_running_loop()
         begin = loop.time()
@@ -154,10 +181,12 @@ def in_process(settings: Settings, args: argparse.Namespace, slots: int) -> Star
         asyncio.run(run())
     finally:
         store.dispose()
-    return started
+    return started, cpu
 
 
-def processes(settings: Settings, args: argparse.Namespace, count: int, work: Path) -> Started:
+def processes(
+    settings: Settings, args: argparse.Namespace, count: int, work: Path
+) -> tuple[Started, float]:
     """PostgreSQL: `count` worker processes; this process enqueues."""
     with contextlib.redirect_stdout(io.StringIO()):
         migrate_command(settings)
@@ -169,6 +198,7 @@ def processes(settings: Settings, args: argparse.Namespace, count: int, work: Pa
         SHIPMATE_WORKER_CONCURRENCY="1",
         SHIPMATE_WEBHOOK_CONCURRENCY="1",
         SHIPMATE_DATA_DIR=str(work),
+        PGAPPNAME=f"shipmate-queue-bench-{uuid.uuid4().hex[:8]}",
     )
     outs = [work / f"worker{n}.json" for n in range(count)]
     script = str(Path(__file__).with_name("queue_worker.py"))
@@ -179,8 +209,12 @@ def processes(settings: Settings, args: argparse.Namespace, count: int, work: Pa
             if time.monotonic() > deadline or any(p.poll() is not None for p in running):
                 raise SystemExit("benchmark: the worker processes did not start")
             time.sleep(0.1)
+        pids = [p.pid for p in running] + backends(queue, env["PGAPPNAME"])
+        before = cpu_seconds(pids)
         fill(queue, args.jobs, args.locks)
         wait_done(queue, args.jobs)
+        pids += [pid for pid in backends(queue, env["PGAPPNAME"]) if pid not in pids]
+        cpu = sum(spent - before.get(pid, 0.0) for pid, spent in cpu_seconds(pids).items())
         paced = paced_enqueue(queue, args, args.jobs)
         wait_done(queue, args.jobs + paced)
     finally:
@@ -192,7 +226,7 @@ def processes(settings: Settings, args: argparse.Namespace, count: int, work: Pa
     started: Started = []
     for out in outs:
         started += [tuple(row) for row in json.loads(out.read_text())]  # type: ignore[misc]
-    return started
+    return started, cpu
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -202,7 +236,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             data = Path(tmp) / f"sqlite{n}"
             settings = Settings.load(data_dir=data, webhook_concurrency=1)
             results.append({"database": "sqlite", "queue": "sql", "workers": n})
-            results[-1].update(figures(in_process(settings, args, n)))
+            results[-1].update(figures(*in_process(settings, args, n), args.jobs))
             print(line(results[-1]), flush=True)
         for backend in ("procrastinate", "sql"):
             for n in WORKERS:
@@ -210,7 +244,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                     work = Path(tmp) / f"{backend}{n}"
                     settings = Settings.load(database_url=url, queue_backend=backend, data_dir=work)
                     results.append({"database": "postgresql", "queue": backend, "workers": n})
-                    results[-1].update(figures(processes(settings, args, n, work)))
+                    results[-1].update(figures(*processes(settings, args, n, work), args.jobs))
                     print(line(results[-1]), flush=True)
     return results
 
@@ -220,7 +254,8 @@ def line(result: dict[str, Any]) -> str:
     return (
         f"{name:<26} {result['workers']} worker{'s' if result['workers'] > 1 else ' '}"
         f"  {result['jobs_per_s']:>8.0f} jobs/s   claim p50 {result['claim_p50_ms']:>6.1f} ms"
-        f"  p99 {result['claim_p99_ms']:>6.1f} ms"
+        f"  p99 {result['claim_p99_ms']:>6.1f} ms   CPU {result['cpu_ms_per_job']:.2f} ms a job"
+        f" (at most {result['cpu_bound_jobs_per_s']:.0f} jobs/s on {os.cpu_count()} CPUs)"
     )
 
 
@@ -250,7 +285,9 @@ def main() -> int:
     configure("json", "warning")
     results = measure(args)
     met = targets(results)
-    print(json.dumps({"results": results, "targets": met, "cpus": os.cpu_count()}))
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs (other work on this machine included)")
+    print(json.dumps({"results": results, "targets": met, "cpus": os.cpu_count(), "load": load}))
     return 0
 
 
