@@ -11,7 +11,10 @@ Each job is a no-op with a lock of one of `--locks` threads, as webhook jobs hav
 backlog of `--jobs` jobs committed at once, from the first job started to the last. Claim
 latency: from just before a job's enqueue to its start in a worker, enqueued one by one at
 `--rate` jobs/s (below every backend's throughput, so no backlog builds), p50 and p99.
-PostgreSQL is the one at 127.0.0.1:5432 (database `test`), each run in a fresh schema.
+PostgreSQL is the one at 127.0.0.1:5432 (database `test`), each run in a fresh schema. Beside
+them, the CPU time a job of the backlog took (the worker processes and their PostgreSQL
+backends, or the one SQLite process) and the jobs/s that allows on this machine's CPUs with
+nothing else running: on a shared machine the wall-clock figures move with the others' load.
 
 Targets: >= 500 jobs/s on SQLite, >= 1,000 jobs/s on PostgreSQL (procrastinate) with 4
 workers. Last line: one JSON object with the figures.
