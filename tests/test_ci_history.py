@@ -129,10 +129,11 @@ async def test_rerunning_failed_jobs_needs_actions_write_and_makes_a_new_attempt
 async def test_the_difference_from_green_keeps_what_only_the_failing_log_says(
     gh: GitHubStandIn,
 ) -> None:
-    """A real breakage (cidiff: a Terraform release job whose `git describe` failed a step
-    before the one that exited): with a passing run's log fetched through the Actions API, the
-    labelled failure line is kept; without it, it is not."""
-    name = "cidiff-build-terraform-cli-packages-run390"
+    """A real breakage (cidiff: a Jenkins Maven build whose surefire reports could not be
+    written, `No space left on device`, sixteen lines in the middle of a long test run): with a
+    passing run's log fetched through the Actions API, the labelled failure lines are kept;
+    without it, not all of them are."""
+    name = "cidiff-sorald-445"
     entry = json.loads((CORPUS / "labels.json").read_text())[name]
     repo = await _client(gh)
     main = gh.branch_sha(REPO, "main") or ""

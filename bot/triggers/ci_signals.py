@@ -1,8 +1,11 @@
-"""What a CI log line says, whatever ran it: cleaned text, failure signal, noise, step bounds.
+"""What a CI log line says, whatever ran it: cleaned text, failure signal, noise.
 
 Pure and generic: words any tool uses when something fails (error, failed, exception, expected,
-not found…), the exit lines runners print when a step ends, and the boilerplate wrappers repeat.
-Runner- and tool-specific shapes (`##[error]`, pytest's `E   `, `[ERROR]`) only add to a score.
+not found…), weighed by how they are said (`error:` and `NullPointerException` more than
+"rejects headers with an exception"); lines that say nothing failed, whatever words they hold
+(a passed or skipped test, a warning, a DEBUG record, a rule); the boilerplate wrappers repeat
+and the progress chatter of downloads and installs. Runner- and tool-specific shapes
+(`##[error]`, pytest's `E   `, `[error]`) only add to a score.
 """
 
 from __future__ import annotations
@@ -17,65 +20,66 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 _TIMESTAMP = re.compile(r"^(?:[^\t]*\t[^\t]*\t)?\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
 _TRAVIS_MARK = re.compile(r"travis_(?:fold|time):[a-z]+:[^\s]*\s?")
 
-# A step ended badly: the runner's own words, then tools' generic ones.
-_RUNNER_EXIT = re.compile(
-    r'The command ".*" (?:exited|failed) with [1-9]\d*|Process completed with exit code [1-9]'
-    r"|^Finished: (?:FAILURE|ABORTED)|^ERROR: Job failed|marked build as failure"
-    r"|^Done\. Your build exited with [1-9]|^Command exited with code [1-9]"
-)
-_TOOL_EXIT = re.compile(
-    r"(?i)\bexit(?:ed)? (?:with )?(?:code|status) [1-9]|returned (?:a )?non-zero exit"
-    r"|^(?:BUILD FAILED|BUILD FAILURE|FAILURE: Build failed)|Command failed with exit code [1-9]"
-)
-_WRAPPER_EXIT = re.compile(
-    r"(?i)^npm ERR! code ELIFECYCLE|^error Command failed|^\s*make(?:\[\d+\])?: \*\*\* "
-    r"|^ELIFECYCLE|^\[ERROR\] Failed to execute goal|^FAILURE: |^\*\* \w+ FAILED \*\*"
-    r"|^Error: Process completed|^##\[error\]Process completed"
-)
-# Where a step (a command and its output) begins.
-_STEP_START = re.compile(
-    r"^##\[group\]Run |^\$ \S|^travis_fold:start:|^\[Pipeline\] (?:sh|bat|stage)\b"
-    r"|^Step \d+/\d+ :|^#\d+ \[|^> Task :|^\[INFO\] --- "
-)
 _PROGRESS = re.compile(
     r"(?i)\s*(?:download(?:ing|ed)?|fetch(?:ing|ed)|get:\d+|hit:\d+|ign:\d+|receiving objects"
     r"|resolving deltas|unpacking|collecting|requirement already|installing|setting up"
     r"|preparing to unpack|selecting previously|processing triggers|extracting|pulling"
     r"|progress|compiling|building|remote: (?:counting|compressing|enumerating|total)"
-    r"|\[INFO\] Download|npm warn|warning .*deprecated)"
-)
+    r"|\[INFO\] Download(?:ing|ed)|npm warn|warning .*deprecated)\b(?![._-]\w)"
+)  # a word, not a name's start: `downloader_test.go:679: failed…` is no download
 _PROGRESS_BAR = re.compile(r"\d{1,3}(?:\.\d)?%|\[[=#>-]{3,}|\d+(?:\.\d+)? ?[KMG]i?B/s")
 _WRAPPER = re.compile(
-    r"(?i)^npm ERR! (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
-    r"A complete log|Exit status|\s*$|.*\blifecycle\b|Tell the author|You can get|"
-    r"not with npm itself|/.*_logs/)|^npm ERR! +\S+@\S+ \S+: `|^error Command failed with exit"
+    r"(?i)^npm ERR!(?:\s*$| (?:code ELIFECYCLE|errno|syscall|Failed at the|This is probably not|"
+    r"A complete log|Exit status|.*\blifecycle\b|Tell the author|You can get|"
+    r"not with npm itself|/.*_logs/))|^npm ERR! +\S+@\S+ \S+: `|^error Command failed with exit"
     r"|^info Visit https://yarnpkg|^ELIFECYCLE|^\s*make(?:\[\d+\])?: \*\*\* \[|"
-    r"^\[ERROR\] (?:-> \[Help 1\]|\s*$|To see the full stack|Re-run Maven|For more information"
-    r"|\[Help 1\] http)"
+    r"^\[ERROR\](?:\s*$| (?:-> \[Help 1\]|To see the full stack|Re-run Maven|For more information"
+    r"|\[Help 1\] http|After correcting the problems|\s*mvn <\w+> -rf ))"
 )
-_FRAME = re.compile(r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)")
+# A stack frame: indented (Java, Python, Ruby, gdb), or not but ending in its place
+# (PowerShell's `at Verify-Equal, /path/Verify-Equal.ps1:16`, `at <ScriptBlock>, <No file>:1`).
+_FRAME = re.compile(
+    r"^\s+(?:at |File \"|from |\(.*\) [\w/.-]+:\d+|#\d+ 0x|\S+\.\w+:\d+:)|^at \S.*:\d+\)?$"
+)
 _NONE = re.compile(
     r"(?i)\b(?:0|no) (?:errors?|failures?|failed|failing|warnings?)\b|(?:errors?|failures?|failed)"
-    r"(?: count)?[:=] ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
+    r"(?: count)?[:=]? ?0\b|-Werror|error_reporting|\berror\w*\.\w{1,4}\b|\bfail_fast\b|--fail-\w+"
     r"|\bon_?failure\b|set -e|\|\| true"
 )
+# A numbered failure (`1) …`), a bullet, a located diagnostic (`src/x.c:12:3: …`).
+_WARNED = 0.5  # what a warning weighs
+_LOCATED = re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s")
 # (pattern, weight, words one of which the lowercased line must contain for the pattern to be
 # tried: most lines say nothing, and `in` is far cheaper than a case-blind regex).
 _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (
-        re.compile(r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|\berror\b"),
+        # `error` as a word of a sentence or a flag (`errlog_type error`) says less: below.
+        re.compile(
+            r"(?i)\b(?:error|fatal)(?:\[\w+\])?:|\berr!|\[error\]|^e\s{2,}\S|(?-i:\bERROR\b|\bError\b)"
+        ),
         3,
         ("err", "fatal", "e  "),
     ),
     (
-        re.compile(r"(?i)exception\b|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump"),
+        # An exception by its name (`NullPointerException`, `Exception:`), not a test's words
+        # ("rejects illegal headers with an exception"): those are below.
+        re.compile(
+            r"\w(?:Exception|Error)\b|\.Exception\b|\bException:|EXCEPTION"
+            r"|(?i:\bexception:|\btraceback\b|\bpanic(?:ked)?\b|segmentation fault|core dump)"
+        ),
         3,
         ("exception", "traceback", "panic", "segmentation", "core dump"),
     ),
     (
-        re.compile(r"\bFAIL(?:ED|URE|S)?\b|(?i:\bfail(?:ed|ure|s|ing)?\b)|✗|✖|✘|×|^not ok \d"),
+        # A verdict in capitals (`*** FAILED ***`, `FAIL: test_x`) or a cross.
+        re.compile(r"\bFAIL(?:ED|URE|S)?\b|✗|✖|✘|^not ok \d"),
+        3,
+        ("fail", "✗", "✖", "✘", "not ok"),
+    ),
+    (
+        re.compile(r"(?i:\bfail(?:ed|ure|s|ing)?\b)|×"),
         2.5,
-        ("fail", "✗", "✖", "✘", "×", "not ok"),
+        ("fail", "×"),
     ),
     (
         re.compile(r"(?i)\bassert(?:ion)?\w*|\bexpected\b|\bactual\b|\bbut (?:got|was)\b|^[-+] "),
@@ -85,13 +89,15 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
     (re.compile(r"^##\[error\]"), 2, ("##[error]",)),
     (
         re.compile(
-            r"(?i)\b(?:not found|no such|cannot|can't|could ?n[o']t|unable to|undefined|"
-            r"unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
+            r"(?i)\b(?:error|exception|not found|no such|cannot|can't|could ?n[o']t|unable to|"
+            r"undefined|unresolved|missing|denied|refused|invalid|unexpected|illegal|incompatible|"
             r"timed? ?out|abort(?:ed|ing)?|killed|violations?|offenses?|mismatch|differ|"
             r"unsatisfiable|conflict|broken|wrong|bad\b|does not|doesn't|is not|must be)"
         ),
         1.5,
         (
+            "error",
+            "exception",
             "not",
             "no such",
             "can",
@@ -122,15 +128,37 @@ _SIGNALS: tuple[tuple[re.Pattern[str], float, tuple[str, ...]], ...] = (
             "must be",
         ),
     ),
-    (
-        re.compile(r"^\s*(?:\d+\)|[●•]|--- FAIL|\S+\.\w+:\d+(?::\d+)?:)\s"),
-        1.5,
-        ("",),  # anchored at the start: cheap to try on any line
-    ),
-    (re.compile(r"(?i)\bwarn(?:ing)?\b"), 0.5, ("warn",)),
+    (_LOCATED, 1.5, ("",)),  # anchored at the start: cheap to try on any line
+    (re.compile(r"(?i)\bwarn(?:ing)?\b"), _WARNED, ("warn",)),
 )
 # A line reporting a success, whatever words its test's name holds ("test_npm_err PASSED").
-_SUCCESS = re.compile(r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔)(?:\s*\[\s*\d+%\])?\s*$|^(?:ok|PASS|✓|✔)\s")
+# A line reporting a success or a skip, whatever words its test's name holds ("test_npm_err
+# PASSED", "[+] - error in one container…", "…NoSuchElementException SKIPPED").
+# An expected failure (`XFAIL`) is one too.
+_SUCCESS_END = re.compile(
+    r"(?:\bPASS(?:ED)?|\bOK|\bok|✓|✔|\bSKIP(?:PED)?|\bIGNORED|\bPENDING|\bX(?:FAIL|PASS)(?:ED)?)"
+    r"(?:\s*\[\s*\d+%\])?\s*$"
+)
+_SUCCESS_START = re.compile(
+    r"^(?:ok|PASS|SKIP(?:PED)?|XFAIL|XPASS|✓|✔|\[\+\])\s|^.{0,200}\bXFAIL\b"
+)
+# A warning, whatever it warns of ("Warning: this expression will fail with a 'badarith'
+# exception"): worth what a warning is worth.
+_WARNING = re.compile(r"(?i)(?:^|[\s:\[(])warn(?:ing)?\b\]?:?\s|^\[?warn(?:ing)?\]")
+# A program's own log record at a level that never reports the failure: `DEBUG`/`TRACE`
+# anywhere near the start, `INFO` after a time stamp or opening the line (not Maven's `[INFO]`).
+_CHATTER = re.compile(
+    r"^.{0,80}?\b(?:DEBUG|TRACE|FINE(?:ST)?)\b|^.{0,40}?\d\d:\d\d:\d\d\S*\s.{0,40}?\bINFO\b"
+    r"|^(?:INFO|DEBUG|TRACE|FINE)(?::|\s)"
+)
+# Rules drawn with dashes (`- - - -`, `-----`) are not a diff's lines.
+_RULE = re.compile(r"^[\s\W_]*$")
+_ERROR_TAG = re.compile(r"(?i)^\[error\]\s*")
+_TAG_WEIGHT = 1.5
+# An error that a warning line may still report ("warning: … error: …", "WARN … Exception:").
+_STRONG = re.compile(
+    r"(?i)\berror(?:\[\w+\])?:|\bfatal:|(?:Error|Exception):|\btraceback\b|\bpanic:"
+)
 _NONE_WORDS = ("0", "no ", "werror", "error", "fail", "set -e", "|| true")
 
 
@@ -150,20 +178,9 @@ def clean(line: str) -> str:
     return _TRAVIS_MARK.sub("", line).rstrip()
 
 
-def runner_exit(line: str) -> bool:
-    """The runner says a step failed (GitHub Actions, Travis, Jenkins, GitLab)."""
-    return _RUNNER_EXIT.search(line[:SCAN]) is not None
-
-
-def tool_exit(line: str) -> bool:
-    """A tool or script says it exited non-zero."""
-    return _TOOL_EXIT.search(line[:SCAN]) is not None
-
-
-def wrapper_exit(line: str) -> bool:
-    """A line a wrapper (npm, yarn, make, a script) prints after what it ran failed: the lines
-    just above it say why."""
-    return tool_exit(line) or _WRAPPER_EXIT.search(line[:SCAN]) is not None
+def normalize(log: str) -> list[str]:
+    """The log's lines as a reader sees them, one for each of `log.splitlines()`."""
+    return [clean(line) for line in log.splitlines()]
 
 
 _HEADING = re.compile(r"^\s*(?:[=_\-*#~]{3,}|\S.*\s[=_\-*#~]{3,}$)|^\s*(?:\d+\)|[●•✕✗]) \S|:$")
@@ -173,11 +190,6 @@ def heading(line: str) -> bool:
     """A rule or a title line that opens a section of output (pytest's `____ test ____`,
     `1) TestName`, `Failures:`)."""
     return _HEADING.search(line[:SCAN]) is not None
-
-
-def step_start(line: str) -> bool:
-    """A line that begins a step or a command's output."""
-    return _STEP_START.search(line[:SCAN]) is not None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -205,18 +217,37 @@ def frame(line: str) -> bool:
     return _FRAME.search(line[:SCAN]) is not None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def signal(line: str) -> float:
     """How strongly the line says what went wrong: 0 for nothing, about 3 for an error line."""
     text = line[:SCAN].strip()
-    if not text or noise(line) or _SUCCESS.search(line[-80:].strip()) is not None:
-        return 0.0
     low = text.lower()
+    anchored = _LOCATED.match(text) is not None
+    if not anchored and _ANY_GATE.search(low) is None:
+        return 0.0  # most lines: one scan, no word of any signal
+    if (
+        noise(line)
+        or _RULE.match(text)
+        or (_SUCCESS_END.search(text[-80:]) or _SUCCESS_START.search(text))
+    ):
+        return 0.0
+    if _CHATTER.search(text) is not None:
+        return 0.0
+    if _WARNING.search(text) is not None and _STRONG.search(text) is None:
+        return _WARNED
     if _NONE_GATE.search(low) and _NONE.search(text):
         text = _NONE.sub(" ", text)
         low = text.lower()
-    anchored = _SIGNALS[6][0].match(text) is not None
-    if not anchored and _ANY_GATE.search(low) is None:
-        return 0.0  # most lines: one scan, no word of any signal
+    tagged = _ERROR_TAG.match(text)
+    if tagged:
+        # A tool's `[error]` level alone says little (sbt's `[error] Total time: 16 s`): what
+        # follows it decides, the tag adds to it.
+        return _TAG_WEIGHT + _weight(text[tagged.end() :])
+    return _weight(text)
+
+
+def _weight(text: str) -> float:
+    low = text.lower()
     for (pattern, weight, _), gate in zip(_SIGNALS, _GATES, strict=True):
         if gate.search(low) and pattern.search(text):  # heaviest first: the first is the weight
             return weight
