@@ -12,7 +12,7 @@ from bot.github.client import RepoClient, WorkflowRun
 from bot.runs.repairs import repair, same_host, shipmate_pull
 from bot.triggers.ci_history import job_history, job_log_header
 from bot.triggers.ci_log import excerpt
-from bot.triggers.ci_rerun import rerun_flaky
+from bot.triggers.ci_rerun import rerun_before, rerun_flaky
 from bot.triggers.ci_verdict import classify
 from bot.triggers.context import Context
 from bot.triggers.events import CheckItem, CheckRun, CheckSuite, PullNumber, Status
@@ -111,6 +111,8 @@ async def workflow_run_failed(context: Context) -> None:
         return
     repo = await context.repo()
     run = WorkflowRun.of(context.payload.get("workflow_run") or {})
+    if await rerun_before(context, repo, int(pull["number"]), run):
+        return
     name = run.name or "workflow"
     failed, log = await _failed_jobs(repo, run.id)
     base = str((pull.get("base") or {}).get("ref") or "") or None

@@ -85,6 +85,17 @@ class RunTables(TableAccess):
             select(table).where(table.c.run_id == run_id).order_by(table.c.at, table.c.id),
         )
 
+    def audit_for_delivery(self, delivery_id: str) -> list[dict[str, Any]]:
+        """What a delivery's own job did (not a run's), in time order: what a later attempt of
+        that job reads so as not to do it twice."""
+        table = schema.audit_log
+        return fetch_rows(
+            self.engine,
+            select(table.c.action, table.c.target, table.c.detail)
+            .where(table.c.delivery_id == delivery_id, table.c.run_id.is_(None))
+            .order_by(table.c.at, table.c.id),
+        )
+
     def append_egress(
         self,
         *,
