@@ -17,6 +17,8 @@ from standins.github_common import NotFound, Token, git, now_iso, owned, path_id
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
 
+COMMENT_LIMIT = 65_536  # characters of a comment's body, as GitHub takes them
+
 
 def issues(
     gh: GitHubStandIn,
@@ -40,6 +42,8 @@ def issues(
         if len(rest) != 2 or method not in ("GET", "PATCH"):
             raise NotFound
         if method == "PATCH":
+            if too_long := _too_long(gh, body):
+                return too_long
             comment["body"] = body.get("body", comment["body"])
             comment["updated_at"] = now_iso()
         return gh._json(_comment_json(comment))
@@ -53,6 +57,8 @@ def issues(
     if len(rest) == 1 and method == "GET":
         return gh._json(target)
     if rest[1:] == ["comments"] and method == "POST":
+        if too_long := _too_long(gh, body):
+            return too_long
         comment = gh.create_comment(repo, number, body.get("body", ""), gh._bot(token))
         return gh._json(_comment_json(comment), 201)
     if rest[1:] == ["comments"] and method == "GET":
@@ -83,6 +89,19 @@ def _allowed_on(
     if denied is not None and (repo, number) in gh.state.pulls:
         return gh._allowed(token, repo, "pull_requests", level) and denied
     return denied
+
+
+def _too_long(gh: GitHubStandIn, body: Mapping[str, Any]) -> Response | None:
+    """GitHub's answer to a comment body over 65,536 characters."""
+    if len(str(body.get("body") or "")) <= COMMENT_LIMIT:
+        return None
+    error = {
+        "resource": "IssueComment",
+        "code": "unprocessable",
+        "field": "data",
+        "message": f"Body is too long (maximum is {COMMENT_LIMIT} characters)",
+    }
+    return gh._json({"message": "Validation Failed", "errors": [error], "status": "422"}, 422)
 
 
 def _react(

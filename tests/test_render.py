@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.runs.render import Progress, Usage, check_output, marker_key, pr_body, sticky_comment
 
 DIFF = (
@@ -69,3 +71,11 @@ def test_check_output_title_and_summary() -> None:
 
 def test_marker_key_of_other_comments_is_none() -> None:
     assert marker_key("just a comment") is None and marker_key(None) is None
+
+
+def test_a_huge_plan_is_cut_so_github_accepts_the_pull_request() -> None:
+    progress = replace(_done(), plan="a" * 200_000, test_summary="x" * 70_000)
+    body = pr_body(progress, issue_number=12)
+    assert len(body) <= 65_000
+    assert body.startswith("Fixes #12") and "(cut: 180,000 more characters)" in body
+    assert "(50,000 characters cut)" in body and "## Cost" in body and "never merges" in body

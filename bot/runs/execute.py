@@ -137,7 +137,11 @@ def judge(done: Execution, config: RepoConfig) -> None:
         done.status, done.reason, done.patch = "blocked", held.reason, ""
         done.discard()
         return
-    done.scope, done.scope_budget = measure_scope(done.change), scope_budget(config)
+    try:
+        done.scope, done.scope_budget = measure_scope(done.change), scope_budget(config)
+    except ReviewError as exc:  # never published unmeasured
+        done.status, done.reason, done.patch = "failed", str(exc), ""
+        done.discard()
 
 
 async def execute(

@@ -204,6 +204,10 @@ class Run:
     sticky: Sticky
     # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
     live_check: int | None = None
+    # What makes its new branch's name its own: the run's id, or for `apply --large` (which
+    # completes the held run's record) this attempt's own, so that a retry after a push that
+    # got no further never meets the branch it already made.
+    branch_tag: str | None = None
 
     @property
     def key(self) -> str:
@@ -337,7 +341,7 @@ async def publish_held(run: Run, held_id: str) -> None:
         reason = f"The held change cannot be published: {exc}"
         await run.sticky.show(run.progress("failed", reason=reason))
         return
-    run.run_id = held_id
+    run.branch_tag, run.run_id = run.run_id[:6], held_id
     try:
         final = await finish(
             run, done, held.base_sha, default_branch, await reader.issue(run.number)
@@ -612,7 +616,7 @@ async def open_pull(
     issue_title = str(issue.get("title") or f"issue {number}")
     title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
     branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
-    branch += f"-{run.run_id[:6]}"
+    branch += f"-{run.branch_tag or run.run_id[:6]}"
     head_sha = await push(run, done, base_sha, branch, title, new_branch=True)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
