@@ -291,7 +291,6 @@ NOT_YET_SIZED = {
     "bot/intake/app.py",
     "bot/intake/dashboard/__init__.py",
     "bot/jobs/procrastinate_worker.py",
-    "bot/jobs/sql.py",
     "bot/runs/execute.py",
     "bot/runs/job.py",
     "bot/runs/local.py",
