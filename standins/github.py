@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from standins import github_ci as ci
 from standins import github_conversation as talk
-from standins import github_git
+from standins import github_git, github_hooks, github_oauth
 from standins import github_shapes as shapes
 from standins import webhook_payloads as payloads
 from standins.github_common import (
@@ -149,6 +149,8 @@ class GitHubStandIn:
         self._ids = _IDS if first_id is None else itertools.count(first_id)
         self._log_urls: dict[str, tuple[str, float]] = {}
         self.git_database = github_git.GitDatabase()
+        self.oauth = github_oauth.OAuthWeb(self)
+        self.hooks = github_hooks.HookDeliveries(self)
         self._server = ServerThread(self._app(), port=port)
 
     # Set-up -------------------------------------------------------------------------------
@@ -773,7 +775,10 @@ class GitHubStandIn:
             head_sha=head_sha,
             installation_id=installation_id,
         )
-        return httpx.post(to, content=body, headers=headers, timeout=30)
+        started = time.monotonic()
+        answer = httpx.post(to, content=body, headers=headers, timeout=30)
+        self.hooks.record(to, headers, body, json.loads(body), answer, time.monotonic() - started)
+        return answer
 
     # HTTP ------------------------------------------------------------------------------------
 
@@ -1074,6 +1079,10 @@ class GitHubStandIn:
     async def _route(self, request: Request, path: str, body: dict[str, Any]) -> Response:
         method = request.method
         parts = path.strip("/").split("/")
+        routed = await self.oauth.route(request, path, body)
+        routed = routed or await self.hooks.route(request, path)
+        if routed is not None:
+            return routed
         if path == "/app" and method == "GET":
             app = self._app_from_jwt(request)
             if isinstance(app, JSONResponse):

@@ -288,7 +288,6 @@ def test_the_http_client_check_sees_a_client(tmp_path: Path) -> None:
 NOT_YET_SIZED = {
     "bot/cli.py",
     "bot/github/client.py",
-    "bot/intake/app.py",
     "bot/intake/dashboard/__init__.py",
     "bot/jobs/procrastinate_worker.py",
     "bot/runs/execute.py",

@@ -129,11 +129,23 @@ def cost_line(progress: Progress) -> str:
     )
 
 
+def headline(progress: Progress) -> str:
+    """The stage as the comment and the check run head it: never "✅ Done" over failed tests,
+    and "no change was needed" only when the tests passed without one."""
+    if progress.stage == "done" and progress.tests_passed is False:
+        return "⚠️ Tests failing"
+    if progress.stage == "no_change" and progress.tests_passed is False:
+        return "❌ No change made, and the tests fail"
+    if progress.stage == "no_change" and progress.tests_passed is None:
+        return "➖ No change made"
+    return _STAGE_LINE[progress.stage]
+
+
 def sticky_comment(progress: Progress) -> str:
     """The one comment per task, edited as the task goes."""
     parts = [
         marker(progress.key),
-        f"### {_STAGE_LINE[progress.stage]} · `/shipmate {progress.verb}`",
+        f"### {headline(progress)} · `/shipmate {progress.verb}`",
     ]
     if progress.reason:
         parts.append(progress.reason)
@@ -207,7 +219,7 @@ def _cut(text: str, limit: int) -> str:
 
 def check_output(progress: Progress) -> tuple[str, str]:
     """The `Shipmate` check run's title and summary."""
-    title = _STAGE_LINE[progress.stage]
+    title = headline(progress)
     if progress.tests_passed is not None:
         title += " · tests " + ("passed" if progress.tests_passed else "failed")
     body = sticky_comment(progress).split("\n\n", 1)[-1]

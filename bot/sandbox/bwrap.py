@@ -50,8 +50,6 @@ ETC_ALLOW = (
     "ssl",
     "ca-certificates",
     "ca-certificates.conf",
-    "passwd",
-    "group",
     "hosts",
     "nsswitch.conf",
     "ld.so.cache",
@@ -68,6 +66,15 @@ ETC_ALLOW = (
     "java-17-openjdk",
     "magic",
 )
+# The sandbox's own users, not the host's list: `id` inside shows `sandbox`, whoever runs
+# Shipmate, and no host account name is read from inside.
+INSIDE_UID = 1000
+PASSWD = (
+    "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+    f"sandbox:x:{INSIDE_UID}:{INSIDE_UID}:Shipmate sandbox:/home/sandbox:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+)
+GROUP = f"root:x:0:\nsandbox:x:{INSIDE_UID}:\nnogroup:x:65534:\n"
 DISK_FULL_BYTES = 1024 * 1024
 HOLDER = Path(__file__).with_name("holder.py")
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -217,9 +224,9 @@ class BwrapSandbox:
             "--hostname",
             "sandbox",
             "--uid",
-            str(self.spec.image.uid if self.spec.image else 1000),
+            str(self.spec.image.uid if self.spec.image else INSIDE_UID),
             "--gid",
-            str(self.spec.image.gid if self.spec.image else 1000),
+            str(self.spec.image.gid if self.spec.image else INSIDE_UID),
             # Filtered from the start: no file gets a setuid or setgid bit (bot/sandbox/seccomp.py).
             "--seccomp",
             "4",
@@ -255,6 +262,7 @@ class BwrapSandbox:
             "workspace": str(self.spec.workspace),
             "system": [] if image else [list(entry) for entry in _system()],
             "etc": [] if image else list(_etc_entries()),
+            "users": [] if image else [PASSWD, GROUP],  # an image has its own
             "image": str(image.rootfs) if image else "",
             "workdir": image_workdir(image),
             "ca_bundle": str(self.ca_bundle or ""),

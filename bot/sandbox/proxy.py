@@ -28,6 +28,7 @@ import structlog
 
 from bot.sandbox import destinations, placeholders
 from bot.sandbox.allowlist import Allowlist, split_host_port
+from bot.sandbox.base import ALLOW_BY_REPO_CONFIG
 from bot.sandbox.ca import CertificateAuthority
 from bot.sandbox.http1 import (
     MAX_HEAD,
@@ -76,8 +77,10 @@ class EgressProxy:
         upstream_ssl: ssl.SSLContext | None = None,
         guarded: Sequence[str] = (),
         allow_networks: Sequence[str] = (),
+        allow_hint: str = ALLOW_BY_REPO_CONFIG,
     ) -> None:
         self.socket_path = socket_path
+        self.allow_hint = allow_hint
         # Secret values found in the checkout: no request may carry one out, to any host.
         self.guarded = placeholders.guarded_forms(guarded)
         # Host names reach the proxy in whatever case the sandbox wrote them.
@@ -216,12 +219,9 @@ class EgressProxy:
     async def _admit(self, host: str, port: int, method: str) -> Upstream:
         """The allowlist, then where the name resolves: the addresses to connect to."""
         if not self.allowlist.allows(host, port):
+            how = self.allow_hint.format(host=host, port=port)
             raise self._refuse(
-                host,
-                port,
-                method,
-                f"{host}:{port} is not on this task's allowlist; a maintainer can add it to "
-                "network.allow in .github/shipmate.yml",
+                host, port, method, f"{host}:{port} is not on this task's allowlist; {how}"
             )
         try:
             addresses = await destinations.resolve(host, port, self.networks)
