@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
+from bot.db.engine import fetch_row, fetch_rows
 from bot.jobs.queue import Job
 from bot.jobs.sql.schema import jobs
 
@@ -69,11 +70,8 @@ def dead_letters(engine: Engine) -> list[Job]:
 def browse(engine: Engine, limit: int) -> list[dict[str, Any]]:
     """Waiting, running and dead jobs, newest first, for the dashboard's queue page."""
     shown = ("waiting", "running", "dead")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(jobs).where(jobs.c.state.in_(shown)).order_by(jobs.c.id.desc()).limit(limit)
-        )
-        return [dict(r._mapping) for r in rows]
+    query = select(jobs).where(jobs.c.state.in_(shown)).order_by(jobs.c.id.desc()).limit(limit)
+    return fetch_rows(engine, query)
 
 
 def retry_dead(engine: Engine, job_id: int) -> bool:
@@ -100,9 +98,7 @@ def drop_dead(engine: Engine, job_id: int) -> bool:
 
 
 def get(engine: Engine, job_id: int) -> dict[str, Any] | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-    return None if row is None else dict(row._mapping)
+    return fetch_row(engine, select(jobs).where(jobs.c.id == job_id))
 
 
 def delete_finished_before(engine: Engine, cutoff: float) -> int:
