@@ -297,10 +297,6 @@ NOT_YET_SIZED = {
     "bot/sandbox/bwrap.py",
     "bot/sandbox/holder.py",
     "bot/sandbox/proxy.py",
-    "standins/github.py",
-    "standins/github_ci.py",
-    "standins/github_conversation.py",
-    "standins/github_shapes.py",
 }
 
 
