@@ -294,8 +294,6 @@ NOT_YET_SIZED = {
     "bot/runs/job.py",
     "bot/runs/local.py",
     "bot/runs/tasks.py",
-    "bot/sandbox/bwrap.py",
-    "bot/sandbox/holder.py",
     "bot/sandbox/proxy.py",
     "standins/github.py",
     "standins/github_ci.py",
