@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from githubkit import GitHub
 
-from bot.agent.model import AnthropicModel, Model, unusable
+from bot.agent.model import AnthropicModel, Model, missing_credential, unusable
 from bot.config import ConfigError, Settings
 from bot.db.store import Store
 from bot.github.client import HANDLER, GitHubApp
@@ -50,6 +50,25 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(*problem)
     operator_secrets.load(settings)  # the operator's secret declarations, read once now
     return settings
+
+
+def require_model_credential(settings: Settings) -> None:
+    """Refuse to start a process that would run tasks without the model's credential."""
+    problem = missing_credential(settings)
+    if problem is not None:
+        raise ConfigError(*problem)
+
+
+def require_app(settings: Settings) -> None:
+    """Refuse to start a worker that no GitHub App stands behind: it could act on nothing."""
+    if not settings.has_app_credentials:
+        raise ConfigError(
+            "SHIPMATE_APP_ID",
+            "not set, and no App was registered in the data dir: a worker without a GitHub App "
+            "can act on no event; set SHIPMATE_APP_ID and SHIPMATE_PRIVATE_KEY, or register the "
+            "App at / of `shipmate serve` (it saves them) and start the worker with the same "
+            "SHIPMATE_DATA_DIR",
+        )
 
 
 def model_factory(settings: Settings) -> Callable[[], Model]:
@@ -166,21 +185,32 @@ def serve(
     """`shipmate serve`: `workers` web processes (default: SHIPMATE_WEB_PROCESSES, else
     `server.default_processes()`), the worker in the leading one unless `with_worker` is off."""
     settings = with_saved_credentials(settings)
+    if with_worker and settings.has_app_credentials:  # this process will run tasks
+        require_model_credential(settings)
     server.HttpProtocol.configure(settings)
     workers = workers or settings.web_processes or server.default_processes()
+    sock = server.listen(host, port)
     target: Any
-    if workers > 1:
-        target = server.for_processes(with_worker, FACTORY)
-        open_database(settings)[0].dispose()  # refuse here, once, before any child starts
-    else:
-        target = web_app(settings, with_worker=with_worker)[0]
-    return server.run(settings, target, host=host, port=port, workers=workers)
+    with sock:
+        if workers > 1:
+            target = server.for_processes(with_worker, FACTORY)
+            open_database(settings)[0].dispose()  # refuse here, once, before any child starts
+        else:
+            target = web_app(settings, with_worker=with_worker)[0]
+        return server.run(settings, target, sock=sock, workers=workers)
 
 
 def run_worker(settings: Settings) -> int:
     """`shipmate worker`: a worker alone, until SIGTERM (then it drains)."""
     settings = with_saved_credentials(settings)
-    store, queue = open_database(settings)
+    if settings.has_app_credentials:
+        require_model_credential(settings)
+    store, queue = open_database(settings)  # its refusal first: it says what to run
+    try:
+        require_app(settings)
+    except ConfigError:
+        store.dispose()
+        raise
 
     async def main() -> None:
         stop = asyncio.Event()

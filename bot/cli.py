@@ -10,21 +10,60 @@ from bot.config import ConfigError, StartupError
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _above_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text) if text != "0" else 0
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port (1-65535, or 0 for any), not {value}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shipmate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _each(parser: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A flag that may be given many times."""
+    parser.add_argument(
+        flag, action="append", default=[], metavar=metavar, help=f"{help} (repeatable)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shipmate", description="A self-hosted coding-agent GitHub App."
     )
+    parser.add_argument("--version", action="version", version=f"shipmate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="web server plus an in-process worker")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=_port, default=3000, help="port to listen on (default 3000)")
     serve.add_argument(
         "--no-worker", action="store_true", help="accept webhooks only; run `shipmate worker`"
     )
@@ -62,41 +101,74 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="mounted read-write at /workspace (run as root: handed to the sandbox uid)",
     )
-    exec_.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
-    exec_.add_argument("--secret", action="append", default=[], metavar="NAME@HOST[:PORT]")
-    exec_.add_argument(
+    _each(exec_, "--allow-host", "HOST[:PORT]", "let the command reach this host (via the proxy)")
+    _each(
+        exec_,
+        "--secret",
+        "NAME@HOST[:PORT]",
+        "NAME inside holds a placeholder the proxy swaps for the host's $NAME, to HOST only",
+    )
+    _each(
+        exec_,
         "--allow-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="also reach this private/loopback range (public addresses need no flag)",
+        "CIDR",
+        "also reach this private/loopback range (public addresses need no flag)",
     )
     exec_.add_argument(
         "--timeout",
-        type=float,
+        type=_above_zero,
         default=None,
         metavar="S",
         help="kill the command and everything it started after S seconds (default 600)",
     )
-    exec_.add_argument("--memory", type=int, default=None, metavar="MiB")
+    exec_.add_argument(
+        "--memory", type=_positive, default=None, metavar="MiB", help="memory limit in MiB"
+    )
     # bubblewrap is the one backend: `docker` was offered but never existed (see the README).
-    exec_.add_argument("--backend", choices=["auto", "bwrap"], default="auto")
+    exec_.add_argument(
+        "--backend", choices=["auto", "bwrap"], default="auto", help="sandbox backend (bwrap)"
+    )
     exec_.add_argument("--image", default=None, metavar="REF", help="run on this OCI image")
-    exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    exec_.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]", help="the command to run"
+    )
     _image_parser(sub)
 
     run = sub.add_parser("run", help="one agent run on a local git repository")
-    run.add_argument("--repo", required=True, metavar="PATH")
-    run.add_argument("--brief", required=True, metavar="TEXT")
-    run.add_argument("--max-steps", type=int, default=None, metavar="N")
-    run.add_argument("--max-cost", type=float, default=None, metavar="USD")
-    run.add_argument("--timeout", type=float, default=None, metavar="S")
-    run.add_argument("--transcript", default=None, metavar="FILE")
-    run.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]")
+    run.add_argument(
+        "--repo", required=True, metavar="PATH", help="the git repository (left untouched)"
+    )
+    run.add_argument("--brief", required=True, metavar="TEXT", help="what to do, in words")
+    run.add_argument(
+        "--max-steps", type=_positive, default=None, metavar="N", help="at most N model calls"
+    )
+    run.add_argument(
+        "--max-cost", type=_above_zero, default=None, metavar="USD", help="stop past USD spent"
+    )
+    run.add_argument(
+        "--timeout", type=_above_zero, default=None, metavar="S", help="stop after S seconds"
+    )
+    run.add_argument(
+        "--transcript",
+        default=None,
+        metavar="FILE",
+        help="write the transcript here (default: the data dir's runs/ID.jsonl)",
+    )
+    _each(run, "--allow-host", "HOST[:PORT]", "let the run reach this host too")
     run.add_argument("--json", action="store_true", help="end stdout with one JSON line")
 
+    runs = sub.add_parser("runs", help="list recent runs, newest first, with their ids")
+    runs.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
+    runs.add_argument("--status", default=None, help="one status (completed, failed, …)")
+    runs.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)"
+    )
+    runs.add_argument("--json", action="store_true", help="print one JSON array")
+
     audit = sub.add_parser("audit", help="print the audit log of a run")
-    audit.add_argument("--run", required=True, metavar="ID")
+    audit.add_argument(
+        "--run", required=True, metavar="ID", help="the run's id (shipmate run and runs print it)"
+    )
 
     report = sub.add_parser("report", help="what changes cost, beside an engineer doing them")
     report.add_argument("--repo", default=None, metavar="OWNER/NAME", help="one repository")
@@ -137,7 +209,7 @@ def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     image = sub.add_parser("image", help="the image cache (environments)")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     pull = image_sub.add_parser("pull", help="pull an image into the cache and unpack it")
-    pull.add_argument("reference", metavar="REF")
+    pull.add_argument("reference", metavar="REF", help="e.g. python:3.12-bookworm")
     image_sub.add_parser("ls", help="list cached images, most recently used first")
     prune = image_sub.add_parser("prune", help="evict images past SHIPMATE_IMAGE_CACHE_MIB")
     prune.add_argument("--all", action="store_true", help="evict every image not in use")
@@ -219,6 +291,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.evaluation.session import eval_command
 
         return eval_command(args, settings)
+    if args.command == "runs":
+        from bot.runs.listing import runs_command
+
+        return runs_command(args, settings)
     if args.command == "audit":
         from bot.db.audit import print_audit
 

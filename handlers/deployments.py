@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.github.client import RepoClient
 from bot.runs.deploys import deploy_repair, failed
-from bot.runs.repairs import is_ours, repair, shipmate_pull
+from bot.runs.ours import is_ours
+from bot.runs.repairs import repair, shipmate_pull
 from bot.triggers.context import Context
 from bot.triggers.deploy_log import fetch_log, log_url
 from bot.triggers.events import DeploymentItem, DeploymentStatus

@@ -8,7 +8,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from bot.runs.repairs import is_ours
+from bot.runs.ours import is_ours
 from bot.triggers.context import Context
 from bot.triggers.events import Account, App
 from bot.triggers.ledger_events import (

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "comments": [],
     "review_comments": [],
     "open_pulls_for_branch": [],
+    "open_pulls_headed": [],
     "pulls_for_commit": [],
     "suite_check_runs": [],
     "workflow_jobs": [],

@@ -403,6 +403,23 @@ def test_shipmate_run_json_contract(repo: Path, tmp_path: Path, model: MessagesS
     }
     assert data["steps"] == 1 and "+    return a + b" in data["diff"]
     assert Path(data["transcript"]).exists()
+    # The run's id is the one `shipmate audit` and `shipmate runs` know it by.
+    run_id = data["run_id"]
+    assert Path(data["transcript"]) == tmp_path / "data" / "runs" / f"{run_id}.jsonl"
+    env = {**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data")}
+    for args, shown in (
+        (["audit", "--run", run_id], f"run {run_id}: completed"),
+        (["runs"], f"{run_id}  "),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and shown in done.stdout, done.stdout + done.stderr
 
 
 def test_run_limits_come_from_the_flag_then_the_repo_config_then_the_settings(

@@ -1,7 +1,9 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright (nothing downloaded),
 against the real server after a real run (GitHub and model stand-ins, bubblewrap sandbox). It
-signs in, lists runs, opens a run and its transcript, retries a dead job; any console error
-fails the test. Screenshots go to docs/ (the README shows them)."""
+signs in (the admin token, and with GitHub through the App's OAuth client), lists runs, opens a
+run and its transcript, redelivers a delivery through GitHub's redelivery API, retries a dead
+job; any console error fails the test. Screenshots go to docs/ with UPDATE_SCREENSHOTS=1 (the
+README shows them)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from tests.scripts import edit_add
-from tests.test_e2e_github import World
+from tests.test_e2e_github import REPO, World
 from tests.test_e2e_github import world as world
 
 pytest.importorskip("playwright.sync_api")
@@ -28,6 +30,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SHOTS = Path(tempfile.gettempdir()) / "shipmate-dashboard-screenshots"
 TOKEN = "dashboard-admin-token-for-tests"
+CLIENT_ID, CLIENT_SECRET = "Iv1.dashboard-tests", "dashboard-client-secret-for-tests"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap"),
@@ -48,7 +51,12 @@ FLAGS = [
 @pytest.fixture
 def admin_world(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> World:
     monkeypatch.setenv("SHIPMATE_ADMIN_TOKEN", TOKEN)
+    # The App's OAuth client, as the manifest registration saves it; the stand-in learns it.
+    monkeypatch.setenv("SHIPMATE_GITHUB_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("SHIPMATE_GITHUB_CLIENT_SECRET", CLIENT_SECRET)
     world: World = request.getfixturevalue("world")
+    (app,) = world.gh.apps.values()
+    world.gh.oauth.client_for(app, CLIENT_ID, CLIENT_SECRET)
     return world
 
 
@@ -144,12 +152,69 @@ def walk_the_dashboard(admin_world: World, tab: Page, dead: int) -> None:
     tab.wait_for_selector(".flash")
     assert f"Job {dead} queued again" in tab.inner_text(".flash")
     assert admin_world.queue.get(dead)["state"] == "waiting"  # type: ignore[index]
-    for name in ("Deliveries", "Repositories", "Costs"):
+    redeliver_the_comment(admin_world, tab)
+    for name in ("Repositories", "Costs"):
         tab.click(f"header >> text={name}")
         tab.wait_for_selector("main h1")
     assert tab.locator("svg.chart").count() == 1
     shot(tab, "costs")
     assert TOKEN not in tab.content()
+
+
+def redeliver_the_comment(world: World, tab: Page) -> None:
+    """Redeliver the `/shipmate fix` comment: GitHub (the stand-in) sends the same delivery
+    again, which Shipmate answers as a duplicate: nothing runs twice."""
+    (sent,) = [s for s in world.gh.hooks.sent if s.event == "issue_comment"]
+    tab.click("header >> text=Deliveries")
+    tab.wait_for_selector("table#deliveries")
+    shot(tab, "deliveries")
+    tab.locator(f"form[action$='/deliveries/{sent.guid}/redeliver'] button").click()
+    tab.wait_for_selector(".flash")
+    assert f"GitHub is sending {sent.guid} again." in tab.inner_text(".flash")
+    again = world.gh.hooks.sent[-1]
+    assert again.redelivery and again.guid == sent.guid and again.body == sent.body
+    assert again.status_code == 200  # the duplicate: recorded once, queued once
+    assert len([r for r in world.store.views.runs(None) if r["kind"] == "fix"]) == 1
+
+
+def a_recorded_run(world: World, repo: str) -> str:
+    run_id = f"run-{repo.replace('/', '-')}"
+    world.store.record_run(run_id, repo=repo, number=1, status="completed", finished_at=None)
+    return run_id
+
+
+def sign_in_with_github(tab: Page, base: str, world: World, login: str) -> None:
+    world.gh.oauth.signed_in = login  # who the browser is signed in to GitHub as
+    tab.goto(f"{base}/dashboard/login")
+    tab.click("text=Sign in with GitHub")
+    tab.wait_for_selector("table#runs")
+    assert tab.inner_text("header .who") == login
+
+
+def test_sign_in_with_github_shows_the_repositories_one_may_write_to(admin_world: World) -> None:
+    world = admin_world
+    world.gh.create_repo("octo/private", {"README.md": "x\n"})
+    world.gh.installations[world.installation_id].repositories.append("octo/private")
+    world.gh.add_collaborator("octo/private", "bob", "write")
+    world.gh.add_collaborator(REPO, "bob", "read")  # reads widgets, may not write to it
+    widgets, private = a_recorded_run(world, REPO), a_recorded_run(world, "octo/private")
+    with browser() as (tab, errors):
+        sign_in_with_github(tab, world.base, world, "alice")
+        shown = tab.locator("table#runs a[href*='/runs/']").all_inner_texts()
+        assert shown == [widgets]
+        assert tab.locator("header >> text=Queue").count() == 0  # the queue is the admins'
+        queue = tab.request.get(f"{world.base}/dashboard/queue")
+        assert queue.status == 403 and "admins only" in queue.text()
+        tab.click("header button:has-text('Sign out')")
+        tab.wait_for_selector("text=Sign in to Shipmate")
+        sign_in_with_github(tab, world.base, world, "bob")
+        assert tab.locator("table#runs a[href*='/runs/']").all_inner_texts() == [private]
+        assert tab.request.get(f"{world.base}/dashboard/runs/{widgets}").status == 404
+        assert errors == []
+    # The browser was sent to GitHub with the client's id, never its secret.
+    sent_to_github = [f"{r.path}?{r.query}" for r in world.gh.requests if r.method == "GET"]
+    assert any(CLIENT_ID in url for url in sent_to_github)
+    assert not any(CLIENT_SECRET in url for url in sent_to_github)
 
 
 def test_forms_need_the_sessions_csrf_token(admin_world: World) -> None:

@@ -140,6 +140,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         with running(create_app(settings, store, router)) as base:
             yield World(gh, model, settings, store, SQLQueue(store), base, installation.id)
         store.dispose()
+        # Every request the product sent is one GitHub's own description accepts.
+        assert gh.refused == [] and gh.errors == []
 
 
 def _fix_script(model: MessagesStandIn) -> None:

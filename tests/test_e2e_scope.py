@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from typing import Any
 
 import pytest
 
+from bot.github.client import RepoClient
 from standins.anthropic import Turn
 from tests.scripts import edit_add
 from tests.test_e2e_check_actions import review
@@ -151,3 +154,77 @@ def test_a_repair_over_the_budget_is_held_back(world: World) -> None:
     (held,) = stickies(world, int(pull["number"]))
     assert "6 changed lines (at most 3)" in held and "- `helpers.py`: +4 −0" in held
     assert "`/shipmate repair`" in held and "`/shipmate apply --large`" in held
+
+
+def test_a_publish_cut_short_after_its_push_is_published_by_its_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker dies between the push and the pull request: the job's next attempt must still
+    publish the held change (not fail for ever on a branch its first attempt already made)."""
+    gh = world.gh
+    world.model.script(
+        [
+            Turn.text("1. Fix add().\n2. Split the constants into modules."),
+            Turn.tool_use("bash", {"command": SPLIT}),
+            edit_add(),
+            Turn.text("Fixed add() and split the constants."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "held"
+
+    create_pull = RepoClient.create_pull
+    cut: list[bool] = []
+
+    async def dies_once(self: RepoClient, **kwargs: Any) -> Any:
+        if not cut:
+            cut.append(True)
+            raise RuntimeError("the worker died here")
+        return await create_pull(self, **kwargs)
+
+    monkeypatch.setattr(RepoClient, "create_pull", dies_once)
+    world.comment("/shipmate apply --large")
+    world.work()
+    assert len(gh.state.pushes) == 1 and not gh.state.pulls  # pushed, then cut short
+    time.sleep(1.1)  # a retry comes after a backoff: its commit is not the same second's
+    with world.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE jobs SET run_at = 0 WHERE state = 'waiting'")
+    world.work()
+    (pull,) = gh.state.pulls.values()
+    held = world.store.held.get(str(run["id"]))
+    assert held is not None and held.published_at is not None
+    head = gh.branch_sha(REPO, pull["head"]["ref"])
+    assert git(world, "rev-parse", f"{head}^{{tree}}").strip() == held.tree
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "completed" and run["branch"] == pull["head"]["ref"]
+
+
+# Twelve files whose paths are 2,400 characters long: their list and their diff pass what GitHub
+# takes in one comment unless the sticky comment is cut to fit.
+LONG_NAMES = (
+    "D=$(printf 'x%.0s' $(seq 1 199)); P=$D/$D/$D/$D/$D/$D/$D/$D/$D/$D/$D/$D; mkdir -p $P; "
+    "for n in $(seq 1 12); do printf 'v\\n' > $P/part_$n.py; done"
+)
+
+
+def test_a_held_change_with_long_names_is_still_held(world: World) -> None:
+    world.model.script(
+        [
+            Turn.text("1. Add twelve modules."),
+            Turn.tool_use("bash", {"command": LONG_NAMES}),
+            Turn.text("Added twelve modules."),
+        ]
+    )
+    world.comment("/shipmate fix")
+    world.work()
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "held"
+    held = stickies(world)[-1]
+    assert "12 files (at most 10)" in held and len(held) <= 65_536
+    assert "part_12.py`: +1 −0" in held and "…" in held
+    world.comment("/shipmate apply --large")
+    world.work()
+    (pull,) = world.gh.state.pulls.values()
+    assert pull["html_url"] in stickies(world)[-1]

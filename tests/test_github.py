@@ -382,6 +382,52 @@ async def test_gives_up_after_the_last_attempt(
 
 
 @pytest.mark.anyio
+async def test_every_call_that_fails_for_good_is_logged_with_method_route_and_status(
+    api: str, fake: Fake, policy: RetryPolicy
+) -> None:
+    repo = await _repo(_github_app(api), policy)
+    fake.on("POST", COMMENTS, Reply(503, {"message": "unavailable"}))
+    fake.on("POST", "/repos/octo/widgets/issues/1/labels", Reply(422, {"message": "Invalid"}))
+    with structlog.testing.capture_logs() as logs:
+        with pytest.raises(RequestFailed):
+            await repo.comment(1, "hello")
+        with pytest.raises(RequestFailed):
+            await repo.add_labels(1, ["x"])
+        assert await repo.branch_sha("gone") is None  # a 404 the caller expects
+    failed = [
+        (e["log_level"], e["method"], e["route"], e["status"])
+        for e in logs
+        if e["event"] == "github.failed"
+    ]
+    assert failed == [
+        ("warning", "POST", COMMENTS, 503),  # after its retries
+        ("warning", "POST", "/repos/octo/widgets/issues/1/labels", 422),
+        ("info", "GET", "/repos/octo/widgets/branches/gone", 404),
+    ]
+    assert "ghs_secret" not in repr(logs)
+
+
+@pytest.mark.anyio
+async def test_a_refused_eyes_reaction_is_skipped_not_raised(
+    api: str, fake: Fake, sleeps: Sleeps, policy: RetryPolicy
+) -> None:
+    """👀 on a comment that is gone (404) or while GitHub fails (5xx, after the retries):
+    the handler goes on, so the job is not failed and retried for a courtesy."""
+    repo = await _repo(_github_app(api), policy)
+    reactions = "/repos/octo/widgets/issues/comments/{}/reactions"
+    fake.on("POST", reactions.format(5), Reply(502, {"message": "Server Error"}))
+    with structlog.testing.capture_logs() as logs:
+        await repo.react_eyes(404)  # the fake answers 404 to what it does not know
+        await repo.react_eyes(5)
+    assert len(fake.calls_to("POST", reactions.format(404))) == 1
+    assert len(fake.calls_to("POST", reactions.format(5))) == 4
+    failed = [(e["route"], e["status"]) for e in logs if e["event"] == "github.failed"]
+    assert failed == [(reactions.format(404), 404), (reactions.format(5), 502)]
+    skipped = [e["comment_id"] for e in logs if e["event"] == "github.reaction_skipped"]
+    assert skipped == [404, 5]
+
+
+@pytest.mark.anyio
 async def test_connection_errors_are_retried(sleeps: Sleeps, policy: RetryPolicy) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
     client = GitHub("ghs_unused", base_url=nobody, auto_retry=False, http_cache=False)

@@ -167,3 +167,54 @@ async def test_large_goes_with_apply_only(store: Store) -> None:
     )
     ((_, body),) = repo.called("comment")
     assert body.startswith("`/shipmate fix` takes no `--large`") and queued_runs(store) == []
+
+
+def _open_pull(author: str = "shipmate[bot]") -> dict[str, Any]:
+    return {
+        "number": 6,
+        "state": "open",
+        "html_url": "https://github.com/octo/widgets/pull/6",
+        "user": {"login": author},
+        "head": {"ref": "shipmate/5-add-subtracts-0a1b2c", "sha": "d" * 40},
+    }
+
+
+@pytest.mark.anyio
+async def test_a_second_fix_answers_with_the_open_pull_request(store: Store) -> None:
+    repo = FakeRepo(open_pulls_headed=[_open_pull()])
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate fix"), repo)
+    )
+    assert repo.called("open_pulls_headed") == [("shipmate/5-",)]
+    ((number, body),) = repo.called("comment")
+    assert number == 5 and body.startswith(
+        "There is already a pull request for this: https://github.com/octo/widgets/pull/6."
+    )
+    assert queued_runs(store) == []
+
+
+@pytest.mark.anyio
+async def test_a_second_fix_with_more_to_say_changes_the_open_pull_request(store: Store) -> None:
+    repo = FakeRepo(open_pulls_headed=[_open_pull()])
+    payload = _comment("/shipmate fix and keep the old name as an alias")
+    await commands.router.dispatch(context_for(store, "issue_comment", payload, repo))
+    (run,) = queued_runs(store)
+    assert run["number"] == 5 and run["verb"] == "fix"
+    assert run["pr"] == {
+        "number": 6,
+        "head_ref": "shipmate/5-add-subtracts-0a1b2c",
+        "head_sha": "d" * 40,
+        "reply_to": [],
+    }
+    assert run["feedback"] == "and keep the old name as an alias"
+    assert run["task"].startswith("Change pull request #6, which resolves issue #5")
+
+
+@pytest.mark.anyio
+async def test_someone_elses_pull_request_from_a_shipmate_branch_is_not_ours(store: Store) -> None:
+    repo = FakeRepo(open_pulls_headed=[_open_pull(author="mallory")])
+    await commands.router.dispatch(
+        context_for(store, "issue_comment", _comment("/shipmate fix"), repo)
+    )
+    (run,) = queued_runs(store)
+    assert "pr" not in run  # a new pull request of our own

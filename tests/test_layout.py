@@ -286,7 +286,6 @@ NOT_YET_SIZED = {
     "bot/cli.py",
     "bot/config.py",
     "bot/github/client.py",
-    "bot/intake/app.py",
     "bot/intake/dashboard/__init__.py",
     "bot/jobs/procrastinate_worker.py",
     "bot/jobs/sql.py",
@@ -294,10 +293,6 @@ NOT_YET_SIZED = {
     "bot/runs/job.py",
     "bot/runs/local.py",
     "bot/runs/tasks.py",
-    "standins/github.py",
-    "standins/github_ci.py",
-    "standins/github_conversation.py",
-    "standins/github_shapes.py",
 }
 
 

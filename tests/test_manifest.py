@@ -82,10 +82,13 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
             assert manifest["hook_attributes"]["url"] == f"{base}/api/github/webhooks"
             assert httpx.get(f"{base}/setup/callback?code=abc&state=forged").status_code == 400
             done = httpx.get(f"{base}/setup/callback?code=abc&state={state}")
-            assert done.status_code == 200 and "Registered" in done.text
+            assert done.status_code == 200 and "Registered <code>my-shipmate</code>" in done.text
+            install = 'href="https://github.com/apps/my-shipmate/installations/new"'
+            assert install in done.text  # where to go next: install it
             # Once registered, the callback refuses any further code, even with a fresh state.
-            fresh = re.search(r"state=([^\"&]+)", httpx.get(base + "/").text)
-            assert fresh is None  # the page no longer offers registration
+            after = httpx.get(base + "/").text
+            assert re.search(r"state=([^\"&]+)", after) is None  # no more registration
+            assert install in after
             assert httpx.get(f"{base}/setup/callback?code=abc&state={state}").status_code == 409
     assert conversions == ["abc"]
     saved = tmp_path / "app-credentials.json"
@@ -96,6 +99,51 @@ def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) 
     # The environment wins over the saved file.
     explicit = with_saved_credentials(Settings.load(data_dir=tmp_path, webhook_secret="env"))
     assert explicit.secrets == ["env"]
+
+
+def test_the_registration_page_says_github_must_reach_the_webhook_url(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path)
+    store = Store.from_settings(settings)
+    migrate_all(store)
+    with running(create_app(settings, store, router)) as base:
+        page = httpx.get(base + "/").text
+    assert f"GitHub sends every event to <code>{base}/api/github/webhooks</code>" in page
+    assert "SHIPMATE_PUBLIC_URL" in page and "tunnel" in page
+    assert f"This page was opened at {base}, which GitHub cannot reach." in page
+    public = Settings.load(data_dir=tmp_path, public_url="https://ship.example.com")
+    with running(create_app(public, store, router)) as base:
+        page = httpx.get(base + "/").text
+    manifest = json.loads(unescape(re.search(r'name="manifest" value="([^"]+)"', page).group(1)))  # type: ignore[union-attr]
+    assert manifest["hook_attributes"]["url"] == "https://ship.example.com/api/github/webhooks"
+    assert manifest["redirect_url"] == "https://ship.example.com/setup/callback"
+    assert "cannot reach" not in page
+    store.dispose()
+
+
+def test_an_organization_registers_through_its_own_form(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path)
+    store = Store.from_settings(settings)
+    migrate_all(store)
+    with running(create_app(settings, store, router)) as base:
+        page = httpx.get(base + "/").text
+        form = re.search(r'<form action="/setup/organization" method="post">(.*?)</form>', page)
+        assert form is not None and 'name="organization"' in form.group(1)
+        fields = dict(re.findall(r'name="(manifest|state)" value="([^"]+)"', form.group(1)))
+        sent = {name: unescape(value) for name, value in fields.items()}
+        answer = httpx.post(
+            f"{base}/setup/organization",
+            data={**sent, "organization": "acme-labs"},
+            follow_redirects=False,
+        )
+        # 307: the browser posts the same form (the manifest) on to GitHub's organization page.
+        assert answer.status_code == 307
+        assert answer.headers["location"] == (
+            f"https://github.com/organizations/acme-labs/settings/apps/new?state={sent['state']}"
+        )
+        for org in ("acme/../x", "-acme", ""):
+            bad = httpx.post(f"{base}/setup/organization", data={**sent, "organization": org})
+            assert bad.status_code == 400, org
+    store.dispose()
 
 
 def test_app_yml_subscribes_to_exactly_the_routed_events() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.runs.render import Progress, Usage, check_output, marker_key, pr_body, sticky_comment
 
 DIFF = (
@@ -69,3 +71,29 @@ def test_check_output_title_and_summary() -> None:
 
 def test_marker_key_of_other_comments_is_none() -> None:
     assert marker_key("just a comment") is None and marker_key(None) is None
+
+
+def test_done_never_heads_a_comment_or_check_run_whose_tests_failed() -> None:
+    failing = Progress(key="k", verb="fix", stage="done", tests_passed=False, diff=DIFF)
+    body = sticky_comment(failing)
+    assert "✅" not in body and body.splitlines()[2] == "### ⚠️ Tests failing · `/shipmate fix`"
+    assert "**Tests** did not pass." in body
+    assert check_output(failing)[0] == "⚠️ Tests failing · tests failed"
+
+
+def test_no_change_was_needed_only_when_the_tests_pass() -> None:
+    def heading(tests_passed: bool | None) -> str:
+        progress = Progress(key="k", verb="fix", stage="no_change", tests_passed=tests_passed)
+        return sticky_comment(progress).splitlines()[2]
+
+    assert heading(True) == "### ✅ Done: no change was needed · `/shipmate fix`"
+    assert heading(False) == "### ❌ No change made, and the tests fail · `/shipmate fix`"
+    assert heading(None) == "### ➖ No change made · `/shipmate fix`"  # no test command
+
+
+def test_a_huge_plan_is_cut_so_github_accepts_the_pull_request() -> None:
+    progress = replace(_done(), plan="a" * 200_000, test_summary="x" * 70_000)
+    body = pr_body(progress, issue_number=12)
+    assert len(body) <= 65_000
+    assert body.startswith("Fixes #12") and "(cut: 180,000 more characters)" in body
+    assert "(50,000 characters cut)" in body and "## Cost" in body and "never merges" in body

@@ -92,6 +92,53 @@ async def test_no_network_without_the_proxy(tmp_path: Path) -> None:
     assert b"eth" not in interfaces.stdout and b"lo:" in interfaces.stdout
 
 
+FETCH = """
+import urllib.error, urllib.request
+try:
+    urllib.request.urlopen("http://example.com/", timeout=20)
+except urllib.error.HTTPError as exc:
+    print(exc.code, exc.read().decode())
+"""
+
+
+async def test_a_task_allowed_no_host_still_gets_the_proxys_readable_refusal(
+    tmp_path: Path,
+) -> None:
+    """The proxy variables are set in every sandbox: a request to a host the task may not
+    reach gets the proxy's 403 saying how to allow it, not a bare name-resolution error."""
+    async with open_sandbox(_spec(tmp_path)) as sandbox:  # as a task from GitHub
+        env = await sandbox.exec(["sh", "-c", "echo $HTTP_PROXY $https_proxy"])
+        result = await sandbox.exec(["python3", "-c", FETCH])
+    assert env.stdout == b"http://127.0.0.1:3128 http://127.0.0.1:3128\n"
+    assert result.stdout.decode().strip() == (
+        "403 shipmate egress: example.com:80 is not on this task's allowlist; a maintainer can "
+        "add it to network.allow in .github/shipmate.yml on the default branch"
+    )
+
+
+def test_under_sandbox_exec_the_refusal_names_the_flag(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sandbox", "exec", "--", "python3", "-c", FETCH],
+        cwd=ROOT,
+        env={**os.environ, "SHIPMATE_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == (
+        "403 shipmate egress: example.com:80 is not on this task's allowlist; allow it with "
+        "--allow-host example.com:80"
+    ), done.stderr
+
+
+async def test_id_shows_the_sandboxs_own_user_not_the_hosts_users(tmp_path: Path) -> None:
+    async with open_sandbox(_spec(tmp_path)) as sandbox:
+        result = await sandbox.exec(["sh", "-c", "id; whoami; cut -d: -f1 /etc/passwd /etc/group"])
+    lines = result.stdout.decode().splitlines()
+    assert lines[:2] == ["uid=1000(sandbox) gid=1000(sandbox) groups=1000(sandbox)", "sandbox"]
+    assert lines[2:] == ["root", "sandbox", "nobody", "root", "sandbox", "nogroup"]
+
+
 async def test_timeout_kills_a_tree_that_forks_and_detaches(tmp_path: Path) -> None:
     marker = f"shipmate-marker-{uuid.uuid4().hex}"
     script = f"(setsid bash -c 'exec -a {marker} sleep 300' &); (nohup bash -c 'exec -a {marker} sleep 300' &); exec -a {marker} sleep 300"

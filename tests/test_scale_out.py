@@ -200,6 +200,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "SHIPMATE_PRIVATE_KEY": app.private_key_pem,
             "SHIPMATE_GITHUB_API_URL": gh.url,
             "SHIPMATE_WEBHOOK_SECRET": SECRET,
+            "ANTHROPIC_API_KEY": "unused: no task here calls the model",  # workers need one
             "SHIPMATE_LOG_LEVEL": os.environ.get("SHIPMATE_TEST_LOG_LEVEL", "warning"),
             "SHIPMATE_WORKER_HEARTBEAT_SECONDS": "1",
             "SHIPMATE_WORKER_STALLED_SECONDS": "5",

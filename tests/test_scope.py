@@ -4,17 +4,35 @@ from its stored patch as exactly the tree that was reviewed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from bot.runs.change import Change, ReviewError, patch_bytes
-from bot.runs.review import measure_scope, rebuild_change
-from bot.runs.scope import FileSize, Scope, ScopeBudget, held_text, is_generated, measure
+from bot.config import RepoConfig
+from bot.db.held import HeldChange
+from bot.runs import execute
+from bot.runs.change import Change, ReviewError, changed_entries, describe, patch_bytes
+from bot.runs.execute import Execution, judge
+from bot.runs.held import held_execution, held_for, hold
+from bot.runs.render import Progress, sticky_comment
+from bot.runs.review import measure_scope, rebuild_change, review
+from bot.runs.scope import (
+    LINE_BYTES,
+    FileSize,
+    Scope,
+    ScopeBudget,
+    held_text,
+    is_generated,
+    measure,
+)
 from bot.runs.scope import parse_numstat as numstat
 from bot.sandbox.checkout import Checkout
+from tests.fakes import store_at
 
 MOVED = "".join(f"line {n}\n" for n in range(20))
 
@@ -131,12 +149,14 @@ def test_generated_files_are_listed_apart_and_not_counted() -> None:
 def test_a_real_change_is_measured_by_git(change: Change) -> None:
     scope = measure_scope(change)
     counted = {size.path: size for size in scope.counted}
-    assert counted["pkg/moved.py"] == FileSize("pkg/moved.py", 1, 1, renamed_from="moved.py")
-    assert counted["logo.png"] == FileSize("logo.png", 0, 0, binary=True)
-    assert counted["old.txt"] == FileSize("old.txt", 0, 3)
-    assert counted["run.sh"] == FileSize("run.sh", 0, 0)  # a mode change is a changed file
-    assert counted["link"] == FileSize("link", 1, 0)
-    assert counted["latin1.txt"] == FileSize("latin1.txt", 1, 0)
+    moved = FileSize("pkg/moved.py", 1, 1, renamed_from="moved.py", counted=2)
+    assert counted["pkg/moved.py"] == moved
+    # 272 bytes counted as text would be: four "lines" (three newlines), one of 245 bytes
+    assert counted["logo.png"] == FileSize("logo.png", 0, 0, binary=True, counted=5)
+    assert counted["old.txt"] == FileSize("old.txt", 0, 3, counted=3)
+    assert counted["run.sh"] == FileSize("run.sh", 0, 0, counted=0)  # a mode change: a file
+    assert counted["link"] == FileSize("link", 1, 0, counted=1)
+    assert counted["latin1.txt"] == FileSize("latin1.txt", 1, 0, counted=1)
     assert sorted(counted) == [
         "latin1.txt",
         "link",
@@ -150,7 +170,7 @@ def test_a_real_change_is_measured_by_git(change: Change) -> None:
         "ui.snap",
         "web/__snapshots__/app.test.js.snap",
     ]
-    assert (scope.files, scope.lines) == (6, 7)
+    assert (scope.files, scope.lines) == (6, 12)
 
 
 def test_the_held_text_lists_files_sizes_budget_and_the_way_on() -> None:
@@ -204,3 +224,182 @@ def test_a_patch_that_does_not_rebuild_the_reviewed_tree_is_refused(change: Chan
         rebuild_change(checkout, patch.replace(b"+line three\n", b"+line 3!!!\n"), change.tree)
     with pytest.raises(ReviewError, match="git apply"):
         rebuild_change(checkout, b"not a patch at all", change.tree)
+
+
+# Review findings: what a hostile change could dress up to pass the budget uncounted.
+
+
+@pytest.mark.parametrize(
+    "path", ["app/__snapshots__/main.py", "__snapshots__/run.sh", "src/__snapshots__/x.js"]
+)
+def test_source_in_a_snapshot_folder_is_counted(path: str) -> None:
+    assert not is_generated(path)
+
+
+def test_a_file_renamed_to_a_generated_name_is_counted() -> None:
+    moved = FileSize("src/package-lock.json", 10, 290, renamed_from="src/app.py")
+    scope = measure([moved, FileSize("yarn.lock", 5, 5, renamed_from="old/yarn.lock")])
+    assert [size.path for size in scope.counted] == ["src/package-lock.json"]
+    assert [size.path for size in scope.generated] == ["yarn.lock"]
+    assert scope.lines == 300
+
+
+@pytest.fixture
+def disguised(tmp_path: Path) -> Change:
+    """Code that git's line count misses: a script with a NUL byte (git says binary, bash runs
+    it), an 800 kB program on one line, and a minified file rewritten whole."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, {"vendor/lib.min.js": b"var a=1;" * 5000 + b"\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    write(
+        repo,
+        {
+            "run.sh": b"#!/bin/bash\n# \0\n" + b"".join(b"echo %d\n" % n for n in range(500)),
+            "long.js": b"var x=1;" * 100_000 + b"\n",
+            "vendor/lib.min.js": b"var b=2;" * 5000 + b"\n",
+        },
+    )
+    git(repo, "add", "-A")
+    return Change(repo / ".git", base, git(repo, "write-tree"))
+
+
+def test_binary_content_and_long_lines_count_by_their_size(disguised: Change) -> None:
+    scope = measure_scope(disguised)
+    counted = {size.path: size for size in scope.counted}
+    script, one_line, rewritten = (
+        counted["run.sh"],
+        counted["long.js"],
+        counted["vendor/lib.min.js"],
+    )
+    assert script.binary and script.lines >= 4_000 // LINE_BYTES
+    assert (one_line.added, one_line.removed) == (1, 0) and one_line.lines == 800_000 // LINE_BYTES
+    assert rewritten.lines == 2 * 40_000 // LINE_BYTES
+    assert scope.over(ScopeBudget(10, 400)) is not None
+    text = held_text(scope, ScopeBudget(10, 400), scope.over(ScopeBudget(10, 400)) or "")
+    assert f"- `long.js`: +1 −0, counted as {one_line.lines} lines (long lines)" in text
+    assert f"- `run.sh`: binary, counted as {script.lines} lines" in text
+
+
+def test_a_type_change_is_one_file_of_the_patch(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, {"f": b"hi\n", "g": b"x\n", "bin": b"\0" * 500})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    for name in ("f", "bin"):
+        (repo / name).unlink()
+        (repo / name).symlink_to("g")
+    git(repo, "add", "-A")
+    scope = measure_scope(Change(repo / ".git", base, git(repo, "write-tree")))
+    assert {size.path: size.lines for size in scope.counted} == {"bin": 3 + 1, "f": 2}
+
+
+def test_the_held_sticky_stays_within_what_github_takes() -> None:
+    """GitHub refuses a comment over 65,536 characters: a held change's comment (a long list
+    of long names, a diff at its own limit) must fit, or the hold is never recorded."""
+    long = "d/" * 2000 + "x.py"
+    scope = Scope(
+        tuple(FileSize(f"{long}{n}", 1, 0, renamed_from=f"{long}{n}.old") for n in range(60)),
+        tuple(FileSize(f"{long}{n}.snap", 1, 0) for n in range(60)),
+    )
+    text = held_text(scope, ScopeBudget(10, 400), "60 files (at most 10)")
+    assert len(text) < 40_000 and "… and 10 more" in text
+    assert "`d/d/d/" in text and "…" in text.split("\n")[4]
+    body = sticky_comment(
+        Progress(
+            key="k",
+            verb="fix",
+            stage="held",
+            reason=text,
+            plan="p" * 5000,
+            diff="+x\n" * 40_000,
+            tests_passed=True,
+            test_summary="t" * 1500,
+        )
+    )
+    assert len(body) <= 65_536 and body.startswith("<!-- shipmate:task:k -->")
+    assert "_The diff is cut at" in body and body.rstrip().endswith("</details>")
+
+
+def test_a_change_that_cannot_be_measured_is_not_published(
+    change: Change, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(_: Change) -> Scope:
+        raise ReviewError("the change could not be measured: the patch has 2 files, numstat 3")
+
+    monkeypatch.setattr(execute, "measure_scope", fails)
+    done = Execution(status="completed", change=change, patch="diff")
+    judge(done, RepoConfig())
+    assert (done.status, done.change, done.patch) == ("failed", None, "")
+    assert "could not be measured" in done.reason and done.over_scope is None
+
+
+def test_a_published_held_change_shows_its_plan_as_the_run_cleaned_it(change: Change) -> None:
+    """`apply --large` knows none of the run's secrets: what it shows again of the run (the plan
+    too, which the runs table keeps raw) must be what the run's own redaction let out."""
+    change.changed = changed_entries(change.git_dir, change.base_sha, change.tree)
+    describe(change)
+    stored: dict[str, Any] = {}
+    store = SimpleNamespace(held=SimpleNamespace(hold=lambda *a, **kw: stored.update(kw)))
+    done = Execution(status="completed", plan="1. Use s3cr3t.", summary="Did it.", change=change)
+    done.scope, done.scope_budget = measure_scope(change), ScopeBudget(1, 400)
+    asyncio.run(
+        hold(store, "abc123", ("o/r", 1), done, {"key": "k", "verb": "fix"}, cleaned)  # type: ignore[arg-type]
+    )
+    held = HeldChange(
+        "abc123", "o/r", 1, change.base_sha, change.tree, stored["patch"], stored["detail"]
+    )
+    checkout = Checkout("unused", change.base_sha, change.git_dir.parent, change.git_dir)
+    again = held_execution(held, {"plan": "1. Use s3cr3t."}, checkout, RepoConfig())
+    try:
+        assert again.plan == "1. Use [REDACTED]." and again.summary == "Did it."
+    finally:
+        again.discard()
+
+
+def cleaned(text: str) -> str:
+    return text.replace("s3cr3t", "[REDACTED]")
+
+
+def test_a_secret_in_a_binary_file_is_held_back(tmp_path: Path) -> None:
+    """The secret scan reads a diff's added lines; a binary file's patch has none (base85), so
+    one NUL byte hid a token from it. A held change is reviewed again before `apply --large`
+    publishes it, by the same review."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, {"a.txt": b"a\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    token = b"ghp_" + b"A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    write(repo, {"data.bin": b"\0\x01 token=" + token + b"\n", "logo.png": bytes(range(256))})
+    git(repo, "add", "-A")
+    change = Change(repo / ".git", base, git(repo, "write-tree"))
+    change.changed = changed_entries(change.git_dir, base, change.tree)
+    describe(change)
+    assert "GIT binary patch" in change.patch
+    held = review(change, RepoConfig())
+    assert held is not None
+    assert held.reason == "the change contains what looks like a secret: data.bin (github-token)"
+    assert token.decode() not in held.reason
+
+
+def test_only_the_thread_that_held_a_change_can_publish_it_and_only_once(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.held.hold(
+        "abc123", repo="o/r", number=1, base_sha="a" * 40, tree="b" * 40, patch=b"p", detail={}
+    )
+    assert held_for(store, "abc123", "o/r", 2) == "Nothing is held back here to publish."
+    assert held_for(store, "abc123", "o/other", 1) == "Nothing is held back here to publish."
+    assert held_for(store, "fff000", "o/r", 1) == "Nothing is held back here to publish."
+    held = held_for(store, "abc123", "o/r", 1)
+    assert isinstance(held, HeldChange) and held.patch == b"p"
+    assert store.held.mark_published("abc123", "alice")
+    assert held_for(store, "abc123", "o/r", 1) == "That change was published already."

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from bot.app import job_handlers
 from bot.config import Settings
@@ -227,6 +228,35 @@ def test_oversized_body_is_refused_without_reading_it(settings: Settings, store:
         )
         assert streamed.status_code == 413 and "25 MiB" in streamed.json()["error"]
     assert store.count_deliveries() == 0
+
+
+def test_rejected_deliveries_are_logged_with_the_reason_never_the_secret(
+    settings: Settings, store: Store
+) -> None:
+    body = (WEBHOOK_FIXTURES / "issues" / "opened.payload.json").read_bytes()
+    with running(create_app(settings, store, real_router)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with capture_logs() as logs:
+            _post(base, "issues", body, secret="wrong", delivery="forged")
+            httpx.post(
+                f"{base}/api/github/webhooks", content=body, headers={"X-GitHub-Delivery": "d"}
+            )
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(
+                    b"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
+                    b"X-GitHub-Delivery: big\r\nContent-Length: 27262976\r\n\r\n"
+                )
+                assert sock.recv(4096).startswith(b"HTTP/1.1 413")
+            _post(base, "issues", body, delivery="fine")  # accepted: not a rejection
+    rejected = [line for line in logs if line["event"] == "webhook.rejected"]
+    assert [(r["status"], r["delivery_id"], r["reason"]) for r in rejected] == [
+        (401, "forged", "X-Hub-Signature-256 does not match the body"),
+        (400, "d", "missing X-GitHub-Event header"),
+        (413, "big", "body is larger than 25 MiB"),
+    ]
+    assert all(r["log_level"] == "warning" and r["client"] == "127.0.0.1" for r in rejected)
+    assert SECRET not in repr(logs) and "old-secret" not in repr(logs)
+    assert sign(body, "wrong") not in repr(logs)
 
 
 def test_dedupe_survives_a_restart(settings: Settings) -> None:

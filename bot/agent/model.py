@@ -5,7 +5,9 @@ Anthropic's API, Amazon Bedrock or Google Vertex AI (SHIPMATE_MODEL_PROVIDER).""
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,6 +58,29 @@ def unusable(settings: ModelSettings) -> tuple[str, str] | None:
         bad_table = "SHIPMATE_PRICES must be" in str(exc)
         return ("SHIPMATE_PRICES" if bad_table else "SHIPMATE_MODEL"), str(exc)
     return None
+
+
+# Either is enough for Anthropic's API (the SDK reads them itself).
+CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+
+def missing_credential(
+    settings: ModelSettings, environ: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """(the variable to set, why) when the model's provider is Anthropic's API and no key is
+    set: found at start-up, not as the SDK's TypeError at a run's first call, on the issue.
+    Bedrock's and Vertex's credentials are their clouds' chains (files, instance metadata),
+    which only a call can test."""
+    environ = os.environ if environ is None else environ
+    if settings.model_provider != "anthropic":
+        return None
+    if any(environ.get(name, "").strip() for name in CREDENTIAL_VARIABLES):
+        return None
+    return (
+        "ANTHROPIC_API_KEY",
+        "not set, so no run could call the model; set it (or ANTHROPIC_AUTH_TOKEN), or choose "
+        "another provider with SHIPMATE_MODEL_PROVIDER",
+    )
 
 
 @dataclass(frozen=True)

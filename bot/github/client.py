@@ -12,8 +12,9 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import structlog
 from githubkit import GitHub
-from githubkit.exception import RequestFailed
+from githubkit.exception import RequestError, RequestFailed
 
 from bot.github.auth import (
     HANDLER,
@@ -63,6 +64,9 @@ __all__ = [
     "ScopedInstallationAuthStrategy",
     "WorkflowRun",
 ]
+
+
+log = structlog.get_logger("shipmate.github")
 
 
 def _status(exc: RequestFailed) -> int:
@@ -188,8 +192,12 @@ class RepoClient:
         await self._audited("reaction.create", f" comment {comment_id}", content=content)
 
     async def react_eyes(self, comment_id: int) -> None:
-        """👀 on a comment: "seen, working on it"."""
-        await self.react(comment_id, "eyes")
+        """👀 on a comment: "seen, working on it". A courtesy: when GitHub refuses it (the
+        comment is gone: 404) or cannot take it now, the work goes on without it."""
+        try:
+            await self.react(comment_id, "eyes")
+        except (RequestFailed, RequestError) as exc:
+            log.info("github.reaction_skipped", comment_id=comment_id, error=type(exc).__name__)
 
     async def react_issue(self, number: int, content: Reaction = "eyes") -> None:
         """A reaction on the issue or PR itself."""
@@ -264,6 +272,29 @@ class RepoClient:
             lambda: rest.pulls.async_list(o, r, state="open", head=f"{o}:{branch}", per_page=100)
         )
         return [PullRequest.of(d) for d in data]
+
+    async def open_pulls_headed(self, prefix: str, *, max_pages: int = 5) -> list[dict[str, Any]]:
+        """Open PRs (as GitHub sends them) whose head branch starts with `prefix`, newest
+        first, from the newest `max_pages` hundred open PRs."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        found: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            batch = await self._json(
+                functools.partial(
+                    rest.pulls.async_list,
+                    o,
+                    r,
+                    state="open",
+                    sort="created",
+                    direction="desc",
+                    per_page=100,
+                    page=page,
+                )
+            )
+            found += [p for p in batch if str(p["head"]["ref"]).startswith(prefix)]
+            if len(batch) < 100:
+                break
+        return found
 
     async def pulls_for_commit(self, sha: str) -> list[dict[str, Any]]:
         """The pull requests a commit belongs to: open ones it is the head of, and merged ones

@@ -7,7 +7,6 @@ which are saved (0600) in the data dir for the next start.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -116,31 +115,6 @@ class ManifestStates:
             if issued_at > oldest_allowed:
                 break
             del self._issued[state]
-
-
-def setup_page(manifest: dict[str, Any], web_url: str, state: str, *, registered: bool) -> str:
-    """The page at `/`: what Shipmate is and, until the App exists, the registration form."""
-    if registered:
-        body = (
-            "<p>The GitHub App is configured. Install it on a repository, then comment "
-            "<code>/shipmate help</code> on an issue.</p>"
-        )
-    else:
-        action = html.escape(f"{web_url}/settings/apps/new?state={state}", quote=True)
-        value = html.escape(json.dumps(manifest), quote=True)
-        body = (
-            "<p>No GitHub App is configured yet. Register one from this server's manifest; "
-            "GitHub sends you back here and Shipmate saves the credentials.</p>"
-            f'<form action="{action}" method="post">'
-            f'<input type="hidden" name="manifest" value="{value}">'
-            '<button type="submit">Register GitHub App</button></form>'
-            "<p>For an organization, use "
-            f"<code>{html.escape(web_url)}/organizations/ORG/settings/apps/new</code>.</p>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Shipmate</title></head>"
-        f"<body><h1>Shipmate</h1>{body}</body></html>"
-    )
 
 
 async def convert_code(api_url: str, code: str, retry: RetryPolicy | None = None) -> dict[str, Any]:

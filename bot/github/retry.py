@@ -145,7 +145,8 @@ class RetryPolicy:
         return seconds
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run `fn` (a fresh request each time) until it succeeds or the policy gives up."""
+        """Run `fn` (a fresh request each time) until it succeeds or the policy gives up; a
+        call that fails for good is logged with its method, route and status."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(self.retryable),
             wait=self._wait,
@@ -153,7 +154,37 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await fn()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await fn()
+        except Exception as exc:
+            log_failure(exc)
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def log_failure(exc: BaseException) -> None:
+    """One line for a GitHub call that failed for good: method, route (the URL's path, never
+    its query or headers) and status; a 404 at info (callers often expect one: a file or
+    branch that is not there), anything else as a warning."""
+    cause = root_cause(exc)
+    request: httpx.Request | None = None
+    status: int | None = None
+    if isinstance(cause, RequestFailed):
+        request, status = cause.response.raw_response.request, cause.response.status_code
+    else:
+        transport = cause.exc if isinstance(cause, RequestError) else cause
+        if isinstance(transport, httpx.TransportError):
+            try:
+                request = transport.request
+            except RuntimeError:  # raised before it had a request
+                request = None
+    emit = log.info if status == 404 else log.warning
+    emit(
+        "github.failed",
+        method=request.method if request is not None else None,
+        route=request.url.path if request is not None else None,
+        status=status,
+        error=type(cause).__name__,
+    )

@@ -15,10 +15,9 @@ from typing import Any
 
 import orjson
 import structlog
-from githubkit.exception import RequestFailed
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -26,17 +25,8 @@ from bot.config import Settings
 from bot.db.deliveries import Delivery, DeliveryStatus
 from bot.db.store import Store
 from bot.github.auth import GitHubApp
-from bot.github.manifest import (
-    CODE,
-    ManifestStates,
-    build_manifest,
-    convert_code,
-    github_web_url,
-    is_registered,
-    save_credentials,
-    setup_page,
-)
 from bot.intake.dashboard import dashboard_app
+from bot.intake.registration import registration_routes
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
 from bot.jobs.queue import Queue
 from bot.jobs.sql import SQLQueue
@@ -162,6 +152,8 @@ class WebhookIntake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         status_code, body = await self.handle(scope["method"], headers, receive)
+        if status_code in (400, 401, 405, 413):
+            _log_rejection(status_code, body, headers, scope.get("client"))
         reply_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -207,6 +199,19 @@ class WebhookIntake:
         if incoming.event == "ping":
             return _json_reply(200, "pong", incoming.delivery_id)
         return _json_reply(202, status, incoming.delivery_id)
+
+
+def _log_rejection(status_code: int, body: bytes, headers: dict[str, str], client: Any) -> None:
+    """Why a delivery was refused, as the reply said it (the reason never holds the secret or
+    the signature); GitHub's headers cut short, as the sender chose them."""
+    log.warning(
+        "webhook.rejected",
+        status=status_code,
+        reason=orjson.loads(body).get("error"),
+        delivery_id=headers.get("x-github-delivery", "")[:64] or None,
+        github_event=headers.get("x-github-event", "")[:64] or None,
+        client=client[0] if client else None,
+    )
 
 
 async def _read_capped(headers: dict[str, str], receive: Receive, limit: int) -> bytes | None:
@@ -263,7 +268,6 @@ def create_app(
 ) -> ShipmateApp:
     queue = queue or SQLQueue(store)
     writer = DeliveryWriter(queue, inline=store.dialect == "sqlite", on_queued=on_queued)
-    states = ManifestStates()
 
     def secrets() -> Sequence[str]:
         return settings.secrets
@@ -274,48 +278,9 @@ def create_app(
             {"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503
         )
 
-    async def index(request: Request) -> Response:
-        state = states.issue()
-        base = str(request.base_url).rstrip("/")
-        manifest = build_manifest(base)
-        page = setup_page(
-            manifest,
-            github_web_url(settings.github_api_url),
-            state,
-            registered=is_registered(settings),
-        )
-        return HTMLResponse(page)
-
-    async def callback(request: Request) -> Response:
-        code = request.query_params.get("code")
-        state = request.query_params.get("state")
-        if is_registered(settings):
-            return HTMLResponse(
-                "<p>A GitHub App is already registered for this server; nothing was changed.</p>",
-                409,
-            )
-        if not code or not CODE.fullmatch(code):
-            return HTMLResponse("<p>GitHub did not send a code.</p>", status_code=400)
-        if not states.consume(state):
-            return HTMLResponse("<p>Unknown or expired registration; start again at /.</p>", 400)
-        try:
-            answer = await convert_code(settings.github_api_url, code)
-        except RequestFailed as exc:
-            status = exc.response.status_code
-            return HTMLResponse(
-                f"<p>GitHub refused the code ({status}); start again at /.</p>", 502
-            )
-        path = save_credentials(settings.data_dir, answer)
-        log.info("app.registered", path=str(path))
-        return HTMLResponse(
-            "<p>Registered. Restart <code>shipmate serve</code> to use the new App, then "
-            "install it on your repositories.</p>"
-        )
-
     routes = [
         Route("/healthz", healthz),
-        Route("/", index),
-        Route("/setup/callback", callback),
+        *registration_routes(settings),
         Mount("/dashboard", app=dashboard_for(settings, store, queue)),
     ]
     return ShipmateApp(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import fcntl
 import functools
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from bot.config import Settings
+from bot.config import Settings, StartupError
 from bot.db.store import Store
 from bot.jobs.backends import Runner
 
@@ -232,13 +234,34 @@ def for_processes(with_worker: bool, factory: str) -> str:
     return factory
 
 
-def run(settings: Settings, target: Any, *, host: str, port: int, workers: int) -> int:
-    """Serve `target` (an app, or a factory path when `workers` > 1) until SIGTERM; above one
-    process, a supervisor runs them on one socket."""
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything else starts, so that a port in use is one
+    line naming it (uvicorn would log the bare errno, without the port, and exit 1)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use (another `shipmate serve`?): stop "
+                "what listens there, or choose another port with --port"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: Settings, target: Any, *, sock: socket.socket, workers: int) -> int:
+    """Serve `target` (an app, or a factory path when `workers` > 1) on `sock` until SIGTERM;
+    above one process, a supervisor runs them on that one socket."""
     if not settings.webhook_secret:
         log.warning(
             "serve.no_webhook_secret", hint="set SHIPMATE_WEBHOOK_SECRET or register the App at /"
         )
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         target,
         factory=workers > 1,
@@ -255,7 +278,7 @@ def run(settings: Settings, target: Any, *, host: str, port: int, workers: int) 
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
-        _Server(config).run()
+        _Server(config).run(sockets=[sock])
     return 0

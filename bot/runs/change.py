@@ -68,6 +68,8 @@ class Change:
     patch: str = ""
     new_bytes: int = 0
     symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
+    # path -> content of each binary file the change writes: the patch shows none of it.
+    binary: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -126,6 +128,43 @@ def describe(change: Change) -> None:
             change.symlinks[entry.path] = target.decode("utf-8", errors="surrogateescape")
     if change.changed and change.new_bytes <= MAX_CHANGE_BYTES:
         change.patch = patch_bytes(change).decode("utf-8", errors="replace")
+        change.binary = binary_contents(change, added)
+
+
+def binary_contents(change: Change, added: list[Changed]) -> dict[str, bytes]:
+    """The new content of each file git shows as binary (`-` counts in `--numstat`)."""
+    numstat = host_git(
+        change.git_dir,
+        *("diff-tree", "-r", "-z", "--numstat", "--no-renames", "--no-ext-diff", "--no-textconv"),
+        change.base_sha,
+        change.tree,
+    )
+    binary = {path for path in numstat.split(b"\0") if path.startswith(b"-\t-\t")}
+    objects = {
+        entry.new_object: entry.path
+        for entry in added
+        if entry.new_mode not in (GITLINK, SYMLINK)
+        and b"-\t-\t" + entry.path.encode("utf-8", errors="surrogateescape") in binary
+    }
+    found = blob_contents(change.git_dir, sorted(objects))
+    return {objects[blob]: data for blob, data in found.items()}
+
+
+def blob_contents(git_dir: Path, blobs: list[str]) -> dict[str, bytes]:
+    """The content of each blob, read by one `git cat-file --batch`."""
+    output = host_git_input(
+        git_dir, "".join(f"{blob}\n" for blob in blobs).encode(), "cat-file", "--batch"
+    )
+    found: dict[str, bytes] = {}
+    at = 0
+    while at < len(output):
+        end = output.index(b"\n", at)
+        blob, kind, size = output[at:end].decode().split(" ")
+        if kind != "blob":
+            raise ReviewError(f"{blob} is a {kind}, not a blob")
+        found[blob] = output[end + 1 : end + 1 + int(size)]
+        at = end + 2 + int(size)
+    return found
 
 
 def patch_bytes(change: Change) -> bytes:

@@ -26,7 +26,7 @@ from bot.runs.change import Change, ChangeTooLarge, ReviewError
 from bot.runs.review import measure_scope, review, scope_budget, take_change
 from bot.runs.scope import Scope, ScopeBudget
 from bot.sandbox import open_sandbox
-from bot.sandbox.base import ImageRoot, Limits, SandboxSpec
+from bot.sandbox.base import ALLOW_BY_REPO_CONFIG, ImageRoot, Limits, SandboxSpec
 from bot.sandbox.bwrap import BwrapSandbox
 from bot.sandbox.checkout import Checkout
 from bot.sandbox.environment import Environments
@@ -137,7 +137,11 @@ def judge(done: Execution, config: RepoConfig) -> None:
         done.status, done.reason, done.patch = "blocked", held.reason, ""
         done.discard()
         return
-    done.scope, done.scope_budget = measure_scope(done.change), scope_budget(config)
+    try:
+        done.scope, done.scope_budget = measure_scope(done.change), scope_budget(config)
+    except ReviewError as exc:  # never published unmeasured
+        done.status, done.reason, done.patch = "failed", str(exc), ""
+        done.discard()
 
 
 async def execute(
@@ -161,6 +165,8 @@ async def execute(
     on_tests: Callable[[], Awaitable[None]] | None = None,
     # Where the image a repository's `environment:` names comes from; None: host folders only.
     environments: Environments | None = None,
+    # How the egress proxy's refusal says a host can be allowed.
+    allow_hint: str = ALLOW_BY_REPO_CONFIG,
 ) -> Execution:
     done = Execution()
     secrets = secrets or {}
@@ -198,6 +204,7 @@ async def execute(
         guarded=tuple(sorted(found.values)),
         limits=Limits(timeout_seconds=max(1.0, budget.timeout_seconds)),
         task_id=run_id,
+        allow_hint=allow_hint,
     )
 
     def record(seq: int, reply: Reply) -> None:
@@ -258,7 +265,8 @@ async def execute(
         try:
             if outcome.status == "completed" and not brief.plan_only:
                 await take(done, sandbox, checkout, base_sha)
-                if done.patch and config.test:
+                # Shipmate's own test run, change or none: what the model said is not proof.
+                if done.status == "completed" and config.test:
                     await run_tests(done, sandbox, config.test, budget, on_tests)
         except BaseException:
             done.discard()

@@ -58,6 +58,9 @@ async def hold(
         raise RuntimeError("only a change over the scope budget is held back")
     patch = await asyncio.to_thread(patch_bytes, change)
     detail = {
+        # What `apply --large` shows again, as this run's redaction (which knew its secrets)
+        # let it out: that job knows none of them.
+        "plan": clean(done.plan),
         "summary": clean(done.summary),
         "tests_passed": done.tests_passed,
         "test_output": clean(done.test_output[-3000:]),
@@ -121,7 +124,7 @@ def held_execution(
     detail = held.detail
     return Execution(
         status="completed",
-        plan=str(run_row.get("plan") or ""),
+        plan=str(detail.get("plan", run_row.get("plan")) or ""),
         summary=str(detail.get("summary") or ""),
         steps=int(run_row.get("steps") or 0),
         usage=Usage(*(int(run_row.get(name) or 0) for name in USAGE)),

@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -204,6 +204,10 @@ class Run:
     sticky: Sticky
     # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
     live_check: int | None = None
+    # What makes its new branch's name its own: the run's id, or for `apply --large` (which
+    # completes the held run's record) this attempt's own, so that a retry after a push that
+    # got no further never meets the branch it already made.
+    branch_tag: str | None = None
 
     @property
     def key(self) -> str:
@@ -337,7 +341,7 @@ async def publish_held(run: Run, held_id: str) -> None:
         reason = f"The held change cannot be published: {exc}"
         await run.sticky.show(run.progress("failed", reason=reason))
         return
-    run.run_id = held_id
+    run.branch_tag, run.run_id = run.run_id[:6], held_id
     try:
         final = await finish(
             run, done, held.base_sha, default_branch, await reader.issue(run.number)
@@ -508,7 +512,7 @@ async def finish(
             **common,
         )
     elif done.change is None:
-        final = Progress(stage="no_change", reason="No change was needed.", **common)
+        final = no_change(done, common)
     elif done.over_scope and task.publish is None:
         where = (run.repo_name, run.number)
         final = await hold(run.deps.store, run.run_id, where, done, common, run.clean)
@@ -534,6 +538,27 @@ async def finish(
     )
     log.info("run.finished", run_id=run.run_id, status=done.status, pr=final.pr_url)
     return final
+
+
+def no_change(done: Execution, common: dict[str, Any]) -> Progress:
+    """A run that changed nothing: "no change was needed" only when the tests, which Shipmate
+    ran itself, pass."""
+    if done.tests_passed:
+        reason = "No change was needed: the tests pass."
+    elif done.tests_passed is False:
+        reason = "I made no change, and the tests fail."
+    else:
+        reason = (
+            "I made no change. The repository names no test command (`test:` in "
+            "`.github/shipmate.yml`), so nothing showed whether one was needed."
+        )
+    return Progress(
+        stage="no_change",
+        reason=reason,
+        tests_passed=done.tests_passed,
+        test_summary=done.test_output[-1500:],
+        **common,
+    )
 
 
 async def publish_change(
@@ -612,7 +637,7 @@ async def open_pull(
     issue_title = str(issue.get("title") or f"issue {number}")
     title = (run.request.task.title or f"Fix #{number}: {issue_title}")[:250]
     branch = f"shipmate/{number}-{slugify(run.request.task.title or issue_title, 30)}"
-    branch += f"-{run.run_id[:6]}"
+    branch += f"-{run.branch_tag or run.run_id[:6]}"
     head_sha = await push(run, done, base_sha, branch, title, new_branch=True)
     shown = shown_result(done, common)
     # A follow-up of a pull request refers to it; an issue is closed by the pull request.
@@ -647,6 +672,9 @@ async def push_follow_up(
     title = run.request.task.instruction or "Follow-up"
     head_sha = await push(run, done, base_sha, head_ref, title, new_branch=False)
     shown = shown_result(done, common)
+    if pr.number != run.number:  # asked on the issue: name the pull request it changed
+        pull = await run.talker.pull(pr.number)
+        shown = replace(shown, pr_url=pull.html_url if pull else None)
     publisher = await run.client(PUBLISH)
     ledger = await asyncio.to_thread(ledger_text, run, done, pr.number, head_ref)
     await report_check(run, publisher, shown, head_sha, ledger)

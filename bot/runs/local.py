@@ -22,10 +22,10 @@ import structlog
 
 from bot.agent.budget import Budget, Caps
 from bot.agent.ledger import Usage
-from bot.agent.model import AnthropicModel, Model, ModelUnavailable
+from bot.agent.model import AnthropicModel, Model, ModelUnavailable, missing_credential
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
-from bot.config import RepoConfigError, Settings, parse_repo_config
+from bot.config import ConfigError, RepoConfigError, Settings, parse_repo_config
 from bot.runs.execute import execute
 from bot.runs.publish import commit_message, free_branch, publish
 from bot.sandbox.base import SandboxUnavailable
@@ -68,6 +68,7 @@ class RunResult:
             "transcript": self.transcript,
             "sandbox_wall_seconds": round(self.sandbox_wall_seconds, 3),
             "sandbox_cpu_seconds": round(self.sandbox_cpu_seconds, 3),
+            "run_id": self.run_id,
         }
         if self.reason:
             data["reason"] = self.reason
@@ -75,6 +76,9 @@ class RunResult:
 
 
 CONFIG_BYTES = 256 * 1024
+ALLOW_LOCALLY = (
+    "add it to network.allow in .github/shipmate.yml, or pass --allow-host {host}:{port}"
+)
 
 
 def repo_config_text(tree: Path) -> str | None:
@@ -112,6 +116,8 @@ class LocalRun:
     allow_networks: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
     defaults: Caps = field(default_factory=lambda: settings_caps(Settings.model_construct()))
+    # The id the run is recorded under: `shipmate audit --run ID` and `shipmate runs` show it.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 async def run_local(
@@ -122,14 +128,19 @@ async def run_local(
     store: Any | None = None,
     environments: Environments | None = None,
 ) -> RunResult:
-    run_id = uuid.uuid4().hex[:12]
+    run_id = request.run_id
     repo = request.repo.resolve()
     try:
         base_sha = git("rev-parse", "HEAD", cwd=repo).strip()
     except CheckoutError as exc:
-        return RunResult("failed", reason=f"{repo} is not a git repository with a commit: {exc}")
+        reason = f"{repo} is not a git repository with a commit: {exc}"
+        return RunResult("failed", reason=reason, run_id=run_id)
     transcript_path = str(request.transcript) if request.transcript else None
     result = RunResult("failed", transcript=transcript_path, run_id=run_id)
+    if store is not None:  # recorded from the start: a run refused later has its id too
+        store.record_run(
+            run_id, repo=str(repo), kind="run", base_sha=base_sha, transcript_path=transcript_path
+        )
     checkout = await asyncio.to_thread(cache.tree, str(repo), base_sha)
     try:
         try:
@@ -152,14 +163,6 @@ async def run_local(
             instructions=request.brief.instructions or config.instructions,
             test_command=request.brief.test_command or config.test,
         )
-        if store is not None:
-            store.record_run(
-                run_id,
-                repo=str(repo),
-                kind="run",
-                base_sha=base_sha,
-                transcript_path=transcript_path,
-            )
         budget = Budget.layered(
             [
                 Caps(request.max_steps, request.max_cost_usd, request.timeout_seconds),
@@ -183,6 +186,7 @@ async def run_local(
             allow_networks=request.allow_networks,
             ca_dir=cache.root / "ca",
             environments=environments,
+            allow_hint=ALLOW_LOCALLY,
         )
         result.status, result.reason = done.status, done.reason
         result.plan, result.summary, result.steps = done.plan, done.summary, done.steps
@@ -231,15 +235,16 @@ async def run_local(
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db.store import Store
 
+    problem = missing_credential(settings)
+    if problem is not None:
+        raise ConfigError(*problem)
     repo = Path(args.repo)
     if not (repo / ".git").exists():
         print(f"shipmate run: {repo} is not a git repository", file=sys.stderr)
         return 2
-    run_dir = settings.data_dir / "runs"
+    run_id = uuid.uuid4().hex[:12]
     transcript = (
-        Path(args.transcript)
-        if args.transcript
-        else run_dir / f"{int(time.time())}-{uuid.uuid4().hex[:6]}.jsonl"
+        Path(args.transcript) if args.transcript else settings.data_dir / "runs" / f"{run_id}.jsonl"
     )
     store = Store.from_settings(settings)
     store.migrate()
@@ -254,6 +259,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         declared=load_declarations(settings),
         allow_networks=tuple(settings.egress_allow_networks),
         defaults=settings_caps(settings),
+        run_id=run_id,
     )
     cache = CheckoutCache(settings.data_dir / "cache")
 
@@ -280,6 +286,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.contract()))
     else:
+        print(f"run: {result.run_id} (shipmate audit --run {result.run_id})")
         print(f"status: {result.status}" + (f" ({result.reason})" if result.reason else ""))
         if result.plan:
             print(f"plan:\n{result.plan}")

@@ -39,6 +39,11 @@ _STAGE_LINE: dict[str, str] = {
 _MARKER = "<!-- shipmate:task:{key} -->"
 _MARKER_RE = re.compile(r"<!-- shipmate:task:([^ ]+) -->")
 _DIFF_LIMIT = 60_000
+# GitHub refuses a comment over 65,536 characters; the diff gives way to fit (and whatever else
+# is too long is cut), with room for outbound redaction's marks.
+_BODY_LIMIT = 65_000
+# A plan is the agent's prose: the pull request shows this much of it.
+_PLAN_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,12 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
-def _diff_block(diff: str) -> str:
+def _diff_block(diff: str, limit: int = _DIFF_LIMIT) -> str:
     shown = diff
     note = ""
-    if len(diff) > _DIFF_LIMIT:
-        shown = diff[:_DIFF_LIMIT]
-        note = f"\n\n_The diff is cut at {_DIFF_LIMIT:,} characters; the branch has all of it._"
+    if len(diff) > limit:
+        shown = diff[:limit]
+        note = f"\n\n_The diff is cut at {limit:,} characters; the branch has all of it._"
     files = len(re.findall(r"(?m)^diff --git ", diff))
     added = len(re.findall(r"(?m)^\+(?!\+\+)", diff))
     removed = len(re.findall(r"(?m)^-(?!--)", diff))
@@ -124,11 +129,23 @@ def cost_line(progress: Progress) -> str:
     )
 
 
+def headline(progress: Progress) -> str:
+    """The stage as the comment and the check run head it: never "✅ Done" over failed tests,
+    and "no change was needed" only when the tests passed without one."""
+    if progress.stage == "done" and progress.tests_passed is False:
+        return "⚠️ Tests failing"
+    if progress.stage == "no_change" and progress.tests_passed is False:
+        return "❌ No change made, and the tests fail"
+    if progress.stage == "no_change" and progress.tests_passed is None:
+        return "➖ No change made"
+    return _STAGE_LINE[progress.stage]
+
+
 def sticky_comment(progress: Progress) -> str:
     """The one comment per task, edited as the task goes."""
     parts = [
         marker(progress.key),
-        f"### {_STAGE_LINE[progress.stage]} · `/shipmate {progress.verb}`",
+        f"### {headline(progress)} · `/shipmate {progress.verb}`",
     ]
     if progress.reason:
         parts.append(progress.reason)
@@ -138,8 +155,7 @@ def sticky_comment(progress: Progress) -> str:
         verdict = "passed" if progress.tests_passed else "did not pass"
         summary = f"\n\n{_fence(progress.test_summary)}" if progress.test_summary else ""
         parts.append(f"**Tests** {verdict}.{summary}")
-    if progress.diff:
-        parts.append(_diff_block(progress.diff))
+    diff_at = len(parts)
     if progress.pr_url:
         parts.append(f"Pull request: {progress.pr_url}")
     parts.extend(progress.notes)
@@ -149,7 +165,12 @@ def sticky_comment(progress: Progress) -> str:
         parts.append(f"[View the run in Shipmate]({progress.run_url})")
     if progress.steps or progress.cost_usd:
         parts.append(f"<sub>{cost_line(progress)}</sub>")
-    return "\n\n".join(parts)
+    if progress.diff:
+        # What the rest leaves, less the block's own frame and note.
+        room = _BODY_LIMIT - len("\n\n".join(parts)) - 300
+        if room > 0:
+            parts.insert(diff_at, _diff_block(progress.diff, min(_DIFF_LIMIT, room)))
+    return "\n\n".join(parts)[:_BODY_LIMIT]
 
 
 def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = None) -> str:
@@ -161,7 +182,7 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     elif issue_number is not None:
         parts.append(f"Fixes #{issue_number}")
     if progress.plan:
-        parts.append("## Plan\n\n" + progress.plan.strip())
+        parts.append("## Plan\n\n" + _cut(progress.plan.strip(), _PLAN_LIMIT))
     if progress.tests_passed is None:
         tested = "The tests were not run."
     elif progress.tests_passed:
@@ -169,7 +190,12 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
     else:
         tested = "The tests did **not** pass in Shipmate's sandbox, so this is a draft."
     if progress.test_summary:
-        tested += "\n\n" + _fence(progress.test_summary)
+        summary = progress.test_summary
+        if len(summary) > _PLAN_LIMIT:  # the end of a test run's output says what failed
+            summary = (
+                f"… ({len(summary) - _PLAN_LIMIT:,} characters cut)\n" + summary[-_PLAN_LIMIT:]
+            )
+        tested += "\n\n" + _fence(summary)
     parts.append("## How it was tested\n\n" + tested)
     parts.extend(progress.notes)
     if progress.refused:
@@ -181,12 +207,19 @@ def pr_body(progress: Progress, *, issue_number: int | None, lead: str | None = 
         "<sub>Opened by Shipmate. Review it like any change: Shipmate never merges. "
         "Comment `/shipmate stop` to cancel work on it.</sub>"
     )
-    return "\n\n".join(parts)
+    # GitHub refuses a body over 65,536 characters, and the pull request with it.
+    return "\n\n".join(parts)[:_BODY_LIMIT]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + f"\n\n… (cut: {len(text) - limit:,} more characters)"
 
 
 def check_output(progress: Progress) -> tuple[str, str]:
     """The `Shipmate` check run's title and summary."""
-    title = _STAGE_LINE[progress.stage]
+    title = headline(progress)
     if progress.tests_passed is not None:
         title += " · tests " + ("passed" if progress.tests_passed else "failed")
     body = sticky_comment(progress).split("\n\n", 1)[-1]

@@ -11,20 +11,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.github.client import RepoClient
+from bot.runs.ours import is_ours
 from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
 from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
 from bot.triggers.context import Context
-
-
-def is_ours(context: Context, pull: Mapping[str, Any]) -> bool:
-    """Shipmate opened it — by GitHub's own record (author is our bot, head branch is
-    shipmate/…), not our database, so a new database loses no PR."""
-    bot = f"{context.settings.app_slug or 'shipmate'}[bot]"
-    return (pull.get("user") or {}).get("login") == bot and str(
-        (pull.get("head") or {}).get("ref", "")
-    ).startswith("shipmate/")
 
 
 async def shipmate_pull(context: Context, repo: RepoClient, number: int) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from bot.runs.change import (
     Change,
     ChangeTooLarge,
     ReviewError,
+    blob_contents,
     changed_entries,
     describe,
     host_env,
@@ -32,7 +33,15 @@ from bot.runs.change import (
     host_git_input,
     update_index,
 )
-from bot.runs.scope import Scope, ScopeBudget, measure, parse_numstat
+from bot.runs.scope import (
+    Scope,
+    ScopeBudget,
+    content_weight,
+    counted_sizes,
+    measure,
+    parse_numstat,
+    patch_files,
+)
 from bot.runs.workspace import TooLarge, join_path, read_entry, touched
 from bot.sandbox.checkout import SAFE, Checkout
 from bot.security.files import read_repo_file
@@ -206,9 +215,11 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
             f"the change is too large to review: {change.new_bytes} bytes of new content "
             f"(at most {MAX_CHANGE_BYTES})"
         )
-    findings = scan_diff(change.patch)
-    if findings:
-        where = ", ".join(sorted({f"{f.path}:{f.line} ({f.rule})" for f in findings}))
+    found = {f"{f.path}:{f.line} ({f.rule})" for f in scan_diff(change.patch)}
+    for path, data in change.binary.items():  # bytes as they are: a secret's are ASCII
+        found |= {f"{shown(path)} ({f.rule})" for f in scan(data.decode("latin-1"))}
+    if found:
+        where = ", ".join(sorted(found))
         return HeldBack(f"the change contains what looks like a secret: {where}")
     paths = [entry.path for entry in change.changed]
     if any(scan(path) for path in paths):
@@ -234,20 +245,20 @@ def review(change: Change, config: RepoConfig) -> HeldBack | None:
 
 
 def measure_scope(change: Change) -> Scope:
-    """The change's size for the scope budget (bot/runs/scope.py), renames detected."""
-    numstat = host_git(
-        change.git_dir,
-        "diff-tree",
-        "-r",
-        "-z",
-        "--numstat",
-        "-M",
-        "--no-ext-diff",
-        "--no-textconv",
-        change.base_sha,
-        change.tree,
-    )
-    return measure(parse_numstat(numstat))
+    """The change's size for the scope budget (bot/runs/scope.py), renames detected: numstat's
+    files and lines, each line counted by its size and each binary file by its content."""
+    diff = ("diff-tree", "-r", "-M", "--no-ext-diff", "--no-textconv")
+    numstat = host_git(change.git_dir, *diff, "-z", "--numstat", change.base_sha, change.tree)
+    patch = host_git(change.git_dir, *diff, "-p", "--full-index", change.base_sha, change.tree)
+    files = patch_files(patch)
+    wanted = sorted({blob for file in files for blob in file.blobs})
+    lines = {
+        blob: content_weight(data) for blob, data in blob_contents(change.git_dir, wanted).items()
+    }
+    try:
+        return measure(counted_sizes(parse_numstat(numstat), files, lines))
+    except (ValueError, KeyError) as exc:
+        raise ReviewError(f"the change could not be measured: {exc}") from None
 
 
 def scope_budget(config: RepoConfig) -> ScopeBudget:

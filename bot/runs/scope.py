@@ -5,12 +5,16 @@ is measured in changed files and changed lines (added plus removed, from `git di
 renames detected so a moved file counts once, with only the lines it changed); generated files
 (lock files, snapshots) are listed apart and not counted. A change over the budget is held back
 (bot/runs/held.py) until a maintainer publishes it with `/shipmate apply --large`.
+
+A line is counted by its size as well: once per `LINE_BYTES` begun, so a program written on one
+line (or a minified file rewritten whole) is not one line; and a binary file (a NUL byte is all
+it takes, and bash runs such a script) counts its content as lines of text would, old and new.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 # Files a tool writes, not a person: reviewed by regenerating them, not by reading them.
 LOCK_FILES = frozenset(
@@ -40,7 +44,12 @@ LOCK_FILES = frozenset(
 )
 SNAPSHOT_FOLDERS = frozenset({"__snapshots__"})
 SNAPSHOT_SUFFIXES = (".snap",)
+# In a snapshot folder, the files a snapshot tool writes (syrupy's `.ambr`, and data); never
+# source: `__snapshots__/main.py` is code whatever its folder is called.
+SNAPSHOT_FOLDER_SUFFIXES = (".snap", ".ambr", ".json", ".txt", ".raw", ".png")
+LINE_BYTES = 200
 _SHOWN_FILES = 50
+_SHOWN_NAME = 160  # characters of a name shown; a longer one is cut in its middle
 
 
 def is_generated(path: str) -> bool:
@@ -50,8 +59,24 @@ def is_generated(path: str) -> bool:
     return (
         name in LOCK_FILES
         or name.endswith(SNAPSHOT_SUFFIXES)
-        or any(part in SNAPSHOT_FOLDERS for part in parts[:-1])
+        or (
+            name.endswith(SNAPSHOT_FOLDER_SUFFIXES)
+            and any(part in SNAPSHOT_FOLDERS for part in parts[:-1])
+        )
     )
+
+
+def line_weight(line: bytes) -> int:
+    """A changed line as the budget counts it: once per `LINE_BYTES` begun, an empty one once."""
+    return max(1, -(-len(line) // LINE_BYTES))
+
+
+def content_weight(data: bytes) -> int:
+    """A binary file's content counted as lines of text would be."""
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    return sum(line_weight(line) for line in lines) if data else 0
 
 
 @dataclass(frozen=True)
@@ -64,14 +89,20 @@ class FileSize:
     removed: int
     binary: bool = False
     renamed_from: str | None = None
+    # The lines the budget counts (long lines by their size, binary content too); None: as git
+    # counts them.
+    counted: int | None = None
 
     @property
     def lines(self) -> int:
-        return self.added + self.removed
+        return self.added + self.removed if self.counted is None else self.counted
 
     @property
     def generated(self) -> bool:
-        return is_generated(self.path)
+        """Counted apart: a generated file, renamed (if it was) from a generated file too."""
+        return is_generated(self.path) and (
+            self.renamed_from is None or is_generated(self.renamed_from)
+        )
 
 
 @dataclass(frozen=True)
@@ -149,15 +180,84 @@ def _name(path: bytes) -> str:
     return path.decode("utf-8", errors="surrogateescape")
 
 
+@dataclass
+class PatchFile:
+    """One file of a `git diff-tree -p --full-index` patch: its lines as git counts them and as
+    the budget does, and for a binary file the blobs whose content the budget counts."""
+
+    header: bytes
+    added: int = 0
+    removed: int = 0
+    counted: int = 0
+    binary: bool = False
+    blobs: tuple[str, ...] = ()
+
+
+def patch_files(patch: bytes) -> list[PatchFile]:
+    """The files of a patch in its order; a type change's two parts (git shows a file turned
+    into a symlink as a deletion and an addition under one header) as one."""
+    files: list[PatchFile] = []
+    in_hunk = False
+    ids: tuple[str, ...] = ()  # the current file's blobs, from its `index` line
+    for line in patch.split(b"\n"):
+        if line.startswith(b"diff --git "):  # never a hunk's line: those start with +, - or space
+            if not (files and files[-1].header == line):
+                files.append(PatchFile(line))
+            in_hunk, ids = False, ()
+        elif not files:
+            continue
+        elif in_hunk and line[:1] in (b"+", b"-"):
+            adds = line[:1] == b"+"
+            files[-1].added += adds
+            files[-1].removed += not adds
+            files[-1].counted += line_weight(line[1:])
+        elif line.startswith(b"@@"):
+            in_hunk = True
+        elif not in_hunk and line.startswith(b"index "):
+            ids = tuple(line[6:].split(b" ")[0].decode().split(".."))
+        elif not in_hunk and line.startswith(b"Binary files "):
+            files[-1].binary = True
+            files[-1].blobs += tuple(blob for blob in ids if blob.strip("0"))
+    return files
+
+
+def counted_sizes(
+    sizes: list[FileSize], files: list[PatchFile], blob_lines: Mapping[str, int]
+) -> list[FileSize]:
+    """`sizes` (numstat's) with the lines the budget counts, from the same diff's patch `files`
+    and the counted lines of their binary blobs; a `ValueError` when the two disagree."""
+    if len(sizes) != len(files):
+        raise ValueError(f"the patch has {len(files)} files, numstat {len(sizes)}")
+    counted: list[FileSize] = []
+    for size, file in zip(sizes, files, strict=True):
+        if size.binary != file.binary or (
+            not size.binary and (size.added, size.removed) != (file.added, file.removed)
+        ):
+            raise ValueError(f"the patch and numstat disagree at {_code(size.path)}")
+        lines = file.counted + sum(blob_lines[blob] for blob in file.blobs)
+        counted.append(replace(size, counted=lines))
+    return counted
+
+
 def _code(path: str) -> str:
     shown = path if path.isprintable() else repr(path)
+    if len(shown) > _SHOWN_NAME:
+        half = _SHOWN_NAME // 2
+        shown = shown[:half] + "…" + shown[-half:]
     return "`" + shown.replace("`", "'") + "`"
 
 
+def _sized(size: FileSize) -> str:
+    counted = f", counted as {size.lines} lines"
+    if size.binary:
+        return "binary" + (counted if size.counted is not None else "")
+    sized = f"+{size.added} −{size.removed}"
+    return sized + (f"{counted} (long lines)" if size.lines > size.added + size.removed else "")
+
+
 def _line(size: FileSize) -> str:
-    sized = "binary" if size.binary else f"+{size.added} −{size.removed}"
     moved = f" (renamed from {_code(size.renamed_from)})" if size.renamed_from else ""
-    return f"- {_code(size.path)}{moved}: {sized}"
+    return f"- {_code(size.path)}{moved}: {_sized(size)}"
 
 
 def _listing(sizes: tuple[FileSize, ...]) -> list[str]:

@@ -4,6 +4,7 @@ share. Decides and enqueues; the `run` job (bot/runs/job.py) does the work."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -14,8 +15,9 @@ from bot.github.client import RepoClient
 from bot.runs.budgets import monthly_caps, over_budget
 from bot.runs.held import NEEDS_LARGE, NOTHING_HELD, last_held
 from bot.runs.job import lock_key, sticky_key
+from bot.runs.ours import open_pull_for_issue
 from bot.runs.render import Progress, sticky_comment
-from bot.runs.request import BadRunRequest, RunRequest, Task, run_verb
+from bot.runs.request import BadRunRequest, PullTarget, RunRequest, Task, run_verb
 from bot.triggers.context import Context
 from bot.triggers.verbs import VERBS, help_text
 
@@ -90,7 +92,36 @@ async def handle(
             return
         notes = f"follow this plan: {plans[-1]['plan']}"
         verb = "fix"
-    await enqueue_run(context, repo, number, verb, replace(task or Task(), notes=notes))
+    task = replace(task or Task(), notes=notes)
+    if verb == "fix" and task.pr is None and task.base_sha is None:  # a fix of an issue
+        pull = await open_pull_for_issue(context, repo, number)
+        if pull is not None:
+            if not notes:
+                await repo.comment(number, already_open(pull))
+                return
+            task = change_of(pull, number, notes, context.sender)
+    await enqueue_run(context, repo, number, verb, task)
+
+
+def already_open(pull: Mapping[str, Any]) -> str:
+    return (
+        f"There is already a pull request for this: {pull['html_url']}. To change it, comment "
+        "`/shipmate fix <what to change>` here, or review the pull request."
+    )
+
+
+def change_of(pull: Mapping[str, Any], number: int, notes: str, sender: str | None) -> Task:
+    """A run that changes Shipmate's open pull request for issue `number` as asked, rather
+    than opening a second one."""
+    head = pull["head"]
+    return Task(
+        pr=PullTarget(number=int(pull["number"]), head_ref=head["ref"], head_sha=head["sha"]),
+        instruction=f"Change pull request #{pull['number']}, which resolves issue #{number}, "
+        "as asked below, with the smallest change.",
+        notes=notes,
+        feedback=notes,
+        feedback_label=f"request by {sender}" if sender else "request",
+    )
 
 
 async def apply_held(

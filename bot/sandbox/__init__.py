@@ -1,6 +1,8 @@
 """The sandbox runtime. `open_sandbox(spec)` starts the best backend this host offers (today:
-bubblewrap) with the egress proxy when the task may reach the network, or raises
-`SandboxUnavailable`: Shipmate never runs a command unsandboxed."""
+bubblewrap) with its egress proxy, or raises `SandboxUnavailable`: Shipmate never runs a command
+unsandboxed. The proxy runs even for a task that may reach no host, so that a command's request
+always meets the proxy's readable 403 (saying how to allow the host), never a bare "could not
+resolve host"."""
 
 from __future__ import annotations
 
@@ -57,16 +59,15 @@ async def open_sandbox(
     proxy: EgressProxy | None = None
     private: list[Path] = []
     try:
-        if spec.allow_hosts or spec.secrets:
-            proxy = _egress_proxy(spec, audit, ca_dir, upstream_ssl, private)
-            await proxy.start()
-            sandbox.egress_socket = proxy.socket_path
-            sandbox.bridge_port = BRIDGE_PORT
-            sandbox.serve_bridge = proxy.serve_socket
-            sandbox.ca_bundle = proxy.ca_bundle_path
-            sandbox.extra_env.update(
-                proxy.sandbox_env(BRIDGE_PORT, "/etc/ssl/certs/ca-certificates.crt")
-            )
+        proxy = _egress_proxy(spec, audit, ca_dir, upstream_ssl, private)
+        await proxy.start()
+        sandbox.egress_socket = proxy.socket_path
+        sandbox.bridge_port = BRIDGE_PORT
+        sandbox.serve_bridge = proxy.serve_socket
+        sandbox.ca_bundle = proxy.ca_bundle_path
+        sandbox.extra_env.update(
+            proxy.sandbox_env(BRIDGE_PORT, "/etc/ssl/certs/ca-certificates.crt")
+        )
         yield sandbox
     finally:
         if proxy is not None:
@@ -89,18 +90,22 @@ def _egress_proxy(
 
     socket_dir = Path(tempfile.mkdtemp(prefix="shipmate-egress-"))
     private.append(socket_dir)
-    if ca_dir is None:
-        # No install-wide CA given: a throwaway one, kept apart from anything mounted.
-        ca_dir = Path(tempfile.mkdtemp(prefix="shipmate-ca-"))
-        private.append(ca_dir)
+    ca = None
+    if spec.allow_hosts or spec.secrets:  # else every request is refused before any TLS
+        if ca_dir is None:
+            # No install-wide CA given: a throwaway one, kept apart from anything mounted.
+            ca_dir = Path(tempfile.mkdtemp(prefix="shipmate-ca-"))
+            private.append(ca_dir)
+        ca = CertificateAuthority.load_or_create(ca_dir)
     return EgressProxy(
         socket_path=socket_dir / "egress.sock",
         allow_hosts=spec.allow_hosts,
         secrets=spec.secrets,
-        ca=CertificateAuthority.load_or_create(ca_dir),
+        ca=ca,
         audit=audit,
         task_id=spec.task_id,
         upstream_ssl=upstream_ssl,
         guarded=spec.guarded,
         allow_networks=spec.allow_networks,
+        allow_hint=spec.allow_hint,
     )

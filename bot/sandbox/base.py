@@ -11,6 +11,12 @@ EXIT_TIMEOUT = 124
 EXIT_SANDBOX_FAILED = 125
 # A command given no timeout (none in its Limits either) still ends: after this long.
 DEFAULT_TIMEOUT_SECONDS = 600.0
+# How a refused host can be allowed, as the egress proxy's 403 says it ({host}, {port}): by
+# the repository's config for a task from GitHub, by the flag for `shipmate sandbox exec`.
+ALLOW_BY_REPO_CONFIG = (
+    "a maintainer can add it to network.allow in .github/shipmate.yml on the default branch"
+)
+ALLOW_BY_FLAG = "allow it with --allow-host {host}:{port}"
 
 
 class SandboxUnavailable(Exception):
@@ -84,6 +90,8 @@ class SandboxSpec:
     overlay_lower: Path | None = None
     # When set, the root tree is this image's instead of the host's system folders.
     image: ImageRoot | None = None
+    # What the egress proxy's refusal tells the command to do to be allowed a host.
+    allow_hint: str = ALLOW_BY_REPO_CONFIG
 
 
 class Sandbox(Protocol):

@@ -22,6 +22,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.sandbox import identity, open_sandbox
 from bot.sandbox.base import (
+    ALLOW_BY_FLAG,
     DEFAULT_TIMEOUT_SECONDS,
     EXIT_SANDBOX_FAILED,
     ImageRoot,
@@ -109,6 +110,7 @@ async def _run(
                 allow_networks=_networks(args.allow_network),
                 task_id="exec",
                 image=await _image(holding, args.image),
+                allow_hint=ALLOW_BY_FLAG,
             )
             async with open_sandbox(spec, backend=args.backend, ca_dir=_ca_dir()) as sandbox:
                 stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()

@@ -13,6 +13,7 @@ INSIDE_WORKSPACE = "/workspace"
 INSIDE_HOME = "/home/sandbox"
 INSIDE_TMP = "/tmp"  # noqa: S108 - the sandbox's own /tmp, a private folder on the host
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INSIDE_UID = 1000  # the sandbox's own user, unless an image names one
 ROOT_LINKS_OR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Top-level folders an image's WorkingDir may not be (the checkout would hide them).
 SYSTEM_TOPS = (*ROOT_LINKS_OR_DIRS, "usr", "etc", "proc", "dev", "sys", "run", "var", "boot")
@@ -56,9 +57,9 @@ def bwrap_argv(
         "--hostname",
         "sandbox",
         "--uid",
-        str(image.uid if image else 1000),
+        str(image.uid if image else INSIDE_UID),
         "--gid",
-        str(image.gid if image else 1000),
+        str(image.gid if image else INSIDE_UID),
         # Filtered from the start: no file gets a setuid or setgid bit (bot/sandbox/seccomp.py).
         "--seccomp",
         "4",

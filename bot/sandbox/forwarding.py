@@ -39,6 +39,7 @@ class Forwarder:
         secrets: Mapping[str, tuple[str, placeholders.Hosts]],
         guarded: tuple[bytes, ...],
         allow_networks: Sequence[str],
+        allow_hint: str,
         ca: CertificateAuthority | None,
         upstream_ssl: ssl.SSLContext,
         egress_log: EgressLog,
@@ -53,6 +54,8 @@ class Forwarder:
             self.allowlist.entries.extend(Allowlist(secret.host_entries).entries)
         # Ranges the operator opened beyond the public internet (never the repository).
         self.networks = destinations.parse_networks(allow_networks)
+        # How a refused host can be allowed ({host}, {port}): bot/sandbox/base.py.
+        self.allow_hint = allow_hint
         self.ca = ca
         self.upstream_ssl = upstream_ssl
         self.egress_log = egress_log
@@ -96,12 +99,9 @@ class Forwarder:
     async def _admit(self, host: str, port: int, method: str) -> Upstream:
         """The allowlist, then where the name resolves: the addresses to connect to."""
         if not self.allowlist.allows(host, port):
+            how = self.allow_hint.format(host=host, port=port)
             raise self._refuse(
-                host,
-                port,
-                method,
-                f"{host}:{port} is not on this task's allowlist; a maintainer can add it to "
-                "network.allow in .github/shipmate.yml",
+                host, port, method, f"{host}:{port} is not on this task's allowlist; {how}"
             )
         try:
             addresses = await destinations.resolve(host, port, self.networks)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.sandbox import identity, limits, outcome
 from bot.sandbox.base import Limits, SandboxSpec, SandboxUnavailable
-from bot.sandbox.command_line import PATH, ROOT_LINKS_OR_DIRS, image_workdir
+from bot.sandbox.command_line import INSIDE_UID, PATH, ROOT_LINKS_OR_DIRS, image_workdir
 from bot.sandbox.identity import SandboxIdentity
 
 SPAWN_ENV = {"PATH": PATH, "LC_ALL": "C"}
@@ -31,8 +31,6 @@ ETC_ALLOW = (
     "ssl",
     "ca-certificates",
     "ca-certificates.conf",
-    "passwd",
-    "group",
     "hosts",
     "nsswitch.conf",
     "ld.so.cache",
@@ -49,6 +47,14 @@ ETC_ALLOW = (
     "java-17-openjdk",
     "magic",
 )
+# The sandbox's own users, not the host's list: `id` inside shows `sandbox`, whoever runs
+# Shipmate, and no host account name is read from inside.
+PASSWD = (
+    "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+    f"sandbox:x:{INSIDE_UID}:{INSIDE_UID}:Shipmate sandbox:/home/sandbox:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+)
+GROUP = f"root:x:0:\nsandbox:x:{INSIDE_UID}:\nnogroup:x:65534:\n"
 
 # Given the listening socket the holder made on the sandbox's loopback.
 Bridge = Callable[[socket.socket], Awaitable[None]]
@@ -114,6 +120,7 @@ def layout(
         "workspace": str(spec.workspace),
         "system": [] if image else [list(entry) for entry in system_entries()],
         "etc": [] if image else list(etc_entries()),
+        "users": [] if image else [PASSWD, GROUP],  # an image has its own
         "image": str(image.rootfs) if image else "",
         "workdir": image_workdir(image),
         "ca_bundle": str(ca_bundle or ""),

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bot.sandbox import placeholders
+from bot.sandbox.base import ALLOW_BY_REPO_CONFIG
 from bot.sandbox.ca import CertificateAuthority
 from bot.sandbox.egress_log import EgressEvent, EgressLog
 from bot.sandbox.forwarding import Forwarder
@@ -51,6 +52,7 @@ class EgressProxy:
         upstream_ssl: ssl.SSLContext | None = None,
         guarded: Sequence[str] = (),
         allow_networks: Sequence[str] = (),
+        allow_hint: str = ALLOW_BY_REPO_CONFIG,
     ) -> None:
         self.socket_path = socket_path
         # Secret values found in the checkout: no request may carry one out, to any host.
@@ -61,6 +63,7 @@ class EgressProxy:
             secrets=secrets,
             guarded=guarded_forms,
             allow_networks=allow_networks,
+            allow_hint=allow_hint,
             ca=ca,
             upstream_ssl=upstream_ssl or _system_trust(),
             egress_log=self.egress_log,

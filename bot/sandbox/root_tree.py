@@ -58,12 +58,16 @@ def copy(source: str, target: str) -> None:
         copy_file(source, target)
 
 
-def copy_etc(root: str, entries: list[str], ca_bundle: str) -> None:
-    """A copy of the allowlisted /etc entries, with the sandbox's CA bundle. Copied, not bound:
-    every mount here would be parsed again by each command's bwrap."""
+def copy_etc(root: str, entries: list[str], ca_bundle: str, users: list[str]) -> None:
+    """A copy of the allowlisted /etc entries, the sandbox's own passwd and group (`users`,
+    when given) and its CA bundle. Copied, not bound: every mount here would be parsed again by
+    each command's bwrap."""
     os.makedirs(f"{root}/etc", exist_ok=True)  # an image's own /etc is there already
     for name in entries:
         copy(f"/etc/{name}", f"{root}/etc/{name}")
+    for name, text in zip(("passwd", "group"), users, strict=False):
+        with open(f"{root}/etc/{name}", "w") as handle:
+            handle.write(text)
     if ca_bundle:
         target = f"{root}/etc/ssl/certs/ca-certificates.crt"
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -98,14 +102,16 @@ def make_disk(disk: str, tmpfs: str) -> str:
     return f"{disk}/root"
 
 
-def skeleton(root: str, system: list[list[str]], etc: list[str], ca_bundle: str) -> None:
+def skeleton(
+    root: str, system: list[list[str]], etc: list[str], ca_bundle: str, users: list[str]
+) -> None:
     """The skeleton, on the tmpfs; the root is made read-only once everything is mounted."""
     for kind, source, inside in system:
         if kind == "symlink":
             os.symlink(source, f"{root}{inside}")
         else:
             os.makedirs(f"{root}{inside}")
-    copy_etc(root, etc, ca_bundle)
+    copy_etc(root, etc, ca_bundle, users)
     for name in ("proc", "workspace", "dev/pts", *(inside for _, inside in PRIVATE)):
         os.makedirs(f"{root}/{name}", exist_ok=True)
     for name in DEVICES:
@@ -156,6 +162,7 @@ def build(
     workspace: str,
     system: list[list[str]],
     etc: list[str],
+    users: list[str],
     ca_bundle: str,
     binds: list[list[str]],
     layers: list[list[str]],
@@ -172,7 +179,7 @@ def build(
         (overlay(source, f"{disk}/layers/{index}"), inside)
         for index, (source, inside) in enumerate(layers)
     ]
-    skeleton(root, system, etc, ca_bundle)
+    skeleton(root, system, etc, ca_bundle, users)
     mount_system(root, system)
     mount_task(root, disk, workspace, workdir)
     extra = [(source, inside, mode == "ro") for source, inside, mode in binds]

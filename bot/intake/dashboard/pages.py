@@ -61,13 +61,9 @@ class Pages:
             return str(request.url_for(route, **params).path)
 
         template = self.env.get_template(name)
-        html = template.render(
-            url=url,
-            csrf=csrf_token(request),
-            web=self.web_url,
-            flash=request.session.pop("flash", None),
-            **values,
-        )
+        flash = request.session.pop("flash", None)
+        values.setdefault("flash", flash)  # a page's own message wins over the last one's
+        html = template.render(url=url, csrf=csrf_token(request), web=self.web_url, **values)
         return HTMLResponse(redact(html, self.known()), status_code=code)
 
     def back(self, request: Request, route: str, flash: str) -> Response:
