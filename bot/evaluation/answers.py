@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from bot.agent.ledger import Usage
-from bot.agent.model import Model, Reply
+from bot.agent.model import Model, ModelRequest, Reply
 
 PATCH_FILE = "/tmp/shipmate-oracle.patch"  # noqa: S108 - the sandbox's own private /tmp
 PATCH_END = "SHIPMATE_ORACLE_PATCH_END"
@@ -42,19 +42,10 @@ class RecordingModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
-        reply = await self.model.reply(
-            system=system, messages=messages, tools=tools, max_tokens=max_tokens
-        )
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
+        reply = await self.model.reply(**request)
         with self.path.open("a") as out:
-            out.write(json.dumps(reply_record(reply, len(messages))) + "\n")
+            out.write(json.dumps(reply_record(reply, len(request["messages"]))) + "\n")
         return reply
 
 
@@ -72,14 +63,8 @@ class ReplayModel:
         self.records = [json.loads(line) for line in lines if line.strip()]
         self.used = 0
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
+        messages = request["messages"]
         if self.used >= len(self.records):
             raise RecordingEnded(
                 f"{self.path.name}: asked for answer {self.used + 1} of "
@@ -112,14 +97,7 @@ class OracleModel:
     def _text(self, text: str) -> Reply:
         return Reply([{"type": "text", "text": text}], "end_turn", Usage(), 0.0)
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
         self.answers += 1
         if self.answers > 1:
             return self._text("Oracle: done.")

@@ -1,4 +1,5 @@
-"""The queue page, for admins only: the jobs by state, and retrying or dropping a dead one."""
+"""The queue page, for admins only: the workers (their slots, load and heartbeat), the jobs by
+state, and retrying or dropping a dead one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from bot.intake.dashboard.pages import Pages
+from bot.db import workers as worker_rows
+from bot.intake.dashboard.pages import Pages, when
 from bot.intake.dashboard.session import Viewer, form_is_ours, signed_in
 
 
@@ -48,6 +50,13 @@ class QueuePages:
             )
         jobs = await asyncio.to_thread(self.queue.browse)
         counts = await asyncio.to_thread(self.queue.counts)
+        workers = await asyncio.to_thread(worker_rows.listed, self.pages.views.engine)
+        # A worker that missed three heartbeats is likely gone (killed, or its host down):
+        # its slots are not counted, and recovery will forget it.
+        stale = 3 * self.pages.settings.worker_heartbeat_seconds
+        for worker in workers:
+            worker["stale"] = worker["age_seconds"] > stale
+        live = [w for w in workers if not w["stale"]]
         return self.pages.render(
             request,
             "queue.html",
@@ -56,6 +65,11 @@ class QueuePages:
             viewer=viewer,
             jobs=jobs,
             counts=counts,
+            workers=workers,
+            capacity=sum(int(w["capacity"]) for w in live),
+            running=sum(int(w["running"]) for w in live),
+            live=len(live),
+            when=when,
         )
 
     async def retry_job(self, request: Request, viewer: Viewer) -> Response:
