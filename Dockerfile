@@ -23,7 +23,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap util-linux git skopeo ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 shipmate \
-    && mkdir /data && chown shipmate /data
+    && mkdir -p /data/runs && chown -R shipmate /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "shipmate[postgres]" \
     && rm -rf /wheels \

@@ -12,7 +12,7 @@ from bot.github.client import RepoClient, WorkflowRun
 from bot.runs.repairs import repair, same_host, shipmate_pull
 from bot.triggers.ci_history import job_history, job_log_header
 from bot.triggers.ci_log import excerpt
-from bot.triggers.ci_rerun import rerun_flaky
+from bot.triggers.ci_rerun import rerun_before, rerun_flaky
 from bot.triggers.ci_verdict import classify
 from bot.triggers.context import Context
 from bot.triggers.events import CheckItem, CheckRun, CheckSuite, PullNumber, Status
@@ -55,21 +55,26 @@ def _not_for_us(context: Context, item: CheckItem) -> bool:
     return app in (ACTIONS, context.settings.app_slug or "shipmate")
 
 
+async def _repair_check(
+    context: Context,
+    repo: RepoClient,
+    pull: dict[str, Any],
+    name: str,
+    log: str,
+    passing: str | None = None,
+) -> None:
+    """A repair run for the failed check `name` of `pull`, from its log."""
+    await repair(
+        context, repo, pull, check=name, log=log, passing=passing, label=f"CI log of {name}"
+    )
+
+
 @router.register("check_run", action="completed")
 async def check_run_failed(context: Context) -> None:
     run = CheckRun.model_validate(context.payload).check_run
     pull = await _repairable(context, run)
-    if pull is None:
-        return
-    name = run.name
-    await repair(
-        context,
-        await context.repo(),
-        pull,
-        check=name,
-        log=run.output.joined(),
-        label=f"CI log of {name}",
-    )
+    if pull is not None:
+        await _repair_check(context, await context.repo(), pull, run.name, run.output.joined())
 
 
 @router.register("check_suite", action="completed")
@@ -87,8 +92,7 @@ async def check_suite_failed(context: Context) -> None:
         for r in failed
     )
     # Named after the first failed run, as its own check_run event would be: one attempt.
-    name = failed[0].name
-    await repair(context, repo, pull, check=name, log=logs, label=f"CI log of {name}")
+    await _repair_check(context, repo, pull, failed[0].name, logs)
 
 
 async def _failed_jobs(repo: RepoClient, run_id: int) -> tuple[list[str], str]:
@@ -111,6 +115,8 @@ async def workflow_run_failed(context: Context) -> None:
         return
     repo = await context.repo()
     run = WorkflowRun.of(context.payload.get("workflow_run") or {})
+    if await rerun_before(context, repo, int(pull["number"]), run):
+        return
     name = run.name or "workflow"
     failed, log = await _failed_jobs(repo, run.id)
     base = str((pull.get("base") or {}).get("ref") or "") or None
@@ -124,15 +130,7 @@ async def workflow_run_failed(context: Context) -> None:
     context.log.info("ci.verdict", kind=verdict.kind, reason=verdict.reason, green=history.source)
     if verdict.flaky and await rerun_flaky(context, repo, int(pull["number"]), run, verdict):
         return
-    await repair(
-        context,
-        repo,
-        pull,
-        check=name,
-        log=log,
-        passing=history.passing_log,
-        label=f"CI log of {name}",
-    )
+    await _repair_check(context, repo, pull, name, log, passing=history.passing_log)
 
 
 @router.register("status")

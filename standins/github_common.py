@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 DOCS = "https://docs.github.com/rest"
@@ -53,6 +54,34 @@ class Repo:
     path: Path
     default_branch: str
     private: bool = True
+
+
+@dataclass
+class Call:
+    """One request as a route's handler sees it: the path parameters by GitHub's names (those
+    the description types as integers already checked to be digits), the JSON body (checked
+    against GitHub's request schema), and the credentials it carried."""
+
+    request: Request
+    params: dict[str, str]
+    body: dict[str, Any]
+    token: Token | None
+    app: App | None = None
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def query(self) -> QueryParams:
+        return self.request.query_params
+
+    @property
+    def repo(self) -> str:
+        return f"{self.params['owner']}/{self.params['repo']}"
+
+    def number(self, name: str) -> int:
+        return int(self.params[name])
 
 
 def now_iso(offset: float = 0) -> str:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from standins import git_objects as objects
 from standins import github_git_commits as commits
 from standins import github_git_refs as refs
-from standins.github_common import NotFound, Repo, Token
+from standins.github_common import Call, NotFound, Repo, Token
 
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
@@ -29,34 +29,45 @@ if TYPE_CHECKING:
 GitDatabase = refs.GitDatabase  # the stand-in holds one: `gh.git_database`
 
 
-def routes(
-    gh: GitHubStandIn,
-    request: Request,
-    repo: str,
-    rest: list[str],
-    body: dict[str, Any],
-    token: Token | None,
-) -> Response:
-    """`rest` is the path after /repos/{owner}/{repo}/git/."""
-    method = request.method
-    denied = gh._allowed(token, repo, "contents", "read" if method == "GET" else "write")
-    if denied:
-        return denied
-    info = gh.state.repos[repo]
-    kind, names = rest[0], rest[1:]
-    if kind == "blobs" and method == "POST" and not names:
-        return _create_blob(gh, info, body)
-    if kind == "trees" and method == "POST" and not names:
-        return _create_tree(gh, info, body)
-    if kind == "commits" and method == "POST" and not names:
-        return commits.create_commit(gh, info, body, token)
-    if kind == "refs" and method == "POST" and not names:
-        return refs.create_ref(gh, info, body, token)
-    if kind == "refs" and method == "PATCH" and names:
-        return refs.update_ref(gh, info, "refs/" + "/".join(names), body, token)
-    if method == "GET" and len(names) == 1:
-        return _read(gh, request, info, kind, names[0])
-    raise NotFound
+# The route table's handlers (standins/github_routes.py: contents read to read, write to write).
+
+
+def create_blob(gh: GitHubStandIn, call: Call) -> Response:
+    return _create_blob(gh, gh.state.repos[call.repo], call.body)
+
+
+def create_tree(gh: GitHubStandIn, call: Call) -> Response:
+    return _create_tree(gh, gh.state.repos[call.repo], call.body)
+
+
+def create_commit(gh: GitHubStandIn, call: Call) -> Response:
+    return commits.create_commit(gh, gh.state.repos[call.repo], call.body, call.token)
+
+
+def create_ref(gh: GitHubStandIn, call: Call) -> Response:
+    return refs.create_ref(gh, gh.state.repos[call.repo], call.body, call.token)
+
+
+def update_ref(gh: GitHubStandIn, call: Call) -> Response:
+    ref = "refs/" + call.params["ref"]
+    return refs.update_ref(gh, gh.state.repos[call.repo], ref, call.body, call.token)
+
+
+def get_blob(gh: GitHubStandIn, call: Call) -> Response:
+    return _read(gh, call.request, gh.state.repos[call.repo], "blobs", call.params["file_sha"])
+
+
+def get_tree(gh: GitHubStandIn, call: Call) -> Response:
+    return _read(gh, call.request, gh.state.repos[call.repo], "trees", call.params["tree_sha"])
+
+
+def get_commit(gh: GitHubStandIn, call: Call) -> Response:
+    sha = call.params["commit_sha"]
+    return _read(gh, call.request, gh.state.repos[call.repo], "commits", sha)
+
+
+def get_rest_commit(gh: GitHubStandIn, call: Call) -> Response:
+    return rest_commit(gh, call.repo, call.params["ref"], call.token)
 
 
 def rest_commit(gh: GitHubStandIn, repo: str, ref: str, token: Token | None) -> Response:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from standins.github_common import App, NotFound, path_id, query_int
+from standins.github_common import App, Call, NotFound, query_int
 
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
@@ -99,20 +99,7 @@ class HookDeliveries:
         mine = [s for s in self.sent if s.app_id in (app.id, None)]
         return sorted(mine, key=lambda s: s.id, reverse=True)
 
-    async def route(self, request: Request, path: str) -> Response | None:
-        parts = path.strip("/").split("/")
-        if parts[:3] != ["app", "hook", "deliveries"]:
-            return None
-        app = self.gh._app_from_jwt(request)
-        if isinstance(app, JSONResponse):
-            return app
-        if len(parts) == 3 and request.method == "GET":
-            return self._list(request, app)
-        if len(parts) == 5 and parts[4] == "attempts" and request.method == "POST":
-            return await self._redeliver(app, path_id(parts[3]))
-        raise NotFound
-
-    def _list(self, request: Request, app: App) -> Response:
+    def listed(self, request: Request, app: App) -> Response:
         listed = self.of(app)
         per_page = min(100, max(1, query_int(request, "per_page", 30)))
         cursor = request.query_params.get("cursor", "")
@@ -129,7 +116,7 @@ class HookDeliveries:
             headers["link"] = f'<{base}{sep}cursor={following}>; rel="next"'
         return self.gh._json([s.item() for s in page], headers=headers)
 
-    async def _redeliver(self, app: App, number: int) -> Response:
+    async def redeliver(self, app: App, number: int) -> Response:
         original = next((s for s in self.of(app) if s.id == number), None)
         if original is None:
             raise NotFound
@@ -151,3 +138,16 @@ class HookDeliveries:
         )
         again.redelivery, again.repository_id = True, original.repository_id
         return self.gh._json({}, 202)
+
+
+# The route table's handlers (standins/github_routes.py), behind the App's JWT.
+
+
+def list_deliveries(gh: GitHubStandIn, call: Call) -> Response:
+    assert call.app is not None
+    return gh.hooks.listed(call.request, call.app)
+
+
+async def redeliver(gh: GitHubStandIn, call: Call) -> Response:
+    assert call.app is not None
+    return await gh.hooks.redeliver(call.app, call.number("delivery_id"))

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from standins import github_shapes as shapes
-from standins.github_common import App, Installation, NotFound, now_iso, path_id
+from standins.github_common import App, Call, Installation, NotFound, now_iso
 
 if TYPE_CHECKING:
     from standins.github import GitHubStandIn
@@ -121,29 +121,7 @@ class OAuthWeb:
         self.clients[client_id] = Client(app, secret or secrets.token_hex(20))
         return client_id, self.clients[client_id].secret
 
-    async def route(self, request: Request, path: str, body: dict[str, Any]) -> Response | None:
-        """The answer to an OAuth or user route, or None when `path` is none of them."""
-        method = request.method
-        if path == "/login/oauth/authorize" and method == "GET":
-            return self._authorize(request)
-        if path == "/login/oauth/access_token" and method == "POST":
-            return self._exchange(body)
-        parts = path.strip("/").split("/")
-        if parts[0] != "user" or method != "GET":
-            return None
-        grant = self._grant(request)
-        if grant is None:
-            return self.gh._error(401, "Requires authentication")
-        if parts == ["user"]:
-            return self.gh._json(private_user(self.gh.url, grant.login))
-        if parts == ["user", "installations"]:
-            found = [installation_json(self.gh.url, i) for i in self._installations(grant)]
-            return self.gh._paginate(request, found, key="installations")
-        if len(parts) == 4 and parts[1] == "installations" and parts[3] == "repositories":
-            return self._repositories(request, grant, path_id(parts[2]))
-        raise NotFound
-
-    def _authorize(self, request: Request) -> Response:
+    def authorize(self, request: Request) -> Response:
         query = request.query_params
         client = self.clients.get(query.get("client_id", ""))
         redirect_uri = query.get("redirect_uri", "")
@@ -158,7 +136,7 @@ class OAuthWeb:
         back = urlencode({"code": code, "state": query.get("state", "")})
         return RedirectResponse(f"{redirect_uri}?{back}", 302)
 
-    def _exchange(self, body: dict[str, Any]) -> Response:
+    def exchange(self, body: dict[str, Any]) -> Response:
         """A code for a token, once; GitHub answers a bad one with 200 and an `error`."""
         client = self.clients.get(str(body.get("client_id", "")))
         grant = self.codes.pop(str(body.get("code", "")), None)
@@ -190,7 +168,7 @@ class OAuthWeb:
             }
         )
 
-    def _grant(self, request: Request) -> Grant | None:
+    def grant(self, request: Request) -> Grant | None:
         auth = request.headers.get("authorization", "")
         return self.tokens.get(auth.split(" ", 1)[1] if " " in auth else "")
 
@@ -199,7 +177,7 @@ class OAuthWeb:
             return "admin"
         return self.gh.state.collaborators.get((repo, login))
 
-    def _installations(self, grant: Grant) -> list[Installation]:
+    def installations(self, grant: Grant) -> list[Installation]:
         """The installations of the token's App in which the user can see a repository."""
         app = self.clients[grant.client_id].app
         return [
@@ -209,10 +187,8 @@ class OAuthWeb:
             and any(self._role(grant.login, r, installation) for r in installation.repositories)
         ]
 
-    def _repositories(self, request: Request, grant: Grant, installation_id: int) -> Response:
-        installation = next(
-            (i for i in self._installations(grant) if i.id == installation_id), None
-        )
+    def repositories(self, request: Request, grant: Grant, installation_id: int) -> Response:
+        installation = next((i for i in self.installations(grant) if i.id == installation_id), None)
         if installation is None:
             raise NotFound
         listed = []
@@ -226,3 +202,42 @@ class OAuthWeb:
             repo["permissions"] = {name: name in flags for name in ROLE_FLAGS["admin"]}
             listed.append(repo)
         return self.gh._paginate(request, listed, key="repositories")
+
+
+# The route table's handlers (standins/github_routes.py). The web flow is github.com's, not the
+# REST API's, so GitHub's REST description does not hold it; the user routes are the API's.
+
+
+def authorize(gh: GitHubStandIn, call: Call) -> Response:
+    return gh.oauth.authorize(call.request)
+
+
+def exchange(gh: GitHubStandIn, call: Call) -> Response:
+    return gh.oauth.exchange(call.body)
+
+
+def _signed_in(gh: GitHubStandIn, call: Call) -> Grant | Response:
+    grant = gh.oauth.grant(call.request)
+    return grant if grant is not None else gh._error(401, "Requires authentication")
+
+
+def get_user(gh: GitHubStandIn, call: Call) -> Response:
+    grant = _signed_in(gh, call)
+    if not isinstance(grant, Grant):
+        return grant
+    return gh._json(private_user(gh.url, grant.login))
+
+
+def user_installations(gh: GitHubStandIn, call: Call) -> Response:
+    grant = _signed_in(gh, call)
+    if not isinstance(grant, Grant):
+        return grant
+    found = [installation_json(gh.url, i) for i in gh.oauth.installations(grant)]
+    return gh._paginate(call.request, found, key="installations")
+
+
+def installation_repositories(gh: GitHubStandIn, call: Call) -> Response:
+    grant = _signed_in(gh, call)
+    if not isinstance(grant, Grant):
+        return grant
+    return gh.oauth.repositories(call.request, grant, call.number("installation_id"))

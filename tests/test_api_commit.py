@@ -138,6 +138,7 @@ def gh(tmp_path: Path) -> Iterator[GitHubStandIn]:
             {"calc.py": "def add(a, b):\n    return a + b\n", "README.md": "hi\n", "notes": "x\n"},
         )
         yield standin
+    assert standin.refused == []  # the product sent nothing GitHub's description refuses
 
 
 async def _database(gh: GitHubStandIn, retry: RetryPolicy | None = None) -> GitDatabase:

@@ -30,6 +30,7 @@ CORPUS = Path(__file__).parent / "fixtures" / "ci-logs-real"
 def gh(tmp_path: Path) -> Iterator[GitHubStandIn]:
     with GitHubStandIn(tmp_path / "gh") as standin:
         yield standin
+    assert standin.refused == []  # the product sent nothing GitHub's description refuses
 
 
 async def _client(gh: GitHubStandIn, permissions: Any = HANDLER) -> RepoClient:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.triggers import ci_rerun
 from bot.triggers.ci_log import normalize
 from standins import github_actions
 from standins.anthropic import Turn
@@ -99,3 +100,52 @@ def test_a_real_network_failure_is_rerun_once_then_repaired(world: World) -> Non
     assert world.gh.state.reruns == [run["id"]]
     assert len(seen) == 1 and len(world.gh.state.pushes) == 1
     assert "error: 503" in seen[0]
+
+
+def _run_again(world: World) -> None:
+    """What a worker killed after the job's side effects, before it was marked done, leaves:
+    the workflow_run delivery's job waits again and the delivery is not handled."""
+    with world.store.engine.begin() as conn:
+        (delivery,) = conn.exec_driver_sql(
+            "SELECT delivery_id FROM deliveries WHERE event = 'workflow_run'"
+        ).scalars()
+        conn.exec_driver_sql(
+            "UPDATE jobs SET state = 'waiting', run_at = 0 WHERE kind = 'webhook'"
+            " AND json_extract(payload, '$.delivery_id') = ?",
+            (delivery,),
+        )
+    world.store.set_delivery_status(delivery, "queued")
+
+
+def test_a_rerun_is_not_repeated_when_its_job_runs_again(world: World) -> None:
+    name = "cidiff-spork-441"
+    pull = _shipmate_pr(world)
+    run = _fail(world, pull, real(name))
+    world.work()
+    _run_again(world)
+    seen = _watch(world)
+    assert world.work() == 1  # the webhook job alone: no repair
+    assert world.gh.state.reruns == [run["id"]] and seen == [] and world.gh.state.pushes == []
+    (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
+    assert note["body"].count(f"run {run['id']} ") == 1 and "so it was judged" not in note["body"]
+
+
+def test_a_rerun_whose_comment_was_lost_is_said_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = ci_rerun._say
+
+    async def killed(*args: Any) -> None:
+        raise RuntimeError("killed after the re-run, before the comment")
+
+    monkeypatch.setattr(ci_rerun, "_say", killed)
+    pull = _shipmate_pr(world)
+    run = _fail(world, pull, real("cidiff-spork-441"))
+    world.work()
+    assert world.gh.state.reruns == [run["id"]]
+    assert not [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
+    monkeypatch.setattr(ci_rerun, "_say", said)
+    _run_again(world)
+    assert world.work() == 1 and world.gh.state.reruns == [run["id"]]
+    (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
+    assert f"run {run['id']} " in note["body"] and "so it was judged when it failed" in note["body"]

@@ -10,6 +10,7 @@ import shutil
 import pytest
 from structlog.testing import capture_logs
 
+from bot.github.replies import unmarked
 from standins.anthropic import Turn
 from tests.scripts import edit_add
 from tests.test_e2e_github import REPO, World
@@ -24,7 +25,7 @@ FIXED = "def add(a, b):\n    return a + b\n"
 
 def _mine(world: World, number: int = 1) -> list[str]:
     return [
-        c["body"]
+        unmarked(c["body"])
         for c in world.gh.comments_on(REPO, number)
         if c["user"]["login"].endswith("[bot]")
     ]

@@ -27,6 +27,7 @@ class Sleeps:
 def gh(tmp_path: Path) -> Iterator[GitHubStandIn]:
     with GitHubStandIn(tmp_path / "gh") as standin:
         yield standin
+    assert standin.refused == []  # the product sent nothing GitHub's description refuses
 
 
 @pytest.fixture

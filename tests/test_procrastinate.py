@@ -114,14 +114,30 @@ def test_the_cli_says_what_to_run_and_exits_2(settings: Settings) -> None:
         command = [sys.executable, "-m", "bot.cli", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
-    refused = shipmate("worker")
-    assert refused.returncode == 2
-    (line,) = refused.stderr.strip().splitlines()
-    assert line.startswith("shipmate: the database is not migrated") and "shipmate migrate" in line
+    def refusal(*args: str) -> str:
+        refused = shipmate(*args)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        return line
+
+    serve = ("serve", "--no-worker", "--workers", "1", "--port", "0")
+    for command in (("worker",), serve):
+        line = refusal(*command)
+        assert line.startswith("shipmate: the database is not migrated")
+        assert line.endswith("run `shipmate migrate`")
     migrated = shipmate("migrate")
     assert migrated.returncode == 0 and "procrastinate none -> " in migrated.stdout
     again = shipmate("migrate")
     assert again.returncode == 0 and "already up to date" in again.stdout
+    # Migrated by a newer Shipmate: neither starts, and migrate does not downgrade it.
+    store, _ = open_database(settings)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE schema_versions SET version = '99' WHERE part = 'shipmate'")
+    store.dispose()
+    for command in (("worker",), serve, ("migrate",)):
+        line = refusal(*command)
+        assert line.startswith("shipmate: the database's shipmate schema is version 99")
+        assert line.endswith("upgrade Shipmate before starting it")
 
 
 def test_a_delivery_and_its_job_commit_together(

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from bot.agent.ledger import Usage
 from bot.agent.pricing import UnpricedModel, price_for
@@ -111,17 +111,20 @@ class ModelSettings(Protocol):
     def model_project(self) -> str | None: ...
 
 
+class ModelRequest(TypedDict):
+    """What a model is asked with, the keywords of `Model.reply`: the system prompt's blocks,
+    the conversation so far, the tools, and the answer's token limit."""
+
+    system: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    max_tokens: int
+
+
 class Model(Protocol):
     name: str
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply: ...
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply: ...
 
 
 class Relay:
@@ -131,18 +134,9 @@ class Relay:
     def __init__(self, inner: Model) -> None:
         self.inner, self.name = inner, inner.name
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
-        reply = await self.inner.reply(
-            system=system, messages=messages, tools=tools, max_tokens=max_tokens
-        )
-        await self.answered(reply, messages)
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
+        reply = await self.inner.reply(**request)
+        await self.answered(reply, request["messages"])
         return reply
 
     async def answered(self, reply: Reply, messages: list[dict[str, Any]]) -> None:
@@ -218,18 +212,9 @@ class AnthropicModel:
         """Close the HTTP client on the loop that used it."""
         await self.client.close()
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
         started = time.monotonic()
-        async with self.client.messages.stream(
-            model=self.name, max_tokens=max_tokens, system=system, messages=messages, tools=tools
-        ) as stream:
+        async with self.client.messages.stream(model=self.name, **request) as stream:
             message = await stream.get_final_message()
         return Reply(
             content=[_block(b) for b in message.content],

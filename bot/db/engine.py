@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
@@ -181,6 +181,28 @@ def fetch_rows(engine: Engine, query: Any) -> list[dict[str, Any]]:
     """The rows of a SELECT, each as a dict of its columns."""
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def fetch_row(engine: Engine, query: Any) -> dict[str, Any] | None:
+    """The first row of a SELECT as a dict of its columns, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else dict(row._mapping)
+
+
+def rows_where(
+    engine: Engine, table: Any, *, order_by: str | None = None, **equal: Any
+) -> list[dict[str, Any]]:
+    """The rows of `table` whose columns equal the values given (`repo=..., number=...`), in
+    the order of column `order_by`."""
+    query = select(table).where(*(table.c[name] == value for name, value in equal.items()))
+    return fetch_rows(engine, query if order_by is None else query.order_by(table.c[order_by]))
+
+
+def in_period(query: Any, at: Any, since: float, until: float | None) -> Any:
+    """`query` narrowed to rows whose time column `at` falls in [since, until)."""
+    query = query.where(at >= since)
+    return query if until is None else query.where(at < until)
 
 
 class TableAccess:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 
 from bot.db import schema
-from bot.db.engine import fetch_rows
+from bot.db.engine import fetch_rows, in_period, rows_where
 
 
 def month_start(now: float | None = None) -> float:
@@ -40,19 +40,10 @@ class LedgerTables:
         return self._insert_once(schema.pr_activity, key, values)
 
     def ci_jobs_for(self, repo: str, branch: str) -> list[dict[str, Any]]:
-        table = schema.ci_jobs
-        return fetch_rows(
-            self.engine, select(table).where(table.c.repo == repo, table.c.head_branch == branch)
-        )
+        return rows_where(self.engine, schema.ci_jobs, repo=repo, head_branch=branch)
 
     def activity_for(self, repo: str, number: int) -> list[dict[str, Any]]:
-        table = schema.pr_activity
-        return fetch_rows(
-            self.engine,
-            select(table)
-            .where(table.c.repo == repo, table.c.number == number)
-            .order_by(table.c.at),
-        )
+        return rows_where(self.engine, schema.pr_activity, order_by="at", repo=repo, number=number)
 
     def is_shipmate_pull(self, repo: str, number: int) -> bool:
         table = schema.pr_activity
@@ -69,30 +60,20 @@ class LedgerTables:
     ) -> list[dict[str, Any]]:
         """Pull requests opened in [since, until)."""
         table = schema.pr_activity
-        query = select(table).where(table.c.kind == "opened", table.c.at >= since)
-        if until is not None:
-            query = query.where(table.c.at < until)
+        query = in_period(select(table).where(table.c.kind == "opened"), table.c.at, since, until)
         if repo:
             query = query.where(table.c.repo == repo)
         return fetch_rows(self.engine, query.order_by(table.c.at))
 
     def runs_of_branch(self, repo: str, branch: str) -> list[dict[str, Any]]:
-        table = schema.runs
-        return fetch_rows(
-            self.engine,
-            select(table)
-            .where(table.c.repo == repo, table.c.branch == branch)
-            .order_by(table.c.created_at),
-        )
+        return rows_where(self.engine, schema.runs, order_by="created_at", repo=repo, branch=branch)
 
     def runs_since(
         self, repo: str | None, since: float, until: float | None = None
     ) -> list[dict[str, Any]]:
         """Runs started in [since, until)."""
         table = schema.runs
-        query = select(table).where(table.c.created_at >= since)
-        if until is not None:
-            query = query.where(table.c.created_at < until)
+        query = in_period(select(table), table.c.created_at, since, until)
         if repo:
             query = query.where(table.c.repo == repo)
         return fetch_rows(self.engine, query.order_by(table.c.created_at))

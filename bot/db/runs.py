@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import schema
-from bot.db.engine import TableAccess, fetch_rows
+from bot.db.engine import TableAccess, fetch_row, fetch_rows, rows_where
 
 
 class RunTables(TableAccess):
@@ -27,18 +27,10 @@ class RunTables(TableAccess):
             conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
-        return None if row is None else dict(row._mapping)
+        return fetch_row(self.engine, select(schema.runs).where(schema.runs.c.id == run_id))
 
     def runs_for(self, repo: str, number: int) -> list[dict[str, Any]]:
-        table = schema.runs
-        return fetch_rows(
-            self.engine,
-            select(table)
-            .where(table.c.repo == repo, table.c.number == number)
-            .order_by(table.c.created_at),
-        )
+        return rows_where(self.engine, schema.runs, order_by="created_at", repo=repo, number=number)
 
     def record_model_call(self, run_id: str, seq: int, model: str, **values: Any) -> None:
         values.setdefault("created_at", time.time())
@@ -48,10 +40,7 @@ class RunTables(TableAccess):
             )
 
     def model_calls(self, run_id: str) -> list[dict[str, Any]]:
-        table = schema.model_calls
-        return fetch_rows(
-            self.engine, select(table).where(table.c.run_id == run_id).order_by(table.c.seq)
-        )
+        return rows_where(self.engine, schema.model_calls, order_by="seq", run_id=run_id)
 
     def append_audit(
         self,
@@ -83,6 +72,17 @@ class RunTables(TableAccess):
         return fetch_rows(
             self.engine,
             select(table).where(table.c.run_id == run_id).order_by(table.c.at, table.c.id),
+        )
+
+    def audit_for_delivery(self, delivery_id: str) -> list[dict[str, Any]]:
+        """What a delivery's own job did (not a run's), in time order: what a later attempt of
+        that job reads so as not to do it twice."""
+        table = schema.audit_log
+        return fetch_rows(
+            self.engine,
+            select(table.c.action, table.c.target, table.c.detail)
+            .where(table.c.delivery_id == delivery_id, table.c.run_id.is_(None))
+            .order_by(table.c.at, table.c.id),
         )
 
     def append_egress(

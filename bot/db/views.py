@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select
 
 from bot.db import schema
+from bot.db.engine import fetch_row, fetch_rows
 from bot.db.ledger import month_start
 
 Visible = Collection[str] | None
@@ -81,9 +82,7 @@ class DashboardViews:
         table = schema.deliveries
         columns = [c for c in table.c if c.name != "payload"]
         query = _visible(select(*columns), table.c.repository, repos)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.received_at.desc()).limit(limit))
-            return [dict(r._mapping) for r in rows]
+        return fetch_rows(self.engine, query.order_by(table.c.received_at.desc()).limit(limit))
 
     def delivery(self, delivery_id: str, repos: Visible) -> dict[str, Any] | None:
         table = schema.deliveries
@@ -91,9 +90,7 @@ class DashboardViews:
         query = _visible(
             select(*columns).where(table.c.delivery_id == delivery_id), table.c.repository, repos
         )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else dict(row._mapping)
+        return fetch_row(self.engine, query)
 
     def repositories(self, repos: Visible) -> list[dict[str, Any]]:
         """Installed repositories with this month's spend and runs."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from bot.agent.ledger import Usage
-from bot.agent.model import Model, Relay, Reply
+from bot.agent.model import Model, ModelRequest, Relay, Reply
 
 PATCH_FILE = "/tmp/shipmate-oracle.patch"  # noqa: S108 - the sandbox's own private /tmp
 PATCH_END = "SHIPMATE_ORACLE_PATCH_END"
@@ -60,14 +60,8 @@ class ReplayModel:
         self.records = [json.loads(line) for line in lines if line.strip()]
         self.used = 0
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
+        messages = request["messages"]
         if self.used >= len(self.records):
             raise RecordingEnded(
                 f"{self.path.name}: asked for answer {self.used + 1} of "
@@ -100,14 +94,7 @@ class OracleModel:
     def _text(self, text: str) -> Reply:
         return Reply([{"type": "text", "text": text}], "end_turn", Usage(), 0.0)
 
-    async def reply(
-        self,
-        *,
-        system: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        max_tokens: int,
-    ) -> Reply:
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
         self.answers += 1
         if self.answers > 1:
             return self._text("Oracle: done.")

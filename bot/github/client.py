@@ -40,6 +40,7 @@ from bot.github.models import (
     WorkflowRun,
     text_or_none,
 )
+from bot.github.replies import Replies, marked
 from bot.github.retry import RetryPolicy
 
 __all__ = [
@@ -79,7 +80,9 @@ AuditHook = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
 
 class RepoClient:
     """The calls Shipmate makes on one repository ("owner/name"), each through the retry policy.
-    Every write (comment, reaction, label, PR, check run) is reported to `audit`."""
+    Every write (comment, reaction, label, PR, check run) is reported to `audit`. With
+    `replies` (a delivery's job), each comment is posted once whatever the job's attempts
+    (bot/github/replies.py)."""
 
     def __init__(
         self,
@@ -87,8 +90,10 @@ class RepoClient:
         repository: str,
         retry: RetryPolicy | None = None,
         audit: AuditHook | None = None,
+        replies: Replies | None = None,
     ) -> None:
         self.github = github
+        self.replies = replies
         self.owner, self.repo = repository.split("/", 1)
         self.full_name = repository
         self.retry = retry or RetryPolicy()
@@ -151,8 +156,16 @@ class RepoClient:
     # Issue and PR conversation.
 
     async def comment(self, number: int, body: str) -> int:
-        """Comment on an issue or PR; the new comment's id."""
+        """Comment on an issue or PR; the new comment's id (or, for a delivery's job run
+        again, the id of the one an earlier attempt posted)."""
         rest, o, r = self.github.rest, self.owner, self.repo
+        if self.replies is not None:
+            key, known = self.replies.next()
+            if known is None and self.replies.retried:
+                known = next((c.id for c in await self.comments(number) if key in c.body), None)
+            if known is not None:
+                return known
+            body = marked(body, key)
         data = await self._json(
             lambda: rest.issues.async_create_comment(o, r, number, data={"body": body})
         )

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.deliveries import Delivery, DeliveryStatus
 from bot.db.migrations import SchemaPart, version_key
 from bot.db.store import Store
+from bot.jobs.queue import JobRequest, Queue
 
 # Our names for procrastinate's states, as `counts` and the dashboard show them.
 STATES = {
@@ -99,7 +100,7 @@ def _query(name: str) -> str:
     return procrastinate_sql.queries[name]
 
 
-class ProcrastinateQueue:
+class ProcrastinateQueue(Queue):
     """`Queue` on procrastinate's tables, through the store's engine (psycopg)."""
 
     def __init__(self, store: Store) -> None:
@@ -123,23 +124,15 @@ class ProcrastinateQueue:
                 conn.exec_driver_sql(_query("defer_jobs"), {"jobs": jobs})
         return self.store.settle_statuses(statuses, inserted)
 
-    def enqueue(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        *,
-        lock_key: str | None = None,
-        queueing_lock: str | None = None,
-        delay_seconds: float = 0,
-        max_attempts: int | None = None,
-    ) -> int | None:
-        args = dict(payload)
-        if max_attempts is not None:
-            args[MAX_ATTEMPTS_ARG] = max_attempts
+    def defer(self, request: JobRequest) -> int | None:
+        args = dict(request.payload)
+        if request.max_attempts is not None:
+            args[MAX_ATTEMPTS_ARG] = request.max_attempts
         run_at = None
-        if delay_seconds > 0:
-            run_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay_seconds)
-        row = _defer_row(kind, args, lock_key, queueing_lock, run_at)
+        if request.delay_seconds > 0:
+            delay = datetime.timedelta(seconds=request.delay_seconds)
+            run_at = datetime.datetime.now(datetime.UTC) + delay
+        row = _defer_row(request.kind, args, request.lock_key, request.queueing_lock, run_at)
         try:
             with self.engine.begin() as conn:
                 ids = conn.exec_driver_sql(_query("defer_jobs"), {"jobs": [row]}).scalars()

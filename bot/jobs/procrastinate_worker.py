@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,79 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
-import psycopg
 import structlog
 from procrastinate import exceptions as procrastinate_exceptions
 from procrastinate import jobs as procrastinate_jobs
 from procrastinate.job_context import AbortReason
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.worker import Worker as ProcrastinateJobWorker
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy.engine import make_url
 
 from bot.db import workers
 from bot.jobs.capacity import Load, report_load
+from bot.jobs.procrastinate_policy import Retry, attempt_limit, autocommit, conninfo
 from bot.jobs.procrastinate_queue import MAINTENANCE_QUEUE, MAX_ATTEMPTS_ARG, ProcrastinateQueue
-from bot.jobs.queue import Job, backoff_seconds
-from bot.jobs.worker import DeliveryFields, JobContext, JobHandler, JobRejected, job_log_fields
+from bot.jobs.queue import Job
+from bot.jobs.worker import DeliveryFields, JobContext, JobHandler, job_log_fields
 
 log = structlog.get_logger("shipmate.worker")
 
 MAINTENANCE = MAINTENANCE_QUEUE
-
-
-def conninfo(url: str) -> str:
-    """libpq's form of a SQLAlchemy URL, for procrastinate's own pool. Its job transitions
-    (fetch, finish, retry, heartbeat) commit without waiting for the WAL flush: a crash of
-    PostgreSQL itself can undo the last few hundred ms of them, which leaves a job waiting or
-    running again, the same as a killed worker, and recovery runs it again. Deliveries and the
-    jobs handlers enqueue go through the store's engine, whose commits are durable."""
-    parsed = make_url(url)
-    params: dict[str, Any] = parsed.translate_connect_args(username="user", database="dbname")
-    params.update({key: str(value) for key, value in parsed.query.items()})
-    params["options"] = " ".join(filter(None, [params.get("options"), SYNC_OFF]))
-    return make_conninfo(**params)
-
-
-SYNC_OFF = "-csynchronous_commit=off"
-
-
-async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
-    # Each of procrastinate's statements is one call of its SQL functions: no BEGIN/COMMIT
-    # around it, one round trip instead of three.
-    await connection.set_autocommit(True)
-
-
-def attempt_limit(arguments: Mapping[str, Any], default: int) -> int:
-    """A job's attempts: its own (`enqueue(max_attempts=...)`) or the settings'."""
-    own = arguments.get(MAX_ATTEMPTS_ARG)
-    return own if isinstance(own, int) and own > 0 else default
-
-
-class Retry(BaseRetryStrategy):
-    """Our retry policy in procrastinate's terms: exponential backoff with full jitter, up to
-    the job's attempts; a job released at shutdown comes back at once, a `JobRejected` one is
-    dead at once."""
-
-    def __init__(self, max_attempts: int) -> None:
-        self.max_attempts = max_attempts
-
-    def get_retry_decision(
-        self, *, exception: BaseException, job: procrastinate_jobs.Job
-    ) -> RetryDecision | None:
-        now = datetime.datetime.now(datetime.UTC)
-        if isinstance(exception, procrastinate_exceptions.JobAborted):
-            # procrastinate asks only about an abort of its shutdown: release it.
-            return RetryDecision(retry_at=now)
-        if isinstance(exception, JobRejected):
-            return None  # no retry would mend it: dead at once
-        limit = attempt_limit(job.task_kwargs, self.max_attempts)
-        attempt = job.attempts + 1  # procrastinate counts the attempts before this one
-        if attempt >= limit:
-            return None
-        delay = datetime.timedelta(seconds=backoff_seconds(attempt))
-        return RetryDecision(retry_at=now + delay)
 
 
 @dataclass(frozen=True)
@@ -149,11 +92,12 @@ class ProcrastinateWorker:
             self.app.periodic(cron="17 * * * *", periodic_id="retain")(retain)
 
     def _task_for(self, kind: str, handler: JobHandler) -> Callable[..., Awaitable[None]]:
-        # A plain function that returns the job's coroutine: procrastinate then leaves a user's
-        # abort to the job (it polls should_abort and stops cleanly) instead of cancelling it
-        # mid-step. A shutdown's abort is ours to handle (`_until_shutdown`).
-        def task(job_context: procrastinate.JobContext, **payload: Any) -> Awaitable[None]:
-            return self._run_job(job_context, kind, handler, payload)
+        # A coroutine function, which procrastinate awaits on its own loop (a plain function
+        # would cost a hop through its thread pool for every job). procrastinate cancels such
+        # a task when a user asks it to stop; `_until_shutdown` turns that back into our
+        # cooperative abort (the job polls should_abort and stops cleanly between steps).
+        async def task(job_context: procrastinate.JobContext, **payload: Any) -> None:
+            await self._run_job(job_context, kind, handler, payload)
 
         task.__name__ = kind
         return task
@@ -214,15 +158,23 @@ class ProcrastinateWorker:
     async def _until_shutdown(
         self, work: Awaitable[None], job_context: procrastinate.JobContext
     ) -> None:
-        """Run `work`; when the worker's shutdown gives up waiting for it (after the grace
-        time), cancel it and release the job (procrastinate puts it back, to run again)."""
+        """Run `work` to its end. A user's stop reaches it through should_abort, never as a
+        cancel mid-step: procrastinate's cancel for it is taken back. When the worker's
+        shutdown gives up waiting for it (after the grace time), cancel it and release the
+        job (procrastinate puts it back, to run again)."""
         task = asyncio.ensure_future(work)
         while not task.done():
-            await asyncio.wait({task}, timeout=0.25)
+            try:
+                await asyncio.wait({task}, timeout=0.25)
+            except asyncio.CancelledError:
+                if job_context.abort_reason() is None:  # not procrastinate's abort
+                    await _cancelled(task)
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
             if not task.done() and job_context.abort_reason() is AbortReason.SHUTDOWN:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _cancelled(task)
                 log.info("job.released")
                 raise procrastinate_exceptions.JobAborted("released at shutdown")
         task.result()
@@ -289,7 +241,7 @@ class ProcrastinateWorker:
         url = str(self.queue.engine.url.render_as_string(hide_password=False))
         size = self.concurrency + self.webhook_concurrency + 2
         pool = AsyncConnectionPool(
-            conninfo(url), min_size=2, max_size=size, configure=_autocommit, open=False
+            conninfo(url), min_size=2, max_size=size, configure=autocommit, open=False
         )
         await pool.open(wait=True)
         store = self.queue.store
@@ -311,6 +263,12 @@ class ProcrastinateWorker:
             reporting.cancel()
             await pool.close()
             await asyncio.to_thread(workers.remove, store.engine, self.worker_id)
+
+
+async def _cancelled(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def _first(stop: asyncio.Event, running: list[asyncio.Task[None]]) -> None:

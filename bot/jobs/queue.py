@@ -1,5 +1,5 @@
 """The queue's narrow interface (procrastinate's shape), which both backends implement: the
-SQL queue (bot/jobs/sql.py: SQLite, the default) and procrastinate on PostgreSQL
+SQL queue (bot/jobs/sql/: SQLite, the default) and procrastinate on PostgreSQL
 (bot/jobs/procrastinate_queue.py). Handlers, runs and the intake see only this.
 
 `lock_key` keeps two jobs for the same issue or PR from running at once; `queueing_lock` keeps
@@ -32,7 +32,21 @@ class Job:
 Outcome = Literal["retrying", "dead", "lost"]
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """A job to queue, as `Queue.enqueue` was asked for it."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    lock_key: str | None = None
+    queueing_lock: str | None = None
+    delay_seconds: float = 0
+    max_attempts: int | None = None
+
+
 class Queue(Protocol):
+    """Backends subclass it: they implement `defer` and inherit `enqueue`."""
+
     def enqueue(
         self,
         kind: str,
@@ -42,7 +56,14 @@ class Queue(Protocol):
         queueing_lock: str | None = None,
         delay_seconds: float = 0,
         max_attempts: int | None = None,
-    ) -> int | None: ...
+    ) -> int | None:
+        """Queue a job; its id, or None when a job of its `queueing_lock` is already waiting."""
+        request = JobRequest(kind, payload, lock_key, queueing_lock, delay_seconds, max_attempts)
+        return self.defer(request)
+
+    def defer(self, request: JobRequest) -> int | None:
+        """`enqueue`, the backend's own part."""
+        ...
 
     def enqueue_deliveries(self, batch: Sequence[Delivery]) -> list[DeliveryStatus]:
         """Record each delivery and queue a `webhook` job for each handled one, atomically:

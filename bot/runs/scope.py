@@ -108,7 +108,7 @@ class FileSize:
 @dataclass(frozen=True)
 class ScopeBudget:
     """At most this many counted files and changed lines (`scope:` in .github/shipmate.yml,
-    defaults in bot/config.py)."""
+    defaults in bot/config/repo.py)."""
 
     max_files: int
     max_lines: int

@@ -219,6 +219,8 @@ async def enqueue_run(
     `quiet` (feedback Shipmate acts on by itself) says nothing when a task is already queued or
     running, and leaves the sticky comment to the run, so a duplicate event leaves no trace."""
     assert context.repository is not None and context.installation_id is not None
+    if any(row["action"] == "task.queued" for row in await context.earlier_actions()):
+        return True  # an earlier attempt of this delivery's job queued it
     key = lock_key(context.repository, number)
     queue = context.queue
     if await asyncio.to_thread(queue.running, key):

@@ -29,13 +29,13 @@ def rerun_allowed(run: WorkflowRun, comment_body: str | None) -> bool:
     return run.run_attempt == 1 and done < MAX_RERUNS_PER_PULL
 
 
-def rerun_comment(previous: str | None, run: WorkflowRun, verdict: Verdict) -> str:
+def rerun_comment(previous: str | None, run: WorkflowRun, reason: str) -> str:
     """The pull request's CI comment with one more re-run listed."""
     entries = _ENTRY.split(previous or "")[1:] if previous else []
     lines = [f"- 🔁 {entry.strip()}" for entry in entries]
     lines.append(
         f"- 🔁 `{run.name}` [run {run.id}]({run.html_url}) failed, and it looks flaky: "
-        f"{verdict.reason}. I re-ran its failed jobs once instead of changing code; if they "
+        f"{reason}. I re-ran its failed jobs once instead of changing code; if they "
         "fail again, I'll try a repair."
     )
     return "\n".join([_MARKER, "### CI re-runs", *lines])
@@ -64,9 +64,39 @@ async def rerun_flaky(
         context.log.warning("ci.rerun_refused", run=run.id, error=str(exc)[:200])
         return False
     context.log.info("ci.rerun", run=run.id, reason=verdict.reason)
-    text = outbound(rerun_comment(body, run, verdict), known=context.settings.known_secrets())
+    await _say(context, repo, number, (comment_id, body), run, verdict.reason)
+    return True
+
+
+async def rerun_before(context: Context, repo: RepoClient, number: int, run: WorkflowRun) -> bool:
+    """Whether an earlier attempt of this delivery's job re-ran `run` (its worker was lost
+    before the job was marked done). That decision stands: GitHub's run has moved on to its
+    new attempt, so a verdict made now would read no failure. The CI comment says it once."""
+    earlier = await context.earlier_actions()
+    target = f"/actions/runs/{run.id}"
+    if not any(
+        row["action"] == "actions.rerun_failed_jobs" and str(row["target"]).endswith(target)
+        for row in earlier
+    ):
+        return False
+    comment_id, body = await ci_comment(repo, number)
+    if not re.search(rf"\brun {run.id}\b", body or ""):
+        reason = "so it was judged when it failed"
+        await _say(context, repo, number, (comment_id, body), run, reason)
+    return True
+
+
+async def _say(
+    context: Context,
+    repo: RepoClient,
+    number: int,
+    comment: tuple[int | None, str | None],
+    run: WorkflowRun,
+    reason: str,
+) -> None:
+    comment_id, body = comment
+    text = outbound(rerun_comment(body, run, reason), known=context.settings.known_secrets())
     if comment_id is None:
         await repo.comment(number, text)
     else:
         await repo.edit_comment(comment_id, text)
-    return True

@@ -3,6 +3,7 @@ client for the installation, a bound logger, the repository's config, and the qu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.db.audit import StoreAudit
 from bot.db.store import Store
 from bot.github.client import HANDLER, RepoClient
+from bot.github.replies import Replies
 from bot.jobs.queue import Queue
 
 
@@ -41,8 +43,12 @@ class Context:
     store: Store
     queue: Queue
     client_factory: ClientFactory | None = None
+    # The job's attempt: past the first, an earlier one may have acted already.
+    attempt: int = 1
     _github: GitHub[Any] | None = field(default=None, repr=False)
     _config: RepoConfig | None = field(default=None, repr=False)
+    _replies: Replies | None = field(default=None, repr=False)
+    _earlier: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def sender(self) -> str:
@@ -65,7 +71,34 @@ class Context:
     async def repo(self) -> RepoClient:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
-        return RepoClient(await self.github(), self.repository, audit=StoreAudit(self.store))
+        return RepoClient(
+            await self.github(),
+            self.repository,
+            audit=StoreAudit(self.store),
+            replies=await self.replies(),
+        )
+
+    async def earlier_actions(self) -> list[dict[str, Any]]:
+        """What an earlier attempt of this delivery's job did on GitHub and to the queue (its
+        audit rows); nothing on a first attempt."""
+        if self._earlier is None:
+            self._earlier = []
+            if self.attempt > 1:
+                self._earlier = await asyncio.to_thread(
+                    self.store.audit_for_delivery, self.delivery_id
+                )
+        return self._earlier
+
+    async def replies(self) -> Replies:
+        """This delivery's comments, one `Replies` for every client of this context."""
+        if self._replies is None:
+            posted = [
+                int(row["detail"]["comment_id"])
+                for row in await self.earlier_actions()
+                if row["action"] == "comment.create" and "comment_id" in (row["detail"] or {})
+            ]
+            self._replies = Replies(self.delivery_id, retried=self.attempt > 1, earlier=posted)
+        return self._replies
 
     async def repo_with(self, permissions: Mapping[str, str]) -> RepoClient:
         """A client whose token carries only `permissions`, for the one step that needs more
@@ -75,7 +108,9 @@ class Context:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
         github = await self.client_factory(self.installation_id, self.repository, permissions)
-        return RepoClient(github, self.repository, audit=StoreAudit(self.store))
+        return RepoClient(
+            github, self.repository, audit=StoreAudit(self.store), replies=await self.replies()
+        )
 
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.

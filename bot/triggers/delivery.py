@@ -60,6 +60,7 @@ class DeliveryJob:
                 store=self.store,
                 queue=self.queue,
                 client_factory=self.clients,
+                attempt=job.attempts,
             )
             await self._route(context)
 

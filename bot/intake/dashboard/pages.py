@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.config import Settings
+from bot.db import workers as worker_rows
 from bot.db.views import DashboardViews
 from bot.intake.dashboard.charts import spend_chart
 from bot.intake.dashboard.session import Viewer, csrf_token, form_is_ours
@@ -180,6 +181,13 @@ class Pages:
             )
         jobs = await asyncio.to_thread(self.queue.browse)
         counts = await asyncio.to_thread(self.queue.counts)
+        workers = await asyncio.to_thread(worker_rows.listed, self.views.engine)
+        # A worker that missed three heartbeats is likely gone (killed, or its host down):
+        # its slots are not counted, and recovery will forget it.
+        stale = 3 * self.settings.worker_heartbeat_seconds
+        for worker in workers:
+            worker["stale"] = worker["age_seconds"] > stale
+        live = [w for w in workers if not w["stale"]]
         return self.render(
             request,
             "queue.html",
@@ -188,6 +196,11 @@ class Pages:
             viewer=viewer,
             jobs=jobs,
             counts=counts,
+            workers=workers,
+            capacity=sum(int(w["capacity"]) for w in live),
+            running=sum(int(w["running"]) for w in live),
+            live=len(live),
+            when=when,
         )
 
     async def job_action(self, request: Request, viewer: Viewer, action: str) -> Response:

@@ -7,9 +7,11 @@ the data dir); every form carries the session's CSRF token."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +40,20 @@ class Viewer:
 
 
 def session_key(data_dir: Path) -> str:
-    """The cookie-signing key: made once, readable by Shipmate's user only."""
+    """The cookie-signing key: made once, readable by Shipmate's user only. Written aside and
+    linked into place, so processes starting together on one data dir (web replicas sharing
+    a volume) all take the first one made, and none reads it half-written."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / KEY_FILE
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        fd, aside = tempfile.mkstemp(dir=data_dir, prefix=f".{KEY_FILE}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            os.unlink(aside)
     return path.read_text().strip()
 
 

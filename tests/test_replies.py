@@ -1,0 +1,170 @@
+"""A delivery's job run again after it acted (its worker killed after the comment went out,
+before the job was marked done) posts nothing twice and queues no second run: against the
+GitHub stand-in, through the real intake, queue, worker and handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import job_handlers
+from bot.config import Settings
+from bot.db.audit import StoreAudit
+from bot.db.store import Store
+from bot.github.auth import PUSH
+from bot.github.replies import marked, reply_key, unmarked
+from bot.intake.app import create_app
+from bot.jobs.queue import Job
+from bot.jobs.sql import SQLQueue
+from bot.jobs.worker import JobContext, JobHandler, Worker
+from handlers import router
+from standins.github import GitHubStandIn
+from tests.dbs import migrate_all
+from tests.servers import running
+
+SECRET = "replies-secret"
+REPO = "octo/widgets"
+
+
+@dataclass
+class Thread:
+    gh: GitHubStandIn
+    settings: Settings
+    store: Store
+    queue: SQLQueue
+    base: str
+    installation_id: int
+
+    def command(self, text: str) -> str:
+        """alice comments `text` on issue 1; the delivery id Shipmate accepted."""
+        made = self.gh.create_comment(REPO, 1, text, "alice")
+        response = self.gh.emit(
+            "issue_comment",
+            "created",
+            {
+                "comment": {"id": made["id"], "body": text, "user": {"login": "alice"}},
+                "issue": {"number": 1, "title": "add() subtracts", "body": ""},
+            },
+            to=f"{self.base}/api/github/webhooks",
+            secret=SECRET,
+            repo=REPO,
+            sender="alice",
+            installation_id=self.installation_id,
+        )
+        assert response.status_code == 202
+        return str(response.request.headers["X-GitHub-Delivery"])
+
+    def work(self, run: JobHandler | None = None) -> int:
+        handlers = job_handlers(self.settings, self.store, self.queue, router=router)
+        if run is not None:
+            handlers["run"] = run
+        return asyncio.run(Worker(self.queue, handlers).run_until_idle())
+
+    def killed_after_it_acted(self, delivery_id: str) -> None:
+        """What a worker SIGKILLed after the job's side effects, before it was marked done,
+        leaves: the job waits again (its lease ran out) and the delivery is not handled."""
+        with self.store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = 'waiting', run_at = 0 WHERE kind = 'webhook'"
+                " AND json_extract(payload, '$.delivery_id') = ?",
+                (delivery_id,),
+            )
+        self.store.set_delivery_status(delivery_id, "queued")
+
+    def answers(self) -> list[str]:
+        return [
+            str(c["body"])
+            for c in self.gh.state.comments.values()
+            if c["user"]["login"] == "shipmate[bot]"
+        ]
+
+
+@pytest.fixture
+def thread(tmp_path: Path) -> Iterator[Thread]:
+    with GitHubStandIn(tmp_path / "gh") as gh:
+        app = gh.create_app("shipmate")
+        gh.create_repo(REPO, {"README.md": "hi\n"})
+        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        gh.add_collaborator(REPO, "alice", "write")
+        gh.create_issue(REPO, "add() subtracts", "")
+        settings = Settings.load(
+            app_id=app.id,
+            app_slug="shipmate",
+            private_key=app.private_key_pem,
+            github_api_url=gh.url,
+            webhook_secret=SECRET,
+            data_dir=tmp_path / "data",
+        )
+        store = Store.from_settings(settings)
+        queue = migrate_all(store)
+        with running(create_app(settings, store, router)) as base:
+            yield Thread(gh, settings, store, queue, base, installation.id)
+        store.dispose()
+
+
+def _listed_comments(thread: Thread) -> int:
+    return sum(
+        1 for r in thread.gh.requests if r.method == "GET" and r.path.endswith("/issues/1/comments")
+    )
+
+
+def test_a_reply_is_posted_once_when_its_job_runs_again(thread: Thread) -> None:
+    delivery = thread.command("/shipmate help")
+    assert thread.work() == 1
+    (answer,) = thread.answers()
+    assert answer.endswith(reply_key(delivery, 1)) and "/shipmate fix" in answer
+    assert _listed_comments(thread) == 0  # a first attempt posts without looking
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1  # attempt 2: the audit trail knows the comment
+    assert thread.answers() == [answer] and _listed_comments(thread) == 0
+    assert thread.store.get_delivery(delivery).status == "handled"  # type: ignore[union-attr]
+    # A new command is answered anew.
+    thread.command("/shipmate status")
+    assert thread.work() == 1 and len(thread.answers()) == 2
+
+
+def test_a_reply_posted_just_before_a_kill_is_found_by_its_key(
+    thread: Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = StoreAudit.__call__
+
+    async def killed_before_the_audit_row(self: StoreAudit, action: str, *args: Any) -> None:
+        if action == "comment.create":
+            raise RuntimeError("killed")
+        await recorded(self, action, *args)
+
+    monkeypatch.setattr(StoreAudit, "__call__", killed_before_the_audit_row)
+    delivery = thread.command("/shipmate help")
+    assert thread.work() == 1  # it posted, then failed (and waits for its retry)
+    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    (answer,) = thread.answers()
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1  # attempt 2: no audit row; the key on the thread tells
+    assert thread.answers() == [answer] and _listed_comments(thread) == 1
+    assert thread.store.get_delivery(delivery).status == "handled"  # type: ignore[union-attr]
+
+
+def test_a_task_is_queued_once_when_its_job_runs_again(thread: Thread) -> None:
+    runs: list[int] = []
+
+    async def run(job: Job, context: JobContext) -> None:
+        runs.append(job.id)
+
+    delivery = thread.command("/shipmate fix")
+    assert thread.work(run) == 2  # the webhook job, then the run job it queued
+    (sticky,) = thread.answers()
+    thread.killed_after_it_acted(delivery)
+    assert thread.work(run) == 1  # the webhook job alone: its run was queued already
+    assert len(runs) == 1 and thread.answers() == [sticky]  # the sticky comment untouched
+
+
+def test_the_key_is_hidden_at_the_end_and_taken_off_again() -> None:
+    body = "Nothing is running here.\n\n<!-- a comment of the author's own -->"
+    key = reply_key("d-1", 2)
+    assert marked(body, key) == f"{body}\n\n<!-- shipmate:reply d-1/2 -->"
+    assert unmarked(marked(body, key)) == body and unmarked(body) == body
