@@ -290,9 +290,6 @@ NOT_YET_SIZED = {
     "bot/github/client.py",
     "bot/intake/dashboard/__init__.py",
     "bot/jobs/procrastinate_worker.py",
-    "bot/runs/execute.py",
-    "bot/runs/job.py",
-    "bot/runs/local.py",
     "bot/runs/tasks.py",
 }
 
