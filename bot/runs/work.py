@@ -86,7 +86,11 @@ async def work(
 ) -> Execution:
     """The execution of the task on `checkout`, which is released after it."""
     deps = run.deps
-    model = PlanWatch(deps.model(), run)
+    try:
+        model = PlanWatch(deps.model(), run)
+    except BaseException:
+        deps.cache.release(checkout)  # no model (a credential gone since start-up): no leak
+        raise
     transcript = deps.settings.data_dir / "runs" / f"{run.run_id}.jsonl"
     try:
         done = await execute(
