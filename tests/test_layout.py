@@ -261,7 +261,7 @@ HTTP_ALLOWED = {
     # Deploy logs come from hosts the repository lists (never with a GitHub token).
     "bot/triggers/deploy_log.py",
     # The egress proxy forwards the sandbox's own requests; it holds no GitHub credential.
-    "bot/sandbox/proxy.py",
+    "bot/sandbox/forwarding.py",
 }
 
 
@@ -291,9 +291,6 @@ NOT_YET_SIZED = {
     "bot/runs/execute.py",
     "bot/runs/job.py",
     "bot/runs/local.py",
-    "bot/sandbox/bwrap.py",
-    "bot/sandbox/holder.py",
-    "bot/sandbox/proxy.py",
 }
 
 

@@ -10,10 +10,7 @@ does not own an idmapped mount (its files show as the uid's, so the task may cha
 layer while the tree stays root's), then drops to the sandbox uid for good.
 
 Then it builds, once per sandbox, everything its commands share: a size-capped tmpfs (the task's
-disk) holding the sandbox's whole root tree (the host's system folders read-only, a copy of the
-allowlisted /etc entries with the CA bundle, a minimal /dev, /tmp, home and /workspace — the
-checkout's copy-on-write overlay — and any extra binds; every writable mount nosuid and nodev),
-so that each command's bwrap needs only one recursive bind and a /proc; the loopback, with the
+disk) holding the sandbox's whole root tree (bot/sandbox/root_tree.py); the loopback, with the
 egress proxy's listening socket on it (handed to Shipmate over `control_fd`); takes the
 sandbox's rlimits, says `ready` and becomes a small shell that holds the namespaces and starts
 each command. Shipmate has moved it into the sandbox's cgroups meanwhile.
@@ -39,27 +36,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-    import bot.sandbox.image_root as image_root
     import bot.sandbox.mounts as mounts
+    import bot.sandbox.root_tree as root_tree
 else:
     sys.path.insert(0, os.path.dirname(__file__))  # -I leaves our own folder out
-    import image_root
     import mounts
+    import root_tree
 
-SAFE = mounts.MS_NOSUID | mounts.MS_NODEV  # every writable mount
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-DEV_LINKS = {
-    "stdin": "/proc/self/fd/0",
-    "stdout": "/proc/self/fd/1",
-    "stderr": "/proc/self/fd/2",
-    "fd": "/proc/self/fd",
-    "core": "/proc/kcore",
-    "ptmx": "pts/ptmx",
-}
-KEY_FOLDERS = ("private",)  # /etc/ssl/private
-# The task's own folders on its disk, and where the sandbox sees them.
-PRIVATE = (("tmp", "tmp"), ("home", "home/sandbox"), ("shm", "dev/shm"))
 # The shell that holds the namespaces. `( . file ) &` forks a subshell (no exec) that runs the
 # request; dash reaps finished subshells each time it forks the next one.
 LOOP = 'exec >/dev/null 2>&1; while read -r id; do ( . "$1/$id" ) & done; kill -9 0'
@@ -75,56 +59,6 @@ def loopback_up() -> None:
         s.close()
 
 
-def copy_file(source: str, target: str) -> None:
-    try:
-        with open(source, "rb") as src:
-            data = src.read()
-    except PermissionError:
-        return  # not readable by us: not for the sandbox either
-    with open(target, "wb") as dst:
-        dst.write(data)
-
-
-def copy(source: str, target: str) -> None:
-    """`source` at `target`: symlinks as symlinks, folders without their key folders."""
-    if os.path.islink(source):
-        os.symlink(os.readlink(source), target)
-    elif os.path.isdir(source):
-        os.mkdir(target)
-        for entry in os.scandir(source):
-            if entry.name not in KEY_FOLDERS:
-                copy(entry.path, f"{target}/{entry.name}")
-    elif os.path.isfile(source):
-        copy_file(source, target)
-
-
-def copy_etc(root: str, entries: list[str], ca_bundle: str, users: list[str]) -> None:
-    """A copy of the allowlisted /etc entries, the sandbox's own passwd and group (`users`,
-    when given) and its CA bundle. Copied, not bound: every mount here would be parsed again by
-    each command's bwrap."""
-    os.makedirs(f"{root}/etc", exist_ok=True)  # an image's own /etc is there already
-    for name in entries:
-        copy(f"/etc/{name}", f"{root}/etc/{name}")
-    for name, text in zip(("passwd", "group"), users, strict=False):
-        with open(f"{root}/etc/{name}", "w") as handle:
-            handle.write(text)
-    if ca_bundle:
-        target = f"{root}/etc/ssl/certs/ca-certificates.crt"
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.lexists(target):
-            os.unlink(target)
-        copy_file(ca_bundle, target)
-
-
-def overlay(lower: str, folder: str) -> str:
-    """`folder`/merged: `lower` with writes going to `folder`/upper on the tmpfs."""
-    for name in ("upper", "work", "merged"):
-        os.makedirs(f"{folder}/{name}", exist_ok=True)
-    layers = f"lowerdir={lower},upperdir={folder}/upper,workdir={folder}/work"
-    mounts.mount("overlay", f"{folder}/merged", "overlay", SAFE, layers)
-    return f"{folder}/merged"
-
-
 def listener(port: int, control_fd: int) -> None:
     """The egress proxy's listening socket on this namespace's loopback, handed to Shipmate."""
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
@@ -138,89 +72,6 @@ def listener(port: int, control_fd: int) -> None:
     finally:
         sock.close()
         control.close()
-
-
-def image_points(disk: str, binds: list[list[str]], workdir: str) -> list[tuple[str, str]]:
-    """(source, path inside) of every mount an image's root gets: the task's own folders, the
-    binds and layers, the checkout again at the image's WorkingDir."""
-    points = [(f"{disk}/{data}", inside) for data, inside in PRIVATE]
-    points += [(entry[0], entry[1]) for entry in binds]
-    return points + ([(disk, workdir)] if workdir else [])
-
-
-def build(
-    *,
-    disk: str,
-    tmpfs: str,
-    lower: str,
-    workspace: str,
-    system: list[list[str]],
-    etc: list[str],
-    users: list[str],
-    ca_bundle: str,
-    binds: list[list[str]],
-    layers: list[list[str]],
-    image: str = "",
-    workdir: str = "",
-) -> None:
-    root = f"{disk}/root"
-    mounts.mount("shipmate", disk, "tmpfs", SAFE, tmpfs)
-    for data, _ in PRIVATE:
-        os.mkdir(f"{disk}/{data}")
-    os.mkdir(root)
-    if image:
-        points = image_points(disk, binds + layers, workdir)
-        image_root.lay_out(root, image, disk, points, (*DEVICES, *DEV_LINKS))
-    if lower:
-        workspace = overlay(lower, disk)
-    merged = [
-        (overlay(source, f"{disk}/layers/{index}"), inside)
-        for index, (source, inside) in enumerate(layers)
-    ]
-    # The skeleton, on the tmpfs; the root is made read-only once everything is mounted.
-    for kind, source, inside in system:
-        if kind == "symlink":
-            os.symlink(source, f"{root}{inside}")
-        else:
-            os.makedirs(f"{root}{inside}")
-    copy_etc(root, etc, ca_bundle, users)
-    for name in ("proc", "workspace", "dev/pts", *(inside for _, inside in PRIVATE)):
-        os.makedirs(f"{root}/{name}", exist_ok=True)
-    for name in DEVICES:
-        open(f"{root}/dev/{name}", "w").close()
-    for name, target in DEV_LINKS.items():
-        os.symlink(target, f"{root}/dev/{name}")
-    mounts.mount(root, root, None, mounts.MS_BIND)
-    for kind, source, inside in system:
-        if kind == "bind":
-            mounts.bind(source, f"{root}{inside}", read_only=True)
-    for name in DEVICES:
-        mounts.bind(f"/dev/{name}", f"{root}/dev/{name}", read_only=False, devices=True)
-    mounts.mount(
-        "devpts",
-        f"{root}/dev/pts",
-        "devpts",
-        mounts.MS_NOSUID,
-        "newinstance,ptmxmode=0666,mode=620",
-    )
-    for data, inside in PRIVATE:
-        mounts.bind(f"{disk}/{data}", f"{root}/{inside}", read_only=False)
-    mounts.bind(workspace, f"{root}/workspace", read_only=False)
-    if workdir:
-        mounts.bind(workspace, f"{root}{workdir}", read_only=False)  # the image's WorkingDir
-    extra = [(source, inside, mode == "ro") for source, inside, mode in binds]
-    extra += [(source, inside, False) for source, inside in merged]
-    # Parents before children: a bind inside another one lands on top of it.
-    for source, inside, read_only in sorted(extra, key=lambda entry: entry[1].count("/")):
-        mounts.mount_point(f"{root}{inside}", source)
-        mounts.bind(source, f"{root}{inside}", read_only=read_only)
-    if not image:  # an image's root stays writable: its writes land on the task's disk
-        mounts.mount(
-            "",
-            root,
-            None,
-            mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY | SAFE,
-        )
 
 
 def stage(layout: dict[str, Any], uid: int, userns_fd: int) -> None:
@@ -281,7 +132,7 @@ def main(argv: list[str]) -> NoReturn:
     if userns_fd >= 0:
         os.close(userns_fd)
     loopback_up()
-    build(**layout)
+    root_tree.build(**layout)
     if port:
         listener(int(port), int(control_fd))
     else:
