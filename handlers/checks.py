@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.github.client import RepoClient, WorkflowRun
-from bot.runs.repairs import repair, same_host, shipmate_pull
+from bot.runs.repairs import Failure, repair, same_host, shipmate_pull
 from bot.triggers.ci_history import job_history, job_log_header
 from bot.triggers.ci_log import excerpt
 from bot.triggers.ci_rerun import rerun_before, rerun_flaky
@@ -64,9 +64,8 @@ async def _repair_check(
     passing: str | None = None,
 ) -> None:
     """A repair run for the failed check `name` of `pull`, from its log."""
-    await repair(
-        context, repo, pull, check=name, log=log, passing=passing, label=f"CI log of {name}"
-    )
+    failure = Failure(check=name, log=log, label=f"CI log of {name}", passing=passing)
+    await repair(context, repo, pull, failure)
 
 
 @router.register("check_run", action="completed")
@@ -149,12 +148,6 @@ async def status_failed(context: Context) -> None:
             target = status.target_url
             if same_host(target, context.settings.github_api_url):
                 log += f"\n(details: {target})"
-            await repair(
-                context,
-                repo,
-                pull,
-                check=status.context,
-                log=log,
-                label="commit status",
-            )
+            failure = Failure(check=status.context, log=log, label="commit status")
+            await repair(context, repo, pull, failure)
             return

@@ -51,14 +51,5 @@ async def deployment_failed(context: Context) -> None:
     status = event.deployment_status
     url = log_url(status.log_url, status.target_url, hosts)
     log = await fetch_log(url, hosts) if url else ""
-    plan = deploy_repair(event, int(pull["number"]), str(pull["head"]["sha"]))
-    await repair(
-        context,
-        repo,
-        pull,
-        check=plan.check,
-        log=log,
-        note=plan.note,
-        label=plan.label,
-        follow_up=plan.follow_up,
-    )
+    failure = deploy_repair(event, int(pull["number"]), str(pull["head"]["sha"]), log)
+    await repair(context, repo, pull, failure)

@@ -24,7 +24,7 @@ from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
 from bot.db import schema
 from bot.db.store import Store
-from bot.runs.local import LocalRun, RunResult, run_local
+from bot.runs.local_run import LocalRun, RunResult, run_local
 from bot.sandbox import limits
 from bot.sandbox.checkout import CheckoutCache, git
 from standins.anthropic import MessagesStandIn, Turn

@@ -19,8 +19,9 @@ from bot.agent.model import Reply
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig, Settings
-from bot.runs.execute import Execution, execute
-from bot.runs.job import run_secrets
+from bot.runs.execute import Inputs, execute
+from bot.runs.execution import Execution
+from bot.runs.start import run_secrets
 from bot.sandbox.checkout import CheckoutCache, git
 from bot.sandbox.setup import FILLED
 
@@ -85,17 +86,19 @@ async def _execute(
     checkout = cache.tree(url, sha)
     try:
         return await execute(
-            checkout=checkout,
-            base_sha=sha,
-            brief=Brief(task="look around", plan_only=True),
-            config=config,
-            model=PlanOnly(),
-            budget=Budget(5, 1.0, 120.0),
-            transcript=Transcript(None),
-            store=None,
-            run_id="r1",
-            ca_dir=cache.root / "ca",
-            **kwargs,
+            Inputs(
+                checkout=checkout,
+                base_sha=sha,
+                brief=Brief(task="look around", plan_only=True),
+                config=config,
+                model=PlanOnly(),
+                budget=Budget(5, 1.0, 120.0),
+                transcript=Transcript(None),
+                store=None,
+                run_id="r1",
+                ca_dir=cache.root / "ca",
+                **kwargs,
+            )
         )
     finally:
         cache.release(checkout)

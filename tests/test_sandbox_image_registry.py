@@ -18,7 +18,8 @@ from bot.agent.budget import Budget
 from bot.agent.prompts import Brief
 from bot.agent.transcript import Transcript
 from bot.config import RepoConfig
-from bot.runs.execute import Execution, execute
+from bot.runs.execute import Inputs, execute
+from bot.runs.execution import Execution
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import SandboxSpec
 from bot.sandbox.checkout import CheckoutCache, git
@@ -314,16 +315,18 @@ async def _execute_on(
     checkout = cache.tree(str(repo), sha)
     try:
         return await execute(
-            checkout=checkout,
-            base_sha=sha,
-            brief=Brief(task="look around", plan_only=True),
-            config=config,
-            model=PlanOnly(),
-            budget=Budget(5, 1.0, 120.0),
-            transcript=Transcript(tmp_path / "transcript.jsonl"),
-            store=None,
-            run_id="r1",
-            environments=Environments(images.store("execute"), default),
+            Inputs(
+                checkout=checkout,
+                base_sha=sha,
+                brief=Brief(task="look around", plan_only=True),
+                config=config,
+                model=PlanOnly(),
+                budget=Budget(5, 1.0, 120.0),
+                transcript=Transcript(tmp_path / "transcript.jsonl"),
+                store=None,
+                run_id="r1",
+                environments=Environments(images.store("execute"), default),
+            )
         )
     finally:
         cache.release(checkout)

@@ -15,9 +15,9 @@ import pytest
 
 from bot.config import RepoConfig
 from bot.db.held import HeldChange
-from bot.runs import execute
+from bot.runs import execution
 from bot.runs.change import Change, ReviewError, changed_entries, describe, patch_bytes
-from bot.runs.execute import Execution, judge
+from bot.runs.execution import Execution, judge
 from bot.runs.held import held_execution, held_for, hold
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.review import measure_scope, rebuild_change, review
@@ -333,7 +333,7 @@ def test_a_change_that_cannot_be_measured_is_not_published(
     def fails(_: Change) -> Scope:
         raise ReviewError("the change could not be measured: the patch has 2 files, numstat 3")
 
-    monkeypatch.setattr(execute, "measure_scope", fails)
+    monkeypatch.setattr(execution, "measure_scope", fails)
     done = Execution(status="completed", change=change, patch="diff")
     judge(done, RepoConfig())
     assert (done.status, done.change, done.patch) == ("failed", None, "")

@@ -127,6 +127,22 @@ class Model(Protocol):
     async def reply(self, **request: Unpack[ModelRequest]) -> Reply: ...
 
 
+class Relay:
+    """A model that passes every request to `inner` unchanged and is shown each answer
+    (`answered`): to record the answers, or to show the first one as the plan."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner, self.name = inner, inner.name
+
+    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
+        reply = await self.inner.reply(**request)
+        await self.answered(reply, request["messages"])
+        return reply
+
+    async def answered(self, reply: Reply, messages: list[dict[str, Any]]) -> None:
+        """What the relay does with each answer, given the request's messages; nothing here."""
+
+
 def _block(block: Any) -> dict[str, Any]:
     """An SDK content block as the API takes it back in the next request."""
     if block.type == "text":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from bot.agent.ledger import Usage
-from bot.agent.model import Model, ModelRequest, Reply
+from bot.agent.model import Model, ModelRequest, Relay, Reply
 
 PATCH_FILE = "/tmp/shipmate-oracle.patch"  # noqa: S108 - the sandbox's own private /tmp
 PATCH_END = "SHIPMATE_ORACLE_PATCH_END"
@@ -32,21 +32,18 @@ def reply_record(reply: Reply, messages: int) -> dict[str, Any]:
     }
 
 
-class RecordingModel:
+class RecordingModel(Relay):
     """Passes each request to `model` and appends its answer to `path` (JSON Lines)."""
 
     def __init__(self, model: Model, path: Path) -> None:
-        self.model = model
-        self.name = model.name
+        super().__init__(model)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
 
-    async def reply(self, **request: Unpack[ModelRequest]) -> Reply:
-        reply = await self.model.reply(**request)
+    async def answered(self, reply: Reply, messages: list[dict[str, Any]]) -> None:
         with self.path.open("a") as out:
-            out.write(json.dumps(reply_record(reply, len(request["messages"]))) + "\n")
-        return reply
+            out.write(json.dumps(reply_record(reply, len(messages))) + "\n")
 
 
 class ReplayModel:

@@ -52,15 +52,9 @@ def deployed_pull(task: DeployTask) -> dict[str, Any]:
 
 async def deploy_plan(task: DeployTask) -> RepairPlan:
     """The follow-up run the handler would queue for this failed deploy."""
-    repair = deploy_repair(task.event, task.number, task.grading.base_commit)
-    return repair_plan(
-        deployed_pull(task),
-        check=repair.check,
-        log=await replayed_log(task),
-        label=repair.label,
-        note=repair.note,
-        follow_up=repair.follow_up,
-    )
+    log = await replayed_log(task)
+    failure = deploy_repair(task.event, task.number, task.grading.base_commit, log)
+    return repair_plan(deployed_pull(task), failure)
 
 
 async def deploy_brief(task: DeployTask) -> Brief:

@@ -18,7 +18,7 @@ from bot.agent.model import Model
 from bot.agent.prompts import Brief
 from bot.evaluation.grade import grade
 from bot.evaluation.tasks import EvalTask
-from bot.runs.local import LocalRun, run_local
+from bot.runs.local_run import LocalRun, run_local
 from bot.sandbox.base import SandboxUnavailable
 from bot.sandbox.checkout import CheckoutCache, CheckoutError, git
 

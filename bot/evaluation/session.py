@@ -30,7 +30,7 @@ from bot.evaluation.harness import (
     summary,
 )
 from bot.evaluation.tasks import EvalTask, TaskFileError, load_tasks
-from bot.runs.local import settings_caps
+from bot.runs.local_run import settings_caps
 from bot.sandbox.checkout import CheckoutCache
 
 HEADER = f"{'task':<40} {'resolved':>8} {'status':>11} {'steps':>5} {'cost':>9} {'wall':>8}"

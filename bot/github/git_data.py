@@ -38,12 +38,10 @@ class GitDatabase:
         self.rest = client.github.rest.git
 
     async def _json(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        response = await self.client.retry.call(call)
-        return response.raw_response.json()
+        return await self.client._json(call)
 
     async def _audited(self, action: str, target: str, **detail: Any) -> None:
-        if self.client.audit is not None:
-            await self.client.audit(action, f"{self.client.full_name}{target}", detail)
+        await self.client._audited(action, target, **detail)
 
     async def create_blob(self, content: bytes) -> str:
         """The blob's sha; base64, so any bytes (binary files, symlink targets) go as they are."""

@@ -109,24 +109,8 @@ class ProcrastinateWorker:
         handler: JobHandler,
         payload: dict[str, Any],
     ) -> None:
-        limit = attempt_limit(payload, self.max_attempts)
-        payload.pop(MAX_ATTEMPTS_ARG, None)
-        found = job_context.job
-        assert found.id is not None
-        job = Job(
-            id=found.id,
-            kind=kind,
-            payload=payload,
-            attempts=found.attempts + 1,
-            max_attempts=limit,
-            lock_key=found.lock,
-            worker_id=self.worker_id,
-        )
-        fields = job_log_fields(payload)
-        delivery_id = fields.get("delivery_id")
-        if self.delivery_fields is not None and delivery_id and "github_event" not in fields:
-            found_fields = await asyncio.to_thread(self.delivery_fields, str(delivery_id))
-            fields = {**(found_fields or {}), **fields}
+        job = self._job_of(job_context, kind, payload)
+        fields = await self._log_fields(payload)
         with structlog.contextvars.bound_contextvars(job_id=job.id, kind=kind, **fields):
             context = JobContext(
                 job=job,
@@ -154,6 +138,33 @@ class ProcrastinateWorker:
                 seconds=round(time.time() - started, 3),
                 waited_seconds=round(started - job_context.start_timestamp, 3),
             )
+
+    def _job_of(
+        self, job_context: procrastinate.JobContext, kind: str, payload: dict[str, Any]
+    ) -> Job:
+        """procrastinate's job as ours: its own attempt limit taken out of the payload."""
+        limit = attempt_limit(payload, self.max_attempts)
+        payload.pop(MAX_ATTEMPTS_ARG, None)
+        found = job_context.job
+        assert found.id is not None
+        return Job(
+            id=found.id,
+            kind=kind,
+            payload=payload,
+            attempts=found.attempts + 1,
+            max_attempts=limit,
+            lock_key=found.lock,
+            worker_id=self.worker_id,
+        )
+
+    async def _log_fields(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's log fields, with its delivery's (event, repository) when it names one."""
+        fields = job_log_fields(payload)
+        delivery_id = fields.get("delivery_id")
+        if self.delivery_fields is not None and delivery_id and "github_event" not in fields:
+            found_fields = await asyncio.to_thread(self.delivery_fields, str(delivery_id))
+            fields = {**(found_fields or {}), **fields}
+        return fields
 
     async def _until_shutdown(
         self, work: Awaitable[None], job_context: procrastinate.JobContext

@@ -4,35 +4,26 @@ decide it the same way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bot.runs.repairs import Failure
 from bot.runs.request import Task
 from bot.triggers.events import DeploymentStatus
 
 FAILED_STATES = ("failure", "error")
 
 
-@dataclass(frozen=True)
-class DeployRepair:
-    """The `repair(...)` arguments of one failed deploy (`check`, `label`, `note`, `follow_up`)."""
-
-    check: str
-    label: str
-    note: str
-    follow_up: Task
-
-
 def failed(event: DeploymentStatus) -> bool:
     return event.deployment_status.state in FAILED_STATES
 
 
-def deploy_repair(event: DeploymentStatus, number: int, head_sha: str) -> DeployRepair:
-    """The follow-up to PR `number` whose change was deployed: it starts from the deployed
-    commit (or, when the event names none, the PR's head `head_sha`)."""
+def deploy_repair(event: DeploymentStatus, number: int, head_sha: str, log: str) -> Failure:
+    """The failed deploy, with its `log`, as the follow-up to PR `number` whose change was
+    deployed: it starts from the deployed commit (or, when the event names none, the PR's head
+    `head_sha`)."""
     status, deployment = event.deployment_status, event.deployment
     environment = deployment.environment or "deploy"
-    return DeployRepair(
+    return Failure(
         check=f"deploy to {environment}",
+        log=log,
         label=f"deploy log ({environment})",
         note=status.description or "The deploy failed without a description.",
         follow_up=Task(

@@ -20,7 +20,7 @@ from bot.config import RepoConfig
 from bot.db.held import HeldChange
 from bot.db.store import Store
 from bot.runs.change import ReviewError, patch_bytes
-from bot.runs.execute import Execution
+from bot.runs.execution import Execution, shown
 from bot.runs.render import Progress
 from bot.runs.review import measure_scope, rebuild_change, review, scope_budget
 from bot.runs.scope import held_text
@@ -78,14 +78,7 @@ async def hold(
         patch=patch,
         detail=detail,
     )
-    return Progress(
-        stage="held",
-        reason=held_text(scope, budget, why),
-        diff=done.patch,
-        tests_passed=done.tests_passed,
-        test_summary=done.test_output[-1500:],
-        **common,
-    )
+    return shown("held", done, common, reason=held_text(scope, budget, why))
 
 
 def large_note(why: str, actor: str | None) -> str:

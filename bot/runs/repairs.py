@@ -73,58 +73,53 @@ class RepairPlan:
     mark: str
 
 
-def repair_plan(
-    pull: Mapping[str, Any],
-    *,
-    check: str,
-    log: str,
-    label: str,
-    note: str = "",
-    follow_up: Task | None = None,
-    passing: str | None = None,
-) -> RepairPlan:
+@dataclass(frozen=True)
+class Failure:
+    """A failure on a pull request to repair: the check that failed, its log, and what the log
+    is called in the task's feedback. `note` (a status's description) is shown whole, above the
+    log's excerpt; `passing` (the same job's log when it last passed) makes the lines only the
+    failing log has count most; `follow_up` (a deploy of a merged PR) is the follow-up PR's
+    task."""
+
+    check: str
+    log: str
+    label: str
+    note: str = ""
+    follow_up: Task | None = None
+    passing: str | None = None
+
+
+def repair_plan(pull: Mapping[str, Any], failure: Failure) -> RepairPlan:
     """Pure: the log cut to its excerpt, `note` above it, as the task's feedback. Without
     `follow_up` the run pushes onto the PR's branch; with it (a deploy of a merged PR), the run
     opens the follow-up PR `follow_up` describes."""
     number = int(pull["number"])
-    cut = excerpt(log, passing=passing)
+    cut = excerpt(failure.log, passing=failure.passing)
+    note, label = failure.note, failure.label
     feedback = f"{note}\n{cut.text}".strip() if note else cut.text
-    mark = fingerprint(check, cut.signature or note)
+    mark = fingerprint(failure.check, cut.signature or note)
     head = pull["head"]
-    if follow_up is None:
+    if failure.follow_up is None:
         task = Task(
             pr=PullTarget(number=number, head_ref=head["ref"], head_sha=head["sha"]),
-            instruction=f"The check `{check}` fails on this pull request. Make the smallest "
-            "change that makes it pass, without touching anything else.",
+            instruction=f"The check `{failure.check}` fails on this pull request. Make the "
+            "smallest change that makes it pass, without touching anything else.",
             feedback=feedback,
             feedback_label=label,
         )
         return RepairPlan("repair", str(head["sha"]), task, mark)
-    task = replace(follow_up, feedback=feedback, feedback_label=label)
-    return RepairPlan("fix", str(follow_up.base_sha), task, mark)
+    task = replace(failure.follow_up, feedback=feedback, feedback_label=label)
+    return RepairPlan("fix", str(failure.follow_up.base_sha), task, mark)
 
 
 async def repair(
-    context: Context,
-    repo: RepoClient,
-    pull: dict[str, Any],
-    *,
-    check: str,
-    log: str,
-    label: str,
-    note: str = "",
-    follow_up: Task | None = None,
-    passing: str | None = None,
+    context: Context, repo: RepoClient, pull: dict[str, Any], failure: Failure
 ) -> bool:
-    """Start a repair run for a failure of `pull` (see `repair_plan`), unless its attempts are
-    used up or this commit is already being repaired. `note` (a status's description) is shown
-    whole, above the log's excerpt; `passing` (the same job's log when it last passed) makes the
-    lines only the failing log has count most."""
+    """Start a repair run for `failure` of `pull` (see `repair_plan`), unless its attempts are
+    used up or this commit is already being repaired."""
     assert context.repository is not None
-    number = int(pull["number"])
-    plan = repair_plan(
-        pull, check=check, log=log, label=label, note=note, follow_up=follow_up, passing=passing
-    )
+    number, check = int(pull["number"]), failure.check
+    plan = repair_plan(pull, failure)
     if not await within_caps(context, repo, number, check=check, mark=plan.mark):
         return False
     if await already_done(context, number, plan.verb, plan.base_sha):

@@ -59,18 +59,9 @@ async def handle(
     apply and retry queue a run of `task` (what the handler decided) with `notes`; `apply`
     after a change held back for its size needs `large` (`apply --large`) and publishes it."""
     assert context.repository is not None and context.installation_id is not None
-    store = context.store
-    if verb not in VERBS or verb == "help":
-        prefix = f"I don't know `/shipmate {verb}`. " if verb not in VERBS else ""
-        await repo.comment(number, prefix + help_text(context.settings.app_slug))
+    if await _answered_at_once(context, repo, number, verb):
         return
-    if verb == "stop":
-        await stop(context, repo, number, quiet=False)
-        return
-    if verb == "status":
-        await repo.comment(number, await status_text(context, number))
-        return
-    runs = await asyncio.to_thread(store.runs_for, context.repository, number)
+    runs = await asyncio.to_thread(context.store.runs_for, context.repository, number)
     if verb == "retry":
         if not runs:
             await repo.comment(number, "Nothing has run here yet: there is nothing to retry.")
@@ -101,6 +92,20 @@ async def handle(
                 return
             task = change_of(pull, number, notes, context.sender)
     await enqueue_run(context, repo, number, verb, task)
+
+
+async def _answered_at_once(context: Context, repo: RepoClient, number: int, verb: str) -> bool:
+    """help, stop, status and an unknown verb are answered here and now, without a run."""
+    if verb not in VERBS or verb == "help":
+        prefix = f"I don't know `/shipmate {verb}`. " if verb not in VERBS else ""
+        await repo.comment(number, prefix + help_text(context.settings.app_slug))
+    elif verb == "stop":
+        await stop(context, repo, number, quiet=False)
+    elif verb == "status":
+        await repo.comment(number, await status_text(context, number))
+    else:
+        return False
+    return True
 
 
 def already_open(pull: Mapping[str, Any]) -> str:
@@ -222,21 +227,7 @@ async def enqueue_run(
     if any(row["action"] == "task.queued" for row in await context.earlier_actions()):
         return True  # an earlier attempt of this delivery's job queued it
     key = lock_key(context.repository, number)
-    queue = context.queue
-    if await asyncio.to_thread(queue.running, key):
-        if not quiet:
-            await repo.comment(
-                number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
-            )
-        return False
-    refused = await _over_budget(context)
-    if refused:
-        await repo.comment(
-            number,
-            f"I can't start this: {refused}. The budget starts again on the 1st of next month "
-            "(UTC); an operator can raise it (SHIPMATE_REPO_MONTHLY_BUDGET_USD, "
-            "SHIPMATE_INSTALLATION_MONTHLY_BUDGET_USD).",
-        )
+    if not await _may_start(context, repo, number, key, quiet=quiet):
         return False
     sticky: int | None = None
     if not quiet:
@@ -253,7 +244,7 @@ async def enqueue_run(
         sticky_comment_id=sticky,
     )
     job = await asyncio.to_thread(
-        queue.enqueue, "run", request.to_payload(), lock_key=key, queueing_lock=key
+        context.queue.enqueue, "run", request.to_payload(), lock_key=key, queueing_lock=key
     )
     if job is None:
         if sticky is not None:
@@ -267,4 +258,26 @@ async def enqueue_run(
         target=key,
         detail={"verb": verb},
     )
+    return True
+
+
+async def _may_start(
+    context: Context, repo: RepoClient, number: int, key: str, *, quiet: bool
+) -> bool:
+    """No task is queued or running here (said unless `quiet`) and the budget allows one."""
+    if await asyncio.to_thread(context.queue.running, key):
+        if not quiet:
+            await repo.comment(
+                number, "I'm already working on this. Comment `/shipmate stop` to cancel it."
+            )
+        return False
+    refused = await _over_budget(context)
+    if refused:
+        await repo.comment(
+            number,
+            f"I can't start this: {refused}. The budget starts again on the 1st of next month "
+            "(UTC); an operator can raise it (SHIPMATE_REPO_MONTHLY_BUDGET_USD, "
+            "SHIPMATE_INSTALLATION_MONTHLY_BUDGET_USD).",
+        )
+        return False
     return True

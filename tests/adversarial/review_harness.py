@@ -16,7 +16,7 @@ import pytest
 
 from bot.agent.model import AnthropicModel
 from bot.agent.prompts import Brief
-from bot.runs.local import LocalRun, RunResult, run_local
+from bot.runs.local_run import LocalRun, RunResult, run_local
 from bot.sandbox.checkout import CheckoutCache, git
 from standins.anthropic import MessagesStandIn, Turn
 

@@ -18,7 +18,7 @@ from bot.agent.budget import Caps
 from bot.agent.prompts import Brief
 from bot.app import load_settings
 from bot.config import ConfigError, RepoConfigError, Settings, parse_repo_config
-from bot.runs.local import LocalRun, RunResult, run_local
+from bot.runs.local_run import LocalRun, RunResult, run_local
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache, git
 from tests.adversarial.egress import LOOPBACK, Keeper, needs_sandbox, serving

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runs.local import repo_config_text
+from bot.runs.local_run import repo_config_text
 from bot.sandbox.setup import lock_hash
 from bot.security.files import UnsafePath, read_repo_file
 from bot.security.tree_scan import scan_tree

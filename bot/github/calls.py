@@ -1,0 +1,79 @@
+"""What every group of `RepoClient`'s calls shares: the repository, the retry policy each call
+goes through, and the audit each write is reported to."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import structlog
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot.github.replies import Replies
+from bot.github.retry import RetryPolicy
+
+log = structlog.get_logger("shipmate.github")
+
+# (action, target, detail): called after each write succeeded; bot.db.audit.StoreAudit records it.
+AuditHook = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
+
+# GitHub's largest page; a shorter one is the last.
+PAGE = 100
+
+
+def status_of(exc: RequestFailed) -> int:
+    return exc.response.status_code
+
+
+class RepoCalls:
+    """One repository ("owner/name") on `github`, each call through `retry`, each write
+    reported to `audit`; `replies` (a delivery's job) posts each comment once."""
+
+    def __init__(
+        self,
+        github: GitHub[Any],
+        repository: str,
+        retry: RetryPolicy | None = None,
+        audit: AuditHook | None = None,
+        replies: Replies | None = None,
+    ) -> None:
+        self.github = github
+        self.replies = replies
+        self.owner, self.repo = repository.split("/", 1)
+        self.full_name = repository
+        self.retry = retry or RetryPolicy()
+        self.audit = audit
+
+    async def _audited(self, action: str, target: str, **detail: Any) -> None:
+        if self.audit is not None:
+            await self.audit(action, f"{self.full_name}{target}", detail)
+
+    async def _json(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        response = await self.retry.call(call)
+        return response.raw_response.json()
+
+    async def _json_or_none(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """The answer, or None on 404."""
+        try:
+            return await self._json(call)
+        except RequestFailed as exc:
+            if status_of(exc) == 404:
+                return None
+            raise
+
+    async def _pages(
+        self, list_page: Callable[[int], Awaitable[Any]], *, max_pages: int | None = None
+    ) -> list[Any]:
+        """Every item of a listing `list_page(page)` (of `PAGE` items a page), page by page
+        until a short one, or up to `max_pages`."""
+        found: list[Any] = []
+        pages: Iterable[int] = itertools.count(1) if max_pages is None else range(1, max_pages + 1)
+        for page in pages:
+            batch = await self._json(functools.partial(list_page, page))
+            found.extend(batch)
+            if len(batch) < PAGE:
+                break
+        return found

@@ -1,0 +1,45 @@
+"""`/shipmate apply --large`: the change a run held back for its size (bot/runs/held.py),
+published as it was reviewed, without the agent; the held run's own record is the one
+completed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.config import RepoConfigError
+from bot.runs.change import ReviewError
+from bot.runs.context import READ_ONLY, Run, lock_key
+from bot.runs.finish import finish
+from bot.runs.held import held_execution, held_for
+from bot.runs.start import check_out, read_target
+
+
+async def publish_held(run: Run, held_id: str) -> None:
+    """Publish the change run `held_id` held back on this issue or pull request, rebuilt on its
+    base commit and reviewed once more against the repository's config of now."""
+    store = run.deps.store
+    held = await asyncio.to_thread(held_for, store, held_id, run.repo_name, run.number)
+    held_run = await asyncio.to_thread(store.get_run, held_id)
+    if isinstance(held, str) or held_run is None:
+        await run.fail(str(held))
+        return
+    reader = await run.client(READ_ONLY)
+    try:
+        target = await read_target(run, reader)
+        checkout = await check_out(run, target.clone_url, held.base_sha)
+        try:
+            done = await asyncio.to_thread(held_execution, held, held_run, checkout, target.config)
+        finally:
+            run.deps.cache.release(checkout)
+    except (RepoConfigError, ReviewError) as exc:
+        await run.fail(f"The held change cannot be published: {exc}")
+        return
+    run.branch_tag, run.run_id = run.run_id[:6], held_id
+    try:
+        issue = await reader.issue(run.number)
+        final = await finish(run, done, held.base_sha, target.default_branch, issue)
+    finally:
+        done.discard()
+    if final.stage == "done":
+        await asyncio.to_thread(store.held.mark_published, held_id, run.request.actor)
+        await run.audit("change.published", lock_key(run.repo_name, run.number), large=True)

@@ -1,0 +1,197 @@
+"""One run started from GitHub: who it is (its ids, keys and dashboard page), what it posts with
+(the least token each step needs, outbound redaction) and its one sticky comment; and `Ending`,
+what its last steps work from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.agent.model import AnthropicModel, Model
+from bot.config import Settings
+from bot.db.store import Store
+from bot.github.client import GitHubApp, RepoClient
+from bot.runs.execution import Execution
+from bot.runs.render import Progress, sticky_comment
+from bot.runs.request import RunRequest
+from bot.sandbox.checkout import CheckoutCache
+from bot.security.redact import outbound
+
+READ_ONLY: Mapping[str, str] = {
+    "metadata": "read",
+    "contents": "read",
+    "issues": "read",
+    "pull_requests": "read",
+}
+CONVERSE: Mapping[str, str] = {"metadata": "read", "issues": "write", "pull_requests": "write"}
+PUBLISH: Mapping[str, str] = {
+    "metadata": "read",
+    "contents": "write",
+    "pull_requests": "write",
+    "checks": "write",
+}
+CHECKS: Mapping[str, str] = {"metadata": "read", "checks": "write"}
+LINK_HOSTS = ("github.com",)
+
+
+def lock_key(repo: str, number: int) -> str:
+    return f"{repo}#{number}"
+
+
+def sticky_key(repo: str, number: int) -> str:
+    """The key in the marker of the task's sticky comment: `owner-name-number`."""
+    return f"{repo.replace('/', '-')}-{number}"
+
+
+def link_hosts(settings: Settings) -> tuple[str, ...]:
+    """GitHub, and Shipmate's own public address for links to a run's page."""
+    public = urlsplit(settings.public_url or "").hostname
+    return (*LINK_HOSTS, public) if public else LINK_HOSTS
+
+
+@dataclass
+class RunDeps:
+    settings: Settings
+    store: Store
+    app: GitHubApp
+    cache: CheckoutCache
+    model_factory: Any = None  # () -> Model; the Anthropic model by default
+
+    def model(self) -> Model:
+        if self.model_factory is not None:
+            return self.model_factory()  # type: ignore[no-any-return]
+        return AnthropicModel.from_settings(self.settings)
+
+
+@dataclass
+class Outbound:
+    """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
+
+    known: list[str] = field(default_factory=list)
+    link_hosts: tuple[str, ...] = LINK_HOSTS
+
+    def add(self, *values: str | None) -> None:
+        self.known.extend(v for v in values if v)
+
+    def __call__(self, text: str) -> str:
+        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
+
+
+class Sticky:
+    """The task's one comment, edited in place; every text passes outbound redaction."""
+
+    def __init__(
+        self, repo: RepoClient, number: int, comment_id: int | None, clean: Outbound
+    ) -> None:
+        self.repo, self.number, self.comment_id, self.clean = repo, number, comment_id, clean
+
+    async def show(self, progress: Progress) -> None:
+        body = self.clean(sticky_comment(progress))
+        if self.comment_id is None:
+            self.comment_id = await self.repo.comment(self.number, body)
+        else:
+            await self.repo.edit_comment(self.comment_id, body)
+
+
+@dataclass
+class Run:
+    """One run's identity and the clients it posts with."""
+
+    deps: RunDeps
+    run_id: str
+    repo_name: str
+    number: int
+    verb: str
+    installation_id: int
+    request: RunRequest
+    clean: Outbound
+    talker: RepoClient
+    sticky: Sticky
+    # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
+    live_check: int | None = None
+    # What makes its new branch's name its own: the run's id, or for `apply --large` (which
+    # completes the held run's record) this attempt's own, so that a retry after a push that
+    # got no further never meets the branch it already made.
+    branch_tag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return sticky_key(self.repo_name, self.number)
+
+    @property
+    def url(self) -> str | None:
+        """The run's dashboard page, when Shipmate knows its public address."""
+        public = self.deps.settings.public_url
+        return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
+    def progress(self, stage: str, **extra: Any) -> Progress:
+        extra.setdefault("run_url", self.url)
+        return Progress(key=self.key, verb=self.verb, stage=stage, **extra)  # type: ignore[arg-type]
+
+    async def fail(self, reason: str) -> None:
+        """The sticky comment says the run failed, and why."""
+        await self.sticky.show(self.progress("failed", reason=reason))
+
+    async def token(self, permissions: Mapping[str, str]) -> str:
+        return await mint(self.deps, self.installation_id, self.repo_name, self.clean, permissions)
+
+    async def client(self, permissions: Mapping[str, str]) -> RepoClient:
+        return await client_for(
+            self.deps, self.installation_id, self.repo_name, self.clean, permissions
+        )
+
+    async def audit(self, action: str, target: str, **detail: Any) -> None:
+        await asyncio.to_thread(
+            self.deps.store.append_audit,
+            action,
+            run_id=self.run_id,
+            actor="shipmate",
+            target=target,
+            detail=detail or None,
+        )
+
+
+async def mint(
+    deps: RunDeps,
+    installation_id: int,
+    repo_name: str,
+    clean: Outbound,
+    permissions: Mapping[str, str],
+) -> str:
+    """A token for this repository only, known to outbound redaction from now on."""
+    minted = await deps.app.installation_token(
+        installation_id, repositories=[repo_name], permissions=permissions
+    )
+    clean.add(minted.token)
+    return minted.token
+
+
+async def client_for(
+    deps: RunDeps,
+    installation_id: int,
+    repo_name: str,
+    clean: Outbound,
+    permissions: Mapping[str, str],
+) -> RepoClient:
+    await mint(deps, installation_id, repo_name, clean, permissions)
+    github = await deps.app.installation_client(
+        installation_id, repository=repo_name, permissions=permissions
+    )
+    return RepoClient(github, repo_name)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What a run's last steps (bot/runs/finish.py, bot/runs/pulls.py) work from: the run, its
+    result, the commit it started from, the default branch, the issue it answers, and the fields
+    every final `Progress` of it shares."""
+
+    run: Run
+    done: Execution
+    base_sha: str
+    default_branch: str
+    issue: dict[str, Any]
+    common: dict[str, Any]
