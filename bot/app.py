@@ -29,6 +29,7 @@ from bot.jobs.worker import JobContext, JobHandler, Worker, install_stop_signals
 from bot.runs.job import RunDeps, run_job
 from bot.sandbox import operator_secrets
 from bot.sandbox.checkout import CheckoutCache
+from bot.sandbox.identity import announce
 from bot.triggers.context import ClientFactory
 from bot.triggers.delivery import DeliveryJob
 from bot.triggers.routing import Router
@@ -184,6 +185,7 @@ def serve(
 ) -> int:
     """`shipmate serve`: `workers` web processes (default: SHIPMATE_WEB_PROCESSES, else
     `server.default_processes()`), the worker in the leading one unless `with_worker` is off."""
+    announce()
     settings = with_saved_credentials(settings)
     if with_worker and settings.has_app_credentials:  # this process will run tasks
         require_model_credential(settings)
@@ -200,8 +202,12 @@ def serve(
         return server.run(settings, target, sock=sock, workers=workers)
 
 
-def run_worker(settings: Settings) -> int:
-    """`shipmate worker`: a worker alone, until SIGTERM (then it drains)."""
+def run_worker(settings: Settings, *, concurrency: int | None = None) -> int:
+    """`shipmate worker`: a worker alone, until SIGTERM (then it drains); `concurrency` runs at
+    once, in place of SHIPMATE_WORKER_CONCURRENCY."""
+    announce()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
     settings = with_saved_credentials(settings)
     if settings.has_app_credentials:
         require_model_credential(settings)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import cli
 from bot.cli import _parser, main
 from bot.config import Settings
 from bot.db.store import Store
@@ -36,6 +37,16 @@ def test_every_command_and_option_has_help() -> None:
             elif not action.help or action.help == argparse.SUPPRESS:
                 missing.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
     assert missing == []
+
+
+def test_every_command_has_one_handler() -> None:
+    """Dispatch goes through the two tables: each subcommand is in exactly one of them, and
+    only the sandbox, doctor and demo start without settings."""
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    bare, configured = set(cli.BARE), set(cli._configured())
+    assert bare.isdisjoint(configured)
+    assert bare | configured == set(commands.choices)
+    assert bare == {"sandbox", "doctor", "demo"}
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
