@@ -7,24 +7,31 @@ Prints the share of input tokens read from cache, the p95 of new (uncached) inpu
 turn, and the cost with caching relative to without. Last line: one JSON object.
 """
 
+# ruff: noqa: E402 (the imports wait for sys.path to be set right)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder is first on sys.path, where queue.py would stand in for the
+# standard library's `queue` (concurrent.futures imports it): take the folder off first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import asyncio
 import json
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.agent.budget import Budget  # noqa: E402
-from bot.agent.loop import Agent  # noqa: E402
-from bot.agent.model import AnthropicModel  # noqa: E402
-from bot.agent.prompts import RULES  # noqa: E402
-from bot.agent.tools import ToolResult  # noqa: E402
-from standins.anthropic import MessagesStandIn, Turn  # noqa: E402
+from bot.agent.budget import Budget
+from bot.agent.loop import Agent
+from bot.agent.model import AnthropicModel
+from bot.agent.prompts import RULES
+from bot.agent.tools import ToolResult
+from standins.anthropic import MessagesStandIn, Turn
 
 RECORDING = Path(__file__).parent / "data" / "agent_transcript.json"
 MODEL = "claude-sonnet-4-6"

@@ -17,7 +17,16 @@ dropped from the head or the tail (the labels file says how many); line numbers 
     python benchmarks/ci_corpus_import.py LOGCHUNKS_GIT_DIR CIDIFF_GIT_DIR
 """
 
+# ruff: noqa: E402 (the imports wait for sys.path to be set right)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder is first on sys.path, where queue.py would stand in for the
+# standard library's `queue` (concurrent.futures imports it): take the folder off first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import gzip
 import hashlib
@@ -25,8 +34,6 @@ import html
 import json
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "ci-logs-real"

@@ -8,20 +8,27 @@ total, with the token reduction, the p95 excerpt size and time; for the logs tha
 passing run of the same job, also with the difference from it. Last line: one JSON object.
 """
 
+# ruff: noqa: E402 (the imports wait for sys.path to be set right)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder is first on sys.path, where queue.py would stand in for the
+# standard library's `queue` (concurrent.futures imports it): take the folder off first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import gzip
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.triggers.ci_log import approx_tokens, excerpt, normalize  # noqa: E402
+from bot.triggers.ci_log import approx_tokens, excerpt, normalize
 
 CORPUS = ROOT / "tests" / "fixtures" / "ci-logs-real"
 BASELINE_LINES = 150

@@ -18,7 +18,16 @@
 Last line: one JSON object with the figures.
 """
 
+# ruff: noqa: E402 (the imports wait for sys.path to be set right)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder is first on sys.path, where queue.py would stand in for the
+# standard library's `queue` (concurrent.futures imports it): take the folder off first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import asyncio
 import contextlib
@@ -26,18 +35,16 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sandbox_image import image_figures  # noqa: E402
-from bot.sandbox import open_sandbox  # noqa: E402
-from bot.sandbox.base import Limits, SandboxSpec  # noqa: E402
-from bot.sandbox.checkout import CheckoutCache  # noqa: E402
+from benchmarks.sandbox_image import image_figures
+from bot.sandbox import open_sandbox
+from bot.sandbox.base import Limits, SandboxSpec
+from bot.sandbox.checkout import CheckoutCache
 
 FILES = 5000
 RUNS = 30

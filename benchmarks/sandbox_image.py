@@ -6,12 +6,20 @@ The test image: a static busybox and 3,000 small files over three layers (a whit
 them), about 14 MiB, pushed to Debian's docker-registry with skopeo (standins/registry.py).
 """
 
+# ruff: noqa: E402 (the imports wait for sys.path to be set right)
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this folder is first on sys.path, where queue.py would stand in for the
+# standard library's `queue` (concurrent.futures imports it): take the folder off first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import os
 import statistics
 import time
-from pathlib import Path
 
 from bot.sandbox import open_sandbox
 from bot.sandbox.base import ImageRoot, Limits, SandboxSpec
