@@ -303,7 +303,7 @@ def test_serve_with_several_processes_stores_each_delivery_once_and_stops_on_sig
 async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_holder_stops(
     tmp_path: Path,
 ) -> None:
-    from bot.intake.server import _lead
+    from bot.intake.leadership import lead as _lead
 
     lock = tmp_path / "serve.lock"
     running: list[str] = []
@@ -317,9 +317,9 @@ async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_hol
         return run
 
     first_stop, second_stop = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(_lead(lock, first_stop, [duty("first")]))
+    first = asyncio.create_task(_lead(lock, first_stop, [duty("first")], asyncio.Event()))
     await asyncio.sleep(0.1)
-    second = asyncio.create_task(_lead(lock, second_stop, [duty("second")]))
+    second = asyncio.create_task(_lead(lock, second_stop, [duty("second")], asyncio.Event()))
     await asyncio.sleep(0.3)
     assert running == ["first"]
     first_stop.set()
@@ -330,6 +330,32 @@ async def test_the_worker_and_checkpoints_pass_to_another_process_when_their_hol
     second_stop.set()
     await second
     assert running == []
+
+
+@pytest.mark.anyio
+async def test_a_process_that_is_stopping_too_never_takes_the_lead(tmp_path: Path) -> None:
+    """A SIGTERM reaches every process of `serve`: one still draining its connections when the
+    leader has let go must not start the worker on its way out."""
+    from bot.intake.leadership import lead as _lead
+
+    lock = tmp_path / "serve.lock"
+    led: list[str] = []
+
+    async def duty(stop: asyncio.Event) -> None:
+        led.append("led")
+        await stop.wait()
+
+    first_stop, second_stop, second_resign = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(_lead(lock, first_stop, [duty], asyncio.Event()))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(_lead(lock, second_stop, [duty], second_resign))
+    await asyncio.sleep(0.2)
+    second_resign.set()  # its SIGTERM, before the leader lets go
+    first_stop.set()
+    await first
+    async with asyncio.timeout(5):
+        await second  # it gives up trying instead of leading
+    assert led == ["led"]
 
 
 class _Transport:

@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import ctypes
 import errno
-import fcntl
 import functools
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -25,12 +23,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import Settings, StartupError
 from bot.db.store import Store
+from bot.intake.leadership import Duty, lead, on_stop_signal
 from bot.jobs.backends import Runner
 
 log = structlog.get_logger("shipmate.server")
 
 
-Duty = Callable[[asyncio.Event], Awaitable[None]]
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
 
@@ -43,11 +41,13 @@ def lifespan(
 
     @contextlib.asynccontextmanager
     async def running(app: Starlette) -> AsyncIterator[None]:
-        stop = asyncio.Event()
+        stop, resign = asyncio.Event(), asyncio.Event()
         leader_duties: list[Duty] = [functools.partial(_checkpoint_every, store, 0.25), *duties]
         if worker is not None:
             leader_duties.append(worker.run)
-        leading = asyncio.create_task(_lead(settings.data_dir / "serve.lock", stop, leader_duties))
+        on_stop_signal(asyncio.get_running_loop(), resign.set)
+        lock = settings.data_dir / "serve.lock"
+        leading = asyncio.create_task(lead(lock, stop, leader_duties, resign))
         log.info(
             "serve.started", worker=worker is not None, app_configured=settings.has_app_credentials
         )
@@ -60,33 +60,6 @@ def lifespan(
             log.info("serve.stopped")
 
     return running
-
-
-async def _lead(lock_path: Path, stop: asyncio.Event, duties: Sequence[Duty]) -> None:
-    """Run `duties` (the in-process worker, the WAL checkpoints) until `stop`, in one process
-    of `serve`: the one that holds an exclusive lock on `lock_path`. The others (`--workers N`)
-    only take deliveries, and try for the lock every second, so that one of them takes over
-    when the holder dies."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        if not await _take_lock(fd, stop):
-            return
-        log.info("serve.leading", pid=os.getpid())
-        await asyncio.gather(*(duty(stop) for duty in duties))
-    finally:
-        os.close(fd)  # releases the lock
-
-
-async def _take_lock(fd: int, stop: asyncio.Event) -> bool:
-    """Wait for an exclusive `flock` on `fd`; False when `stop` comes first."""
-    while not stop.is_set():
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-    return False
 
 
 async def _checkpoint_every(store: Store, seconds: float, stop: asyncio.Event) -> None:
