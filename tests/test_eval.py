@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,14 +119,16 @@ def fix_gcd_turns() -> list[Turn]:
     ]
 
 
-@needs_sandbox
-def test_a_recorded_eval_replays_offline_to_the_same_results(tmp_path: Path) -> None:
-    tasks = subset(tmp_path, 1)  # quixbugs__gcd
-    record = tmp_path / "answers"
+def eval_live(
+    tmp_path: Path, tasks: Path, record: Path, *flags: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An eval against the model stand-in (the gcd fix scripted), its answers recorded in
+    `record`: its summary and the requests the model got."""
     with MessagesStandIn(min_cache_tokens=128) as model:
         model.script(fix_gcd_turns())
         live, _ = shipmate_eval(
             tmp_path,
+            *flags,
             "--tasks",
             str(tasks),
             "--record",
@@ -133,13 +136,15 @@ def test_a_recorded_eval_replays_offline_to_the_same_results(tmp_path: Path) -> 
             env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "test-key"},
         )
         assert not model.failures
-        asked = len(model.requests)
-    assert live["resolved"] == 1 and live["cost_usd"] > 0
-    recorded = (record / "quixbugs__gcd.jsonl").read_text().splitlines()
-    assert len(recorded) == asked == 3
-    # No model at all now: ANTHROPIC_BASE_URL points nowhere.
+        return live, list(model.requests)
+
+
+def eval_replayed(tmp_path: Path, tasks: Path, record: Path, *flags: str) -> dict[str, Any]:
+    """The same eval from `record` with no model at all (ANTHROPIC_BASE_URL points nowhere),
+    recorded again under tmp_path/again."""
     replayed, _ = shipmate_eval(
         tmp_path,
+        *flags,
         "--tasks",
         str(tasks),
         "--replay",
@@ -148,6 +153,19 @@ def test_a_recorded_eval_replays_offline_to_the_same_results(tmp_path: Path) -> 
         str(tmp_path / "again"),
         env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": "none"},
     )
+    return replayed
+
+
+@needs_sandbox
+def test_a_recorded_eval_replays_offline_to_the_same_results(tmp_path: Path) -> None:
+    tasks = subset(tmp_path, 1)  # quixbugs__gcd
+    record = tmp_path / "answers"
+    live, requests = eval_live(tmp_path, tasks, record)
+    asked = len(requests)
+    assert live["resolved"] == 1 and live["cost_usd"] > 0
+    recorded = (record / "quixbugs__gcd.jsonl").read_text().splitlines()
+    assert len(recorded) == asked == 3
+    replayed = eval_replayed(tmp_path, tasks, record)
     assert {k: replayed[k] for k in ("tasks", "resolved", "cost_usd")} == {
         k: live[k] for k in ("tasks", "resolved", "cost_usd")
     }

@@ -18,9 +18,8 @@ from bot.evaluation.deploy_tasks import DeployTask, load_deploy_tasks, parse_dep
 from bot.evaluation.tasks import TaskFileError, load_tasks
 from bot.triggers import deploy_log
 from handlers import deployments
-from standins.anthropic import MessagesStandIn
 from tests.fakes import FakeRepo, context_for, queued_runs, store_at
-from tests.test_eval import fix_gcd_turns, needs_sandbox, shipmate_eval
+from tests.test_eval import eval_live, eval_replayed, needs_sandbox, shipmate_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "eval"
@@ -154,36 +153,14 @@ def test_deploy_eval_with_the_empty_oracle_resolves_none(tmp_path: Path) -> None
 def test_a_recorded_deploy_eval_replays_offline_to_the_same_results(tmp_path: Path) -> None:
     tasks = subset(tmp_path, "deploy__gcd")
     record = tmp_path / "answers"
-    with MessagesStandIn(min_cache_tokens=128) as model:
-        model.script(fix_gcd_turns())
-        live, _ = shipmate_eval(
-            tmp_path,
-            "--deploy",
-            "--tasks",
-            str(tasks),
-            "--record",
-            str(record),
-            env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "test-key"},
-        )
-        assert not model.failures
-        first = json.dumps(model.requests[0]["messages"])
-        asked = len(model.requests)
+    live, requests = eval_live(tmp_path, tasks, record, "--deploy")
+    first, asked = json.dumps(requests[0]["messages"]), len(requests)
     # The model was told about the deploy, from its log: no problem statement exists here.
     assert "deploy health check for `production` failed" in first
     assert "RecursionError: maximum recursion depth exceeded" in first
     assert live["resolved"] == 1 and live["cost_usd"] > 0
     assert len((record / "deploy__gcd.jsonl").read_text().splitlines()) == asked == 3
-    replayed, _ = shipmate_eval(
-        tmp_path,
-        "--deploy",
-        "--tasks",
-        str(tasks),
-        "--replay",
-        str(record),
-        "--record",
-        str(tmp_path / "again"),
-        env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": "none"},
-    )
+    replayed = eval_replayed(tmp_path, tasks, record, "--deploy")
     assert {k: replayed[k] for k in ("tasks", "resolved", "cost_usd")} == {
         k: live[k] for k in ("tasks", "resolved", "cost_usd")
     }
