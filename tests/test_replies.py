@@ -149,6 +149,30 @@ def test_a_reply_posted_just_before_a_kill_is_found_by_its_key(
     assert thread.store.get_delivery(delivery).status == "handled"  # type: ignore[union-attr]
 
 
+def test_a_key_planted_by_someone_else_does_not_stop_the_answer(
+    thread: Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commenter who writes a delivery's hidden key on the thread (copied from the source of
+    one of Shipmate's comments) before its retry gets nothing: only Shipmate's own comment,
+    with the key at its end, counts as posted."""
+    recorded = StoreAudit.__call__
+
+    async def killed_before_it_answered(self: StoreAudit, action: str, *args: Any) -> None:
+        if action == "reaction.create":
+            raise RuntimeError("killed")
+        await recorded(self, action, *args)
+
+    monkeypatch.setattr(StoreAudit, "__call__", killed_before_it_answered)
+    delivery = thread.command("/shipmate help")
+    assert thread.work() == 1 and thread.answers() == []  # failed before its answer
+    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    thread.gh.create_comment(REPO, 1, f"not yours {reply_key(delivery, 1)}", "mallory")
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1
+    (answer,) = thread.answers()
+    assert answer.endswith(reply_key(delivery, 1)) and "/shipmate fix" in answer
+
+
 def test_a_task_is_queued_once_when_its_job_runs_again(thread: Thread) -> None:
     runs: list[int] = []
 

@@ -26,7 +26,9 @@ class ConversationCalls(RepoCalls):
         if self.replies is not None:
             key, known = self.replies.next()
             if known is None and self.replies.retried:
-                known = next((c.id for c in await self.comments(number) if key in c.body), None)
+                thread = await self.comments(number)
+                mine = (c.id for c in thread if self.replies.posted_by_us(c.body, c.user, key))
+                known = next(mine, None)
             if known is not None:
                 return known
             body = marked(body, key)

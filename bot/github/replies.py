@@ -23,11 +23,13 @@ def reply_key(delivery_id: str, place: int) -> str:
 @dataclass
 class Replies:
     """The comments of one delivery's job. `retried`: an earlier attempt may have posted;
-    `earlier`: the ids of the comments it is known to have posted, in order."""
+    `earlier`: the ids of the comments it is known to have posted, in order; `author`: the
+    login those comments are posted as (a key in anyone else's comment counts for nothing)."""
 
     delivery_id: str
     retried: bool = False
     earlier: Sequence[int] = ()
+    author: str = "shipmate[bot]"
     posted: int = field(default=0, init=False)
 
     def next(self) -> tuple[str, int | None]:
@@ -36,6 +38,11 @@ class Replies:
         self.posted += 1
         known = self.earlier[self.posted - 1] if self.posted <= len(self.earlier) else None
         return reply_key(self.delivery_id, self.posted), known
+
+    def posted_by_us(self, body: str, user: str, key: str) -> bool:
+        """Whether a comment on the thread is the one an earlier attempt posted under `key`:
+        ours, with the key where `marked` puts it."""
+        return user == self.author and body.endswith(key)
 
 
 def marked(body: str, key: str) -> str:

@@ -97,7 +97,10 @@ class Context:
                 for row in await self.earlier_actions()
                 if row["action"] == "comment.create" and "comment_id" in (row["detail"] or {})
             ]
-            self._replies = Replies(self.delivery_id, retried=self.attempt > 1, earlier=posted)
+            author = f"{self.settings.app_slug or 'shipmate'}[bot]"
+            self._replies = Replies(
+                self.delivery_id, retried=self.attempt > 1, earlier=posted, author=author
+            )
         return self._replies
 
     async def repo_with(self, permissions: Mapping[str, str]) -> RepoClient:
