@@ -8,10 +8,10 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from bot.db import schema
-from bot.db.engine import fetch_row, fetch_rows
+from bot.db.engine import TableAccess, fetch_row, fetch_rows
 from bot.db.ledger import month_start
 
 Visible = Collection[str] | None
@@ -21,10 +21,7 @@ def _visible(query: Any, column: Any, repos: Visible) -> Any:
     return query if repos is None else query.where(column.in_(list(repos)))
 
 
-class DashboardViews:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class DashboardViews(TableAccess):
     def runs(
         self,
         repos: Visible,
