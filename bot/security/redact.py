@@ -103,7 +103,10 @@ def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
             lowered = "http://" + lowered
         if not lowered.startswith(("http://", "https://", "//")):
             return False
-        host = (urlsplit(lowered).hostname or "").lower()
+        try:
+            host = (urlsplit(lowered).hostname or "").lower()
+        except ValueError:  # "http://[x": no host it could name is allowed
+            return True
         return not any(host == h or host.endswith("." + h) for h in allowed_hosts)
 
     def html(match: re.Match[str]) -> str:
