@@ -147,12 +147,12 @@ class BwrapSandbox:
                 self.spec,
                 sealed=self._sealed,
                 disk=self._disk,
-                bwrap=self.bwrap,
-                ca_bundle=self.ca_bundle,
-                port=self.bridge_port,
                 io=self._io,
                 rlimits=holder_startup.rlimits(self.spec.limits, group),
                 user=self.user,
+                bwrap=self.bwrap,
+                ca_bundle=self.ca_bundle,
+                port=self.bridge_port,
             )
             bridge = self.serve_bridge if self.bridge_port else None
             holder = await holder_startup.start(layout, group, self.user, bridge)
