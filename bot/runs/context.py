@@ -118,14 +118,14 @@ class Run:
     branch_tag: str | None = None
 
     @property
-    def key(self) -> str:
-        return sticky_key(self.repo_name, self.number)
-
-    @property
     def url(self) -> str | None:
         """The run's dashboard page, when Shipmate knows its public address."""
         public = self.deps.settings.public_url
         return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
+    @property
+    def key(self) -> str:
+        return sticky_key(self.repo_name, self.number)
 
     def progress(self, stage: str, **extra: Any) -> Progress:
         extra.setdefault("run_url", self.url)
