@@ -6,7 +6,6 @@ import asyncio
 
 from bot.config import RepoConfigError, parse_repo_config
 from bot.github.client import RepoClient
-from bot.security.redact import outbound
 from bot.triggers.context import Context
 from bot.triggers.events import Installation, InstallationRepositories, Repository
 from bot.triggers.routing import Router
@@ -76,7 +75,8 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
     if context.client_factory is None:
         return
     for name in repositories:
-        repo = RepoClient(await context.client_factory(installation_id, name), name)
+        github = await context.client_factory(installation_id, name)
+        repo = RepoClient(github, name, outbound=context.outbound)
         branch = await repo.default_branch()
         sha = await repo.branch_sha(branch)
         if sha is None:
@@ -84,9 +84,7 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
-            known = context.settings.known_secrets()
-            problem = outbound(str(exc), known=known, allowed_hosts=("github.com",))
-            verdict = ("failure", ".github/shipmate.yml is invalid", problem)
+            verdict = ("failure", ".github/shipmate.yml is invalid", str(exc))
             await asyncio.to_thread(context.store.views.record_config_check, name, str(exc))
         else:
             verdict = ("success", "Shipmate is ready", READY)
