@@ -46,8 +46,9 @@ class Comment(Payload):
 
 
 class Issue(Payload):
+    """An issue, or a pull request seen as one: then `pull_request` holds its links."""
+
     number: int
-    # Present (an object of links) only when the issue is a pull request.
     pull_request: dict[str, object] | None = None
 
 
@@ -199,12 +200,16 @@ class Status(Event):
 
 
 class DeploymentItem(Payload):
+    """The deployment a `deployment_status` event is about: what was deployed, and where."""
+
     ref: str | None = None
     sha: str | None = None
     environment: str | None = None
 
 
 class DeploymentStatusItem(Payload):
+    """The health check's answer: its state, and where its log and the deployed app are."""
+
     state: str
     description: str | None = None
     log_url: str | None = None
