@@ -29,6 +29,7 @@ from tests.servers import running
 
 SECRET = "replies-secret"
 REPO = "octo/widgets"
+OTHER = "octo/gadgets"
 
 
 @dataclass
@@ -43,18 +44,25 @@ class Thread:
     def command(self, text: str) -> str:
         """alice comments `text` on issue 1; the delivery id Shipmate accepted."""
         made = self.gh.create_comment(REPO, 1, text, "alice")
-        response = self.gh.emit(
+        return self.deliver(
             "issue_comment",
             "created",
             {
                 "comment": {"id": made["id"], "body": text, "user": {"login": "alice"}},
                 "issue": {"number": 1, "title": "add() subtracts", "body": ""},
             },
+        )
+
+    def deliver(self, event: str, action: str, overrides: dict[str, Any], **fields: Any) -> str:
+        """GitHub sends this event (by alice, on REPO unless `fields` say otherwise); the
+        delivery id Shipmate accepted."""
+        response = self.gh.emit(
+            event,
+            action,
+            overrides,
             to=f"{self.base}/api/github/webhooks",
             secret=SECRET,
-            repo=REPO,
-            sender="alice",
-            installation_id=self.installation_id,
+            **{"repo": REPO, "sender": "alice", "installation_id": self.installation_id, **fields},
         )
         assert response.status_code == 202
         return str(response.request.headers["X-GitHub-Delivery"])
@@ -89,7 +97,8 @@ def thread(tmp_path: Path) -> Iterator[Thread]:
     with GitHubStandIn(tmp_path / "gh") as gh:
         app = gh.create_app("shipmate")
         gh.create_repo(REPO, {"README.md": "hi\n"})
-        installation = gh.install(app, "octo", [REPO], dict(PUSH))
+        gh.create_repo(OTHER, {"README.md": "hi\n"})
+        installation = gh.install(app, "octo", [REPO, OTHER], dict(PUSH))
         gh.add_collaborator(REPO, "alice", "write")
         gh.create_issue(REPO, "add() subtracts", "")
         settings = Settings.load(
@@ -185,6 +194,86 @@ def test_a_task_is_queued_once_when_its_job_runs_again(thread: Thread) -> None:
     thread.killed_after_it_acted(delivery)
     assert thread.work(run) == 1  # the webhook job alone: its run was queued already
     assert len(runs) == 1 and thread.answers() == [sticky]  # the sticky comment untouched
+
+
+def _repositories_added(thread: Thread, *names: str) -> str:
+    added = [{"full_name": name, "name": name.split("/")[1]} for name in names]
+    return thread.deliver(
+        "installation_repositories",
+        "added",
+        {
+            "repositories_added": added,
+            "repositories_removed": [],
+            "installation": {"id": thread.installation_id, "account": {"login": "octo"}},
+        },
+        repo=None,
+    )
+
+
+def _config_checks(thread: Thread) -> list[dict[str, Any]]:
+    runs = thread.gh.state.check_runs.values()
+    return sorted((r for r in runs if r["name"] == "Shipmate config"), key=lambda r: r["id"])
+
+
+def _requests(thread: Thread, method: str, ending: str) -> int:
+    return sum(1 for r in thread.gh.requests if r.method == method and r.path.endswith(ending))
+
+
+def test_a_config_check_is_created_once_when_its_job_runs_again(thread: Thread) -> None:
+    delivery = _repositories_added(thread, REPO, OTHER)
+    assert thread.work() == 1
+    first = _config_checks(thread)
+    assert [(r["_repo"], r["external_id"], r["conclusion"]) for r in first] == [
+        (REPO, delivery, "success"),
+        (OTHER, delivery, "success"),
+    ]
+    assert _requests(thread, "GET", "/check-runs") == 0  # a first attempt creates unlooked
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1  # attempt 2 finds each on its commit, by the delivery's key
+    assert [r["id"] for r in _config_checks(thread)] == [r["id"] for r in first]
+    assert _requests(thread, "POST", "/check-runs") == 2
+    assert _requests(thread, "PATCH", "/check-runs/" + str(first[0]["id"])) == 1
+    assert thread.store.get_delivery(delivery).status == "handled"  # type: ignore[union-attr]
+    # Another delivery checks again: a check run of its own.
+    _repositories_added(thread, REPO)
+    assert thread.work() == 1 and len(_config_checks(thread)) == 3
+
+
+def test_a_job_killed_between_two_config_checks_ends_with_one_of_each(
+    thread: Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the first repository's check went out, before the second's: the retry
+    updates the first and creates the second. Another App's check run of the same name with
+    the delivery's key on the second commit is not taken for Shipmate's."""
+    recorded = StoreAudit.__call__
+
+    async def killed_after_the_first_check(self: StoreAudit, action: str, *args: Any) -> None:
+        if action == "check_run.create":
+            raise RuntimeError("killed")
+        await recorded(self, action, *args)
+
+    monkeypatch.setattr(StoreAudit, "__call__", killed_after_the_first_check)
+    delivery = _repositories_added(thread, REPO, OTHER)
+    assert thread.work() == 1
+    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    (ours,) = _config_checks(thread)
+    assert ours["_repo"] == REPO
+    other_sha = thread.gh.branch_sha(OTHER, "main")
+    thread.gh.create_check_suite(
+        OTHER,
+        head_sha=str(other_sha),
+        head_branch="main",
+        app_slug="mallory-ci",
+        check_runs=[{"name": "Shipmate config", "external_id": delivery, "conclusion": "failure"}],
+    )
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1
+    checks = _config_checks(thread)
+    mine = [(r["_repo"], r["conclusion"]) for r in checks if r["app"]["slug"] == "shipmate"]
+    assert mine == [(REPO, "success"), (OTHER, "success")]
+    assert checks[0]["id"] == ours["id"] and len(checks) == 3
+    planted = next(r for r in checks if r["app"]["slug"] == "mallory-ci")
+    assert planted["conclusion"] == "failure"  # untouched
 
 
 def test_the_key_is_hidden_at_the_end_and_taken_off_again() -> None:

@@ -93,6 +93,8 @@ class CheckRun:
     details_url: str | None
     app_slug: str | None
     check_suite_id: int | None
+    # The creator's own reference (Shipmate's: the delivery whose job created it).
+    external_id: str | None = None
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> CheckRun:
@@ -110,6 +112,7 @@ class CheckRun:
             details_url=text_or_none(d.get("details_url")),
             app_slug=text_or_none((d.get("app") or {}).get("slug")),
             check_suite_id=None if suite.get("id") is None else int(suite["id"]),
+            external_id=text_or_none(d.get("external_id")),
         )
 
 
