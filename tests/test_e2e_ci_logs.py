@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.db.audit import StoreAudit
 from bot.triggers import ci_rerun
 from bot.triggers.ci_log import normalize
 from standins import github_actions
@@ -149,3 +150,30 @@ def test_a_rerun_whose_comment_was_lost_is_said_once(
     assert world.work() == 1 and world.gh.state.reruns == [run["id"]]
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
     assert f"run {run['id']} " in note["body"] and "so it was judged when it failed" in note["body"]
+
+
+def test_a_rerun_whose_audit_row_was_lost_is_neither_repeated_nor_repaired(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the re-run and its audit row: the retry reads from GitHub that the run
+    has an attempt Shipmate's App started, so it queues no repair beside the re-run, and the CI
+    comment says the re-run once."""
+    recorded = StoreAudit.__call__
+
+    async def killed_before_the_audit_row(self: StoreAudit, action: str, *args: Any) -> None:
+        if action == "actions.rerun_failed_jobs":
+            raise RuntimeError("killed after the re-run, before its audit row")
+        await recorded(self, action, *args)
+
+    monkeypatch.setattr(StoreAudit, "__call__", killed_before_the_audit_row)
+    pull = _shipmate_pr(world)
+    run = _fail(world, pull, real("cidiff-spork-441"))
+    world.work()
+    assert world.gh.state.reruns == [run["id"]]
+    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    _run_again(world)
+    seen = _watch(world)
+    assert world.work() == 1  # the webhook job alone: no repair
+    assert world.gh.state.reruns == [run["id"]] and seen == [] and world.gh.state.pushes == []
+    (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
+    assert note["body"].count(f"run {run['id']} ") == 1

@@ -161,6 +161,8 @@ class WorkflowRun:
     html_url: str
     workflow_id: int = 0
     run_attempt: int = 1
+    # Who started the latest attempt (a re-run's, not the first run's actor).
+    triggering_actor: str | None = None
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> WorkflowRun:
@@ -174,6 +176,7 @@ class WorkflowRun:
             str(d.get("html_url", "")),
             int(d.get("workflow_id") or 0),
             int(d.get("run_attempt") or 1),
+            text_or_none((d.get("triggering_actor") or {}).get("login")),
         )
 
 
