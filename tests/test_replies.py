@@ -53,7 +53,9 @@ class Thread:
             },
         )
 
-    def deliver(self, event: str, action: str, overrides: dict[str, Any], **fields: Any) -> str:
+    def deliver(
+        self, event: str, action: str | None, overrides: dict[str, Any], **fields: Any
+    ) -> str:
         """GitHub sends this event (by alice, on REPO unless `fields` say otherwise); the
         delivery id Shipmate accepted."""
         response = self.gh.emit(
@@ -194,6 +196,49 @@ def test_a_task_is_queued_once_when_its_job_runs_again(thread: Thread) -> None:
     thread.killed_after_it_acted(delivery)
     assert thread.work(run) == 1  # the webhook job alone: its run was queued already
     assert len(runs) == 1 and thread.answers() == [sticky]  # the sticky comment untouched
+
+
+def test_a_repair_queued_just_before_a_kill_counts_once_and_is_not_capped(thread: Thread) -> None:
+    """At one repair per failure, the retry of the delivery that queued it must not find the
+    cap reached by its own attempt (and tell the pull request a human is needed)."""
+    gh = thread.gh
+    main = gh.state.repos[REPO].default_branch
+    gh.commit(REPO, main, {".github/shipmate.yml": "max_attempts_per_failure: 1\n"}, "cap")
+    gh.commit(REPO, "shipmate/1-add", {"notes.txt": "first try\n"}, "Shipmate's first try")
+    pull = gh.create_pull(REPO, "shipmate/1-add", "Fix #1: add()", "shipmate[bot]")
+    head = pull["head"]["sha"]
+    runs: list[int] = []
+
+    async def run(job: Job, context: JobContext) -> None:
+        runs.append(job.id)  # queued, and never started before the kill
+
+    delivery = thread.deliver(
+        "status",
+        None,
+        {
+            "sha": head,
+            "state": "failure",
+            "context": "ci/lint",
+            "description": "lint: calc.py:2 uses a minus",
+            "branches": [{"name": "shipmate/1-add", "commit": {"sha": head}}],
+            "sender": {"login": "ci-bot", "type": "User"},
+            "repository": {"default_branch": main},
+        },
+    )
+    assert thread.work(run) == 2 and len(runs) == 1
+    thread.killed_after_it_acted(delivery)
+    assert thread.work(run) == 1 and len(runs) == 1
+    said = [c["body"] for c in gh.comments_on(REPO, pull["number"])]
+    assert not any("A human needs to take it" in body for body in said)
+    assert thread.store.repair_attempts(REPO, pull["number"], _mark(thread, delivery)) == (1, 1)
+
+
+def _mark(thread: Thread, delivery: str) -> str:
+    """The fingerprint of the failure the delivery's job counted a repair of."""
+    (row,) = [
+        r for r in thread.store.audit_for_delivery(delivery) if r["action"] == "repair.attempt"
+    ]
+    return str(row["detail"]["fingerprint"])
 
 
 def _repositories_added(thread: Thread, *names: str) -> str:

@@ -156,6 +156,11 @@ def test_repair_attempts_and_refusals(db_url: str) -> None:
     assert store.bump_repair_attempt("o/r", 5, "f1") == (2, 2)
     assert store.bump_repair_attempt("o/r", 5, "f2") == (1, 3)
     assert store.repair_attempts("o/r", 5, "f1") == (2, 3)
+    # Once per delivery: its job run again counts nothing more, another delivery does.
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-1") == (3, 4)
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-1") == (3, 4)
+    assert store.bump_repair_attempt("o/r", 5, "f2", delivery_id="d-1") == (2, 5)
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-2") == (4, 6)
     assert store.first_refusal("o/r", 5, "mallory") is True
     assert store.first_refusal("o/r", 5, "mallory") is False
     assert store.first_refusal("o/r", 6, "mallory") is True

@@ -141,8 +141,12 @@ class RunTables(TableAccess):
             )
         return found
 
-    def bump_repair_attempt(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
-        """Count one more repair of this failure; return (attempts of it, attempts on the PR)."""
+    def bump_repair_attempt(
+        self, repo: str, number: int, fingerprint: str, *, delivery_id: str | None = None
+    ) -> tuple[int, int]:
+        """Count one more repair of this failure, once per delivery (a `repair.attempt` audit
+        row of it, in the same transaction, says it was counted: a job run again after a kill
+        counts nothing more); return (attempts of it, attempts on the PR)."""
         table = schema.repair_attempts
         stmt = (
             self._insert(table)
@@ -151,8 +155,20 @@ class RunTables(TableAccess):
                 index_elements=["repo", "number", "fingerprint"], set_={"count": table.c.count + 1}
             )
         )
+        target = f"{repo}#{number}"
         with self.engine.begin() as conn:
-            conn.execute(stmt)
+            if delivery_id is None or not _counted(conn, delivery_id, target, fingerprint):
+                conn.execute(stmt)
+                if delivery_id is not None:
+                    conn.execute(
+                        insert(schema.audit_log).values(
+                            at=time.time(),
+                            delivery_id=delivery_id,
+                            action="repair.attempt",
+                            target=target,
+                            detail={"fingerprint": fingerprint},
+                        )
+                    )
             return self._attempts(conn, repo, number, fingerprint)
 
     def repair_attempts(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
@@ -182,3 +198,16 @@ class RunTables(TableAccess):
         )
         with self.engine.begin() as conn:
             return conn.execute(stmt).first() is not None
+
+
+def _counted(conn: Connection, delivery_id: str, target: str, fingerprint: str) -> bool:
+    """Whether this delivery already counted a repair of this failure."""
+    table = schema.audit_log
+    details = conn.execute(
+        select(table.c.detail).where(
+            table.c.delivery_id == delivery_id,
+            table.c.action == "repair.attempt",
+            table.c.target == target,
+        )
+    ).scalars()
+    return any((detail or {}).get("fingerprint") == fingerprint for detail in details)
