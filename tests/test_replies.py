@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.db.audit import StoreAudit
 from bot.db.store import Store
 from bot.github.auth import PUSH
+from bot.github.conversation import ConversationCalls
 from bot.github.replies import marked, reply_key, unmarked
 from bot.intake.app import create_app
 from bot.jobs.queue import Job
@@ -41,16 +42,17 @@ class Thread:
     base: str
     installation_id: int
 
-    def command(self, text: str) -> str:
-        """alice comments `text` on issue 1; the delivery id Shipmate accepted."""
-        made = self.gh.create_comment(REPO, 1, text, "alice")
+    def command(self, text: str, by: str = "alice") -> str:
+        """`by` comments `text` on issue 1; the delivery id Shipmate accepted."""
+        made = self.gh.create_comment(REPO, 1, text, by)
         return self.deliver(
             "issue_comment",
             "created",
             {
-                "comment": {"id": made["id"], "body": text, "user": {"login": "alice"}},
+                "comment": {"id": made["id"], "body": text, "user": {"login": by}},
                 "issue": {"number": 1, "title": "add() subtracts", "body": ""},
             },
+            sender=by,
         )
 
     def deliver(
@@ -182,6 +184,29 @@ def test_a_key_planted_by_someone_else_does_not_stop_the_answer(
     assert thread.work() == 1
     (answer,) = thread.answers()
     assert answer.endswith(reply_key(delivery, 1)) and "/shipmate fix" in answer
+
+
+def test_a_refusal_lost_to_a_kill_is_said_by_the_retry_and_only_once(
+    thread: Thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the refusal was recorded, before it was posted: the retry of the delivery
+    that was refused first says it; a later command of the same person gets nothing."""
+    posted = ConversationCalls.comment
+
+    async def killed_before_the_post(self: ConversationCalls, number: int, body: str) -> int:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(ConversationCalls, "comment", killed_before_the_post)
+    delivery = thread.command("/shipmate fix", by="mallory")
+    assert thread.work() == 1 and thread.answers() == []
+    monkeypatch.setattr(ConversationCalls, "comment", posted)
+    thread.killed_after_it_acted(delivery)
+    assert thread.work() == 1
+    (refusal,) = thread.answers()
+    assert "only people with write access" in refusal
+    thread.killed_after_it_acted(delivery)
+    thread.command("/shipmate plan", by="mallory")
+    assert thread.work() == 2 and thread.answers() == [refusal]
 
 
 def test_a_task_is_queued_once_when_its_job_runs_again(thread: Thread) -> None:

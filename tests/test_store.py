@@ -164,6 +164,11 @@ def test_repair_attempts_and_refusals(db_url: str) -> None:
     assert store.first_refusal("o/r", 5, "mallory") is True
     assert store.first_refusal("o/r", 5, "mallory") is False
     assert store.first_refusal("o/r", 6, "mallory") is True
+    # The delivery that was first is first again (its job run again has yet to say it).
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-1") is True
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-1") is True
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-2") is False
+    assert store.first_refusal("o/r", 7, "*") is False
 
 
 def test_ping(sqlite_url: str, tmp_path: object) -> None:

@@ -188,26 +188,53 @@ class RunTables(TableAccess):
         ).scalar_one()
         return int(mine or 0), int(total)
 
-    def first_refusal(self, repo: str, number: int, login: str) -> bool:
-        """Record a refusal; True only the first time for this thread and user."""
+    def first_refusal(
+        self, repo: str, number: int, login: str, *, delivery_id: str | None = None
+    ) -> bool:
+        """Record a refusal; True only the first time for this thread and user, and again for
+        the delivery that was first (its job run again after a kill has yet to say it)."""
         stmt = (
             self._insert(schema.refusals)
             .values(repo=repo, number=number, login=login, at=time.time())
             .on_conflict_do_nothing()
             .returning(schema.refusals.c.login)
         )
+        target = f"{repo}#{number}"
         with self.engine.begin() as conn:
-            return conn.execute(stmt).first() is not None
+            if conn.execute(stmt).first() is None:
+                return delivery_id is not None and _was_first(conn, delivery_id, target, login)
+            if delivery_id is not None:
+                conn.execute(
+                    insert(schema.audit_log).values(
+                        at=time.time(),
+                        delivery_id=delivery_id,
+                        action="refusal.first",
+                        target=target,
+                        detail={"login": login},
+                    )
+                )
+            return True
 
 
 def _counted(conn: Connection, delivery_id: str, target: str, fingerprint: str) -> bool:
     """Whether this delivery already counted a repair of this failure."""
+    found = _details(conn, delivery_id, "repair.attempt", target)
+    return any(detail.get("fingerprint") == fingerprint for detail in found)
+
+
+def _was_first(conn: Connection, delivery_id: str, target: str, login: str) -> bool:
+    """Whether this delivery made the first refusal on this thread to `login`."""
+    return any(
+        d.get("login") == login for d in _details(conn, delivery_id, "refusal.first", target)
+    )
+
+
+def _details(conn: Connection, delivery_id: str, action: str, target: str) -> list[dict[str, Any]]:
+    """The details of a delivery's own audit rows of `action` on `target`."""
     table = schema.audit_log
-    details = conn.execute(
+    rows = conn.execute(
         select(table.c.detail).where(
-            table.c.delivery_id == delivery_id,
-            table.c.action == "repair.attempt",
-            table.c.target == target,
+            table.c.delivery_id == delivery_id, table.c.action == action, table.c.target == target
         )
     ).scalars()
-    return any((detail or {}).get("fingerprint") == fingerprint for detail in details)
+    return [dict(detail or {}) for detail in rows]
