@@ -7,6 +7,7 @@ import random
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,6 +170,24 @@ def test_repair_attempts_and_refusals(db_url: str) -> None:
     assert store.first_refusal("o/r", 7, "*", delivery_id="d-1") is True
     assert store.first_refusal("o/r", 7, "*", delivery_id="d-2") is False
     assert store.first_refusal("o/r", 7, "*") is False
+
+
+def test_config_checks_of_one_repository_at_once_keep_one_row(db_url: str) -> None:
+    """Installation events have no lock: two workers may check one repository at once."""
+    store = Store(db_url)
+    migrate_all(store)
+    verdicts = [None if n % 2 else f"line {n}: bad" for n in range(200)]
+
+    def check(error: str | None) -> None:
+        store.views.record_config_check("o/r", error)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(check, verdicts))
+    (last,) = store.views.config_checks().values()
+    assert last["error"] in verdicts
+    store.views.record_config_check("o/r", None)
+    assert store.views.config_checks()["o/r"]["error"] is None
+    store.dispose()
 
 
 def test_ping(sqlite_url: str, tmp_path: object) -> None:

@@ -205,6 +205,13 @@ def in_period(query: Any, at: Any, since: float, until: float | None) -> Any:
     return query if until is None else query.where(at < until)
 
 
+def insert_on_conflict(dialect: str, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING (or DO UPDATE) on either database."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 class TableAccess:
     """What each family of tables (deliveries, installations, runs) reads and writes through."""
 
@@ -212,7 +219,4 @@ class TableAccess:
     dialect: str
 
     def _insert(self, table: Any) -> Any:
-        """An INSERT that can say ON CONFLICT DO NOTHING on either database."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return insert_on_conflict(self.dialect, table)
