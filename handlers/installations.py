@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from bot.config import RepoConfigError, parse_repo_config
-from bot.security.redact import outbound
 from bot.triggers.context import Context
 from bot.triggers.events import Installation, InstallationRepositories, Repository
 from bot.triggers.routing import Router
@@ -83,9 +82,7 @@ async def welcome(context: Context, repositories: list[str]) -> None:
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
-            known = context.settings.known_secrets()
-            problem = outbound(str(exc), known=known, allowed_hosts=("github.com",))
-            verdict = ("failure", ".github/shipmate.yml is invalid", problem)
+            verdict = ("failure", ".github/shipmate.yml is invalid", str(exc))
             await asyncio.to_thread(context.store.views.record_config_check, name, str(exc))
         else:
             verdict = ("success", "Shipmate is ready", READY)

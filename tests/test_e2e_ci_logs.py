@@ -128,7 +128,9 @@ def test_a_rerun_is_not_repeated_when_its_job_runs_again(world: World) -> None:
     assert world.work() == 1  # the webhook job alone: no repair
     assert world.gh.state.reruns == [run["id"]] and seen == [] and world.gh.state.pushes == []
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
-    assert note["body"].count(f"run {run['id']} ") == 1 and "so it was judged" not in note["body"]
+    # The run is listed once, linked (GitHub's links stay clickable).
+    linked = f"[run {run['id']}]({run['html_url']})"
+    assert note["body"].count(linked) == 1 and "so it was judged" not in note["body"]
 
 
 def test_a_rerun_whose_comment_was_lost_is_said_once(
@@ -149,7 +151,8 @@ def test_a_rerun_whose_comment_was_lost_is_said_once(
     _run_again(world)
     assert world.work() == 1 and world.gh.state.reruns == [run["id"]]
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
-    assert f"run {run['id']} " in note["body"] and "so it was judged when it failed" in note["body"]
+    linked = f"[run {run['id']}]({run['html_url']})"
+    assert linked in note["body"] and "so it was judged when it failed" in note["body"]
 
 
 def test_a_rerun_whose_audit_row_was_lost_is_neither_repeated_nor_repaired(
@@ -176,4 +179,5 @@ def test_a_rerun_whose_audit_row_was_lost_is_neither_repeated_nor_repaired(
     assert world.work() == 1  # the webhook job alone: no repair
     assert world.gh.state.reruns == [run["id"]] and seen == [] and world.gh.state.pushes == []
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
-    assert note["body"].count(f"run {run['id']} ") == 1
+    linked = f"[run {run['id']}]({run['html_url']})"
+    assert note["body"].count(linked) == 1

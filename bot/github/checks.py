@@ -3,7 +3,7 @@ commit statuses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 from bot.github.calls import PAGE, RepoCalls
@@ -33,8 +33,9 @@ class CheckCalls(RepoCalls):
         """A new check run on `head_sha`; for a delivery's job run again, the one an earlier
         attempt created there, updated to these fields (bot/github/replies.py)."""
         rest, o, r = self.github.rest, self.owner, self.repo
-        payload: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": status}
-        payload.update(_check_fields(fields))
+        payload: dict[str, Any] = {"name": self.outbound(name), "head_sha": head_sha}
+        payload["status"] = status
+        payload.update(_check_fields(fields, self.outbound))
         if self.replies is not None:
             payload["external_id"] = self.replies.check_key
             earlier = await self._created_before(name, head_sha) if self.replies.retried else None
@@ -53,7 +54,7 @@ class CheckCalls(RepoCalls):
     ) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {} if status is None else {"status": status}
-        payload.update(_check_fields(fields))
+        payload.update(_check_fields(fields, self.outbound))
         run = CheckRun.of(
             await self._json(lambda: rest.checks.async_update(o, r, check_run_id, data=payload))  # type: ignore[call-overload]
         )
@@ -115,19 +116,23 @@ class CheckCalls(RepoCalls):
         return CombinedStatus(str(d.get("sha", ref)), str(d.get("state", "")), statuses)
 
 
-def _check_fields(fields: CheckFields) -> dict[str, Any]:
-    """GitHub's fields for what the check run shows (a field left out or None is not sent)."""
+def _check_fields(fields: CheckFields, clean: Callable[[str], str]) -> dict[str, Any]:
+    """GitHub's fields for what the check run shows (a field left out or None is not sent), its
+    texts passed through `clean`; a button's identifier comes back as it went."""
     conclusion = fields.get("conclusion")
     title, summary = fields.get("title"), fields.get("summary")
     found: dict[str, Any] = {}
     if (actions := fields.get("actions")) is not None:
-        found["actions"] = [dict(action) for action in actions]
+        found["actions"] = [
+            {k: v if k == "identifier" else clean(v) for k, v in action.items()}
+            for action in actions
+        ]
     if conclusion is not None:
         # A conclusion implies the run is done; GitHub requires both together.
         found["status"] = "completed"
         found["conclusion"] = conclusion
     if title is not None or summary is not None:
-        found["output"] = {"title": title or "", "summary": summary or ""}
+        found["output"] = {"title": clean(title or ""), "summary": clean(summary or "")}
     if (details_url := fields.get("details_url")) is not None:
         found["details_url"] = details_url
     return found

@@ -14,7 +14,6 @@ from bot.github.client import RepoClient
 from bot.runs.ours import is_ours
 from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
-from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
 from bot.triggers.context import Context
 
@@ -44,14 +43,13 @@ async def within_caps(
     context.log.info("repair.capped", check=check, attempts=mine, total=total)
     marker = capped_marker(mark)
     if not any(marker in c.body for c in await repo.comments(number)):
-        # The check's name comes from the event: it passes outbound like any posted text.
+        # The check's name comes from the event: the client redacts it like any posted text.
         text = (
             f"I've tried to fix `{check}` as many times as this repository allows "
             f"({config.max_attempts_per_failure} per failure, {config.max_attempts_per_pr} per "
             "pull request). A human needs to take it from here."
         )
-        known = context.settings.known_secrets()
-        await repo.comment(number, f"{marker}\n{outbound(text, known=known)}")
+        await repo.comment(number, f"{marker}\n{text}")
     return False
 
 

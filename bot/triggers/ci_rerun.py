@@ -13,7 +13,6 @@ import re
 from githubkit.exception import RequestFailed
 
 from bot.github.client import RepoClient, WorkflowRun
-from bot.security.redact import outbound
 from bot.triggers.ci_verdict import Verdict
 from bot.triggers.context import Context
 
@@ -64,7 +63,7 @@ async def rerun_flaky(
         context.log.warning("ci.rerun_refused", run=run.id, error=str(exc)[:200])
         return False
     context.log.info("ci.rerun", run=run.id, reason=verdict.reason)
-    await _say(context, repo, number, (comment_id, body), run, verdict.reason)
+    await _say(repo, number, (comment_id, body), run, verdict.reason)
     return True
 
 
@@ -77,7 +76,7 @@ async def rerun_before(context: Context, repo: RepoClient, number: int, run: Wor
     comment_id, body = await ci_comment(repo, number)
     if not re.search(rf"\brun {run.id}\b", body or ""):
         reason = "so it was judged when it failed"
-        await _say(context, repo, number, (comment_id, body), run, reason)
+        await _say(repo, number, (comment_id, body), run, reason)
     return True
 
 
@@ -100,7 +99,6 @@ async def _rerun_by_us(context: Context, repo: RepoClient, run: WorkflowRun) -> 
 
 
 async def _say(
-    context: Context,
     repo: RepoClient,
     number: int,
     comment: tuple[int | None, str | None],
@@ -108,7 +106,7 @@ async def _say(
     reason: str,
 ) -> None:
     comment_id, body = comment
-    text = outbound(rerun_comment(body, run, reason), known=context.settings.known_secrets())
+    text = rerun_comment(body, run, reason)
     if comment_id is None:
         await repo.comment(number, text)
     else:

@@ -13,7 +13,7 @@ from githubkit import GitHub
 from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.db.audit import StoreAudit
 from bot.db.store import Store
-from bot.github.client import HANDLER, RepoClient
+from bot.github.client import HANDLER, Outbound, RepoClient, outbound_for
 from bot.github.replies import Replies
 from bot.jobs.queue import Queue
 
@@ -49,6 +49,7 @@ class Context:
     _config: RepoConfig | None = field(default=None, repr=False)
     _replies: Replies | None = field(default=None, repr=False)
     _earlier: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _outbound: Outbound | None = field(default=None, repr=False)
 
     @property
     def sender(self) -> str:
@@ -68,6 +69,13 @@ class Context:
             self._github = await self.client_factory(self.installation_id, self.repository)
         return self._github
 
+    @property
+    def outbound(self) -> Outbound:
+        """The outbound redaction every client of this context applies to what it posts."""
+        if self._outbound is None:
+            self._outbound = outbound_for(self.settings)
+        return self._outbound
+
     async def repo(self) -> RepoClient:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
@@ -84,7 +92,11 @@ class Context:
     async def _client(self, github: GitHub[Any], repository: str) -> RepoClient:
         """Each write audited and, for a job run again, posted once (bot/github/replies.py)."""
         return RepoClient(
-            github, repository, audit=StoreAudit(self.store), replies=await self.replies()
+            github,
+            repository,
+            audit=StoreAudit(self.store),
+            replies=await self.replies(),
+            outbound=self.outbound,
         )
 
     async def earlier_actions(self) -> list[dict[str, Any]]:
