@@ -1,5 +1,6 @@
 """Shipmate's own processes for tests (`python -m bot.cli serve|worker|migrate`) on one database
-and the GitHub stand-in: their settings, starting them, waiting on them, stopping them."""
+and the GitHub stand-in: the world they share, their settings, starting them, waiting on them,
+stopping them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,59 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import create_engine
 
-from standins.github_common import App
+from bot.github.auth import PUSH
+from standins.github import GitHubStandIn
+from standins.github_common import App, Installation
+from tests.dbs import postgres_schema
+
+REPO = "octo/widgets"
+# The repositories an installation event adds: each gets a config check run.
+CHECKED = ("octo/config-a", "octo/config-b")
+
+
+@contextmanager
+def world(root: Path) -> Iterator[tuple[str, GitHubStandIn, App, Installation]]:
+    """A fresh PostgreSQL schema (its URL) and the GitHub stand-in, where the App "shipmate" is
+    installed on REPO (alice may write there) and on CHECKED."""
+    with postgres_schema() as url, GitHubStandIn(root / "gh") as gh:
+        app = gh.create_app("shipmate")
+        for name in (REPO, *CHECKED):
+            gh.create_repo(name, {"README.md": "hello\n"})
+        installation = gh.install(app, "octo", [REPO, *CHECKED], dict(PUSH))
+        gh.add_collaborator(REPO, "alice", "write")
+        yield url, gh, app, installation
+
+
+class Database:
+    """The database the processes share, as a test reads it."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    def scalar(self, query: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql(query).scalar()
+
+    def rows(self, query: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.exec_driver_sql(query))
+
+
+def checked_added(installation_id: int) -> dict[str, Any]:
+    """An `installation_repositories` event's fields: CHECKED were added."""
+    return {
+        "repositories_added": [{"full_name": n, "name": n.split("/")[1]} for n in CHECKED],
+        "repositories_removed": [],
+        "installation": {"id": installation_id, "account": {"login": "octo"}},
+    }
 
 
 def shipmate_env(database_url: str, github_url: str, app: App, secret: str) -> dict[str, str]:

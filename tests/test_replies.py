@@ -14,7 +14,6 @@ import pytest
 
 from bot.app import job_handlers
 from bot.config import Settings
-from bot.db.audit import StoreAudit
 from bot.db.store import Store
 from bot.github.auth import PUSH
 from bot.github.conversation import ConversationCalls
@@ -26,6 +25,7 @@ from bot.jobs.worker import JobContext, JobHandler, Worker
 from handlers import router
 from standins.github import GitHubStandIn
 from tests.dbs import migrate_all
+from tests.kills import killed_before_the_audit_row
 from tests.servers import running
 
 SECRET = "replies-secret"
@@ -141,20 +141,10 @@ def test_a_reply_is_posted_once_when_its_job_runs_again(thread: Thread) -> None:
     assert thread.work() == 1 and len(thread.answers()) == 2
 
 
-def test_a_reply_posted_just_before_a_kill_is_found_by_its_key(
-    thread: Thread, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recorded = StoreAudit.__call__
-
-    async def killed_before_the_audit_row(self: StoreAudit, action: str, *args: Any) -> None:
-        if action == "comment.create":
-            raise RuntimeError("killed")
-        await recorded(self, action, *args)
-
-    monkeypatch.setattr(StoreAudit, "__call__", killed_before_the_audit_row)
-    delivery = thread.command("/shipmate help")
-    assert thread.work() == 1  # it posted, then failed (and waits for its retry)
-    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+def test_a_reply_posted_just_before_a_kill_is_found_by_its_key(thread: Thread) -> None:
+    with killed_before_the_audit_row("comment.create"):
+        delivery = thread.command("/shipmate help")
+        assert thread.work() == 1  # it posted, then failed (and waits for its retry)
     (answer,) = thread.answers()
     thread.killed_after_it_acted(delivery)
     assert thread.work() == 1  # attempt 2: no audit row; the key on the thread tells
@@ -162,23 +152,13 @@ def test_a_reply_posted_just_before_a_kill_is_found_by_its_key(
     assert thread.store.get_delivery(delivery).status == "handled"  # type: ignore[union-attr]
 
 
-def test_a_key_planted_by_someone_else_does_not_stop_the_answer(
-    thread: Thread, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_key_planted_by_someone_else_does_not_stop_the_answer(thread: Thread) -> None:
     """A commenter who writes a delivery's hidden key on the thread (copied from the source of
     one of Shipmate's comments) before its retry gets nothing: only Shipmate's own comment,
     with the key at its end, counts as posted."""
-    recorded = StoreAudit.__call__
-
-    async def killed_before_it_answered(self: StoreAudit, action: str, *args: Any) -> None:
-        if action == "reaction.create":
-            raise RuntimeError("killed")
-        await recorded(self, action, *args)
-
-    monkeypatch.setattr(StoreAudit, "__call__", killed_before_it_answered)
-    delivery = thread.command("/shipmate help")
-    assert thread.work() == 1 and thread.answers() == []  # failed before its answer
-    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    with killed_before_the_audit_row("reaction.create"):
+        delivery = thread.command("/shipmate help")
+        assert thread.work() == 1 and thread.answers() == []  # failed before its answer
     thread.gh.create_comment(REPO, 1, f"not yours {reply_key(delivery, 1)}", "mallory")
     thread.killed_after_it_acted(delivery)
     assert thread.work() == 1
@@ -309,30 +289,21 @@ def test_a_config_check_is_created_once_when_its_job_runs_again(thread: Thread) 
     assert thread.work() == 1 and len(_config_checks(thread)) == 3
 
 
-def test_a_job_killed_between_two_config_checks_ends_with_one_of_each(
-    thread: Thread, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_job_killed_between_two_config_checks_ends_with_one_of_each(thread: Thread) -> None:
     """Killed after the first repository's check went out, before the second's: the retry
     updates the first and creates the second. Another App's check run of the same name with
     the delivery's key on the second commit is not taken for Shipmate's."""
-    recorded = StoreAudit.__call__
-
-    async def killed_after_the_first_check(self: StoreAudit, action: str, *args: Any) -> None:
-        if action == "check_run.create":
-            raise RuntimeError("killed")
-        await recorded(self, action, *args)
-
-    monkeypatch.setattr(StoreAudit, "__call__", killed_after_the_first_check)
-    delivery = _repositories_added(thread, REPO, OTHER)
-    assert thread.work() == 1
-    monkeypatch.setattr(StoreAudit, "__call__", recorded)
+    with killed_before_the_audit_row("check_run.create"):
+        delivery = _repositories_added(thread, REPO, OTHER)
+        assert thread.work() == 1
     (ours,) = _config_checks(thread)
     assert ours["_repo"] == REPO
-    other_sha = thread.gh.branch_sha(OTHER, "main")
+    main = thread.gh.state.repos[OTHER].default_branch
+    other_sha = str(thread.gh.branch_sha(OTHER, main))
     thread.gh.create_check_suite(
         OTHER,
-        head_sha=str(other_sha),
-        head_branch="main",
+        head_sha=other_sha,
+        head_branch=main,
         app_slug="mallory-ci",
         check_runs=[{"name": "Shipmate config", "external_id": delivery, "conclusion": "failure"}],
     )
@@ -344,6 +315,7 @@ def test_a_job_killed_between_two_config_checks_ends_with_one_of_each(
     assert checks[0]["id"] == ours["id"] and len(checks) == 3
     planted = next(r for r in checks if r["app"]["slug"] == "mallory-ci")
     assert planted["conclusion"] == "failure"  # untouched
+    assert {r["head_sha"] for r in checks if r["_repo"] == OTHER} == {other_sha}
 
 
 def test_the_key_is_hidden_at_the_end_and_taken_off_again() -> None:

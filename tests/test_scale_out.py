@@ -23,26 +23,23 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
 
-from bot.github.auth import PUSH
 from standins.github import GitHubStandIn
-from tests.dbs import postgres_available, postgres_schema
-from tests.processes import healthy, migrate, shipmate_env, start, stop, wait_until
+from tests import processes
+from tests.dbs import postgres_available
+from tests.processes import CHECKED, REPO, Database, wait_until
 from tests.servers import free_port
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
 
 SECRET = "scale-secret"
-REPO = "octo/widgets"
 DELIVERIES = int(os.environ.get("SHIPMATE_TEST_DELIVERIES", "1000"))
 ISSUES, PULLS = 40, 10
-# One installation event after every CHECK_EVERY comments, adding these two repositories.
+# One installation event after every CHECK_EVERY comments, adding CHECKED.
 CHECK_EVERY = 20
-CHECKED = ("octo/config-a", "octo/config-b")
 
 
-class Cluster:
+class Cluster(Database):
     """The processes, their settings, and the database they share."""
 
     def __init__(
@@ -52,35 +49,27 @@ class Cluster:
         self.installation_id = installation
         self.webs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.engine = create_engine(url)
+        super().__init__(url)
 
     def start(self, stack: ExitStack) -> None:
-        migrate(self.env)
+        processes.migrate(self.env)
         for n in range(2):
             port = free_port()
             args = ["serve", "--no-worker", "--workers", "1", "--port", str(port)]
-            web = start(args, self._env(f"web{n}"), self.root / f"web{n}.log")
-            stack.callback(stop, web)
+            web = processes.start(args, self._env(f"web{n}"), self.root / f"web{n}.log")
+            stack.callback(processes.stop, web)
             self.webs.append((f"http://127.0.0.1:{port}", web))
         for n in range(3):
             args = ["worker", "--concurrency", "1"]
-            worker = start(args, self._env(f"worker{n}"), self.root / f"worker{n}.log")
-            stack.callback(stop, worker)
+            worker = processes.start(args, self._env(f"worker{n}"), self.root / f"worker{n}.log")
+            stack.callback(processes.stop, worker)
             self.workers.append(worker)
         for base, _ in self.webs:
-            wait_until(lambda base=base: healthy(base), 30, f"{base} healthy")
+            wait_until(lambda base=base: processes.healthy(base), 30, f"{base} healthy")
         wait_until(lambda: self.scalar("SELECT count(*) FROM workers") == 3, 30, "workers up")
 
     def _env(self, name: str) -> dict[str, str]:
         return {**self.env, "SHIPMATE_DATA_DIR": str(self.root / name)}
-
-    def scalar(self, query: str) -> Any:
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql(query).scalar()
-
-    def rows(self, query: str) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.exec_driver_sql(query))
 
 
 def _threads(gh: GitHubStandIn) -> list[tuple[int, bool]]:
@@ -135,16 +124,10 @@ def _repositories_added(
 ) -> tuple[dict[str, str], bytes]:
     """`sender` adds CHECKED to the installation (each event by its own: the same body twice
     would be a replay)."""
-    added = [{"full_name": name, "name": name.split("/")[1]} for name in CHECKED]
-    overrides = {
-        "repositories_added": added,
-        "repositories_removed": [],
-        "installation": {"id": installation_id, "account": {"login": "octo"}},
-    }
     return gh.delivery(
         "installation_repositories",
         "added",
-        overrides,
+        processes.checked_added(installation_id),
         secret=SECRET,
         sender=sender,
         installation_id=installation_id,
@@ -188,17 +171,11 @@ def _send(cluster: Cluster, deliveries: Deliveries) -> dict[str, str]:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with ExitStack() as stack:
-        url = stack.enter_context(postgres_schema())
-        gh = stack.enter_context(GitHubStandIn(tmp_path / "gh"))
-        app = gh.create_app("shipmate")
-        for name in (REPO, *CHECKED):
-            gh.create_repo(name, {"README.md": "hello\n"})
-        installation = gh.install(app, "octo", [REPO, *CHECKED], dict(PUSH))
-        gh.add_collaborator(REPO, "alice", "write")
+        url, gh, app, installation = stack.enter_context(processes.world(tmp_path))
         # A config check's job is slow after its first check run went out, so the kill has a
         # fair chance of landing between the two.
         gh.fail(f"GET /repos/{CHECKED[1]}", "slow", times=10**6, seconds=0.3)
-        env = shipmate_env(url, gh.url, app, SECRET)
+        env = processes.shipmate_env(url, gh.url, app, SECRET)
         found = Cluster(tmp_path, url, gh, env, installation.id)
         found.start(stack)
         yield found

@@ -19,28 +19,36 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
 
-from bot.github.auth import PUSH
 from standins.github import GitHubStandIn
-from tests.dbs import postgres_available, postgres_schema
-from tests.processes import healthy, migrate, shipmate_env, start, stop, wait_until
+from tests.dbs import postgres_available
+from tests.processes import (
+    CHECKED,
+    REPO,
+    Database,
+    checked_added,
+    healthy,
+    migrate,
+    shipmate_env,
+    start,
+    stop,
+    wait_until,
+    world,
+)
 from tests.servers import free_port
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
 
 SECRET = "drain-secret"
-REPO = "octo/widgets"
-CHECKED = ("octo/config-a", "octo/config-b")
 REACTIONS = f"POST /repos/{REPO}/issues/comments/{{comment_id}}/reactions"
 
 
-class Shipmate:
+class Shipmate(Database):
     """One web process and the workers a test starts, on one database and the stand-in."""
 
     def __init__(self, root: Path, url: str, gh: GitHubStandIn, installation_id: int) -> None:
         self.root, self.gh, self.installation_id = root, gh, installation_id
-        self.engine = create_engine(url)
+        super().__init__(url)
         self.env: dict[str, str] = {}
         self.base = ""
         self.stack = ExitStack()
@@ -107,14 +115,6 @@ class Shipmate:
         """Whether a request reached the stand-in (before any fault made it wait)."""
         return any(r.method == method and r.path == path for r in list(self.gh.requests))
 
-    def scalar(self, query: str) -> Any:
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql(query).scalar()
-
-    def rows(self, query: str) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.exec_driver_sql(query))
-
     def answers(self) -> Counter[str]:
         """How many of Shipmate's answers carry each delivery's key."""
         found = Counter[str]()
@@ -130,14 +130,7 @@ class Shipmate:
 
 @pytest.fixture
 def shipmate(tmp_path: Path) -> Iterator[Shipmate]:
-    with ExitStack() as stack:
-        url = stack.enter_context(postgres_schema())
-        gh = stack.enter_context(GitHubStandIn(tmp_path / "gh"))
-        app = gh.create_app("shipmate")
-        for name in (REPO, *CHECKED):
-            gh.create_repo(name, {"README.md": "hello\n"})
-        installation = gh.install(app, "octo", [REPO, *CHECKED], dict(PUSH))
-        gh.add_collaborator(REPO, "alice", "write")
+    with world(tmp_path) as (url, gh, app, installation):
         for n in range(2):
             gh.create_issue(REPO, f"issue {n + 1}")
         found = Shipmate(tmp_path, url, gh, installation.id)
@@ -201,16 +194,8 @@ def test_a_worker_killed_between_two_config_checks_leaves_one_check_run_on_each(
 ) -> None:
     shipmate.gh.fail(f"GET /repos/{CHECKED[1]}", "slow", seconds=5.0)
     first = shipmate.worker("first")
-    added = [{"full_name": name, "name": name.split("/")[1]} for name in CHECKED]
-    delivery = shipmate.deliver(
-        "installation_repositories",
-        "added",
-        {
-            "repositories_added": added,
-            "repositories_removed": [],
-            "installation": {"id": shipmate.installation_id, "account": {"login": "octo"}},
-        },
-    )
+    added = checked_added(shipmate.installation_id)
+    delivery = shipmate.deliver("installation_repositories", "added", added)
     gh = shipmate.gh
     wait_until(lambda: shipmate.arrived("GET", f"/repos/{CHECKED[1]}"), 30, "second repository")
     assert [r["_repo"] for r in gh.state.check_runs.values()] == [CHECKED[0]]

@@ -160,15 +160,8 @@ class RunTables(TableAccess):
             if delivery_id is None or not _counted(conn, delivery_id, target, fingerprint):
                 conn.execute(stmt)
                 if delivery_id is not None:
-                    conn.execute(
-                        insert(schema.audit_log).values(
-                            at=time.time(),
-                            delivery_id=delivery_id,
-                            action="repair.attempt",
-                            target=target,
-                            detail={"fingerprint": fingerprint},
-                        )
-                    )
+                    detail = {"fingerprint": fingerprint}
+                    _own_row(conn, delivery_id, "repair.attempt", target, detail)
             return self._attempts(conn, repo, number, fingerprint)
 
     def repair_attempts(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
@@ -204,16 +197,19 @@ class RunTables(TableAccess):
             if conn.execute(stmt).first() is None:
                 return delivery_id is not None and _was_first(conn, delivery_id, target, login)
             if delivery_id is not None:
-                conn.execute(
-                    insert(schema.audit_log).values(
-                        at=time.time(),
-                        delivery_id=delivery_id,
-                        action="refusal.first",
-                        target=target,
-                        detail={"login": login},
-                    )
-                )
+                _own_row(conn, delivery_id, "refusal.first", target, {"login": login})
             return True
+
+
+def _own_row(
+    conn: Connection, delivery_id: str, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    """An audit row of a delivery's own job, in the transaction of what it records."""
+    conn.execute(
+        insert(schema.audit_log).values(
+            at=time.time(), delivery_id=delivery_id, action=action, target=target, detail=detail
+        )
+    )
 
 
 def _counted(conn: Connection, delivery_id: str, target: str, fingerprint: str) -> bool:
