@@ -218,6 +218,13 @@ def in_period(query: Any, at: Any, since: float, until: float | None) -> Any:
     return query if until is None else query.where(at < until)
 
 
+def insert_on_conflict(dialect: str, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING (or DO UPDATE) on either database."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 class TableAccess:
     """What each family of tables reads and writes through: the store's (deliveries,
     installations, runs) as its bases, and the held changes, ledger and dashboard views on the
@@ -228,7 +235,4 @@ class TableAccess:
         self.dialect = engine.dialect.name
 
     def _insert(self, table: Any) -> Any:
-        """An INSERT that can say ON CONFLICT DO NOTHING on either database."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return insert_on_conflict(self.dialect, table)

@@ -71,14 +71,20 @@ class RepoCalls:
             raise
 
     async def _pages(
-        self, list_page: Callable[[int], Awaitable[Any]], *, max_pages: int | None = None
+        self,
+        list_page: Callable[[int], Awaitable[Any]],
+        *,
+        max_pages: int | None = None,
+        key: str | None = None,
     ) -> list[Any]:
         """Every item of a listing `list_page(page)` (of `PAGE` items a page), page by page
-        until a short one, or up to `max_pages`."""
+        until a short one, or up to `max_pages`; `key` names the list in an answer that is an
+        object (`{"total_count": N, "check_runs": [...]}`)."""
         found: list[Any] = []
         pages: Iterable[int] = itertools.count(1) if max_pages is None else range(1, max_pages + 1)
         for page in pages:
-            batch = await self._json(functools.partial(list_page, page))
+            answer = await self._json(functools.partial(list_page, page))
+            batch = answer if key is None else answer.get(key) or []
             found.extend(batch)
             if len(batch) < PAGE:
                 break

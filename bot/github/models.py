@@ -129,6 +129,8 @@ class CheckRun(Answer):
     details_url: str | None
     app_slug: str | None
     check_suite_id: int | None
+    # The creator's own reference (Shipmate's: the delivery whose job created it).
+    external_id: str | None = None
 
     @classmethod
     def of(cls, answer: dict[str, Any]) -> Self:
@@ -179,6 +181,14 @@ class WorkflowRun(Answer):
     html_url: str
     workflow_id: int = 0
     run_attempt: int = 1
+    # Who started the latest attempt (a re-run's, not the first run's actor).
+    triggering_actor: str | None = None
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> Self:
+        return read(
+            cls, answer, triggering_actor=(answer.get("triggering_actor") or {}).get("login")
+        )
 
 
 @dataclass(frozen=True)

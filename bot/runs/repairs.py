@@ -118,16 +118,23 @@ async def repair(
     assert context.repository is not None
     number, check = int(pull["number"]), failure.check
     plan = repair_plan(pull, failure)
-    if not await within_caps(context, repo, number, check=check, mark=plan.mark):
-        return False
-    if await already_done(context, number, plan.verb, plan.base_sha):
-        context.log.info("repair.duplicate", check=check, base_sha=plan.base_sha)
-        return False
-    if not await enqueue_run(context, repo, number, plan.verb, plan.task, quiet=True):
-        context.log.info("repair.busy", check=check)
-        return False
+    if not any(row["action"] == "task.queued" for row in await context.earlier_actions()):
+        if not await within_caps(context, repo, number, check=check, mark=plan.mark):
+            return False
+        if await already_done(context, number, plan.verb, plan.base_sha):
+            context.log.info("repair.duplicate", check=check, base_sha=plan.base_sha)
+            return False
+        if not await enqueue_run(context, repo, number, plan.verb, plan.task, quiet=True):
+            context.log.info("repair.busy", check=check)
+            return False
+    # Else an earlier attempt of this delivery's job queued it, its caps checked then (now
+    # they would count the attempt itself): it is counted once, whichever attempt gets here.
     await asyncio.to_thread(
-        context.store.bump_repair_attempt, context.repository, number, plan.mark
+        context.store.bump_repair_attempt,
+        context.repository,
+        number,
+        plan.mark,
+        delivery_id=context.delivery_id,
     )
     return True
 

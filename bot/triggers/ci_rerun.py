@@ -71,18 +71,31 @@ async def rerun_before(context: Context, repo: RepoClient, number: int, run: Wor
     """Whether an earlier attempt of this delivery's job re-ran `run` (its worker was lost
     before the job was marked done). That decision stands: GitHub's run has moved on to its
     new attempt, so a verdict made now would read no failure. The CI comment says it once."""
-    earlier = await context.earlier_actions()
-    target = f"/actions/runs/{run.id}"
-    if not any(
-        row["action"] == "actions.rerun_failed_jobs" and str(row["target"]).endswith(target)
-        for row in earlier
-    ):
+    if not await _rerun_by_us(context, repo, run):
         return False
     comment_id, body = await ci_comment(repo, number)
     if not re.search(rf"\brun {run.id}\b", body or ""):
         reason = "so it was judged when it failed"
         await _say(repo, number, (comment_id, body), run, reason)
     return True
+
+
+async def _rerun_by_us(context: Context, repo: RepoClient, run: WorkflowRun) -> bool:
+    """The earlier attempt's audit row says it re-ran `run`; or, for one killed between the
+    re-run and that row, GitHub shows an attempt after the delivered one that Shipmate's App
+    started."""
+    earlier = await context.earlier_actions()
+    target = f"/actions/runs/{run.id}"
+    if any(
+        row["action"] == "actions.rerun_failed_jobs" and str(row["target"]).endswith(target)
+        for row in earlier
+    ):
+        return True
+    if context.attempt == 1:
+        return False
+    now = await repo.workflow_run(run.id)
+    author = (await context.replies()).author
+    return now.run_attempt > run.run_attempt and now.triggering_actor == author
 
 
 async def _say(

@@ -79,9 +79,21 @@ class Context:
     async def repo(self) -> RepoClient:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
+        return await self._client(await self.github(), self.repository)
+
+    async def repo_named(self, repository: str) -> RepoClient:
+        """A client for `repository`, one of those this installation event names; never
+        cached."""
+        if self.client_factory is None or self.installation_id is None:
+            raise RuntimeError("this delivery has no installation to act for")
+        github = await self.client_factory(self.installation_id, repository)
+        return await self._client(github, repository)
+
+    async def _client(self, github: GitHub[Any], repository: str) -> RepoClient:
+        """Each write audited and, for a job run again, posted once (bot/github/replies.py)."""
         return RepoClient(
-            await self.github(),
-            self.repository,
+            github,
+            repository,
             audit=StoreAudit(self.store),
             replies=await self.replies(),
             outbound=self.outbound,
@@ -120,13 +132,7 @@ class Context:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
         github = await self.client_factory(self.installation_id, self.repository, permissions)
-        return RepoClient(
-            github,
-            self.repository,
-            audit=StoreAudit(self.store),
-            replies=await self.replies(),
-            outbound=self.outbound,
-        )
+        return await self._client(github, self.repository)
 
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.
