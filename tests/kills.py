@@ -30,9 +30,10 @@ def killed_before_the_audit_row(action: str) -> Iterator[None]:
 
 
 @contextmanager
-def killed_after(owner: type, name: str) -> Iterator[None]:
-    """Within it, a job dies just after the first call of `owner.name` returned (what that
-    call did on GitHub or in the store stays done): the job fails, to run again."""
+def killed_after(owner: Any, name: str) -> Iterator[None]:
+    """Within it, a job dies just after the first call of `owner.name` (a class's method, or
+    a module's function) returned, what it did on GitHub or in the store done: the job fails,
+    to run again."""
     done = getattr(owner, name)
     if inspect.iscoroutinefunction(done):
 

@@ -17,6 +17,7 @@ from bot.db.store import Store
 from bot.github.checks import CheckCalls
 from bot.github.git_data import GitDatabase
 from bot.github.pulls import PullCalls
+from bot.runs import finish
 from bot.runs.attempts import INTERRUPTED, run_marker
 from bot.runs.context import Sticky
 from tests.kills import killed_after
@@ -86,19 +87,35 @@ def _counted_once(store: Store, number: int) -> list[dict[str, Any]]:
     return runs
 
 
-FIX_KILLS: dict[str, tuple[Kill, bool]] = {
-    # Where the first attempt dies, and whether it ran the agent before.
+# Where the first attempt dies, and whether it ran the agent before.
+KILLS: dict[str, tuple[Kill, bool]] = {
     "after the run row": (lambda: killed_after(Store, "record_run"), False),
     "after the sticky comment": (lambda: killed_after(Sticky, "show"), False),
-    "after the push": (lambda: killed_after(GitDatabase, "create_branch"), True),
+    "after the live check run": (lambda: killed_after(CheckCalls, "create_check_run"), False),
+    "after the new branch": (lambda: killed_after(GitDatabase, "create_branch"), True),
+    "after the push": (lambda: killed_after(GitDatabase, "move_branch"), True),
     "after the pull request opened": (lambda: killed_after(PullCalls, "create_pull"), True),
+    # A fix of an issue creates its check run once its pull request is open.
     "after the check run": (lambda: killed_after(CheckCalls, "create_check_run"), True),
 }
+FIX_KILLS = [
+    "after the run row",
+    "after the sticky comment",
+    "after the new branch",
+    "after the pull request opened",
+    "after the check run",
+]
+REPAIR_KILLS = [
+    "after the run row",
+    "after the sticky comment",
+    "after the live check run",
+    "after the push",
+]
 
 
-@pytest.mark.parametrize("where", list(FIX_KILLS))
+@pytest.mark.parametrize("where", FIX_KILLS)
 def test_a_fix_killed_and_run_again_ends_with_one_of_each(world: World, where: str) -> None:
-    kill, ran_the_agent = FIX_KILLS[where]
+    kill, ran_the_agent = KILLS[where]
     _fix_script(world.model)
     with kill():
         world.comment("/shipmate fix")
@@ -122,19 +139,11 @@ def test_a_fix_killed_and_run_again_ends_with_one_of_each(world: World, where: s
     assert world.model.remaining() == 0
 
 
-REPAIR_KILLS: dict[str, tuple[Kill, bool]] = {
-    "after the run row": (lambda: killed_after(Store, "record_run"), False),
-    "after the sticky comment": (lambda: killed_after(Sticky, "show"), False),
-    "after the check run": (lambda: killed_after(CheckCalls, "create_check_run"), False),
-    "after the push": (lambda: killed_after(GitDatabase, "move_branch"), True),
-}
-
-
-@pytest.mark.parametrize("where", list(REPAIR_KILLS))
+@pytest.mark.parametrize("where", REPAIR_KILLS)
 def test_a_repair_killed_and_run_again_ends_with_one_of_each(world: World, where: str) -> None:
     """A repair posts its own sticky comment and shows an in-progress check run on the pull
     request's head: the retry edits the one and completes the other, and pushes once."""
-    kill, ran_the_agent = REPAIR_KILLS[where]
+    kill, ran_the_agent = KILLS[where]
     pull = _shipmate_pr(world)
     before = pull["head"]["sha"]
     world.model.script(FIXED_SCRIPT)
@@ -158,6 +167,22 @@ def test_a_repair_killed_and_run_again_ends_with_one_of_each(world: World, where
     )
     runs = _counted_once(world.store, pull["number"])
     assert [r["status"] for r in runs] == [INTERRUPTED, "completed"]
+
+
+def test_a_run_killed_once_its_record_was_finished_is_not_run_again(world: World) -> None:
+    """Killed after the run finished (its record completed, the job not yet marked done): the
+    retry ends the job, and neither the agent nor GitHub hears of it again."""
+    _fix_script(world.model)
+    with killed_after(finish, "record_finish"):
+        world.comment("/shipmate fix")
+        assert world.work() == 2
+    requests = len(world.gh.requests)
+    _run_again(world)
+    assert world.work() == 1
+    assert len(world.gh.requests) == requests  # not even a token minted
+    (run,) = world.store.runs_for(REPO, 1)
+    assert run["status"] == "completed" and len(world.gh.state.pulls) == 1
+    assert world.model.remaining() == 0 and len(_stickies(world, 1)) == 1
 
 
 def test_what_someone_else_plants_is_not_taken_for_the_runs(world: World) -> None:
