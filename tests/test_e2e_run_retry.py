@@ -214,3 +214,38 @@ def test_what_someone_else_plants_is_not_taken_for_the_runs(world: World) -> Non
     assert other["conclusion"] == "failure" and other["external_id"] == key
     assert {r["status"] for r in _our_checks(world)} == {"completed"}
     assert len(_our_checks(world)) == 2
+
+
+def test_a_revision_killed_after_its_replies_answers_each_comment_once(world: World) -> None:
+    pull = _shipmate_pr(world)
+    review = world.gh.add_review(
+        REPO, pull["number"], "alice", "changes_requested", "Fix add()", [("calc.py", 2, "No.")]
+    )
+    world.model.script(FIXED_SCRIPT)
+    with killed_after(PullCalls, "reply_to_review_comment"):
+        world.emit(
+            "pull_request_review",
+            "submitted",
+            {
+                "review": {
+                    "id": review["id"],
+                    "state": "changes_requested",
+                    "body": "Fix add()",
+                    "user": {"login": "alice"},
+                },
+                "pull_request": {"number": pull["number"]},
+                "sender": {"login": "alice", "type": "User"},
+            },
+        )
+        world.work()
+    world.model.script(FIXED_SCRIPT)
+    _run_again(world)
+    assert world.work() == 1
+    replies = [c for c in world.gh.state.review_comments.values() if c.get("in_reply_to_id")]
+    (reply,) = replies
+    assert reply["user"]["login"] == BOT and len(world.gh.state.pushes) == 1
+    assert "✅ Done" in _stickies(world, pull["number"])[0]["body"]
+    assert [r["status"] for r in _counted_once(world.store, pull["number"])] == [
+        INTERRUPTED,
+        "completed",
+    ]

@@ -17,7 +17,7 @@ from bot.github.client import RepoClient
 from bot.github.git_data import GitDatabase
 from bot.github.models import PullRequest
 from bot.runs.api_commit import BranchMoved, NotPublished, make_commit, move_branch
-from bot.runs.attempts import claim_branch, commits_made
+from bot.runs.attempts import claim_branch, commits_made, run_marker
 from bot.runs.checks import report_check
 from bot.runs.context import PUBLISH, Ending, Run
 from bot.runs.costs import ledger_lines
@@ -179,10 +179,22 @@ def short_summary(text: str, limit: int = 600) -> str:
 async def reply_in_threads(
     ending: Ending, number: int, comment_ids: Iterable[int], head_sha: str
 ) -> None:
+    """A reply in each review comment's thread, with the job's hidden mark: a retried job
+    skips the threads where Shipmate's bot already replied with it."""
     run = ending.run
     summary = short_summary(ending.done.summary) or "I changed the code to address this."
-    body = f"Addressed in {head_sha[:7]}: {summary}"
+    mark = run_marker(run.job_key)
+    body = f"Addressed in {head_sha[:7]}: {summary}\n\n{mark}"
+    answered: set[int | None] = set()
+    if run.retried:
+        answered = {
+            c.in_reply_to_id
+            for c in await run.talker.pull_review_comments(number)
+            if c.user == run.author and mark in c.body.splitlines()
+        }
     for comment_id in comment_ids:
+        if int(comment_id) in answered:
+            continue
         await run.talker.reply_to_review_comment(number, int(comment_id), body)
         await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))
 
