@@ -54,7 +54,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.queue_pg import backends, cpu_seconds, floor, pg_schema
+from benchmarks.queue_pg import backends, cpu_seconds, floor
 from benchmarks.queue_worker import KIND, Started, fill, lock_of, recorder, runner_for
 from bot.config import Settings
 from bot.db import workers
@@ -62,6 +62,7 @@ from bot.jobs.backends import migrate_command, open_database, run_loop
 from bot.jobs.procrastinate_queue import ProcrastinateQueue
 from bot.jobs.queue import Queue
 from bot.logs import configure
+from tests.dbs import postgres_schema as pg_schema  # a URL on a fresh schema, dropped after
 
 WORKERS = (1, 4)
 CPUS = os.cpu_count() or 1
@@ -107,8 +108,7 @@ def figures(started: Started, cpu: tuple[float, float], jobs: int) -> dict[str, 
         "jobs_per_s": round((len(backlog) - 1) / span, 1) if span > 0 else float("nan"),
         "claim_p50_ms": round(pct(paced, 0.50), 2),
         "claim_p99_ms": round(pct(paced, 0.99), 2),
-        # CPU time a job took (the workers and their PostgreSQL backends, or the one SQLite
-        # process), and the jobs/s it allows on this machine's CPUs with nothing else running.
+        # CPU time a job took, and the jobs/s it allows on this machine's idle CPUs.
         "cpu_ms_per_job": round(sum(cpu) * 1000 / jobs, 3),
         "worker_cpu_ms_per_job": round(cpu[0] * 1000 / jobs, 3),
         "postgres_cpu_ms_per_job": round(cpu[1] * 1000 / jobs, 3),

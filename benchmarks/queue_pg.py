@@ -1,5 +1,5 @@
-"""PostgreSQL's side of benchmarks/queue.py: a fresh schema a measurement, the CPU time of
-processes (the workers and their PostgreSQL backends), and procrastinate's floor.
+"""PostgreSQL's side of benchmarks/queue.py: the CPU time of processes (the workers and their
+PostgreSQL backends), and procrastinate's floor.
 
 The floor: `clients` processes, each a bare loop of the two statements procrastinate's worker
 sends a job (its own `fetch_job` and `finish_job` queries, over one synchronous psycopg
@@ -15,24 +15,18 @@ import io
 import multiprocessing
 import os
 import time
-import uuid
-from collections.abc import Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from procrastinate import sql as procrastinate_sql
-from sqlalchemy import create_engine, text
 
 from benchmarks.queue_worker import fill
 from bot.config import Settings
 from bot.jobs.backends import migrate_command, open_database
 from bot.jobs.procrastinate_policy import conninfo
 from bot.jobs.queue import Queue
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -51,21 +45,6 @@ def backends(queue: Queue, tag: str) -> list[int]:
     query = "SELECT pid FROM pg_stat_activity WHERE application_name = %(tag)s"
     with queue.store.engine.connect() as conn:  # type: ignore[attr-defined]
         return [int(pid) for pid in conn.exec_driver_sql(query, {"tag": tag}).scalars()]
-
-
-@contextlib.contextmanager
-def pg_schema() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped afterwards."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield f"{PG}?options={quote(f'-csearch_path={name}')}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 def floor(url: str, clients: int, jobs: int, locks: int) -> dict[str, float]:
