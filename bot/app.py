@@ -106,15 +106,15 @@ def job_handlers(
     queue: Queue,
     *,
     router: Router | None = None,
-    clients: ClientFactory | None = None,
     deps: RunDeps | None = None,
 ) -> dict[str, JobHandler]:
     """The job kinds: `webhook` (route a stored delivery) always, `run` when runs can start.
-    Left out, the router is handlers/'s, and clients and deps come from the settings."""
+    Left out, the router is handlers/'s and deps come from the settings; the handlers'
+    installation clients always do (none without App credentials)."""
     if router is None:
         router = handlers_router
-    if clients is None and settings.has_app_credentials:
-        clients = installation_clients(settings, GitHubApp(settings))
+    has_app = settings.has_app_credentials
+    clients = installation_clients(settings, GitHubApp(settings)) if has_app else None
     handlers: dict[str, JobHandler] = {
         "webhook": DeliveryJob(settings, store, queue, router, clients)
     }

@@ -3,13 +3,17 @@
 `RepoClient` is composed of one group of calls per concern: the repository and its files
 (`bot.github.contents`), the conversation on an issue or PR (`conversation`), pull requests
 (`pulls`), checks and statuses (`checks`), Actions (`actions`) and deployments (`deployments`),
-all on `bot.github.calls.RepoCalls`. Auth lives in `bot.github.auth`, the retry policy in
-`bot.github.retry`, the answer types in `bot.github.models`; all are re-exported here. Calls use
-githubkit's typed methods.
+all on `bot.github.calls.RepoCalls`, which passes every text it sends through one outbound
+redaction (`Outbound`; `outbound_for` makes the one that knows the operator's secrets). Auth
+lives in `bot.github.auth`, the retry policy in `bot.github.retry`, the answer types in
+`bot.github.models`; all are re-exported here. Calls use githubkit's typed methods.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from bot.config import Settings
 from bot.github.actions import ActionsCalls
 from bot.github.auth import (
     HANDLER,
@@ -40,6 +44,7 @@ from bot.github.models import (
 )
 from bot.github.pulls import PullCalls
 from bot.github.retry import RetryPolicy
+from bot.security.redact import GITHUB_HOSTS, Outbound
 
 __all__ = [
     "HANDLER",
@@ -55,6 +60,7 @@ __all__ = [
     "GitHubApp",
     "InstallationToken",
     "Job",
+    "Outbound",
     "Permission",
     "PullRequest",
     "Reaction",
@@ -63,6 +69,7 @@ __all__ = [
     "ReviewComment",
     "ScopedInstallationAuthStrategy",
     "WorkflowRun",
+    "outbound_for",
 ]
 
 
@@ -70,6 +77,20 @@ class RepoClient(
     ContentCalls, ConversationCalls, PullCalls, CheckCalls, ActionsCalls, DeploymentCalls
 ):
     """The calls Shipmate makes on one repository ("owner/name"), each through the retry policy.
-    Every write (comment, reaction, label, PR, check run) is reported to `audit`. With
+    Every write (comment, reaction, label, PR, check run) is reported to `audit`, and every text
+    it sends for people to read passes `outbound`. With
     `replies` (a delivery's job), each comment is posted once whatever the job's attempts
     (bot/github/replies.py)."""
+
+
+def outbound_for(settings: Settings) -> Outbound:
+    """The outbound redaction of a client acting for Shipmate: the operator's secrets (a run adds
+    its own as it learns them); links only to GitHub (github.com, or the GitHub Enterprise host
+    Shipmate talks to, whose pages a pull request's URL names) and to Shipmate's public address
+    (a run's page)."""
+    hosts = list(GITHUB_HOSTS)
+    for url in (settings.github_api_url, settings.public_url):
+        host = urlsplit(url or "").hostname
+        if host and not any(host == h or host.endswith("." + h) for h in hosts):
+            hosts.append(host)
+    return Outbound(list(settings.known_secrets()), tuple(hosts))

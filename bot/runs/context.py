@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.agent.model import AnthropicModel, Model
 from bot.config import Settings
 from bot.db.store import Store
-from bot.github.client import GitHubApp, RepoClient
+from bot.github.client import GitHubApp, Outbound, RepoClient
 from bot.runs.execution import Execution
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.request import RunRequest
 from bot.sandbox.checkout import CheckoutCache
-from bot.security.redact import outbound
 
 READ_ONLY: Mapping[str, str] = {
     "metadata": "read",
@@ -34,7 +32,6 @@ PUBLISH: Mapping[str, str] = {
     "checks": "write",
 }
 CHECKS: Mapping[str, str] = {"metadata": "read", "checks": "write"}
-LINK_HOSTS = ("github.com",)
 
 
 def lock_key(repo: str, number: int) -> str:
@@ -44,12 +41,6 @@ def lock_key(repo: str, number: int) -> str:
 def sticky_key(repo: str, number: int) -> str:
     """The key in the marker of the task's sticky comment: `owner-name-number`."""
     return f"{repo.replace('/', '-')}-{number}"
-
-
-def link_hosts(settings: Settings) -> tuple[str, ...]:
-    """GitHub, and Shipmate's own public address for links to a run's page."""
-    public = urlsplit(settings.public_url or "").hostname
-    return (*LINK_HOSTS, public) if public else LINK_HOSTS
 
 
 @dataclass
@@ -66,30 +57,15 @@ class RunDeps:
         return AnthropicModel.from_settings(self.settings)
 
 
-@dataclass
-class Outbound:
-    """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
-
-    known: list[str] = field(default_factory=list)
-    link_hosts: tuple[str, ...] = LINK_HOSTS
-
-    def add(self, *values: str | None) -> None:
-        self.known.extend(v for v in values if v)
-
-    def __call__(self, text: str) -> str:
-        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
-
-
 class Sticky:
-    """The task's one comment, edited in place; every text passes outbound redaction."""
+    """The task's one comment, edited in place (through `repo`, whose outbound redaction every
+    text passes)."""
 
-    def __init__(
-        self, repo: RepoClient, number: int, comment_id: int | None, clean: Outbound
-    ) -> None:
-        self.repo, self.number, self.comment_id, self.clean = repo, number, comment_id, clean
+    def __init__(self, repo: RepoClient, number: int, comment_id: int | None) -> None:
+        self.repo, self.number, self.comment_id = repo, number, comment_id
 
     async def show(self, progress: Progress) -> None:
-        body = self.clean(sticky_comment(progress))
+        body = sticky_comment(progress)
         if self.comment_id is None:
             self.comment_id = await self.repo.comment(self.number, body)
         else:
@@ -118,14 +94,14 @@ class Run:
     branch_tag: str | None = None
 
     @property
-    def key(self) -> str:
-        return sticky_key(self.repo_name, self.number)
-
-    @property
     def url(self) -> str | None:
         """The run's dashboard page, when Shipmate knows its public address."""
         public = self.deps.settings.public_url
         return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
+    @property
+    def key(self) -> str:
+        return sticky_key(self.repo_name, self.number)
 
     def progress(self, stage: str, **extra: Any) -> Progress:
         extra.setdefault("run_url", self.url)
@@ -176,11 +152,13 @@ async def client_for(
     clean: Outbound,
     permissions: Mapping[str, str],
 ) -> RepoClient:
+    """A client for this repository with `permissions`, redacting what it posts with `clean`
+    (which knows its token)."""
     await mint(deps, installation_id, repo_name, clean, permissions)
     github = await deps.app.installation_client(
         installation_id, repository=repo_name, permissions=permissions
     )
-    return RepoClient(github, repo_name)
+    return RepoClient(github, repo_name, outbound=clean)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ replies), and one that may write contents only at push time, never for a plan. T
 none of them. One sticky comment per task is edited as the task goes (queued -> planning ->
 running with the plan -> running tests -> done/failed), and a `Shipmate` check run on the new
 head carries the same summary. Every text posted passes outbound redaction with the secrets this
-run knows. Shipmate opens pull requests; it never merges, never force-pushes and never pushes to
-the default branch.
+run knows (`run.clean`, which each of its clients applies). Shipmate opens pull requests; it
+never merges, never force-pushes and never pushes to the default branch.
 
 The steps, each in its module: the run's identity and clients (bot/runs/context.py), its start
 (bot/runs/start.py), its work (bot/runs/work.py), its end (bot/runs/finish.py), what it publishes
@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import uuid
 
+from bot.github.client import outbound_for
 from bot.jobs.queue import Job
 from bot.jobs.worker import JobContext, JobRejected
 from bot.runs.apply_held import publish_held
 from bot.runs.context import (
     CONVERSE,
     READ_ONLY,
-    Outbound,
     Run,
     RunDeps,
     Sticky,
     client_for,
-    link_hosts,
     lock_key,
     sticky_key,
 )
@@ -49,9 +48,9 @@ async def run_job(job: Job, context: JobContext, deps: RunDeps) -> None:
         raise JobRejected(f"not a run request: {exc}") from None
     repo_name, number = request.repo, request.number
     installation_id = request.installation_id
-    clean = Outbound(list(deps.settings.known_secrets()), link_hosts(deps.settings))
+    clean = outbound_for(deps.settings)
     talker = await client_for(deps, installation_id, repo_name, clean, CONVERSE)
-    sticky = Sticky(talker, number, request.sticky_comment_id, clean)
+    sticky = Sticky(talker, number, request.sticky_comment_id)
     run = Run(
         deps,
         uuid.uuid4().hex[:12],

@@ -65,7 +65,7 @@ async def push(ending: Ending, branch: str, title: str, *, new_branch: bool) -> 
     commit = await commit_through_api(
         GitDatabase(publisher),
         done.change,
-        run.clean(commit_message(title, done.summary)),
+        commit_message(title, done.summary),
         branch=branch,
         new_branch=new_branch,
     )
@@ -93,8 +93,8 @@ async def open_pull(ending: Ending) -> tuple[Progress, str]:
     pull = await publisher.create_pull(
         head=branch,
         base=ending.default_branch,
-        title=run.clean(title),
-        body=run.clean(body),
+        title=title,
+        body=body,
         draft=done.tests_passed is False,
     )
     await run.audit("pull_request.create", f"{run.repo_name}#{pull.number}")
@@ -132,7 +132,7 @@ async def reply_in_threads(
 ) -> None:
     run = ending.run
     summary = short_summary(ending.done.summary) or "I changed the code to address this."
-    body = run.clean(f"Addressed in {head_sha[:7]}: {summary}")
+    body = f"Addressed in {head_sha[:7]}: {summary}"
     for comment_id in comment_ids:
         await run.talker.reply_to_review_comment(number, int(comment_id), body)
         await run.audit("review.reply", f"{run.repo_name}#{number}", comment=int(comment_id))

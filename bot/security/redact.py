@@ -1,11 +1,13 @@
 """Outbound text: secrets replaced (`mask`, `redact`), mentions that ping nobody and links only to
-allowed hosts (`outbound`, which everything Shipmate posts on GitHub passes). Pure."""
+allowed hosts (`outbound`, which everything Shipmate posts on GitHub passes; `Outbound`, the one a
+GitHub client applies, with the secrets known so far). Pure."""
 
 from __future__ import annotations
 
 import base64
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.security.scan import Finding, scan
@@ -103,7 +105,10 @@ def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
             lowered = "http://" + lowered
         if not lowered.startswith(("http://", "https://", "//")):
             return False
-        host = (urlsplit(lowered).hostname or "").lower()
+        try:
+            host = (urlsplit(lowered).hostname or "").lower()
+        except ValueError:  # "http://[x": no host it could name is allowed
+            return True
         return not any(host == h or host.endswith("." + h) for h in allowed_hosts)
 
     def html(match: re.Match[str]) -> str:
@@ -139,3 +144,22 @@ def defang_links(text: str, allowed_hosts: Sequence[str]) -> str:
 def outbound(text: str, *, known: Iterable[str] = (), allowed_hosts: Sequence[str] = ()) -> str:
     """Everything Shipmate posts on GitHub passes here: redaction, mentions, links."""
     return defang_links(neutralize_mentions(redact(text, known)), allowed_hosts)
+
+
+GITHUB_HOSTS = ("github.com",)
+
+
+@dataclass
+class Outbound:
+    """`outbound` with what one sender knows: the secret values to redact (the operator's, and a
+    run's tokens and granted secrets, added as the run learns them) and the hosts links may point
+    to. Applying it again to its own output changes nothing."""
+
+    known: list[str] = field(default_factory=list)
+    link_hosts: tuple[str, ...] = GITHUB_HOSTS
+
+    def add(self, *values: str | None) -> None:
+        self.known.extend(v for v in values if v)
+
+    def __call__(self, text: str) -> str:
+        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
