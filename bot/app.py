@@ -21,7 +21,7 @@ from bot.github.client import HANDLER, GitHubApp
 from bot.github.manifest import with_saved_credentials
 from bot.intake import server
 from bot.intake.app import ShipmateApp, create_app
-from bot.jobs.backends import Runner, make_runner, open_database
+from bot.jobs.backends import Runner, make_runner, open_database, run_loop
 from bot.jobs.maintenance import retention_every
 from bot.jobs.queue import Job, Queue
 from bot.jobs.sql import SQLQueue
@@ -228,7 +228,7 @@ def run_worker(settings: Settings, *, concurrency: int | None = None) -> int:
         log.info("worker.stopped", worker_id=worker.worker_id)
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     finally:
         store.dispose()
     return 0

@@ -3,6 +3,7 @@ leaves behind."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,4 +26,30 @@ def killed_before_the_audit_row(action: str) -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(StoreAudit, "__call__", killed)
+        yield
+
+
+@contextmanager
+def killed_after(owner: Any, name: str) -> Iterator[None]:
+    """Within it, a job dies just after the first call of `owner.name` (a class's method, or
+    a module's function) returned, what it did on GitHub or in the store done: the job fails,
+    to run again."""
+    done = getattr(owner, name)
+    if inspect.iscoroutinefunction(done):
+
+        async def killed_async(*args: Any, **kwargs: Any) -> Any:
+            await done(*args, **kwargs)
+            raise RuntimeError(f"killed after {owner.__name__}.{name}")
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(owner, name, killed_async)
+            yield
+        return
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        done(*args, **kwargs)
+        raise RuntimeError(f"killed after {owner.__name__}.{name}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(owner, name, killed)
         yield

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import schema
@@ -28,6 +28,13 @@ class RunTables(TableAccess):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return fetch_row(self.engine, select(schema.runs).where(schema.runs.c.id == run_id))
+
+    def attempts_of(self, key: str) -> list[dict[str, Any]]:
+        """The runs a `run` job's attempts recorded: `key` and `key.2`, `key.3`, ... (see
+        bot/runs/attempts.py), oldest first."""
+        table = schema.runs
+        query = select(table).where(or_(table.c.id == key, table.c.id.like(f"{key}.%")))
+        return fetch_rows(self.engine, query.order_by(table.c.created_at))
 
     def runs_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         return rows_where(self.engine, schema.runs, order_by="created_at", repo=repo, number=number)

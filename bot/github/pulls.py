@@ -95,6 +95,16 @@ class PullCalls(RepoCalls):
         )
         return [ReviewComment.of(d) for d in data]
 
+    async def pull_review_comments(self, number: int) -> list[ReviewComment]:
+        """Every review comment on a pull request, replies included."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        found = await self._pages(
+            lambda page: rest.pulls.async_list_review_comments(
+                o, r, number, per_page=PAGE, page=page
+            )
+        )
+        return [ReviewComment.of(d) for d in found]
+
     async def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> int:
         rest, o, r = self.github.rest, self.owner, self.repo
         body = self.outbound(body)
