@@ -266,3 +266,47 @@ def test_the_operator_s_outbound_knows_its_secrets_and_its_public_host() -> None
     assert outbound_for(Settings.load()).link_hosts == ("github.com",)
     enterprise = Settings.load(github_api_url="https://ghe.example.com/api/v3")
     assert outbound_for(enterprise).link_hosts == ("github.com", "ghe.example.com")
+
+
+def test_ghe_com_pull_request_links_stay_clickable() -> None:
+    """GitHub Enterprise Cloud with data residency: the API is api.<sub>.ghe.com and the web
+    pages (a pull request's html_url) are <sub>.ghe.com, so both are allowed."""
+    clean = outbound_for(Settings.load(github_api_url="https://api.acme.ghe.com"))
+    assert clean.link_hosts == ("github.com", "api.acme.ghe.com", "acme.ghe.com")
+    text = "There is already a pull request for this: https://acme.ghe.com/o/r/pull/7."
+    assert clean(text) == text
+    assert "`https://ghe.com/x`" in clean("and https://ghe.com/x")
+
+
+def test_the_client_knows_the_secrets_the_logs_know(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One source for both redactors: the model's credentials (a gateway's key through
+    ANTHROPIC_BASE_URL has no shape the scanner knows), the operator's declared secrets and
+    the admin token are redacted from what is posted as they are from the logs."""
+    from bot.logs import settings_secrets
+
+    declared = tmp_path / "secrets.yml"
+    declared.write_text(
+        "secrets:\n  NPM_TOKEN:\n    env: CI_NPM\n    hosts: [registry.npmjs.org]\n"
+        "    repositories: ['octo/*']\n"
+    )
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "gateway-key-7c1d2e9f4a")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "gateway-token-0b8e3a5c71")
+    monkeypatch.setenv("CI_NPM", "npm-value-4e2a9c7b15")
+    monkeypatch.setenv("SHIPMATE_SECRETS_FILE", str(declared))
+    settings = Settings.load(admin_token="admin-token-6d3f0a9e2c")
+    values = ("gateway-key-7c1d2e9f4a", "gateway-token-0b8e3a5c71", "npm-value-4e2a9c7b15")
+    held = settings_secrets(settings)
+    assert set(values) | {"admin-token-6d3f0a9e2c"} <= set(held)
+    clean = outbound_for(settings)
+    assert set(clean.known) == set(held)
+    posted = clean("keys: " + " ".join(values) + " admin-token-6d3f0a9e2c")
+    assert posted == "keys: " + " ".join(["[REDACTED]"] * 4)
+
+
+def test_the_model_s_credentials_are_named_once_for_the_redactors() -> None:
+    from bot.agent.model import CREDENTIAL_VARIABLES
+    from bot.config.names import MODEL_CREDENTIALS
+
+    assert MODEL_CREDENTIALS == CREDENTIAL_VARIABLES

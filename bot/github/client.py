@@ -27,6 +27,7 @@ from bot.github.checks import CheckCalls
 from bot.github.contents import ContentCalls
 from bot.github.conversation import ConversationCalls
 from bot.github.deployments import DeploymentCalls
+from bot.github.manifest import github_web_url
 from bot.github.models import (
     CheckRun,
     CheckSuite,
@@ -44,6 +45,7 @@ from bot.github.models import (
 )
 from bot.github.pulls import PullCalls
 from bot.github.retry import RetryPolicy
+from bot.sandbox.operator_secrets import held_secrets
 from bot.security.redact import GITHUB_HOSTS, Outbound
 
 __all__ = [
@@ -84,13 +86,15 @@ class RepoClient(
 
 
 def outbound_for(settings: Settings) -> Outbound:
-    """The outbound redaction of a client acting for Shipmate: the operator's secrets (a run adds
-    its own as it learns them); links only to GitHub (github.com, or the GitHub Enterprise host
-    Shipmate talks to, whose pages a pull request's URL names) and to Shipmate's public address
-    (a run's page)."""
+    """The outbound redaction of a client acting for Shipmate: every secret the process holds
+    (the same the logs' redactor knows; a run adds its own as it learns them); links only to
+    GitHub (github.com, or the GitHub Enterprise host Shipmate talks to and the one whose pages
+    a pull request's URL names: `<sub>.ghe.com` for the API at `api.<sub>.ghe.com`) and to
+    Shipmate's public address (a run's page)."""
     hosts = list(GITHUB_HOSTS)
-    for url in (settings.github_api_url, settings.public_url):
+    api_url = settings.github_api_url
+    for url in (api_url, github_web_url(api_url), settings.public_url):
         host = urlsplit(url or "").hostname
         if host and not any(host == h or host.endswith("." + h) for h in hosts):
             hosts.append(host)
-    return Outbound(list(settings.known_secrets()), tuple(hosts))
+    return Outbound(held_secrets(settings), tuple(hosts))
