@@ -272,6 +272,83 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     assert claim_steps() <= small + 20
 
 
+def test_a_claim_behind_one_issues_backlog_does_not_read_it(sqlite_url: str) -> None:
+    """A burst on one issue: every waiting job has the lock that the running one holds. A
+    claim then finds nothing (or a job of another issue at the end) without reading the
+    backlog it cannot take."""
+    from sqlalchemy import event
+
+    from bot.db.deliveries import Delivery
+
+    store = Store(sqlite_url)
+    queue = migrate_all(store)
+    steps = 0
+
+    def count(*_: object) -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def watch(conn: Any, *_: object) -> None:
+        conn.connection.dbapi_connection.set_progress_handler(count, 100)
+
+    def on_issue(first: int, n: int, number: int | None = 1) -> None:
+        queue.enqueue_deliveries(
+            [
+                Delivery(f"d{i}", "issue_comment", "created", b"{}", True, 7, "o/r", number)
+                for i in range(first, first + n)
+            ]
+        )
+
+    def claim_steps(found: bool) -> int:
+        nonlocal steps
+        steps = 0
+        assert (queue.claim("w", 30) is not None) == found
+        return steps
+
+    on_issue(0, 100)
+    assert queue.claim("w", 30) is not None  # the issue's first job runs; its lock is held
+    small = claim_steps(found=False)
+    on_issue(100, 20_000)
+    assert claim_steps(found=False) <= small + 20
+    on_issue(20_100, 1, number=2)
+    assert claim_steps(found=True) <= small + 20
+    on_issue(20_101, 1, number=None)
+    assert claim_steps(found=True) <= small + 20
+
+
+@pytest.mark.parametrize("other_issues", [3, 300])  # walked by key; past KEYS_WALKED, scanned
+def test_past_a_held_issues_backlog_the_earliest_free_job_is_claimed(
+    queue: SQLQueue, other_issues: int
+) -> None:
+    """More waiting jobs of a held lock than a claim's first look takes in (WINDOW), then
+    jobs of other issues, of no issue, and of another kind: each claim takes the earliest
+    one whose lock is free, of the kinds asked for."""
+    from bot.jobs.sql.due import WINDOW
+
+    held = queue.enqueue("run", {"n": "held"}, lock_key="o/r#1")
+    running = queue.claim("w", 30)
+    assert running is not None and running.id == held
+    for n in range(WINDOW + 5):
+        queue.enqueue("run", {"n": f"behind {n}"}, lock_key="o/r#1")
+    queue.enqueue("webhook", {"n": "webhook"}, lock_key="o/r#1000")
+    for n in range(other_issues):
+        queue.enqueue("run", {"n": f"issue {n}"}, lock_key=f"o/r#{n + 2}")
+    queue.enqueue("run", {"n": "no issue"})
+    queue.enqueue("webhook", {"n": "webhook, no issue"})
+    webhook = queue.claim("w", 30, kinds=["webhook"])
+    assert webhook is not None and webhook.payload["n"] == "webhook"
+    taken = []
+    while (job := queue.claim("w", 30)) is not None:
+        taken.append(job.payload["n"])
+    others = [f"issue {n}" for n in range(other_issues)]
+    assert taken == [*others, "no issue", "webhook, no issue"]
+    queue.complete(running)
+    after = queue.claim("w", 30)
+    assert after is not None and after.payload["n"] == "behind 0"
+
+
 def test_deliveries_of_one_issue_are_handled_one_at_a_time(queue: SQLQueue) -> None:
     from bot.db.deliveries import Delivery
 
