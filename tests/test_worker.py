@@ -259,7 +259,7 @@ async def test_the_worker_steps_back_while_the_intake_is_busy(queue: SQLQueue) -
 
 
 def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
-    from bot.intake.app import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+    from bot.intake.writer import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
 
     writer = DeliveryWriter(queue=None, inline=True)  # type: ignore[arg-type]
     assert not writer.busy()
@@ -275,3 +275,40 @@ def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
         writer._count()
         time.sleep(RATE_WINDOW_SECONDS / 2)
     assert not writer.busy() and BUSY_RATE > 10
+
+
+def test_deliveries_to_the_other_processes_make_the_intake_busy() -> None:
+    """With `serve --workers N` the leading process may hold few of the connections: the
+    deliveries the database gets from every process count."""
+    from bot.intake.writer import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+
+    stored = 0
+
+    def count() -> int:
+        return stored
+
+    writer = DeliveryWriter(queue=None, inline=True, stored=count)  # type: ignore[arg-type]
+    assert not writer.busy()  # the first sample
+    time.sleep(RATE_WINDOW_SECONDS * 1.1)
+    stored += int(BUSY_RATE * RATE_WINDOW_SECONDS * 3)  # stored by another process
+    assert writer.busy()
+    time.sleep(RATE_WINDOW_SECONDS * 1.1)
+    stored += 1  # a trickle
+    assert not writer.busy()
+    time.sleep(RATE_WINDOW_SECONDS * 3)  # after a long pause, no rate from one sample
+    stored += int(BUSY_RATE * RATE_WINDOW_SECONDS * 3)
+    assert not writer.busy()
+
+
+def test_the_store_counts_the_deliveries_of_every_process(sqlite_url: str) -> None:
+    from bot.db.deliveries import Delivery
+
+    ours, theirs = Store(sqlite_url), Store(sqlite_url)
+    migrate_all(ours)
+    assert ours.deliveries_stored() == 0
+    SQLQueue(theirs).enqueue_deliveries(
+        [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(3)]
+    )
+    assert ours.deliveries_stored() == 3
+    ours.dispose()
+    theirs.dispose()

@@ -161,6 +161,14 @@ class Store(DeliveryTables, InstallationTables, RunTables):
             self._intake.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
         return self._intake.dbapi_connection
 
+    def deliveries_stored(self) -> int:
+        """How many deliveries this SQLite database has had, stored by any process on it (the
+        highest rowid, one index lookup; retention deletes the oldest rows only): a running
+        count to take a rate from. Read on the intake's connection, outside its transactions
+        (both run on the event loop)."""
+        row = self.intake_connection().execute("SELECT max(rowid) FROM deliveries").fetchone()
+        return int(row[0] or 0)
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
