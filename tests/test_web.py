@@ -285,3 +285,45 @@ def test_storage_failure_is_a_503_not_a_lost_2xx(settings: Settings) -> None:
     with running(create_app(settings, broken, real_router)) as base:
         response = _post(base, "issues", body)
         assert response.status_code == 503 and response.json()["status"] == "error"
+
+
+def test_a_commit_waits_for_the_writer_lock_off_the_event_loop(tmp_path: Path) -> None:
+    """While another process of `serve` holds SQLite's writer lock, the intake's commit waits
+    for it in a thread: the event loop goes on (here: its timer fires), and the delivery is
+    answered once it is committed."""
+    import asyncio
+    import threading
+
+    from bot.db.deliveries import Delivery
+    from bot.db.engine import FairLock, writer_lock_path
+    from bot.intake.writer import DeliveryWriter
+    from tests.dbs import migrate_all
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store(url)
+    queue = migrate_all(store)
+    other = FairLock(writer_lock_path(url))  # another process's lock on the same file
+    other.acquire()
+    writer = DeliveryWriter(queue, inline=True, write_lock=store.write_lock)
+
+    async def main() -> tuple[str, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        holder = threading.get_ident()
+        threading.Timer(0.3, other.release, kwargs={"owner": holder}).start()
+        status = await writer.submit(Delivery("d1", "issues", "opened", b"{}", True))
+        ticker.cancel()
+        return status, ticks
+
+    status, ticks = asyncio.run(main())
+    assert status == "queued" and ticks >= 10
+    assert store.count_deliveries() == 1
+    other.close()
+    store.dispose()
