@@ -65,26 +65,6 @@ class FairLock:
                 self._hand_over()
                 raise
 
-    def try_acquire(self) -> bool:
-        """Acquire only if no thread or process holds the lock or waits for it; else False at
-        once (an event loop that would rather do other work than sleep in `flock`)."""
-        me = threading.get_ident()
-        with self._changed:
-            if self._owner == me:
-                self._depth += 1
-                return True
-            if self._owner is not None or self._serving != self._next_ticket:
-                return False
-            self._next_ticket += 1
-            self._owner, self._depth = me, 1
-        if self._path is not None:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BaseException:  # BlockingIOError: another process holds it
-                self._hand_over()
-                return False
-        return True
-
     def release(self, owner: int | None = None) -> None:
         """Release once for `owner` (default: this thread), e.g. when another thread closes a
         connection whose transaction holds the lock."""

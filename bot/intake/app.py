@@ -180,7 +180,6 @@ def create_app(
         inline=sqlite,
         on_queued=on_queued,
         stored=store.deliveries_stored if sqlite else None,
-        write_lock=store.write_lock if sqlite else None,
     )
 
     def secrets() -> Sequence[str]:

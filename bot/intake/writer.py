@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 from bot.db.deliveries import Delivery, DeliveryStatus
-from bot.db.engine import FairLock
 from bot.jobs.queue import Queue
 
 # Above this many deliveries a second the in-process worker yields to the intake.
@@ -36,13 +35,10 @@ class DeliveryWriter:
         inline: bool,
         on_queued: Callable[[], None] | None = None,
         stored: Stored | None = None,
-        write_lock: FairLock | None = None,
     ) -> None:
         self.queue = queue
         self.on_queued = on_queued
         self.inline = inline
-        # The database's writer lock (SQLite): an inline commit takes it only when it is free.
-        self.write_lock = write_lock
         # How many deliveries the database has had, stored by every process on it (a running
         # count); without it, the rate is this process's alone.
         self.stored = stored
@@ -93,36 +89,22 @@ class DeliveryWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DeliveryStatus] = loop.create_future()
         self._pending.append((delivery, future))
-        if self._flusher is not None and not self._flusher.done():
-            pass  # the commit in flight takes this one next
-        elif not self.inline:
+        if self.inline:
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._flush_inline)
+        elif self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_in_thread())
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush_inline)
         return await future
 
     def _flush_inline(self) -> None:
-        """Commit what the loop iteration brought, on the loop, if the writer lock is free.
-        Held by another process of `serve` (or a thread, a checkpoint), the commit waits for
-        it in a thread instead, and the loop goes on reading and verifying deliveries (the
-        next batch) rather than sleeping in `flock`."""
         self._scheduled = False
-        if not self._pending or (self._flusher is not None and not self._flusher.done()):
-            return
-        lock = self.write_lock
-        if lock is not None and not lock.try_acquire():
-            self._flusher = asyncio.create_task(self._flush_in_thread())
-            return
         batch, self._pending = self._pending, []
         try:
             statuses = self.queue.enqueue_deliveries([d for d, _ in batch])
         except Exception as exc:
             self._fail(batch, exc)
             return
-        finally:
-            if lock is not None:
-                lock.release()
         self._resolve(batch, statuses)
 
     async def _flush_in_thread(self) -> None:
