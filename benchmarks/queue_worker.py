@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import insert
 
 from bot.config import Settings
-from bot.jobs.backends import Runner, make_runner, open_database
+from bot.jobs.backends import Runner, make_runner, open_database, run_loop
 from bot.jobs.procrastinate_queue import ProcrastinateQueue
 from bot.jobs.queue import Job, Queue
 from bot.jobs.sql import jobs as jobs_table
@@ -126,7 +126,7 @@ def main() -> int:
         await runner_for(settings, store, queue, noop).run(stop)
 
     try:
-        asyncio.run(run())
+        run_loop(run())  # as `shipmate worker` runs
     finally:
         store.dispose()
     out.write_text(json.dumps(started))

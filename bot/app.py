@@ -21,7 +21,7 @@ from bot.github.client import HANDLER, GitHubApp
 from bot.github.manifest import with_saved_credentials
 from bot.intake import server
 from bot.intake.app import ShipmateApp, create_app
-from bot.jobs.backends import Runner, make_runner, open_database
+from bot.jobs.backends import Runner, make_runner, open_database, run_loop
 from bot.jobs.maintenance import retention_every
 from bot.jobs.queue import Job, Queue
 from bot.jobs.sql import SQLQueue
@@ -106,15 +106,15 @@ def job_handlers(
     queue: Queue,
     *,
     router: Router | None = None,
-    clients: ClientFactory | None = None,
     deps: RunDeps | None = None,
 ) -> dict[str, JobHandler]:
     """The job kinds: `webhook` (route a stored delivery) always, `run` when runs can start.
-    Left out, the router is handlers/'s, and clients and deps come from the settings."""
+    Left out, the router is handlers/'s and deps come from the settings; the handlers'
+    installation clients always do (none without App credentials)."""
     if router is None:
         router = handlers_router
-    if clients is None and settings.has_app_credentials:
-        clients = installation_clients(settings, GitHubApp(settings))
+    has_app = settings.has_app_credentials
+    clients = installation_clients(settings, GitHubApp(settings)) if has_app else None
     handlers: dict[str, JobHandler] = {
         "webhook": DeliveryJob(settings, store, queue, router, clients)
     }
@@ -228,7 +228,7 @@ def run_worker(settings: Settings, *, concurrency: int | None = None) -> int:
         log.info("worker.stopped", worker_id=worker.worker_id)
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     finally:
         store.dispose()
     return 0

@@ -9,9 +9,7 @@ is masked by the secret scanner and for the secret values the process knows.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterable
 from typing import Literal, TextIO
@@ -19,7 +17,7 @@ from typing import Literal, TextIO
 import structlog
 from structlog.typing import Processor
 
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.security.log_redaction import RedactSecrets, drop_secrets
 
 MESSAGE_KEY = "msg"
@@ -27,21 +25,11 @@ GITHUB_EVENT_KEY = "github_event"
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """The secret values the process holds: webhook secrets, the App key, the model API key,
-    and the values of the secrets the operator declared (as they are at start)."""
-    values = list(settings.secrets)
-    if settings.private_key is not None:
-        values.append(settings.private_key.get_secret_value())
-    if settings.private_key is not None or settings.private_key_path is not None:
-        with contextlib.suppress(ConfigError):
-            values.append(settings.private_key_pem())
-    api_key = os.environ.get("ANTHROPIC_API_KEY")
-    if api_key:
-        values.append(api_key)
-    from bot.sandbox.operator_secrets import declared_values
+    """The secret values the process holds (`held_secrets`: the same the GitHub client's
+    outbound redaction knows)."""
+    from bot.sandbox.operator_secrets import held_secrets
 
-    values.extend(declared_values(settings))
-    return values
+    return held_secrets(settings)
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]

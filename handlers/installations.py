@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from bot.config import RepoConfigError, parse_repo_config
-from bot.github.client import RepoClient
-from bot.security.redact import outbound
 from bot.triggers.context import Context
 from bot.triggers.events import Installation, InstallationRepositories, Repository
 from bot.triggers.routing import Router
@@ -36,7 +34,7 @@ async def installed(context: Context) -> None:
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     context.log.info("installation.saved", account=account, repositories=len(added))
     if context.action == "created":
-        await welcome(context, installation_id, added)
+        await welcome(context, added)
 
 
 @router.register("installation", action="suspend")
@@ -67,16 +65,16 @@ async def repositories_changed(context: Context) -> None:
     await asyncio.to_thread(store.add_repositories, installation_id, added)
     await asyncio.to_thread(store.remove_repositories, installation_id, removed)
     context.log.info("installation.repositories", added=added, removed=removed)
-    await welcome(context, installation_id, added)
+    await welcome(context, added)
 
 
-async def welcome(context: Context, installation_id: int, repositories: list[str]) -> None:
+async def welcome(context: Context, repositories: list[str]) -> None:
     """A `Shipmate config` check on each new repository's default branch: ready, or which line
     of `.github/shipmate.yml` is wrong."""
     if context.client_factory is None:
         return
     for name in repositories:
-        repo = RepoClient(await context.client_factory(installation_id, name), name)
+        repo = await context.repo_named(name)
         branch = await repo.default_branch()
         sha = await repo.branch_sha(branch)
         if sha is None:
@@ -84,9 +82,7 @@ async def welcome(context: Context, installation_id: int, repositories: list[str
         try:
             parse_repo_config(await repo.file_text(".github/shipmate.yml", branch))
         except RepoConfigError as exc:
-            known = context.settings.known_secrets()
-            problem = outbound(str(exc), known=known, allowed_hosts=("github.com",))
-            verdict = ("failure", ".github/shipmate.yml is invalid", problem)
+            verdict = ("failure", ".github/shipmate.yml is invalid", str(exc))
             await asyncio.to_thread(context.store.views.record_config_check, name, str(exc))
         else:
             verdict = ("success", "Shipmate is ready", READY)

@@ -10,17 +10,18 @@ from typing import Any
 
 from bot.runs.ours import is_ours
 from bot.triggers.context import Context
-from bot.triggers.events import Account, App
-from bot.triggers.ledger_events import (
-    LedgerCheckRun,
-    LedgerCheckSuite,
+from bot.triggers.events import (
+    Account,
+    App,
+    CheckRun,
+    CheckSuite,
+    CiItem,
+    Comment,
+    IssueComment,
     Pull,
-    PullComment,
     PullRequest,
-    Remark,
-    ReviewComment,
-    ReviewSubmitted,
-    Timed,
+    PullRequestReview,
+    PullRequestReviewComment,
     WorkflowJob,
 )
 from bot.triggers.routing import Router
@@ -59,7 +60,7 @@ def _ours(context: Context, pull: Pull) -> bool:
 async def _record_job(
     context: Context,
     source: str,
-    item: Timed,
+    item: CiItem,
     *,
     branch: str | None,
     app: str | None,
@@ -109,7 +110,7 @@ async def workflow_job(context: Context) -> None:
 
 @router.register("check_run", action="completed")
 async def check_run(context: Context) -> None:
-    run = LedgerCheckRun.model_validate(context.payload).check_run
+    run = CheckRun.model_validate(context.payload).check_run
     app = _other_ci(context, run.app)
     if app is None:
         return
@@ -120,7 +121,7 @@ async def check_run(context: Context) -> None:
 @router.register("check_suite", action="completed")
 async def check_suite(context: Context) -> None:
     """A CI app that reports suites without check runs is timed by the suite."""
-    suite = LedgerCheckSuite.model_validate(context.payload).check_suite
+    suite = CheckSuite.model_validate(context.payload).check_suite
     app = _other_ci(context, suite.app)
     if app is None or suite.latest_check_runs_count:
         return  # a suite's check runs are counted one by one
@@ -173,7 +174,7 @@ async def pull_closed(context: Context) -> None:
 
 @router.register("pull_request_review", action="submitted")
 async def review_submitted(context: Context) -> None:
-    event = ReviewSubmitted.model_validate(context.payload)
+    event = PullRequestReview.model_validate(context.payload)
     pull, review = event.pull_request, event.review
     if not _ours(context, pull) or not _human(review.user):
         return
@@ -187,7 +188,7 @@ async def review_submitted(context: Context) -> None:
     )
 
 
-async def _comment(context: Context, number: int, comment: Remark) -> None:
+async def _comment(context: Context, number: int, comment: Comment) -> None:
     if not _human(comment.user):
         return
     if not await asyncio.to_thread(
@@ -206,13 +207,13 @@ async def _comment(context: Context, number: int, comment: Remark) -> None:
 
 @router.register("pull_request_review_comment", action="created")
 async def review_comment(context: Context) -> None:
-    event = ReviewComment.model_validate(context.payload)
+    event = PullRequestReviewComment.model_validate(context.payload)
     await _comment(context, event.pull_request.number, event.comment)
 
 
 @router.register("issue_comment", action="created")
 async def pull_comment(context: Context) -> None:
-    event = PullComment.model_validate(context.payload)
+    event = IssueComment.model_validate(context.payload)
     if event.issue.pull_request is None:
         return
     await _comment(context, event.issue.number, event.comment)

@@ -84,6 +84,8 @@ def rerun_failed_jobs(gh: GitHubStandIn, call: Call) -> Response:
     if not any(j["conclusion"] in FAILED for j in jobs_of(gh, run["id"], run["run_attempt"])):
         return gh._error(403, "This workflow run has no failed jobs to re-run")
     rerun(gh, run)
+    # As GitHub: the run's actor stays; who started this attempt is its triggering actor.
+    run["triggering_actor"] = gh._user(gh._bot(call.token))
     return gh._json({}, 201)
 
 

@@ -81,12 +81,18 @@ def recorded(event: str, name: str) -> dict[str, Any]:
 
 
 def context_for(
-    store: Store, event: str, payload: dict[str, Any], repo: FakeRepo, **settings: Any
+    store: Store,
+    event: str,
+    payload: dict[str, Any],
+    repo: FakeRepo,
+    *,
+    delivery_id: str = "delivery-1",
+    **settings: Any,
 ) -> FakeContext:
     context = FakeContext(
         event=event,
         action=payload.get("action"),
-        delivery_id="delivery-1",
+        delivery_id=delivery_id,
         payload=payload,
         installation_id=77,
         repository=repo.full_name,

@@ -8,7 +8,17 @@ import time
 
 import pytest
 
-from bot.agent.budget import Budget, Cancelled, Caps, TimeLimit
+from bot.agent.budget import (
+    Budget,
+    Cancelled,
+    Caps,
+    Completed,
+    CostLimit,
+    Failed,
+    RunEnded,
+    StepLimit,
+    TimeLimit,
+)
 
 
 def test_each_limit_comes_from_the_first_source_that_sets_it() -> None:
@@ -67,3 +77,12 @@ def test_bound_polls_the_cancel_flag_while_the_work_runs() -> None:
         return time.monotonic() - started
 
     assert asyncio.run(go()) < 1.0
+
+
+def test_each_ending_reports_its_status_and_a_new_one_must_name_its_own() -> None:
+    endings = [Completed, StepLimit, CostLimit, TimeLimit, Failed, Cancelled]
+    statuses = [ending("why").status for ending in endings]
+    assert statuses == ["completed", "step_limit", "cost_limit", "timeout", "failed", "failed"]
+    assert StepLimit("after 3 steps").reason == "after 3 steps"
+    with pytest.raises(TypeError):
+        type("Unnamed", (RunEnded,), {})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -56,6 +57,27 @@ def test_key_with_escaped_newlines_is_accepted() -> None:
     pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     settings = Settings.load(app_id=1, private_key=pem.replace("\n", "\\n"))
     assert settings.private_key_pem() == pem
+
+
+def test_the_key_is_parsed_once_however_often_the_secrets_are_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each delivery's job asks for the known secrets; parsing an RSA key costs ~60 ms."""
+    from bot.config import settings as settings_module
+
+    pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    loads: list[bytes] = []
+    load = settings_module.load_pem_private_key
+
+    def counted(data: bytes, password: bytes | None) -> Any:
+        loads.append(data)
+        return load(data, password=password)
+
+    monkeypatch.setattr(settings_module, "load_pem_private_key", counted)
+    settings = Settings.load(app_id=1, private_key=pem)
+    for _ in range(50):
+        assert pem.strip() in settings.known_secrets()
+    assert len(loads) == 1
 
 
 def test_cli_prints_one_line_not_a_traceback(

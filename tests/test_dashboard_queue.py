@@ -104,3 +104,31 @@ def test_the_queue_page_shows_each_workers_capacity_and_load(
         thread.join(20)
         loop.close()
     assert [w["host"] for w in workers.listed(store.engine)] == ["gone"]  # it removed its row
+
+
+def test_the_pages_redact_every_secret_the_process_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model's key is no setting of Shipmate's, yet a page showing it (here as a worker's
+    # host name) shows it redacted, as the logs and what is posted on GitHub do.
+    key = "sk-ant-api03-" + "k" * 40
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    settings = Settings.load(data_dir=tmp_path / "data", admin_token=TOKEN)
+    store = Store.from_settings(settings)
+    queue = migrate_all(store)
+    now = time.time()
+    workers.report(
+        store.engine,
+        "w1",
+        host=f"host-{key}",
+        pid=1,
+        backend="sql",
+        capacity=1,
+        running=0,
+        state="running",
+        started_at=now,
+    )
+    with running(create_app(settings, store, router, queue=queue)) as base:
+        page = _signed_in(base).get("/dashboard/queue").text
+    store.dispose()
+    assert key not in page and "host-[REDACTED]" in page

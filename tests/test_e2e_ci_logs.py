@@ -17,6 +17,7 @@ from bot.triggers import ci_rerun
 from bot.triggers.ci_log import normalize
 from standins import github_actions
 from standins.anthropic import Turn
+from tests.kills import killed_before_the_audit_row
 from tests.test_e2e_github import FIXED_SCRIPT, REPO, World, _minted, _shipmate_pr, world
 
 __all__ = ["world"]  # the fixture, imported to be used here
@@ -117,17 +118,23 @@ def _run_again(world: World) -> None:
     world.store.set_delivery_status(delivery, "queued")
 
 
-def test_a_rerun_is_not_repeated_when_its_job_runs_again(world: World) -> None:
-    name = "cidiff-spork-441"
-    pull = _shipmate_pr(world)
-    run = _fail(world, pull, real(name))
-    world.work()
+def _run_again_without_a_repair(world: World, pull: dict[str, Any], run: dict[str, Any]) -> str:
+    """The delivery's job runs again: no repair and no second re-run. The CI comment, which
+    lists the run once, linked (GitHub's links stay clickable)."""
     _run_again(world)
     seen = _watch(world)
     assert world.work() == 1  # the webhook job alone: no repair
     assert world.gh.state.reruns == [run["id"]] and seen == [] and world.gh.state.pushes == []
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
-    assert note["body"].count(f"run {run['id']} ") == 1 and "so it was judged" not in note["body"]
+    assert note["body"].count(f"[run {run['id']}]({run['html_url']})") == 1
+    return str(note["body"])
+
+
+def test_a_rerun_is_not_repeated_when_its_job_runs_again(world: World) -> None:
+    pull = _shipmate_pr(world)
+    run = _fail(world, pull, real("cidiff-spork-441"))
+    world.work()
+    assert "so it was judged" not in _run_again_without_a_repair(world, pull, run)
 
 
 def test_a_rerun_whose_comment_was_lost_is_said_once(
@@ -148,4 +155,17 @@ def test_a_rerun_whose_comment_was_lost_is_said_once(
     _run_again(world)
     assert world.work() == 1 and world.gh.state.reruns == [run["id"]]
     (note,) = [c for c in world.gh.comments_on(REPO, pull["number"]) if "re-ran" in c["body"]]
-    assert f"run {run['id']} " in note["body"] and "so it was judged when it failed" in note["body"]
+    linked = f"[run {run['id']}]({run['html_url']})"
+    assert linked in note["body"] and "so it was judged when it failed" in note["body"]
+
+
+def test_a_rerun_whose_audit_row_was_lost_is_neither_repeated_nor_repaired(world: World) -> None:
+    """Killed between the re-run and its audit row: the retry reads from GitHub that the run
+    has an attempt Shipmate's App started, so it queues no repair beside the re-run, and the CI
+    comment says the re-run once."""
+    pull = _shipmate_pr(world)
+    with killed_before_the_audit_row("actions.rerun_failed_jobs"):
+        run = _fail(world, pull, real("cidiff-spork-441"))
+        world.work()
+    assert world.gh.state.reruns == [run["id"]]
+    _run_again_without_a_repair(world, pull, run)

@@ -353,6 +353,7 @@ async def test_workflow_runs_jobs_logs_and_their_check_suite(gh: GitHubStandIn) 
         run["html_url"],
         run["workflow_id"],
         1,
+        triggering_actor="octocat",
     )
     jobs = await repo.workflow_jobs(run["id"])
     assert [(j.name, j.conclusion, j.failed_steps) for j in jobs] == [

@@ -34,8 +34,11 @@ def store(tmp_path: Path) -> Store:
     return store_at(tmp_path)
 
 
-async def _dispatch(store: Store, payload: dict[str, Any], repo: FakeRepo) -> None:
-    await check_actions.router.dispatch(context_for(store, "check_run", payload, repo))
+async def _dispatch(
+    store: Store, payload: dict[str, Any], repo: FakeRepo, delivery_id: str = "delivery-1"
+) -> None:
+    context = context_for(store, "check_run", payload, repo, delivery_id=delivery_id)
+    await check_actions.router.dispatch(context)
 
 
 @pytest.mark.anyio
@@ -57,8 +60,9 @@ async def test_retry_with_no_run_yet_says_there_is_nothing_to_retry(store: Store
 @pytest.mark.anyio
 async def test_a_press_by_someone_without_write_access_is_refused_once(store: Store) -> None:
     repo = FakeRepo(permission="read")
-    await _dispatch(store, _press("stop"), repo)
-    await _dispatch(store, _press("retry"), repo)
+    # Two presses are two deliveries; the second is not answered again.
+    await _dispatch(store, _press("stop"), repo, "delivery-1")
+    await _dispatch(store, _press("retry"), repo, "delivery-2")
     assert repo.called("comment") == [(9, REFUSAL)]
     assert queued_runs(store) == []
 

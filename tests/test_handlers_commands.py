@@ -49,10 +49,13 @@ async def test_a_writers_fix_is_seen_and_queued(store: Store) -> None:
 
 @pytest.mark.anyio
 async def test_someone_without_write_access_is_refused_once(store: Store) -> None:
+    # Two comments, two deliveries: the second is not answered again. (One delivery run twice,
+    # a retry, posts again under its reply key, which GitHub-side keeps to one: test_replies.py.)
     repo = FakeRepo(permission="read")
-    for _ in range(2):
+    for n in (1, 2):
+        payload = _comment("/shipmate fix", login="mallory")
         await commands.router.dispatch(
-            context_for(store, "issue_comment", _comment("/shipmate fix", login="mallory"), repo)
+            context_for(store, "issue_comment", payload, repo, delivery_id=f"delivery-{n}")
         )
     refusals = [body for number, body in repo.called("comment") if "write access" in body]
     assert len(refusals) == 1 and queued_runs(store) == []

@@ -14,13 +14,13 @@ import pydantic
 import pytest
 
 from bot.db.store import Store
-from bot.triggers.ledger_events import (
-    LedgerCheckRun,
-    LedgerCheckSuite,
-    PullComment,
+from bot.triggers.events import (
+    CheckRun,
+    CheckSuite,
+    IssueComment,
     PullRequest,
-    ReviewComment,
-    ReviewSubmitted,
+    PullRequestReview,
+    PullRequestReviewComment,
     WorkflowJob,
 )
 from tests.conftest import WEBHOOK_FIXTURES
@@ -29,12 +29,12 @@ from tests.test_ledger import store as store
 
 MODELS: dict[str, type[pydantic.BaseModel]] = {
     "workflow_job": WorkflowJob,
-    "check_run": LedgerCheckRun,
-    "check_suite": LedgerCheckSuite,
+    "check_run": CheckRun,
+    "check_suite": CheckSuite,
     "pull_request": PullRequest,
-    "pull_request_review": ReviewSubmitted,
-    "pull_request_review_comment": ReviewComment,
-    "issue_comment": PullComment,
+    "pull_request_review": PullRequestReview,
+    "pull_request_review_comment": PullRequestReviewComment,
+    "issue_comment": IssueComment,
 }
 
 

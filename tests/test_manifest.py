@@ -45,6 +45,7 @@ def test_manifest_lists_the_permissions_and_events_shipmate_uses() -> None:
 def test_web_url() -> None:
     assert github_web_url("https://api.github.com") == "https://github.com"
     assert github_web_url("https://ghe.corp/api/v3") == "https://ghe.corp"
+    assert github_web_url("https://api.acme.ghe.com/") == "https://acme.ghe.com"
 
 
 def test_registration_flow_saves_credentials_for_the_next_start(tmp_path: Path) -> None:

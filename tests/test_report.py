@@ -7,8 +7,9 @@ import argparse
 
 import pytest
 
+from bot.config import Settings
 from bot.runs.costs import ChangeLedger, Rates
-from bot.runs.report import build_report, parse_until, render
+from bot.runs.report import build_report, parse_until, rates_of, render
 
 NOV_2 = 1793613600.0  # 2026-11-02T10:00:00Z
 HOUR = 3600.0
@@ -121,3 +122,20 @@ def test_the_period_ends_after_its_last_day() -> None:
     assert parse_until("2026-11-30") == 1796083200.0  # 2026-12-01T00:00:00Z
     with pytest.raises(argparse.ArgumentTypeError, match="YYYY-MM-DD"):
         parse_until("November")
+
+
+def test_the_rates_are_the_settings_of_their_names() -> None:
+    settings = Settings.load(
+        sandbox_usd_per_hour=1.5,
+        ci_usd_per_minute=0.02,
+        engineer_hourly_usd=80.0,
+        engineer_minutes_per_change=90.0,
+        review_minutes_per_round=5.0,
+    )
+    assert rates_of(settings) == Rates(
+        sandbox_usd_per_hour=1.5,
+        ci_usd_per_minute=0.02,
+        engineer_hourly_usd=80.0,
+        engineer_minutes_per_change=90.0,
+        review_minutes_per_round=5.0,
+    )

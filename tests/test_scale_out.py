@@ -1,7 +1,9 @@
 """Beyond one machine: two `shipmate serve --no-worker` and three `shipmate worker` processes on
 one PostgreSQL (a fresh schema), the GitHub stand-in, 1,000 command comments across 50 issues
-and pull requests, and one web and one worker process SIGKILLed half-way. Afterwards every
-accepted delivery was handled once, one 👀 per comment, no two jobs of one thread overlapped,
+and pull requests with 50 installation events among them (each a config check run on two
+repositories, the second one slow to answer), and one web and one worker process SIGKILLed
+part-way. Afterwards every accepted delivery was handled once, one 👀 and one answer per
+comment, one config check run per repository and event, no two jobs of one thread overlapped,
 and no job is lost or left running."""
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,53 +23,23 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
 
-from bot.github.auth import PUSH
 from standins.github import GitHubStandIn
-from tests.dbs import postgres_available, postgres_schema
+from tests import processes
+from tests.dbs import postgres_available
+from tests.processes import CHECKED, REPO, Database, wait_until
 from tests.servers import free_port
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
 
 SECRET = "scale-secret"
-REPO = "octo/widgets"
 DELIVERIES = int(os.environ.get("SHIPMATE_TEST_DELIVERIES", "1000"))
 ISSUES, PULLS = 40, 10
-KILL_AFTER = DELIVERIES * 2 // 5
+# One installation event after every CHECK_EVERY comments, adding CHECKED.
+CHECK_EVERY = 20
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until(predicate: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.1)
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-class Cluster:
+class Cluster(Database):
     """The processes, their settings, and the database they share."""
 
     def __init__(
@@ -78,38 +49,27 @@ class Cluster:
         self.installation_id = installation
         self.webs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.engine = create_engine(url)
+        super().__init__(url)
 
     def start(self, stack: ExitStack) -> None:
-        migrate = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "migrate"], env=self.env, capture_output=True
-        )
-        assert migrate.returncode == 0, migrate.stderr.decode()
+        processes.migrate(self.env)
         for n in range(2):
             port = free_port()
             args = ["serve", "--no-worker", "--workers", "1", "--port", str(port)]
-            web = _start(args, self._env(f"web{n}"), self.root / f"web{n}.log")
-            stack.callback(_stop, web)
+            web = processes.start(args, self._env(f"web{n}"), self.root / f"web{n}.log")
+            stack.callback(processes.stop, web)
             self.webs.append((f"http://127.0.0.1:{port}", web))
         for n in range(3):
             args = ["worker", "--concurrency", "1"]
-            worker = _start(args, self._env(f"worker{n}"), self.root / f"worker{n}.log")
-            stack.callback(_stop, worker)
+            worker = processes.start(args, self._env(f"worker{n}"), self.root / f"worker{n}.log")
+            stack.callback(processes.stop, worker)
             self.workers.append(worker)
         for base, _ in self.webs:
-            _wait_until(lambda base=base: _healthy(base), 30, f"{base} healthy")
-        _wait_until(lambda: self.scalar("SELECT count(*) FROM workers") == 3, 30, "workers up")
+            wait_until(lambda base=base: processes.healthy(base), 30, f"{base} healthy")
+        wait_until(lambda: self.scalar("SELECT count(*) FROM workers") == 3, 30, "workers up")
 
     def _env(self, name: str) -> dict[str, str]:
         return {**self.env, "SHIPMATE_DATA_DIR": str(self.root / name)}
-
-    def scalar(self, query: str) -> Any:
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql(query).scalar()
-
-    def rows(self, query: str) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.exec_driver_sql(query))
 
 
 def _threads(gh: GitHubStandIn) -> list[tuple[int, bool]]:
@@ -123,9 +83,14 @@ def _threads(gh: GitHubStandIn) -> list[tuple[int, bool]]:
     return threads
 
 
-def _deliveries(gh: GitHubStandIn, installation_id: int) -> list[tuple[dict[str, str], bytes]]:
+Deliveries = list[tuple[dict[str, str], bytes]]
+
+
+def _deliveries(gh: GitHubStandIn, installation_id: int) -> tuple[Deliveries, set[str]]:
+    """The command comments with an installation event after every CHECK_EVERY of them; and
+    the ids of those events."""
     threads = _threads(gh)
-    made = []
+    made, checks = [], set()
     for n in range(DELIVERIES):
         number, is_pull = threads[n % len(threads)]
         text = "/shipmate help" if n % 2 else "/shipmate status"
@@ -148,13 +113,32 @@ def _deliveries(gh: GitHubStandIn, installation_id: int) -> list[tuple[dict[str,
                 installation_id=installation_id,
             )
         )
-    return made
+        if n % CHECK_EVERY == CHECK_EVERY - 1:
+            made.append(_repositories_added(gh, installation_id, f"admin-{n}"))
+            checks.add(made[-1][0]["X-GitHub-Delivery"])
+    return made, checks
 
 
-def _send(cluster: Cluster, deliveries: list[tuple[dict[str, str], bytes]]) -> dict[str, str]:
+def _repositories_added(
+    gh: GitHubStandIn, installation_id: int, sender: str
+) -> tuple[dict[str, str], bytes]:
+    """`sender` adds CHECKED to the installation (each event by its own: the same body twice
+    would be a replay)."""
+    return gh.delivery(
+        "installation_repositories",
+        "added",
+        processes.checked_added(installation_id),
+        secret=SECRET,
+        sender=sender,
+        installation_id=installation_id,
+    )
+
+
+def _send(cluster: Cluster, deliveries: Deliveries) -> dict[str, str]:
     """Send each delivery to the web processes in turn; one that fails in transit (its process
     was killed) is sent again to the other, with the same id, as GitHub's redelivery would.
-    Kill a worker and a web process after KILL_AFTER. Returns delivery id -> final status."""
+    Kill a worker and a web process after two fifths. Returns delivery id -> final status."""
+    kill_after = len(deliveries) * 2 // 5
     answers: dict[str, str] = {}
     sent = Counter[str]()
     clients = threading.local()  # one client a thread: a new one costs a TLS context
@@ -176,10 +160,10 @@ def _send(cluster: Cluster, deliveries: list[tuple[dict[str, str], bytes]]) -> d
             return
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(one, range(KILL_AFTER)))
+        list(pool.map(one, range(kill_after)))
         cluster.workers[0].send_signal(signal.SIGKILL)
         cluster.webs[0][1].send_signal(signal.SIGKILL)
-        list(pool.map(one, range(KILL_AFTER, DELIVERIES)))
+        list(pool.map(one, range(kill_after, len(deliveries))))
     print(f"resent after a transport error: {sent['lost in transit']}")
     return answers
 
@@ -187,25 +171,11 @@ def _send(cluster: Cluster, deliveries: list[tuple[dict[str, str], bytes]]) -> d
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with ExitStack() as stack:
-        url = stack.enter_context(postgres_schema())
-        gh = stack.enter_context(GitHubStandIn(tmp_path / "gh"))
-        app = gh.create_app("shipmate")
-        gh.create_repo(REPO, {"README.md": "hello\n"})
-        installation = gh.install(app, "octo", [REPO], dict(PUSH))
-        gh.add_collaborator(REPO, "alice", "write")
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SHIPMATE_")},
-            "SHIPMATE_DATABASE_URL": url,
-            "SHIPMATE_APP_ID": str(app.id),
-            "SHIPMATE_APP_SLUG": "shipmate",
-            "SHIPMATE_PRIVATE_KEY": app.private_key_pem,
-            "SHIPMATE_GITHUB_API_URL": gh.url,
-            "SHIPMATE_WEBHOOK_SECRET": SECRET,
-            "ANTHROPIC_API_KEY": "unused: no task here calls the model",  # workers need one
-            "SHIPMATE_LOG_LEVEL": os.environ.get("SHIPMATE_TEST_LOG_LEVEL", "warning"),
-            "SHIPMATE_WORKER_HEARTBEAT_SECONDS": "1",
-            "SHIPMATE_WORKER_STALLED_SECONDS": "5",
-        }
+        url, gh, app, installation = stack.enter_context(processes.world(tmp_path))
+        # A config check's job is slow after its first check run went out, so the kill has a
+        # fair chance of landing between the two.
+        gh.fail(f"GET /repos/{CHECKED[1]}", "slow", times=10**6, seconds=0.3)
+        env = processes.shipmate_env(url, gh.url, app, SECRET)
         found = Cluster(tmp_path, url, gh, env, installation.id)
         found.start(stack)
         yield found
@@ -214,13 +184,14 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def test_many_processes_lose_and_double_nothing(cluster: Cluster) -> None:
     gh = cluster.gh
-    deliveries = _deliveries(gh, cluster.installation_id)
+    deliveries, checks = _deliveries(gh, cluster.installation_id)
     started = time.monotonic()
     answers = _send(cluster, deliveries)
     print(f"sent in {time.monotonic() - started:.1f} s")
     accepted = {d for d, status in answers.items() if status in ("queued", "duplicate")}
-    assert len(answers) == DELIVERIES and set(answers.values()) <= {"queued", "duplicate"}
-    _wait_until(
+    assert len(answers) == len(deliveries) and set(answers.values()) <= {"queued", "duplicate"}
+    commands = accepted - checks
+    wait_until(
         lambda: (
             cluster.scalar(
                 "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
@@ -228,7 +199,7 @@ def test_many_processes_lose_and_double_nothing(cluster: Cluster) -> None:
             )
             == 0
         ),
-        60,
+        120,  # a bound, not a wait: the machine may be shared
         "every job finished",
     )
     elapsed = time.monotonic() - started
@@ -256,16 +227,23 @@ def test_many_processes_lose_and_double_nothing(cluster: Cluster) -> None:
     )
     doubled = len(answers) - len(keys)
     assert len(answers) == len(comments) and all(len(k) == 1 for k in keys)
-    assert {k[0] for k in keys} == accepted and set(keys.values()) == {1}
+    assert {k[0] for k in keys} == commands and set(keys.values()) == {1}
     answers_on = Counter(c["issue"] for c in answers)
     assert answers_on == Counter(c["issue"] for c in comments)
+    # One config check run per repository and installation event, whatever was killed.
+    config = [r for r in gh.state.check_runs.values() if r["name"] == "Shipmate config"]
+    made = Counter((r["_repo"], r["external_id"]) for r in config)
+    assert set(made) == {(repo, d) for repo in CHECKED for d in checks}
+    assert set(made.values()) == {1}
+    checks_again = sum(1 for d, _, attempts in jobs if d in checks and attempts > 1)
 
     overlaps = _overlapping_jobs_of_one_thread(cluster)
     assert overlaps == []
     print(
         f"accepted {len(accepted)} deliveries in {elapsed:.1f} s; jobs {len(jobs)}, "
         f"run again after the kill {len(recovered)}; 👀 {sum(eyes.values())} "
-        f"({reaction_posts} reaction requests); answers doubled {doubled}; overlaps 0"
+        f"({reaction_posts} reaction requests); answers doubled {doubled}; config check runs "
+        f"{len(config)} for {len(checks)} events, {checks_again} of them run again; overlaps 0"
     )
 
 
@@ -280,6 +258,8 @@ def _overlapping_jobs_of_one_thread(cluster: Cluster) -> list[str]:
     running: dict[str, set[int]] = {}
     overlapping = set()
     for lock, job_id, kind, _ in events:
+        if lock is None:
+            continue  # an installation event's: no thread, no lock
         held = running.setdefault(lock, set())
         if kind == "started":
             if held:

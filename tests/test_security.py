@@ -384,3 +384,34 @@ def test_allowed_links_relative_links_and_code_are_left_alone(text: str) -> None
 def test_mentions_wrapped_in_markdown_are_neutralized(text: str) -> None:
     out = neutralize_mentions(text)
     assert "@alice" not in out and "@\u200balice" in out
+
+
+KNOWN = "run-token-5f1c9e2ab7d3"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"log: {GH} and {KNOWN}; cc @someone, see [the log](https://evil.example/log)",
+        "<a href='https://evil.example'>x</a> <img src=https://evil.example/i.png>",
+        "<https://e.example> ![i](https://evil.example/p.png) [@bob](https://github.com/bob)",
+        "`@carol` _@erin_ @org/team ```\n@dave https://evil.example\n``` www.evil.example,",
+        "https://evil.example/a. and https://github.com/o/r/pull/1.",
+        f"clone https://x-access-token:{GH}@github.com/octo/widgets.git",
+        "https://user:hunter2hunter2@evil.example/path and http://[oops",
+        PEM,
+    ],
+)
+def test_outbound_is_idempotent_on_its_own_output(text: str) -> None:
+    once = outbound(text, known=[KNOWN], allowed_hosts=("github.com",))
+    assert outbound(once, known=[KNOWN], allowed_hosts=("github.com",)) == once
+    assert GH not in once and KNOWN not in once and "hunter2hunter2" not in once
+    assert "@bob" not in once and "@someone" not in once and "MIIEowIBAAKCAQEA7x" not in once
+
+
+def test_a_link_whose_host_redaction_broke_is_defanged_not_a_crash() -> None:
+    """`https://x-access-token:[REDACTED:github-token]@github.com/...` is not a URL urlsplit
+    takes ("Invalid IPv6 URL"): outbound shows it as code instead of raising."""
+    out = outbound(f"git clone https://x-access-token:{GH}@github.com/o/r.git failed")
+    assert GH not in out and "`https://x-access-token:[REDACTED:github-token`" in out
+    assert defang_links("see http://[oops", ["github.com"]) == "see `http://[oops`"

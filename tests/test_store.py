@@ -7,6 +7,7 @@ import random
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,9 +157,37 @@ def test_repair_attempts_and_refusals(db_url: str) -> None:
     assert store.bump_repair_attempt("o/r", 5, "f1") == (2, 2)
     assert store.bump_repair_attempt("o/r", 5, "f2") == (1, 3)
     assert store.repair_attempts("o/r", 5, "f1") == (2, 3)
+    # Once per delivery: its job run again counts nothing more, another delivery does.
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-1") == (3, 4)
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-1") == (3, 4)
+    assert store.bump_repair_attempt("o/r", 5, "f2", delivery_id="d-1") == (2, 5)
+    assert store.bump_repair_attempt("o/r", 5, "f1", delivery_id="d-2") == (4, 6)
     assert store.first_refusal("o/r", 5, "mallory") is True
     assert store.first_refusal("o/r", 5, "mallory") is False
     assert store.first_refusal("o/r", 6, "mallory") is True
+    # The delivery that was first is first again (its job run again has yet to say it).
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-1") is True
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-1") is True
+    assert store.first_refusal("o/r", 7, "*", delivery_id="d-2") is False
+    assert store.first_refusal("o/r", 7, "*") is False
+
+
+def test_config_checks_of_one_repository_at_once_keep_one_row(db_url: str) -> None:
+    """Installation events have no lock: two workers may check one repository at once."""
+    store = Store(db_url)
+    migrate_all(store)
+    verdicts = [None if n % 2 else f"line {n}: bad" for n in range(200)]
+
+    def check(error: str | None) -> None:
+        store.views.record_config_check("o/r", error)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(check, verdicts))
+    (last,) = store.views.config_checks().values()
+    assert last["error"] in verdicts
+    store.views.record_config_check("o/r", None)
+    assert store.views.config_checks()["o/r"]["error"] is None
+    store.dispose()
 
 
 def test_ping(sqlite_url: str, tmp_path: object) -> None:

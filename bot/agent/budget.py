@@ -7,48 +7,49 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 CANCEL_POLL_SECONDS = 0.5  # the flag may be a database query (the queue's should_abort)
 
 
 class RunEnded(Exception):
-    """A run is over. `status` is what `shipmate run --json` reports."""
+    """A run is over. `status` is what `shipmate run --json` reports; each ending names its own
+    in its class line (`class StepLimit(RunEnded, status="step_limit")`)."""
 
-    status = "failed"
+    status: ClassVar[str] = "failed"
+
+    def __init_subclass__(cls, *, status: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status
 
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class Completed(RunEnded):
-    status = "completed"
+class Completed(RunEnded, status="completed"):
+    """The model finished with an answer."""
 
 
-class StepLimit(RunEnded):
-    status = "step_limit"
+class StepLimit(RunEnded, status="step_limit"):
+    """The run took as many steps as it may."""
 
 
-class CostLimit(RunEnded):
-    status = "cost_limit"
+class CostLimit(RunEnded, status="cost_limit"):
+    """The run, or a budget beyond it, has spent what it may."""
 
 
-class TimeLimit(RunEnded):
-    status = "timeout"
+class TimeLimit(RunEnded, status="timeout"):
+    """The run is out of time."""
 
 
-class Blocked(RunEnded):
-    status = "blocked"
+class Failed(RunEnded, status="failed"):
+    """The model stopped without finishing: its answer cut short, or a refusal."""
 
 
-class Failed(RunEnded):
-    status = "failed"
-
-
-class Cancelled(RunEnded):
-    status = "failed"
+class Cancelled(RunEnded, status="failed"):
+    """A maintainer stopped the task."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ SHIPMATE_SETTING_PREFIXES = (
     "GCLOUD_",
     "CLOUDSDK_",
 )
+# The model's credentials, secrets both (bot.agent.model.CREDENTIAL_VARIABLES: the agent imports
+# nothing of the configuration).
+MODEL_CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -5,6 +5,7 @@ Nothing here reads the environment or a file at import time: `Settings.load()` d
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -199,10 +200,17 @@ class Settings(BaseSettings):
                 ) from None
         else:
             raise ConfigError("SHIPMATE_PRIVATE_KEY", "not set (nor SHIPMATE_PRIVATE_KEY_PATH)")
-        try:
-            key = load_pem_private_key(pem.encode(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(setting, f"not a valid PEM private key ({exc})") from None
-        if not isinstance(key, RSAPrivateKey):
-            raise ConfigError(setting, "GitHub App keys are RSA keys; this is another kind")
-        return pem
+        return _rsa_private_key(setting, pem)
+
+
+@functools.lru_cache(maxsize=8)
+def _rsa_private_key(setting: str, pem: str) -> str:
+    """`pem`, checked to be an RSA private key. Once per text: loading one takes ~60 ms of CPU,
+    and every delivery's job asks for the known secrets (a refusal is not kept: it raises)."""
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(setting, f"not a valid PEM private key ({exc})") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigError(setting, "GitHub App keys are RSA keys; this is another kind")
+    return pem

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import schema
-from bot.db.engine import TableAccess
+from bot.db.engine import TableAccess, record_of
 
 DeliveryStatus = Literal["queued", "duplicate", "ignored"]
 
@@ -204,17 +204,7 @@ class DeliveryTables(TableAccess):
             ).first()
         if row is None:
             return None
-        return StoredDelivery(
-            delivery_id=row.delivery_id,
-            event=row.event,
-            action=row.action,
-            payload=unpack_payload(bytes(row.payload)),
-            installation_id=row.installation_id,
-            repository=row.repository,
-            status=row.status,
-            error=row.error,
-            received_at=row.received_at,
-        )
+        return record_of(StoredDelivery, row, payload=unpack_payload(bytes(row.payload)))
 
     def delivery_log_fields(self, delivery_id: str) -> dict[str, Any] | None:
         """The fields every log line about this delivery carries (see bot/logs.py)."""

@@ -8,12 +8,19 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Record = TypeVar("Record", bound="DataclassInstance")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -118,20 +125,18 @@ class _WriteLockedConnection(sqlite3.Connection):
             raise
 
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self._release()
+        self._ending(super().commit)
 
     def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._release()
+        self._ending(super().rollback)
 
     def close(self) -> None:
+        self._ending(super().close)
+
+    def _ending(self, end: Callable[[], None]) -> None:
+        """End the transaction with `end`, and hand the lock on whether or not it fails."""
         try:
-            super().close()
+            end()
         finally:
             self._release()
 
@@ -190,6 +195,14 @@ def fetch_row(engine: Engine, query: Any) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
+def record_of(kind: type[Record], row: Any, **converted: Any) -> Record:
+    """The dataclass `kind` of a selected `row`: each field the column of its name, but the
+    fields `converted` gives (a column stored packed)."""
+    columns = row._mapping
+    found = {f.name: columns[f.name] for f in fields(kind) if f.name not in converted}
+    return kind(**found, **converted)
+
+
 def rows_where(
     engine: Engine, table: Any, *, order_by: str | None = None, **equal: Any
 ) -> list[dict[str, Any]]:
@@ -205,14 +218,21 @@ def in_period(query: Any, at: Any, since: float, until: float | None) -> Any:
     return query if until is None else query.where(at < until)
 
 
-class TableAccess:
-    """What each family of tables (deliveries, installations, runs) reads and writes through."""
+def insert_on_conflict(dialect: str, table: Any) -> Any:
+    """An INSERT that can say ON CONFLICT DO NOTHING (or DO UPDATE) on either database."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
-    engine: Engine
-    dialect: str
+
+class TableAccess:
+    """What each family of tables reads and writes through: the store's (deliveries,
+    installations, runs) as its bases, and the held changes, ledger and dashboard views on the
+    store's engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
 
     def _insert(self, table: Any) -> Any:
-        """An INSERT that can say ON CONFLICT DO NOTHING on either database."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return insert_on_conflict(self.dialect, table)

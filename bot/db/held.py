@@ -9,9 +9,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select, update
 
 from bot.db import schema
+from bot.db.engine import TableAccess, record_of
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,7 @@ class HeldChange:
     published_at: float | None = None
 
 
-class HeldChanges:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class HeldChanges(TableAccess):
     def hold(
         self,
         run_id: str,
@@ -61,16 +59,8 @@ class HeldChanges:
             row = conn.execute(select(table).where(table.c.run_id == run_id)).first()
         if row is None:
             return None
-        return HeldChange(
-            run_id=row.run_id,
-            repo=row.repo,
-            number=row.number,
-            base_sha=row.base_sha,
-            tree=row.tree,
-            patch=zlib.decompress(row.patch),
-            detail=dict(row.detail or {}),
-            published_at=row.published_at,
-        )
+        patch, detail = zlib.decompress(row.patch), dict(row.detail or {})
+        return record_of(HeldChange, row, patch=patch, detail=detail)
 
     def mark_published(self, run_id: str, by: str | None) -> bool:
         """Record that the change was published; False if it already was."""

@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import func, insert, select
 
 from bot.db import schema
-from bot.db.engine import fetch_rows, in_period, rows_where
+from bot.db.engine import TableAccess, fetch_rows, in_period, rows_where
 
 
 def month_start(now: float | None = None) -> float:
@@ -21,10 +21,7 @@ def month_start(now: float | None = None) -> float:
     return float(calendar.timegm((moment.tm_year, moment.tm_mon, 1, 0, 0, 0)))
 
 
-class LedgerTables:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class LedgerTables(TableAccess):
     def _insert_once(self, table: Any, key: str, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:
             found = conn.execute(select(table.c.key).where(table.c.key == key)).first()

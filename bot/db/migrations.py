@@ -13,18 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Engine, Float, MetaData, String, Table, inspect, select
+from sqlalchemy import Engine, MetaData, inspect, select
 from sqlalchemy.engine import Connection
 
 from bot.config import StartupError
+from bot.db.columns import table
 
-versions_metadata = MetaData()
-schema_versions = Table(
+# Every part's version. Owned by no part: in a MetaData of its own, made by `migrate` first.
+schema_versions = table(
     "schema_versions",
-    versions_metadata,
-    Column("part", String(100), primary_key=True),
-    Column("version", String(50), nullable=False),
-    Column("applied_at", Float, nullable=False),
+    MetaData(),
+    """
+    part        String(100)  primary key
+    version     String(50)   not null
+    applied_at  Float        not null
+    """,
 )
 
 # Taken by every migration on PostgreSQL: two `shipmate migrate` at once apply it once.
@@ -94,7 +97,7 @@ def migrate(engine: Engine, parts: Sequence[SchemaPart]) -> list[str]:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-        versions_metadata.create_all(conn)
+        schema_versions.create(conn, checkfirst=True)
         found = recorded_versions(conn)
         for part in parts:
             recorded = found.get(part.name)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import schema
@@ -28,6 +28,13 @@ class RunTables(TableAccess):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return fetch_row(self.engine, select(schema.runs).where(schema.runs.c.id == run_id))
+
+    def attempts_of(self, key: str) -> list[dict[str, Any]]:
+        """The runs a `run` job's attempts recorded: `key` and `key.2`, `key.3`, ... (see
+        bot/runs/attempts.py), oldest first."""
+        table = schema.runs
+        query = select(table).where(or_(table.c.id == key, table.c.id.like(f"{key}.%")))
+        return fetch_rows(self.engine, query.order_by(table.c.created_at))
 
     def runs_for(self, repo: str, number: int) -> list[dict[str, Any]]:
         return rows_where(self.engine, schema.runs, order_by="created_at", repo=repo, number=number)
@@ -141,8 +148,12 @@ class RunTables(TableAccess):
             )
         return found
 
-    def bump_repair_attempt(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
-        """Count one more repair of this failure; return (attempts of it, attempts on the PR)."""
+    def bump_repair_attempt(
+        self, repo: str, number: int, fingerprint: str, *, delivery_id: str | None = None
+    ) -> tuple[int, int]:
+        """Count one more repair of this failure, once per delivery (a `repair.attempt` audit
+        row of it, in the same transaction, says it was counted: a job run again after a kill
+        counts nothing more); return (attempts of it, attempts on the PR)."""
         table = schema.repair_attempts
         stmt = (
             self._insert(table)
@@ -151,8 +162,13 @@ class RunTables(TableAccess):
                 index_elements=["repo", "number", "fingerprint"], set_={"count": table.c.count + 1}
             )
         )
+        target = f"{repo}#{number}"
         with self.engine.begin() as conn:
-            conn.execute(stmt)
+            if delivery_id is None or not _counted(conn, delivery_id, target, fingerprint):
+                conn.execute(stmt)
+                if delivery_id is not None:
+                    detail = {"fingerprint": fingerprint}
+                    _own_row(conn, delivery_id, "repair.attempt", target, detail)
             return self._attempts(conn, repo, number, fingerprint)
 
     def repair_attempts(self, repo: str, number: int, fingerprint: str) -> tuple[int, int]:
@@ -172,13 +188,56 @@ class RunTables(TableAccess):
         ).scalar_one()
         return int(mine or 0), int(total)
 
-    def first_refusal(self, repo: str, number: int, login: str) -> bool:
-        """Record a refusal; True only the first time for this thread and user."""
+    def first_refusal(
+        self, repo: str, number: int, login: str, *, delivery_id: str | None = None
+    ) -> bool:
+        """Record a refusal; True only the first time for this thread and user, and again for
+        the delivery that was first (its job run again after a kill has yet to say it)."""
         stmt = (
             self._insert(schema.refusals)
             .values(repo=repo, number=number, login=login, at=time.time())
             .on_conflict_do_nothing()
             .returning(schema.refusals.c.login)
         )
+        target = f"{repo}#{number}"
         with self.engine.begin() as conn:
-            return conn.execute(stmt).first() is not None
+            if conn.execute(stmt).first() is None:
+                return delivery_id is not None and _was_first(conn, delivery_id, target, login)
+            if delivery_id is not None:
+                _own_row(conn, delivery_id, "refusal.first", target, {"login": login})
+            return True
+
+
+def _own_row(
+    conn: Connection, delivery_id: str, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    """An audit row of a delivery's own job, in the transaction of what it records."""
+    conn.execute(
+        insert(schema.audit_log).values(
+            at=time.time(), delivery_id=delivery_id, action=action, target=target, detail=detail
+        )
+    )
+
+
+def _counted(conn: Connection, delivery_id: str, target: str, fingerprint: str) -> bool:
+    """Whether this delivery already counted a repair of this failure."""
+    found = _details(conn, delivery_id, "repair.attempt", target)
+    return any(detail.get("fingerprint") == fingerprint for detail in found)
+
+
+def _was_first(conn: Connection, delivery_id: str, target: str, login: str) -> bool:
+    """Whether this delivery made the first refusal on this thread to `login`."""
+    return any(
+        d.get("login") == login for d in _details(conn, delivery_id, "refusal.first", target)
+    )
+
+
+def _details(conn: Connection, delivery_id: str, action: str, target: str) -> list[dict[str, Any]]:
+    """The details of a delivery's own audit rows of `action` on `target`."""
+    table = schema.audit_log
+    rows = conn.execute(
+        select(table.c.detail).where(
+            table.c.delivery_id == delivery_id, table.c.action == action, table.c.target == target
+        )
+    ).scalars()
+    return [dict(detail or {}) for detail in rows]

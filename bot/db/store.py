@@ -99,8 +99,7 @@ class Store(DeliveryTables, InstallationTables, RunTables):
         self.url = url
         self.job_max_attempts = job_max_attempts
         self.write_lock = FairLock(writer_lock_path(url))
-        self.engine = create_db_engine(url, self.write_lock)
-        self.dialect = self.engine.dialect.name
+        super().__init__(create_db_engine(url, self.write_lock))
         self._intake: Any = None
         self._probe: Any = None
 

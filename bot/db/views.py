@@ -8,10 +8,10 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import func, select
 
 from bot.db import schema
-from bot.db.engine import fetch_row, fetch_rows
+from bot.db.engine import TableAccess, fetch_row, fetch_rows, insert_on_conflict
 from bot.db.ledger import month_start
 
 Visible = Collection[str] | None
@@ -21,10 +21,7 @@ def _visible(query: Any, column: Any, repos: Visible) -> Any:
     return query if repos is None else query.where(column.in_(list(repos)))
 
 
-class DashboardViews:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
+class DashboardViews(TableAccess):
     def runs(
         self,
         repos: Visible,
@@ -125,10 +122,15 @@ class DashboardViews:
             return {r.repo: dict(r._mapping) for r in conn.execute(select(table))}
 
     def record_config_check(self, repo: str, error: str | None) -> None:
-        table = schema.config_checks
+        """The repository's last config check, in one statement: deliveries of installation
+        events have no lock, so two may check one repository at once."""
+        now = time.time()
+        stmt = insert_on_conflict(self.engine.dialect.name, schema.config_checks)
+        stmt = stmt.values(repo=repo, error=error, at=now).on_conflict_do_update(
+            index_elements=["repo"], set_={"error": error, "at": now}
+        )
         with self.engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.repo == repo))
-            conn.execute(insert(table).values(repo=repo, error=error, at=time.time()))
+            conn.execute(stmt)
 
     def spend_by_day(self, repos: Visible, days: int = 30) -> dict[str, dict[str, float]]:
         """Day (YYYY-MM-DD, UTC) -> repository -> model dollars."""

@@ -1,5 +1,6 @@
 """What every group of `RepoClient`'s calls shares: the repository, the retry policy each call
-goes through, and the audit each write is reported to."""
+goes through, the audit each write is reported to, and the outbound redaction every text it
+sends passes (`bot.security.redact.Outbound`: secrets, mentions, links), applied here once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from githubkit.exception import RequestFailed
 
 from bot.github.replies import Replies
 from bot.github.retry import RetryPolicy
+from bot.security.redact import Outbound
 
 log = structlog.get_logger("shipmate.github")
 
@@ -30,7 +32,9 @@ def status_of(exc: RequestFailed) -> int:
 
 class RepoCalls:
     """One repository ("owner/name") on `github`, each call through `retry`, each write
-    reported to `audit`; `replies` (a delivery's job) posts each comment once."""
+    reported to `audit`; `replies` (a delivery's job) posts each comment once. Every text a
+    write sends for people to read passes `outbound` (the caller's, which knows its secrets and
+    may learn more; by default the scanner's rules and links to GitHub only)."""
 
     def __init__(
         self,
@@ -39,6 +43,7 @@ class RepoCalls:
         retry: RetryPolicy | None = None,
         audit: AuditHook | None = None,
         replies: Replies | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.github = github
         self.replies = replies
@@ -46,6 +51,7 @@ class RepoCalls:
         self.full_name = repository
         self.retry = retry or RetryPolicy()
         self.audit = audit
+        self.outbound = Outbound() if outbound is None else outbound
 
     async def _audited(self, action: str, target: str, **detail: Any) -> None:
         if self.audit is not None:
@@ -65,14 +71,20 @@ class RepoCalls:
             raise
 
     async def _pages(
-        self, list_page: Callable[[int], Awaitable[Any]], *, max_pages: int | None = None
+        self,
+        list_page: Callable[[int], Awaitable[Any]],
+        *,
+        max_pages: int | None = None,
+        key: str | None = None,
     ) -> list[Any]:
         """Every item of a listing `list_page(page)` (of `PAGE` items a page), page by page
-        until a short one, or up to `max_pages`."""
+        until a short one, or up to `max_pages`; `key` names the list in an answer that is an
+        object (`{"total_count": N, "check_runs": [...]}`)."""
         found: list[Any] = []
         pages: Iterable[int] = itertools.count(1) if max_pages is None else range(1, max_pages + 1)
         for page in pages:
-            batch = await self._json(functools.partial(list_page, page))
+            answer = await self._json(functools.partial(list_page, page))
+            batch = answer if key is None else answer.get(key) or []
             found.extend(batch)
             if len(batch) < PAGE:
                 break

@@ -3,7 +3,7 @@ commit statuses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 from bot.github.calls import PAGE, RepoCalls
@@ -30,9 +30,17 @@ class CheckCalls(RepoCalls):
         status: str = "in_progress",
         **fields: Unpack[CheckFields],
     ) -> CheckRun:
+        """A new check run on `head_sha`; for a delivery's job run again, the one an earlier
+        attempt created there, updated to these fields (bot/github/replies.py)."""
         rest, o, r = self.github.rest, self.owner, self.repo
-        payload: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": status}
-        payload.update(_check_fields(fields))
+        payload: dict[str, Any] = {"name": self.outbound(name), "head_sha": head_sha}
+        payload["status"] = status
+        payload.update(_check_fields(fields, self.outbound))
+        if self.replies is not None:
+            payload["external_id"] = self.replies.check_key
+            earlier = await self._created_before(name, head_sha) if self.replies.retried else None
+            if earlier is not None:
+                return await self.update_check_run(earlier.id, status=status, **fields)
         run = CheckRun.of(await self._json(lambda: rest.checks.async_create(o, r, data=payload)))  # type: ignore[call-overload]
         await self._audited("check_run.create", f"@{head_sha}", name=name, status=status)
         return run
@@ -46,12 +54,32 @@ class CheckCalls(RepoCalls):
     ) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo
         payload: dict[str, Any] = {} if status is None else {"status": status}
-        payload.update(_check_fields(fields))
+        payload.update(_check_fields(fields, self.outbound))
         run = CheckRun.of(
             await self._json(lambda: rest.checks.async_update(o, r, check_run_id, data=payload))  # type: ignore[call-overload]
         )
         await self._audited("check_run.update", f" check run {check_run_id}", status=status)
         return run
+
+    async def _created_before(self, name: str, head_sha: str) -> CheckRun | None:
+        assert self.replies is not None
+        mine = (
+            r
+            for r in await self.ref_check_runs(head_sha, name)
+            if self.replies.created_by_us(r, name)
+        )
+        return next(mine, None)
+
+    async def ref_check_runs(self, ref: str, name: str) -> list[CheckRun]:
+        """Every check run named `name` on `ref`, each of its reruns included."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        found = await self._pages(
+            lambda page: rest.checks.async_list_for_ref(
+                o, r, ref, check_name=name, filter_="all", per_page=PAGE, page=page
+            ),
+            key="check_runs",
+        )
+        return [CheckRun.of(d) for d in found]
 
     async def check_run(self, check_run_id: int) -> CheckRun:
         rest, o, r = self.github.rest, self.owner, self.repo
@@ -88,19 +116,23 @@ class CheckCalls(RepoCalls):
         return CombinedStatus(str(d.get("sha", ref)), str(d.get("state", "")), statuses)
 
 
-def _check_fields(fields: CheckFields) -> dict[str, Any]:
-    """GitHub's fields for what the check run shows (a field left out or None is not sent)."""
+def _check_fields(fields: CheckFields, clean: Callable[[str], str]) -> dict[str, Any]:
+    """GitHub's fields for what the check run shows (a field left out or None is not sent), its
+    texts passed through `clean`; a button's identifier comes back as it went."""
     conclusion = fields.get("conclusion")
     title, summary = fields.get("title"), fields.get("summary")
     found: dict[str, Any] = {}
     if (actions := fields.get("actions")) is not None:
-        found["actions"] = [dict(action) for action in actions]
+        found["actions"] = [
+            {k: v if k == "identifier" else clean(v) for k, v in action.items()}
+            for action in actions
+        ]
     if conclusion is not None:
         # A conclusion implies the run is done; GitHub requires both together.
         found["status"] = "completed"
         found["conclusion"] = conclusion
     if title is not None or summary is not None:
-        found["output"] = {"title": title or "", "summary": summary or ""}
+        found["output"] = {"title": clean(title or ""), "summary": clean(summary or "")}
     if (details_url := fields.get("details_url")) is not None:
         found["details_url"] = details_url
     return found

@@ -23,6 +23,7 @@ class ConversationCalls(RepoCalls):
         """Comment on an issue or PR; the new comment's id (or, for a delivery's job run
         again, the id of the one an earlier attempt posted)."""
         rest, o, r = self.github.rest, self.owner, self.repo
+        body = self.outbound(body)
         if self.replies is not None:
             key, known = self.replies.next()
             if known is None and self.replies.retried:
@@ -40,6 +41,7 @@ class ConversationCalls(RepoCalls):
 
     async def edit_comment(self, comment_id: int, body: str) -> None:
         rest, o, r = self.github.rest, self.owner, self.repo
+        body = self.outbound(body)
         await self._json(
             lambda: rest.issues.async_update_comment(o, r, comment_id, data={"body": body})
         )

@@ -1,7 +1,8 @@
 """GitHub's Git database API for one repository — blobs, trees, commits, refs — through the same
-retry policy and audit as `RepoClient`. A commit an App creates this way, without naming a
-committer, is signed by GitHub and shown Verified; so Shipmate makes its commits here, not by
-pushing over git smart HTTP (which branch protection's "Require signed commits" refuses)."""
+retry policy, audit and outbound redaction (of commit messages) as `RepoClient`. A commit an App
+creates this way, without naming a committer, is signed by GitHub and shown Verified; so Shipmate
+makes its commits here, not by pushing over git smart HTTP (which branch protection's "Require
+signed commits" refuses)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ class GitDatabase:
         return str(answer["sha"])
 
     async def create_commit(self, message: str, tree: str, parents: Sequence[str]) -> GitCommit:
-        """A commit by the App itself (no author or committer named, so GitHub signs it)."""
-        client = self.client
+        """A commit by the App itself (no author or committer named, so GitHub signs it); its
+        message passes the client's outbound redaction (the tree's files are the change itself)."""
+        client, message = self.client, self.client.outbound(message)
         answer = await self._json(
             lambda: self.rest.async_create_commit(
                 client.owner, client.repo, message=message, tree=tree, parents=list(parents)

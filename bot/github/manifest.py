@@ -65,10 +65,14 @@ def build_manifest(base_url: str, template: dict[str, Any] | None = None) -> dic
 
 
 def github_web_url(api_url: str) -> str:
-    """github.com for the public API; the server itself for GitHub Enterprise (`…/api/v3`)."""
+    """github.com for the public API; the server itself for GitHub Enterprise Server
+    (`…/api/v3`); `<sub>.ghe.com` for Enterprise Cloud with data residency (`api.<sub>.ghe.com`)."""
     api = api_url.rstrip("/")
     if api in ("https://api.github.com", "http://api.github.com"):
         return "https://github.com"
+    scheme, _, host = api.partition("://")
+    if host.lower().startswith("api.") and host.lower().endswith(".ghe.com"):
+        return f"{scheme}://{host[4:]}"
     return api.removesuffix("/api/v3")
 
 

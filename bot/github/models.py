@@ -1,38 +1,82 @@
 """What Shipmate reads back from GitHub's REST answers: small frozen values parsed from JSON.
 
 githubkit's strict models reject payloads that leave out fields GitHub often omits, so only the
-fields Shipmate uses are read, leniently.
+fields Shipmate uses are read, leniently: each by the rule of its type (`read`), from the key of
+its name unless its `of` says where else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Literal, Self, TypeVar
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 PERMISSIONS: tuple[Permission, ...] = ("admin", "maintain", "write", "triage", "read", "none")
 
 
+T = TypeVar("T")
+
+
 def text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# How a field of each type is read from a JSON value; one of another type is kept as found.
+_RULES: dict[Any, Callable[[Any], Any]] = {
+    int: int,
+    str: lambda value: "" if value is None else str(value),
+    str | None: text_or_none,
+    int | None: lambda value: None if value is None else int(value),
+    bool: bool,
+}
+
+
+def read(cls: type[T], answer: dict[str, Any], **found: Any) -> T:
+    """`cls` (a dataclass) from GitHub's JSON `answer`: each field from `found`, else from the
+    answer's key of its name, converted by the rule of its type. Absent or null, a field takes
+    its default if it has one; a `str` is "", and an `int` without a default is missing."""
+    hints, values = typing.get_type_hints(cls), {}
+    for field in fields(cls):  # type: ignore[arg-type]
+        name, hint = field.name, hints[field.name]
+        value = found[name] if name in found else answer.get(name)
+        if value is None and field.default is not MISSING:
+            values[name] = field.default
+        elif value is None and hint is int:
+            raise KeyError(name)
+        else:
+            values[name] = _RULES.get(hint, lambda kept: kept)(value)
+    return cls(**values)
+
+
+class Answer:
+    """A value read from one of GitHub's JSON answers by `read`."""
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> Self:
+        return read(cls, answer)
+
+
+def _login(answer: dict[str, Any]) -> Any:
+    return (answer.get("user") or {}).get("login")
+
+
 @dataclass(frozen=True)
-class Comment:
+class Comment(Answer):
     id: int
     body: str
     user: str
     html_url: str
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> Comment:
-        user = d.get("user") or {}
-        return cls(int(d["id"]), d.get("body") or "", user.get("login", ""), d.get("html_url", ""))
+    def of(cls, answer: dict[str, Any]) -> Self:
+        return read(cls, answer, user=_login(answer))
 
 
 @dataclass(frozen=True)
-class PullRequest:
+class PullRequest(Answer):
     number: int
     state: str
     draft: bool
@@ -43,22 +87,21 @@ class PullRequest:
     html_url: str
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> PullRequest:
-        head, base = d.get("head") or {}, d.get("base") or {}
-        return cls(
-            number=int(d["number"]),
-            state=str(d.get("state", "open")),
-            draft=bool(d.get("draft")),
-            head_ref=str(head.get("ref", "")),
-            head_sha=str(head.get("sha", "")),
-            head_repo=text_or_none((head.get("repo") or {}).get("full_name")),
-            base_ref=str(base.get("ref", "")),
-            html_url=str(d.get("html_url", "")),
+    def of(cls, answer: dict[str, Any]) -> Self:
+        head, base = answer.get("head") or {}, answer.get("base") or {}
+        return read(
+            cls,
+            answer,
+            state=answer.get("state", "open"),
+            head_ref=head.get("ref"),
+            head_sha=head.get("sha"),
+            head_repo=(head.get("repo") or {}).get("full_name"),
+            base_ref=base.get("ref"),
         )
 
 
 @dataclass(frozen=True)
-class ReviewComment:
+class ReviewComment(Answer):
     id: int
     path: str
     line: int | None
@@ -67,21 +110,14 @@ class ReviewComment:
     in_reply_to_id: int | None
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> ReviewComment:
-        line = d.get("line") if d.get("line") is not None else d.get("original_line")
-        reply_to = d.get("in_reply_to_id")
-        return cls(
-            id=int(d["id"]),
-            path=str(d.get("path", "")),
-            line=None if line is None else int(line),
-            body=d.get("body") or "",
-            user=(d.get("user") or {}).get("login", ""),
-            in_reply_to_id=None if reply_to is None else int(reply_to),
-        )
+    def of(cls, answer: dict[str, Any]) -> Self:
+        line = answer.get("line")
+        line = answer.get("original_line") if line is None else line
+        return read(cls, answer, line=line, user=_login(answer))
 
 
 @dataclass(frozen=True)
-class CheckRun:
+class CheckRun(Answer):
     id: int
     name: str
     head_sha: str
@@ -93,43 +129,30 @@ class CheckRun:
     details_url: str | None
     app_slug: str | None
     check_suite_id: int | None
+    # The creator's own reference (Shipmate's: the delivery whose job created it).
+    external_id: str | None = None
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> CheckRun:
-        output = d.get("output") or {}
-        suite = d.get("check_suite") or {}
-        return cls(
-            id=int(d["id"]),
-            name=str(d.get("name", "")),
-            head_sha=str(d.get("head_sha", "")),
-            status=str(d.get("status", "")),
-            conclusion=text_or_none(d.get("conclusion")),
-            title=text_or_none(output.get("title")),
-            summary=text_or_none(output.get("summary")),
-            text=text_or_none(output.get("text")),
-            details_url=text_or_none(d.get("details_url")),
-            app_slug=text_or_none((d.get("app") or {}).get("slug")),
-            check_suite_id=None if suite.get("id") is None else int(suite["id"]),
+    def of(cls, answer: dict[str, Any]) -> Self:
+        output = answer.get("output") or {}
+        return read(
+            cls,
+            answer,
+            title=output.get("title"),
+            summary=output.get("summary"),
+            text=output.get("text"),
+            app_slug=(answer.get("app") or {}).get("slug"),
+            check_suite_id=(answer.get("check_suite") or {}).get("id"),
         )
 
 
 @dataclass(frozen=True)
-class CheckSuite:
+class CheckSuite(Answer):
     id: int
     head_sha: str
     head_branch: str | None
     status: str | None
     conclusion: str | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> CheckSuite:
-        return cls(
-            int(d["id"]),
-            str(d.get("head_sha", "")),
-            text_or_none(d.get("head_branch")),
-            text_or_none(d.get("status")),
-            text_or_none(d.get("conclusion")),
-        )
 
 
 @dataclass(frozen=True)
@@ -148,7 +171,7 @@ class CombinedStatus:
 
 
 @dataclass(frozen=True)
-class WorkflowRun:
+class WorkflowRun(Answer):
     id: int
     name: str
     head_sha: str
@@ -158,24 +181,18 @@ class WorkflowRun:
     html_url: str
     workflow_id: int = 0
     run_attempt: int = 1
+    # Who started the latest attempt (a re-run's, not the first run's actor).
+    triggering_actor: str | None = None
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> WorkflowRun:
-        return cls(
-            int(d["id"]),
-            str(d.get("name") or ""),
-            str(d.get("head_sha", "")),
-            text_or_none(d.get("head_branch")),
-            text_or_none(d.get("status")),
-            text_or_none(d.get("conclusion")),
-            str(d.get("html_url", "")),
-            int(d.get("workflow_id") or 0),
-            int(d.get("run_attempt") or 1),
+    def of(cls, answer: dict[str, Any]) -> Self:
+        return read(
+            cls, answer, triggering_actor=(answer.get("triggering_actor") or {}).get("login")
         )
 
 
 @dataclass(frozen=True)
-class Job:
+class Job(Answer):
     id: int
     name: str
     status: str | None
@@ -183,51 +200,25 @@ class Job:
     failed_steps: tuple[str, ...]
 
     @classmethod
-    def of(cls, d: dict[str, Any]) -> Job:
-        steps = d.get("steps") or []
+    def of(cls, answer: dict[str, Any]) -> Self:
+        steps = answer.get("steps") or []
         failed = tuple(str(s.get("name", "")) for s in steps if s.get("conclusion") == "failure")
-        return cls(
-            int(d["id"]),
-            str(d.get("name", "")),
-            text_or_none(d.get("status")),
-            text_or_none(d.get("conclusion")),
-            failed,
-        )
+        return read(cls, answer, failed_steps=failed)
 
 
 @dataclass(frozen=True)
-class Deployment:
+class Deployment(Answer):
     id: int
     sha: str
     ref: str
     environment: str
 
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> Deployment:
-        return cls(
-            int(d["id"]),
-            str(d.get("sha", "")),
-            str(d.get("ref", "")),
-            str(d.get("environment", "")),
-        )
-
 
 @dataclass(frozen=True)
-class DeploymentStatus:
+class DeploymentStatus(Answer):
     id: int
     state: str
     description: str | None
     log_url: str | None
     target_url: str | None
     environment_url: str | None
-
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> DeploymentStatus:
-        return cls(
-            int(d["id"]),
-            str(d.get("state", "")),
-            text_or_none(d.get("description")),
-            text_or_none(d.get("log_url")),
-            text_or_none(d.get("target_url")),
-            text_or_none(d.get("environment_url")),
-        )

@@ -14,6 +14,7 @@ class PullCalls(RepoCalls):
         self, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
         rest, o, r = self.github.rest, self.owner, self.repo
+        title, body = self.outbound(title), self.outbound(body)
         pull = PullRequest.of(
             await self._json(
                 lambda: rest.pulls.async_create(
@@ -28,7 +29,8 @@ class PullCalls(RepoCalls):
         self, number: int, *, title: str | None = None, body: str | None = None
     ) -> PullRequest:
         rest, o, r = self.github.rest, self.owner, self.repo
-        payload = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
+        fields = (("title", title), ("body", body))
+        payload = {k: self.outbound(v) for k, v in fields if v is not None}
         pull = PullRequest.of(
             await self._json(lambda: rest.pulls.async_update(o, r, number, data=payload))  # type: ignore[call-overload]
         )
@@ -93,8 +95,19 @@ class PullCalls(RepoCalls):
         )
         return [ReviewComment.of(d) for d in data]
 
+    async def pull_review_comments(self, number: int) -> list[ReviewComment]:
+        """Every review comment on a pull request, replies included."""
+        rest, o, r = self.github.rest, self.owner, self.repo
+        found = await self._pages(
+            lambda page: rest.pulls.async_list_review_comments(
+                o, r, number, per_page=PAGE, page=page
+            )
+        )
+        return [ReviewComment.of(d) for d in found]
+
     async def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> int:
         rest, o, r = self.github.rest, self.owner, self.repo
+        body = self.outbound(body)
         data = await self._json(
             lambda: rest.pulls.async_create_reply_for_review_comment(
                 o, r, number, comment_id, data={"body": body}

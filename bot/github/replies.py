@@ -1,4 +1,4 @@
-"""Comments a delivery posts, posted once even when its job runs again.
+"""Comments and check runs a delivery posts, posted once even when its job runs again.
 
 A job can run again after it posted: its worker was killed (or lost its lease) after the
 comment went out and before the job was marked done, or a later step failed and the job was
@@ -8,12 +8,17 @@ carries a hidden key, its delivery id and its place among that delivery's commen
 again when an earlier attempt posted it: its id is known from the audit trail (written just
 after the post), or, for a kill between the post and that row, found by its key on the
 thread. A first attempt posts without looking.
+
+A check run carries the delivery id as its `external_id`; a later attempt looks on the commit
+for Shipmate's check run of that name with that id, and updates it rather than add a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from bot.github.models import CheckRun
 
 
 def reply_key(delivery_id: str, place: int) -> str:
@@ -43,6 +48,17 @@ class Replies:
         """Whether a comment on the thread is the one an earlier attempt posted under `key`:
         ours, with the key where `marked` puts it."""
         return user == self.author and body.endswith(key)
+
+    @property
+    def check_key(self) -> str:
+        """The `external_id` of the check runs this delivery creates."""
+        return self.delivery_id
+
+    def created_by_us(self, run: CheckRun, name: str) -> bool:
+        """Whether a check run on the commit is the one an earlier attempt created as `name`:
+        ours (the App whose bot `author` is), with this delivery's key."""
+        app = self.author.removesuffix("[bot]")
+        return run.app_slug == app and run.name == name and run.external_id == self.check_key
 
 
 def marked(body: str, key: str) -> str:

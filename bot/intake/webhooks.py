@@ -89,14 +89,14 @@ def parse_request(
         raise WebhookError(401, "X-Hub-Signature-256 does not match the body")
     raw_json = _json_text(headers, body)
     action, installation_id, full_name, number = _fields(raw_json, event)
-    return IncomingDelivery(
+    return IncomingDelivery(  # the headers' fields, then the body's
         delivery_id=delivery_id,
         event=event,
-        action=action,
+        digest=signature[len("sha256=") :].strip().lower(),
         raw_json=raw_json,
+        action=action,
         installation_id=installation_id,
         repository=full_name,
-        digest=signature[len("sha256=") :].strip().lower(),
         number=number,
     )
 

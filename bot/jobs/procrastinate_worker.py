@@ -39,6 +39,9 @@ MAINTENANCE = MAINTENANCE_QUEUE
 
 @dataclass(frozen=True)
 class Timing:
+    """A worker's clock: its heartbeat, when another worker takes a silent one's jobs back
+    (stalled), how long SIGTERM waits for running jobs (grace), and its polls."""
+
     heartbeat_seconds: float = 10.0
     stalled_seconds: float = 30.0
     grace_seconds: float = 30.0

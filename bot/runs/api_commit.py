@@ -158,6 +158,22 @@ async def commit_through_api(
 ) -> GitCommit:
     """Make the reviewed change's commit on GitHub and move `branch` to it (create it when
     `new_branch`). Raises NotPublished, the branch untouched, when anything differs."""
+    commit = await make_commit(database, change, message, tree_batch=tree_batch)
+    await move_branch(database, branch, commit.sha, new_branch=new_branch)
+    return commit
+
+
+async def make_commit(
+    database: GitDatabase,
+    change: Change,
+    message: str,
+    *,
+    parent: str | None = None,
+    tree_batch: int = TREE_BATCH,
+) -> GitCommit:
+    """The reviewed change's commit on GitHub, on `parent` (its base by default; a retried run
+    builds on the commit an earlier attempt of its job pushed). No branch moves. Raises
+    NotPublished when what GitHub stored differs from what was reviewed."""
     prepared = await asyncio.to_thread(prepare, change, message)
     reviewed = prepared.reviewed_tree
     await send_blobs(database, prepared.contents)
@@ -166,14 +182,19 @@ async def commit_through_api(
         tree = await database.create_tree(tree, [item.as_json() for item in batch])
     if tree != reviewed:
         raise TreeMismatch(f"GitHub built tree {tree}, not the reviewed {reviewed}")
-    commit = await database.create_commit(message, tree, [change.base_sha])
+    commit = await database.create_commit(message, tree, [parent or change.base_sha])
     if commit.tree != reviewed:
         raise TreeMismatch(f"GitHub's commit {commit.sha} has tree {commit.tree}, not {reviewed}")
+    return commit
+
+
+async def move_branch(database: GitDatabase, branch: str, sha: str, *, new_branch: bool) -> None:
+    """`branch` created at `sha`, or moved there by a fast-forward; BranchMoved when GitHub
+    refuses (it exists already, or moved on)."""
     try:
         if new_branch:
-            await database.create_branch(branch, commit.sha)
+            await database.create_branch(branch, sha)
         else:
-            await database.move_branch(branch, commit.sha)
+            await database.move_branch(branch, sha)
     except RefRefused as exc:
         raise BranchMoved(f"GitHub refused to move `{branch}`: {exc}") from None
-    return commit

@@ -34,7 +34,8 @@ async def publish_held(run: Run, held_id: str) -> None:
     except (RepoConfigError, ReviewError) as exc:
         await run.fail(f"The held change cannot be published: {exc}")
         return
-    run.branch_tag, run.run_id = run.run_id[:6], held_id
+    # The held run's record is the one completed; the branch is named by this job's key.
+    run.run_id = held_id
     try:
         issue = await reader.issue(run.number)
         final = await finish(run, done, held.base_sha, target.default_branch, issue)

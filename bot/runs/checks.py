@@ -30,8 +30,8 @@ async def report_check(
         head_sha=head_sha,
         status="completed",
         conclusion="failure" if shown.tests_passed is False else "success",
-        title=run.clean(title),
-        summary=run.clean(summary),
+        title=title,
+        summary=summary,
         details_url=run.url,
         actions=[RETRY_ACTION] if shown.tests_passed is False else [],
     )
@@ -62,8 +62,8 @@ async def end_check(run: Run, final: Progress) -> None:
     await checks.update_check_run(
         run.live_check,
         conclusion="failure" if failed else "neutral",
-        title=run.clean(title),
-        summary=run.clean(summary),
+        title=title,
+        summary=summary,
         actions=[RETRY_ACTION] if failed else [],
     )
     run.live_check = None

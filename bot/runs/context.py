@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.agent.model import AnthropicModel, Model
 from bot.config import Settings
 from bot.db.store import Store
-from bot.github.client import GitHubApp, RepoClient
+from bot.github.client import GitHubApp, Outbound, RepoClient
+from bot.github.replies import Replies
 from bot.runs.execution import Execution
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.request import RunRequest
 from bot.sandbox.checkout import CheckoutCache
-from bot.security.redact import outbound
 
 READ_ONLY: Mapping[str, str] = {
     "metadata": "read",
@@ -34,7 +33,6 @@ PUBLISH: Mapping[str, str] = {
     "checks": "write",
 }
 CHECKS: Mapping[str, str] = {"metadata": "read", "checks": "write"}
-LINK_HOSTS = ("github.com",)
 
 
 def lock_key(repo: str, number: int) -> str:
@@ -46,10 +44,9 @@ def sticky_key(repo: str, number: int) -> str:
     return f"{repo.replace('/', '-')}-{number}"
 
 
-def link_hosts(settings: Settings) -> tuple[str, ...]:
-    """GitHub, and Shipmate's own public address for links to a run's page."""
-    public = urlsplit(settings.public_url or "").hostname
-    return (*LINK_HOSTS, public) if public else LINK_HOSTS
+def bot_login(settings: Settings) -> str:
+    """The login Shipmate's App posts as."""
+    return f"{settings.app_slug or 'shipmate'}[bot]"
 
 
 @dataclass
@@ -66,34 +63,42 @@ class RunDeps:
         return AnthropicModel.from_settings(self.settings)
 
 
-@dataclass
-class Outbound:
-    """Everything a run posts: redacted of the secrets it knows, links only to GitHub."""
-
-    known: list[str] = field(default_factory=list)
-    link_hosts: tuple[str, ...] = LINK_HOSTS
-
-    def add(self, *values: str | None) -> None:
-        self.known.extend(v for v in values if v)
-
-    def __call__(self, text: str) -> str:
-        return outbound(text, known=self.known, allowed_hosts=self.link_hosts)
-
-
 class Sticky:
-    """The task's one comment, edited in place; every text passes outbound redaction."""
+    """The task's one comment, edited in place (through `repo`, whose outbound redaction every
+    text passes). Each body ends with the job's hidden `mark`: a retried job (`retried`) that
+    knows no comment yet takes the one an earlier attempt posted, when `author` (Shipmate's
+    bot, never anyone else) wrote it with that mark, rather than post a second."""
 
     def __init__(
-        self, repo: RepoClient, number: int, comment_id: int | None, clean: Outbound
+        self,
+        repo: RepoClient,
+        number: int,
+        comment_id: int | None,
+        *,
+        mark: str = "",
+        retried: bool = False,
+        author: str = "shipmate[bot]",
     ) -> None:
-        self.repo, self.number, self.comment_id, self.clean = repo, number, comment_id, clean
+        self.repo, self.number, self.comment_id = repo, number, comment_id
+        self.mark, self.retried, self.author = mark, retried, author
 
     async def show(self, progress: Progress) -> None:
-        body = self.clean(sticky_comment(progress))
+        body = sticky_comment(progress)
+        if self.mark:
+            body = f"{body}\n{self.mark}"
+        if self.comment_id is None and self.retried and self.mark:
+            self.comment_id = await self.posted_before()
         if self.comment_id is None:
             self.comment_id = await self.repo.comment(self.number, body)
         else:
             await self.repo.edit_comment(self.comment_id, body)
+
+    async def posted_before(self) -> int | None:
+        """The comment an earlier attempt of the job posted, found by its mark."""
+        for comment in await self.repo.comments(self.number):
+            if comment.user == self.author and self.mark in comment.body.splitlines():
+                return comment.id
+        return None
 
 
 @dataclass
@@ -110,22 +115,24 @@ class Run:
     clean: Outbound
     talker: RepoClient
     sticky: Sticky
+    # The job's key, the same for each of its attempts (bot/runs/attempts.py): its check
+    # runs' external_id, its sticky comment's mark, its new branch's name.
+    job_key: str = ""
+    # The run ids of the job's earlier attempts, and whether one may have acted on GitHub.
+    earlier: tuple[str, ...] = ()
+    retried: bool = False
     # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
     live_check: int | None = None
-    # What makes its new branch's name its own: the run's id, or for `apply --large` (which
-    # completes the held run's record) this attempt's own, so that a retry after a push that
-    # got no further never meets the branch it already made.
-    branch_tag: str | None = None
-
-    @property
-    def key(self) -> str:
-        return sticky_key(self.repo_name, self.number)
 
     @property
     def url(self) -> str | None:
         """The run's dashboard page, when Shipmate knows its public address."""
         public = self.deps.settings.public_url
         return f"{public.rstrip('/')}/dashboard/runs/{self.run_id}" if public else None
+
+    @property
+    def key(self) -> str:
+        return sticky_key(self.repo_name, self.number)
 
     def progress(self, stage: str, **extra: Any) -> Progress:
         extra.setdefault("run_url", self.url)
@@ -138,9 +145,16 @@ class Run:
     async def token(self, permissions: Mapping[str, str]) -> str:
         return await mint(self.deps, self.installation_id, self.repo_name, self.clean, permissions)
 
+    @property
+    def author(self) -> str:
+        return bot_login(self.deps.settings)
+
     async def client(self, permissions: Mapping[str, str]) -> RepoClient:
+        """A client whose check runs carry the job's key, so that a retried job updates the
+        one an earlier attempt created (bot/github/replies.py)."""
+        replies = Replies(self.job_key, retried=self.retried, author=self.author)
         return await client_for(
-            self.deps, self.installation_id, self.repo_name, self.clean, permissions
+            self.deps, self.installation_id, self.repo_name, self.clean, permissions, replies
         )
 
     async def audit(self, action: str, target: str, **detail: Any) -> None:
@@ -175,12 +189,15 @@ async def client_for(
     repo_name: str,
     clean: Outbound,
     permissions: Mapping[str, str],
+    replies: Replies | None = None,
 ) -> RepoClient:
+    """A client for this repository with `permissions`, redacting what it posts with `clean`
+    (which knows its token); `replies` keys what it creates for a job run again."""
     await mint(deps, installation_id, repo_name, clean, permissions)
     github = await deps.app.installation_client(
         installation_id, repository=repo_name, permissions=permissions
     )
-    return RepoClient(github, repo_name)
+    return RepoClient(github, repo_name, outbound=clean, replies=replies)
 
 
 @dataclass(frozen=True)

@@ -141,8 +141,8 @@ def record_finish(
     store.update_run(
         run_id,
         status=status,
-        reason=totals.reason,
         branch=branch,
+        reason=totals.reason,
         plan=totals.plan,
         steps=totals.steps,
         cost_usd=totals.cost_usd,

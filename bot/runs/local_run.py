@@ -137,6 +137,14 @@ class LocalRun:
             self.cancelled,
         )
 
+    def brief_for(self, config: RepoConfig) -> Brief:
+        """The brief, with the repository's instructions and test command where it has none."""
+        return replace(
+            self.brief,
+            instructions=self.brief.instructions or config.instructions,
+            test_command=self.brief.test_command or config.test,
+        )
+
 
 async def run_local(
     request: LocalRun,
@@ -210,16 +218,11 @@ async def _execute_on(
     if isinstance(configured, str):
         return configured
     config, granted = configured
-    brief = replace(
-        request.brief,
-        instructions=request.brief.instructions or config.instructions,
-        test_command=request.brief.test_command or config.test,
-    )
     return await execute(
         Inputs(
             checkout=checkout,
             base_sha=base_sha,
-            brief=brief,
+            brief=request.brief_for(config),
             config=config,
             model=model,
             budget=request.budget(config),

@@ -1,6 +1,6 @@
 """What Shipmate posts on GitHub: the sticky progress comment, the PR body and the check-run
-summary. Pure: a `Progress` in, markdown out. Callers pass the result through
-`bot.security.redact.outbound` before posting.
+summary. Pure: a `Progress` in, markdown out. The GitHub client passes each text through outbound
+redaction as it posts it (`bot.github.calls.RepoCalls.outbound`).
 """
 
 from __future__ import annotations

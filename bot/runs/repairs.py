@@ -14,7 +14,6 @@ from bot.github.client import RepoClient
 from bot.runs.ours import is_ours
 from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
-from bot.security.redact import outbound
 from bot.triggers.ci_log import excerpt, fingerprint
 from bot.triggers.context import Context
 
@@ -44,14 +43,13 @@ async def within_caps(
     context.log.info("repair.capped", check=check, attempts=mine, total=total)
     marker = capped_marker(mark)
     if not any(marker in c.body for c in await repo.comments(number)):
-        # The check's name comes from the event: it passes outbound like any posted text.
+        # The check's name comes from the event: the client redacts it like any posted text.
         text = (
             f"I've tried to fix `{check}` as many times as this repository allows "
             f"({config.max_attempts_per_failure} per failure, {config.max_attempts_per_pr} per "
             "pull request). A human needs to take it from here."
         )
-        known = context.settings.known_secrets()
-        await repo.comment(number, f"{marker}\n{outbound(text, known=known)}")
+        await repo.comment(number, f"{marker}\n{text}")
     return False
 
 
@@ -120,16 +118,23 @@ async def repair(
     assert context.repository is not None
     number, check = int(pull["number"]), failure.check
     plan = repair_plan(pull, failure)
-    if not await within_caps(context, repo, number, check=check, mark=plan.mark):
-        return False
-    if await already_done(context, number, plan.verb, plan.base_sha):
-        context.log.info("repair.duplicate", check=check, base_sha=plan.base_sha)
-        return False
-    if not await enqueue_run(context, repo, number, plan.verb, plan.task, quiet=True):
-        context.log.info("repair.busy", check=check)
-        return False
+    if not any(row["action"] == "task.queued" for row in await context.earlier_actions()):
+        if not await within_caps(context, repo, number, check=check, mark=plan.mark):
+            return False
+        if await already_done(context, number, plan.verb, plan.base_sha):
+            context.log.info("repair.duplicate", check=check, base_sha=plan.base_sha)
+            return False
+        if not await enqueue_run(context, repo, number, plan.verb, plan.task, quiet=True):
+            context.log.info("repair.busy", check=check)
+            return False
+    # Else an earlier attempt of this delivery's job queued it, its caps checked then (now
+    # they would count the attempt itself): it is counted once, whichever attempt gets here.
     await asyncio.to_thread(
-        context.store.bump_repair_attempt, context.repository, number, plan.mark
+        context.store.bump_repair_attempt,
+        context.repository,
+        number,
+        plan.mark,
+        delivery_id=context.delivery_id,
     )
     return True
 

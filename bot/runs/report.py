@@ -13,6 +13,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,8 @@ COSTS = ("model", "sandbox", "ci", "review", "total")
 
 
 def rates_of(settings: Settings) -> Rates:
-    return Rates(
-        sandbox_usd_per_hour=settings.sandbox_usd_per_hour,
-        ci_usd_per_minute=settings.ci_usd_per_minute,
-        engineer_hourly_usd=settings.engineer_hourly_usd,
-        engineer_minutes_per_change=settings.engineer_minutes_per_change,
-        review_minutes_per_round=settings.review_minutes_per_round,
-    )
+    """The settings' rates: each field of `Rates` is the setting of its name."""
+    return Rates(**{rate.name: getattr(settings, rate.name) for rate in fields(Rates)})
 
 
 def week_of(at: float) -> str:

@@ -112,7 +112,10 @@ async def record_start(run: Run, base_sha: str) -> None:
         target=lock_key(run.repo_name, run.number),
         detail={"verb": run.verb, "task": request.task.fields()},
     )
+    recorded = run.sticky.comment_id
     await run.sticky.show(run.progress("planning"))
+    if run.sticky.comment_id != recorded:  # posted (or found again) just now
+        await asyncio.to_thread(store.update_run, run.run_id, comment_id=run.sticky.comment_id)
     if request.task.pr is not None:
         await start_check(run, base_sha)
 

@@ -37,7 +37,11 @@ async def may_trigger(context: Context, repo: RepoClient, number: int) -> bool:
         return True
     assert context.repository is not None
     first = await asyncio.to_thread(
-        context.store.first_refusal, context.repository, number, EVERYONE
+        context.store.first_refusal,
+        context.repository,
+        number,
+        EVERYONE,
+        delivery_id=context.delivery_id,
     )
     if first:
         await repo.comment(number, REFUSAL)

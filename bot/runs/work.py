@@ -100,6 +100,7 @@ async def work(
                 brief=brief,
                 config=config,
                 model=model,
+                on_tests=model.on_tests,
                 budget=budget,
                 transcript=Transcript(transcript, tuple(run.clean.known)),
                 store=deps.store,
@@ -108,7 +109,6 @@ async def work(
                 environments=Environments.from_settings(deps.settings),
                 secrets=granted.secrets,
                 allow_networks=deps.settings.egress_allow_networks,
-                on_tests=model.on_tests,
             )
         )
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 EXIT_TIMEOUT = 124
 EXIT_SANDBOX_FAILED = 125
@@ -94,20 +94,22 @@ class SandboxSpec:
     allow_hint: str = ALLOW_BY_REPO_CONFIG
 
 
+class ExecOptions(TypedDict, total=False):
+    """What a command may be given besides its argv; each one left out (or None) is none:
+    no input, the sandbox's own time limit, the sandbox's own environment only."""
+
+    stdin: bytes | None
+    timeout_seconds: float | None
+    env: Mapping[str, str] | None
+
+
 class Sandbox(Protocol):
     """A started sandbox: commands run with `workspace` at /workspace as their directory."""
 
     @property
     def workspace(self) -> Path: ...
 
-    async def exec(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout_seconds: float | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult: ...
+    async def exec(self, argv: Sequence[str], **options: Unpack[ExecOptions]) -> ExecResult: ...
 
     async def seal(self) -> None:
         """Make the read-write binds (the dependency cache while `setup:` fills it) read-only

@@ -24,10 +24,12 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Unpack
 
 from bot.sandbox import command_line, dispatch, holder_startup, identity, limits, outcome, seccomp
 from bot.sandbox.base import (
     DEFAULT_TIMEOUT_SECONDS,
+    ExecOptions,
     ExecResult,
     Limits,
     SandboxSpec,
@@ -147,12 +149,12 @@ class BwrapSandbox:
                 self.spec,
                 sealed=self._sealed,
                 disk=self._disk,
-                bwrap=self.bwrap,
-                ca_bundle=self.ca_bundle,
-                port=self.bridge_port,
                 io=self._io,
                 rlimits=holder_startup.rlimits(self.spec.limits, group),
                 user=self.user,
+                bwrap=self.bwrap,
+                ca_bundle=self.ca_bundle,
+                port=self.bridge_port,
             )
             bridge = self.serve_bridge if self.bridge_port else None
             holder = await holder_startup.start(layout, group, self.user, bridge)
@@ -170,14 +172,9 @@ class BwrapSandbox:
             return None
         return stat.f_bavail * stat.f_frsize
 
-    async def exec(
-        self,
-        argv: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout_seconds: float | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
+    async def exec(self, argv: Sequence[str], **options: Unpack[ExecOptions]) -> ExecResult:
+        stdin, env = options.get("stdin"), options.get("env")
+        timeout_seconds = options.get("timeout_seconds")
         if self.closed:
             raise SandboxUnavailable("this sandbox is closed")
         if not argv:

@@ -96,12 +96,12 @@ def layout(
     *,
     sealed: bool,
     disk: Path,
-    bwrap: str,
-    ca_bundle: Path | None,
-    port: int | None,
     io: Path,
     rlimits: dict[str, int],
     user: SandboxIdentity,
+    bwrap: str,
+    ca_bundle: Path | None,
+    port: int | None,
 ) -> dict[str, object]:
     """What the holder builds and takes, but the descriptors `start` passes it."""
     cap = spec.limits.workspace_mib

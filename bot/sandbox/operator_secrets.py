@@ -16,6 +16,7 @@ the hosts always come from the declaration. Shipmate's own settings can never be
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -29,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.config import ConfigError, Settings, is_shipmate_setting
+from bot.config.names import MODEL_CREDENTIALS
 from bot.sandbox.placeholders import parse_hosts
 
 log = structlog.get_logger("shipmate.secrets")
@@ -153,6 +155,22 @@ def declared_values(settings: Settings) -> list[str]:
         return []
     values = (_value(declaration, os.environ)[0] for declaration in declared.values())
     return [value for value in values if value]
+
+
+def held_secrets(settings: Settings) -> list[str]:
+    """Every secret value the process holds, for both redactors (the logs' and what Shipmate
+    posts on GitHub): `Settings.known_secrets` (webhook secrets, the App key, the admin token,
+    the OAuth client secret), the key as set, the model's credentials and the values of the
+    secrets the operator declared (as they are now)."""
+    values = list(settings.known_secrets())
+    if settings.private_key is not None:
+        values.append(settings.private_key.get_secret_value())
+    if settings.private_key is not None or settings.private_key_path is not None:
+        with contextlib.suppress(ConfigError):
+            values.append(settings.private_key_pem())
+    values += [os.environ[name] for name in MODEL_CREDENTIALS if os.environ.get(name)]
+    values.extend(declared_values(settings))
+    return values
 
 
 def grant(

@@ -62,11 +62,11 @@ class EgressProxy:
             allow_hosts=allow_hosts,
             secrets=secrets,
             guarded=guarded_forms,
+            egress_log=self.egress_log,
             allow_networks=allow_networks,
             allow_hint=allow_hint,
             ca=ca,
             upstream_ssl=upstream_ssl or _system_trust(),
-            egress_log=self.egress_log,
         )
         self.ca = ca
         self.events = self.egress_log.events

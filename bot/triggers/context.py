@@ -13,7 +13,7 @@ from githubkit import GitHub
 from bot.config import RepoConfig, Settings, parse_repo_config
 from bot.db.audit import StoreAudit
 from bot.db.store import Store
-from bot.github.client import HANDLER, RepoClient
+from bot.github.client import HANDLER, Outbound, RepoClient, outbound_for
 from bot.github.replies import Replies
 from bot.jobs.queue import Queue
 
@@ -49,6 +49,7 @@ class Context:
     _config: RepoConfig | None = field(default=None, repr=False)
     _replies: Replies | None = field(default=None, repr=False)
     _earlier: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _outbound: Outbound | None = field(default=None, repr=False)
 
     @property
     def sender(self) -> str:
@@ -68,14 +69,34 @@ class Context:
             self._github = await self.client_factory(self.installation_id, self.repository)
         return self._github
 
+    @property
+    def outbound(self) -> Outbound:
+        """The outbound redaction every client of this context applies to what it posts."""
+        if self._outbound is None:
+            self._outbound = outbound_for(self.settings)
+        return self._outbound
+
     async def repo(self) -> RepoClient:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
+        return await self._client(await self.github(), self.repository)
+
+    async def repo_named(self, repository: str) -> RepoClient:
+        """A client for `repository`, one of those this installation event names; never
+        cached."""
+        if self.client_factory is None or self.installation_id is None:
+            raise RuntimeError("this delivery has no installation to act for")
+        github = await self.client_factory(self.installation_id, repository)
+        return await self._client(github, repository)
+
+    async def _client(self, github: GitHub[Any], repository: str) -> RepoClient:
+        """Each write audited and, for a job run again, posted once (bot/github/replies.py)."""
         return RepoClient(
-            await self.github(),
-            self.repository,
+            github,
+            repository,
             audit=StoreAudit(self.store),
             replies=await self.replies(),
+            outbound=self.outbound,
         )
 
     async def earlier_actions(self) -> list[dict[str, Any]]:
@@ -111,9 +132,7 @@ class Context:
         if self.repository is None:
             raise RuntimeError("this delivery has no repository")
         github = await self.client_factory(self.installation_id, self.repository, permissions)
-        return RepoClient(
-            github, self.repository, audit=StoreAudit(self.store), replies=await self.replies()
-        )
+        return await self._client(github, self.repository)
 
     async def config(self) -> RepoConfig:
         """`.github/shipmate.yml` from the default branch only; defaults when absent.

@@ -1,4 +1,5 @@
-"""Typed webhook payloads: for each event a handler takes, the fields it reads, validated.
+"""Typed webhook payloads: for each event a handler takes, the fields it reads, validated — one
+model an event, holding what every handler of it reads (the ledger's and the rest).
 
 Why not githubkit's webhook models: they follow today's OpenAPI description, which calls fields
 required that GitHub's recorded payloads (tests/ and shared fixtures, octokit's examples) leave
@@ -32,17 +33,22 @@ class Event(Payload):
     sender: Account | None = None
 
 
-# Comments, labels, reviews.
+# Comments, labels, pull requests, reviews.
 
 
 class Comment(Payload):
+    """An issue comment or a review comment."""
+
     id: int
     body: str | None = None
+    user: Account | None = None
+    created_at: str | None = None
 
 
 class Issue(Payload):
+    """An issue, or a pull request seen as one: then `pull_request` holds its links."""
+
     number: int
-    # Present (an object of links) only when the issue is a pull request.
     pull_request: dict[str, object] | None = None
 
 
@@ -60,33 +66,63 @@ class IssueLabel(Event):
     issue: Issue
 
 
-class Review(Payload):
-    id: int
-    state: str
-    body: str | None = None
-
-
 class PullNumber(Payload):
     number: int
 
 
+class HeadRef(Payload):
+    ref: str = ""
+
+
+class Pull(PullNumber):
+    user: Account | None = None
+    head: HeadRef = Field(default_factory=HeadRef)
+    merged: bool | None = None
+    created_at: str | None = None
+    merged_at: str | None = None
+    closed_at: str | None = None
+
+
+class PullRequest(Event):
+    pull_request: Pull
+
+
+class Review(Payload):
+    id: int
+    state: str
+    body: str | None = None
+    user: Account | None = None
+    submitted_at: str | None = None
+
+
 class PullRequestReview(Event):
     review: Review
-    pull_request: PullNumber
+    pull_request: Pull
 
 
-# CI: check runs, check suites, workflow runs, statuses.
+class PullRequestReviewComment(Event):
+    comment: Comment
+    pull_request: Pull
+
+
+# CI: check runs, check suites, workflow runs and jobs, statuses.
 
 
 class App(Payload):
     slug: str | None = None
 
 
-class CheckItem(Payload):
-    """A check run, check suite or workflow run: how it ended, on which commit, for which PRs."""
+class CiItem(Payload):
+    """A check run or suite, a workflow run or job: GitHub's id, its commit, how it ended."""
 
-    conclusion: str | None = None
+    id: int
     head_sha: str
+    conclusion: str | None = None
+
+
+class CheckItem(CiItem):
+    """A check run, check suite or workflow run, with the PRs it is for and the app running it."""
+
     pull_requests: list[PullNumber] = Field(default_factory=list)
     app: App | None = None
 
@@ -100,17 +136,31 @@ class CheckOutput(Payload):
         return "\n".join(part for part in (self.title, self.summary, self.text) if part).strip()
 
 
-class CheckRunItem(CheckItem):
+class OnBranch(Payload):
+    head_branch: str | None = None
+
+
+class Span(Payload):
+    """When a check run or a job started and completed (ISO 8601; the ledger times CI by it)."""
+
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class CheckRunItem(CheckItem, Span):
     name: str
     output: CheckOutput = Field(default_factory=CheckOutput)
+    check_suite: OnBranch = Field(default_factory=OnBranch)
 
 
 class CheckRun(Event):
     check_run: CheckRunItem
 
 
-class CheckSuiteItem(CheckItem):
-    id: int
+class CheckSuiteItem(CheckItem, OnBranch):
+    latest_check_runs_count: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class CheckSuite(Event):
@@ -118,12 +168,19 @@ class CheckSuite(Event):
 
 
 class WorkflowRunItem(CheckItem):
-    id: int
     name: str | None = None
 
 
 class WorkflowRun(Event):
     workflow_run: WorkflowRunItem
+
+
+class WorkflowJobItem(CiItem, OnBranch, Span):
+    name: str | None = None
+
+
+class WorkflowJob(Event):
+    workflow_job: WorkflowJobItem
 
 
 class Branch(Payload):
@@ -143,12 +200,16 @@ class Status(Event):
 
 
 class DeploymentItem(Payload):
+    """The deployment a `deployment_status` event is about: what was deployed, and where."""
+
     ref: str | None = None
     sha: str | None = None
     environment: str | None = None
 
 
 class DeploymentStatusItem(Payload):
+    """The health check's answer: its state, and where its log and the deployed app are."""
+
     state: str
     description: str | None = None
     log_url: str | None = None

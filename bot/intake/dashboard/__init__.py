@@ -22,6 +22,7 @@ from bot.intake.dashboard.queue import QueuePages
 from bot.intake.dashboard.repos import RepoPages
 from bot.intake.dashboard.runs import RunPages
 from bot.intake.dashboard.signin import SignIn
+from bot.sandbox.operator_secrets import held_secrets
 
 
 def dashboard_app(
@@ -36,7 +37,7 @@ def dashboard_app(
         settings,
         DashboardViews(store.engine),
         github_web_url(settings.github_api_url),
-        settings.known_secrets,
+        lambda: tuple(held_secrets(settings)),
     )
     families: tuple[PageFamily, ...] = (
         RunPages(pages),

@@ -11,36 +11,28 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from bot.intake.dashboard.pages import Pages, when
-from bot.intake.dashboard.session import Viewer, form_is_ours, signed_in
+from bot.intake.dashboard.pages import PageFamily, form_post, page, when
+from bot.intake.dashboard.session import Viewer, form_is_ours
 
 
 @dataclass
-class DeliveryPages:
-    pages: Pages
+class DeliveryPages(PageFamily):
     redeliver: Callable[[str], Awaitable[bool]] | None
 
     def routes(self) -> list[Route]:
         return [
-            Route("/deliveries", signed_in(self.deliveries), name="deliveries"),
-            Route(
-                "/deliveries/{delivery_id:str}/redeliver",
-                signed_in(self.redeliver_one),
-                methods=["POST"],
-                name="redeliver",
-            ),
+            page("/deliveries", "deliveries", self.deliveries),
+            form_post("/deliveries/{delivery_id:str}/redeliver", "redeliver", self.redeliver_one),
         ]
 
     async def deliveries(self, request: Request, viewer: Viewer) -> Response:
         rows = await asyncio.to_thread(self.pages.views.deliveries, viewer.visible)
         for row in rows:
             row["when"] = when(row["received_at"])
-        return self.pages.render(
+        return self.pages.section(
             request,
-            "deliveries.html",
-            title="Deliveries",
-            here="deliveries",
-            viewer=viewer,
+            viewer,
+            "deliveries",
             deliveries=rows,
             can_redeliver=self.redeliver is not None,
         )

@@ -12,30 +12,19 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from bot.db import workers as worker_rows
-from bot.intake.dashboard.pages import Pages, when
-from bot.intake.dashboard.session import Viewer, form_is_ours, signed_in
+from bot.intake.dashboard.pages import PageFamily, form_post, page, when
+from bot.intake.dashboard.session import Viewer, form_is_ours
 
 
 @dataclass
-class QueuePages:
-    pages: Pages
+class QueuePages(PageFamily):
     queue: Any
 
     def routes(self) -> list[Route]:
         return [
-            Route("/queue", signed_in(self.jobs), name="queue"),
-            Route(
-                "/queue/{job_id:int}/retry",
-                signed_in(self.retry_job),
-                methods=["POST"],
-                name="retry_job",
-            ),
-            Route(
-                "/queue/{job_id:int}/drop",
-                signed_in(self.drop_job),
-                methods=["POST"],
-                name="drop_job",
-            ),
+            page("/queue", "queue", self.jobs),
+            form_post("/queue/{job_id:int}/retry", "retry_job", self.retry_job),
+            form_post("/queue/{job_id:int}/drop", "drop_job", self.drop_job),
         ]
 
     async def jobs(self, request: Request, viewer: Viewer) -> Response:
@@ -57,12 +46,10 @@ class QueuePages:
         for worker in workers:
             worker["stale"] = worker["age_seconds"] > stale
         live = [w for w in workers if not w["stale"]]
-        return self.pages.render(
+        return self.pages.section(
             request,
-            "queue.html",
-            title="Queue",
-            here="queue",
-            viewer=viewer,
+            viewer,
+            "queue",
             jobs=jobs,
             counts=counts,
             workers=workers,

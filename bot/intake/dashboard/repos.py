@@ -13,21 +13,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.intake.dashboard.charts import spend_chart
-from bot.intake.dashboard.pages import Pages
-from bot.intake.dashboard.session import Viewer, signed_in
+from bot.intake.dashboard.pages import PageFamily, page
+from bot.intake.dashboard.session import Viewer
 from bot.runs.report import build_report, load_ledgers, rates_of
 
 
 @dataclass
-class RepoPages:
-    pages: Pages
+class RepoPages(PageFamily):
     store: Any
 
     def routes(self) -> list[Route]:
-        return [
-            Route("/repos", signed_in(self.repos), name="repos"),
-            Route("/costs", signed_in(self.costs), name="costs"),
-        ]
+        return [page("/repos", "repos", self.repos), page("/costs", "costs", self.costs)]
 
     async def repos(self, request: Request, viewer: Viewer) -> Response:
         rows = await asyncio.to_thread(self.pages.views.repositories, viewer.visible)
@@ -37,9 +33,7 @@ class RepoPages:
             row["config_checked"] = check is not None
             row["config_error"] = check.get("error") if check else None
             row["budget"] = self.pages.settings.repo_monthly_budget_usd
-        return self.pages.render(
-            request, "repos.html", title="Repositories", here="repos", viewer=viewer, repos=rows
-        )
+        return self.pages.section(request, viewer, "repos", repos=rows)
 
     async def costs(self, request: Request, viewer: Viewer) -> Response:
         since = time.time() - 90 * 86400
@@ -51,12 +45,5 @@ class RepoPages:
             runs = [run for run in runs if viewer.may_see(run.get("repo"))]
         rates = rates_of(self.pages.settings)
         report = build_report(ledgers, runs, rates, since=since, repo=None)
-        return self.pages.render(
-            request,
-            "costs.html",
-            title="Costs",
-            here="costs",
-            viewer=viewer,
-            chart=spend_chart(by_day),
-            report=report,
-        )
+        chart = spend_chart(by_day)
+        return self.pages.section(request, viewer, "costs", chart=chart, report=report)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.intake.dashboard.pages import Pages, when
-from bot.intake.dashboard.session import Viewer, signed_in
+from bot.intake.dashboard.pages import PageFamily, page, when
+from bot.intake.dashboard.session import Viewer
 from bot.intake.dashboard.transcript import read_turns
 
 STATUSES = (
@@ -31,15 +30,9 @@ STATUSES = (
 ARTIFACT_CHARS = 200_000
 
 
-@dataclass
-class RunPages:
-    pages: Pages
-
+class RunPages(PageFamily):
     def routes(self) -> list[Route]:
-        return [
-            Route("/", signed_in(self.runs), name="runs"),
-            Route("/runs/{run_id:str}", signed_in(self.run), name="run"),
-        ]
+        return [page("/", "runs", self.runs), page("/runs/{run_id:str}", "run", self.run)]
 
     async def runs(self, request: Request, viewer: Viewer) -> Response:
         views = self.pages.views
@@ -48,12 +41,10 @@ class RunPages:
         rows = await asyncio.to_thread(views.runs, viewer.visible, repo=repo, status=status)
         repos = [r["repo"] for r in await asyncio.to_thread(views.repositories, viewer.visible)]
         running = any(r["status"] == "running" for r in rows)
-        return self.pages.render(
+        return self.pages.section(
             request,
-            "runs.html",
-            title="Runs",
-            here="runs",
-            viewer=viewer,
+            viewer,
+            "runs",
             runs=rows,
             repo=repo,
             status=status,

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from bot.config import Settings
 from bot.github.oauth import SignInFailed, authorize_url, sign_in
 from bot.intake.dashboard import session
-from bot.intake.dashboard.pages import Pages
+from bot.intake.dashboard.pages import PageFamily
 from bot.intake.dashboard.session import Viewer
 
 ADMIN = "admin"
@@ -32,8 +32,7 @@ def _admin_token(settings: Settings) -> str | None:
 
 
 @dataclass
-class SignIn:
-    pages: Pages
+class SignIn(PageFamily):
     root: str
 
     def routes(self) -> list[Route]:

@@ -2,43 +2,35 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    text,
-)
+from sqlalchemy import Index, MetaData, text
 from sqlalchemy.engine import Connection
 
+from bot.db.columns import table
 from bot.db.migrations import SchemaPart
 
 metadata = MetaData()
-jobs = Table(
+# A job's state: waiting -> running -> done | waiting (retry) | dead; aborted when cancelled
+# while waiting.
+jobs = table(
     "jobs",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(50), nullable=False),
-    Column("payload", JSON, nullable=False),
-    # waiting -> running -> done | waiting (retry) | dead; aborted when cancelled while waiting.
-    Column("state", String(20), nullable=False, default="waiting"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("max_attempts", Integer, nullable=False),
-    Column("lock_key", String(300)),
-    Column("queueing_lock", String(300)),
-    Column("run_at", Float, nullable=False),
-    Column("lease_until", Float),
-    Column("worker_id", String(100)),
-    Column("abort_requested", Boolean, nullable=False, default=False),
-    Column("last_error", Text),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    """
+    id               Integer      primary key autoincrement
+    kind             String(50)   not null
+    payload          JSON         not null
+    state            String(20)   not null  default "waiting"
+    attempts         Integer      not null  default 0
+    max_attempts     Integer      not null
+    lock_key         String(300)
+    queueing_lock    String(300)
+    run_at           Float        not null
+    lease_until      Float
+    worker_id        String(100)
+    abort_requested  Boolean      not null  default false
+    last_error       Text
+    created_at       Float        not null
+    updated_at       Float        not null
+    """,
     Index("ix_jobs_state_run_at", "state", "run_at"),
 )
 # A claim walks the waiting jobs' lock keys and takes each key's first job (bot/jobs/sql/due.py),
