@@ -22,7 +22,7 @@ def test_a_fresh_sqlite_file_is_migrated_at_start(tmp_path: Path) -> None:
     store, queue = open_database(_settings(tmp_path))
     assert isinstance(queue, SQLQueue)
     with store.engine.connect() as conn:
-        assert migrations.recorded_versions(conn) == {"shipmate": "2", "queue": "1"}
+        assert migrations.recorded_versions(conn) == {"shipmate": "2", "queue": "2"}
     assert queue.enqueue("run", {}) is not None
     store.dispose()
 
@@ -30,9 +30,9 @@ def test_a_fresh_sqlite_file_is_migrated_at_start(tmp_path: Path) -> None:
 def test_a_newer_sqlite_database_is_refused(tmp_path: Path) -> None:
     store, _ = open_database(_settings(tmp_path))
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE schema_versions SET version = '2' WHERE part = 'queue'")
+        conn.exec_driver_sql("UPDATE schema_versions SET version = '3' WHERE part = 'queue'")
     store.dispose()
-    with pytest.raises(SchemaNotReady, match=r"queue schema is version 2, newer .* upgrade"):
+    with pytest.raises(SchemaNotReady, match=r"queue schema is version 3, newer .* upgrade"):
         open_database(_settings(tmp_path))
 
 
@@ -41,7 +41,7 @@ def test_migrate_applies_each_part_once_in_order(
 ) -> None:
     settings = _settings(tmp_path)
     assert migrate_command(settings) == 0
-    assert "shipmate none -> 2, queue none -> 1" in capsys.readouterr().out
+    assert "shipmate none -> 2, queue none -> 2" in capsys.readouterr().out
     store, _ = open_database(settings)
     calls: list[str | None] = []
     part = SchemaPart("extra", "1.10", lambda conn, recorded: calls.append(recorded))

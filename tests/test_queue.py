@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -234,16 +235,11 @@ def test_claim_takes_the_earliest_due_of_waiting_and_expired_jobs(queue: SQLQueu
     assert order == [1, 2, 3]
 
 
-def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
-    """A claim runs inside the write transaction that the intake's commits wait for, so its
-    work must not grow with the number of waiting jobs."""
+def _claim_steps(store: Store) -> Callable[..., int]:
+    """claim_steps(queue, found, **claim_args): the SQLite VM steps (in hundreds) a claim took,
+    asserting it found a job or not."""
     from sqlalchemy import event
 
-    from bot.db.deliveries import Delivery
-
-    store = Store(sqlite_url)
-    migrate_all(store)
-    queue = SQLQueue(store)
     steps = 0
 
     def count(*_: object) -> int:
@@ -255,21 +251,93 @@ def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
     def watch(conn: Any, *_: object) -> None:
         conn.connection.dbapi_connection.set_progress_handler(count, 100)
 
+    def claim_steps(queue: SQLQueue, found: bool = True, **claim_args: Any) -> int:
+        nonlocal steps
+        steps = 0
+        assert (queue.claim("w", 30, **claim_args) is not None) == found
+        return steps
+
+    return claim_steps
+
+
+def test_a_claim_does_not_read_the_whole_backlog(sqlite_url: str) -> None:
+    """A claim runs inside the write transaction that the intake's commits wait for, so its
+    work must not grow with the number of waiting jobs."""
+    from bot.db.deliveries import Delivery
+
+    store = Store(sqlite_url)
+    queue = migrate_all(store)
+    claim_steps = _claim_steps(store)
+
     def backlog(first: int, n: int) -> None:
         SQLQueue(store).enqueue_deliveries(
             [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(first, first + n)]
         )
 
-    def claim_steps() -> int:
-        nonlocal steps
-        steps = 0
-        assert queue.claim("w", 30, kinds=["webhook"]) is not None
-        return steps
-
     backlog(0, 100)
-    small = claim_steps()
+    small = claim_steps(queue, kinds=["webhook"])
     backlog(100, 20_000)
-    assert claim_steps() <= small + 20
+    assert claim_steps(queue, kinds=["webhook"]) <= small + 20
+
+
+def test_a_claim_behind_one_issues_backlog_does_not_read_it(sqlite_url: str) -> None:
+    """A burst on one issue: every waiting job has the lock that the running one holds. A
+    claim then finds nothing (or a job of another issue at the end) without reading the
+    backlog it cannot take."""
+    from bot.db.deliveries import Delivery
+
+    store = Store(sqlite_url)
+    queue = migrate_all(store)
+    claim_steps = _claim_steps(store)
+
+    def on_issue(first: int, n: int, number: int | None = 1) -> None:
+        queue.enqueue_deliveries(
+            [
+                Delivery(f"d{i}", "issue_comment", "created", b"{}", True, 7, "o/r", number)
+                for i in range(first, first + n)
+            ]
+        )
+
+    on_issue(0, 100)
+    assert queue.claim("w", 30) is not None  # the issue's first job runs; its lock is held
+    small = claim_steps(queue, found=False)
+    on_issue(100, 20_000)
+    assert claim_steps(queue, found=False) <= small + 20
+    on_issue(20_100, 1, number=2)
+    assert claim_steps(queue) <= small + 20
+    on_issue(20_101, 1, number=None)
+    assert claim_steps(queue) <= small + 20
+
+
+@pytest.mark.parametrize("other_issues", [3, 300])  # walked by key; past KEYS_WALKED, scanned
+def test_past_a_held_issues_backlog_the_earliest_free_job_is_claimed(
+    queue: SQLQueue, other_issues: int
+) -> None:
+    """More waiting jobs of a held lock than a claim's first look takes in (WINDOW), then
+    jobs of other issues, of no issue, and of another kind: each claim takes the earliest
+    one whose lock is free, of the kinds asked for."""
+    from bot.jobs.sql.due import WINDOW
+
+    held = queue.enqueue("run", {"n": "held"}, lock_key="o/r#1")
+    running = queue.claim("w", 30)
+    assert running is not None and running.id == held
+    for n in range(WINDOW + 5):
+        queue.enqueue("run", {"n": f"behind {n}"}, lock_key="o/r#1")
+    queue.enqueue("webhook", {"n": "webhook"}, lock_key="o/r#1000")
+    for n in range(other_issues):
+        queue.enqueue("run", {"n": f"issue {n}"}, lock_key=f"o/r#{n + 2}")
+    queue.enqueue("run", {"n": "no issue"})
+    queue.enqueue("webhook", {"n": "webhook, no issue"})
+    webhook = queue.claim("w", 30, kinds=["webhook"])
+    assert webhook is not None and webhook.payload["n"] == "webhook"
+    taken = []
+    while (job := queue.claim("w", 30)) is not None:
+        taken.append(job.payload["n"])
+    others = [f"issue {n}" for n in range(other_issues)]
+    assert taken == [*others, "no issue", "webhook, no issue"]
+    queue.complete(running)
+    after = queue.claim("w", 30)
+    assert after is not None and after.payload["n"] == "behind 0"
 
 
 def test_deliveries_of_one_issue_are_handled_one_at_a_time(queue: SQLQueue) -> None:

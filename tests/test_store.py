@@ -367,11 +367,12 @@ def _job_indexes(store: Store) -> dict[str, str]:
 
 def test_migrate_indexes_only_the_jobs_that_have_a_lock(db_url: str) -> None:
     """A database of an earlier version (every job in the lock indexes) gets the partial
-    indexes instead; migrating twice is harmless."""
+    queueing-lock index and the claim's (state, lock_key) index instead; migrating twice is
+    harmless."""
     store = Store(db_url)
     migrate_all(store)
     with store.engine.begin() as conn:
-        for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
+        for name in ("ix_jobs_state_lock_key", "ix_jobs_queueing_lock_set"):
             conn.exec_driver_sql(f"DROP INDEX {name}")
         conn.exec_driver_sql("CREATE INDEX ix_jobs_lock_key ON jobs (lock_key)")
         conn.exec_driver_sql("CREATE INDEX ix_jobs_queueing_lock ON jobs (queueing_lock)")
@@ -381,8 +382,24 @@ def test_migrate_indexes_only_the_jobs_that_have_a_lock(db_url: str) -> None:
     migrate_all(store)  # and again: nothing left to do
     indexes = _job_indexes(store)
     assert "ix_jobs_lock_key" not in indexes and "ix_jobs_queueing_lock" not in indexes
-    for name in ("ix_jobs_lock_key_set", "ix_jobs_queueing_lock_set"):
-        assert "NOT NULL" in indexes[name].upper(), indexes[name]
+    assert "NOT NULL" in indexes["ix_jobs_queueing_lock_set"].upper()
+    assert "ix_jobs_state_lock_key" in indexes
+    store.dispose()
+
+
+def test_migrate_from_version_1_replaces_the_lock_key_index(db_url: str) -> None:
+    """Version 1 indexed lock_key where set; version 2 indexes (state, lock_key, run_at)."""
+    store = Store(db_url)
+    migrate_all(store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_jobs_state_lock_key")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_jobs_lock_key_set ON jobs (lock_key) WHERE lock_key IS NOT NULL"
+        )
+        conn.exec_driver_sql("UPDATE schema_versions SET version = '1' WHERE part = 'queue'")
+    migrate_all(store)
+    indexes = _job_indexes(store)
+    assert "ix_jobs_lock_key_set" not in indexes and "ix_jobs_state_lock_key" in indexes
     store.dispose()
 
 

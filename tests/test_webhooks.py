@@ -137,6 +137,33 @@ def test_what_the_fast_parser_does_not_take_is_decided_by_orjson() -> None:
     assert held.get("b") == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action":"created","action":"deleted","issue":{"number":1}}',
+        b'{"action":"created","issue":{"number":1,"number":2}}',
+        b'{"action":"created","issue":{"number":1},"x":[{"a":1,"a":1}]}',
+    ],
+)
+def test_a_compact_body_repeating_a_key_is_refused(body: bytes) -> None:
+    # Written as orjson writes JSON (the intake's quick path) but for the repeat.
+    with pytest.raises(WebhookError) as info:
+        parse_request(_headers(body), body, ["s1"])
+    assert info.value.status == 400 and "repeats the key" in info.value.message
+
+
+def test_a_compact_body_is_read_as_any_other() -> None:
+    compact = json.dumps(json.loads(BODY), separators=(",", ":")).encode()
+    spaced = parse_request(_headers(), BODY, ["s1"])
+    delivery = parse_request(_headers(compact), compact, ["s1"])
+    assert (delivery.action, delivery.installation_id, delivery.repository) == (
+        spaced.action,
+        spaced.installation_id,
+        spaced.repository,
+    )
+    assert delivery.raw_json == compact
+
+
 def test_form_encoded_payload() -> None:
     form = urlencode({"payload": BODY.decode()}).encode()
     headers = _headers(form, **{"Content-Type": "application/x-www-form-urlencoded"})

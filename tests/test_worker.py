@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -259,7 +260,7 @@ async def test_the_worker_steps_back_while_the_intake_is_busy(queue: SQLQueue) -
 
 
 def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
-    from bot.intake.app import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+    from bot.intake.writer import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
 
     writer = DeliveryWriter(queue=None, inline=True)  # type: ignore[arg-type]
     assert not writer.busy()
@@ -275,3 +276,83 @@ def test_the_intake_counts_its_rate_to_say_when_it_is_busy() -> None:
         writer._count()
         time.sleep(RATE_WINDOW_SECONDS / 2)
     assert not writer.busy() and BUSY_RATE > 10
+
+
+def test_deliveries_to_the_other_processes_make_the_intake_busy() -> None:
+    """With `serve --workers N` the leading process may hold few of the connections: the
+    deliveries the database gets from every process count."""
+    from bot.intake.writer import BUSY_RATE, RATE_WINDOW_SECONDS, DeliveryWriter
+
+    stored = 0
+
+    def count() -> int:
+        return stored
+
+    writer = DeliveryWriter(queue=None, inline=True, stored=count)  # type: ignore[arg-type]
+    assert not writer.busy()  # the first sample
+    time.sleep(RATE_WINDOW_SECONDS * 1.1)
+    stored += int(BUSY_RATE * RATE_WINDOW_SECONDS * 3)  # stored by another process
+    assert writer.busy()
+    time.sleep(RATE_WINDOW_SECONDS * 1.1)
+    stored += 1  # a trickle
+    assert not writer.busy()
+    time.sleep(RATE_WINDOW_SECONDS * 3)  # after a long pause, no rate from one sample
+    stored += int(BUSY_RATE * RATE_WINDOW_SECONDS * 3)
+    assert not writer.busy()
+
+
+def test_the_store_counts_the_deliveries_of_every_process(sqlite_url: str) -> None:
+    from bot.db.deliveries import Delivery
+
+    ours, theirs = Store(sqlite_url), Store(sqlite_url)
+    migrate_all(ours)
+    assert ours.deliveries_stored() == 0
+    SQLQueue(theirs).enqueue_deliveries(
+        [Delivery(f"d{i}", "issues", "opened", b"{}", True) for i in range(3)]
+    )
+    assert ours.deliveries_stored() == 3
+    ours.dispose()
+    theirs.dispose()
+
+
+@pytest.mark.anyio
+async def test_a_notify_wakes_one_idle_slot_and_a_found_job_the_next(queue: SQLQueue) -> None:
+    """Every idle slot claiming at each commit of the intake would mostly find nothing, each
+    in a write transaction; one slot looks, and one that finds a job wakes another."""
+    claims = 0
+    claim = queue.claim
+
+    def counted(*args: Any, **kwargs: Any) -> Job | None:
+        nonlocal claims
+        claims += 1
+        return claim(*args, **kwargs)
+
+    queue.claim = counted  # type: ignore[method-assign]
+    done: list[int] = []
+
+    async def quick(job: Job, context: JobContext) -> None:
+        done.append(job.payload["n"])
+
+    worker = Worker(queue, {"quick": quick}, concurrency=4, poll_seconds=30)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(500):
+            if claims == 4 and len(worker._idle) == 4:  # each slot found nothing, and waits
+                break
+            await asyncio.sleep(0.01)
+        assert claims == 4 and len(worker._idle) == 4
+        worker.notify()  # nothing new after all
+        await asyncio.sleep(0.3)
+        assert claims == 5
+        for n in range(3):
+            queue.enqueue("quick", {"n": n})
+        worker.notify()
+        for _ in range(500):
+            if len(done) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(done) == [0, 1, 2]  # without waiting for the 30 s poll
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)

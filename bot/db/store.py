@@ -101,6 +101,7 @@ class Store(DeliveryTables, InstallationTables, RunTables):
         self.write_lock = FairLock(writer_lock_path(url))
         super().__init__(create_db_engine(url, self.write_lock))
         self._intake: Any = None
+        self._probe: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -123,9 +124,10 @@ class Store(DeliveryTables, InstallationTables, RunTables):
         migrations.migrate(self.engine, [self.schema_part()])
 
     def dispose(self) -> None:
-        if self._intake is not None:
-            self._intake.close()
-            self._intake = None
+        for raw in (self._intake, self._probe):
+            if raw is not None:
+                raw.close()
+        self._intake = self._probe = None
         self.engine.dispose()
         self.write_lock.close()
 
@@ -159,6 +161,16 @@ class Store(DeliveryTables, InstallationTables, RunTables):
             self._intake = self.engine.raw_connection()
             self._intake.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
         return self._intake.dbapi_connection
+
+    def deliveries_stored(self) -> int:
+        """How many deliveries this SQLite database has had, stored by any process on it (the
+        highest rowid, one index lookup; retention deletes the oldest rows only): a running
+        count to take a rate from. Read on a connection of its own, in autocommit: no
+        transaction, so no writer lock to wait for."""
+        if self._probe is None:
+            self._probe = self.engine.raw_connection()
+        row = self._probe.dbapi_connection.execute("SELECT max(rowid) FROM deliveries").fetchone()
+        return int(row[0] or 0)
 
     def ping(self) -> bool:
         try:

@@ -1,15 +1,14 @@
 """The HTTP side: webhook intake, health, and the setup page. Intake verifies, stores, answers;
 all other work happens in a job.
 
-Storing is group-committed: deliveries that arrive while a commit is in flight are written
-together in the next one, so throughput does not stop at one fsync-bound commit per request,
-and each request still gets its 2xx only after its own row is committed.
+Storing is group-committed (writer.py): deliveries that arrive while a commit is in flight are
+written together in the next one, so throughput does not stop at one fsync-bound commit per
+request, and each request still gets its 2xx only after its own row is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,12 +21,13 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from bot.config import Settings
-from bot.db.deliveries import Delivery, DeliveryStatus
+from bot.db.deliveries import Delivery
 from bot.db.store import Store
 from bot.github.auth import GitHubApp
 from bot.intake.dashboard import dashboard_app
 from bot.intake.registration import registration_routes
 from bot.intake.webhooks import MAX_BODY_BYTES, WebhookError, parse_request
+from bot.intake.writer import DeliveryWriter
 from bot.jobs.queue import Queue
 from bot.jobs.sql import SQLQueue
 from bot.triggers.routing import Router
@@ -35,99 +35,6 @@ from bot.triggers.routing import Router
 log = structlog.get_logger("shipmate.web")
 
 WEBHOOK_PATH = "/api/github/webhooks"
-# Above this many deliveries a second the in-process worker yields to the intake.
-BUSY_RATE = 400.0
-RATE_WINDOW_SECONDS = 0.25
-
-
-class DeliveryWriter:
-    """Batches concurrent deliveries into one transaction each (group commit).
-
-    On SQLite the commit is short (WAL, no fsync per commit) and runs on the event loop itself,
-    once per loop iteration, for every delivery parsed in that iteration: no thread hand-off per
-    request. On a networked database the commit runs in a thread and the next batch collects
-    while it is in flight.
-    """
-
-    def __init__(
-        self, queue: Queue, *, inline: bool, on_queued: Callable[[], None] | None = None
-    ) -> None:
-        self.queue = queue
-        self.on_queued = on_queued
-        self.inline = inline
-        self._pending: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]] = []
-        self._scheduled = False
-        self._flusher: asyncio.Task[None] | None = None
-        self._window_start = time.monotonic()
-        self._window_count = 0
-        self._rate = 0.0
-
-    def busy(self) -> bool:
-        """Whether deliveries are arriving faster than BUSY_RATE a second just now: the
-        in-process worker then steps back, so a burst is answered (and stored) first."""
-        if time.monotonic() - self._window_start > 2 * RATE_WINDOW_SECONDS:
-            return False
-        return self._rate >= BUSY_RATE
-
-    def _count(self) -> None:
-        now = time.monotonic()
-        self._window_count += 1
-        elapsed = now - self._window_start
-        if elapsed >= RATE_WINDOW_SECONDS:
-            self._rate = self._window_count / elapsed
-            self._window_start, self._window_count = now, 0
-
-    async def submit(self, delivery: Delivery) -> DeliveryStatus:
-        self._count()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[DeliveryStatus] = loop.create_future()
-        self._pending.append((delivery, future))
-        if self.inline:
-            if not self._scheduled:
-                self._scheduled = True
-                loop.call_soon(self._flush_inline)
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_in_thread())
-        return await future
-
-    def _flush_inline(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        try:
-            statuses = self.queue.enqueue_deliveries([d for d, _ in batch])
-        except Exception as exc:
-            self._fail(batch, exc)
-            return
-        self._resolve(batch, statuses)
-
-    async def _flush_in_thread(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                statuses = await asyncio.to_thread(
-                    self.queue.enqueue_deliveries, [d for d, _ in batch]
-                )
-            except Exception as exc:
-                self._fail(batch, exc)
-                continue
-            self._resolve(batch, statuses)
-
-    @staticmethod
-    def _fail(batch: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]], exc: Exception) -> None:
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(exc)
-
-    def _resolve(
-        self,
-        batch: list[tuple[Delivery, asyncio.Future[DeliveryStatus]]],
-        statuses: list[DeliveryStatus],
-    ) -> None:
-        for (_, future), status in zip(batch, statuses, strict=True):
-            if not future.done():
-                future.set_result(status)
-        if self.on_queued is not None and "queued" in statuses:
-            self.on_queued()
 
 
 def _json_reply(
@@ -267,7 +174,13 @@ def create_app(
     queue: Queue | None = None,
 ) -> ShipmateApp:
     queue = queue or SQLQueue(store)
-    writer = DeliveryWriter(queue, inline=store.dialect == "sqlite", on_queued=on_queued)
+    sqlite = store.dialect == "sqlite"
+    writer = DeliveryWriter(
+        queue,
+        inline=sqlite,
+        on_queued=on_queued,
+        stored=store.deliveries_stored if sqlite else None,
+    )
 
     def secrets() -> Sequence[str]:
         return settings.secrets

@@ -3,48 +3,16 @@ fail or release. A worker that dies lets its lease run out and the job is claime
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, or_, select, union_all, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 
 from bot.jobs.queue import Job, Outcome, backoff_seconds
+from bot.jobs.sql import due
 from bot.jobs.sql.schema import jobs, serialize_writers
-
-
-@functools.cache
-def _next_due(of_kinds: bool) -> Any:
-    """The claim's query: the first due job (of the `kinds` given, with `of_kinds`) whose
-    lock_key no running job holds, at time `now`. Built once: building it costs more than
-    running it, under the GIL the event loop needs.
-
-    The first waiting job and the first expired lease are each looked up by index, and the
-    earlier taken. One query with `waiting OR lease ran out` sorted every waiting job (tens of
-    ms with a backlog of 100k), inside the write transaction that the intake's commits wait
-    for."""
-    now: Any = bindparam("now", type_=Float)
-    held = (
-        select(jobs.c.lock_key)
-        .where(jobs.c.state == "running", jobs.c.lease_until > now, jobs.c.lock_key.is_not(None))
-        .scalar_subquery()
-    )
-    free = or_(jobs.c.lock_key.is_(None), jobs.c.lock_key.not_in(held))
-    if of_kinds:
-        free = and_(free, jobs.c.kind.in_(bindparam("kinds", expanding=True)))
-
-    def first(*due: Any) -> Any:
-        query = select(jobs).where(*due, free).order_by(jobs.c.run_at, jobs.c.id).limit(1)
-        return query.subquery().select()
-
-    candidates = union_all(
-        first(jobs.c.state == "waiting", jobs.c.run_at <= now),
-        # The worker that held it died: its lease ran out.
-        first(jobs.c.state == "running", jobs.c.lease_until <= now),
-    ).subquery()
-    return select(candidates).order_by(candidates.c.run_at, candidates.c.id).limit(1)
 
 
 def claim(
@@ -58,11 +26,26 @@ def claim(
     with engine.begin() as conn:
         serialize_writers(conn)
         while True:
-            row = conn.execute(_next_due(kinds is not None), params).first()
+            row = _next_due(conn, params, kinds is not None)
             if row is None:
                 return None
             if not _retired(conn, row, now):
                 return _lease(conn, row, worker_id, now + lease_seconds, now)
+
+
+def _next_due(conn: Connection, params: dict[str, Any], of_kinds: bool) -> Any:
+    """The first due job whose lock is free (bot/jobs/sql/due.py), or None."""
+    row = conn.execute(due.first_due(of_kinds), params).first()
+    if row is not None and row.state == "waiting":
+        return row
+    walk = conn.execute(due.keys_waiting()).scalar_one() <= due.KEYS_WALKED
+    later = due.first_free_waiting(of_kinds) if walk else due.first_free_in_order(of_kinds)
+    waiting = conn.execute(later, params).first()
+    if waiting is None:
+        return row
+    if row is None or (waiting.run_at, waiting.id) < (row.run_at, row.id):
+        return waiting
+    return row
 
 
 def _retired(conn: Connection, row: Any, now: float) -> bool:

@@ -33,14 +33,11 @@ jobs = table(
     """,
     Index("ix_jobs_state_run_at", "state", "run_at"),
 )
-# Many jobs have neither lock (webhook jobs of no issue or PR; none has a queueing lock): only
-# the ones set are indexed, which spares those index entries and the intake's commits pages.
-Index(
-    "ix_jobs_lock_key_set",
-    jobs.c.lock_key,
-    sqlite_where=jobs.c.lock_key.is_not(None),
-    postgresql_where=jobs.c.lock_key.is_not(None),
-)
+# A claim walks the waiting jobs' lock keys and takes each key's first job (bot/jobs/sql/due.py),
+# and the first job of no key, by this one; what runs under a lock is looked up by it too.
+Index("ix_jobs_state_lock_key", jobs.c.state, jobs.c.lock_key, jobs.c.run_at)
+# No job has a queueing lock but the few queued with one: only the ones set are indexed, which
+# spares the intake's commits those index entries.
 Index(
     "ix_jobs_queueing_lock_set",
     jobs.c.queueing_lock,
@@ -48,8 +45,9 @@ Index(
     postgresql_where=jobs.c.queueing_lock.is_not(None),
 )
 # Indexes of earlier versions, which the migration drops.
-DROPPED_INDEXES = ("ix_jobs_lock_key", "ix_jobs_queueing_lock")
-SCHEMA_VERSION = "1"
+DROPPED_INDEXES = ("ix_jobs_lock_key", "ix_jobs_queueing_lock", "ix_jobs_lock_key_set")
+# 2: ix_jobs_state_lock_key in place of ix_jobs_lock_key_set (on lock_key, where set).
+SCHEMA_VERSION = "2"
 
 
 def _apply_schema(conn: Connection, recorded: str | None) -> None:
