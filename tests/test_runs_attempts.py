@@ -47,6 +47,13 @@ def test_the_first_attempt_is_the_key_and_each_retry_a_record_of_its_own() -> No
     assert third.finished is None
 
 
+def test_a_retry_starts_from_the_commit_the_first_attempt_started_from() -> None:
+    assert next_attempt("k", [], attempt=1).base_sha is None
+    killed = {"id": "k", "status": INTERRUPTED, "finished_at": 5.0, "base_sha": "a" * 40}
+    later = {"id": "k.2", "status": "running", "finished_at": None, "base_sha": "a" * 40}
+    assert next_attempt("k", [killed, later], attempt=3).base_sha == "a" * 40
+
+
 def test_an_attempt_that_finished_the_run_ends_the_job() -> None:
     done = {"id": "k", "status": "completed", "finished_at": 5.0}
     assert next_attempt("k", [done], attempt=2).finished == "k"

@@ -54,6 +54,10 @@ class Attempts:
     finished: str | None = None
     # Whether an earlier attempt may have acted on GitHub (so what it made is looked for).
     retried: bool = False
+    # The commit the earlier attempts started from: the retry starts there too, so that a
+    # commit it builds on one they pushed holds its change alone, whatever the default branch
+    # did meanwhile.
+    base_sha: str | None = None
 
 
 def next_attempt(key: str, rows: Sequence[Mapping[str, Any]], *, attempt: int) -> Attempts:
@@ -63,7 +67,9 @@ def next_attempt(key: str, rows: Sequence[Mapping[str, Any]], *, attempt: int) -
     unfinished = tuple(str(r["id"]) for r in rows if r.get("finished_at") is None)
     run_id = key if not rows else f"{key}.{len(rows) + 1}"
     earlier = tuple(str(r["id"]) for r in rows)
-    return Attempts(run_id, earlier, unfinished, finished, retried=attempt > 1 or bool(rows))
+    base = next((str(r["base_sha"]) for r in rows if r.get("base_sha")), None)
+    retried = attempt > 1 or bool(rows)
+    return Attempts(run_id, earlier, unfinished, finished, retried=retried, base_sha=base)
 
 
 def interrupted_totals(calls: Iterable[Mapping[str, Any]], now: float) -> dict[str, Any]:
