@@ -3,7 +3,7 @@ its own for each attempt, a killed attempt closed with what its model calls cost
 
 from __future__ import annotations
 
-from bot.runs.attempts import INTERRUPTED, interrupted_totals, job_key, next_attempt
+from bot.runs.attempts import INTERRUPTED, interrupted_totals, job_key, job_of, next_attempt
 from bot.runs.request import RunRequest, Task
 
 
@@ -73,3 +73,8 @@ def test_a_killed_attempt_is_closed_with_what_its_model_calls_cost() -> None:
     assert totals["status"] == INTERRUPTED and totals["finished_at"] == 9.0
     assert totals["cost_usd"] == 0.75 and totals["steps"] == 2 and totals["input_tokens"] == 20
     assert interrupted_totals([], now=1.0)["cost_usd"] == 0
+
+
+def test_each_attempts_record_names_its_job() -> None:
+    assert [job_of(i) for i in ("abc123", "abc123.2", "abc123.12")] == ["abc123"] * 3
+    assert job_of("abc.def") == "abc.def" and job_of("abc.") == "abc."

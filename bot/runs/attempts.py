@@ -37,6 +37,12 @@ def job_key(request: RunRequest, job_id: int) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
+def job_of(run_id: str) -> str:
+    """The job key of a run record's id: `key` of `key`, `key.2`, `key.3`, ..."""
+    key, dot, attempt = run_id.rpartition(".")
+    return key if dot and attempt.isdigit() else run_id
+
+
 def run_marker(key: str) -> str:
     """The hidden line in the sticky comment of the job `key`."""
     return f"<!-- shipmate:run {key} -->"
