@@ -4,7 +4,7 @@ client): a handler test says what GitHub answers and checks what the handler ask
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +61,16 @@ class FakeRepo:
 
 
 class FakeContext(Context):
-    """A Context whose repository client is the fake."""
+    """A Context whose repository client is the fake; so is its narrowed one (`repo_with`),
+    whose permissions are recorded as a call."""
 
     fake: FakeRepo
 
     async def repo(self) -> Any:
+        return self.fake
+
+    async def repo_with(self, permissions: Mapping[str, str]) -> Any:
+        self.fake.calls.append(("repo_with", (dict(permissions),), {}))
         return self.fake
 
 
@@ -87,6 +92,7 @@ def context_for(
     repo: FakeRepo,
     *,
     delivery_id: str = "delivery-1",
+    attempt: int = 1,
     **settings: Any,
 ) -> FakeContext:
     context = FakeContext(
@@ -100,6 +106,7 @@ def context_for(
         settings=Settings.load(app_slug="shipmate", **settings),
         store=store,
         queue=SQLQueue(store),
+        attempt=attempt,
     )
     context.fake = repo
     return context

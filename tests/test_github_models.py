@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.github.models import CheckRun, Job, PullRequest, ReviewComment, WorkflowRun
+from bot.github.models import CheckRun, Comment, Job, PullRequest, ReviewComment, WorkflowRun
+from bot.github.replies import written_by
 
 
 def test_a_null_or_absent_field_reads_as_empty_none_or_its_default() -> None:
@@ -33,6 +34,14 @@ def test_fields_nested_in_the_answer_are_read_by_the_same_rules() -> None:
 def test_a_review_comment_on_an_outdated_line_keeps_its_original_line() -> None:
     comment = ReviewComment.of({"id": 1, "line": None, "original_line": 12, "user": None})
     assert (comment.line, comment.user, comment.in_reply_to_id) == (12, "", None)
+
+
+def test_a_comment_is_ours_only_by_our_bots_login_and_type() -> None:
+    ours = Comment.of({"id": 1, "body": "x", "user": {"login": "shipmate[bot]", "type": "Bot"}})
+    assert (ours.user, ours.user_type) == ("shipmate[bot]", "Bot")
+    assert written_by(ours, "shipmate[bot]") and not written_by(ours, "other[bot]")
+    for user in ({"login": "mallory", "type": "User"}, {"login": "shipmate[bot]"}, None):
+        assert not written_by(Comment.of({"id": 2, "body": "x", "user": user}), "shipmate[bot]")
 
 
 def test_failed_steps_are_kept_as_found() -> None:

@@ -28,7 +28,7 @@ class ConversationCalls(RepoCalls):
             key, known = self.replies.next()
             if known is None and self.replies.retried:
                 thread = await self.comments(number)
-                mine = (c.id for c in thread if self.replies.posted_by_us(c.body, c.user, key))
+                mine = (c.id for c in thread if self.replies.posted_by_us(c, key))
                 known = next(mine, None)
             if known is not None:
                 return known

@@ -65,14 +65,18 @@ def _login(answer: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class Comment(Answer):
+    """`user` is its author's login; `user_type` GitHub's type of that account ("User", "Bot")."""
+
     id: int
     body: str
     user: str
     html_url: str
+    user_type: str = ""
 
     @classmethod
     def of(cls, answer: dict[str, Any]) -> Self:
-        return read(cls, answer, user=_login(answer))
+        user_type = (answer.get("user") or {}).get("type")
+        return read(cls, answer, user=_login(answer), user_type=user_type)
 
 
 @dataclass(frozen=True)

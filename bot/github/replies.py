@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.github.models import CheckRun
+from bot.github.models import CheckRun, Comment
+
+
+def written_by(comment: Comment, bot: str) -> bool:
+    """Whether the App whose bot's login is `bot` (`<app_slug>[bot]`) wrote `comment`: that
+    login (no person's can end in `[bot]`), and GitHub says a Bot. Whoever may comment can copy
+    a hidden marker, so state read back from a comment's body counts only in ours."""
+    return comment.user == bot and comment.user_type == "Bot"
 
 
 def reply_key(delivery_id: str, place: int) -> str:
@@ -44,10 +51,10 @@ class Replies:
         known = self.earlier[self.posted - 1] if self.posted <= len(self.earlier) else None
         return reply_key(self.delivery_id, self.posted), known
 
-    def posted_by_us(self, body: str, user: str, key: str) -> bool:
+    def posted_by_us(self, comment: Comment, key: str) -> bool:
         """Whether a comment on the thread is the one an earlier attempt posted under `key`:
         ours, with the key where `marked` puts it."""
-        return user == self.author and body.endswith(key)
+        return written_by(comment, self.author) and comment.body.endswith(key)
 
     @property
     def check_key(self) -> str:

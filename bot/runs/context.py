@@ -13,7 +13,7 @@ from bot.agent.model import AnthropicModel, Model
 from bot.config import Settings
 from bot.db.store import Store
 from bot.github.client import GitHubApp, Outbound, RepoClient
-from bot.github.replies import Replies
+from bot.github.replies import Replies, written_by
 from bot.runs.execution import Execution
 from bot.runs.render import Progress, sticky_comment
 from bot.runs.request import RunRequest
@@ -96,7 +96,7 @@ class Sticky:
     async def posted_before(self) -> int | None:
         """The comment an earlier attempt of the job posted, found by its mark."""
         for comment in await self.repo.comments(self.number):
-            if comment.user == self.author and self.mark in comment.body.splitlines():
+            if written_by(comment, self.author) and self.mark in comment.body.splitlines():
                 return comment.id
         return None
 

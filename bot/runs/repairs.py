@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.github.client import RepoClient
+from bot.github.replies import written_by
 from bot.runs.ours import is_ours
 from bot.runs.request import PullTarget, Task
 from bot.runs.tasks import enqueue_run
@@ -41,8 +42,8 @@ async def within_caps(
     if mine < config.max_attempts_per_failure and total < config.max_attempts_per_pr:
         return True
     context.log.info("repair.capped", check=check, attempts=mine, total=total)
-    marker = capped_marker(mark)
-    if not any(marker in c.body for c in await repo.comments(number)):
+    marker, author = capped_marker(mark), (await context.replies()).author
+    if not any(marker in c.body and written_by(c, author) for c in await repo.comments(number)):
         # The check's name comes from the event: the client redacts it like any posted text.
         text = (
             f"I've tried to fix `{check}` as many times as this repository allows "

@@ -2,8 +2,9 @@
 token that may do only that, and the pull request's CI comment says so.
 
 Capped twice over, both by GitHub's own record: a run is re-run only from its first attempt, and
-a pull request gets at most `MAX_RERUNS_PER_PULL` re-runs (counted in that comment). Past either
-cap, the failure is treated as broken and gets a repair run.
+a pull request gets at most `MAX_RERUNS_PER_PULL` re-runs (counted in that comment, Shipmate's
+own: the same marker in anyone else's is read as nothing). Past either cap, the failure is
+treated as broken and gets a repair run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from githubkit.exception import RequestFailed
 
 from bot.github.client import RepoClient, WorkflowRun
+from bot.github.replies import written_by
 from bot.triggers.ci_verdict import Verdict
 from bot.triggers.context import Context
 
@@ -40,9 +42,13 @@ def rerun_comment(previous: str | None, run: WorkflowRun, reason: str) -> str:
     return "\n".join([_MARKER, "### CI re-runs", *lines])
 
 
-async def ci_comment(repo: RepoClient, number: int) -> tuple[int | None, str | None]:
+async def ci_comment(
+    context: Context, repo: RepoClient, number: int
+) -> tuple[int | None, str | None]:
+    """The pull request's CI comment: the first with the marker that Shipmate's bot wrote."""
+    author = (await context.replies()).author
     for comment in await repo.comments(number):
-        if _MARKER in comment.body:
+        if _MARKER in comment.body and written_by(comment, author):
             return comment.id, comment.body
     return None, None
 
@@ -52,7 +58,7 @@ async def rerun_flaky(
 ) -> bool:
     """Re-run the failed jobs of `run` and say so; False when not allowed or GitHub refused
     (the App lacks `actions: write`, the run is already running), so the caller repairs."""
-    comment_id, body = await ci_comment(repo, number)
+    comment_id, body = await ci_comment(context, repo, number)
     if not rerun_allowed(run, body):
         context.log.info("ci.rerun_capped", run=run.id, attempt=run.run_attempt)
         return False
@@ -73,7 +79,7 @@ async def rerun_before(context: Context, repo: RepoClient, number: int, run: Wor
     new attempt, so a verdict made now would read no failure. The CI comment says it once."""
     if not await _rerun_by_us(context, repo, run):
         return False
-    comment_id, body = await ci_comment(repo, number)
+    comment_id, body = await ci_comment(context, repo, number)
     if not re.search(rf"\brun {run.id}\b", body or ""):
         reason = "so it was judged when it failed"
         await _say(repo, number, (comment_id, body), run, reason)
