@@ -45,6 +45,13 @@ def _run_again(world: World) -> None:
     assert waiting == 1
 
 
+def _git(world: World, *args: str) -> str:
+    path = world.gh.state.repos[REPO].path
+    return subprocess.run(
+        ["git", *args], cwd=path, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def _stickies(world: World, number: int) -> list[dict[str, Any]]:
     return [
         c
@@ -62,14 +69,7 @@ def _our_checks(world: World) -> list[dict[str, Any]]:
 
 
 def _branches(world: World) -> list[str]:
-    listed = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/shipmate/"],
-        cwd=world.gh.state.repos[REPO].path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return listed.stdout.split()
+    return _git(world, "for-each-ref", "--format=%(refname:short)", "refs/heads/shipmate/").split()
 
 
 def _counted_once(store: Store, number: int) -> list[dict[str, Any]]:
@@ -167,6 +167,25 @@ def test_a_repair_killed_and_run_again_ends_with_one_of_each(world: World, where
     )
     runs = _counted_once(world.store, pull["number"])
     assert [r["status"] for r in runs] == [INTERRUPTED, "completed"]
+
+
+def test_a_retry_after_main_moved_does_not_put_mains_commits_in_the_pull_request(
+    world: World,
+) -> None:
+    """The first attempt pushed its branch (on main's head then) and was killed; a maintainer
+    merged something into main before the retry. The retry starts from the first attempt's base
+    and builds on its commit: the pull request shows Shipmate's change alone."""
+    _fix_script(world.model)
+    with killed_after(GitDatabase, "create_branch"):
+        world.comment("/shipmate fix")
+        assert world.work() == 2
+    world.gh.commit(REPO, "main", {"other.txt": "someone else's work\n"}, "unrelated change")
+    _fix_script(world.model)
+    _run_again(world)
+    assert world.work() == 1
+    (pull,) = world.gh.state.pulls.values()
+    changed = _git(world, "diff", "--name-only", f"main...{pull['head']['sha']}").split()
+    assert changed == ["calc.py"], changed
 
 
 def test_a_run_killed_once_its_record_was_finished_is_not_run_again(world: World) -> None:

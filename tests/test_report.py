@@ -72,7 +72,9 @@ def two_repositories() -> tuple[list[ChangeLedger], list[dict[str, object]]]:
         change("octo/gadgets", 3, model_usd=0.5, merged_at=NOV_2 + HOUR),
     ]
     runs: list[dict[str, object]] = [
-        {"repo": "octo/widgets", "cost_usd": 1.0, "created_at": NOV_2},
+        # One job, killed once and run again: two attempts' records, one run.
+        {"id": "a1b2c3d4e5f6", "repo": "octo/widgets", "cost_usd": 0.4, "created_at": NOV_2},
+        {"id": "a1b2c3d4e5f6.2", "repo": "octo/widgets", "cost_usd": 0.6, "created_at": NOV_2},
         {"repo": "octo/widgets", "cost_usd": 0.2, "created_at": NOV_2},
         {"repo": "octo/gadgets", "cost_usd": 0.5, "created_at": NOV_2},
     ]
@@ -99,6 +101,8 @@ def test_review_and_cost_figures_per_repository_over_a_period() -> None:
         "human_comments_per_change": 2.0,
     }
     assert (widgets["runs"], widgets["prs_opened"], widgets["prs_merged"]) == (2, 2, 1)
+    assert widgets["run_cost_usd"] == pytest.approx(1.2)  # both attempts' costs
+    assert [(week["runs"], week["cost_usd"]) for week in report["weekly"]] == [(3, 1.7)]
     assert gadgets["per_merged_change_usd"]["total"] == pytest.approx(0.5)
     assert gadgets["ratio"] == 240.0
     assert gadgets["review"] == {

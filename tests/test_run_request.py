@@ -66,12 +66,20 @@ def test_the_task_keeps_only_what_is_set() -> None:
         ({"task": ["a"]}, "task"),
         ({"base_sha": "main"}, "base_sha"),
         ({"surprise": 1}, "surprise"),
+        ({"publish": "abcdef.x"}, "publish"),
+        ({"publish": "../held"}, "publish"),
     ],
 )
 def test_a_bad_payload_names_its_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(BadRunRequest) as info:
         RunRequest.from_payload({**OLD_PAYLOAD, **change})
     assert str(info.value).startswith(f"{field}: ")
+
+
+def test_a_held_change_of_any_attempt_is_published_by_its_run_id() -> None:
+    """A retried attempt's run id is its job's key and `.2`, `.3`, ... (bot/runs/attempts.py)."""
+    for run_id in ("abcdef123456", "abcdef123456.2", "abcdef123456.10"):
+        assert RunRequest.from_payload({**OLD_PAYLOAD, "publish": run_id}).task.publish == run_id
 
 
 def test_a_payload_without_its_envelope_or_not_an_object_is_refused() -> None:

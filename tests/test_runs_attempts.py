@@ -3,7 +3,7 @@ its own for each attempt, a killed attempt closed with what its model calls cost
 
 from __future__ import annotations
 
-from bot.runs.attempts import INTERRUPTED, interrupted_totals, job_key, next_attempt
+from bot.runs.attempts import INTERRUPTED, interrupted_totals, job_key, job_of, next_attempt
 from bot.runs.request import RunRequest, Task
 
 
@@ -47,6 +47,13 @@ def test_the_first_attempt_is_the_key_and_each_retry_a_record_of_its_own() -> No
     assert third.finished is None
 
 
+def test_a_retry_starts_from_the_commit_the_first_attempt_started_from() -> None:
+    assert next_attempt("k", [], attempt=1).base_sha is None
+    killed = {"id": "k", "status": INTERRUPTED, "finished_at": 5.0, "base_sha": "a" * 40}
+    later = {"id": "k.2", "status": "running", "finished_at": None, "base_sha": "a" * 40}
+    assert next_attempt("k", [killed, later], attempt=3).base_sha == "a" * 40
+
+
 def test_an_attempt_that_finished_the_run_ends_the_job() -> None:
     done = {"id": "k", "status": "completed", "finished_at": 5.0}
     assert next_attempt("k", [done], attempt=2).finished == "k"
@@ -66,3 +73,8 @@ def test_a_killed_attempt_is_closed_with_what_its_model_calls_cost() -> None:
     assert totals["status"] == INTERRUPTED and totals["finished_at"] == 9.0
     assert totals["cost_usd"] == 0.75 and totals["steps"] == 2 and totals["input_tokens"] == 20
     assert interrupted_totals([], now=1.0)["cost_usd"] == 0
+
+
+def test_each_attempts_record_names_its_job() -> None:
+    assert [job_of(i) for i in ("abc123", "abc123.2", "abc123.12")] == ["abc123"] * 3
+    assert job_of("abc.def") == "abc.def" and job_of("abc.") == "abc."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.config import RepoConfigError
+from bot.db.store import Store
 from bot.runs.change import ReviewError
 from bot.runs.context import READ_ONLY, Run, lock_key
 from bot.runs.finish import finish
@@ -18,6 +19,11 @@ async def publish_held(run: Run, held_id: str) -> None:
     """Publish the change run `held_id` held back on this issue or pull request, rebuilt on its
     base commit and reviewed once more against the repository's config of now."""
     store = run.deps.store
+    if run.retried and await asyncio.to_thread(published_by, store, held_id, run.job_key):
+        # An earlier attempt published it and was killed before the job was marked done: the
+        # sticky comment already says so, and the change is not "published already" to its job.
+        await asyncio.to_thread(store.held.mark_published, held_id, run.request.actor)
+        return
     held = await asyncio.to_thread(held_for, store, held_id, run.repo_name, run.number)
     held_run = await asyncio.to_thread(store.get_run, held_id)
     if isinstance(held, str) or held_run is None:
@@ -42,5 +48,15 @@ async def publish_held(run: Run, held_id: str) -> None:
     finally:
         done.discard()
     if final.stage == "done":
+        # The audit first, naming the job: a retry after a kill between the two finishes this.
+        where = lock_key(run.repo_name, run.number)
+        await run.audit("change.published", where, large=True, job=run.job_key)
         await asyncio.to_thread(store.held.mark_published, held_id, run.request.actor)
-        await run.audit("change.published", lock_key(run.repo_name, run.number), large=True)
+
+
+def published_by(store: Store, held_id: str, key: str) -> bool:
+    """Whether the job `key` published the change `held_id` (its audit says so)."""
+    return any(
+        row["action"] == "change.published" and (row.get("detail") or {}).get("job") == key
+        for row in store.audit_for_run(held_id)
+    )

@@ -37,6 +37,12 @@ def job_key(request: RunRequest, job_id: int) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
+def job_of(run_id: str) -> str:
+    """The job key of a run record's id: `key` of `key`, `key.2`, `key.3`, ..."""
+    key, dot, attempt = run_id.rpartition(".")
+    return key if dot and attempt.isdigit() else run_id
+
+
 def run_marker(key: str) -> str:
     """The hidden line in the sticky comment of the job `key`."""
     return f"<!-- shipmate:run {key} -->"
@@ -54,6 +60,10 @@ class Attempts:
     finished: str | None = None
     # Whether an earlier attempt may have acted on GitHub (so what it made is looked for).
     retried: bool = False
+    # The commit the earlier attempts started from: the retry starts there too, so that a
+    # commit it builds on one they pushed holds its change alone, whatever the default branch
+    # did meanwhile.
+    base_sha: str | None = None
 
 
 def next_attempt(key: str, rows: Sequence[Mapping[str, Any]], *, attempt: int) -> Attempts:
@@ -63,7 +73,9 @@ def next_attempt(key: str, rows: Sequence[Mapping[str, Any]], *, attempt: int) -
     unfinished = tuple(str(r["id"]) for r in rows if r.get("finished_at") is None)
     run_id = key if not rows else f"{key}.{len(rows) + 1}"
     earlier = tuple(str(r["id"]) for r in rows)
-    return Attempts(run_id, earlier, unfinished, finished, retried=attempt > 1 or bool(rows))
+    base = next((str(r["base_sha"]) for r in rows if r.get("base_sha")), None)
+    retried = attempt > 1 or bool(rows)
+    return Attempts(run_id, earlier, unfinished, finished, retried=retried, base_sha=base)
 
 
 def interrupted_totals(calls: Iterable[Mapping[str, Any]], now: float) -> dict[str, Any]:

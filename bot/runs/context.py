@@ -121,6 +121,8 @@ class Run:
     # The run ids of the job's earlier attempts, and whether one may have acted on GitHub.
     earlier: tuple[str, ...] = ()
     retried: bool = False
+    # The commit the earlier attempts started from, which a retry starts from too.
+    earlier_base: str | None = None
     # The in-progress `Shipmate` check run (with its Stop button) of a run on a pull request.
     live_check: int | None = None
 

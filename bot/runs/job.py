@@ -89,4 +89,5 @@ async def new_run(deps: RunDeps, request: RunRequest, key: str, attempts: Attemp
         job_key=key,
         earlier=attempts.earlier,
         retried=attempts.retried,
+        earlier_base=attempts.base_sha,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.runs.attempts import job_of
 from bot.runs.costs import ChangeLedger, Rates, change_ledger
 
 COSTS = ("model", "sandbox", "ci", "review", "total")
@@ -42,6 +43,12 @@ def _median(values: Sequence[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def _job(run: Mapping[str, Any], n: int) -> str:
+    """The job a run record is an attempt of: the attempts of one job (`key`, `key.2`, ...)
+    are one run; their costs, each attempt's own model calls', add up."""
+    return job_of(str(run["id"])) if run.get("id") else f"#{n}"
+
+
 def figures(
     ledgers: Sequence[ChangeLedger], runs: Sequence[Mapping[str, Any]], rates: Rates
 ) -> dict[str, Any]:
@@ -51,7 +58,7 @@ def figures(
     waits = [w for w in (ledger.hours_to_first_review() for ledger in ledgers) if w is not None]
     closes = [c for c in (ledger.hours_to_close() for ledger in ledgers) if c is not None]
     return {
-        "runs": len(runs),
+        "runs": len({_job(run, n) for n, run in enumerate(runs)}),
         "run_cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in runs), 6),
         "prs_opened": len(ledgers),
         "prs_merged": len(merged),
@@ -78,9 +85,12 @@ def weekly(
     weeks: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"runs": 0, "cost_usd": 0.0, "prs_opened": 0, "prs_merged": 0}
     )
-    for run in runs:
+    counted: set[str] = set()
+    for n, run in enumerate(runs):
         week = weeks[week_of(float(run["created_at"]))]
-        week["runs"] += 1
+        # A job's attempts are one run, in the week its first attempt began (runs are in order).
+        week["runs"] += _job(run, n) not in counted
+        counted.add(_job(run, n))
         week["cost_usd"] = round(week["cost_usd"] + float(run.get("cost_usd") or 0), 6)
     for ledger in ledgers:
         if ledger.opened_at is not None:

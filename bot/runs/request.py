@@ -32,6 +32,8 @@ RUN_VERBS: tuple[RunVerb, ...] = ("fix", "plan", "repair", "revise")
 T = TypeVar("T")
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _SHA = r"^[0-9a-f]{7,64}$"
+# A run id: its job's key, then `.2`, `.3`, ... for later attempts (bot/runs/attempts.py).
+_RUN_ID = r"^[0-9a-f]{6,40}(\.[0-9]{1,4})?$"
 
 
 def _repository_name(name: str) -> str:
@@ -85,8 +87,8 @@ class Task:
     feedback_label: StrictStr | None = None
     title: StrictStr | None = None
     # `/shipmate apply --large`: publish the change this run held back for its size, as it was
-    # reviewed, instead of running the agent (bot/runs/held.py).
-    publish: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{6,40}$")] | None = None
+    # reviewed, instead of running the agent (bot/runs/held.py); a retried attempt held it too.
+    publish: Annotated[StrictStr, Field(pattern=_RUN_ID)] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The payload's task fields: those set, under their payload names."""

@@ -80,12 +80,16 @@ async def check_out(run: Run, clone_url: str, sha: str) -> Checkout:
 
 async def base_of(run: Run, reader: RepoClient, default_branch: str) -> str | None:
     """The commit the run starts from: a pull request's head, what a deploy follow-up was
-    deployed from, else the default branch's head (None when it has no commits)."""
+    deployed from, the commit an earlier attempt of the job started from (a retry's tree and
+    the commit it builds on share one base), else the default branch's head (None when it has
+    no commits)."""
     task = run.request.task
     if task.pr is not None:
         return task.pr.head_sha
     if task.base_sha:
         return task.base_sha
+    if run.earlier_base:
+        return run.earlier_base
     return await reader.branch_sha(default_branch)
 
 

@@ -26,6 +26,7 @@ STATUSES = (
     "step_limit",
     "timeout",
     "stopped",
+    "interrupted",  # an attempt whose worker stopped; its job ran again (bot/runs/attempts.py)
 )
 ARTIFACT_CHARS = 200_000
 
