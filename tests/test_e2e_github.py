@@ -67,6 +67,23 @@ class World:
             event, action, payload, to=f"{self.base}/api/github/webhooks", secret=SECRET
         )
 
+    def review(self, review_id: int, number: int, body: str) -> Any:
+        """Alice's review asking for changes on pull request `number`, delivered."""
+        return self.emit(
+            "pull_request_review",
+            "submitted",
+            {
+                "review": {
+                    "id": review_id,
+                    "state": "changes_requested",
+                    "body": body,
+                    "user": {"login": "alice"},
+                },
+                "pull_request": {"number": number},
+                "sender": {"login": "alice", "type": "User"},
+            },
+        )
+
     def work(self) -> int:
         deps = RunDeps(
             self.settings,
@@ -500,20 +517,7 @@ def test_a_review_becomes_one_revision_run(world: World) -> None:
         return FIXED_SCRIPT[0]
 
     world.model.script([first, *FIXED_SCRIPT[1:]])
-    world.emit(
-        "pull_request_review",
-        "submitted",
-        {
-            "review": {
-                "id": review["id"],
-                "state": "changes_requested",
-                "body": "Please also fix add()",
-                "user": {"login": "alice"},
-            },
-            "pull_request": {"number": pull["number"]},
-            "sender": {"login": "alice", "type": "User"},
-        },
-    )
+    world.review(review["id"], pull["number"], "Please also fix add()")
     world.work()
     assert "calc.py:2: This subtracts." in seen[0]
     (push,) = world.gh.state.pushes

@@ -242,20 +242,7 @@ def test_a_revision_killed_after_its_replies_answers_each_comment_once(world: Wo
     )
     world.model.script(FIXED_SCRIPT)
     with killed_after(PullCalls, "reply_to_review_comment"):
-        world.emit(
-            "pull_request_review",
-            "submitted",
-            {
-                "review": {
-                    "id": review["id"],
-                    "state": "changes_requested",
-                    "body": "Fix add()",
-                    "user": {"login": "alice"},
-                },
-                "pull_request": {"number": pull["number"]},
-                "sender": {"login": "alice", "type": "User"},
-            },
-        )
+        world.review(review["id"], pull["number"], "Fix add()")
         world.work()
     world.model.script(FIXED_SCRIPT)
     _run_again(world)
