@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -313,46 +312,3 @@ def test_the_store_counts_the_deliveries_of_every_process(sqlite_url: str) -> No
     assert ours.deliveries_stored() == 3
     ours.dispose()
     theirs.dispose()
-
-
-@pytest.mark.anyio
-async def test_a_notify_wakes_one_idle_slot_and_a_found_job_the_next(queue: SQLQueue) -> None:
-    """Every idle slot claiming at each commit of the intake would mostly find nothing, each
-    in a write transaction; one slot looks, and one that finds a job wakes another."""
-    claims = 0
-    claim = queue.claim
-
-    def counted(*args: Any, **kwargs: Any) -> Job | None:
-        nonlocal claims
-        claims += 1
-        return claim(*args, **kwargs)
-
-    queue.claim = counted  # type: ignore[method-assign]
-    done: list[int] = []
-
-    async def quick(job: Job, context: JobContext) -> None:
-        done.append(job.payload["n"])
-
-    worker = Worker(queue, {"quick": quick}, concurrency=4, poll_seconds=30)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(worker.run(stop))
-    try:
-        for _ in range(500):
-            if claims == 4 and len(worker._idle) == 4:  # each slot found nothing, and waits
-                break
-            await asyncio.sleep(0.01)
-        assert claims == 4 and len(worker._idle) == 4
-        worker.notify()  # nothing new after all
-        await asyncio.sleep(0.3)
-        assert claims == 5
-        for n in range(3):
-            queue.enqueue("quick", {"n": n})
-        worker.notify()
-        for _ in range(500):
-            if len(done) == 3:
-                break
-            await asyncio.sleep(0.01)
-        assert sorted(done) == [0, 1, 2]  # without waiting for the 30 s poll
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, 10)

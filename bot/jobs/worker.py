@@ -4,7 +4,6 @@ and shuts down cleanly (stop claiming, let the current job finish, else release 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import os
@@ -101,9 +100,7 @@ class Worker:
         capacity = self.concurrency + sum(self.dedicated.values())
         self.load = Load(capacity=capacity, backend="sql", worker_id=self.worker_id)
         self.heartbeat_seconds = heartbeat_seconds
-        # Slots waiting for a notify, and a notify that found none waiting.
-        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._woken = False
+        self.wake = asyncio.Event()
         self.delivery_fields = delivery_fields
         # In `serve`: whether the intake in this process is taking a burst of deliveries. The
         # jobs are stored, so the worker then takes at most one per slot every
@@ -112,33 +109,8 @@ class Worker:
         self.busy_claim_seconds = 1.0
 
     def notify(self) -> None:
-        """A job was just enqueued: one idle slot looks now instead of at the next poll, and
-        one that finds a job wakes the next. Every idle slot at once would mostly find that job
-        taken or its issue's lock held, each in a write transaction the intake waits for (the
-        intake notifies once per commit)."""
-        while self._idle:
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._woken = True  # the next slot to go idle looks again first
-
-    async def _idle_until_notified(self, stop: asyncio.Event) -> None:
-        if self._woken:
-            self._woken = False
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._idle.append(waiter)
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait(
-                {waiter, stopping}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stopping.cancel()
-            if not waiter.done():
-                waiter.cancel()
-                self._idle.remove(waiter)
+        """A job was just enqueued: look now instead of at the next poll."""
+        self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run jobs until `stop` is set; then finish (or release) the ones under way."""
@@ -173,9 +145,18 @@ class Worker:
                 self.queue.claim, self.worker_id, self.lease_seconds, kinds
             )
             if job is None:
-                await self._idle_until_notified(stop)
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    waiters = [
+                        asyncio.ensure_future(stop.wait()),
+                        asyncio.ensure_future(self.wake.wait()),
+                    ]
+                    _, pending = await asyncio.wait(
+                        waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for waiter in pending:
+                        waiter.cancel()
                 continue
-            self.notify()  # more may be waiting: another slot looks
             await self._run_job(job, stop)
 
     async def run_until_idle(self) -> int:
